@@ -1,0 +1,32 @@
+//! `alertd check`: what a configuration says, one readable line per rule.
+
+use crate::config::{Config, Loaded, Shape};
+use crate::duration::HumanDuration;
+
+/// The lines `alertd check` prints for a valid configuration: a settings
+/// line, then one line per rule.
+pub fn summary(loaded: &Loaded) -> Vec<String> {
+    let Config {
+        shape,
+        monitoring,
+        alerting,
+    } = &loaded.config;
+    let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
+    let mut lines = vec![format!(
+        "{} config: monitoring {} (every {}, kept {}), alerting {} (every {}, kept {}), {} rule{}",
+        match shape {
+            Shape::Native => "native",
+            Shape::Botpress => "botpress.config.json",
+        },
+        on(monitoring.enabled),
+        HumanDuration(monitoring.collection_interval),
+        HumanDuration(monitoring.retention_period),
+        on(alerting.enabled),
+        HumanDuration(alerting.watcher_interval),
+        HumanDuration(alerting.retention_period),
+        alerting.rules.len(),
+        if alerting.rules.len() == 1 { "" } else { "s" },
+    )];
+    lines.extend(alerting.rules.iter().map(|rule| format!("  {rule}")));
+    lines
+}

@@ -1,0 +1,113 @@
+//! The configuration file as written, before validation.
+//!
+//! Every leaf is a [`Raw`], which keeps a value of the wrong type instead of
+//! failing, and every object collects its unknown keys, so that validation can
+//! report every problem of a file at once instead of stopping at the first.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// A leaf value as found in the file: absent, of the expected type, or not.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Raw<T> {
+    #[default]
+    Missing,
+    Valid(T),
+    Invalid(Value),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Raw<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        Ok(match T::deserialize(&value) {
+            Ok(typed) => Raw::Valid(typed),
+            Err(_) => Raw::Invalid(value),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawMonitoring {
+    #[serde(default)]
+    pub enabled: Raw<bool>,
+    #[serde(default)]
+    pub collection_interval: Raw<String>,
+    #[serde(default)]
+    pub retention_period: Raw<String>,
+    #[serde(default)]
+    pub janitor_interval: Raw<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawMonitoring {
+    pub const KEYS: &[&str] = &[
+        "enabled",
+        "collectionInterval",
+        "retentionPeriod",
+        "janitorInterval",
+    ];
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawAlerting {
+    #[serde(default)]
+    pub enabled: Raw<bool>,
+    #[serde(default)]
+    pub watcher_interval: Raw<String>,
+    #[serde(default)]
+    pub retention_period: Raw<String>,
+    #[serde(default)]
+    pub janitor_interval: Raw<String>,
+    #[serde(default)]
+    pub rules: Raw<Vec<Value>>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawAlerting {
+    pub const KEYS: &[&str] = &[
+        "enabled",
+        "watcherInterval",
+        "retentionPeriod",
+        "janitorInterval",
+        "rules",
+    ];
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRule {
+    #[serde(default)]
+    pub name: Raw<String>,
+    #[serde(default)]
+    pub field: Raw<String>,
+    #[serde(default)]
+    pub aggregation: Raw<String>,
+    #[serde(default)]
+    pub operand: Raw<String>,
+    #[serde(default)]
+    pub value: Raw<f64>,
+    #[serde(default)]
+    pub timeframe: Raw<String>,
+    #[serde(default)]
+    pub cooldown: Raw<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawRule {
+    pub const KEYS: &[&str] = &[
+        "name",
+        "field",
+        "aggregation",
+        "operand",
+        "value",
+        "timeframe",
+        "cooldown",
+    ];
+}

@@ -1,0 +1,155 @@
+//! A running sum that values can be added to and removed from without drift.
+//!
+//! A plain `f64` running sum accumulates rounding errors as values enter and
+//! leave a sliding window: after `+0.1` and `-0.1` it may not be 0 again, and a
+//! rule `sum <= 0` over a window that has emptied would never fire. Here every
+//! value of magnitude below 2^36 whose binary fraction ends at or above 2^-64
+//! (all integers, and decimals such as 12.345 or 0.001) is held exactly as a
+//! 128-bit fixed-point integer, so the sum is exact whatever the history and is
+//! rounded once when read. Values outside that range (rare in metrics: below
+//! about 1e-4 with a long fraction, or above 6.8e10) go to an `f64` side sum
+//! that is reset to exactly 0 whenever its last value leaves; for integers up
+//! to 2^53 that side sum is exact as well.
+
+/// Bits after the binary point in the fixed-point part.
+const FRACTION_BITS: i32 = 64;
+/// Values with magnitude at or above 2^LIMIT_BITS use the `f64` side sum. With
+/// at most 2^27 values in one window the fixed-point total cannot overflow.
+const LIMIT_BITS: i32 = 36;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ExactSum {
+    fixed: i128,
+    loose: f64,
+    loose_count: u32,
+}
+
+impl ExactSum {
+    #[inline]
+    pub fn add(&mut self, value: f64) {
+        match to_fixed(value) {
+            Some(fixed) => self.fixed = self.fixed.wrapping_add(fixed),
+            None => {
+                self.loose += value;
+                self.loose_count += 1;
+            }
+        }
+    }
+
+    /// Removes a value that was added before.
+    #[inline]
+    pub fn remove(&mut self, value: f64) {
+        match to_fixed(value) {
+            Some(fixed) => self.fixed = self.fixed.wrapping_sub(fixed),
+            None => {
+                self.loose_count -= 1;
+                self.loose = if self.loose_count == 0 {
+                    0.0
+                } else {
+                    self.loose - value
+                };
+            }
+        }
+    }
+
+    /// The sum, rounded once to the nearest `f64`.
+    #[inline]
+    pub fn value(&self) -> f64 {
+        // i128 -> f64 rounds to nearest; scaling by a power of two is exact.
+        let fixed = self.fixed as f64 * f64::from_bits(((1023 - FRACTION_BITS) as u64) << 52);
+        if self.loose_count == 0 {
+            fixed
+        } else {
+            fixed + self.loose
+        }
+    }
+}
+
+/// `value * 2^64` as an integer, when that is exact and small enough.
+#[inline]
+fn to_fixed(value: f64) -> Option<i128> {
+    if value == 0.0 {
+        return Some(0);
+    }
+    let bits = value.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    if biased == 0 {
+        return None; // subnormal: far below the fixed-point resolution
+    }
+    let mantissa = (bits & ((1u64 << 52) - 1)) | (1u64 << 52);
+    let exponent = biased - 1075; // value = ±mantissa * 2^exponent
+    if exponent + 52 >= LIMIT_BITS {
+        return None; // includes infinities and NaN
+    }
+    let shift = exponent + FRACTION_BITS;
+    let magnitude = if shift >= 0 {
+        i128::from(mantissa) << shift
+    } else {
+        let drop = -shift;
+        if drop > 52 || mantissa & ((1u64 << drop) - 1) != 0 {
+            return None;
+        }
+        i128::from(mantissa >> drop)
+    };
+    Some(if bits >> 63 == 1 {
+        -magnitude
+    } else {
+        magnitude
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn converts_exactly_or_not_at_all() {
+        assert_eq!(to_fixed(1.0), Some(1i128 << 64));
+        assert_eq!(to_fixed(-2.5), Some(-(5i128 << 63)));
+        assert_eq!(to_fixed(0.1).map(|f| f as f64 / 2f64.powi(64)), Some(0.1));
+        assert_eq!(to_fixed(2f64.powi(36)), None);
+        assert_eq!(to_fixed(1e-30), None);
+        assert_eq!(to_fixed(f64::MIN_POSITIVE / 2.0), None);
+    }
+
+    #[test]
+    fn returns_to_exactly_zero() {
+        let mut sum = ExactSum::default();
+        for v in [0.1, 0.2, 0.3, 1e-30, 1e20, 12.345] {
+            sum.add(v);
+        }
+        for v in [0.1, 0.2, 0.3, 1e-30, 1e20, 12.345] {
+            sum.remove(v);
+        }
+        assert_eq!(sum.value(), 0.0);
+    }
+
+    fn sum_of(values: &[f64]) -> ExactSum {
+        let mut sum = ExactSum::default();
+        values.iter().for_each(|&v| sum.add(v));
+        sum
+    }
+
+    proptest! {
+        /// A sliding window's sum depends only on what is in the window, not on
+        /// what passed through it before.
+        #[test]
+        fn sum_has_no_history(
+            passed in prop::collection::vec(-1e6f64..1e6, 0..50),
+            kept in prop::collection::vec(-1e6f64..1e6, 0..50),
+        ) {
+            let mut sum = ExactSum::default();
+            passed.iter().chain(&kept).for_each(|&v| sum.add(v));
+            passed.iter().for_each(|&v| sum.remove(v));
+            prop_assert_eq!(sum.value(), sum_of(&kept).value());
+        }
+
+        /// For integers the sum is the plain sum, exactly.
+        #[test]
+        fn integer_sums_are_exact(values in prop::collection::vec(-(1i64 << 40)..(1i64 << 40), 0..100)) {
+            let floats: Vec<f64> = values.iter().map(|&v| v as f64).collect();
+            prop_assert_eq!(sum_of(&floats).value(), values.iter().sum::<i64>() as f64);
+        }
+    }
+}

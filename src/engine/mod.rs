@@ -1,0 +1,494 @@
+//! The rule engine (SPEC sections 4 and 5): pure, incremental, exact.
+//!
+//! The engine holds, for every host, the samples its rules can still see and
+//! one [`Window`] per rule, and for every (rule, host) pair the open incident
+//! and the end of the last resolved one. It has no clock and does no I/O: the
+//! caller feeds it samples ([`Engine::ingest`]) and evaluation times
+//! ([`Engine::evaluate`]), and receives the [`Transition`]s of each tick.
+//!
+//! A tick costs O(1) amortised per (rule, host), whatever the timeframe: a
+//! sample enters each window once and leaves it once. A sample that arrives
+//! after samples of the same host with a later timestamp is placed in order;
+//! if the windows have already seen later samples, that host's windows are
+//! rebuilt from the samples it holds (rare, and O(window) when it happens).
+
+mod exact_sum;
+mod window;
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+pub use exact_sum::ExactSum;
+use window::{Ring, Seq, Window};
+
+use crate::config::{Config, Rule};
+use crate::duration::Millis;
+use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
+use crate::sample::{Sample, field_hash};
+
+/// Why the engine refused a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "evaluation at {at} is before the previous evaluation at {previous}: ticks must not go back in time"
+    )]
+    TickInPast { at: Millis, previous: Millis },
+}
+
+/// A rule as the engine uses it.
+#[derive(Debug, Clone)]
+struct EngineRule {
+    rule: Rule,
+    name: Arc<str>,
+    /// Column of the rule's field in every host's [`Ring`].
+    slot: usize,
+}
+
+/// The open incident of one (rule, host) pair, and the end of its last resolved one.
+#[derive(Debug, Clone, Default)]
+struct Alarm {
+    open: Option<OpenIncident>,
+    last_end: Option<Millis>,
+}
+
+#[derive(Debug, Clone)]
+struct OpenIncident {
+    id: String,
+    start_time: Millis,
+    trigger_value: f64,
+}
+
+#[derive(Debug)]
+struct Host {
+    name: Arc<str>,
+    ring: Ring,
+    /// Samples before this sequence number have entered every window.
+    entered: Seq,
+    /// The newest timestamp among samples that have entered (`ts <= t`).
+    latest_visible: Option<Millis>,
+    /// Not known at the last tick (silent for the retention period).
+    forgotten: bool,
+    /// One per rule, in rule order.
+    windows: Vec<Window>,
+    alarms: Vec<Alarm>,
+}
+
+impl Host {
+    fn new(name: &str, width: usize, rules: usize) -> Self {
+        Host {
+            name: name.into(),
+            ring: Ring::new(width),
+            entered: 0,
+            latest_visible: None,
+            forgotten: false,
+            windows: vec![Window::default(); rules],
+            alarms: vec![Alarm::default(); rules],
+        }
+    }
+}
+
+/// The state of one rule on one host, as of the last evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairStatus {
+    /// The aggregate, `None` when it has no value.
+    pub aggregate: Option<f64>,
+    /// Samples in the window that carry the rule's field.
+    pub samples: u32,
+    pub open: Option<Incident>,
+    /// End of the last resolved incident.
+    pub last_end: Option<Millis>,
+}
+
+/// What the engine holds in memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    pub hosts: usize,
+    /// Field values held in the hosts' rings.
+    pub values_held: usize,
+    /// Bytes allocated for them, their timestamps and the min/max deques.
+    pub window_bytes: usize,
+}
+
+/// The distinct fields rules use, each with its column in the hosts' rings.
+#[derive(Debug, Clone, Default)]
+pub struct FieldTable {
+    /// Names and their [`field_hash`], in column order.
+    fields: Vec<(String, u64)>,
+}
+
+impl FieldTable {
+    fn column_of(&mut self, field: &str) -> usize {
+        self.slot(field, field_hash(field)).unwrap_or_else(|| {
+            self.fields.push((field.to_string(), field_hash(field)));
+            self.fields.len() - 1
+        })
+    }
+
+    /// The column of `field`, given its [`field_hash`].
+    #[inline]
+    pub fn slot(&self, field: &str, hash: u64) -> Option<usize> {
+        self.fields
+            .iter()
+            .position(|(f, h)| *h == hash && f == field)
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.fields.iter().map(|(f, _)| f.as_str())
+    }
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<EngineRule>,
+    fields: FieldTable,
+    /// A host silent for this long is forgotten (`monitoring.retentionPeriod`).
+    host_retention: Millis,
+    hosts: Vec<Host>,
+    host_index: FxHashMap<Arc<str>, usize>,
+    last_tick: Option<Millis>,
+}
+
+impl Engine {
+    pub fn new(rules: &[Rule], host_retention: Millis) -> Self {
+        let mut fields = FieldTable::default();
+        let rules = rules
+            .iter()
+            .map(|rule| {
+                let slot = fields.column_of(&rule.field);
+                EngineRule {
+                    rule: rule.clone(),
+                    name: rule.name.as_str().into(),
+                    slot,
+                }
+            })
+            .collect::<Vec<_>>();
+        Engine {
+            rules,
+            fields,
+            host_retention,
+            hosts: Vec::new(),
+            host_index: FxHashMap::default(),
+            last_tick: None,
+        }
+    }
+
+    pub fn from_config(config: &Config) -> Self {
+        Self::new(&config.alerting.rules, config.monitoring.retention_period)
+    }
+
+    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> {
+        self.rules.iter().map(|r| &r.rule)
+    }
+
+    /// The fields rules use, in the order [`Engine::ingest_values`] takes their values.
+    pub fn fields(&self) -> &FieldTable {
+        &self.fields
+    }
+
+    /// The time of the last evaluation.
+    pub fn last_tick(&self) -> Option<Millis> {
+        self.last_tick
+    }
+
+    /// Whether no host is held at all (every host has been forgotten and dropped).
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+
+    /// Adds a sample. Fields no rule uses are ignored.
+    pub fn ingest(&mut self, sample: &Sample) {
+        let mut values = vec![f64::NAN; self.fields.len()];
+        for (field, value) in &sample.metrics {
+            if let Some(slot) = self.fields.slot(field, field_hash(field)) {
+                values[slot] = *value;
+            }
+        }
+        self.ingest_values(&sample.host, sample.ts, &values);
+    }
+
+    /// Adds a sample given as one value per field of [`Engine::fields`], NaN
+    /// where the sample lacks the field. Values must otherwise be finite.
+    pub fn ingest_values(&mut self, host: &str, ts: Millis, values: &[f64]) {
+        debug_assert_eq!(values.len(), self.fields.len());
+        let index = match self.host_index.get(host) {
+            Some(&index) => index,
+            None => {
+                let new = Host::new(host, self.fields.len(), self.rules.len());
+                self.host_index.insert(new.name.clone(), self.hosts.len());
+                self.hosts.push(new);
+                self.hosts.len() - 1
+            }
+        };
+        let host = &mut self.hosts[index];
+        let seq = host.ring.insert(ts, values);
+        if seq < host.entered {
+            // Older than samples the windows have already taken in: rebuild
+            // this host's windows as they are at the last tick.
+            let base = host.ring.base();
+            host.entered = base;
+            host.windows
+                .iter_mut()
+                .for_each(|w| *w = Window::starting_at(base));
+            if let Some(tick) = self.last_tick {
+                advance_windows(&self.rules, host, tick);
+            }
+        }
+    }
+
+    /// Evaluates every rule for every known host at tick `at` and appends the
+    /// resulting transitions to `out`, ordered by rule (configuration order)
+    /// and then host name (byte order).
+    pub fn evaluate(
+        &mut self,
+        at: Millis,
+        ids: &mut dyn IncidentIds,
+        out: &mut Vec<Transition>,
+    ) -> Result<(), EngineError> {
+        if let Some(previous) = self.last_tick
+            && at < previous
+        {
+            return Err(EngineError::TickInPast { at, previous });
+        }
+        self.last_tick = Some(at);
+        let first = out.len();
+        let mut dropped = Vec::new();
+        for (index, host) in self.hosts.iter_mut().enumerate() {
+            advance_windows(&self.rules, host, at);
+            let Some(latest) = host.latest_visible else {
+                continue; // no sample at or before this tick yet
+            };
+            if latest <= at - self.host_retention {
+                forget(&self.rules, host, at, out);
+                if can_drop(&self.rules, host, at) {
+                    dropped.push(index);
+                }
+                continue;
+            }
+            host.forgotten = false;
+            for (rule_index, rule) in self.rules.iter().enumerate() {
+                let aggregate = host.windows[rule_index].aggregate(
+                    rule.rule.aggregation,
+                    &host.ring,
+                    rule.slot,
+                );
+                let alarm = &mut host.alarms[rule_index];
+                if let Some(transition) =
+                    decide(rule, rule_index, &host.name, alarm, aggregate, at, ids)
+                {
+                    out.push(transition);
+                }
+            }
+        }
+        for &index in dropped.iter().rev() {
+            let host = self.hosts.swap_remove(index);
+            self.host_index.remove(&host.name);
+            if let Some(moved) = self.hosts.get(index) {
+                self.host_index.insert(moved.name.clone(), index);
+            }
+        }
+        out[first..].sort_by(|a, b| {
+            a.rule.cmp(&b.rule).then_with(|| {
+                a.incident
+                    .host_name
+                    .as_bytes()
+                    .cmp(b.incident.host_name.as_bytes())
+            })
+        });
+        Ok(())
+    }
+
+    /// The state of every rule on `host`, as of the last evaluation.
+    pub fn host_status(&self, host: &str) -> Option<Vec<PairStatus>> {
+        let host = &self.hosts[*self.host_index.get(host)?];
+        Some(
+            self.rules
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| {
+                    let window = &host.windows[index];
+                    let alarm = &host.alarms[index];
+                    PairStatus {
+                        aggregate: window.aggregate(rule.rule.aggregation, &host.ring, rule.slot),
+                        samples: window.count(),
+                        open: alarm
+                            .open
+                            .as_ref()
+                            .map(|open| incident(rule, &host.name, open, None)),
+                        last_end: alarm.last_end,
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Names of the hosts held, in byte order.
+    pub fn host_names(&self) -> Vec<Arc<str>> {
+        let mut names: Vec<_> = self.hosts.iter().map(|h| h.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    pub fn memory(&self) -> MemoryStats {
+        let mut stats = MemoryStats {
+            hosts: self.hosts.len(),
+            ..MemoryStats::default()
+        };
+        for host in &self.hosts {
+            stats.values_held += host.ring.len() * host.ring.width();
+            stats.window_bytes += host.ring.retained_bytes()
+                + host
+                    .windows
+                    .iter()
+                    .map(Window::retained_bytes)
+                    .sum::<usize>();
+        }
+        stats
+    }
+}
+
+/// One past the newest sample with `ts <= at`.
+fn visible_end(host: &Host, at: Millis) -> Seq {
+    let mut end = host.entered;
+    while end < host.ring.end() && host.ring.ts(end) <= at {
+        end += 1;
+    }
+    end
+}
+
+/// Moves every window of `host` to tick `at`: samples with `ts <= at` enter,
+/// samples with `ts <= at - timeframe` leave; then forgets what no window holds.
+fn advance_windows(rules: &[EngineRule], host: &mut Host, at: Millis) {
+    let entered = host.entered;
+    let end = visible_end(host, at);
+    if end > entered {
+        let newest = host.ring.ts(end - 1);
+        host.latest_visible = Some(
+            host.latest_visible
+                .map_or(newest, |latest| latest.max(newest)),
+        );
+    }
+    let mut oldest_needed = end;
+    for (rule, window) in rules.iter().zip(host.windows.iter_mut()) {
+        let aggregation = rule.rule.aggregation;
+        for seq in entered..end {
+            window.enter(aggregation, &host.ring, rule.slot, seq);
+        }
+        window.leave_until(
+            aggregation,
+            &host.ring,
+            rule.slot,
+            end,
+            at - rule.rule.timeframe,
+        );
+        oldest_needed = oldest_needed.min(window.start);
+    }
+    host.entered = end;
+    host.ring.trim_before(oldest_needed);
+}
+
+/// A forgotten host can be dropped once nothing of it can matter again: no
+/// sample left in reach of a window or waiting to become visible, no open
+/// incident and no running cooldown.
+fn can_drop(rules: &[EngineRule], host: &Host, at: Millis) -> bool {
+    host.ring.len() == 0
+        && host.alarms.iter().zip(rules).all(|(alarm, rule)| {
+            alarm.open.is_none()
+                && alarm
+                    .last_end
+                    .is_none_or(|end| at >= end + rule.rule.cooldown)
+        })
+}
+
+/// Resolves the open incidents of a host that is no longer known (SPEC 5.4).
+fn forget(rules: &[EngineRule], host: &mut Host, at: Millis, out: &mut Vec<Transition>) {
+    if host.forgotten {
+        return;
+    }
+    host.forgotten = true;
+    for (rule_index, (rule, alarm)) in rules.iter().zip(host.alarms.iter_mut()).enumerate() {
+        if let Some(open) = alarm.open.take() {
+            alarm.last_end = Some(at);
+            out.push(Transition {
+                kind: TransitionKind::Resolved,
+                at,
+                rule: rule_index,
+                incident: incident(rule, &host.name, &open, Some(at)),
+            });
+        }
+    }
+}
+
+/// The transition rules of SPEC 5.5 for one (rule, host) pair at one tick.
+#[inline]
+fn decide(
+    rule: &EngineRule,
+    rule_index: usize,
+    host: &Arc<str>,
+    alarm: &mut Alarm,
+    aggregate: Option<f64>,
+    at: Millis,
+    ids: &mut dyn IncidentIds,
+) -> Option<Transition> {
+    let aggregate = aggregate?;
+    let holds = rule.rule.holds(aggregate);
+    match &alarm.open {
+        None if holds => {
+            let cooling = alarm
+                .last_end
+                .is_some_and(|end| at < end + rule.rule.cooldown);
+            if cooling {
+                return None;
+            }
+            let open = OpenIncident {
+                id: ids.next_id(at),
+                start_time: at,
+                trigger_value: aggregate,
+            };
+            let transition = Transition {
+                kind: TransitionKind::Opened,
+                at,
+                rule: rule_index,
+                incident: incident(rule, host, &open, None),
+            };
+            alarm.open = Some(open);
+            Some(transition)
+        }
+        Some(_) if !holds => {
+            let open = alarm.open.take()?;
+            alarm.last_end = Some(at);
+            Some(Transition {
+                kind: TransitionKind::Resolved,
+                at,
+                rule: rule_index,
+                incident: incident(rule, host, &open, Some(at)),
+            })
+        }
+        _ => None,
+    }
+}
+
+fn incident(
+    rule: &EngineRule,
+    host: &Arc<str>,
+    open: &OpenIncident,
+    end_time: Option<Millis>,
+) -> Incident {
+    Incident {
+        id: open.id.clone(),
+        rule_name: rule.name.clone(),
+        host_name: host.clone(),
+        start_time: open.start_time,
+        end_time,
+        trigger_value: open.trigger_value,
+    }
+}

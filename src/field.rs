@@ -1,0 +1,93 @@
+//! Metric field names (SPEC sections 1 and 9): the built-in fields the
+//! collector produces, and the syntax every custom field must follow.
+
+/// The fields a monitoring collector reports for its node (SPEC section 9).
+pub const BUILT_IN_FIELDS: &[&str] = &[
+    "cpu.usage",
+    "mem.usage",
+    "mem.free",
+    "requests.count",
+    "requests.latency_sum",
+    "requests.latency_avg",
+    "eventsIn.count",
+    "eventsOut.count",
+    "warnings.count",
+    "errors.count",
+];
+
+/// Longest accepted field name, in bytes.
+pub const MAX_FIELD_NAME_LEN: usize = 128;
+
+/// Whether `name` matches `[A-Za-z0-9_.:-]{1,128}`.
+pub fn is_valid_field_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_FIELD_NAME_LEN && name.bytes().all(is_field_byte)
+}
+
+/// Whether `byte` may appear in a field name.
+#[inline]
+pub fn is_field_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b':' | b'-')
+}
+
+pub fn is_built_in(name: &str) -> bool {
+    BUILT_IN_FIELDS.contains(&name)
+}
+
+/// The built-in field a custom field name was most likely meant to be, if it
+/// is within two edits of one (`cpu.usgae` -> `cpu.usage`).
+pub fn likely_built_in(name: &str) -> Option<&'static str> {
+    BUILT_IN_FIELDS
+        .iter()
+        .map(|&known| (edit_distance(name, known), known))
+        .filter(|&(distance, _)| distance <= 2)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, known)| known)
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut rows = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in rows[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_name_syntax() {
+        for good in ["cpu.usage", "a", "my_app:queue-depth.p99", &"x".repeat(128)] {
+            assert!(is_valid_field_name(good), "{good}");
+        }
+        for bad in ["", "cpu usage", "cpu/usage", "é", &"x".repeat(129)] {
+            assert!(!is_valid_field_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn suggests_the_built_in_field_behind_a_typo() {
+        assert_eq!(likely_built_in("cpu.usgae"), Some("cpu.usage"));
+        assert_eq!(likely_built_in("error.count"), Some("errors.count"));
+        assert_eq!(likely_built_in("queue.depth"), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Incidents (SPEC section 6) and the transitions that open and resolve them.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::duration::Millis;
+
+/// An open or resolved alarm of one rule on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    pub id: String,
+    pub rule_name: Arc<str>,
+    pub host_name: Arc<str>,
+    pub start_time: Millis,
+    /// `None` while the incident is open.
+    pub end_time: Option<Millis>,
+    /// The aggregate when the incident opened; never changes.
+    pub trigger_value: f64,
+}
+
+impl Incident {
+    pub fn is_open(&self) -> bool {
+        self.end_time.is_none()
+    }
+}
+
+/// The JSON object of SPEC section 6: RFC 3339 times with milliseconds, and
+/// `endTime` absent (not null) while open.
+impl Serialize for Incident {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("ruleName", &*self.rule_name)?;
+        map.serialize_entry("hostName", &*self.host_name)?;
+        map.serialize_entry("startTime", &rfc3339(self.start_time))?;
+        if let Some(end) = self.end_time {
+            map.serialize_entry("endTime", &rfc3339(end))?;
+        }
+        map.serialize_entry("triggerValue", &JsonNumber(self.trigger_value))?;
+        map.end()
+    }
+}
+
+/// `2026-11-23T10:00:10.000Z`
+pub fn rfc3339(at: Millis) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(at.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// A number written the way JavaScript writes it: `12`, not `12.0`.
+pub struct JsonNumber(pub f64);
+
+impl Serialize for JsonNumber {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0; // 2^53
+        let value = self.0;
+        if value.fract() == 0.0 && value.abs() < EXACT_INTEGERS {
+            serializer.serialize_i64(value as i64)
+        } else {
+            serializer.serialize_f64(value)
+        }
+    }
+}
+
+/// Whether a transition opened or resolved its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransitionKind {
+    Opened,
+    Resolved,
+}
+
+impl TransitionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransitionKind::Opened => "opened",
+            TransitionKind::Resolved => "resolved",
+        }
+    }
+}
+
+/// An incident being opened or resolved at an evaluation tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    /// The evaluation tick.
+    pub at: Millis,
+    /// Index of the rule in the configuration.
+    pub rule: usize,
+    /// The incident as it is after the transition.
+    pub incident: Incident,
+}
+
+/// `{"event":"opened","at":...,"incident":{...}}`: the replay output line (SPEC section 8).
+impl Serialize for Transition {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("event", self.kind.as_str())?;
+        map.serialize_entry("at", &self.at)?;
+        map.serialize_entry("incident", &self.incident)?;
+        map.end()
+    }
+}
+
+/// Where incident ids come from: random in a service, predictable in tests.
+pub trait IncidentIds {
+    fn next_id(&mut self, start_time: Millis) -> String;
+}
+
+/// ULIDs: unique, random, and sorted by the incident's start time.
+#[derive(Debug, Default)]
+pub struct UlidIds;
+
+impl IncidentIds for UlidIds {
+    fn next_id(&mut self, start_time: Millis) -> String {
+        let time = UNIX_EPOCH + Duration::from_millis(start_time.max(0) as u64);
+        ulid::Ulid::from_datetime(time).to_string()
+    }
+}
+
+/// `inc-1`, `inc-2`, ...: for tests.
+#[derive(Debug, Default)]
+pub struct SequentialIds(pub u64);
+
+impl IncidentIds for SequentialIds {
+    fn next_id(&mut self, _start_time: Millis) -> String {
+        self.0 += 1;
+        format!("inc-{}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_as_the_spec_shows() {
+        let mut incident = Incident {
+            id: "01JD6Z8J1V6N5WQ3W5G1B8H1QX".into(),
+            rule_name: "High CPU Usage".into(),
+            host_name: "web-1".into(),
+            start_time: 1_795_428_010_000,
+            end_time: None,
+            trigger_value: 71.5,
+        };
+        assert_eq!(
+            serde_json::to_string(&incident).unwrap(),
+            r#"{"id":"01JD6Z8J1V6N5WQ3W5G1B8H1QX","ruleName":"High CPU Usage","hostName":"web-1","startTime":"2026-11-23T10:00:10.000Z","triggerValue":71.5}"#
+        );
+        incident.end_time = Some(1_795_428_200_000);
+        incident.trigger_value = 60.0;
+        let json = serde_json::to_string(&incident).unwrap();
+        assert!(
+            json.ends_with(r#""endTime":"2026-11-23T10:03:20.000Z","triggerValue":60}"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn ulids_sort_by_start_time() {
+        let mut ids = UlidIds;
+        let (a, b) = (ids.next_id(1_000), ids.next_id(2_000));
+        assert_eq!(a.len(), 26);
+        assert!(a < b);
+    }
+}

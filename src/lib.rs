@@ -1,0 +1,23 @@
+//! alertd: threshold alerting for clusters, re-creating the alerting feature of
+//! Botpress Pro as a standalone service.
+//!
+//! The crate is a pure core with thin shells around it:
+//!
+//! - [`duration`]: the `ms`-style durations of the configuration.
+//! - [`config`]: the configuration file, parsed and then validated into a [`config::Config`].
+//! - [`field`]: built-in and custom metric field names.
+//! - [`sample`]: samples, parsed and checked without allocating per sample.
+//! - [`engine`]: the incremental rule engine. No I/O, no clock: it takes samples and
+//!   an evaluation time and returns [`engine::Transition`]s.
+//! - [`incident`]: incident objects and their JSON form.
+//! - [`replay`]: runs recorded samples through the engine with a simulated clock.
+//! - [`check`]: the one-line-per-rule summary of a configuration.
+
+pub mod check;
+pub mod config;
+pub mod duration;
+pub mod engine;
+pub mod field;
+pub mod incident;
+pub mod replay;
+pub mod sample;

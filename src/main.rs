@@ -1,0 +1,143 @@
+//! The `alertd` command line: parses arguments and hands over to the library.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use alertd::config::{Config, ConfigError, Loaded};
+use alertd::incident::UlidIds;
+use alertd::replay::{ReplayError, ReplayOptions, replay_path};
+
+/// Exit status for invalid input: a configuration or samples that do not validate.
+const INVALID_INPUT: u8 = 2;
+/// Exit status when a file cannot be read or the output cannot be written.
+const IO_FAILURE: u8 = 1;
+
+#[derive(Parser)]
+#[command(name = "alertd", version, about = "Threshold alerting for clusters")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run recorded samples through the rules and print the transitions as JSON lines.
+    Replay {
+        /// Configuration file (native, or a botpress.config.json).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Samples, one JSON object per line, in any order; `-` reads standard input.
+        #[arg(long, value_name = "FILE")]
+        samples: PathBuf,
+        /// Evaluate ticks up to this time (ms since the epoch) instead of the latest sample.
+        #[arg(long, value_name = "MS")]
+        until: Option<i64>,
+        /// Print what the replay did (samples, ticks, memory) to standard error.
+        #[arg(long)]
+        stats: bool,
+    },
+    /// Validate a configuration and print one line per rule.
+    Check {
+        /// Configuration file (native, or a botpress.config.json).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Check { config } => check(&config),
+        Command::Replay {
+            config,
+            samples,
+            until,
+            stats,
+        } => replay(&config, &samples, until, stats),
+    }
+}
+
+fn load(path: &Path) -> Result<Loaded, ExitCode> {
+    match Config::load(path) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {}: {warning}", path.display());
+            }
+            Ok(loaded)
+        }
+        Err(error) => {
+            for line in error.to_string().lines() {
+                eprintln!("error: {line}");
+            }
+            Err(ExitCode::from(match error {
+                ConfigError::Read { .. } => IO_FAILURE,
+                _ => INVALID_INPUT,
+            }))
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let loaded = match load(path) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let mut stdout = std::io::stdout().lock();
+    for line in alertd::check::summary(&loaded) {
+        if writeln!(stdout, "{line}").is_err() {
+            return ExitCode::from(IO_FAILURE);
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn replay(config: &Path, samples: &Path, until: Option<i64>, stats: bool) -> ExitCode {
+    let loaded = match load(config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let started = std::time::Instant::now();
+    let mut stdout = std::io::stdout().lock();
+    let result = replay_path(
+        &loaded.config,
+        samples,
+        ReplayOptions { until },
+        &mut UlidIds,
+        &mut stdout,
+    );
+    match result {
+        Ok(summary) => {
+            if stats {
+                let seconds = started.elapsed().as_secs_f64();
+                let memory = summary.peak_memory;
+                eprintln!(
+                    "replayed {} samples in {seconds:.2} s ({:.0} samples/s), {} ticks, {} transitions{}; \
+                     peak window data {} bytes for {} values in {} hosts ({:.2} bytes/value)",
+                    summary.samples,
+                    summary.samples as f64 / seconds,
+                    summary.ticks,
+                    summary.transitions,
+                    if summary.sorted {
+                        ", input sorted in memory"
+                    } else {
+                        ""
+                    },
+                    memory.window_bytes,
+                    memory.values_held,
+                    memory.hosts,
+                    memory.window_bytes as f64 / memory.values_held.max(1) as f64,
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(match error {
+                ReplayError::Sample { .. } => INVALID_INPUT,
+                ReplayError::Read { .. } | ReplayError::Write(_) => IO_FAILURE,
+            })
+        }
+    }
+}
