@@ -35,7 +35,15 @@ struct Pair {
 }
 
 /// What a transition says, without the random id.
-type Event = (&'static str, Millis, usize, String, Millis, Option<Millis>, f64);
+type Event = (
+    &'static str,
+    Millis,
+    usize,
+    String,
+    Millis,
+    Option<Millis>,
+    f64,
+);
 
 fn event(t: &Transition) -> Event {
     (
@@ -80,12 +88,23 @@ impl Model {
         }
         for (rule_index, rule) in self.rules.iter().enumerate() {
             for (&host, &newest) in &latest {
-                let pair = self.pairs.entry((rule_index, host.to_string())).or_default();
+                let pair = self
+                    .pairs
+                    .entry((rule_index, host.to_string()))
+                    .or_default();
                 if newest <= t - self.retention {
                     // Forgotten: resolve what is open.
                     if let Some((start, trigger)) = pair.open.take() {
                         pair.last_end = Some(t);
-                        events.push(("resolved", t, rule_index, host.to_string(), start, Some(t), trigger));
+                        events.push((
+                            "resolved",
+                            t,
+                            rule_index,
+                            host.to_string(),
+                            start,
+                            Some(t),
+                            trigger,
+                        ));
                     }
                     continue;
                 }
@@ -98,9 +117,16 @@ impl Model {
                 window.sort_by_key(|s| s.ts);
                 let values: Vec<f64> = window
                     .iter()
-                    .filter_map(|s| s.metrics.iter().find(|(f, _)| *f == rule.field).map(|&(_, v)| v))
+                    .filter_map(|s| {
+                        s.metrics
+                            .iter()
+                            .find(|(f, _)| *f == rule.field)
+                            .map(|&(_, v)| v)
+                    })
                     .collect();
-                let Some(aggregate) = Self::aggregate(rule, &values) else { continue };
+                let Some(aggregate) = Self::aggregate(rule, &values) else {
+                    continue;
+                };
                 let holds = rule.holds(aggregate);
                 match pair.open {
                     None if holds => {
@@ -108,18 +134,37 @@ impl Model {
                             continue;
                         }
                         pair.open = Some((t, aggregate));
-                        events.push(("opened", t, rule_index, host.to_string(), t, None, aggregate));
+                        events.push((
+                            "opened",
+                            t,
+                            rule_index,
+                            host.to_string(),
+                            t,
+                            None,
+                            aggregate,
+                        ));
                     }
                     Some((start, trigger)) if !holds => {
                         pair.open = None;
                         pair.last_end = Some(t);
-                        events.push(("resolved", t, rule_index, host.to_string(), start, Some(t), trigger));
+                        events.push((
+                            "resolved",
+                            t,
+                            rule_index,
+                            host.to_string(),
+                            start,
+                            Some(t),
+                            trigger,
+                        ));
                     }
                     _ => {}
                 }
             }
         }
-        events.sort_by(|a, b| a.2.cmp(&b.2).then_with(|| a.3.as_bytes().cmp(b.3.as_bytes())));
+        events.sort_by(|a, b| {
+            a.2.cmp(&b.2)
+                .then_with(|| a.3.as_bytes().cmp(b.3.as_bytes()))
+        });
         events
     }
 }
@@ -146,18 +191,24 @@ fn rule_strategy(index: usize) -> impl Strategy<Value = Rule> {
         prop::sample::select(vec![0i64, 10, 15, 20, 35]),
         prop::bool::ANY,
     )
-        .prop_map(move |(aggregation, more, threshold, timeframe, cooldown, on_g)| Rule {
-            name: format!("rule{index}"),
-            field: if on_g { "g" } else { "f" }.to_string(),
-            aggregation,
-            operand: if more { Operand::EqualOrMoreThan } else { Operand::EqualOrLessThan },
-            threshold: match aggregation {
-                Aggregation::Count => threshold.abs().floor() / 2.0,
-                _ => threshold,
+        .prop_map(
+            move |(aggregation, more, threshold, timeframe, cooldown, on_g)| Rule {
+                name: format!("rule{index}"),
+                field: if on_g { "g" } else { "f" }.to_string(),
+                aggregation,
+                operand: if more {
+                    Operand::EqualOrMoreThan
+                } else {
+                    Operand::EqualOrLessThan
+                },
+                threshold: match aggregation {
+                    Aggregation::Count => threshold.abs().floor() / 2.0,
+                    _ => threshold,
+                },
+                timeframe,
+                cooldown,
             },
-            timeframe,
-            cooldown,
-        })
+        )
 }
 
 fn trace_strategy() -> impl Strategy<Value = Vec<TraceStep>> {

@@ -273,7 +273,7 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
         None => {
             for key in top.keys() {
                 if !["monitoring", "alerting"].contains(&key.as_str()) {
-                    check.unknown_key("", key, &["monitoring", "alerting"]);
+                    check.unknown_key("top level", key, &["monitoring", "alerting"]);
                 }
             }
             (Shape::Native, top.get("monitoring"), top.get("alerting"))
