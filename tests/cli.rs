@@ -1,0 +1,315 @@
+//! The `alertd` binary end to end: `replay` and `check` on files under
+//! `examples/` and `tests/`, compared with what a reader of SPEC.md expects.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn alertd(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("alertd starts");
+    let mut input = child.stdin.take().unwrap();
+    if let Some(bytes) = stdin {
+        input.write_all(bytes).unwrap();
+    }
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).unwrap()
+}
+
+/// The replay output with each incident id replaced by `<id>`, after checking
+/// that ids are ULIDs and that a resolution carries its opening's id.
+fn without_ids(stdout: &[u8]) -> Vec<Value> {
+    let mut open: Vec<(String, String, String)> = Vec::new();
+    text(stdout)
+        .lines()
+        .map(|line| {
+            let mut event: Value = serde_json::from_str(line).unwrap();
+            let incident = &mut event["incident"];
+            let id = incident["id"].as_str().unwrap().to_string();
+            assert_eq!(id.len(), 26, "a ULID: {id}");
+            let key = (
+                incident["ruleName"].to_string(),
+                incident["hostName"].to_string(),
+            );
+            if incident.get("endTime").is_none() {
+                open.push((key.0, key.1, id));
+            } else {
+                let at = open
+                    .iter()
+                    .position(|(r, h, _)| (r, h) == (&key.0, &key.1))
+                    .expect("opened first");
+                assert_eq!(open.remove(at).2, id);
+            }
+            incident["id"] = "<id>".into();
+            event
+        })
+        .collect()
+}
+
+fn expected(path: &str) -> Vec<Value> {
+    std::fs::read_to_string(repo(path))
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+#[test]
+fn replay_of_the_shipped_example_prints_the_expected_transitions() {
+    let config = repo("examples/alertd.json");
+    let samples = repo("examples/samples.ndjson");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        without_ids(&output.stdout),
+        expected("tests/replay/example.expected.ndjson")
+    );
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn replay_gives_the_same_transitions_whatever_the_line_order() {
+    let lines: Vec<String> = std::fs::read_to_string(repo("examples/samples.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // A deterministic shuffle: reversed, then interleaved halves, with blank lines.
+    let mut shuffled: Vec<String> = lines.iter().rev().cloned().collect();
+    let back = shuffled.split_off(shuffled.len() / 2);
+    let mixed: Vec<String> = back
+        .into_iter()
+        .zip(shuffled)
+        .flat_map(|(a, b)| [a, String::new(), b])
+        .collect();
+    let config = repo("examples/alertd.json");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            "-",
+            "--stats",
+        ],
+        Some(mixed.join("\n").as_bytes()),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        without_ids(&output.stdout),
+        expected("tests/replay/example.expected.ndjson")
+    );
+    assert!(
+        text(&output.stderr).contains("input sorted in memory"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn replay_until_extends_the_ticks_past_the_last_sample() {
+    let config = repo("examples/alertd.json");
+    let samples = repo("examples/samples.ndjson");
+    // web-1's last sample is at 10:20:00; ten minutes later its 10m window holds no event.
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+            "--until",
+            "1795429900000",
+        ],
+        None,
+    );
+    assert!(output.status.success());
+    let events = without_ids(&output.stdout);
+    assert_eq!(events.len(), 6);
+    assert_eq!(events[5]["at"], 1_795_429_800_000i64);
+    assert_eq!(events[5]["incident"]["hostName"], "web-1");
+    assert_eq!(events[5]["incident"]["ruleName"], "No more incoming events");
+    assert_eq!(
+        events[5]["incident"]["startTime"],
+        "2026-11-23T10:30:00.000Z"
+    );
+}
+
+#[test]
+fn replay_reads_a_botpress_config() {
+    let samples = repo("examples/samples.ndjson");
+    let config = repo("examples/botpress.config.json");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        without_ids(&output.stdout),
+        expected("tests/replay/example.expected.ndjson")
+    );
+}
+
+#[test]
+fn an_invalid_line_prints_only_its_error() {
+    let mut lines: Vec<String> = std::fs::read_to_string(repo("examples/samples.ndjson"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    // Far enough in that transitions have happened before it.
+    lines[200] =
+        r#"{"host":"web-1","ts":1795429000000,"metrics":{"cpu.usage":"high"}}"#.to_string();
+    let config = repo("examples/alertd.json");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            "-",
+        ],
+        Some(lines.join("\n").as_bytes()),
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(text(&output.stdout), "", "nothing is printed as a result");
+    assert_eq!(
+        text(&output.stderr),
+        "error: -:201: metrics.cpu.usage: expected a finite number, got a string\n"
+    );
+}
+
+#[test]
+fn replay_refuses_an_invalid_config_and_a_missing_file() {
+    let bad = repo("tests/config/bad-unit.bad.json");
+    let samples = repo("examples/samples.ndjson");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            bad.to_str().unwrap(),
+            "--samples",
+            samples.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains(r#"timeframe "2x": unknown unit "x""#));
+
+    let config = repo("examples/alertd.json");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            "/nonexistent/samples",
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with("error: /nonexistent/samples: "),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn an_empty_samples_file_prints_nothing() {
+    let config = repo("examples/alertd.json");
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            "-",
+        ],
+        Some(b""),
+    );
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout), "");
+}
+
+#[test]
+fn check_prints_one_line_per_rule() {
+    let config = repo("examples/alertd.json");
+    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    assert!(output.status.success());
+    assert_eq!(
+        text(&output.stdout),
+        "native config: monitoring enabled (every 10s, kept 10d), alerting enabled (every 10s, kept 10d), 3 rules\n\
+         \x20 High CPU Usage: avg(cpu.usage) over 2m >= 60, cooldown 1m\n\
+         \x20 High number of errors: sum(errors.count) over 1m >= 10, no cooldown\n\
+         \x20 No more incoming events: sum(eventsIn.count) over 10m <= 0, no cooldown\n"
+    );
+    assert_eq!(text(&output.stderr), "");
+}
+
+#[test]
+fn check_warns_of_custom_fields_and_empty_rules() {
+    let config = repo("tests/config/good-botpress.config.json");
+    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    assert!(output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("warning: "), "{stderr}");
+    assert!(
+        stderr.contains(r#"field "cpu.usgae" is not a built-in field"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"(did you mean "cpu.usage"?)"#),
+        "{stderr}"
+    );
+    assert!(stderr.contains("empty rule {} ignored"), "{stderr}");
+    assert!(
+        text(&output.stdout)
+            .contains("Queue too deep: max(cpu.usgae) over 5s >= 1000, no cooldown")
+    );
+}
+
+#[test]
+fn check_lists_every_problem_and_exits_2() {
+    let config = repo("tests/config/every-problem-at-once.bad.json");
+    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(text(&output.stdout), "");
+    assert_eq!(
+        text(&output.stderr)
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .count(),
+        14
+    );
+}
