@@ -20,7 +20,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 pub use exact_sum::ExactSum;
-use window::{Ring, Seq, Window};
+use window::{Extrema, Ring, Seq, Window};
 
 use crate::config::{Config, Rule};
 use crate::duration::Millis;
@@ -48,7 +48,8 @@ struct EngineRule {
 /// The open incident of one (rule, host) pair, and the end of its last resolved one.
 #[derive(Debug, Clone, Default)]
 struct Alarm {
-    open: Option<OpenIncident>,
+    /// Boxed: rarely present, and a tick reads every alarm.
+    open: Option<Box<OpenIncident>>,
     last_end: Option<Millis>,
 }
 
@@ -71,6 +72,8 @@ struct Host {
     forgotten: bool,
     /// One per rule, in rule order.
     windows: Vec<Window>,
+    /// One per rule; empty unless the rule is a `min` or `max`.
+    extrema: Vec<Extrema>,
     alarms: Vec<Alarm>,
 }
 
@@ -83,6 +86,7 @@ impl Host {
             latest_visible: None,
             forgotten: false,
             windows: vec![Window::default(); rules],
+            extrema: vec![Extrema::new(); rules],
             alarms: vec![Alarm::default(); rules],
         }
     }
@@ -236,9 +240,8 @@ impl Engine {
             // this host's windows as they are at the last tick.
             let base = host.ring.base();
             host.entered = base;
-            host.windows
-                .iter_mut()
-                .for_each(|w| *w = Window::starting_at(base));
+            host.windows.fill(Window::starting_at(base));
+            host.extrema.iter_mut().for_each(Extrema::clear);
             if let Some(tick) = self.last_tick {
                 advance_windows(&self.rules, host, tick);
             }
@@ -262,7 +265,16 @@ impl Engine {
         self.last_tick = Some(at);
         let first = out.len();
         let mut dropped = Vec::new();
-        for (index, host) in self.hosts.iter_mut().enumerate() {
+        for index in 0..self.hosts.len() {
+            // Memory, not arithmetic, bounds a tick over many hosts: fetch
+            // ahead what the coming hosts will touch.
+            if let Some(ahead) = self.hosts.get(index + 4) {
+                prefetch_state(ahead);
+            }
+            if let Some(ahead) = self.hosts.get(index + 2) {
+                prefetch_samples(ahead);
+            }
+            let host = &mut self.hosts[index];
             advance_windows(&self.rules, host, at);
             let Some(latest) = host.latest_visible else {
                 continue; // no sample at or before this tick yet
@@ -276,11 +288,7 @@ impl Engine {
             }
             host.forgotten = false;
             for (rule_index, rule) in self.rules.iter().enumerate() {
-                let aggregate = host.windows[rule_index].aggregate(
-                    rule.rule.aggregation,
-                    &host.ring,
-                    rule.slot,
-                );
+                let aggregate = host.windows[rule_index].aggregate(rule.rule.aggregation, &host.extrema[rule_index]);
                 let alarm = &mut host.alarms[rule_index];
                 if let Some(transition) =
                     decide(rule, rule_index, &host.name, alarm, aggregate, at, ids)
@@ -318,7 +326,7 @@ impl Engine {
                     let window = &host.windows[index];
                     let alarm = &host.alarms[index];
                     PairStatus {
-                        aggregate: window.aggregate(rule.rule.aggregation, &host.ring, rule.slot),
+                        aggregate: window.aggregate(rule.rule.aggregation, &host.extrema[index]),
                         samples: window.count(),
                         open: alarm
                             .open
@@ -347,13 +355,63 @@ impl Engine {
             stats.values_held += host.ring.len() * host.ring.width();
             stats.window_bytes += host.ring.retained_bytes()
                 + host
-                    .windows
+                    .extrema
                     .iter()
-                    .map(Window::retained_bytes)
+                    .map(|e| e.capacity() * std::mem::size_of::<(Seq, f64)>())
                     .sum::<usize>();
         }
         stats
     }
+}
+
+/// Asks the CPU to start loading a host's windows and alarms.
+fn prefetch_state(host: &Host) {
+    prefetch_bytes(host.windows.as_ptr().cast(), std::mem::size_of_val(&host.windows[..]));
+    prefetch_bytes(host.alarms.as_ptr().cast(), std::mem::size_of_val(&host.alarms[..]));
+    prefetch_bytes(host.extrema.as_ptr().cast(), std::mem::size_of_val(&host.extrema[..]));
+}
+
+/// Asks the CPU to start loading the samples a tick will add to and remove
+/// from a host's windows (their window starts must already be cached).
+fn prefetch_samples(host: &Host) {
+    let row_bytes = host.ring.width() * std::mem::size_of::<f64>();
+    let mut previous = None;
+    let starts = host.windows.iter().map(|w| w.start);
+    for seq in std::iter::once(host.entered).chain(starts) {
+        if previous == Some(seq) || seq >= host.ring.end() || seq < host.ring.base() {
+            continue;
+        }
+        previous = Some(seq);
+        let (ts, row) = host.ring.locate(seq);
+        prefetch_bytes(ts.cast(), std::mem::size_of::<Millis>());
+        prefetch_bytes(row.cast(), row_bytes);
+    }
+    for extrema in host.extrema.iter().filter(|e| !e.is_empty()) {
+        let (front, back) = extrema.as_slices();
+        prefetch_bytes(front.as_ptr().cast(), 16);
+        if let Some(newest) = back.last().or(front.last()) {
+            prefetch_bytes((newest as *const (Seq, f64)).cast(), 16);
+        }
+    }
+}
+
+/// Prefetches the cache lines of `len` bytes at `start`. A hint only: it
+/// never faults and changes no result.
+#[inline(always)]
+fn prefetch_bytes(start: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let mut offset = 0;
+        while offset < len {
+            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch of any
+            // address, valid or not, neither faults nor reads into the program.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
+            offset += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (start, len);
 }
 
 /// One past the newest sample with `ts <= at`.
@@ -378,18 +436,14 @@ fn advance_windows(rules: &[EngineRule], host: &mut Host, at: Millis) {
         );
     }
     let mut oldest_needed = end;
-    for (rule, window) in rules.iter().zip(host.windows.iter_mut()) {
+    let windows = host.windows.iter_mut().zip(host.extrema.iter_mut());
+    for (rule, (window, extrema)) in rules.iter().zip(windows) {
         let aggregation = rule.rule.aggregation;
         for seq in entered..end {
-            window.enter(aggregation, &host.ring, rule.slot, seq);
+            window.enter(aggregation, &host.ring, rule.slot, seq, extrema);
         }
-        window.leave_until(
-            aggregation,
-            &host.ring,
-            rule.slot,
-            end,
-            at - rule.rule.timeframe,
-        );
+        let horizon = at - rule.rule.timeframe;
+        window.leave_until(aggregation, &host.ring, rule.slot, end, horizon, extrema);
         oldest_needed = oldest_needed.min(window.start);
     }
     host.entered = end;
@@ -449,11 +503,11 @@ fn decide(
             if cooling {
                 return None;
             }
-            let open = OpenIncident {
+            let open = Box::new(OpenIncident {
                 id: ids.next_id(at),
                 start_time: at,
                 trigger_value: aggregate,
-            };
+            });
             let transition = Transition {
                 kind: TransitionKind::Opened,
                 at,

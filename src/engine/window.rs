@@ -58,10 +58,22 @@ impl Ring {
         self.values[(seq - self.base) as usize * self.width + slot]
     }
 
+    /// Addresses of a sample's timestamp and of its row of values, for prefetching.
+    pub fn locate(&self, seq: Seq) -> (*const Millis, *const f64) {
+        let index = (seq - self.base) as usize;
+        let row = if self.width == 0 {
+            std::ptr::null()
+        } else {
+            &self.values[index * self.width] as *const f64
+        };
+        (&self.ts[index] as *const Millis, row)
+    }
+
     /// Adds a sample, after every sample with `ts <= sample ts` (ties keep
     /// arrival order). Returns its sequence number; samples after it move up by one.
     pub fn insert(&mut self, ts: Millis, values: &[f64]) -> Seq {
         debug_assert_eq!(values.len(), self.width);
+        self.reserve_row();
         if self.ts.back().is_none_or(|&newest| newest <= ts) {
             self.ts.push_back(ts);
             self.values.extend(values);
@@ -75,6 +87,17 @@ impl Ring {
         self.base + position as Seq
     }
 
+    /// Makes room for one more sample. Rings grow by an eighth, not by
+    /// doubling: they hold most of the engine's memory, and a full window
+    /// would otherwise leave up to half of its allocation unused.
+    fn reserve_row(&mut self) {
+        if self.ts.len() == self.ts.capacity() {
+            let rows = (self.ts.len() / 8).max(4);
+            self.ts.reserve_exact(rows);
+            self.values.reserve_exact(rows * self.width);
+        }
+    }
+
     /// Forgets every sample before `seq`.
     pub fn trim_before(&mut self, seq: Seq) {
         let count = seq.saturating_sub(self.base).min(self.ts.len() as Seq) as usize;
@@ -86,8 +109,9 @@ impl Ring {
         self.base += count as Seq;
         // A host whose traffic dropped should not keep the capacity of its busiest hour.
         if self.ts.capacity() > 64 && self.ts.len() < self.ts.capacity() / 4 {
-            self.ts.shrink_to(self.ts.len() * 2);
-            self.values.shrink_to(self.values.len() * 2);
+            let rows = self.ts.len() + self.ts.len() / 8;
+            self.ts.shrink_to(rows);
+            self.values.shrink_to(rows * self.width);
         }
     }
 
@@ -112,15 +136,18 @@ pub struct Window {
     pub start: Seq,
     /// Samples in the window that carry the field.
     count: u32,
-    /// The newest of them (meaningful when `count > 0`).
-    last: Seq,
+    /// The value of the newest of them (meaningful when `count > 0`).
+    last_value: f64,
     /// Their sum, for `sum` and `avg`.
     sum: ExactSum,
-    /// For `min` (`max`): the sequence numbers of the samples that may still
-    /// become the window's minimum (maximum), oldest first, values increasing
-    /// (decreasing).
-    extrema: VecDeque<Seq>,
 }
+
+/// For a `min` (`max`) window: the samples (sequence number and value) that
+/// may still become the window's minimum (maximum), oldest first, values
+/// increasing (decreasing). The values are kept here so that neither entering
+/// nor reading touches older samples in the ring. Kept beside the
+/// [`Window`]s rather than in them, so that a window fits in one cache line.
+pub type Extrema = VecDeque<(Seq, f64)>;
 
 impl Window {
     pub fn starting_at(start: Seq) -> Self {
@@ -132,34 +159,33 @@ impl Window {
 
     /// Brings the sample `seq` into the window.
     #[inline]
-    pub fn enter(&mut self, aggregation: Aggregation, ring: &Ring, slot: usize, seq: Seq) {
+    pub fn enter(
+        &mut self,
+        aggregation: Aggregation,
+        ring: &Ring,
+        slot: usize,
+        seq: Seq,
+        extrema: &mut Extrema,
+    ) {
         let value = ring.value(seq, slot);
         if value.is_nan() {
             return; // the sample lacks this field
         }
         self.count += 1;
-        self.last = seq;
+        self.last_value = value;
         match aggregation {
             Aggregation::Sum | Aggregation::Avg => self.sum.add(value),
             Aggregation::Min => {
-                while self
-                    .extrema
-                    .back()
-                    .is_some_and(|&s| ring.value(s, slot) >= value)
-                {
-                    self.extrema.pop_back();
+                while extrema.back().is_some_and(|&(_, held)| held >= value) {
+                    extrema.pop_back();
                 }
-                self.extrema.push_back(seq);
+                extrema.push_back((seq, value));
             }
             Aggregation::Max => {
-                while self
-                    .extrema
-                    .back()
-                    .is_some_and(|&s| ring.value(s, slot) <= value)
-                {
-                    self.extrema.pop_back();
+                while extrema.back().is_some_and(|&(_, held)| held <= value) {
+                    extrema.pop_back();
                 }
-                self.extrema.push_back(seq);
+                extrema.push_back((seq, value));
             }
             Aggregation::Last | Aggregation::Count => {}
         }
@@ -174,6 +200,7 @@ impl Window {
         slot: usize,
         entered: Seq,
         horizon: Millis,
+        extrema: &mut Extrema,
     ) {
         while self.start < entered && ring.ts(self.start) <= horizon {
             let seq = self.start;
@@ -186,8 +213,8 @@ impl Window {
             match aggregation {
                 Aggregation::Sum | Aggregation::Avg => self.sum.remove(value),
                 Aggregation::Min | Aggregation::Max => {
-                    if self.extrema.front() == Some(&seq) {
-                        self.extrema.pop_front();
+                    if extrema.front().is_some_and(|&(front, _)| front == seq) {
+                        extrema.pop_front();
                     }
                 }
                 Aggregation::Last | Aggregation::Count => {}
@@ -197,25 +224,19 @@ impl Window {
 
     /// The aggregate over the window; `None` where the SPEC says it has no value.
     #[inline]
-    pub fn aggregate(&self, aggregation: Aggregation, ring: &Ring, slot: usize) -> Option<f64> {
+    pub fn aggregate(&self, aggregation: Aggregation, extrema: &Extrema) -> Option<f64> {
         match aggregation {
             Aggregation::Count => Some(f64::from(self.count)),
             Aggregation::Sum => Some(self.sum.value()),
             _ if self.count == 0 => None,
             Aggregation::Avg => Some(self.sum.value() / f64::from(self.count)),
-            Aggregation::Last => Some(ring.value(self.last, slot)),
-            Aggregation::Min | Aggregation::Max => {
-                self.extrema.front().map(|&s| ring.value(s, slot))
-            }
+            Aggregation::Last => Some(self.last_value),
+            Aggregation::Min | Aggregation::Max => extrema.front().map(|&(_, value)| value),
         }
     }
 
     /// Samples in the window that carry the field.
     pub fn count(&self) -> u32 {
         self.count
-    }
-
-    pub fn retained_bytes(&self) -> usize {
-        self.extrema.capacity() * std::mem::size_of::<Seq>()
     }
 }
