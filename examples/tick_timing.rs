@@ -10,7 +10,9 @@ use alertd::engine::Engine;
 use alertd::incident::SequentialIds;
 
 fn main() {
-    let hosts: usize = std::env::args().nth(1).map_or(10_000, |a| a.parse().expect("a host count"));
+    let hosts: usize = std::env::args()
+        .nth(1)
+        .map_or(10_000, |a| a.parse().expect("a host count"));
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/rules-12.json");
     let config = Config::load(&path).expect("valid").config;
     let mut engine = Engine::from_config(&config);
@@ -21,7 +23,9 @@ fn main() {
         .map(|_| {
             (0..width)
                 .map(|_| {
-                    state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
                     ((state >> 11) as f64 / (1u64 << 53) as f64 * 80.0).round() / 4.0
                 })
                 .collect()

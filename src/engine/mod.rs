@@ -20,9 +20,9 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 pub use exact_sum::ExactSum;
-use window::{Extrema, Ring, Seq, Window};
+use window::{Extrema, Ring, Running, Seq, Window};
 
-use crate::config::{Config, Rule};
+use crate::config::{Aggregation, Config, Rule};
 use crate::duration::Millis;
 use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
 use crate::sample::{Sample, field_hash};
@@ -43,6 +43,50 @@ struct EngineRule {
     name: Arc<str>,
     /// Column of the rule's field in every host's [`Ring`].
     slot: usize,
+    /// Where the rule's running state lives in a host.
+    state: StateSlot,
+}
+
+/// Which of a host's running states belongs to a rule (see [`Running`]).
+#[derive(Debug, Clone, Copy)]
+enum StateSlot {
+    Plain,
+    Sum(usize),
+    Min(usize),
+    Max(usize),
+}
+
+impl StateSlot {
+    fn of<'s>(self, sums: &'s mut [ExactSum], extrema: &'s mut [Extrema]) -> Running<'s> {
+        match self {
+            StateSlot::Plain => Running::Plain,
+            StateSlot::Sum(i) => Running::Sum(&mut sums[i]),
+            StateSlot::Min(i) => Running::Min(&mut extrema[i]),
+            StateSlot::Max(i) => Running::Max(&mut extrema[i]),
+        }
+    }
+}
+
+/// The aggregate of `rule` over `window` (SPEC 5.3); `None` when it has no value.
+#[inline]
+fn aggregate(
+    rule: &EngineRule,
+    window: &Window,
+    sums: &[ExactSum],
+    extrema: &[Extrema],
+) -> Option<f64> {
+    let count = window.count();
+    match (rule.rule.aggregation, rule.state) {
+        (Aggregation::Count, _) => Some(f64::from(count)),
+        (Aggregation::Sum, StateSlot::Sum(i)) => Some(sums[i].value()),
+        (Aggregation::Avg, StateSlot::Sum(i)) => {
+            (count > 0).then(|| sums[i].value() / f64::from(count))
+        }
+        (Aggregation::Last, _) => window.last_value(),
+        (_, StateSlot::Min(i) | StateSlot::Max(i)) => extrema[i].front().map(|&(_, value)| value),
+        // Engine::new gives every sum, avg, min and max rule its state.
+        _ => None,
+    }
 }
 
 /// The open incident of one (rule, host) pair, and the end of its last resolved one.
@@ -72,24 +116,45 @@ struct Host {
     forgotten: bool,
     /// One per rule, in rule order.
     windows: Vec<Window>,
-    /// One per rule; empty unless the rule is a `min` or `max`.
+    /// One per `sum` or `avg` rule.
+    sums: Vec<ExactSum>,
+    /// One per `min` or `max` rule.
     extrema: Vec<Extrema>,
+    /// One per rule; read only when a window's condition changes.
     alarms: Vec<Alarm>,
 }
 
 impl Host {
-    fn new(name: &str, width: usize, rules: usize) -> Self {
+    fn new(name: &str, width: usize, shape: &HostShape) -> Self {
         Host {
             name: name.into(),
             ring: Ring::new(width),
             entered: 0,
             latest_visible: None,
             forgotten: false,
-            windows: vec![Window::default(); rules],
-            extrema: vec![Extrema::new(); rules],
-            alarms: vec![Alarm::default(); rules],
+            windows: vec![Window::default(); shape.rules],
+            sums: vec![ExactSum::default(); shape.sums],
+            extrema: vec![Extrema::new(); shape.extrema],
+            alarms: vec![Alarm::default(); shape.rules],
         }
     }
+
+    /// Empties every window, to take every held sample in again.
+    fn restart_windows(&mut self) {
+        let base = self.ring.base();
+        self.entered = base;
+        self.windows.iter_mut().for_each(|w| w.restart_at(base));
+        self.sums.fill(ExactSum::default());
+        self.extrema.iter_mut().for_each(Extrema::clear);
+    }
+}
+
+/// How many of each running state a host needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostShape {
+    rules: usize,
+    sums: usize,
+    extrema: usize,
 }
 
 /// The state of one rule on one host, as of the last evaluation.
@@ -154,6 +219,7 @@ impl FieldTable {
 #[derive(Debug)]
 pub struct Engine {
     rules: Vec<EngineRule>,
+    shape: HostShape,
     fields: FieldTable,
     /// A host silent for this long is forgotten (`monitoring.retentionPeriod`).
     host_retention: Millis,
@@ -165,19 +231,34 @@ pub struct Engine {
 impl Engine {
     pub fn new(rules: &[Rule], host_retention: Millis) -> Self {
         let mut fields = FieldTable::default();
+        let mut shape = HostShape {
+            rules: rules.len(),
+            ..HostShape::default()
+        };
         let rules = rules
             .iter()
             .map(|rule| {
-                let slot = fields.column_of(&rule.field);
+                let next = |count: &mut usize| {
+                    *count += 1;
+                    *count - 1
+                };
+                let state = match rule.aggregation {
+                    Aggregation::Count | Aggregation::Last => StateSlot::Plain,
+                    Aggregation::Sum | Aggregation::Avg => StateSlot::Sum(next(&mut shape.sums)),
+                    Aggregation::Min => StateSlot::Min(next(&mut shape.extrema)),
+                    Aggregation::Max => StateSlot::Max(next(&mut shape.extrema)),
+                };
                 EngineRule {
                     rule: rule.clone(),
                     name: rule.name.as_str().into(),
-                    slot,
+                    slot: fields.column_of(&rule.field),
+                    state,
                 }
             })
             .collect::<Vec<_>>();
         Engine {
             rules,
+            shape,
             fields,
             host_retention,
             hosts: Vec::new(),
@@ -227,7 +308,7 @@ impl Engine {
         let index = match self.host_index.get(host) {
             Some(&index) => index,
             None => {
-                let new = Host::new(host, self.fields.len(), self.rules.len());
+                let new = Host::new(host, self.fields.len(), &self.shape);
                 self.host_index.insert(new.name.clone(), self.hosts.len());
                 self.hosts.push(new);
                 self.hosts.len() - 1
@@ -238,10 +319,7 @@ impl Engine {
         if seq < host.entered {
             // Older than samples the windows have already taken in: rebuild
             // this host's windows as they are at the last tick.
-            let base = host.ring.base();
-            host.entered = base;
-            host.windows.fill(Window::starting_at(base));
-            host.extrema.iter_mut().for_each(Extrema::clear);
+            host.restart_windows();
             if let Some(tick) = self.last_tick {
                 advance_windows(&self.rules, host, tick);
             }
@@ -288,11 +366,18 @@ impl Engine {
             }
             host.forgotten = false;
             for (rule_index, rule) in self.rules.iter().enumerate() {
-                let aggregate = host.windows[rule_index].aggregate(rule.rule.aggregation, &host.extrema[rule_index]);
+                let window = &mut host.windows[rule_index];
+                let Some(value) = aggregate(rule, window, &host.sums, &host.extrema) else {
+                    continue; // no value: nothing changes (SPEC 5.5)
+                };
+                if rule.rule.holds(value) == window.open {
+                    continue; // firing and open, or quiet and closed
+                }
                 let alarm = &mut host.alarms[rule_index];
                 if let Some(transition) =
-                    decide(rule, rule_index, &host.name, alarm, aggregate, at, ids)
+                    decide(rule, rule_index, &host.name, alarm, value, at, ids)
                 {
+                    window.open = alarm.open.is_some();
                     out.push(transition);
                 }
             }
@@ -326,7 +411,7 @@ impl Engine {
                     let window = &host.windows[index];
                     let alarm = &host.alarms[index];
                     PairStatus {
-                        aggregate: window.aggregate(rule.rule.aggregation, &host.extrema[index]),
+                        aggregate: aggregate(rule, window, &host.sums, &host.extrema),
                         samples: window.count(),
                         open: alarm
                             .open
@@ -346,6 +431,7 @@ impl Engine {
         names
     }
 
+    /// Memory held for samples and running states, for `--stats` and benchmarks.
     pub fn memory(&self) -> MemoryStats {
         let mut stats = MemoryStats {
             hosts: self.hosts.len(),
@@ -364,17 +450,26 @@ impl Engine {
     }
 }
 
-/// Asks the CPU to start loading a host's windows and alarms.
+/// Asks the CPU to start loading a host's windows and running states.
 fn prefetch_state(host: &Host) {
-    prefetch_bytes(host.windows.as_ptr().cast(), std::mem::size_of_val(&host.windows[..]));
-    prefetch_bytes(host.alarms.as_ptr().cast(), std::mem::size_of_val(&host.alarms[..]));
-    prefetch_bytes(host.extrema.as_ptr().cast(), std::mem::size_of_val(&host.extrema[..]));
+    prefetch_bytes(
+        host.windows.as_ptr().cast(),
+        std::mem::size_of_val(&host.windows[..]),
+    );
+    prefetch_bytes(
+        host.sums.as_ptr().cast(),
+        std::mem::size_of_val(&host.sums[..]),
+    );
+    prefetch_bytes(
+        host.extrema.as_ptr().cast(),
+        std::mem::size_of_val(&host.extrema[..]),
+    );
 }
 
 /// Asks the CPU to start loading the samples a tick will add to and remove
 /// from a host's windows (their window starts must already be cached).
 fn prefetch_samples(host: &Host) {
-    let row_bytes = host.ring.width() * std::mem::size_of::<f64>();
+    let row_bytes = (host.ring.width() + 1) * std::mem::size_of::<u64>();
     let mut previous = None;
     let starts = host.windows.iter().map(|w| w.start);
     for seq in std::iter::once(host.entered).chain(starts) {
@@ -382,9 +477,7 @@ fn prefetch_samples(host: &Host) {
             continue;
         }
         previous = Some(seq);
-        let (ts, row) = host.ring.locate(seq);
-        prefetch_bytes(ts.cast(), std::mem::size_of::<Millis>());
-        prefetch_bytes(row.cast(), row_bytes);
+        prefetch_bytes(host.ring.locate(seq).cast(), row_bytes);
     }
     for extrema in host.extrema.iter().filter(|e| !e.is_empty()) {
         let (front, back) = extrema.as_slices();
@@ -436,14 +529,20 @@ fn advance_windows(rules: &[EngineRule], host: &mut Host, at: Millis) {
         );
     }
     let mut oldest_needed = end;
-    let windows = host.windows.iter_mut().zip(host.extrema.iter_mut());
-    for (rule, (window, extrema)) in rules.iter().zip(windows) {
-        let aggregation = rule.rule.aggregation;
+    let Host {
+        ring,
+        windows,
+        sums,
+        extrema,
+        ..
+    } = host;
+    for (rule, window) in rules.iter().zip(windows.iter_mut()) {
+        let mut running = rule.state.of(sums, extrema);
         for seq in entered..end {
-            window.enter(aggregation, &host.ring, rule.slot, seq, extrema);
+            window.enter(ring, rule.slot, seq, &mut running);
         }
         let horizon = at - rule.rule.timeframe;
-        window.leave_until(aggregation, &host.ring, rule.slot, end, horizon, extrema);
+        window.leave_until(ring, rule.slot, end, horizon, &mut running);
         oldest_needed = oldest_needed.min(window.start);
     }
     host.entered = end;
@@ -469,8 +568,10 @@ fn forget(rules: &[EngineRule], host: &mut Host, at: Millis, out: &mut Vec<Trans
         return;
     }
     host.forgotten = true;
-    for (rule_index, (rule, alarm)) in rules.iter().zip(host.alarms.iter_mut()).enumerate() {
+    let pairs = host.alarms.iter_mut().zip(host.windows.iter_mut());
+    for (rule_index, (rule, (alarm, window))) in rules.iter().zip(pairs).enumerate() {
         if let Some(open) = alarm.open.take() {
+            window.open = false;
             alarm.last_end = Some(at);
             out.push(Transition {
                 kind: TransitionKind::Resolved,
@@ -489,11 +590,10 @@ fn decide(
     rule_index: usize,
     host: &Arc<str>,
     alarm: &mut Alarm,
-    aggregate: Option<f64>,
+    aggregate: f64,
     at: Millis,
     ids: &mut dyn IncidentIds,
 ) -> Option<Transition> {
-    let aggregate = aggregate?;
     let holds = rule.rule.holds(aggregate);
     match &alarm.open {
         None if holds => {
