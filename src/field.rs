@@ -26,7 +26,44 @@ pub fn is_valid_field_name(name: &str) -> bool {
 /// Whether `byte` may appear in a field name.
 #[inline]
 pub fn is_field_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'.' | b':' | b'-')
+    FIELD_BYTES[usize::from(byte)]
+}
+
+const FIELD_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-');
+        byte += 1;
+    }
+    table
+};
+
+/// A cheap hash of a field name, from its length and its first and last
+/// eight bytes: a first comparison before the names themselves are compared
+/// (equal hashes are always confirmed by comparing the names).
+#[inline]
+pub fn field_hash(name: &str) -> u64 {
+    let bytes = name.as_bytes();
+    let word = |chunk: &[u8]| {
+        let mut padded = [0u8; 8];
+        padded[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(padded)
+    };
+    let head = word(&bytes[..bytes.len().min(8)]);
+    let tail = word(&bytes[bytes.len().saturating_sub(8)..]);
+    (head.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ tail.rotate_left(29).wrapping_mul(0xc2b2_ae3d_27d4_eb4f))
+        ^ bytes.len() as u64
+}
+
+/// [`field_hash`] of `name` if it is a valid field name.
+#[inline]
+pub fn checked_field_hash(name: &str) -> Option<u64> {
+    let valid =
+        !name.is_empty() && name.len() <= MAX_FIELD_NAME_LEN && name.bytes().all(is_field_byte);
+    valid.then(|| field_hash(name))
 }
 
 pub fn is_built_in(name: &str) -> bool {

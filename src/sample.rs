@@ -11,7 +11,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
 use crate::duration::Millis;
-use crate::field;
+use crate::field::checked_field_hash;
 
 /// The latest accepted timestamp: 9999-12-31T23:59:59.999Z.
 pub const MAX_TIMESTAMP: Millis = 253_402_300_799_999;
@@ -93,8 +93,10 @@ struct Metric {
 pub struct SampleReader {
     host: String,
     ts: Millis,
-    /// The dotted path of the metric being parsed.
-    path: String,
+    /// The dotted path of the object being parsed (empty at the top of `metrics`).
+    prefix: String,
+    /// Where the path of the metric being parsed starts in `names`.
+    path_start: usize,
     /// The names of the metrics parsed so far, end to end.
     names: String,
     metrics: Vec<Metric>,
@@ -107,7 +109,7 @@ impl SampleReader {
     /// the next call.
     pub fn parse(&mut self, text: &[u8]) -> Result<(), SampleError> {
         self.host.clear();
-        self.path.clear();
+        self.prefix.clear();
         self.names.clear();
         self.metrics.clear();
         self.error = None;
@@ -134,7 +136,7 @@ impl SampleReader {
         self.metrics.iter().map(|m| (self.name(m), m.value))
     }
 
-    /// The metrics with each name's FNV-1a hash (see [`field_hash`]), for fast lookups.
+    /// The metrics with each name's FNV-1a hash (see [`field::field_hash`]), for fast lookups.
     pub fn hashed_metrics(&self) -> impl ExactSizeIterator<Item = (&str, u64, f64)> + '_ {
         self.metrics.iter().map(|m| (self.name(m), m.hash, m.value))
     }
@@ -168,14 +170,6 @@ impl SampleReader {
         self.error = Some(error);
         carrier
     }
-}
-
-/// FNV-1a, 64 bits: the hash [`SampleReader::hashed_metrics`] gives with each field name.
-#[inline]
-pub fn field_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn syntax_error(error: &serde_json::Error) -> SampleError {
@@ -239,7 +233,6 @@ impl<'de> Visitor<'de> for SampleSeed<'_> {
                     metrics = true;
                     map.next_value_seed(MetricsSeed {
                         reader: &mut *reader,
-                        prefix_len: 0,
                     })?;
                 }
                 Key::Other(name) => {
@@ -469,11 +462,10 @@ impl<'de> Visitor<'de> for TsSeed<'_> {
     }
 }
 
-/// Visits the metrics object, or an object nested in it; the dotted path of
-/// that object is `reader.path[..prefix_len]`.
+/// Visits the metrics object, or an object nested in it (whose dotted path
+/// is `reader.prefix`).
 struct MetricsSeed<'r> {
     reader: &'r mut SampleReader,
-    prefix_len: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for MetricsSeed<'_> {
@@ -493,18 +485,15 @@ impl<'de> Visitor<'de> for MetricsSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let reader = self.reader;
-        let prefix_len = self.prefix_len;
         while map
             .next_key_seed(PathKeySeed {
                 reader: &mut *reader,
-                prefix_len,
             })?
             .is_some()
         {
             map.next_value_seed(MetricValueSeed {
                 reader: &mut *reader,
             })?;
-            reader.path.truncate(prefix_len);
         }
         Ok(())
     }
@@ -550,10 +539,11 @@ impl<'de> Visitor<'de> for MetricsSeed<'_> {
     }
 }
 
-/// Appends a metrics key to the current path (`cpu` + `usage` -> `cpu.usage`).
+/// Starts the path of a metric at the end of `names`: the prefix, a dot, the
+/// key (`cpu` + `usage` -> `cpu.usage`). A flat metric's name is written once
+/// and kept where it is.
 struct PathKeySeed<'r> {
     reader: &'r mut SampleReader,
-    prefix_len: usize,
 }
 
 impl<'de> DeserializeSeed<'de> for PathKeySeed<'_> {
@@ -572,11 +562,13 @@ impl Visitor<'_> for PathKeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, key: &str) -> Result<(), E> {
-        let path = &mut self.reader.path;
-        if self.prefix_len > 0 {
-            path.push('.');
+        let reader = self.reader;
+        reader.path_start = reader.names.len();
+        if !reader.prefix.is_empty() {
+            reader.names.push_str(&reader.prefix);
+            reader.names.push('.');
         }
-        path.push_str(key);
+        reader.names.push_str(key);
         Ok(())
     }
 }
@@ -587,25 +579,27 @@ struct MetricValueSeed<'r> {
 }
 
 impl MetricValueSeed<'_> {
+    fn path(&self) -> &str {
+        &self.reader.names[self.reader.path_start..]
+    }
+
     fn number<E: de::Error>(self, value: f64) -> Result<(), E> {
+        let Some(hash) = checked_field_hash(self.path()) else {
+            let path = self.path().to_string();
+            return Err(self.reader.fail(SampleError::BadFieldName(path)));
+        };
         let reader = self.reader;
-        if !field::is_valid_field_name(&reader.path) {
-            let path = reader.path.clone();
-            return Err(reader.fail(SampleError::BadFieldName(path)));
-        }
-        let name_start = reader.names.len() as u32;
-        reader.names.push_str(&reader.path);
         reader.metrics.push(Metric {
-            name_start,
+            name_start: reader.path_start as u32,
             name_end: reader.names.len() as u32,
-            hash: field_hash(&reader.path),
+            hash,
             value,
         });
         Ok(())
     }
 
     fn not_a_number<E: de::Error>(self, got: &'static str) -> E {
-        let field = self.reader.path.clone();
+        let field = self.path().to_string();
         self.reader.fail(SampleError::NotANumber { field, got })
     }
 }
@@ -642,12 +636,20 @@ impl<'de> Visitor<'de> for MetricValueSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        let prefix_len = self.reader.path.len();
+        // The path names an object, not a metric: it becomes the prefix of
+        // the keys inside, and leaves `names`.
+        let reader = self.reader;
+        let outer_prefix = reader.prefix.len();
+        reader.prefix.clear();
+        reader.prefix.push_str(&reader.names[reader.path_start..]);
+        reader.names.truncate(reader.path_start);
         MetricsSeed {
-            reader: self.reader,
-            prefix_len,
+            reader: &mut *reader,
         }
-        .visit_map(map)
+        .visit_map(map)?;
+        // The outer prefix is the start of this one.
+        reader.prefix.truncate(outer_prefix);
+        Ok(())
     }
 
     fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {

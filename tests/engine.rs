@@ -72,7 +72,8 @@ fn run(
 
 #[test]
 fn each_aggregation_over_a_rolling_window() {
-    let cases: &[(Aggregation, Operand, f64, &str, &[(usize, &str, f64)])] = &[
+    type Expected = &'static [(usize, &'static str, f64)];
+    let cases: &[(Aggregation, Operand, f64, &str, Expected)] = &[
         // avg of samples i-2..=i: 0, 33, 67, 67, 33
         (
             Avg,

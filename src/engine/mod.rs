@@ -24,8 +24,9 @@ use window::{Extrema, Ring, Running, Seq, Window};
 
 use crate::config::{Aggregation, Config, Rule};
 use crate::duration::Millis;
+use crate::field::field_hash;
 use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
-use crate::sample::{Sample, field_hash};
+use crate::sample::Sample;
 
 /// Why the engine refused a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
