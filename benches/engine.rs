@@ -6,6 +6,9 @@
 //! (rule, host) evaluations, insertion included.
 //!
 //! `parse_sample`: one sample line with the 10 built-in fields, parsed and checked.
+//!
+//! `replay`: 100 hosts x 600 ticks of such lines through `replay()` in memory
+//! (parsing, engine and output; no file I/O), in samples.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -13,6 +16,7 @@ use std::path::Path;
 use alertd::config::Config;
 use alertd::engine::Engine;
 use alertd::incident::SequentialIds;
+use alertd::replay::{ReplayOptions, replay};
 use alertd::sample::SampleReader;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -92,5 +96,52 @@ fn parse_sample(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, steady_tick, parse_sample);
+fn replay_in_memory(c: &mut Criterion) {
+    let config = rules_config();
+    let (hosts, ticks) = (100, 600);
+    let mut random = Lcg(7);
+    let mut input = Vec::new();
+    for tick in 0..ticks {
+        for host in 0..hosts {
+            let ts = EPOCH + tick as i64 * INTERVAL;
+            let v = |scale: f64, r: &mut Lcg| (r.next() * scale * 100.0).round() / 100.0;
+            let line = format!(
+                r#"{{"host":"node-{host:04}","ts":{ts},"metrics":{{"cpu.usage":{},"mem.usage":{},"mem.free":{},"requests.count":{},"requests.latency_sum":{},"requests.latency_avg":{},"eventsIn.count":{},"eventsOut.count":{},"warnings.count":{},"errors.count":{}}}}}"#,
+                v(100.0, &mut random),
+                v(100.0, &mut random),
+                (random.next() * 1e6) as u64,
+                (random.next() * 200.0) as u64,
+                (random.next() * 8000.0) as u64,
+                v(60.0, &mut random),
+                (random.next() * 50.0) as u64,
+                (random.next() * 50.0) as u64,
+                (random.next() * 2.0) as u64,
+                (random.next() * 3.0) as u64,
+            );
+            input.extend_from_slice(line.as_bytes());
+            input.push(b'\n');
+        }
+    }
+    let mut group = c.benchmark_group("replay");
+    group.throughput(Throughput::Elements((hosts * ticks) as u64));
+    group.sample_size(20);
+    group.bench_function("in_memory_100_hosts_600_ticks", |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            let cursor = std::io::Cursor::new(&input);
+            replay(
+                &config,
+                cursor,
+                "bench",
+                ReplayOptions::default(),
+                &mut SequentialIds::default(),
+                &mut out,
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, steady_tick, parse_sample, replay_in_memory);
 criterion_main!(benches);

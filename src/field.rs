@@ -19,8 +19,20 @@ pub const BUILT_IN_FIELDS: &[&str] = &[
 pub const MAX_FIELD_NAME_LEN: usize = 128;
 
 /// Whether `name` matches `[A-Za-z0-9_.:-]{1,128}`.
+#[inline]
 pub fn is_valid_field_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= MAX_FIELD_NAME_LEN && name.bytes().all(is_field_byte)
+    is_field_name_bytes(name.as_bytes())
+}
+
+/// [`is_valid_field_name`] for bytes (which are then ASCII). Branch-free over
+/// the bytes: names are short and checked for every metric of every sample.
+#[inline]
+pub fn is_field_name_bytes(name: &[u8]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_FIELD_NAME_LEN
+        && name
+            .iter()
+            .fold(true, |valid, &byte| valid & is_field_byte(byte))
 }
 
 /// Whether `byte` may appear in a field name.

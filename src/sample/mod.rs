@@ -5,10 +5,15 @@
 //! dots while parsing, every value is checked, and a bad sample is rejected
 //! whole with a [`SampleError`] that names the part. Parsing a line allocates
 //! nothing once the buffers have grown, which keeps replay fast.
+//!
+//! Lines of the usual shape (flat metrics, no escapes) are read by a strict
+//! fast path ([`fast`]); everything else, and every error, goes through serde_json.
 
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+
+mod fast;
 
 use crate::duration::Millis;
 use crate::field::checked_field_hash;
@@ -108,11 +113,24 @@ impl SampleReader {
     /// Parses `text` as one sample; on success its parts are readable until
     /// the next call.
     pub fn parse(&mut self, text: &[u8]) -> Result<(), SampleError> {
+        self.clear();
+        if fast::parse(text, self) {
+            return self.check_duplicates();
+        }
+        self.parse_with_serde(text)
+    }
+
+    fn clear(&mut self) {
         self.host.clear();
         self.prefix.clear();
         self.names.clear();
         self.metrics.clear();
         self.error = None;
+    }
+
+    /// The reference parser: any JSON, every error with its precise message.
+    fn parse_with_serde(&mut self, text: &[u8]) -> Result<(), SampleError> {
+        self.clear();
         let mut deserializer = serde_json::Deserializer::from_slice(text);
         let parsed = SampleSeed { reader: self }
             .deserialize(&mut deserializer)
