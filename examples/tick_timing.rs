@@ -61,4 +61,11 @@ fn main() {
         times[0] * 1e3,
         ingest_times[0] * 1e3
     );
+    let memory = engine.memory();
+    println!(
+        "window data: {:.1} MB for {} values ({:.2} bytes/value)",
+        memory.window_bytes as f64 / 1e6,
+        memory.values_held,
+        memory.window_bytes as f64 / memory.values_held as f64
+    );
 }
