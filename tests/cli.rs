@@ -27,6 +27,30 @@ fn alertd(args: &[&str], stdin: Option<&[u8]>) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `alertd replay` on a configuration and samples under the repository (`-`: standard input).
+fn replay(config: &str, samples: &str, extra: &[&str], stdin: Option<&[u8]>) -> Output {
+    let config = repo(config);
+    let samples = if samples == "-" {
+        PathBuf::from("-")
+    } else {
+        repo(samples)
+    };
+    let mut args = vec![
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--samples",
+        samples.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    alertd(&args, stdin)
+}
+
+/// `alertd check` on a configuration under the repository.
+fn check(config: &str) -> Output {
+    alertd(&["check", "--config", repo(config).to_str().unwrap()], None)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
@@ -71,18 +95,7 @@ fn expected(path: &str) -> Vec<Value> {
 
 #[test]
 fn replay_of_the_shipped_example_prints_the_expected_transitions() {
-    let config = repo("examples/alertd.json");
-    let samples = repo("examples/samples.ndjson");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            samples.to_str().unwrap(),
-        ],
-        None,
-    );
+    let output = replay("examples/alertd.json", "examples/samples.ndjson", &[], None);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
         without_ids(&output.stdout),
@@ -91,32 +104,30 @@ fn replay_of_the_shipped_example_prints_the_expected_transitions() {
     assert_eq!(text(&output.stderr), "");
 }
 
-#[test]
-fn replay_gives_the_same_transitions_whatever_the_line_order() {
-    let lines: Vec<String> = std::fs::read_to_string(repo("examples/samples.ndjson"))
+fn example_lines() -> Vec<String> {
+    std::fs::read_to_string(repo("examples/samples.ndjson"))
         .unwrap()
         .lines()
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+#[test]
+fn replay_gives_the_same_transitions_whatever_the_line_order() {
     // A deterministic shuffle: reversed, then interleaved halves, with blank lines.
-    let mut shuffled: Vec<String> = lines.iter().rev().cloned().collect();
+    let mut shuffled: Vec<String> = example_lines().into_iter().rev().collect();
     let back = shuffled.split_off(shuffled.len() / 2);
     let mixed: Vec<String> = back
         .into_iter()
         .zip(shuffled)
         .flat_map(|(a, b)| [a, String::new(), b])
         .collect();
-    let config = repo("examples/alertd.json");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            "-",
-            "--stats",
-        ],
-        Some(mixed.join("\n").as_bytes()),
+    let input = mixed.join("\n");
+    let output = replay(
+        "examples/alertd.json",
+        "-",
+        &["--stats"],
+        Some(input.as_bytes()),
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert_eq!(
@@ -132,19 +143,12 @@ fn replay_gives_the_same_transitions_whatever_the_line_order() {
 
 #[test]
 fn replay_until_extends_the_ticks_past_the_last_sample() {
-    let config = repo("examples/alertd.json");
-    let samples = repo("examples/samples.ndjson");
     // web-1's last sample is at 10:20:00; ten minutes later its 10m window holds no event.
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            samples.to_str().unwrap(),
-            "--until",
-            "1795429900000",
-        ],
+    let until = ["--until", "1795429900000"];
+    let output = replay(
+        "examples/alertd.json",
+        "examples/samples.ndjson",
+        &until,
         None,
     );
     assert!(output.status.success());
@@ -161,16 +165,10 @@ fn replay_until_extends_the_ticks_past_the_last_sample() {
 
 #[test]
 fn replay_reads_a_botpress_config() {
-    let samples = repo("examples/samples.ndjson");
-    let config = repo("examples/botpress.config.json");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            samples.to_str().unwrap(),
-        ],
+    let output = replay(
+        "examples/botpress.config.json",
+        "examples/samples.ndjson",
+        &[],
         None,
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
@@ -182,25 +180,12 @@ fn replay_reads_a_botpress_config() {
 
 #[test]
 fn an_invalid_line_prints_only_its_error() {
-    let mut lines: Vec<String> = std::fs::read_to_string(repo("examples/samples.ndjson"))
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let mut lines = example_lines();
     // Far enough in that transitions have happened before it.
     lines[200] =
         r#"{"host":"web-1","ts":1795429000000,"metrics":{"cpu.usage":"high"}}"#.to_string();
-    let config = repo("examples/alertd.json");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            "-",
-        ],
-        Some(lines.join("\n").as_bytes()),
-    );
+    let input = lines.join("\n");
+    let output = replay("examples/alertd.json", "-", &[], Some(input.as_bytes()));
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(text(&output.stdout), "", "nothing is printed as a result");
     assert_eq!(
@@ -211,32 +196,24 @@ fn an_invalid_line_prints_only_its_error() {
 
 #[test]
 fn replay_refuses_an_invalid_config_and_a_missing_file() {
-    let bad = repo("tests/config/bad-unit.bad.json");
-    let samples = repo("examples/samples.ndjson");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            bad.to_str().unwrap(),
-            "--samples",
-            samples.to_str().unwrap(),
-        ],
+    let output = replay(
+        "tests/config/bad-unit.bad.json",
+        "examples/samples.ndjson",
+        &[],
         None,
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output.stderr).contains(r#"timeframe "2x": unknown unit "x""#));
 
     let config = repo("examples/alertd.json");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            "/nonexistent/samples",
-        ],
-        None,
-    );
+    let args = [
+        "replay",
+        "--config",
+        config.to_str().unwrap(),
+        "--samples",
+        "/nonexistent/samples",
+    ];
+    let output = alertd(&args, None);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr).starts_with("error: /nonexistent/samples: "),
@@ -247,25 +224,14 @@ fn replay_refuses_an_invalid_config_and_a_missing_file() {
 
 #[test]
 fn an_empty_samples_file_prints_nothing() {
-    let config = repo("examples/alertd.json");
-    let output = alertd(
-        &[
-            "replay",
-            "--config",
-            config.to_str().unwrap(),
-            "--samples",
-            "-",
-        ],
-        Some(b""),
-    );
+    let output = replay("examples/alertd.json", "-", &[], Some(b""));
     assert!(output.status.success());
     assert_eq!(text(&output.stdout), "");
 }
 
 #[test]
 fn check_prints_one_line_per_rule() {
-    let config = repo("examples/alertd.json");
-    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    let output = check("examples/alertd.json");
     assert!(output.status.success());
     assert_eq!(
         text(&output.stdout),
@@ -279,8 +245,7 @@ fn check_prints_one_line_per_rule() {
 
 #[test]
 fn check_warns_of_custom_fields_and_empty_rules() {
-    let config = repo("tests/config/good-botpress.config.json");
-    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    let output = check("tests/config/good-botpress.config.json");
     assert!(output.status.success());
     let stderr = text(&output.stderr);
     assert!(stderr.contains("warning: "), "{stderr}");
@@ -301,15 +266,12 @@ fn check_warns_of_custom_fields_and_empty_rules() {
 
 #[test]
 fn check_lists_every_problem_and_exits_2() {
-    let config = repo("tests/config/every-problem-at-once.bad.json");
-    let output = alertd(&["check", "--config", config.to_str().unwrap()], None);
+    let output = check("tests/config/every-problem-at-once.bad.json");
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(text(&output.stdout), "");
-    assert_eq!(
-        text(&output.stderr)
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .count(),
-        14
-    );
+    let errors = text(&output.stderr)
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .count();
+    assert_eq!(errors, 14);
 }

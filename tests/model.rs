@@ -92,8 +92,7 @@ impl Model {
                     .pairs
                     .entry((rule_index, host.to_string()))
                     .or_default();
-                if newest <= t - self.retention {
-                    // Forgotten: resolve what is open.
+                let mut resolve = |pair: &mut Pair| {
                     if let Some((start, trigger)) = pair.open.take() {
                         pair.last_end = Some(t);
                         events.push((
@@ -106,6 +105,9 @@ impl Model {
                             trigger,
                         ));
                     }
+                };
+                if newest <= t - self.retention {
+                    resolve(pair); // forgotten
                     continue;
                 }
                 // Stable sort by ts keeps arrival order for ties.
@@ -144,19 +146,7 @@ impl Model {
                             aggregate,
                         ));
                     }
-                    Some((start, trigger)) if !holds => {
-                        pair.open = None;
-                        pair.last_end = Some(t);
-                        events.push((
-                            "resolved",
-                            t,
-                            rule_index,
-                            host.to_string(),
-                            start,
-                            Some(t),
-                            trigger,
-                        ));
-                    }
+                    Some(_) if !holds => resolve(pair),
                     _ => {}
                 }
             }

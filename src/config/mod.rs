@@ -427,32 +427,24 @@ impl Checker {
         }
     }
 
+    /// A setting's interval or period: a duration longer than 0.
+    fn interval(&mut self, place: &str, key: &str, raw: &Raw<String>, default: &str) -> Millis {
+        self.duration(place, key, raw, default, true)
+    }
+
     fn monitoring(&mut self, place: &str, value: Option<&Value>) -> Monitoring {
         let raw: RawMonitoring = self.section(place, value).unwrap_or_default();
         self.unknown_keys(place, &raw.unknown, RawMonitoring::KEYS);
         Monitoring {
             enabled: self.boolean(place, "enabled", raw.enabled, false),
-            collection_interval: self.duration(
+            collection_interval: self.interval(
                 place,
                 "collectionInterval",
                 &raw.collection_interval,
                 "10s",
-                true,
             ),
-            retention_period: self.duration(
-                place,
-                "retentionPeriod",
-                &raw.retention_period,
-                "10d",
-                true,
-            ),
-            janitor_interval: self.duration(
-                place,
-                "janitorInterval",
-                &raw.janitor_interval,
-                "15m",
-                true,
-            ),
+            retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),
+            janitor_interval: self.interval(place, "janitorInterval", &raw.janitor_interval, "15m"),
         }
     }
 
@@ -477,27 +469,9 @@ impl Checker {
         };
         Alerting {
             enabled: self.boolean(place, "enabled", raw.enabled, false),
-            watcher_interval: self.duration(
-                place,
-                "watcherInterval",
-                &raw.watcher_interval,
-                "10s",
-                true,
-            ),
-            retention_period: self.duration(
-                place,
-                "retentionPeriod",
-                &raw.retention_period,
-                "10d",
-                true,
-            ),
-            janitor_interval: self.duration(
-                place,
-                "janitorInterval",
-                &raw.janitor_interval,
-                "15m",
-                true,
-            ),
+            watcher_interval: self.interval(place, "watcherInterval", &raw.watcher_interval, "10s"),
+            retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),
+            janitor_interval: self.interval(place, "janitorInterval", &raw.janitor_interval, "15m"),
             rules,
         }
     }
