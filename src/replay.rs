@@ -181,30 +181,47 @@ fn for_each_sample<R: BufRead, E>(
     fields: &FieldTable,
     mut each: impl FnMut(&str, Millis, &[f64]) -> Result<(), E>,
 ) -> Result<Result<(), E>, ReplayError> {
-    let mut line = Vec::new();
+    let read_error = |source| ReplayError::Read {
+        path: name.to_string(),
+        source,
+    };
+    let mut spanning = Vec::new();
     let mut line_number = 0u64;
     let mut reader = SampleReader::default();
     let mut values = vec![f64::NAN; fields.len()];
     loop {
-        line.clear();
-        let read = input
-            .read_until(b'\n', &mut line)
-            .map_err(|source| ReplayError::Read {
-                path: name.to_string(),
-                source,
-            })?;
-        if read == 0 {
+        // A line that lies whole in the read buffer is parsed where it is;
+        // only one that spans the buffer's end is copied out first.
+        let buffer = input.fill_buf().map_err(read_error)?;
+        if buffer.is_empty() {
             return Ok(Ok(()));
         }
+        let (line, in_buffer) = match memchr::memchr(b'\n', buffer) {
+            Some(end) => (&buffer[..=end], end + 1),
+            None => {
+                spanning.clear();
+                input.read_until(b'\n', &mut spanning).map_err(read_error)?;
+                (&spanning[..], 0)
+            }
+        };
         line_number += 1;
-        if line.iter().all(u8::is_ascii_whitespace) {
-            continue;
+        let parsed = if line.iter().all(u8::is_ascii_whitespace) {
+            None
+        } else {
+            Some(reader.parse(line))
+        };
+        input.consume(in_buffer);
+        match parsed {
+            None => continue,
+            Some(Err(error)) => {
+                return Err(ReplayError::Sample {
+                    path: name.to_string(),
+                    line: line_number,
+                    error,
+                });
+            }
+            Some(Ok(())) => {}
         }
-        reader.parse(&line).map_err(|error| ReplayError::Sample {
-            path: name.to_string(),
-            line: line_number,
-            error,
-        })?;
         values.fill(f64::NAN);
         for (field, hash, value) in reader.hashed_metrics() {
             if let Some(slot) = fields.slot(field, hash) {
