@@ -304,8 +304,13 @@ impl Engine {
 
     /// Adds a sample given as one value per field of [`Engine::fields`], NaN
     /// where the sample lacks the field. Values must otherwise be finite.
+    ///
+    /// # Panics
+    ///
+    /// If `values` does not have one value per field: a caller's bug, which
+    /// would otherwise corrupt the host's samples.
     pub fn ingest_values(&mut self, host: &str, ts: Millis, values: &[f64]) {
-        debug_assert_eq!(values.len(), self.fields.len());
+        assert_eq!(values.len(), self.fields.len(), "one value per field of Engine::fields");
         let index = match self.host_index.get(host) {
             Some(&index) => index,
             None => {
