@@ -413,3 +413,130 @@ fn running_sums_do_not_drift() {
     let fired = run(Sum, EqualOrLessThan, 0.0, &text);
     assert_eq!(fired, [(3002, "opened", 0.0)]);
 }
+
+#[test]
+fn status_tells_firing_cooldown_nodata_and_ok() {
+    use alertd::engine::PairState;
+    let rules = [rule("r", Last, EqualOrMoreThan, 10.0, 2 * STEP, 3 * STEP)];
+    let mut engine = Engine::new(&rules, 10 * DAY);
+    let mut ids = SequentialIds::default();
+    let mut out = Vec::new();
+    let mut states = Vec::new();
+    // Samples at ticks 0..=3, then silence.
+    for (step, value) in [
+        Some(20.0),
+        Some(1.0),
+        Some(1.0),
+        Some(1.0),
+        None,
+        None,
+        None,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(value) = value {
+            engine.ingest(&Sample::new("h", at(step), &[("f", value)]));
+        }
+        engine.evaluate(at(step), &mut ids, &mut out).unwrap();
+        states.push(engine.host_status("h").unwrap()[0].state);
+    }
+    use PairState::*;
+    // Opened at 0, resolved at 1 (cooldown until tick 4), window empty from tick 5.
+    assert_eq!(
+        states,
+        [Firing, Cooldown, Cooldown, Cooldown, Ok, NoData, NoData]
+    );
+}
+
+#[test]
+fn saved_pairs_restore_into_a_new_engine() {
+    let rules = [
+        rule("cpu", Last, EqualOrMoreThan, 10.0, 3 * STEP, 0),
+        rule("mem", Last, EqualOrLessThan, 5.0, 3 * STEP, 5 * STEP),
+    ];
+    let mut engine = Engine::new(&rules, 10 * DAY);
+    let mut ids = SequentialIds::default();
+    let mut out = Vec::new();
+    engine.ingest(&Sample::new("h", at(0), &[("f", 1.0)]));
+    engine.evaluate(at(0), &mut ids, &mut out).unwrap(); // mem opens
+    engine.ingest(&Sample::new("h", at(1), &[("f", 20.0)]));
+    engine.evaluate(at(1), &mut ids, &mut out).unwrap(); // cpu opens, mem resolves
+    let saved = engine.saved_pairs();
+    assert_eq!(saved.len(), 2);
+
+    // A new engine (a restart, or a reload that dropped the rule "mem" and
+    // added "disk"), fed the same samples again.
+    let new_rules = [
+        rule("disk", Count, EqualOrLessThan, -1.0, STEP, 0),
+        rules[0].clone(),
+    ];
+    let mut restarted = Engine::new(&new_rules, 10 * DAY);
+    let restored: Vec<bool> = saved.iter().map(|pair| restarted.restore(pair)).collect();
+    let cpu_first = saved[0].rule_name == "cpu";
+    assert_eq!(
+        restored,
+        if cpu_first {
+            [true, false]
+        } else {
+            [false, true]
+        }
+    );
+    restarted.ingest(&Sample::new("h", at(0), &[("f", 1.0)]));
+    restarted.ingest(&Sample::new("h", at(1), &[("f", 20.0)]));
+    let mut after = Vec::new();
+    restarted.evaluate(at(2), &mut ids, &mut after).unwrap();
+    assert!(
+        after.is_empty(),
+        "cpu stays open, nothing reopens: {after:?}"
+    );
+    restarted.ingest(&Sample::new("h", at(3), &[("f", 1.0)]));
+    restarted.evaluate(at(3), &mut ids, &mut after).unwrap();
+    let cpu_opened = out
+        .iter()
+        .find(|t| &*t.incident.rule_name == "cpu")
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        after[0].rule, 1,
+        "the rule's index in the new configuration"
+    );
+    assert_eq!(
+        after[0].incident.id, cpu_opened.incident.id,
+        "the same incident resolves"
+    );
+    assert_eq!(after[0].incident.start_time, at(1));
+}
+
+#[test]
+fn a_restored_open_incident_on_a_host_without_samples_resolves() {
+    let rules = [rule("r", Last, EqualOrMoreThan, 10.0, 3 * STEP, 0)];
+    let mut engine = Engine::new(&rules, 10 * DAY);
+    let mut saved_incident = alertd::engine::SavedPair {
+        rule_name: "r".into(),
+        host: "gone".into(),
+        open: None,
+        last_end: None,
+    };
+    saved_incident.open = Some(alertd::incident::Incident {
+        id: "inc-7".into(),
+        rule_name: "r".into(),
+        host_name: "gone".into(),
+        start_time: at(0),
+        end_time: None,
+        trigger_value: 12.0,
+    });
+    assert!(engine.restore(&saved_incident));
+    let mut out = Vec::new();
+    engine
+        .evaluate(at(5), &mut SequentialIds::default(), &mut out)
+        .unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].kind, TransitionKind::Resolved);
+    assert_eq!(out[0].incident.id, "inc-7");
+    assert_eq!(out[0].incident.end_time, Some(at(5)));
+    engine
+        .evaluate(at(6), &mut SequentialIds::default(), &mut out)
+        .unwrap();
+    assert!(engine.is_empty(), "then the host is dropped");
+}

@@ -36,19 +36,46 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
-        prop::sample::select(vec!["2m", "0", "-1s", "avg", "equalOrMoreThan", "cpu.usage", "", "x"]).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        prop::sample::select(vec![
+            "2m",
+            "0",
+            "-1s",
+            "avg",
+            "equalOrMoreThan",
+            "cpu.usage",
+            "",
+            "x"
+        ])
+        .prop_map(Value::from),
         ".{0,8}".prop_map(Value::from),
     ];
     let keys = prop::sample::select(vec![
-        "monitoring", "alerting", "pro", "rules", "name", "field", "aggregation", "operand", "value",
-        "timeframe", "cooldown", "enabled", "watcherInterval", "retentionPeriod", "collectionInterval", "x",
+        "monitoring",
+        "alerting",
+        "pro",
+        "rules",
+        "name",
+        "field",
+        "aggregation",
+        "operand",
+        "value",
+        "timeframe",
+        "cooldown",
+        "enabled",
+        "watcherInterval",
+        "retentionPeriod",
+        "collectionInterval",
+        "x",
     ]);
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(keys.clone(), inner, 0..6)
-                .prop_map(|map| Value::Object(map.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+            prop::collection::btree_map(keys.clone(), inner, 0..6).prop_map(|map| Value::Object(
+                map.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+            )),
         ]
     })
 }

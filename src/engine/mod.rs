@@ -161,12 +161,46 @@ struct HostShape {
 /// The state of one rule on one host, as of the last evaluation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairStatus {
+    pub state: PairState,
     /// The aggregate, `None` when it has no value.
     pub aggregate: Option<f64>,
     /// Samples in the window that carry the rule's field.
     pub samples: u32,
     pub open: Option<Incident>,
     /// End of the last resolved incident.
+    pub last_end: Option<Millis>,
+}
+
+/// What an operator wants to know of a (rule, host) pair at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairState {
+    /// An incident is open.
+    Firing,
+    /// No incident open, and the last one resolved less than a cooldown ago.
+    Cooldown,
+    /// Nothing open and the aggregate has no value (an empty window).
+    NoData,
+    Ok,
+}
+
+impl PairState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairState::Firing => "firing",
+            PairState::Cooldown => "cooldown",
+            PairState::NoData => "nodata",
+            PairState::Ok => "ok",
+        }
+    }
+}
+
+/// The state of a (rule, host) pair that outlives the engine: saved before a
+/// restart or a configuration reload, restored after it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SavedPair {
+    pub rule_name: String,
+    pub host: String,
+    pub open: Option<Incident>,
     pub last_end: Option<Millis>,
 }
 
@@ -310,16 +344,12 @@ impl Engine {
     /// If `values` does not have one value per field: a caller's bug, which
     /// would otherwise corrupt the host's samples.
     pub fn ingest_values(&mut self, host: &str, ts: Millis, values: &[f64]) {
-        assert_eq!(values.len(), self.fields.len(), "one value per field of Engine::fields");
-        let index = match self.host_index.get(host) {
-            Some(&index) => index,
-            None => {
-                let new = Host::new(host, self.fields.len(), &self.shape);
-                self.host_index.insert(new.name.clone(), self.hosts.len());
-                self.hosts.push(new);
-                self.hosts.len() - 1
-            }
-        };
+        assert_eq!(
+            values.len(),
+            self.fields.len(),
+            "one value per field of Engine::fields"
+        );
+        let index = self.host_slot(host);
         let host = &mut self.hosts[index];
         let seq = host.ring.insert(ts, values);
         if seq < host.entered {
@@ -330,6 +360,17 @@ impl Engine {
                 advance_windows(&self.rules, host, tick);
             }
         }
+    }
+
+    /// The index of a host, added if new.
+    fn host_slot(&mut self, name: &str) -> usize {
+        if let Some(&index) = self.host_index.get(name) {
+            return index;
+        }
+        let host = Host::new(name, self.fields.len(), &self.shape);
+        self.host_index.insert(host.name.clone(), self.hosts.len());
+        self.hosts.push(host);
+        self.hosts.len() - 1
     }
 
     /// Evaluates every rule for every known host at tick `at` and appends the
@@ -360,10 +401,20 @@ impl Engine {
             }
             let host = &mut self.hosts[index];
             advance_windows(&self.rules, host, at);
-            let Some(latest) = host.latest_visible else {
-                continue; // no sample at or before this tick yet
+            let forgotten = match host.latest_visible {
+                Some(latest) => latest <= at - self.host_retention,
+                // No sample yet: unknown, unless restored with an open
+                // incident (see `restore`), which then resolves.
+                None => host.alarms.iter().any(|alarm| alarm.open.is_some()),
             };
-            if latest <= at - self.host_retention {
+            if host.latest_visible.is_none() && !forgotten {
+                // Restored with a cooldown only, and silent since.
+                if can_drop(&self.rules, host, at) {
+                    dropped.push(index);
+                }
+                continue;
+            }
+            if forgotten {
                 forget(&self.rules, host, at, out);
                 if can_drop(&self.rules, host, at) {
                     dropped.push(index);
@@ -416,8 +467,20 @@ impl Engine {
                 .map(|(index, rule)| {
                     let window = &host.windows[index];
                     let alarm = &host.alarms[index];
+                    let aggregate = aggregate(rule, window, &host.sums, &host.extrema);
+                    let cooling = match (alarm.last_end, self.last_tick) {
+                        (Some(end), Some(tick)) => tick < end + rule.rule.cooldown,
+                        _ => false,
+                    };
+                    let state = match () {
+                        _ if alarm.open.is_some() => PairState::Firing,
+                        _ if cooling => PairState::Cooldown,
+                        _ if aggregate.is_none() => PairState::NoData,
+                        _ => PairState::Ok,
+                    };
                     PairStatus {
-                        aggregate: aggregate(rule, window, &host.sums, &host.extrema),
+                        state,
+                        aggregate,
                         samples: window.count(),
                         open: alarm
                             .open
@@ -428,6 +491,60 @@ impl Engine {
                 })
                 .collect(),
         )
+    }
+
+    /// Every (rule, host) pair with an open incident or a resolved one, to
+    /// carry over to a new engine with [`Engine::restore`].
+    pub fn saved_pairs(&self) -> Vec<SavedPair> {
+        let mut saved = Vec::new();
+        for host in &self.hosts {
+            for (rule, alarm) in self.rules.iter().zip(&host.alarms) {
+                if alarm.open.is_none() && alarm.last_end.is_none() {
+                    continue;
+                }
+                saved.push(SavedPair {
+                    rule_name: rule.rule.name.clone(),
+                    host: host.name.to_string(),
+                    open: alarm
+                        .open
+                        .as_ref()
+                        .map(|open| incident(rule, &host.name, open, None)),
+                    last_end: alarm.last_end,
+                });
+            }
+        }
+        saved
+    }
+
+    /// Restores a pair saved by [`Engine::saved_pairs`] or read from a store,
+    /// matching the rule by name. Returns `false`, changing nothing, when no
+    /// rule has that name (it was removed from the configuration).
+    ///
+    /// A restored host is known once it has a sample again; one that has an
+    /// open incident but no sample at all by the next tick is treated as
+    /// forgotten, and its incident resolves, so that no incident stays open
+    /// for a host nobody will hear from.
+    pub fn restore(&mut self, pair: &SavedPair) -> bool {
+        let Some(rule_index) = self
+            .rules
+            .iter()
+            .position(|r| r.rule.name == pair.rule_name)
+        else {
+            return false;
+        };
+        let index = self.host_slot(&pair.host);
+        let host = &mut self.hosts[index];
+        let alarm = &mut host.alarms[rule_index];
+        alarm.last_end = pair.last_end;
+        alarm.open = pair.open.as_ref().map(|incident| {
+            Box::new(OpenIncident {
+                id: incident.id.clone(),
+                start_time: incident.start_time,
+                trigger_value: incident.trigger_value,
+            })
+        });
+        host.windows[rule_index].open = alarm.open.is_some();
+        true
     }
 
     /// Names of the hosts held, in byte order.
