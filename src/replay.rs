@@ -296,8 +296,12 @@ impl<'i> Run<'i> {
         };
         while tick <= limit {
             if self.engine.is_empty() {
-                // Nothing held, nothing can happen: skip to the first tick after `limit`.
-                tick = (limit.div_euclid(self.watcher_interval) + 1) * self.watcher_interval;
+                // Nothing held, nothing can happen until the next sample: the
+                // ticks up to `limit` count as evaluated (a sample older than
+                // them sends the replay to sort mode, as for any other tick).
+                let last = limit.div_euclid(self.watcher_interval) * self.watcher_interval;
+                self.last_evaluated = Some(last);
+                tick = last + self.watcher_interval;
                 break;
             }
             self.transitions.clear();

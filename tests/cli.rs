@@ -275,3 +275,33 @@ fn check_lists_every_problem_and_exits_2() {
         .count();
     assert_eq!(errors, 14);
 }
+
+#[test]
+fn replay_order_does_not_matter_after_every_host_was_forgotten() {
+    // Host a reports once, is forgotten after a minute and dropped; then a
+    // line from t=1000s, then one from t=500s: the t=500s sample must still
+    // open an incident at 500s, as it does when the file is sorted.
+    let lines = [
+        r#"{"host":"a","ts":0,"metrics":{"x":1}}"#,
+        r#"{"host":"b","ts":1000000,"metrics":{"x":1}}"#,
+        r#"{"host":"c","ts":500000,"metrics":{"x":20}}"#,
+    ];
+    let unsorted = replay(
+        "tests/replay/skip.json",
+        "-",
+        &[],
+        Some(lines.join("\n").as_bytes()),
+    );
+    let sorted_lines = [lines[0], lines[2], lines[1]];
+    let sorted = replay(
+        "tests/replay/skip.json",
+        "-",
+        &[],
+        Some(sorted_lines.join("\n").as_bytes()),
+    );
+    assert!(unsorted.status.success() && sorted.status.success());
+    let events = without_ids(&sorted.stdout);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["at"], 500_000);
+    assert_eq!(without_ids(&unsorted.stdout), events);
+}
