@@ -10,6 +10,7 @@
 //! - [`engine`]: the incremental rule engine. No I/O, no clock: it takes samples and
 //!   an evaluation time and returns [`engine::Transition`]s.
 //! - [`incident`]: incident objects and their JSON form.
+//! - [`hooks`]: finding and calling the executables told of every transition.
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
 
@@ -18,6 +19,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod field;
+pub mod hooks;
 pub mod incident;
 pub mod replay;
 pub mod sample;

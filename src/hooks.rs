@@ -1,0 +1,262 @@
+//! Hooks (SPEC section 7): the executables that are told of every incident
+//! transition, as in the original product's
+//! `<data dir>/global/hooks/on_incident_status_changed/`.
+//!
+//! This module finds the hooks ([`discover`]), runs one hook for one
+//! transition ([`run_hook`]): no shell, the incident JSON on standard input,
+//! `INCIDENT_ID`, `INCIDENT_RULE`, `INCIDENT_HOST` and `INCIDENT_STATUS` in the
+//! environment, a timeout, its output captured up to a limit. It also says
+//! when a failed call is tried again ([`Backoff`]). Recording transitions
+//! durably and calling each hook at least once is the service's outbox; this
+//! module only makes the calls.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::incident::{Incident, TransitionKind};
+
+/// Where hooks live, under the data directory.
+pub const HOOK_DIR: &str = "global/hooks/on_incident_status_changed";
+
+/// How much of a hook's standard output and of its standard error is kept.
+pub const OUTPUT_LIMIT: usize = 16 * 1024;
+
+/// An executable to call on every transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The file name, which orders the hooks.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// What [`discover`] found in the hooks directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovery {
+    /// The hooks to run, in name order (byte order).
+    pub hooks: Vec<Hook>,
+    /// Files that are not run, and why (disabled files, starting with `.`, are not listed).
+    pub skipped: Vec<(String, &'static str)>,
+}
+
+/// Lists the hooks in `dir`. A missing directory means no hooks.
+pub fn discover(dir: &Path) -> std::io::Result<Discovery> {
+    let mut discovery = Discovery::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(discovery),
+        Err(error) => return Err(error),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // disabled, as in the original product
+        }
+        let path = entry.path();
+        // Follows symbolic links: a link to an executable is a hook.
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(_) => {
+                discovery.skipped.push((name, "a broken link"));
+                continue;
+            }
+        };
+        if !metadata.is_file() {
+            discovery.skipped.push((name, "not a file"));
+        } else if !is_executable(&metadata) {
+            discovery
+                .skipped
+                .push((name, "not executable (chmod +x to enable it)"));
+        } else {
+            discovery.hooks.push(Hook { name, path });
+        }
+    }
+    discovery
+        .hooks
+        .sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+    discovery.skipped.sort();
+    Ok(discovery)
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &std::fs::Metadata) -> bool {
+    true
+}
+
+/// How one call of a hook ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookOutcome {
+    pub result: HookResult,
+    /// Standard output and standard error, each cut at [`OUTPUT_LIMIT`] bytes.
+    pub stdout: String,
+    pub stderr: String,
+    pub duration: Duration,
+}
+
+impl HookOutcome {
+    pub fn succeeded(&self) -> bool {
+        self.result == HookResult::Exited(0)
+    }
+}
+
+/// Why a hook call ended. Only `Exited(0)` is a success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookResult {
+    Exited(i32),
+    /// Killed by a signal (its number).
+    Signalled(i32),
+    /// Still running at the timeout, and killed.
+    TimedOut,
+    /// Could not be started (the message says why).
+    NotStarted(String),
+}
+
+impl std::fmt::Display for HookResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HookResult::Exited(code) => write!(f, "exited with status {code}"),
+            HookResult::Signalled(signal) => write!(f, "killed by signal {signal}"),
+            HookResult::TimedOut => f.write_str("timed out and was killed"),
+            HookResult::NotStarted(reason) => write!(f, "could not start: {reason}"),
+        }
+    }
+}
+
+/// Runs `hook` for one transition of `incident`.
+pub async fn run_hook(
+    hook: &Hook,
+    incident: &Incident,
+    kind: TransitionKind,
+    timeout: Duration,
+) -> HookOutcome {
+    let started = Instant::now();
+    let outcome = |result, stdout: Vec<u8>, stderr: Vec<u8>| HookOutcome {
+        result,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        duration: started.elapsed(),
+    };
+    let mut child = match Command::new(&hook.path)
+        .env("INCIDENT_ID", &incident.id)
+        .env("INCIDENT_RULE", &*incident.rule_name)
+        .env("INCIDENT_HOST", &*incident.host_name)
+        .env("INCIDENT_STATUS", kind.as_str())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => {
+            return outcome(
+                HookResult::NotStarted(error.to_string()),
+                Vec::new(),
+                Vec::new(),
+            );
+        }
+    };
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let input = serde_json::to_vec(incident).unwrap_or_default();
+    let call = async {
+        // A hook that does not read its input may close it early: not an error.
+        if let Some(stdin) = stdin.as_mut() {
+            let _ = stdin.write_all(&input).await;
+        }
+        drop(stdin);
+        let (status, stdout, stderr) = tokio::join!(child.wait(), capture(stdout), capture(stderr));
+        (status, stdout, stderr)
+    };
+    match tokio::time::timeout(timeout, call).await {
+        Ok((Ok(status), stdout, stderr)) => outcome(exit_result(status), stdout, stderr),
+        Ok((Err(error), stdout, stderr)) => {
+            outcome(HookResult::NotStarted(error.to_string()), stdout, stderr)
+        }
+        Err(_elapsed) => {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            outcome(HookResult::TimedOut, Vec::new(), Vec::new())
+        }
+    }
+}
+
+fn exit_result(status: std::process::ExitStatus) -> HookResult {
+    if let Some(code) = status.code() {
+        return HookResult::Exited(code);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return HookResult::Signalled(signal);
+        }
+    }
+    HookResult::Exited(-1)
+}
+
+/// Reads a pipe to its end, keeping the first [`OUTPUT_LIMIT`] bytes, so that
+/// a chatty hook neither blocks on a full pipe nor fills memory.
+async fn capture(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let Some(mut pipe) = pipe else { return kept };
+    let mut chunk = [0u8; 8192];
+    loop {
+        match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(read) => {
+                let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                kept.extend_from_slice(&chunk[..read.min(room)]);
+            }
+        }
+    }
+}
+
+/// When a failed hook call is tried again: exponential back-off, capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub longest: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, 2 s, 4 s, ... up to 5 minutes between tries.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(1),
+            longest: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before try number `attempt + 1`, after `attempt` failed tries (1 or more).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(32);
+        self.first.saturating_mul(1 << doublings).min(self.longest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let backoff = Backoff::default();
+        let delays: Vec<u64> = (1..=11).map(|a| backoff.delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(300));
+    }
+}

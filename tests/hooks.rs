@@ -1,0 +1,212 @@
+//! Hooks run as real processes (SPEC section 7): found in name order, given
+//! the incident on standard input and in the environment, timed out, their
+//! output and exit status reported.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use alertd::hooks::{Hook, HookResult, OUTPUT_LIMIT, discover, run_hook};
+use alertd::incident::{Incident, TransitionKind};
+
+fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
+    let path = dir.join(name);
+    fs::write(&path, script).unwrap();
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    Hook {
+        name: name.to_string(),
+        path,
+    }
+}
+
+fn incident(end_time: Option<i64>) -> Incident {
+    Incident {
+        id: "01JD6Z8J1V6N5WQ3W5G1B8H1QX".into(),
+        rule_name: "High CPU Usage".into(),
+        host_name: "web-1".into(),
+        start_time: 1_795_428_010_000,
+        end_time,
+        trigger_value: 71.5,
+    }
+}
+
+#[test]
+fn discovery_lists_executables_in_name_order_and_says_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    write_hook(dir.path(), "b-pager", "#!/bin/sh\n", 0o755);
+    write_hook(dir.path(), "A-log", "#!/bin/sh\n", 0o700);
+    write_hook(dir.path(), "a-mail", "#!/bin/sh\n", 0o755);
+    write_hook(dir.path(), ".disabled", "#!/bin/sh\n", 0o755);
+    write_hook(dir.path(), "notes.txt", "not a program", 0o644);
+    fs::create_dir(dir.path().join("lib")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("missing"), dir.path().join("dangling")).unwrap();
+    let found = discover(dir.path()).unwrap();
+    let names: Vec<&str> = found.hooks.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(names, ["A-log", "a-mail", "b-pager"]);
+    assert_eq!(
+        found.skipped,
+        [
+            ("dangling".to_string(), "a broken link"),
+            ("lib".to_string(), "not a file"),
+            (
+                "notes.txt".to_string(),
+                "not executable (chmod +x to enable it)"
+            ),
+        ]
+    );
+    assert_eq!(
+        discover(&dir.path().join("absent")).unwrap(),
+        Default::default()
+    );
+}
+
+#[tokio::test]
+async fn a_hook_gets_the_incident_on_stdin_and_in_its_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let seen = dir.path().join("seen");
+    let hook = write_hook(
+        dir.path(),
+        "record",
+        &format!(
+            "#!/bin/sh\n{{ echo \"$INCIDENT_ID|$INCIDENT_RULE|$INCIDENT_HOST|$INCIDENT_STATUS\"; cat; }} > '{}'\necho done\n",
+            seen.display()
+        ),
+        0o755,
+    );
+    let outcome = run_hook(
+        &hook,
+        &incident(Some(1_795_428_200_000)),
+        TransitionKind::Resolved,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Exited(0));
+    assert!(outcome.succeeded());
+    assert_eq!(outcome.stdout, "done\n");
+    let recorded = fs::read_to_string(&seen).unwrap();
+    let (env, stdin) = recorded.split_once('\n').unwrap();
+    assert_eq!(
+        env,
+        "01JD6Z8J1V6N5WQ3W5G1B8H1QX|High CPU Usage|web-1|resolved"
+    );
+    let json: serde_json::Value = serde_json::from_str(stdin).unwrap();
+    assert_eq!(json["endTime"], "2026-11-23T10:03:20.000Z");
+    assert_eq!(json["triggerValue"], 71.5);
+}
+
+#[tokio::test]
+async fn a_failing_hook_reports_its_status_and_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(
+        dir.path(),
+        "fail",
+        "#!/bin/sh\necho 'no route to pager' >&2\nexit 3\n",
+        0o755,
+    );
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Exited(3));
+    assert!(!outcome.succeeded());
+    assert_eq!(outcome.stderr, "no route to pager\n");
+    assert_eq!(outcome.result.to_string(), "exited with status 3");
+}
+
+#[tokio::test]
+async fn a_hook_that_hangs_is_killed_at_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(dir.path(), "hang", "#!/bin/sh\nexec sleep 30\n", 0o755);
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::TimedOut);
+    // Not a timing assertion: only that the 30 s sleep did not run to its end.
+    assert!(
+        outcome.duration < Duration::from_secs(20),
+        "{:?}",
+        outcome.duration
+    );
+}
+
+#[tokio::test]
+async fn a_hook_killed_by_a_signal_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(dir.path(), "crash", "#!/bin/sh\nkill -9 $$\n", 0o755);
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Signalled(9));
+}
+
+#[tokio::test]
+async fn a_hook_that_cannot_start_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(
+        dir.path(),
+        "bad-interpreter",
+        "#!/nonexistent/interpreter\n",
+        0o755,
+    );
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        matches!(outcome.result, HookResult::NotStarted(_)),
+        "{:?}",
+        outcome.result
+    );
+}
+
+#[tokio::test]
+async fn output_is_kept_up_to_the_limit_and_a_chatty_hook_does_not_block() {
+    let dir = tempfile::tempdir().unwrap();
+    // About 1 MB on each pipe, far past the pipe buffers and the limit.
+    let hook = write_hook(
+        dir.path(),
+        "chatty",
+        "#!/bin/sh\nhead -c 1000000 /dev/zero | tr '\\0' x\nhead -c 1000000 /dev/zero | tr '\\0' y >&2\n",
+        0o755,
+    );
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Exited(0));
+    assert_eq!(outcome.stdout.len(), OUTPUT_LIMIT);
+    assert_eq!(outcome.stderr.len(), OUTPUT_LIMIT);
+    assert!(outcome.stdout.bytes().all(|b| b == b'x'));
+}
+
+#[tokio::test]
+async fn a_hook_that_ignores_its_input_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(dir.path(), "quiet", "#!/bin/sh\nexec 0<&-\nexit 0\n", 0o755);
+    let outcome = run_hook(
+        &hook,
+        &incident(None),
+        TransitionKind::Opened,
+        Duration::from_secs(10),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Exited(0));
+}
