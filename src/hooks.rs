@@ -243,7 +243,7 @@ impl Default for Backoff {
 impl Backoff {
     /// The wait before try number `attempt + 1`, after `attempt` failed tries (1 or more).
     pub fn delay(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(32);
+        let doublings = attempt.saturating_sub(1).min(31);
         self.first.saturating_mul(1 << doublings).min(self.longest)
     }
 }
