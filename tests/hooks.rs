@@ -20,6 +20,13 @@ fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
     }
 }
 
+/// Runs `script` as a hook for an opened incident.
+async fn run_script(script: &str, timeout: Duration) -> alertd::hooks::HookOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = write_hook(dir.path(), "hook", script, 0o755);
+    run_hook(&hook, &incident(None), TransitionKind::Opened, timeout).await
+}
+
 fn incident(end_time: Option<i64>) -> Incident {
     Incident {
         id: "01JD6Z8J1V6N5WQ3W5G1B8H1QX".into(),
@@ -97,17 +104,8 @@ async fn a_hook_gets_the_incident_on_stdin_and_in_its_environment() {
 
 #[tokio::test]
 async fn a_failing_hook_reports_its_status_and_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = write_hook(
-        dir.path(),
-        "fail",
+    let outcome = run_script(
         "#!/bin/sh\necho 'no route to pager' >&2\nexit 3\n",
-        0o755,
-    );
-    let outcome = run_hook(
-        &hook,
-        &incident(None),
-        TransitionKind::Opened,
         Duration::from_secs(10),
     )
     .await;
@@ -119,15 +117,7 @@ async fn a_failing_hook_reports_its_status_and_output() {
 
 #[tokio::test]
 async fn a_hook_that_hangs_is_killed_at_the_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = write_hook(dir.path(), "hang", "#!/bin/sh\nexec sleep 30\n", 0o755);
-    let outcome = run_hook(
-        &hook,
-        &incident(None),
-        TransitionKind::Opened,
-        Duration::from_millis(300),
-    )
-    .await;
+    let outcome = run_script("#!/bin/sh\nexec sleep 30\n", Duration::from_millis(300)).await;
     assert_eq!(outcome.result, HookResult::TimedOut);
     // Not a timing assertion: only that the 30 s sleep did not run to its end.
     assert!(
@@ -139,34 +129,13 @@ async fn a_hook_that_hangs_is_killed_at_the_timeout() {
 
 #[tokio::test]
 async fn a_hook_killed_by_a_signal_says_so() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = write_hook(dir.path(), "crash", "#!/bin/sh\nkill -9 $$\n", 0o755);
-    let outcome = run_hook(
-        &hook,
-        &incident(None),
-        TransitionKind::Opened,
-        Duration::from_secs(10),
-    )
-    .await;
+    let outcome = run_script("#!/bin/sh\nkill -9 $$\n", Duration::from_secs(10)).await;
     assert_eq!(outcome.result, HookResult::Signalled(9));
 }
 
 #[tokio::test]
 async fn a_hook_that_cannot_start_is_reported() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = write_hook(
-        dir.path(),
-        "bad-interpreter",
-        "#!/nonexistent/interpreter\n",
-        0o755,
-    );
-    let outcome = run_hook(
-        &hook,
-        &incident(None),
-        TransitionKind::Opened,
-        Duration::from_secs(10),
-    )
-    .await;
+    let outcome = run_script("#!/nonexistent/interpreter\n", Duration::from_secs(10)).await;
     assert!(
         matches!(outcome.result, HookResult::NotStarted(_)),
         "{:?}",
@@ -199,14 +168,6 @@ async fn output_is_kept_up_to_the_limit_and_a_chatty_hook_does_not_block() {
 
 #[tokio::test]
 async fn a_hook_that_ignores_its_input_is_fine() {
-    let dir = tempfile::tempdir().unwrap();
-    let hook = write_hook(dir.path(), "quiet", "#!/bin/sh\nexec 0<&-\nexit 0\n", 0o755);
-    let outcome = run_hook(
-        &hook,
-        &incident(None),
-        TransitionKind::Opened,
-        Duration::from_secs(10),
-    )
-    .await;
+    let outcome = run_script("#!/bin/sh\nexec 0<&-\nexit 0\n", Duration::from_secs(10)).await;
     assert_eq!(outcome.result, HookResult::Exited(0));
 }
