@@ -3,6 +3,7 @@
 //! fuzz targets until a nightly toolchain is available for cargo-fuzz.)
 
 use alertd::config::Config;
+use alertd::config::raw::{RawAlerting, RawMonitoring, RawRule};
 use alertd::duration::parse_duration;
 use alertd::sample::SampleReader;
 use proptest::prelude::*;
@@ -52,24 +53,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         .prop_map(Value::from),
         ".{0,8}".prop_map(Value::from),
     ];
-    let keys = prop::sample::select(vec![
-        "monitoring",
-        "alerting",
-        "pro",
-        "rules",
-        "name",
-        "field",
-        "aggregation",
-        "operand",
-        "value",
-        "timeframe",
-        "cooldown",
-        "enabled",
-        "watcherInterval",
-        "retentionPeriod",
-        "collectionInterval",
-        "x",
-    ]);
+    let known = [RawMonitoring::KEYS, RawAlerting::KEYS, RawRule::KEYS].concat();
+    let keys = prop::sample::select([&["monitoring", "alerting", "pro", "x"][..], &known].concat());
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),

@@ -244,10 +244,6 @@ impl FieldTable {
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }
-
-    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
-        self.fields.iter().map(|(f, _)| f.as_str())
-    }
 }
 
 /// See the module documentation.
@@ -306,18 +302,9 @@ impl Engine {
         Self::new(&config.alerting.rules, config.monitoring.retention_period)
     }
 
-    pub fn rules(&self) -> impl ExactSizeIterator<Item = &Rule> {
-        self.rules.iter().map(|r| &r.rule)
-    }
-
     /// The fields rules use, in the order [`Engine::ingest_values`] takes their values.
     pub fn fields(&self) -> &FieldTable {
         &self.fields
-    }
-
-    /// The time of the last evaluation.
-    pub fn last_tick(&self) -> Option<Millis> {
-        self.last_tick
     }
 
     /// Whether no host is held at all (every host has been forgotten and dropped).
@@ -545,13 +532,6 @@ impl Engine {
         });
         host.windows[rule_index].open = alarm.open.is_some();
         true
-    }
-
-    /// Names of the hosts held, in byte order.
-    pub fn host_names(&self) -> Vec<Arc<str>> {
-        let mut names: Vec<_> = self.hosts.iter().map(|h| h.name.clone()).collect();
-        names.sort();
-        names
     }
 
     /// Memory held for samples and running states, for `--stats` and benchmarks.

@@ -42,13 +42,6 @@ impl Sample {
         }
     }
 
-    pub fn value(&self, field: &str) -> Option<f64> {
-        self.metrics
-            .iter()
-            .find(|(name, _)| name == field)
-            .map(|&(_, v)| v)
-    }
-
     /// Parses one sample from JSON text.
     pub fn from_json(text: &[u8]) -> Result<Sample, SampleError> {
         let mut reader = SampleReader::default();
