@@ -10,6 +10,7 @@ pub fn summary(loaded: &Loaded) -> Vec<String> {
         shape,
         monitoring,
         alerting,
+        service: _,
     } = &loaded.config;
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     let mut lines = vec![format!(

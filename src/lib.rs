@@ -13,8 +13,12 @@
 //! - [`hooks`]: finding and calling the executables told of every transition.
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
+//! - [`store`]: the durable state of the service, behind one trait; SQLite embedded.
+//! - [`service`]: `alertd run`: HTTP API, watcher, hook dispatcher, collector, janitors.
+//! - [`clock`]: the service's source of time, injected.
 
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod engine;
@@ -23,3 +27,5 @@ pub mod hooks;
 pub mod incident;
 pub mod replay;
 pub mod sample;
+pub mod service;
+pub mod store;

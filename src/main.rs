@@ -10,10 +10,12 @@ use alertd::config::{Config, ConfigError, Loaded};
 use alertd::incident::UlidIds;
 use alertd::replay::{ReplayError, ReplayOptions, replay_path};
 
+mod run;
+
 /// Exit status for invalid input: a configuration or samples that do not validate.
-const INVALID_INPUT: u8 = 2;
+pub(crate) const INVALID_INPUT: u8 = 2;
 /// Exit status when a file cannot be read or the output cannot be written.
-const IO_FAILURE: u8 = 1;
+pub(crate) const IO_FAILURE: u8 = 1;
 
 #[derive(Parser)]
 #[command(name = "alertd", version, about = "Threshold alerting for clusters")]
@@ -39,6 +41,24 @@ enum Command {
         #[arg(long)]
         stats: bool,
     },
+    /// Run the service: HTTP API, rule evaluation, hooks, monitoring of this node.
+    Run {
+        /// Configuration file (native, or a botpress.config.json); SIGHUP reads it again.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Address of the HTTP API [default: server.listen, else 127.0.0.1:7373].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Directory of the store and the hooks [default: storage.dataDir, else ./data].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// Name of this node's own samples [default: server.hostName, else the OS host name].
+        #[arg(long, value_name = "NAME")]
+        host_name: Option<String>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+    },
     /// Validate a configuration and print one line per rule.
     Check {
         /// Configuration file (native, or a botpress.config.json).
@@ -47,8 +67,27 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run {
+            config,
+            listen,
+            data_dir,
+            host_name,
+            log_format,
+        } => run::run(run::RunArgs {
+            config,
+            listen,
+            data_dir,
+            host_name,
+            json_logs: log_format == LogFormat::Json,
+        }),
         Command::Check { config } => check(&config),
         Command::Replay {
             config,
@@ -59,7 +98,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Result<Loaded, ExitCode> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, ExitCode> {
     match Config::load(path) {
         Ok(loaded) => {
             for warning in &loaded.warnings {

@@ -2,8 +2,8 @@
 //! files and sample lines either parse or give an error message. (Stands in for
 //! fuzz targets until a nightly toolchain is available for cargo-fuzz.)
 
-use alertd::config::Config;
-use alertd::config::raw::{RawAlerting, RawMonitoring, RawRule};
+use alertd::config::raw::{RawAlerting, RawHooks, RawMonitoring, RawRule, RawServer, RawStorage};
+use alertd::config::{Config, TOP_LEVEL_KEYS};
 use alertd::duration::parse_duration;
 use alertd::sample::SampleReader;
 use proptest::prelude::*;
@@ -53,8 +53,17 @@ fn json_value() -> impl Strategy<Value = Value> {
         .prop_map(Value::from),
         ".{0,8}".prop_map(Value::from),
     ];
-    let known = [RawMonitoring::KEYS, RawAlerting::KEYS, RawRule::KEYS].concat();
-    let keys = prop::sample::select([&["monitoring", "alerting", "pro", "x"][..], &known].concat());
+    let known = [
+        RawMonitoring::KEYS,
+        RawAlerting::KEYS,
+        RawRule::KEYS,
+        RawServer::KEYS,
+        RawStorage::KEYS,
+        RawHooks::KEYS,
+        TOP_LEVEL_KEYS,
+    ]
+    .concat();
+    let keys = prop::sample::select([&["pro", "x"][..], &known].concat());
     leaf.prop_recursive(4, 48, 6, move |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::duration::{DurationError, HumanDuration, Millis, parse_duration};
 use crate::field;
-use raw::{Raw, RawAlerting, RawMonitoring, RawRule};
+use raw::{Raw, RawAlerting, RawHooks, RawMonitoring, RawRule, RawServer, RawStorage};
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,7 +24,48 @@ pub struct Config {
     pub shape: Shape,
     pub monitoring: Monitoring,
     pub alerting: Alerting,
+    /// The service's own settings (`server`, `storage`, `hooks`); defaults in
+    /// a Botpress-shaped file, which has no place for them.
+    pub service: Service,
 }
+
+/// Settings of `alertd run` that the original product did not have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    /// `server.listen`: the address of the HTTP API, unless `--listen` says otherwise.
+    pub listen: String,
+    /// `server.token`: the bearer token every `/api` request must carry.
+    pub token: Option<String>,
+    /// `server.bodyLimit`: the largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// `server.hostName`: the name this node's own samples carry.
+    pub host_name: Option<String>,
+    /// `storage.dataDir`: as written; relative paths are resolved against the
+    /// configuration file's directory by the caller.
+    pub data_dir: Option<String>,
+    /// `hooks.timeout`: a hook still running after this is killed.
+    pub hook_timeout: Millis,
+}
+
+impl Default for Service {
+    fn default() -> Self {
+        Service {
+            listen: DEFAULT_LISTEN.to_string(),
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            host_name: None,
+            data_dir: None,
+            hook_timeout: 10_000,
+        }
+    }
+}
+
+/// Where `alertd run` listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7373";
+/// The default request body limit: 16 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+/// The native shape's top-level keys.
+pub const TOP_LEVEL_KEYS: &[&str] = &["monitoring", "alerting", "server", "storage", "hooks"];
 
 /// Which of the two accepted file shapes a configuration was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +302,7 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
         check.problem("", format!("expected a JSON object, got {}", show(file)));
         return Err(check.problems);
     };
+    let mut service = Service::default();
     let (shape, monitoring, alerting) = match top.get("pro") {
         Some(pro) => {
             // botpress.config.json: everything but pro.monitoring and pro.alerting is ignored.
@@ -272,10 +314,11 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
         }
         None => {
             for key in top.keys() {
-                if !["monitoring", "alerting"].contains(&key.as_str()) {
-                    check.unknown_key("top level", key, &["monitoring", "alerting"]);
+                if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                    check.unknown_key("top level", key, TOP_LEVEL_KEYS);
                 }
             }
+            service = check.service(top.get("server"), top.get("storage"), top.get("hooks"));
             (Shape::Native, top.get("monitoring"), top.get("alerting"))
         }
     };
@@ -291,6 +334,7 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
                 shape,
                 monitoring,
                 alerting,
+                service,
             },
             warnings: check.warnings,
         })
@@ -430,6 +474,64 @@ impl Checker {
     /// A setting's interval or period: a duration longer than 0.
     fn interval(&mut self, place: &str, key: &str, raw: &Raw<String>, default: &str) -> Millis {
         self.duration(place, key, raw, default, true)
+    }
+
+    fn text(&mut self, place: &str, key: &str, raw: Raw<String>) -> Option<String> {
+        match raw {
+            Raw::Missing => None,
+            Raw::Valid(text) if !text.is_empty() => Some(text),
+            Raw::Valid(_) => {
+                self.problem(place, format!("{key} \"\": must not be empty"));
+                None
+            }
+            Raw::Invalid(value) => {
+                self.problem(place, format!("{key} {}: expected a string", show(&value)));
+                None
+            }
+        }
+    }
+
+    fn service(
+        &mut self,
+        server: Option<&Value>,
+        storage: Option<&Value>,
+        hooks: Option<&Value>,
+    ) -> Service {
+        let mut service = Service::default();
+        let raw: RawServer = self.section("server", server).unwrap_or_default();
+        self.unknown_keys("server", &raw.unknown, RawServer::KEYS);
+        if let Some(listen) = self.text("server", "listen", raw.listen) {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                self.problem(
+                    "server",
+                    format!("listen {listen:?}: expected an address such as \"127.0.0.1:7373\""),
+                );
+            }
+            service.listen = listen;
+        }
+        service.token = self.text("server", "token", raw.token);
+        service.host_name = self.text("server", "hostName", raw.host_name);
+        match raw.body_limit {
+            Raw::Missing => {}
+            Raw::Valid(limit) if limit >= 1024 => {
+                service.body_limit = usize::try_from(limit).unwrap_or(usize::MAX)
+            }
+            Raw::Valid(limit) => self.problem(
+                "server",
+                format!("bodyLimit {limit}: must be at least 1024 bytes"),
+            ),
+            Raw::Invalid(value) => self.problem(
+                "server",
+                format!("bodyLimit {}: expected a number of bytes", show(&value)),
+            ),
+        }
+        let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
+        self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
+        service.data_dir = self.text("storage", "dataDir", raw.data_dir);
+        let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
+        self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
+        service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
+        service
     }
 
     fn monitoring(&mut self, place: &str, value: Option<&Value>) -> Monitoring {

@@ -111,3 +111,48 @@ impl RawRule {
         "cooldown",
     ];
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawServer {
+    #[serde(default)]
+    pub listen: Raw<String>,
+    #[serde(default)]
+    pub token: Raw<String>,
+    #[serde(default)]
+    pub body_limit: Raw<u64>,
+    #[serde(default)]
+    pub host_name: Raw<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawServer {
+    pub const KEYS: &[&str] = &["listen", "token", "bodyLimit", "hostName"];
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawStorage {
+    #[serde(default)]
+    pub data_dir: Raw<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawStorage {
+    pub const KEYS: &[&str] = &["dataDir"];
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RawHooks {
+    #[serde(default)]
+    pub timeout: Raw<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, Value>,
+}
+
+impl RawHooks {
+    pub const KEYS: &[&str] = &["timeout"];
+}

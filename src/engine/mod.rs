@@ -444,6 +444,30 @@ impl Engine {
         Ok(())
     }
 
+    /// The hosts the engine holds (known, or restored and waiting for a sample),
+    /// in the order it first heard of them.
+    pub fn host_names(&self) -> impl Iterator<Item = &str> {
+        self.hosts.iter().map(|host| &*host.name)
+    }
+
+    /// The rules, in configuration order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.rules.iter().map(|rule| &rule.rule)
+    }
+
+    /// How many incidents are open.
+    pub fn open_incidents(&self) -> usize {
+        self.hosts
+            .iter()
+            .map(|host| host.alarms.iter().filter(|a| a.open.is_some()).count())
+            .sum()
+    }
+
+    /// The last evaluated tick.
+    pub fn last_tick(&self) -> Option<Millis> {
+        self.last_tick
+    }
+
     /// The state of every rule on `host`, as of the last evaluation.
     pub fn host_status(&self, host: &str) -> Option<Vec<PairStatus>> {
         let host = &self.hosts[*self.host_index.get(host)?];

@@ -1,0 +1,152 @@
+//! `alertd run`: sets up logging, the store and the signals, then runs the
+//! service from the library until SIGTERM or Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tracing::{error, info, warn};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::prelude::*;
+
+use alertd::clock::SystemClock;
+use alertd::service::{self, Options, Service};
+use alertd::store::SqliteStore;
+
+use crate::{IO_FAILURE, load};
+
+pub struct RunArgs {
+    pub config: PathBuf,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub host_name: Option<String>,
+    pub json_logs: bool,
+}
+
+/// Logs to standard error; `ALERTD_LOG` (such as `debug` or
+/// `info,alertd=debug`) sets the levels.
+fn init_logging(json: bool) {
+    let filter = std::env::var("ALERTD_LOG")
+        .ok()
+        .and_then(|text| text.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if json {
+        tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .init();
+    } else {
+        tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .init();
+    }
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    init_logging(args.json_logs);
+    let loaded = match load(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    let config = loaded.config;
+    let token = std::env::var("ALERTD_TOKEN")
+        .ok()
+        .filter(|token| !token.is_empty())
+        .or_else(|| config.service.token.clone());
+    let host_name = args
+        .host_name
+        .or_else(|| config.service.host_name.clone())
+        .or_else(sysinfo::System::host_name)
+        .unwrap_or_else(|| "localhost".to_string());
+    let data_dir = service::data_dir(args.data_dir.as_deref(), &config, &args.config);
+    let listen = args.listen.unwrap_or_else(|| config.service.listen.clone());
+    if !config.alerting.enabled {
+        warn!("alerting.enabled is false: rules are not evaluated");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(%error, "cannot start the runtime");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
+    let result = runtime.block_on(async {
+        let store = Arc::new(SqliteStore::open_dir(&data_dir)?);
+        let options = Options {
+            config_path: args.config.clone(),
+            data_dir,
+            host_name,
+            token,
+        };
+        let listener = service::bind(&listen).await?;
+        let service = Service::new(options, config, Arc::new(SystemClock), store)?;
+        reload_on_sighup(service.clone());
+        service::run(service, listener, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            error!("{error}");
+            ExitCode::from(IO_FAILURE)
+        }
+    }
+}
+
+/// Resolves at SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => info!("SIGTERM received"),
+                    _ = tokio::signal::ctrl_c() => info!("interrupt received"),
+                }
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Reloads the configuration at every SIGHUP; a bad file is logged and ignored.
+fn reload_on_sighup(service: Arc<Service>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGHUP: no reloads");
+                return;
+            }
+        };
+        while hangup.recv().await.is_some() {
+            info!("SIGHUP received: reloading the configuration");
+            let worker = service.clone();
+            match tokio::task::spawn_blocking(move || worker.reload()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    for line in error.to_string().lines() {
+                        error!("reload refused, the running configuration is kept: {line}");
+                    }
+                }
+                Err(error) => error!(%error, "reload panicked"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    drop(service);
+}

@@ -1,0 +1,126 @@
+//! The monitoring collector (SPEC section 9): one sample of this node every
+//! `collectionInterval`, with CPU and memory from the OS and the counters the
+//! application pushed since the last collection.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use sysinfo::System;
+use tokio::sync::watch;
+use tracing::{debug, error};
+
+use super::{Service, next_multiple, sleep_until};
+use crate::sample::Sample;
+
+/// The application counters of SPEC section 9, 0 unless pushed.
+pub const COUNTERS: &[&str] = &[
+    "requests.count",
+    "requests.latency_sum",
+    "eventsIn.count",
+    "eventsOut.count",
+    "warnings.count",
+    "errors.count",
+];
+
+/// Counters pushed since the last collection, by field.
+#[derive(Debug, Default)]
+pub struct Counters(Mutex<BTreeMap<String, f64>>);
+
+impl Counters {
+    /// Adds pushed values (already validated: field names, finite numbers).
+    pub fn add(&self, values: &[(String, f64)]) {
+        let mut counters = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        for (field, value) in values {
+            *counters.entry(field.clone()).or_insert(0.0) += value;
+        }
+    }
+
+    /// Takes the counters, leaving them all at 0.
+    pub fn take(&self) -> BTreeMap<String, f64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// The metrics of one collection: the OS readings and the counters.
+pub fn collect(system: &mut System, counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
+    system.refresh_cpu_usage();
+    system.refresh_memory();
+    let mut metrics = Vec::with_capacity(COUNTERS.len() + 4 + counters.len());
+    let cpu = f64::from(system.global_cpu_usage()).clamp(0.0, 100.0);
+    metrics.push(("cpu.usage".to_string(), round(cpu)));
+    let total = system.total_memory();
+    if total > 0 {
+        let used = total.saturating_sub(system.available_memory());
+        metrics.push((
+            "mem.usage".to_string(),
+            round(used as f64 * 100.0 / total as f64),
+        ));
+    }
+    metrics.push((
+        "mem.free".to_string(),
+        (system.available_memory() / 1024) as f64,
+    ));
+    let mut counters = counters;
+    for field in COUNTERS {
+        let value = counters.remove(*field).unwrap_or(0.0);
+        metrics.push((field.to_string(), value));
+    }
+    let count = metrics
+        .iter()
+        .find(|(f, _)| f == "requests.count")
+        .map_or(0.0, |m| m.1);
+    let sum = metrics
+        .iter()
+        .find(|(f, _)| f == "requests.latency_sum")
+        .map_or(0.0, |m| m.1);
+    if count > 0.0 {
+        metrics.push(("requests.latency_avg".to_string(), sum / count));
+    }
+    // Custom counters: pushed fields beyond the built-in ones.
+    metrics.extend(
+        counters
+            .into_iter()
+            .filter(|(f, _)| f != "requests.latency_avg"),
+    );
+    metrics
+}
+
+/// Two decimals are all a percentage needs.
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// Collects a sample every `collectionInterval` while monitoring is enabled.
+pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let mut system = System::new();
+    // CPU usage is measured between two refreshes: this is the first.
+    system.refresh_cpu_usage();
+    loop {
+        let monitoring = service.config().monitoring;
+        let at = next_multiple(service.now(), monitoring.collection_interval);
+        if !sleep_until(&service, at, &mut stop).await {
+            return;
+        }
+        if !monitoring.enabled || service.now() < at {
+            // Disabled, or woken by a reload: pushed counters are kept for
+            // when collection runs (and cleared if it never does).
+            if !monitoring.enabled {
+                service.counters.take();
+            }
+            continue;
+        }
+        let metrics = collect(&mut system, service.counters.take());
+        let sample = Sample {
+            host: service.host_name().to_string(),
+            ts: at,
+            metrics,
+        };
+        debug!(?sample, "collected");
+        let worker = service.clone();
+        match tokio::task::spawn_blocking(move || worker.ingest(&[sample])).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => error!(%error, "cannot store this node's sample"),
+            Err(error) => error!(%error, "collection panicked"),
+        }
+    }
+}

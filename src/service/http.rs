@@ -1,0 +1,579 @@
+//! The HTTP API: ingestion (`/api/v1/metrics`, `/api/v1/samples`), queries
+//! (`/api/v1/incidents`, `/api/v1/rules`, `/api/v1/hosts`, `/api/v1/stats`),
+//! `/metrics` for Prometheus and `/healthz`.
+//!
+//! Every error is JSON, `{"error": "..."}`, with a 4xx status for a bad
+//! request and 503 when the store fails; a request that fails changes nothing.
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::de::{SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use super::Service;
+use super::metrics::Gauges;
+use crate::duration::{HumanDuration, Millis, parse_duration};
+use crate::incident::rfc3339;
+use crate::sample::{Sample, SampleReader};
+use crate::store::{Delivery, StoreError};
+
+pub(super) fn router(service: Arc<Service>) -> Router {
+    let limit = service.config().service.body_limit;
+    let api = Router::new()
+        .route("/api/v1/metrics", post(push_metrics))
+        .route("/api/v1/samples", post(push_samples))
+        .route("/api/v1/incidents", get(incidents))
+        .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/hosts", get(hosts))
+        .route("/api/v1/stats", get(stats))
+        .route_layer(middleware::from_fn_with_state(service.clone(), authorize));
+    Router::new()
+        .merge(api)
+        .route("/metrics", get(prometheus))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// An error answer: a status and `{"error": message}` (and the index of the
+/// first bad sample of a batch).
+#[derive(Debug)]
+pub(super) struct ApiError {
+    status: StatusCode,
+    message: String,
+    index: Option<usize>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl fmt::Display) -> Self {
+        ApiError {
+            status,
+            message: message.to_string(),
+            index: None,
+        }
+    }
+
+    fn bad_request(message: impl fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = match self.index {
+            Some(index) => json!({"error": self.message, "index": index}),
+            None => json!({"error": self.message}),
+        };
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store failed a request");
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {error}"))
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::new(rejection.status(), rejection.body_text())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error)
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs blocking work (the store, the engine lock) off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// Checks `Authorization: Bearer <token>` when a token is configured.
+async fn authorize(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &service.options.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !given.is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes())) {
+            let mut response = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this server needs \"Authorization: Bearer <token>\" (server.token or ALERTD_TOKEN)",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+/// Compares secrets in time that does not depend on where they differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `POST /api/v1/metrics`: counters for this node's next sample.
+async fn push_metrics(
+    State(service): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<StatusCode> {
+    let body = body?;
+    if !service.config().monitoring.enabled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "monitoring is disabled on this node: set monitoring.enabled to collect counters",
+        ));
+    }
+    // A counters object is a sample's metrics: the same rules, the same errors.
+    let mut wrapped = Vec::with_capacity(body.len() + 32);
+    wrapped.extend_from_slice(br#"{"host":"-","ts":0,"metrics":"#);
+    wrapped.extend_from_slice(&body);
+    wrapped.push(b'}');
+    let mut reader = SampleReader::default();
+    if let Err(error) = reader.parse(&wrapped) {
+        // The wrapper cannot be at fault but for a body that is not one value.
+        return Err(ApiError::bad_request(match error {
+            crate::sample::SampleError::Syntax { .. } => {
+                "expected a JSON object of counters and numbers".to_string()
+            }
+            other => other.to_string(),
+        }));
+    }
+    let counters: Vec<(String, f64)> = reader
+        .metrics()
+        .map(|(field, value)| (field.to_string(), value))
+        .collect();
+    service.counters.add(&counters);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A batch's first bad sample.
+struct BadSample {
+    index: usize,
+    message: String,
+}
+
+/// Parses a batch: a JSON array of samples (or one sample), or NDJSON.
+fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Sample>, BadSample> {
+    let mut reader = SampleReader::default();
+    let mut samples = Vec::new();
+    let mut one = |index: usize, text: &[u8], line: Option<usize>| {
+        reader.parse(text).map_err(|error| BadSample {
+            index,
+            message: match line {
+                Some(line) => format!("sample {index} (line {line}): {error}"),
+                None => format!("sample {index}: {error}"),
+            },
+        })?;
+        samples.push(reader.to_sample());
+        Ok(())
+    };
+    if ndjson {
+        let mut index = 0;
+        for (number, line) in body.split(|&b| b == b'\n').enumerate() {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            one(index, line, Some(number + 1))?;
+            index += 1;
+        }
+    } else {
+        let trimmed = body.trim_ascii_start();
+        if trimmed.first() == Some(&b'{') {
+            one(0, body, None)?;
+        } else {
+            let parsed = Cell::new(0);
+            let mut deserializer = serde_json::Deserializer::from_slice(body);
+            let elements = serde::de::DeserializeSeed::deserialize(
+                RawSamples { parsed: &parsed },
+                &mut deserializer,
+            )
+            .and_then(|elements| deserializer.end().map(|()| elements))
+            .map_err(|error| BadSample {
+                index: parsed.get(),
+                message: format!(
+                    "expected a JSON array of samples (or NDJSON with Content-Type: \
+                         application/x-ndjson): {error}"
+                ),
+            })?;
+            for (index, element) in elements.iter().enumerate() {
+                one(index, element.get().as_bytes(), None)?;
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// Reads a JSON array into its elements' text, counting the elements read so
+/// that a syntax error can name the sample it is in.
+struct RawSamples<'c> {
+    parsed: &'c Cell<usize>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for RawSamples<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RawSamples<'_> {
+    type Value = Vec<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of samples")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(element) = seq.next_element()? {
+            elements.push(element);
+            self.parsed.set(elements.len());
+        }
+        Ok(elements)
+    }
+}
+
+/// `POST /api/v1/samples`: whole samples, all stored or none.
+async fn push_samples(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let body = body?;
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| {
+            let value = value.trim_start().to_ascii_lowercase();
+            value.starts_with("application/x-ndjson") || value.starts_with("application/jsonl")
+        });
+    let worker = service.clone();
+    blocking(move || match parse_batch(&body, ndjson) {
+        Ok(samples) => {
+            worker.ingest(&samples)?;
+            Ok(axum::Json(json!({"accepted": samples.len()})))
+        }
+        Err(bad) => {
+            worker.metrics.batch_rejected(1);
+            Err(ApiError {
+                status: StatusCode::BAD_REQUEST,
+                message: bad.message,
+                index: Some(bad.index),
+            })
+        }
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct Range {
+    from: Option<Millis>,
+    to: Option<Millis>,
+}
+
+impl Range {
+    /// `[from, to]`; `to` defaults to now and `from` to an hour before `to`.
+    fn resolve(&self, now: Millis) -> ApiResult<(Millis, Millis)> {
+        let to = self.to.unwrap_or(now);
+        let from = self.from.unwrap_or(to.saturating_sub(3_600_000));
+        if from > to {
+            return Err(ApiError::bad_request(format!(
+                "from ({from}) is after to ({to})"
+            )));
+        }
+        Ok((from, to))
+    }
+}
+
+/// `GET /api/v1/incidents?from=MS&to=MS`.
+async fn incidents(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<Range>, QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let (from, to) = query?.resolve(service.now())?;
+    blocking(move || {
+        let incidents = service.store().incidents(from, to)?;
+        Ok(axum::Json(json!({
+            "from": from,
+            "to": to,
+            "active": incidents.active,
+            "resolved": incidents.resolved,
+        })))
+    })
+    .await
+}
+
+fn delivery_json(delivery: &Delivery) -> Value {
+    json!({
+        "target": delivery.target,
+        "event": delivery.kind.as_str(),
+        "failedAttempts": delivery.attempts,
+        "nextAttempt": delivery.next_attempt,
+    })
+}
+
+/// `GET /api/v1/incidents/{id}`: one incident, its hook calls and what waits.
+async fn incident(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Value>> {
+    blocking(move || {
+        let detail = service
+            .store()
+            .incident(&id)?
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id:?}")))?;
+        Ok(axum::Json(json!({
+            "incident": detail.incident,
+            "hookCalls": detail.calls,
+            "pendingHooks": detail.pending.iter().map(delivery_json).collect::<Vec<_>>(),
+        })))
+    })
+    .await
+}
+
+/// `GET /api/v1/rules`: every rule with its state per host.
+async fn rules(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Value>> {
+    blocking(move || {
+        let state = service.lock();
+        let engine = &state.engine;
+        let mut hosts: Vec<&str> = engine.host_names().collect();
+        hosts.sort_unstable();
+        let statuses: Vec<_> = hosts
+            .iter()
+            .map(|host| engine.host_status(host).unwrap_or_default())
+            .collect();
+        let rules: Vec<Value> = engine
+            .rules()
+            .enumerate()
+            .map(|(index, rule)| {
+                let per_host: Vec<Value> = hosts
+                    .iter()
+                    .zip(&statuses)
+                    .filter_map(|(host, status)| {
+                        let status = status.get(index)?;
+                        Some(json!({
+                            "host": host,
+                            "state": status.state.as_str(),
+                            "aggregate": status.aggregate,
+                            "samples": status.samples,
+                            "incidentId": status.open.as_ref().map(|i| &i.id),
+                            "cooldownUntil": status.last_end.map(|end| end + rule.cooldown),
+                        }))
+                    })
+                    .collect();
+                json!({
+                    "name": rule.name,
+                    "field": rule.field,
+                    "aggregation": rule.aggregation.as_str(),
+                    "operand": rule.operand.as_str(),
+                    "value": rule.threshold,
+                    "timeframe": HumanDuration(rule.timeframe).to_string(),
+                    "timeframeMs": rule.timeframe,
+                    "cooldown": HumanDuration(rule.cooldown).to_string(),
+                    "cooldownMs": rule.cooldown,
+                    "summary": rule.to_string(),
+                    "hosts": per_host,
+                })
+            })
+            .collect();
+        Ok(axum::Json(json!({
+            "evaluatedAt": engine.last_tick(),
+            "alertingEnabled": state.config.alerting.enabled,
+            "rules": rules,
+        })))
+    })
+    .await
+}
+
+/// `GET /api/v1/hosts`: every host with stored samples and its last report.
+async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Value>> {
+    blocking(move || {
+        let hosts = service.store().hosts()?;
+        let hosts: Vec<Value> = hosts
+            .into_iter()
+            .map(|seen| {
+                json!({
+                    "host": seen.host,
+                    "lastSeen": seen.last_seen,
+                    "lastSeenTime": rfc3339(seen.last_seen),
+                })
+            })
+            .collect();
+        Ok(axum::Json(json!({ "hosts": hosts })))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct StatsQuery {
+    from: Option<Millis>,
+    to: Option<Millis>,
+    /// A duration (`"1m"`, `"30s"`, or milliseconds).
+    resolution: Option<String>,
+    host: Option<String>,
+    /// Comma-separated field names; all fields when absent.
+    fields: Option<String>,
+}
+
+/// The most buckets one stats answer may have per host.
+const MAX_BUCKETS: i64 = 10_000;
+
+#[derive(Debug, Default)]
+struct Bucket {
+    samples: u32,
+    /// Per field: sum, max, count.
+    fields: BTreeMap<String, (f64, f64, u32)>,
+}
+
+/// `GET /api/v1/stats?from=MS&to=MS&resolution=1m`: samples per host,
+/// downsampled into buckets of `resolution` with each field's average,
+/// maximum and sum.
+async fn stats(
+    State(service): State<Arc<Service>>,
+    query: Result<Query<StatsQuery>, QueryRejection>,
+) -> ApiResult<axum::Json<Value>> {
+    let Query(query) = query?;
+    let (from, to) = Range {
+        from: query.from,
+        to: query.to,
+    }
+    .resolve(service.now())?;
+    let resolution = match &query.resolution {
+        Some(text) => match parse_duration(text) {
+            Ok(0) | Err(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "resolution {text:?}: expected a duration longer than 0, such as \"1m\""
+                )));
+            }
+            Ok(resolution) => resolution,
+        },
+        // About 300 points, in whole seconds.
+        None => (((to - from) / 300).max(1000) + 999) / 1000 * 1000,
+    };
+    let buckets = (to - from) / resolution + 1;
+    if buckets > MAX_BUCKETS {
+        return Err(ApiError::bad_request(format!(
+            "{buckets} buckets per host: at most {MAX_BUCKETS}; choose a coarser resolution"
+        )));
+    }
+    let fields: Option<Vec<String>> = query
+        .fields
+        .as_ref()
+        .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
+    blocking(move || {
+        let mut hosts: BTreeMap<String, BTreeMap<Millis, Bucket>> = BTreeMap::new();
+        service.store().scan_samples(from, to, &mut |sample| {
+            if query.host.as_ref().is_some_and(|host| *host != sample.host) {
+                return;
+            }
+            let start = from + (sample.ts - from) / resolution * resolution;
+            let bucket = hosts
+                .entry(sample.host)
+                .or_default()
+                .entry(start)
+                .or_default();
+            bucket.samples += 1;
+            for (field, value) in sample.metrics {
+                if fields.as_ref().is_some_and(|fields| !fields.contains(&field)) {
+                    continue;
+                }
+                let entry = bucket
+                    .fields
+                    .entry(field)
+                    .or_insert((0.0, f64::NEG_INFINITY, 0));
+                entry.0 += value;
+                entry.1 = entry.1.max(value);
+                entry.2 += 1;
+            }
+        })?;
+        let series: serde_json::Map<String, Value> = hosts
+            .into_iter()
+            .map(|(host, buckets)| {
+                let points: Vec<Value> = buckets
+                    .into_iter()
+                    .map(|(t, bucket)| {
+                        let mut avg = serde_json::Map::new();
+                        let mut max = serde_json::Map::new();
+                        let mut sum = serde_json::Map::new();
+                        for (field, (total, peak, count)) in bucket.fields {
+                            avg.insert(field.clone(), json!(total / f64::from(count)));
+                            max.insert(field.clone(), json!(peak));
+                            sum.insert(field, json!(total));
+                        }
+                        json!({"t": t, "samples": bucket.samples, "avg": avg, "max": max, "sum": sum})
+                    })
+                    .collect();
+                (host, Value::Array(points))
+            })
+            .collect();
+        Ok(axum::Json(json!({
+            "from": from,
+            "to": to,
+            "resolution": resolution,
+            "hosts": series,
+        })))
+    })
+    .await
+}
+
+/// `GET /metrics`: the service's own figures for Prometheus.
+async fn prometheus(State(service): State<Arc<Service>>) -> Response {
+    let gauges = {
+        let state = service.lock();
+        Gauges {
+            rules: state.config.alerting.rules.len(),
+            hosts: state.engine.host_names().count(),
+            open_incidents: state.engine.open_incidents(),
+        }
+    };
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        service.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+/// `GET /healthz`: 200 when the store answers.
+async fn healthz(State(service): State<Arc<Service>>) -> Response {
+    let store = service.store.clone();
+    match tokio::task::spawn_blocking(move || store.pending_deliveries()).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Err(error)) => ApiError::from(error).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
+}

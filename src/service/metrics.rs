@@ -1,0 +1,159 @@
+//! The service's own figures, served at `GET /metrics` in the Prometheus text
+//! format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::incident::{Transition, TransitionKind};
+
+/// Counters and gauges, updated without locks.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    samples_ingested: AtomicU64,
+    samples_rejected: AtomicU64,
+    batches_rejected: AtomicU64,
+    ticks: AtomicU64,
+    tick_nanos_total: AtomicU64,
+    last_tick_nanos: AtomicU64,
+    opened: AtomicU64,
+    resolved: AtomicU64,
+    hook_successes: AtomicU64,
+    hook_failures: AtomicU64,
+    pending_deliveries: AtomicU64,
+}
+
+/// What the service's state adds to the counters when they are rendered.
+pub struct Gauges {
+    pub rules: usize,
+    pub hosts: usize,
+    pub open_incidents: usize,
+}
+
+impl Metrics {
+    pub fn samples_ingested(&self, count: usize) {
+        self.samples_ingested.fetch_add(count as u64, Relaxed);
+    }
+
+    /// A rejected batch of `count` samples.
+    pub fn batch_rejected(&self, count: usize) {
+        self.batches_rejected.fetch_add(1, Relaxed);
+        self.samples_rejected.fetch_add(count as u64, Relaxed);
+    }
+
+    pub fn tick(&self, took: Duration, transitions: &[Transition]) {
+        let nanos = took.as_nanos() as u64;
+        self.ticks.fetch_add(1, Relaxed);
+        self.tick_nanos_total.fetch_add(nanos, Relaxed);
+        self.last_tick_nanos.store(nanos, Relaxed);
+        for transition in transitions {
+            match transition.kind {
+                TransitionKind::Opened => self.opened.fetch_add(1, Relaxed),
+                TransitionKind::Resolved => self.resolved.fetch_add(1, Relaxed),
+            };
+        }
+    }
+
+    pub fn hook_call(&self, succeeded: bool) {
+        match succeeded {
+            true => self.hook_successes.fetch_add(1, Relaxed),
+            false => self.hook_failures.fetch_add(1, Relaxed),
+        };
+    }
+
+    pub fn pending_deliveries(&self, pending: u64) {
+        self.pending_deliveries.store(pending, Relaxed);
+    }
+
+    /// The Prometheus text exposition of every figure.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        let seconds = |nanos: u64| nanos as f64 / 1e9;
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let get = |counter: &AtomicU64| counter.load(Relaxed).to_string();
+        metric(
+            "alertd_samples_ingested_total",
+            "counter",
+            "Samples accepted and stored.",
+            &[("", get(&self.samples_ingested))],
+        );
+        metric(
+            "alertd_samples_rejected_total",
+            "counter",
+            "Samples in rejected batches.",
+            &[("", get(&self.samples_rejected))],
+        );
+        metric(
+            "alertd_batches_rejected_total",
+            "counter",
+            "Sample batches rejected whole.",
+            &[("", get(&self.batches_rejected))],
+        );
+        metric(
+            "alertd_rules",
+            "gauge",
+            "Incident rules configured.",
+            &[("", gauges.rules.to_string())],
+        );
+        metric(
+            "alertd_hosts",
+            "gauge",
+            "Hosts the engine holds.",
+            &[("", gauges.hosts.to_string())],
+        );
+        metric(
+            "alertd_ticks_total",
+            "counter",
+            "Evaluation ticks.",
+            &[("", get(&self.ticks))],
+        );
+        metric(
+            "alertd_tick_seconds_total",
+            "counter",
+            "Time spent evaluating ticks, including recording transitions.",
+            &[("", seconds(self.tick_nanos_total.load(Relaxed)).to_string())],
+        );
+        metric(
+            "alertd_last_tick_seconds",
+            "gauge",
+            "Time the last tick took.",
+            &[("", seconds(self.last_tick_nanos.load(Relaxed)).to_string())],
+        );
+        metric(
+            "alertd_transitions_total",
+            "counter",
+            "Incidents opened and resolved.",
+            &[
+                ("{event=\"opened\"}", get(&self.opened)),
+                ("{event=\"resolved\"}", get(&self.resolved)),
+            ],
+        );
+        metric(
+            "alertd_open_incidents",
+            "gauge",
+            "Incidents open now.",
+            &[("", gauges.open_incidents.to_string())],
+        );
+        metric(
+            "alertd_hook_calls_total",
+            "counter",
+            "Hook calls by outcome.",
+            &[
+                ("{outcome=\"success\"}", get(&self.hook_successes)),
+                ("{outcome=\"failure\"}", get(&self.hook_failures)),
+            ],
+        );
+        metric(
+            "alertd_pending_hook_deliveries",
+            "gauge",
+            "Transitions waiting for a hook call.",
+            &[("", get(&self.pending_deliveries))],
+        );
+        out
+    }
+}

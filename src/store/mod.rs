@@ -1,0 +1,221 @@
+//! Durable state of a running service, behind one trait.
+//!
+//! A [`Store`] keeps what must survive a crash or a restart: recent samples
+//! (to rebuild the rule windows), incidents, each (rule, host) pair's last
+//! resolution (its cooldown), the outbox of transitions that hooks have not
+//! yet seen, and the record of every hook call. [`SqliteStore`] is the
+//! embedded default; a clustered backend implements the same trait and must
+//! pass the same conformance suite (`tests/store.rs`).
+//!
+//! The trait is synchronous: every method is one short transaction. The
+//! service calls it from blocking threads.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use crate::duration::Millis;
+use crate::engine::SavedPair;
+use crate::incident::{Incident, Transition, TransitionKind};
+use crate::sample::Sample;
+
+/// Why a store operation failed. The operation changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the store's schema version is {found}, this alertd knows {known}: upgrade alertd")]
+    Version { found: i64, known: i64 },
+}
+
+/// A host and the timestamp of the latest sample it sent.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostSeen {
+    pub host: String,
+    pub last_seen: Millis,
+}
+
+/// The answer to an incident query (SPEC section 6).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Incidents {
+    pub active: Vec<Incident>,
+    pub resolved: Vec<Incident>,
+}
+
+/// One transition waiting for one hook (a "target"): a row of the outbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Unique, and increasing in the order the transitions were recorded.
+    pub id: i64,
+    /// Which hook: `exec:<file name>` for an executable hook.
+    pub target: String,
+    pub kind: TransitionKind,
+    /// The incident as it was right after the transition.
+    pub incident: Incident,
+    /// Calls already made and failed.
+    pub attempts: u32,
+    /// Not to be tried before this time.
+    pub next_attempt: Millis,
+}
+
+/// The record of one hook call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookCall {
+    pub incident_id: String,
+    pub target: String,
+    #[serde(serialize_with = "kind_name")]
+    pub kind: TransitionKind,
+    /// 1 for the first call of this delivery.
+    pub attempt: u32,
+    pub started: Millis,
+    pub duration_ms: u64,
+    /// `exited 0`, `exited 3`, `killed by signal 9`, `timed out after 10s`, ...
+    pub outcome: String,
+    pub succeeded: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn kind_name<S: serde::Serializer>(kind: &TransitionKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
+}
+
+/// An incident with its hook calls and the deliveries still waiting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentDetail {
+    pub incident: Incident,
+    pub calls: Vec<HookCall>,
+    pub pending: Vec<Delivery>,
+}
+
+/// The durable state of the service. Every method is atomic: it either
+/// happens whole or fails changing nothing.
+pub trait Store: Send + Sync {
+    /// Stores samples (already validated), and each host's latest time.
+    fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
+
+    /// Calls `visit` with every sample with `from <= ts <= to`, in timestamp
+    /// order, samples of equal timestamp in the order they were appended.
+    fn scan_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError>;
+
+    /// The latest stored sample of every host (the last appended among equal
+    /// timestamps), in host name order.
+    fn latest_samples(&self) -> Result<Vec<Sample>, StoreError>;
+
+    /// Every host with a stored sample, in name order.
+    fn hosts(&self) -> Result<Vec<HostSeen>, StoreError>;
+
+    /// Deletes the samples with `ts < before`, and the hosts with no sample
+    /// left. Returns how many samples were deleted.
+    fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
+
+    /// Records the transitions of one tick, in one transaction: the incidents
+    /// as they now are, each pair's last resolution, and one outbox delivery
+    /// per transition and target, in order.
+    fn record_transitions(
+        &self,
+        transitions: &[Transition],
+        targets: &[String],
+    ) -> Result<(), StoreError>;
+
+    /// Every pair with an open incident or a past resolution, for
+    /// [`Engine::restore`](crate::engine::Engine::restore).
+    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError>;
+
+    /// The open incidents, and the resolved ones with `startTime <= to` and
+    /// `endTime >= from`; each list by start time, then id.
+    fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError>;
+
+    /// One incident with its hook calls (oldest first) and pending deliveries.
+    fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
+
+    /// Up to `limit` deliveries that are due at `now`, oldest first, leaving
+    /// out any that has an older delivery of the same incident to the same
+    /// target still waiting (so that a hook sees "opened" before "resolved").
+    fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+
+    /// The earliest `next_attempt` among waiting deliveries.
+    fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError>;
+
+    /// Records a call of a delivery's hook; removes the delivery when `retry_at`
+    /// is `None`, and otherwise schedules its next attempt.
+    fn finish_delivery(
+        &self,
+        delivery: i64,
+        call: &HookCall,
+        retry_at: Option<Millis>,
+    ) -> Result<(), StoreError>;
+
+    /// How many deliveries are waiting.
+    fn pending_deliveries(&self) -> Result<u64, StoreError>;
+
+    /// Deletes resolved incidents with `endTime < before` whose deliveries are
+    /// all done, with their hook calls. Returns how many were deleted.
+    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
+/// Encodes a sample's metrics compactly: per metric, the name's length (one
+/// byte), the name, and the value as 8 little-endian bytes.
+pub(crate) fn encode_metrics(metrics: &[(String, f64)], out: &mut Vec<u8>) {
+    out.clear();
+    for (name, value) in metrics {
+        // Field names are at most 128 bytes (validated on ingestion).
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// The inverse of [`encode_metrics`].
+pub(crate) fn decode_metrics(mut bytes: &[u8]) -> Result<Vec<(String, f64)>, StoreError> {
+    let corrupt = || StoreError::Corrupt("a sample's metrics cannot be decoded".to_string());
+    let mut metrics = Vec::new();
+    while let Some((&len, rest)) = bytes.split_first() {
+        let len = usize::from(len);
+        if rest.len() < len + 8 {
+            return Err(corrupt());
+        }
+        let name = std::str::from_utf8(&rest[..len]).map_err(|_| corrupt())?;
+        let value = f64::from_le_bytes(rest[len..len + 8].try_into().map_err(|_| corrupt())?);
+        metrics.push((name.to_string(), value));
+        bytes = &rest[len + 8..];
+    }
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_round_trip() {
+        let metrics = vec![
+            ("cpu.usage".to_string(), 12.5),
+            ("x".repeat(128), -0.0),
+            ("e".to_string(), f64::MAX),
+        ];
+        let mut bytes = Vec::new();
+        encode_metrics(&metrics, &mut bytes);
+        let back = decode_metrics(&bytes).unwrap();
+        assert_eq!(back.len(), 3);
+        for ((a, x), (b, y)) in metrics.iter().zip(&back) {
+            assert_eq!(a, b);
+            assert_eq!(x.to_bits(), y.to_bits());
+        }
+        assert!(decode_metrics(&bytes[..bytes.len() - 1]).is_err());
+    }
+}

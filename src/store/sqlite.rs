@@ -1,0 +1,496 @@
+//! The embedded store: one SQLite file in WAL mode, fully synchronous, so
+//! that a committed transaction survives a crash of the process or the
+//! machine.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::{
+    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Store, StoreError, decode_metrics,
+    encode_metrics,
+};
+use crate::duration::Millis;
+use crate::engine::SavedPair;
+use crate::incident::{Incident, Transition, TransitionKind};
+use crate::sample::Sample;
+
+/// Bumped whenever the schema changes; a newer file is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS samples (
+    ts INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    metrics BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS samples_by_ts ON samples (ts);
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY,
+    last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    trigger_value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_end ON incidents (end_time);
+CREATE TABLE IF NOT EXISTS pairs (
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    last_end INTEGER NOT NULL,
+    PRIMARY KEY (rule, host)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    trigger_value REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_incident ON outbox (incident_id, target);
+CREATE TABLE IF NOT EXISTS hook_calls (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    stdout TEXT NOT NULL,
+    stderr TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hook_calls_by_incident ON hook_calls (incident_id);
+";
+
+/// The file name of the store inside the data directory.
+pub const FILE_NAME: &str = "alertd.sqlite";
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `alertd.sqlite` in `data_dir`.
+    pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open(&data_dir.join(FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let connection = Connection::open(path)?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk when it returns, even across a power loss.
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.busy_timeout(std::time::Duration::from_secs(10))?;
+        let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::Version {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        connection.execute_batch(SCHEMA)?;
+        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(SqliteStore {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half
+        // done (rusqlite rolls back on drop), so a poisoned lock is usable.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
+    match text {
+        "opened" => Ok(TransitionKind::Opened),
+        "resolved" => Ok(TransitionKind::Resolved),
+        other => Err(rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            format!("unknown transition kind {other:?}").into(),
+        )),
+    }
+}
+
+/// Reads `id, rule, host, start_time, end_time, trigger_value` from `first` on.
+fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
+    Ok(Incident {
+        id: row.get(first)?,
+        rule_name: row.get::<_, String>(first + 1)?.into(),
+        host_name: row.get::<_, String>(first + 2)?.into(),
+        start_time: row.get(first + 3)?,
+        end_time: row.get(first + 4)?,
+        trigger_value: row.get(first + 5)?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
+     incident_id, rule, host, start_time, end_time, trigger_value";
+
+fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: row.get(0)?,
+        target: row.get(1)?,
+        kind: kind_from(&row.get::<_, String>(2)?)?,
+        attempts: row.get(3)?,
+        next_attempt: row.get(4)?,
+        incident: incident_at(row, 5)?,
+    })
+}
+
+fn sample(row: &Row<'_>) -> rusqlite::Result<(Millis, String, Vec<u8>)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+fn decoded((ts, host, metrics): (Millis, String, Vec<u8>)) -> Result<Sample, StoreError> {
+    Ok(Sample {
+        host,
+        ts,
+        metrics: decode_metrics(&metrics)?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        {
+            let mut insert = transaction
+                .prepare_cached("INSERT INTO samples (ts, host, metrics) VALUES (?1, ?2, ?3)")?;
+            let mut seen = transaction.prepare_cached(
+                "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) \
+                 ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+            )?;
+            let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
+            let mut blob = Vec::new();
+            for sample in samples {
+                encode_metrics(&sample.metrics, &mut blob);
+                insert.execute(params![sample.ts, sample.host, blob])?;
+                let last = latest.entry(&sample.host).or_insert(sample.ts);
+                *last = (*last).max(sample.ts);
+            }
+            for (host, ts) in latest {
+                seen.execute(params![host, ts])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn scan_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        let connection = self.connection();
+        let mut query = connection.prepare_cached(
+            "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, rowid",
+        )?;
+        let mut rows = query.query(params![from, to])?;
+        while let Some(row) = rows.next()? {
+            visit(decoded(sample(row)?)?);
+        }
+        Ok(())
+    }
+
+    fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection.prepare_cached(
+            "SELECT s.ts, s.host, s.metrics FROM hosts h \
+             JOIN samples s ON s.rowid = (SELECT rowid FROM samples \
+                 WHERE ts = h.last_seen AND host = h.host ORDER BY rowid DESC LIMIT 1) \
+             ORDER BY h.host",
+        )?;
+        let rows = query.query_map([], sample)?;
+        rows.map(|row| decoded(row?)).collect()
+    }
+
+    fn hosts(&self) -> Result<Vec<HostSeen>, StoreError> {
+        let connection = self.connection();
+        let mut query =
+            connection.prepare_cached("SELECT host, last_seen FROM hosts ORDER BY host")?;
+        let rows = query.query_map([], |row| {
+            Ok(HostSeen {
+                host: row.get(0)?,
+                last_seen: row.get(1)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        let deleted = transaction.execute("DELETE FROM samples WHERE ts < ?1", [before])?;
+        transaction.execute("DELETE FROM hosts WHERE last_seen < ?1", [before])?;
+        transaction.commit()?;
+        Ok(deleted as u64)
+    }
+
+    fn record_transitions(
+        &self,
+        transitions: &[Transition],
+        targets: &[String],
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        {
+            let mut incident = transaction.prepare_cached(
+                "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time",
+            )?;
+            let mut pair = transaction.prepare_cached(
+                "INSERT INTO pairs (rule, host, last_end) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (rule, host) DO UPDATE SET last_end = excluded.last_end",
+            )?;
+            let mut outbox = transaction.prepare_cached(
+                "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
+                 end_time, trigger_value, next_attempt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            for transition in transitions {
+                let i = &transition.incident;
+                let (rule, host) = (&*i.rule_name, &*i.host_name);
+                incident.execute(params![
+                    i.id,
+                    rule,
+                    host,
+                    i.start_time,
+                    i.end_time,
+                    i.trigger_value
+                ])?;
+                if let Some(end) = i.end_time {
+                    pair.execute(params![rule, host, end])?;
+                }
+                for target in targets {
+                    outbox.execute(params![
+                        target,
+                        transition.kind.as_str(),
+                        i.id,
+                        rule,
+                        host,
+                        i.start_time,
+                        i.end_time,
+                        i.trigger_value,
+                        transition.at,
+                    ])?;
+                }
+            }
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
+        let connection = self.connection();
+        let mut pairs: std::collections::BTreeMap<(String, String), SavedPair> = Default::default();
+        let mut query = connection.prepare_cached("SELECT rule, host, last_end FROM pairs")?;
+        for row in query.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get(2)?,
+            ))
+        })? {
+            let (rule, host, last_end) = row?;
+            pairs.insert(
+                (rule.clone(), host.clone()),
+                SavedPair {
+                    rule_name: rule,
+                    host,
+                    open: None,
+                    last_end: Some(last_end),
+                },
+            );
+        }
+        let mut query = connection.prepare_cached(
+            "SELECT id, rule, host, start_time, end_time, trigger_value \
+             FROM incidents WHERE end_time IS NULL",
+        )?;
+        for row in query.query_map([], |row| incident_at(row, 0))? {
+            let open = row?;
+            let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
+            pairs
+                .entry((rule.clone(), host.clone()))
+                .or_insert(SavedPair {
+                    rule_name: rule,
+                    host,
+                    open: None,
+                    last_end: None,
+                })
+                .open = Some(open);
+        }
+        Ok(pairs.into_values().collect())
+    }
+
+    fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
+        let connection = self.connection();
+        let mut active = connection.prepare_cached(
+            "SELECT id, rule, host, start_time, end_time, trigger_value FROM incidents \
+             WHERE end_time IS NULL ORDER BY start_time, id",
+        )?;
+        let mut resolved = connection.prepare_cached(
+            "SELECT id, rule, host, start_time, end_time, trigger_value FROM incidents \
+             WHERE end_time >= ?1 AND start_time <= ?2 ORDER BY start_time, id",
+        )?;
+        let active = active
+            .query_map([], |row| incident_at(row, 0))?
+            .collect::<Result<_, _>>()?;
+        let resolved = resolved
+            .query_map([from, to], |row| incident_at(row, 0))?
+            .collect::<Result<_, _>>()?;
+        Ok(Incidents { active, resolved })
+    }
+
+    fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
+        let connection = self.connection();
+        let incident = connection
+            .query_row(
+                "SELECT id, rule, host, start_time, end_time, trigger_value \
+                 FROM incidents WHERE id = ?1",
+                [id],
+                |row| incident_at(row, 0),
+            )
+            .optional()?;
+        let Some(incident) = incident else {
+            return Ok(None);
+        };
+        let mut calls = connection.prepare_cached(
+            "SELECT incident_id, target, kind, attempt, started, duration_ms, outcome, \
+             succeeded, stdout, stderr FROM hook_calls WHERE incident_id = ?1 ORDER BY id",
+        )?;
+        let calls = calls
+            .query_map([id], |row| {
+                Ok(HookCall {
+                    incident_id: row.get(0)?,
+                    target: row.get(1)?,
+                    kind: kind_from(&row.get::<_, String>(2)?)?,
+                    attempt: row.get(3)?,
+                    started: row.get(4)?,
+                    duration_ms: row.get::<_, i64>(5)?.max(0) as u64,
+                    outcome: row.get(6)?,
+                    succeeded: row.get(7)?,
+                    stdout: row.get(8)?,
+                    stderr: row.get(9)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut pending = connection.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE incident_id = ?1 ORDER BY id"
+        ))?;
+        let pending = pending
+            .query_map([id], delivery)?
+            .collect::<Result<_, _>>()?;
+        Ok(Some(IncidentDetail {
+            incident,
+            calls,
+            pending,
+        }))
+    }
+
+    fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let connection = self.connection();
+        let mut query = connection.prepare_cached(&format!(
+            "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
+             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id \
+                 AND p.target = o.target AND p.id < o.id) \
+             ORDER BY id LIMIT ?2"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = query.query_map(params![now, limit], delivery)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
+        let connection = self.connection();
+        Ok(connection.query_row("SELECT min(next_attempt) FROM outbox", [], |row| row.get(0))?)
+    }
+
+    fn finish_delivery(
+        &self,
+        delivery: i64,
+        call: &HookCall,
+        retry_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        transaction.execute(
+            "INSERT INTO hook_calls (incident_id, target, kind, attempt, started, duration_ms, \
+             outcome, succeeded, stdout, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                call.incident_id,
+                call.target,
+                call.kind.as_str(),
+                call.attempt,
+                call.started,
+                i64::try_from(call.duration_ms).unwrap_or(i64::MAX),
+                call.outcome,
+                call.succeeded,
+                call.stdout,
+                call.stderr,
+            ],
+        )?;
+        match retry_at {
+            None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
+            Some(at) => transaction.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 WHERE id = ?1",
+                [delivery, at],
+            )?,
+        };
+        transaction.commit()?;
+        Ok(())
+    }
+
+    fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        let connection = self.connection();
+        let count: i64 =
+            connection.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
+        Ok(count as u64)
+    }
+
+    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction()?;
+        let condition = "end_time < ?1 AND NOT EXISTS \
+             (SELECT 1 FROM outbox o WHERE o.incident_id = incidents.id)";
+        transaction.execute(
+            &format!(
+                "DELETE FROM hook_calls WHERE incident_id IN \
+                 (SELECT id FROM incidents WHERE {condition})"
+            ),
+            [before],
+        )?;
+        let deleted = transaction.execute(
+            &format!("DELETE FROM incidents WHERE {condition}"),
+            [before],
+        )?;
+        transaction.commit()?;
+        Ok(deleted as u64)
+    }
+}
