@@ -148,7 +148,8 @@ pub trait Store: Send + Sync {
     /// target still waiting (so that a hook sees "opened" before "resolved").
     fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 
-    /// The earliest `next_attempt` among waiting deliveries.
+    /// The earliest `next_attempt` among the deliveries that
+    /// [`due_deliveries`](Store::due_deliveries) could return.
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError>;
 
     /// Records a call of a delivery's hook; removes the delivery when `retry_at`

@@ -151,6 +151,10 @@ fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
 const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
      incident_id, rule, host, start_time, end_time, trigger_value";
 
+/// A delivery `o` with no older delivery of its incident to its target.
+const UNBLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p \
+     WHERE p.incident_id = o.incident_id AND p.target = o.target AND p.id < o.id)";
+
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
         id: row.get(0)?,
@@ -417,9 +421,7 @@ impl Store for SqliteStore {
     fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let connection = self.connection();
         let mut query = connection.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
-             AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.incident_id = o.incident_id \
-                 AND p.target = o.target AND p.id < o.id) \
+            "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 AND {UNBLOCKED} \
              ORDER BY id LIMIT ?2"
         ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -429,7 +431,11 @@ impl Store for SqliteStore {
 
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
         let connection = self.connection();
-        Ok(connection.query_row("SELECT min(next_attempt) FROM outbox", [], |row| row.get(0))?)
+        Ok(connection.query_row(
+            &format!("SELECT min(next_attempt) FROM outbox o WHERE {UNBLOCKED}"),
+            [],
+            |row| row.get(0),
+        )?)
     }
 
     fn finish_delivery(

@@ -1,0 +1,464 @@
+//! The store conformance suite: what every `Store` backend must do. Each
+//! backend runs every case through `conformance!`, with a function that opens
+//! the backend's store on a place given by the test (the same place opens the
+//! same data again, as after a restart).
+
+use std::sync::Arc;
+
+use alertd::engine::SavedPair;
+use alertd::incident::{Incident, Transition, TransitionKind};
+use alertd::sample::Sample;
+use alertd::store::{HookCall, SqliteStore, Store};
+
+fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> Incident {
+    Incident {
+        id: id.to_string(),
+        rule_name: Arc::from(rule),
+        host_name: Arc::from(host),
+        start_time: start,
+        end_time: end,
+        trigger_value: 71.5,
+    }
+}
+
+fn opened(id: &str, rule: &str, host: &str, at: i64) -> Transition {
+    Transition {
+        kind: TransitionKind::Opened,
+        at,
+        rule: 0,
+        incident: incident(id, rule, host, at, None),
+    }
+}
+
+fn resolved(id: &str, rule: &str, host: &str, start: i64, at: i64) -> Transition {
+    Transition {
+        kind: TransitionKind::Resolved,
+        at,
+        rule: 0,
+        incident: incident(id, rule, host, start, Some(at)),
+    }
+}
+
+fn call(id: &str, target: &str, kind: TransitionKind, succeeded: bool) -> HookCall {
+    HookCall {
+        incident_id: id.to_string(),
+        target: target.to_string(),
+        kind,
+        attempt: 1,
+        started: 5,
+        duration_ms: 12,
+        outcome: if succeeded {
+            "exited with status 0"
+        } else {
+            "exited with status 1"
+        }
+        .to_string(),
+        succeeded,
+        stdout: "out".to_string(),
+        stderr: String::new(),
+    }
+}
+
+fn targets(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn scan(store: &dyn Store, from: i64, to: i64) -> Vec<Sample> {
+    let mut samples = Vec::new();
+    store
+        .scan_samples(from, to, &mut |s| samples.push(s))
+        .unwrap();
+    samples
+}
+
+pub fn samples_are_scanned_in_time_order_ties_in_append_order(store: &dyn Store) {
+    store
+        .append_samples(&[
+            Sample::new("b", 20, &[("x", 1.0)]),
+            Sample::new("a", 10, &[("x", 2.0), ("cpu.usage", 0.1)]),
+        ])
+        .unwrap();
+    store
+        .append_samples(&[
+            Sample::new("a", 20, &[("x", 3.0)]),
+            Sample::new("a", 30, &[]),
+        ])
+        .unwrap();
+    let all = scan(store, i64::MIN, i64::MAX);
+    let order: Vec<(&str, i64)> = all.iter().map(|s| (s.host.as_str(), s.ts)).collect();
+    assert_eq!(order, [("a", 10), ("b", 20), ("a", 20), ("a", 30)]);
+    assert_eq!(
+        all[0].metrics,
+        vec![("x".to_string(), 2.0), ("cpu.usage".to_string(), 0.1)]
+    );
+    assert!(all[3].metrics.is_empty());
+    // Both ends are included.
+    let some = scan(store, 20, 29);
+    assert_eq!(some.len(), 2);
+    assert!(scan(store, 31, 100).is_empty());
+}
+
+pub fn hosts_and_latest_samples(store: &dyn Store) {
+    store
+        .append_samples(&[
+            Sample::new("web-2", 50, &[("x", 1.0)]),
+            Sample::new("web-1", 40, &[("x", 1.0)]),
+            Sample::new("web-1", 10, &[("x", 9.0)]),
+        ])
+        .unwrap();
+    store
+        .append_samples(&[Sample::new("web-1", 40, &[("x", 2.0)])])
+        .unwrap();
+    let hosts = store.hosts().unwrap();
+    let seen: Vec<(&str, i64)> = hosts
+        .iter()
+        .map(|h| (h.host.as_str(), h.last_seen))
+        .collect();
+    assert_eq!(seen, [("web-1", 40), ("web-2", 50)]);
+    let latest = store.latest_samples().unwrap();
+    assert_eq!(latest.len(), 2);
+    assert_eq!(latest[0].host, "web-1");
+    assert_eq!(latest[0].ts, 40);
+    // The last appended of two samples with the same timestamp.
+    assert_eq!(latest[0].metrics, vec![("x".to_string(), 2.0)]);
+    assert_eq!(latest[1].host, "web-2");
+}
+
+pub fn old_samples_and_silent_hosts_are_deleted(store: &dyn Store) {
+    store
+        .append_samples(&[
+            Sample::new("old", 10, &[("x", 1.0)]),
+            Sample::new("new", 10, &[("x", 1.0)]),
+            Sample::new("new", 30, &[("x", 1.0)]),
+        ])
+        .unwrap();
+    assert_eq!(store.delete_samples_before(30).unwrap(), 2);
+    let left = scan(store, i64::MIN, i64::MAX);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].ts, 30);
+    let hosts: Vec<String> = store.hosts().unwrap().into_iter().map(|h| h.host).collect();
+    assert_eq!(hosts, ["new"]);
+    assert_eq!(store.delete_samples_before(30).unwrap(), 0);
+}
+
+pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
+    let hooks = targets(&["exec:10-a", "exec:20-b"]);
+    store
+        .record_transitions(
+            &[
+                opened("i1", "cpu", "web-1", 100),
+                opened("i2", "mem", "web-1", 100),
+            ],
+            &hooks,
+        )
+        .unwrap();
+    let incidents = store.incidents(0, 1000).unwrap();
+    assert_eq!(incidents.active.len(), 2);
+    assert!(incidents.resolved.is_empty());
+    assert_eq!(store.pending_deliveries().unwrap(), 4);
+    let pairs = store.pairs().unwrap();
+    assert_eq!(pairs.len(), 2);
+    assert_eq!(
+        pairs[0],
+        SavedPair {
+            rule_name: "cpu".to_string(),
+            host: "web-1".to_string(),
+            open: Some(incident("i1", "cpu", "web-1", 100, None)),
+            last_end: None,
+        }
+    );
+
+    store
+        .record_transitions(&[resolved("i1", "cpu", "web-1", 100, 200)], &hooks)
+        .unwrap();
+    let incidents = store.incidents(0, 1000).unwrap();
+    assert_eq!(incidents.active.len(), 1);
+    assert_eq!(incidents.active[0].id, "i2");
+    assert_eq!(
+        incidents.resolved,
+        vec![incident("i1", "cpu", "web-1", 100, Some(200))]
+    );
+    let cpu = store
+        .pairs()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.rule_name == "cpu")
+        .unwrap();
+    assert_eq!(cpu.open, None);
+    assert_eq!(cpu.last_end, Some(200));
+    assert_eq!(store.pending_deliveries().unwrap(), 6);
+
+    // No hooks: incidents still recorded, nothing to deliver.
+    store
+        .record_transitions(&[opened("i3", "cpu", "web-2", 300)], &[])
+        .unwrap();
+    assert_eq!(store.pending_deliveries().unwrap(), 6);
+    assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 2);
+}
+
+pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
+    store
+        .record_transitions(
+            &[
+                opened("a", "r", "h1", 100),
+                opened("b", "r", "h2", 300),
+                opened("open", "r", "h3", 5000),
+            ],
+            &[],
+        )
+        .unwrap();
+    store
+        .record_transitions(
+            &[
+                resolved("a", "r", "h1", 100, 200),
+                resolved("b", "r", "h2", 300, 400),
+            ],
+            &[],
+        )
+        .unwrap();
+    let ids = |from, to| -> Vec<String> {
+        let found = store.incidents(from, to).unwrap();
+        assert_eq!(found.active.len(), 1, "open incidents are always listed");
+        found.resolved.into_iter().map(|i| i.id).collect()
+    };
+    assert_eq!(ids(0, 1000), ["a", "b"]);
+    assert_eq!(ids(200, 300), ["a", "b"]); // endTime >= from, startTime <= to
+    assert_eq!(ids(201, 299), Vec::<String>::new());
+    assert_eq!(ids(401, 1000), Vec::<String>::new());
+    assert_eq!(ids(0, 99), Vec::<String>::new());
+}
+
+pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
+    let hooks = targets(&["exec:a", "exec:b"]);
+    store
+        .record_transitions(&[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    store
+        .record_transitions(&[resolved("i1", "r", "h", 100, 200)], &hooks)
+        .unwrap();
+    let due = store.due_deliveries(1000, 10).unwrap();
+    let seen: Vec<(&str, TransitionKind)> =
+        due.iter().map(|d| (d.target.as_str(), d.kind)).collect();
+    assert_eq!(
+        seen,
+        [
+            ("exec:a", TransitionKind::Opened),
+            ("exec:b", TransitionKind::Opened)
+        ]
+    );
+    assert_eq!(due[0].incident, incident("i1", "r", "h", 100, None));
+    assert_eq!(due[0].attempts, 0);
+    assert!(
+        store.due_deliveries(99, 10).unwrap().is_empty(),
+        "not due before the tick"
+    );
+
+    // Hook a fails: it is retried later, and its "resolved" waits behind it.
+    let a = due[0].id;
+    store
+        .finish_delivery(
+            a,
+            &call("i1", "exec:a", TransitionKind::Opened, false),
+            Some(5000),
+        )
+        .unwrap();
+    let b = due[1].id;
+    store
+        .finish_delivery(b, &call("i1", "exec:b", TransitionKind::Opened, true), None)
+        .unwrap();
+    let due = store.due_deliveries(1000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].target.as_str(), due[0].kind),
+        ("exec:b", TransitionKind::Resolved)
+    );
+    assert_eq!(due[0].incident.end_time, Some(200));
+    assert_eq!(store.next_delivery_time().unwrap(), Some(200));
+    store
+        .finish_delivery(
+            due[0].id,
+            &call("i1", "exec:b", TransitionKind::Resolved, true),
+            None,
+        )
+        .unwrap();
+    assert!(store.due_deliveries(4999, 10).unwrap().is_empty());
+    assert_eq!(store.next_delivery_time().unwrap(), Some(5000));
+    let due = store.due_deliveries(5000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].id, a);
+    assert_eq!(due[0].attempts, 1);
+    store
+        .finish_delivery(a, &call("i1", "exec:a", TransitionKind::Opened, true), None)
+        .unwrap();
+    let due = store.due_deliveries(5000, 10).unwrap();
+    assert_eq!(
+        (due[0].target.as_str(), due[0].kind),
+        ("exec:a", TransitionKind::Resolved)
+    );
+    assert_eq!(store.due_deliveries(5000, 0).unwrap().len(), 0);
+
+    let detail = store.incident("i1").unwrap().unwrap();
+    assert_eq!(detail.incident.end_time, Some(200));
+    let calls: Vec<(&str, bool)> = detail
+        .calls
+        .iter()
+        .map(|c| (c.target.as_str(), c.succeeded))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("exec:a", false),
+            ("exec:b", true),
+            ("exec:b", true),
+            ("exec:a", true)
+        ]
+    );
+    assert_eq!(detail.calls[0].stdout, "out");
+    assert_eq!(detail.calls[0].duration_ms, 12);
+    assert_eq!(detail.pending.len(), 1);
+    assert!(store.incident("nope").unwrap().is_none());
+}
+
+pub fn old_incidents_are_deleted_once_delivered(store: &dyn Store) {
+    let hooks = targets(&["exec:a"]);
+    store
+        .record_transitions(
+            &[
+                opened("done", "r", "h1", 100),
+                opened("waiting", "r", "h2", 100),
+            ],
+            &[],
+        )
+        .unwrap();
+    store
+        .record_transitions(&[resolved("done", "r", "h1", 100, 200)], &[])
+        .unwrap();
+    store
+        .record_transitions(&[resolved("waiting", "r", "h2", 100, 200)], &hooks)
+        .unwrap();
+    store
+        .record_transitions(&[opened("open", "r", "h3", 150)], &[])
+        .unwrap();
+    assert_eq!(store.delete_incidents_resolved_before(200).unwrap(), 0);
+    assert_eq!(store.delete_incidents_resolved_before(201).unwrap(), 1);
+    assert!(store.incident("done").unwrap().is_none());
+    assert!(
+        store.incident("waiting").unwrap().is_some(),
+        "its hook has not seen it yet"
+    );
+    assert!(store.incident("open").unwrap().is_some());
+    // The cooldown outlives the incident.
+    let done = store
+        .pairs()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.host == "h1")
+        .unwrap();
+    assert_eq!(done.last_end, Some(200));
+}
+
+pub fn everything_survives_reopening(
+    place: &std::path::Path,
+    open: fn(&std::path::Path) -> Box<dyn Store>,
+) {
+    {
+        let store = open(place);
+        store
+            .append_samples(&[Sample::new("web-1", 10, &[("x", 1.5)])])
+            .unwrap();
+        store
+            .record_transitions(&[opened("i1", "r", "web-1", 100)], &targets(&["exec:a"]))
+            .unwrap();
+    }
+    let store = open(place);
+    assert_eq!(scan(store.as_ref(), 0, 100).len(), 1);
+    assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 1);
+    assert_eq!(store.pending_deliveries().unwrap(), 1);
+    assert_eq!(store.hosts().unwrap().len(), 1);
+}
+
+/// Runs every case of the suite against one backend.
+macro_rules! conformance {
+    ($backend:ident, $open:expr) => {
+        mod $backend {
+            use super::*;
+
+            fn open(place: &std::path::Path) -> Box<dyn Store> {
+                $open(place)
+            }
+
+            fn fresh() -> (tempfile::TempDir, Box<dyn Store>) {
+                let dir = tempfile::tempdir().unwrap();
+                let store = open(dir.path());
+                (dir, store)
+            }
+
+            #[test]
+            fn samples_are_scanned_in_time_order_ties_in_append_order() {
+                let (_dir, store) = fresh();
+                super::samples_are_scanned_in_time_order_ties_in_append_order(store.as_ref());
+            }
+
+            #[test]
+            fn hosts_and_latest_samples() {
+                let (_dir, store) = fresh();
+                super::hosts_and_latest_samples(store.as_ref());
+            }
+
+            #[test]
+            fn old_samples_and_silent_hosts_are_deleted() {
+                let (_dir, store) = fresh();
+                super::old_samples_and_silent_hosts_are_deleted(store.as_ref());
+            }
+
+            #[test]
+            fn transitions_make_incidents_pairs_and_deliveries() {
+                let (_dir, store) = fresh();
+                super::transitions_make_incidents_pairs_and_deliveries(store.as_ref());
+            }
+
+            #[test]
+            fn incident_ranges_include_touching_incidents() {
+                let (_dir, store) = fresh();
+                super::incident_ranges_include_touching_incidents(store.as_ref());
+            }
+
+            #[test]
+            fn deliveries_keep_opened_before_resolved() {
+                let (_dir, store) = fresh();
+                super::deliveries_keep_opened_before_resolved(store.as_ref());
+            }
+
+            #[test]
+            fn old_incidents_are_deleted_once_delivered() {
+                let (_dir, store) = fresh();
+                super::old_incidents_are_deleted_once_delivered(store.as_ref());
+            }
+
+            #[test]
+            fn everything_survives_reopening() {
+                let dir = tempfile::tempdir().unwrap();
+                super::everything_survives_reopening(dir.path(), open);
+            }
+        }
+    };
+}
+
+conformance!(sqlite, |place: &std::path::Path| -> Box<dyn Store> {
+    Box::new(SqliteStore::open_dir(place).unwrap())
+});
+
+#[test]
+fn sqlite_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    drop(SqliteStore::open(&path).unwrap());
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection.pragma_update(None, "user_version", 99).unwrap();
+    drop(connection);
+    let error = SqliteStore::open(&path).err().expect("refused");
+    assert_eq!(
+        error.to_string(),
+        "the store's schema version is 99, this alertd knows 1: upgrade alertd"
+    );
+}
