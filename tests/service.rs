@@ -1,0 +1,664 @@
+//! `alertd run` as a real process: real HTTP, a real SQLite file, real hook
+//! processes, real signals (SIGTERM, SIGHUP, SIGKILL).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+const RULE_X: &str = r#"{"name": "x high", "field": "x", "aggregation": "last",
+    "operand": "equalOrMoreThan", "value": 10, "timeframe": "10s"}"#;
+
+fn config(rules: &[&str], extra: &str) -> String {
+    format!(
+        r#"{{
+  "alerting": {{"enabled": true, "watcherInterval": "100ms", "rules": [{}]}}{extra}
+}}"#,
+        rules.join(",")
+    )
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns something, for at most `seconds`.
+fn wait_for<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `alertd run` in a temporary directory.
+struct Alertd {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Alertd {
+    /// Writes `config` to `<dir>/alertd.json` and starts alertd on it, with
+    /// `<dir>/data` as its data directory; waits until it answers.
+    fn start(dir: &Path, config: &str) -> Alertd {
+        std::fs::write(dir.join("alertd.json"), config).unwrap();
+        Self::start_existing(dir)
+    }
+
+    fn start_existing(dir: &Path) -> Alertd {
+        let port = free_port();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("alertd.log"))
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_alertd"))
+            .arg("run")
+            .arg("--config")
+            .arg(dir.join("alertd.json"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--host-name", "node-under-test"])
+            .env("ALERTD_LOG", "debug")
+            .env_remove("ALERTD_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .into();
+        let mut alertd = Alertd {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            token: None,
+            agent,
+        };
+        wait_for("alertd to answer /healthz", 20, || {
+            if let Some(status) = alertd.child.try_wait().unwrap() {
+                panic!("alertd exited with {status}:\n{}", alertd.log());
+            }
+            alertd
+                .try_get("/healthz")
+                .filter(|(status, _)| *status == 200)
+        });
+        alertd
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn try_get(&self, path: &str) -> Option<(u16, String)> {
+        let mut request = self.agent.get(self.url(path));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request.call().ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.body_mut().read_to_string().unwrap()))
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.try_get(path)
+            .unwrap_or_else(|| panic!("GET {path} failed"))
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn post(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> (u16, String) {
+        let mut request = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", content_type);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request
+            .send(body.as_ref())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
+    fn push(&self, samples: Value) -> (u16, String) {
+        self.post("/api/v1/samples", "application/json", samples.to_string())
+    }
+
+    fn active(&self) -> Vec<Value> {
+        self.get_json("/api/v1/incidents")["active"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn wait_exit(&mut self, seconds: u64) -> ExitStatus {
+        let child = &mut self.child;
+        wait_for("alertd to exit", seconds, || child.try_wait().unwrap())
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("alertd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Alertd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Installs an executable hook under the data directory.
+fn install_hook(dir: &Path, name: &str, script: &str) {
+    let hooks = dir.join("data/global/hooks/on_incident_status_changed");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let path = hooks.join(name);
+    std::fs::write(&path, script).unwrap();
+    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&path, permissions).unwrap();
+}
+
+/// A hook that appends `status|id|rule|host|stdin` to `calls.log`.
+fn install_logging_hook(dir: &Path) -> PathBuf {
+    let log = dir.join("calls.log");
+    install_hook(
+        dir,
+        "10-log",
+        &format!(
+            "#!/bin/sh\necho \"$INCIDENT_STATUS|$INCIDENT_ID|$INCIDENT_RULE|$INCIDENT_HOST|$(cat)\" >> '{}'\n",
+            log.display()
+        ),
+    );
+    log
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sample(host: &str, x: f64) -> Value {
+    json!({"host": host, "ts": now(), "metrics": {"x": x}})
+}
+
+#[test]
+fn a_hook_sees_opened_then_resolved_and_the_api_shows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = install_logging_hook(dir.path());
+    let mut alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+
+    let (status, body) = alertd.push(json!([sample("web-1", 50.0), sample("web-2", 1.0)]));
+    assert_eq!((status, body.as_str()), (200, r#"{"accepted":2}"#));
+    let opened = wait_for("the hook to see the opening", 10, || {
+        lines(&calls).into_iter().next()
+    });
+    let words: Vec<&str> = opened.splitn(5, '|').collect();
+    assert_eq!(&words[..4], ["opened", words[1], "x high", "web-1"]);
+    let id = words[1].to_string();
+    let incident: Value = serde_json::from_str(words[4]).unwrap();
+    assert_eq!(incident["id"], id.as_str());
+    assert_eq!(incident["ruleName"], "x high");
+    assert_eq!(incident["triggerValue"], 50);
+    assert!(incident.get("endTime").is_none());
+
+    let active = alertd.active();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0], incident);
+
+    let rules = alertd.get_json("/api/v1/rules");
+    let hosts = &rules["rules"][0]["hosts"];
+    assert_eq!(hosts[0]["host"], "web-1");
+    assert_eq!(hosts[0]["state"], "firing");
+    assert_eq!(hosts[0]["aggregate"], 50.0);
+    assert_eq!(hosts[1]["host"], "web-2");
+    assert_eq!(hosts[1]["state"], "ok");
+    assert_eq!(hosts[1]["samples"], 1);
+
+    alertd.push(json!([sample("web-1", 2.0)]));
+    let resolved = wait_for("the hook to see the resolution", 10, || {
+        lines(&calls).get(1).cloned()
+    });
+    assert!(
+        resolved.starts_with(&format!("resolved|{id}|x high|web-1|{{")),
+        "{resolved}"
+    );
+    let incidents = alertd.get_json("/api/v1/incidents");
+    assert_eq!(incidents["active"], json!([]));
+    assert_eq!(incidents["resolved"][0]["id"], id.as_str());
+    assert!(incidents["resolved"][0]["endTime"].is_string());
+
+    let detail = wait_for("both calls recorded", 10, || {
+        let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        (detail["hookCalls"].as_array().unwrap().len() == 2).then_some(detail)
+    });
+    assert_eq!(detail["hookCalls"][0]["kind"], "opened");
+    assert_eq!(detail["hookCalls"][0]["target"], "exec:10-log");
+    assert_eq!(detail["hookCalls"][0]["outcome"], "exited with status 0");
+    assert_eq!(detail["hookCalls"][1]["kind"], "resolved");
+    assert_eq!(detail["pendingHooks"], json!([]));
+    let (status, _) = alertd.get("/api/v1/incidents/nope");
+    assert_eq!(status, 404);
+
+    let hosts = alertd.get_json("/api/v1/hosts");
+    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 2);
+    let stats = alertd.get_json("/api/v1/stats?resolution=1h&fields=x");
+    let web1 = &stats["hosts"]["web-1"];
+    assert_eq!(web1.as_array().unwrap().len(), 1, "{stats}");
+    assert_eq!(web1[0]["samples"], 2);
+    assert_eq!(web1[0]["max"]["x"], 50.0);
+    assert_eq!(web1[0]["sum"]["x"], 52.0);
+    assert_eq!(web1[0]["avg"]["x"], 26.0);
+
+    let (status, metrics) = alertd.get("/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "alertd_samples_ingested_total 3",
+        "alertd_transitions_total{event=\"opened\"} 1",
+        "alertd_transitions_total{event=\"resolved\"} 1",
+        "alertd_hook_calls_total{outcome=\"success\"} 2",
+        "alertd_open_incidents 0",
+        "alertd_rules 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing:\n{metrics}"
+        );
+    }
+
+    alertd.signal("TERM");
+    assert!(alertd.wait_exit(20).success());
+    assert_eq!(lines(&calls).len(), 2, "each transition told once");
+}
+
+#[test]
+fn a_hook_call_cut_by_sigkill_is_made_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.log");
+    let block = dir.path().join("block");
+    std::fs::write(&block, "").unwrap();
+    install_hook(
+        dir.path(),
+        "10-slow",
+        &format!(
+            "#!/bin/sh\ncat > /dev/null\necho \"start $INCIDENT_STATUS $INCIDENT_ID $$\" >> '{log}'\n\
+             if [ -e '{block}' ]; then sleep 30; exit 1; fi\n\
+             echo \"done $INCIDENT_STATUS $INCIDENT_ID\" >> '{log}'\n",
+            log = calls.display(),
+            block = block.display()
+        ),
+    );
+    let mut alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    alertd.push(json!([sample("web-1", 50.0)]));
+    let started = wait_for("the hook to start", 10, || lines(&calls).into_iter().next());
+    let words: Vec<&str> = started.split(' ').collect();
+    assert_eq!(words[..2], ["start", "opened"]);
+    let id = words[2].to_string();
+    let hook_pid = words[3].to_string();
+
+    alertd.signal("KILL");
+    alertd.wait_exit(10);
+    // The orphaned hook would fail later; it is stopped so that it cannot.
+    let _ = Command::new("kill").args(["-9", &hook_pid]).status();
+    std::fs::remove_file(&block).unwrap();
+
+    let alertd = Alertd::start_existing(dir.path());
+    wait_for("the call to be made again", 10, || {
+        lines(&calls)
+            .contains(&format!("done opened {id}"))
+            .then_some(())
+    });
+    let active = alertd.active();
+    assert_eq!(active.len(), 1, "the incident is as it was: {active:?}");
+    assert_eq!(active[0]["id"], id.as_str());
+
+    alertd.push(json!([sample("web-1", 1.0)]));
+    wait_for("the resolution", 10, || {
+        lines(&calls)
+            .contains(&format!("done resolved {id}"))
+            .then_some(())
+    });
+    let log = lines(&calls);
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("done opened")).count(),
+        1,
+        "{log:?}"
+    );
+    assert_eq!(
+        log.iter().filter(|l| l.starts_with("start")).count(),
+        3,
+        "{log:?}"
+    );
+    let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(detail["hookCalls"].as_array().unwrap().len(), 2, "{detail}");
+}
+
+#[test]
+fn bad_inputs_get_a_reason_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "server": {"bodyLimit": 65536}"#),
+    );
+    let good = r#"{"host": "web-1", "ts": 1795428010000, "metrics": {"x": 1}}"#;
+    let cases: Vec<(&str, String, u16, Option<usize>, &str)> = vec![
+        (
+            "application/json",
+            format!(r#"[{good}, {{"host": "b", "ts": 1, "metrics": {{"x": "high"}}}}]"#),
+            400,
+            Some(1),
+            "sample 1: metrics.x: expected a finite number, got a string",
+        ),
+        (
+            "application/json",
+            format!(r#"[{good}, {{"host": "b", "ts": 1, "metrics": {{"x": NaN}}}}]"#),
+            400,
+            Some(1),
+            "expected a JSON array of samples",
+        ),
+        (
+            "application/json",
+            r#"[{"ts": 1, "metrics": {"x": 1}}]"#.to_string(),
+            400,
+            Some(0),
+            "sample 0: missing host",
+        ),
+        (
+            "application/json",
+            format!(r#"[{good}, {good}, {{"host": "#),
+            400,
+            Some(2),
+            "expected a JSON array of samples",
+        ),
+        (
+            "application/json",
+            r#"[{"host": "a", "ts": 1, "metrics": {"x": null}}]"#.to_string(),
+            400,
+            Some(0),
+            "sample 0: metrics.x: expected a finite number, got null",
+        ),
+        (
+            "application/x-ndjson",
+            format!("{good}\n\n{good}\n{{\"host\": \"\", \"ts\": 1, \"metrics\": {{}}}}\n"),
+            400,
+            Some(2),
+            "sample 2 (line 4): host:",
+        ),
+        (
+            "application/json",
+            format!("[{}]", vec![good; 2000].join(",")),
+            413,
+            None,
+            "length limit exceeded",
+        ),
+    ];
+    for (content_type, body, status, index, message) in cases {
+        let (got, answer) = alertd.post("/api/v1/samples", content_type, &body);
+        assert_eq!(got, status, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.contains(message), "{error:?} should say {message:?}");
+        assert_eq!(
+            answer.get("index").and_then(Value::as_u64),
+            index.map(|i| i as u64)
+        );
+    }
+    for (path, body, message) in [
+        (
+            "/api/v1/metrics",
+            r#"{"errors.count": "x"}"#,
+            "monitoring is disabled",
+        ),
+        ("/api/v1/nothing", "{}", "no such endpoint"),
+    ] {
+        let (status, answer) = alertd.post(path, "application/json", body);
+        assert!((400..500).contains(&status), "{path}: {status}");
+        assert!(answer.contains(message), "{answer}");
+    }
+    for (path, message) in [
+        ("/api/v1/incidents?from=abc", "from"),
+        (
+            "/api/v1/incidents?from=10&to=5",
+            "from (10) is after to (5)",
+        ),
+        ("/api/v1/stats?resolution=0", "resolution \\\"0\\\""),
+        (
+            "/api/v1/stats?from=0&to=100000000&resolution=1s",
+            "buckets per host",
+        ),
+    ] {
+        let (status, answer) = alertd.get(path);
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains(message), "{path}: {answer}");
+    }
+
+    // Nothing of any of it was stored.
+    assert_eq!(alertd.get_json("/api/v1/hosts"), json!({"hosts": []}));
+    let (_, metrics) = alertd.get("/metrics");
+    assert!(
+        metrics.contains("\nalertd_samples_ingested_total 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("\nalertd_batches_rejected_total 6\n"),
+        "{metrics}"
+    );
+
+    // The service is still well, and takes a good batch.
+    let (status, _) = alertd.post(
+        "/api/v1/samples",
+        "application/x-ndjson",
+        format!("{good}\n{good}\n"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        alertd.get_json("/api/v1/hosts")["hosts"][0]["host"],
+        "web-1"
+    );
+}
+
+#[test]
+fn an_invalid_config_refuses_to_start_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/every-problem-at-once.bad.json");
+    let expected = std::fs::read_to_string(bad.with_extension("").with_extension("err")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(&bad)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let problems: Vec<&str> = expected.lines().collect();
+    assert!(problems.len() > 3);
+    for problem in problems {
+        // Each line names the file as given, here a full path.
+        let problem = format!("error: {}/{problem}", bad.parent().unwrap().display());
+        assert!(
+            stderr.contains(&problem),
+            "{problem:?} missing from:\n{stderr}"
+        );
+    }
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[test]
+fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = install_logging_hook(dir.path());
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    alertd.push(json!([sample("web-1", 50.0)]));
+    let id = wait_for("the incident", 10, || {
+        alertd.active().first().map(|i| i["id"].clone())
+    });
+
+    std::fs::write(
+        dir.path().join("alertd.json"),
+        "{\"alerting\": {\"rules\": [}",
+    )
+    .unwrap();
+    alertd.signal("HUP");
+    wait_for("the reload to be refused", 10, || {
+        alertd.log().contains("reload refused").then_some(())
+    });
+    assert_eq!(alertd.get("/healthz").0, 200);
+    assert_eq!(
+        alertd.get_json("/api/v1/rules")["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let rule_y = r#"{"name": "y low", "field": "y", "aggregation": "min",
+        "operand": "equalOrLessThan", "value": 0, "timeframe": "1m"}"#;
+    let raised = RULE_X.replace("\"value\": 10", "\"value\": 20");
+    std::fs::write(
+        dir.path().join("alertd.json"),
+        config(&[&raised, rule_y], ""),
+    )
+    .unwrap();
+    alertd.signal("HUP");
+    let rules = wait_for("the new rules", 10, || {
+        let rules = alertd.get_json("/api/v1/rules");
+        (rules["rules"].as_array().unwrap().len() == 2).then_some(rules)
+    });
+    assert_eq!(rules["rules"][0]["value"], 20.0);
+    std::thread::sleep(Duration::from_millis(300)); // a few ticks
+    let active = alertd.active();
+    assert_eq!(active.len(), 1, "carried over by rule name");
+    assert_eq!(active[0]["id"], id);
+
+    // A rule removed: its open incident is resolved, and the hook told.
+    std::fs::write(dir.path().join("alertd.json"), config(&[rule_y], "")).unwrap();
+    alertd.signal("HUP");
+    wait_for("the orphan to resolve", 10, || {
+        alertd.active().is_empty().then_some(())
+    });
+    let told = wait_for("the hook to be told", 10, || {
+        let log = lines(&calls);
+        (log.len() == 2).then_some(log)
+    });
+    assert!(
+        told[1].starts_with(&format!("resolved|{}|x high|", id.as_str().unwrap())),
+        "{told:?}"
+    );
+}
+
+#[test]
+fn a_token_guards_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "server": {"token": "s3cret"}"#),
+    );
+    let (status, body) = alertd.get("/api/v1/rules");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("Authorization: Bearer"));
+    let (status, _) = alertd.push(json!([sample("web-1", 1.0)]));
+    assert_eq!(status, 401);
+    alertd.token = Some("wrong".to_string());
+    assert_eq!(alertd.get("/api/v1/rules").0, 401);
+    alertd.token = Some("s3cret".to_string());
+    assert_eq!(alertd.get("/api/v1/rules").0, 200);
+    assert_eq!(alertd.push(json!([sample("web-1", 1.0)])).0, 200);
+    alertd.token = None;
+    assert_eq!(alertd.get("/healthz").0, 200);
+    assert_eq!(alertd.get("/metrics").0, 200);
+}
+
+#[test]
+fn the_collector_samples_this_node_with_pushed_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": true, "collectionInterval": "200ms"},
+            "alerting": {"enabled": true, "watcherInterval": "100ms", "rules": [
+              {"name": "errors", "field": "errors.count", "aggregation": "sum",
+               "operand": "equalOrMoreThan", "value": 3, "timeframe": "1m"}]}}"#,
+    );
+    let (status, body) = alertd.post(
+        "/api/v1/metrics",
+        "application/json",
+        r#"{"errors.count": 1, "requests": {"count": 2, "latency_sum": 50}}"#,
+    );
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(
+        alertd
+            .post(
+                "/api/v1/metrics",
+                "application/json",
+                r#"{"errors.count": 2}"#
+            )
+            .0,
+        204
+    );
+    let (status, body) = alertd.post("/api/v1/metrics", "application/json", r#"{"x": "1"}"#);
+    assert_eq!(status, 400, "{body}");
+    wait_for("the errors rule to fire on this node", 10, || {
+        alertd
+            .active()
+            .first()
+            .filter(|i| i["hostName"] == "node-under-test")
+            .map(|i| assert_eq!(i["triggerValue"], 3))
+    });
+    let stats = alertd.get_json("/api/v1/stats?resolution=1h");
+    let points = stats["hosts"]["node-under-test"].as_array().unwrap();
+    let sum = |field: &str| -> f64 {
+        points
+            .iter()
+            .map(|p| p["sum"][field].as_f64().unwrap_or(0.0))
+            .sum()
+    };
+    assert_eq!(sum("errors.count"), 3.0);
+    assert_eq!(sum("requests.count"), 2.0);
+    assert_eq!(sum("requests.latency_avg"), 25.0);
+    let cpu = points[0]["max"]["cpu.usage"].as_f64().unwrap();
+    assert!((0.0..=100.0).contains(&cpu));
+    let memory = points[0]["max"]["mem.usage"].as_f64().unwrap();
+    assert!(memory > 0.0 && memory <= 100.0);
+    assert!(points[0]["max"]["mem.free"].as_f64().unwrap() > 0.0);
+}
