@@ -1,7 +1,7 @@
 //! Writes a synthetic trace for the replay benchmark: HOSTS hosts reporting
 //! the 10 built-in fields every 10 s for TICKS ticks, in timestamp order.
 //!
-//! `cargo run --release --example generate_samples -- 1000 8640 > day.ndjson`
+//! `cargo run --release --example generate_samples -- 1000 8640 [FIRST_TS_MS] > day.ndjson`
 //!
 //! Values wander deterministically (a fixed-seed generator) so that rules
 //! open and resolve now and then, as on a real cluster.
@@ -16,7 +16,10 @@ fn main() -> std::io::Result<()> {
     let ticks: usize = args
         .next()
         .map_or(8_640, |a| a.parse().expect("a tick count"));
-    let epoch: i64 = 1_795_392_000_000; // 2026-11-23T00:00:00Z
+    // The first timestamp: 2026-11-23T00:00:00Z unless a third argument says.
+    let epoch: i64 = args
+        .next()
+        .map_or(1_795_392_000_000, |a| a.parse().expect("a timestamp in ms"));
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut random = move || {
         state ^= state << 13;

@@ -29,7 +29,7 @@ fn service(dir: &Path, now: i64) -> Arc<Service> {
 
 fn push(service: &Service, ts: i64, x: f64) {
     service
-        .ingest(&[Sample::new("web-1", ts, &[("x", x)])])
+        .ingest(vec![Sample::new("web-1", ts, &[("x", x)])])
         .unwrap();
 }
 

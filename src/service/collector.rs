@@ -117,7 +117,7 @@ pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<b
         };
         debug!(?sample, "collected");
         let worker = service.clone();
-        match tokio::task::spawn_blocking(move || worker.ingest(&[sample])).await {
+        match tokio::task::spawn_blocking(move || worker.ingest(vec![sample])).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => error!(%error, "cannot store this node's sample"),
             Err(error) => error!(%error, "collection panicked"),

@@ -285,8 +285,9 @@ async fn push_samples(
     let worker = service.clone();
     blocking(move || match parse_batch(&body, ndjson) {
         Ok(samples) => {
-            worker.ingest(&samples)?;
-            Ok(axum::Json(json!({"accepted": samples.len()})))
+            let accepted = samples.len();
+            worker.ingest(samples)?;
+            Ok(axum::Json(json!({"accepted": accepted})))
         }
         Err(bad) => {
             worker.metrics.batch_rejected(1);

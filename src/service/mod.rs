@@ -75,10 +75,21 @@ pub struct Service {
     state: Mutex<State>,
     counters: Counters,
     metrics: Metrics,
+    /// Batches of samples waiting to be committed together.
+    group_commit: Mutex<GroupCommit>,
     /// Woken when the outbox may have something due.
     outbox: Notify,
     /// Woken when the configuration changed, so that loops re-read intervals.
     reloaded: Notify,
+}
+
+/// Batches waiting for a commit, and the outcome of commits made on behalf
+/// of callers that have not yet looked.
+#[derive(Default)]
+struct GroupCommit {
+    next_ticket: u64,
+    waiting: Vec<(u64, Vec<Sample>)>,
+    results: rustc_hash::FxHashMap<u64, Result<(), String>>,
 }
 
 /// What changes under the lock.
@@ -111,6 +122,7 @@ impl Service {
             }),
             counters: Counters::default(),
             metrics: Metrics::default(),
+            group_commit: Mutex::default(),
             outbox: Notify::new(),
             reloaded: Notify::new(),
         });
@@ -161,14 +173,51 @@ impl Service {
     }
 
     /// Stores valid samples, then hands them to the engine. Blocking.
-    pub fn ingest(&self, samples: &[Sample]) -> Result<(), StoreError> {
+    ///
+    /// Batches that arrive while another is being committed are committed
+    /// together by whichever caller takes the lock next (group commit): one
+    /// transaction and one sync to disk for all of them. Each caller returns
+    /// once its own samples are durable.
+    pub fn ingest(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        let ticket = {
+            let mut group = self.group();
+            group.next_ticket += 1;
+            let ticket = group.next_ticket;
+            group.waiting.push((ticket, samples));
+            ticket
+        };
         let mut state = self.lock();
-        self.store.append_samples(samples)?;
-        for sample in samples {
-            state.engine.ingest(sample);
+        let mut group = self.group();
+        if let Some(result) = group.results.remove(&ticket) {
+            // Committed by the caller that held the lock before.
+            return result.map_err(StoreError::Group);
         }
-        self.metrics.samples_ingested(samples.len());
-        Ok(())
+        let waiting = std::mem::take(&mut group.waiting);
+        drop(group);
+        let tickets: Vec<u64> = waiting.iter().map(|(ticket, _)| *ticket).collect();
+        let samples: Vec<Sample> = waiting
+            .into_iter()
+            .flat_map(|(_, samples)| samples)
+            .collect();
+        let result = self.store.append_samples(&samples);
+        if result.is_ok() {
+            for sample in &samples {
+                state.engine.ingest(sample);
+            }
+            self.metrics.samples_ingested(samples.len());
+        }
+        let mut group = self.group();
+        for other in tickets.into_iter().filter(|t| *t != ticket) {
+            let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+            group.results.insert(other, shared);
+        }
+        result
+    }
+
+    fn group(&self) -> MutexGuard<'_, GroupCommit> {
+        self.group_commit
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Evaluates every rule at tick `at` and records the transitions durably;

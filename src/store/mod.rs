@@ -29,6 +29,9 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
+    /// The failure of a group commit, as seen by the other callers in it.
+    #[error("{0}")]
+    Group(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("the store's schema version is {found}, this alertd knows {known}: upgrade alertd")]

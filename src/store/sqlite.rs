@@ -3,6 +3,7 @@
 //! machine.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -22,10 +23,11 @@ const SCHEMA_VERSION: i64 = 1;
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS samples (
     ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
     host TEXT NOT NULL,
-    metrics BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS samples_by_ts ON samples (ts);
+    metrics BLOB NOT NULL,
+    PRIMARY KEY (ts, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS hosts (
     host TEXT PRIMARY KEY,
     last_seen INTEGER NOT NULL
@@ -81,6 +83,9 @@ pub const FILE_NAME: &str = "alertd.sqlite";
 /// The embedded SQLite store.
 pub struct SqliteStore {
     connection: Mutex<Connection>,
+    /// The next sample's sequence number, which orders samples of equal
+    /// timestamp; only used with the connection locked.
+    next_seq: AtomicI64,
 }
 
 impl SqliteStore {
@@ -98,8 +103,13 @@ impl SqliteStore {
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk when it returns, even across a power loss.
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.pragma_update(
+            None,
+            "synchronous",
+            std::env::var("ALERTD_SYNC").unwrap_or("FULL".into()),
+        )?;
+        // 64 MiB of page cache: the pages of recent samples stay in memory.
+        connection.pragma_update(None, "cache_size", -65_536)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
         let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
         if found > SCHEMA_VERSION {
@@ -110,8 +120,13 @@ impl SqliteStore {
         }
         connection.execute_batch(SCHEMA)?;
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        let next_seq =
+            connection.query_row("SELECT coalesce(max(seq), 0) + 1 FROM samples", [], |row| {
+                row.get(0)
+            })?;
         Ok(SqliteStore {
             connection: Mutex::new(connection),
+            next_seq: AtomicI64::new(next_seq),
         })
     }
 
@@ -183,17 +198,20 @@ impl Store for SqliteStore {
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
         {
-            let mut insert = transaction
-                .prepare_cached("INSERT INTO samples (ts, host, metrics) VALUES (?1, ?2, ?3)")?;
+            let mut insert = transaction.prepare_cached(
+                "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             let mut seen = transaction.prepare_cached(
                 "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) \
                  ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
             )?;
             let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
             let mut blob = Vec::new();
+            let mut seq = self.next_seq.load(Ordering::Relaxed);
             for sample in samples {
                 encode_metrics(&sample.metrics, &mut blob);
-                insert.execute(params![sample.ts, sample.host, blob])?;
+                insert.execute(params![sample.ts, seq, sample.host, blob])?;
+                seq += 1;
                 let last = latest.entry(&sample.host).or_insert(sample.ts);
                 *last = (*last).max(sample.ts);
             }
@@ -202,6 +220,8 @@ impl Store for SqliteStore {
             }
         }
         transaction.commit()?;
+        self.next_seq
+            .fetch_add(samples.len() as i64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -213,7 +233,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let connection = self.connection();
         let mut query = connection.prepare_cached(
-            "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, rowid",
+            "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, seq",
         )?;
         let mut rows = query.query(params![from, to])?;
         while let Some(row) = rows.next()? {
@@ -226,8 +246,8 @@ impl Store for SqliteStore {
         let connection = self.connection();
         let mut query = connection.prepare_cached(
             "SELECT s.ts, s.host, s.metrics FROM hosts h \
-             JOIN samples s ON s.rowid = (SELECT rowid FROM samples \
-                 WHERE ts = h.last_seen AND host = h.host ORDER BY rowid DESC LIMIT 1) \
+             JOIN samples s ON s.ts = h.last_seen AND s.seq = (SELECT max(seq) FROM samples \
+                 WHERE ts = h.last_seen AND host = h.host) \
              ORDER BY h.host",
         )?;
         let rows = query.query_map([], sample)?;
