@@ -23,7 +23,9 @@ fn main() {
         .unwrap_or_else(|| "target/release/alertd".to_string());
     let transitions: usize = args.next().map_or(100, |a| a.parse().expect("a count"));
     let dir = tempfile::tempdir().unwrap();
-    let hooks = dir.path().join("data/global/hooks/on_incident_status_changed");
+    let hooks = dir
+        .path()
+        .join("data/global/hooks/on_incident_status_changed");
     std::fs::create_dir_all(&hooks).unwrap();
     let started_log = dir.path().join("started.log");
     let hook = hooks.join("10-time");
@@ -66,7 +68,11 @@ fn main() {
         .into();
     let url = format!("http://127.0.0.1:{port}/api/v1/samples");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while agent.get(format!("http://127.0.0.1:{port}/healthz")).call().is_err() {
+    while agent
+        .get(format!("http://127.0.0.1:{port}/healthz"))
+        .call()
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "alertd did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -91,7 +97,7 @@ fn main() {
         };
         let hook_started: u128 = line.split(' ').next().unwrap().parse().unwrap();
         latencies.push(Duration::from_nanos(
-            hook_started.saturating_sub(accepted) as u64,
+            hook_started.saturating_sub(accepted) as u64
         ));
         // Lands the next sample at a different point of the tick interval.
         std::thread::sleep(Duration::from_millis(37 * (i as u64 % 7)));

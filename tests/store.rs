@@ -371,7 +371,12 @@ pub fn everything_survives_reopening(
             .unwrap();
     }
     let store = open(place);
-    assert_eq!(scan(store.as_ref(), 0, 100).len(), 1);
+    store
+        .append_samples(&[Sample::new("web-1", 10, &[("x", 2.5)])])
+        .unwrap();
+    let samples = scan(store.as_ref(), 0, 100);
+    let values: Vec<f64> = samples.iter().map(|s| s.metrics[0].1).collect();
+    assert_eq!(values, [1.5, 2.5], "ties stay in append order across a reopening");
     assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 1);
     assert_eq!(store.pending_deliveries().unwrap(), 1);
     assert_eq!(store.hosts().unwrap().len(), 1);

@@ -28,6 +28,11 @@ CREATE TABLE IF NOT EXISTS samples (
     metrics BLOB NOT NULL,
     PRIMARY KEY (ts, seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
 CREATE TABLE IF NOT EXISTS hosts (
     host TEXT PRIMARY KEY,
     last_seen INTEGER NOT NULL
@@ -103,11 +108,7 @@ impl SqliteStore {
         let connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk when it returns, even across a power loss.
-        connection.pragma_update(
-            None,
-            "synchronous",
-            std::env::var("ALERTD_SYNC").unwrap_or("FULL".into()),
-        )?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
         // 64 MiB of page cache: the pages of recent samples stay in memory.
         connection.pragma_update(None, "cache_size", -65_536)?;
         connection.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -120,8 +121,9 @@ impl SqliteStore {
         }
         connection.execute_batch(SCHEMA)?;
         connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // Kept in a row rather than read as max(seq), which would scan every sample.
         let next_seq =
-            connection.query_row("SELECT coalesce(max(seq), 0) + 1 FROM samples", [], |row| {
+            connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
                 row.get(0)
             })?;
         Ok(SqliteStore {
@@ -197,6 +199,7 @@ impl Store for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         let mut connection = self.connection();
         let transaction = connection.transaction()?;
+        let mut seq = self.next_seq.load(Ordering::Relaxed);
         {
             let mut insert = transaction.prepare_cached(
                 "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
@@ -207,7 +210,6 @@ impl Store for SqliteStore {
             )?;
             let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
             let mut blob = Vec::new();
-            let mut seq = self.next_seq.load(Ordering::Relaxed);
             for sample in samples {
                 encode_metrics(&sample.metrics, &mut blob);
                 insert.execute(params![sample.ts, seq, sample.host, blob])?;
@@ -218,10 +220,12 @@ impl Store for SqliteStore {
             for (host, ts) in latest {
                 seen.execute(params![host, ts])?;
             }
+            transaction
+                .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
+                .execute([seq])?;
         }
         transaction.commit()?;
-        self.next_seq
-            .fetch_add(samples.len() as i64, Ordering::Relaxed);
+        self.next_seq.store(seq, Ordering::Relaxed);
         Ok(())
     }
 
