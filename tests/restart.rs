@@ -9,7 +9,7 @@ use alertd::clock::ManualClock;
 use alertd::config::Config;
 use alertd::sample::Sample;
 use alertd::service::{Options, Service};
-use alertd::store::{SqliteStore, Store};
+use alertd::store::SqliteStore;
 
 const CONFIG: &str = r#"{"alerting": {"enabled": true, "watcherInterval": "10s", "rules": [
     {"name": "x high", "field": "x", "aggregation": "last", "operand": "equalOrMoreThan",
