@@ -662,3 +662,35 @@ fn the_collector_samples_this_node_with_pushed_counters() {
     assert!(memory > 0.0 && memory <= 100.0);
     assert!(points[0]["max"]["mem.free"].as_f64().unwrap() > 0.0);
 }
+
+#[test]
+fn sigterm_lets_the_running_hook_call_finish_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.log");
+    install_hook(
+        dir.path(),
+        "10-slow",
+        &format!(
+            "#!/bin/sh\ncat > /dev/null\necho \"start $INCIDENT_STATUS\" >> '{log}'\n\
+             sleep 1\necho \"done $INCIDENT_STATUS $INCIDENT_ID\" >> '{log}'\n",
+            log = calls.display()
+        ),
+    );
+    let mut alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    alertd.push(json!([sample("web-1", 50.0)]));
+    wait_for("the hook to start", 10, || lines(&calls).first().cloned());
+    alertd.signal("TERM");
+    assert!(alertd.wait_exit(20).success());
+    let log = lines(&calls);
+    assert_eq!(log.len(), 2, "the call finished before the exit: {log:?}");
+    let id = log[1].rsplit(' ').next().unwrap().to_string();
+    drop(alertd);
+
+    // Recorded as done: a restart does not call the hook again.
+    let alertd = Alertd::start_existing(dir.path());
+    let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(detail["hookCalls"][0]["succeeded"], true, "{detail}");
+    assert_eq!(detail["pendingHooks"], json!([]));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(lines(&calls).len(), 2);
+}

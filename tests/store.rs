@@ -376,7 +376,11 @@ pub fn everything_survives_reopening(
         .unwrap();
     let samples = scan(store.as_ref(), 0, 100);
     let values: Vec<f64> = samples.iter().map(|s| s.metrics[0].1).collect();
-    assert_eq!(values, [1.5, 2.5], "ties stay in append order across a reopening");
+    assert_eq!(
+        values,
+        [1.5, 2.5],
+        "ties stay in append order across a reopening"
+    );
     assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 1);
     assert_eq!(store.pending_deliveries().unwrap(), 1);
     assert_eq!(store.hosts().unwrap().len(), 1);
