@@ -16,7 +16,11 @@ const CONFIG: &str = r#"{"alerting": {"enabled": true, "watcherInterval": "10s",
      "value": 10, "timeframe": "100s", "cooldown": "60s"}]}}"#;
 
 fn service(dir: &Path, now: i64) -> Arc<Service> {
-    let config = Config::parse(CONFIG, "test").unwrap().config;
+    service_with(dir, now, CONFIG)
+}
+
+fn service_with(dir: &Path, now: i64, config: &str) -> Arc<Service> {
+    let config = Config::parse(config, "test").unwrap().config;
     let store = Arc::new(SqliteStore::open_dir(dir).unwrap());
     let options = Options {
         config_path: dir.join("unused.json"),
@@ -95,4 +99,16 @@ fn a_tick_at_or_before_the_last_one_is_skipped() {
         service.store().incidents(0, 20_000).unwrap().active.len(),
         1
     );
+}
+
+#[test]
+fn with_alerting_off_samples_are_stored_and_used_once_it_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let off = CONFIG.replace(r#""enabled": true"#, r#""enabled": false"#);
+    let first = service_with(dir.path(), 0, &off);
+    push(&first, 10_000, 50.0);
+    assert_eq!(first.tick(10_000).unwrap(), 0, "nothing is evaluated");
+    drop(first);
+    let second = service(dir.path(), 15_000);
+    assert_eq!(second.tick(20_000).unwrap(), 1, "the stored sample counts");
 }

@@ -201,8 +201,13 @@ impl Service {
             .collect();
         let result = self.store.append_samples(&samples);
         if result.is_ok() {
-            for sample in &samples {
-                state.engine.ingest(sample);
+            // With alerting off nothing evaluates, so nothing would ever leave
+            // the windows: the engine gets the samples from the store when
+            // alerting is turned on (a reload rebuilds it).
+            if state.config.alerting.enabled {
+                for sample in &samples {
+                    state.engine.ingest(sample);
+                }
             }
             self.metrics.samples_ingested(samples.len());
         }
@@ -354,6 +359,10 @@ fn rebuild(
 ) -> Result<(Engine, Vec<SavedPair>), StoreError> {
     let mut engine = Engine::from_config(config);
     let mut orphans = Vec::new();
+    if !config.alerting.enabled {
+        // Nothing is evaluated: no window to fill, no incident to resolve.
+        return Ok((engine, orphans));
+    }
     for pair in store.pairs()? {
         if !engine.restore(&pair) && pair.open.is_some() {
             orphans.push(pair);
