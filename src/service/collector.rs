@@ -42,7 +42,7 @@ impl Counters {
 }
 
 /// The metrics of one collection: the OS readings and the counters.
-pub fn collect(system: &mut System, counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
+pub fn collect(system: &mut System, mut counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
     system.refresh_cpu_usage();
     system.refresh_memory();
     let mut metrics = Vec::with_capacity(COUNTERS.len() + 4 + counters.len());
@@ -60,28 +60,19 @@ pub fn collect(system: &mut System, counters: BTreeMap<String, f64>) -> Vec<(Str
         "mem.free".to_string(),
         (system.available_memory() / 1024) as f64,
     ));
-    let mut counters = counters;
+    // Computed below, whatever was pushed under its name.
+    counters.remove("requests.latency_avg");
+    let count = counters.get("requests.count").copied().unwrap_or(0.0);
+    let sum = counters.get("requests.latency_sum").copied().unwrap_or(0.0);
     for field in COUNTERS {
         let value = counters.remove(*field).unwrap_or(0.0);
         metrics.push((field.to_string(), value));
     }
-    let count = metrics
-        .iter()
-        .find(|(f, _)| f == "requests.count")
-        .map_or(0.0, |m| m.1);
-    let sum = metrics
-        .iter()
-        .find(|(f, _)| f == "requests.latency_sum")
-        .map_or(0.0, |m| m.1);
     if count > 0.0 {
         metrics.push(("requests.latency_avg".to_string(), sum / count));
     }
     // Custom counters: pushed fields beyond the built-in ones.
-    metrics.extend(
-        counters
-            .into_iter()
-            .filter(|(f, _)| f != "requests.latency_avg"),
-    );
+    metrics.extend(counters);
     metrics
 }
 
@@ -96,7 +87,7 @@ pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<b
     // CPU usage is measured between two refreshes: this is the first.
     system.refresh_cpu_usage();
     loop {
-        let monitoring = service.config().monitoring;
+        let monitoring = service.read_config(|config| config.monitoring.clone());
         let at = next_multiple(service.now(), monitoring.collection_interval);
         if !sleep_until(&service, at, &mut stop).await {
             return;

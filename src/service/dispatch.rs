@@ -160,7 +160,8 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         name: name.to_string(),
         path,
     };
-    let timeout = Duration::from_millis(service.config().service.hook_timeout as u64);
+    let timeout = service.read_config(|config| config.service.hook_timeout);
+    let timeout = Duration::from_millis(timeout as u64);
     let outcome = run_hook(&hook, &delivery.incident, delivery.kind, timeout).await;
     let succeeded = outcome.succeeded();
     Called {

@@ -31,7 +31,7 @@ use crate::sample::{Sample, SampleReader};
 use crate::store::{Delivery, StoreError};
 
 pub(super) fn router(service: Arc<Service>) -> Router {
-    let limit = service.config().service.body_limit;
+    let limit = service.read_config(|config| config.service.body_limit);
     let api = Router::new()
         .route("/api/v1/metrics", post(push_metrics))
         .route("/api/v1/samples", post(push_samples))
@@ -151,7 +151,7 @@ async fn push_metrics(
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<StatusCode> {
     let body = body?;
-    if !service.config().monitoring.enabled {
+    if !service.read_config(|config| config.monitoring.enabled) {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "monitoring is disabled on this node: set monitoring.enabled to collect counters",
@@ -570,11 +570,7 @@ async fn prometheus(State(service): State<Arc<Service>>) -> Response {
 }
 
 /// `GET /healthz`: 200 when the store answers.
-async fn healthz(State(service): State<Arc<Service>>) -> Response {
-    let store = service.store.clone();
-    match tokio::task::spawn_blocking(move || store.pending_deliveries()).await {
-        Ok(Ok(_)) => (StatusCode::OK, "ok\n").into_response(),
-        Ok(Err(error)) => ApiError::from(error).into_response(),
-        Err(error) => ApiError::from(error).into_response(),
-    }
+async fn healthz(State(service): State<Arc<Service>>) -> ApiResult<&'static str> {
+    blocking(move || Ok(service.store().pending_deliveries()?)).await?;
+    Ok("ok\n")
 }

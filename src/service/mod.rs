@@ -163,8 +163,9 @@ impl Service {
         &self.options.host_name
     }
 
-    pub fn config(&self) -> Config {
-        self.lock().config.clone()
+    /// Reads the running configuration without copying it.
+    pub fn read_config<T>(&self, read: impl FnOnce(&Config) -> T) -> T {
+        read(&self.lock().config)
     }
 
     /// The hooks directory under the data directory.
@@ -211,10 +212,10 @@ impl Service {
             }
             self.metrics.samples_ingested(samples.len());
         }
+        let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let mut group = self.group();
         for other in tickets.into_iter().filter(|t| *t != ticket) {
-            let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-            group.results.insert(other, shared);
+            group.results.insert(other, shared.clone());
         }
         result
     }
@@ -406,14 +407,15 @@ pub async fn run(
         .map(|a| a.to_string())
         .unwrap_or_default();
     info!(%address, data_dir = %service.options.data_dir.display(), host = service.host_name(), "alertd listening");
-    let config = service.config();
-    info!(
-        rules = config.alerting.rules.len(),
-        alerting = config.alerting.enabled,
-        watcher_interval = %HumanDuration(config.alerting.watcher_interval),
-        monitoring = config.monitoring.enabled,
-        "configuration"
-    );
+    service.read_config(|config| {
+        info!(
+            rules = config.alerting.rules.len(),
+            alerting = config.alerting.enabled,
+            watcher_interval = %HumanDuration(config.alerting.watcher_interval),
+            monitoring = config.monitoring.enabled,
+            "configuration"
+        )
+    });
     let tasks = vec![
         tokio::spawn(watcher(service.clone(), stop.clone())),
         tokio::spawn(dispatch::dispatcher(service.clone(), stop.clone())),
@@ -502,36 +504,52 @@ async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut next_incidents = service.now();
     loop {
         let now = service.now();
-        let config = service.config();
+        let (monitoring, alerting) = service.read_config(|config| {
+            (
+                (
+                    config.monitoring.retention_period,
+                    config.monitoring.janitor_interval,
+                ),
+                (
+                    config.alerting.retention_period,
+                    config.alerting.janitor_interval,
+                ),
+            )
+        });
         if now >= next_samples {
-            let before = now.saturating_sub(config.monitoring.retention_period);
-            let store = service.store.clone();
-            match tokio::task::spawn_blocking(move || store.delete_samples_before(before)).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(deleted)) => info!(deleted, "old samples deleted"),
-                Ok(Err(error)) => error!(%error, "sample janitor failed"),
-                Err(error) => error!(%error, "sample janitor panicked"),
-            }
-            next_samples = now + config.monitoring.janitor_interval;
+            let before = now.saturating_sub(monitoring.0);
+            clean(&service, "samples", move |store| {
+                store.delete_samples_before(before)
+            })
+            .await;
+            next_samples = now + monitoring.1;
         }
         if now >= next_incidents {
-            let before = now.saturating_sub(config.alerting.retention_period);
-            let store = service.store.clone();
-            match tokio::task::spawn_blocking(move || {
+            let before = now.saturating_sub(alerting.0);
+            clean(&service, "incidents", move |store| {
                 store.delete_incidents_resolved_before(before)
             })
-            .await
-            {
-                Ok(Ok(0)) => {}
-                Ok(Ok(deleted)) => info!(deleted, "old incidents deleted"),
-                Ok(Err(error)) => error!(%error, "incident janitor failed"),
-                Err(error) => error!(%error, "incident janitor panicked"),
-            }
-            next_incidents = now + config.alerting.janitor_interval;
+            .await;
+            next_incidents = now + alerting.1;
         }
         if !sleep_until(&service, next_samples.min(next_incidents), &mut stop).await {
             return;
         }
+    }
+}
+
+/// Runs one janitor's deletion and logs what it did.
+async fn clean(
+    service: &Service,
+    what: &'static str,
+    delete: impl FnOnce(&dyn Store) -> Result<u64, StoreError> + Send + 'static,
+) {
+    let store = service.store.clone();
+    match tokio::task::spawn_blocking(move || delete(store.as_ref())).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(deleted)) => info!(deleted, "old {what} deleted"),
+        Ok(Err(error)) => error!(%error, "deleting old {what} failed"),
+        Err(error) => error!(%error, "deleting old {what} panicked"),
     }
 }
 

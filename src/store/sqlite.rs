@@ -165,6 +165,9 @@ fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
     })
 }
 
+/// The columns [`incident_at`] reads, in its order.
+const INCIDENT_COLUMNS: &str = "id, rule, host, start_time, end_time, trigger_value";
+
 const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
      incident_id, rule, host, start_time, end_time, trigger_value";
 
@@ -357,10 +360,9 @@ impl Store for SqliteStore {
                 },
             );
         }
-        let mut query = connection.prepare_cached(
-            "SELECT id, rule, host, start_time, end_time, trigger_value \
-             FROM incidents WHERE end_time IS NULL",
-        )?;
+        let mut query = connection.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE end_time IS NULL"
+        ))?;
         for row in query.query_map([], |row| incident_at(row, 0))? {
             let open = row?;
             let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
@@ -379,14 +381,14 @@ impl Store for SqliteStore {
 
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
         let connection = self.connection();
-        let mut active = connection.prepare_cached(
-            "SELECT id, rule, host, start_time, end_time, trigger_value FROM incidents \
-             WHERE end_time IS NULL ORDER BY start_time, id",
-        )?;
-        let mut resolved = connection.prepare_cached(
-            "SELECT id, rule, host, start_time, end_time, trigger_value FROM incidents \
-             WHERE end_time >= ?1 AND start_time <= ?2 ORDER BY start_time, id",
-        )?;
+        let mut active = connection.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+             WHERE end_time IS NULL ORDER BY start_time, id"
+        ))?;
+        let mut resolved = connection.prepare_cached(&format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+             WHERE end_time >= ?1 AND start_time <= ?2 ORDER BY start_time, id"
+        ))?;
         let active = active
             .query_map([], |row| incident_at(row, 0))?
             .collect::<Result<_, _>>()?;
@@ -400,8 +402,7 @@ impl Store for SqliteStore {
         let connection = self.connection();
         let incident = connection
             .query_row(
-                "SELECT id, rule, host, start_time, end_time, trigger_value \
-                 FROM incidents WHERE id = ?1",
+                &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
                 [id],
                 |row| incident_at(row, 0),
             )
