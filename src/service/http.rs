@@ -1,12 +1,11 @@
 //! The HTTP API: ingestion (`/api/v1/metrics`, `/api/v1/samples`), queries
 //! (`/api/v1/incidents`, `/api/v1/rules`, `/api/v1/hosts`, `/api/v1/stats`),
-//! `/metrics` for Prometheus and `/healthz`.
+//! `/metrics` for Prometheus and `/healthz`; and the web pages ([`super::pages`]).
 //!
 //! Every error is JSON, `{"error": "..."}`, with a 4xx status for a bad
 //! request and 503 when the store fails; a request that fails changes nothing.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -25,6 +24,7 @@ use serde_json::{Value, json};
 
 use super::Service;
 use super::metrics::Gauges;
+use super::stats::{MAX_BUCKETS, StatsQuery};
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::incident::rfc3339;
 use crate::sample::{Sample, SampleReader};
@@ -43,6 +43,7 @@ pub(super) fn router(service: Arc<Service>) -> Router {
         .route_layer(middleware::from_fn_with_state(service.clone(), authorize));
     Router::new()
         .merge(api)
+        .merge(super::pages::router(service.clone()))
         .route("/metrics", get(prometheus))
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
@@ -141,7 +142,7 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
 }
 
 /// Compares secrets in time that does not depend on where they differ.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
@@ -441,7 +442,7 @@ async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Valu
 }
 
 #[derive(Debug, Deserialize)]
-struct StatsQuery {
+struct StatsParams {
     from: Option<Millis>,
     to: Option<Millis>,
     /// A duration (`"1m"`, `"30s"`, or milliseconds).
@@ -451,30 +452,20 @@ struct StatsQuery {
     fields: Option<String>,
 }
 
-/// The most buckets one stats answer may have per host.
-const MAX_BUCKETS: i64 = 10_000;
-
-#[derive(Debug, Default)]
-struct Bucket {
-    samples: u32,
-    /// Per field: sum, max, count.
-    fields: BTreeMap<String, (f64, f64, u32)>,
-}
-
 /// `GET /api/v1/stats?from=MS&to=MS&resolution=1m`: samples per host,
 /// downsampled into buckets of `resolution` with each field's average,
 /// maximum and sum.
 async fn stats(
     State(service): State<Arc<Service>>,
-    query: Result<Query<StatsQuery>, QueryRejection>,
+    query: Result<Query<StatsParams>, QueryRejection>,
 ) -> ApiResult<axum::Json<Value>> {
-    let Query(query) = query?;
+    let Query(params) = query?;
     let (from, to) = Range {
-        from: query.from,
-        to: query.to,
+        from: params.from,
+        to: params.to,
     }
     .resolve(service.now())?;
-    let resolution = match &query.resolution {
+    let resolution = match &params.resolution {
         Some(text) => match parse_duration(text) {
             Ok(0) | Err(_) => {
                 return Err(ApiError::bad_request(format!(
@@ -483,45 +474,25 @@ async fn stats(
             }
             Ok(resolution) => resolution,
         },
-        // About 300 points, in whole seconds.
-        None => (((to - from) / 300).max(1000) + 999) / 1000 * 1000,
+        None => StatsQuery::auto_resolution(from, to),
     };
-    let buckets = (to - from) / resolution + 1;
+    let query = StatsQuery {
+        from,
+        to,
+        resolution,
+        host: params.host,
+        fields: params
+            .fields
+            .map(|list| list.split(',').map(|f| f.trim().to_string()).collect()),
+    };
+    let buckets = query.buckets();
     if buckets > MAX_BUCKETS {
         return Err(ApiError::bad_request(format!(
             "{buckets} buckets per host: at most {MAX_BUCKETS}; choose a coarser resolution"
         )));
     }
-    let fields: Option<Vec<String>> = query
-        .fields
-        .as_ref()
-        .map(|list| list.split(',').map(|f| f.trim().to_string()).collect());
     blocking(move || {
-        let mut hosts: BTreeMap<String, BTreeMap<Millis, Bucket>> = BTreeMap::new();
-        service.store().scan_samples(from, to, &mut |sample| {
-            if query.host.as_ref().is_some_and(|host| *host != sample.host) {
-                return;
-            }
-            let start = from + (sample.ts - from) / resolution * resolution;
-            let bucket = hosts
-                .entry(sample.host)
-                .or_default()
-                .entry(start)
-                .or_default();
-            bucket.samples += 1;
-            for (field, value) in sample.metrics {
-                if fields.as_ref().is_some_and(|fields| !fields.contains(&field)) {
-                    continue;
-                }
-                let entry = bucket
-                    .fields
-                    .entry(field)
-                    .or_insert((0.0, f64::NEG_INFINITY, 0));
-                entry.0 += value;
-                entry.1 = entry.1.max(value);
-                entry.2 += 1;
-            }
-        })?;
+        let hosts = query.run(service.store())?;
         let series: serde_json::Map<String, Value> = hosts
             .into_iter()
             .map(|(host, buckets)| {
@@ -531,10 +502,10 @@ async fn stats(
                         let mut avg = serde_json::Map::new();
                         let mut max = serde_json::Map::new();
                         let mut sum = serde_json::Map::new();
-                        for (field, (total, peak, count)) in bucket.fields {
-                            avg.insert(field.clone(), json!(total / f64::from(count)));
-                            max.insert(field.clone(), json!(peak));
-                            sum.insert(field, json!(total));
+                        for (field, stats) in bucket.fields {
+                            avg.insert(field.clone(), json!(stats.avg()));
+                            max.insert(field.clone(), json!(stats.max));
+                            sum.insert(field, json!(stats.sum));
                         }
                         json!({"t": t, "samples": bucket.samples, "avg": avg, "max": max, "sum": sum})
                     })

@@ -18,6 +18,8 @@ mod collector;
 mod dispatch;
 mod http;
 mod metrics;
+mod pages;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,288 @@
+//! Charts as SVG, drawn by plotters: lines over time (with an optional
+//! threshold) and a timeline of incidents per host. Legends are HTML, beside
+//! the chart, so that they wrap on a narrow screen.
+
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+
+use super::format;
+use crate::duration::Millis;
+
+const WIDTH: u32 = 900;
+const AXIS: RGBColor = RGBColor(110, 118, 129);
+const GRID: RGBColor = RGBColor(230, 232, 235);
+const THRESHOLD: RGBColor = RGBColor(207, 34, 46);
+
+/// A series colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Colour(pub u8, pub u8, pub u8);
+
+impl Colour {
+    /// The `n`-th colour of a palette that tells ten series apart.
+    pub fn nth(n: usize) -> Colour {
+        const PALETTE: [Colour; 10] = [
+            Colour(31, 111, 235),
+            Colour(230, 126, 34),
+            Colour(26, 127, 55),
+            Colour(137, 87, 229),
+            Colour(191, 57, 137),
+            Colour(27, 152, 164),
+            Colour(154, 103, 0),
+            Colour(87, 96, 106),
+            Colour(219, 97, 162),
+            Colour(84, 174, 255),
+        ];
+        PALETTE[n % PALETTE.len()]
+    }
+
+    pub fn css(self) -> String {
+        format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
+    }
+
+    fn rgb(self) -> RGBColor {
+        RGBColor(self.0, self.1, self.2)
+    }
+}
+
+/// One line of a chart. Points more than a step and a half apart are not
+/// joined: a gap in the data stays a gap.
+pub struct Line {
+    pub colour: Colour,
+    pub points: Vec<(Millis, f64)>,
+}
+
+/// Lines over `[from, to]`.
+pub struct TimeChart {
+    pub from: Millis,
+    pub to: Millis,
+    /// The distance between points, to tell a gap from the next point.
+    pub step: Millis,
+    pub height: u32,
+    /// A fixed top for the value axis (100 for percentages).
+    pub top: Option<f64>,
+    /// Appended to the value axis's labels (`%`).
+    pub unit: &'static str,
+    pub threshold: Option<f64>,
+    pub lines: Vec<Line>,
+}
+
+impl TimeChart {
+    pub fn svg(&self) -> Result<String, String> {
+        let mut svg = String::new();
+        self.draw(&mut svg).map_err(|error| error.to_string())?;
+        Ok(svg)
+    }
+
+    fn value_range(&self) -> (f64, f64) {
+        let values = self
+            .lines
+            .iter()
+            .flat_map(|line| line.points.iter().map(|(_, value)| *value))
+            .chain(self.threshold);
+        let (low, high) = values.fold((0.0_f64, f64::NEG_INFINITY), |(low, high), value| {
+            (low.min(value), high.max(value))
+        });
+        let high = match self.top {
+            Some(top) if high <= top => top,
+            _ if high.is_finite() && high > low => high + (high - low) * 0.08,
+            _ => low + 1.0,
+        };
+        (low, high)
+    }
+
+    fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
+        let (low, high) = self.value_range();
+        let frame = self.to - self.from;
+        let root = SVGBackend::with_string(svg, (WIDTH, self.height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(26)
+            .y_label_area_size(56)
+            .build_cartesian_2d(self.from..self.to, low..high)?;
+        let unit = self.unit;
+        chart
+            .configure_mesh()
+            .x_labels(8)
+            .y_labels(6)
+            .x_label_formatter(&|at| format::axis_time(*at, frame))
+            .y_label_formatter(&|value| format!("{}{unit}", format::value(*value)))
+            .bold_line_style(GRID)
+            .light_line_style(TRANSPARENT)
+            .axis_style(AXIS)
+            .label_style(("sans-serif", 13).into_font().color(&AXIS))
+            .draw()?;
+        if let Some(threshold) = self.threshold {
+            chart.draw_series(DashedLineSeries::new(
+                [(self.from, threshold), (self.to, threshold)],
+                6,
+                4,
+                THRESHOLD.stroke_width(2),
+            ))?;
+        }
+        for line in &self.lines {
+            let style = line.colour.rgb().stroke_width(2);
+            for run in runs(&line.points, self.step) {
+                if let [(at, value)] = run {
+                    chart.draw_series(std::iter::once(Circle::new(
+                        (*at, *value),
+                        2,
+                        style.filled(),
+                    )))?;
+                } else {
+                    chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
+                }
+            }
+        }
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// Splits points into runs of neighbours (no more than 1.5 steps apart).
+fn runs(points: &[(Millis, f64)], step: Millis) -> impl Iterator<Item = &[(Millis, f64)]> {
+    let gap = step + step / 2;
+    points.chunk_by(move |a, b| b.0 - a.0 <= gap)
+}
+
+/// When one incident was open: `[start, end]` on one lane.
+pub struct Bar {
+    pub start: Millis,
+    pub end: Millis,
+    pub colour: Colour,
+}
+
+/// One host's incidents.
+pub struct Lane {
+    pub label: String,
+    pub bars: Vec<Bar>,
+}
+
+/// Incidents over `[from, to]`, one lane per host, first lane on top.
+pub fn timeline(from: Millis, to: Millis, lanes: &[Lane]) -> Result<String, String> {
+    let mut svg = String::new();
+    draw_timeline(&mut svg, from, to, lanes).map_err(|error| error.to_string())?;
+    Ok(svg)
+}
+
+fn draw_timeline(
+    svg: &mut String,
+    from: Millis,
+    to: Millis,
+    lanes: &[Lane],
+) -> Result<(), Box<dyn std::error::Error>> {
+    const LANE_HEIGHT: u32 = 26;
+    let count = lanes.len().max(1) as i32;
+    let height = LANE_HEIGHT * count as u32 + 50;
+    let longest = lanes
+        .iter()
+        .map(|lane| lane.label.chars().count())
+        .max()
+        .unwrap_or(4);
+    let label_width = (longest.min(24) as u32 * 8 + 16).max(60);
+    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(12)
+        .x_label_area_size(26)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(from..to, (0..count).into_segmented())?;
+    let label = |value: &SegmentValue<i32>| match value {
+        SegmentValue::CenterOf(index) => lanes
+            .get((count - 1 - index) as usize)
+            .map(|lane| shorten(&lane.label, 24))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .x_labels(8)
+        .y_labels(lanes.len().max(1))
+        .x_label_formatter(&|at| format::axis_time(*at, to - from))
+        .y_label_formatter(&label)
+        .disable_y_mesh()
+        .bold_line_style(GRID)
+        .light_line_style(TRANSPARENT)
+        .axis_style(AXIS)
+        .label_style(("sans-serif", 13).into_font().color(&AXIS))
+        .draw()?;
+    for (index, lane) in lanes.iter().enumerate() {
+        let row = count - 1 - index as i32;
+        chart.draw_series(lane.bars.iter().map(|bar| {
+            let start = bar.start.clamp(from, to);
+            // An incident shorter than a pixel still shows.
+            let end = bar.end.clamp(from, to).max(start + (to - from) / 600);
+            let mut rectangle = Rectangle::new(
+                [
+                    (start, SegmentValue::Exact(row)),
+                    (end, SegmentValue::Exact(row + 1)),
+                ],
+                bar.colour.rgb().filled(),
+            );
+            rectangle.set_margin(5, 5, 0, 0);
+            rectangle
+        }))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+fn shorten(text: &str, at_most: usize) -> String {
+    if text.chars().count() <= at_most {
+        return text.to_string();
+    }
+    let mut short: String = text.chars().take(at_most - 1).collect();
+    short.push('…');
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_split_lines() {
+        let points = [
+            (0, 1.0),
+            (10, 2.0),
+            (20, 3.0),
+            (50, 4.0),
+            (60, 5.0),
+            (100, 6.0),
+        ];
+        let runs: Vec<usize> = runs(&points, 10).map(<[_]>::len).collect();
+        assert_eq!(runs, [3, 2, 1]);
+    }
+
+    #[test]
+    fn charts_escape_labels_and_draw_every_line() {
+        let chart = TimeChart {
+            from: 0,
+            to: 3_600_000,
+            step: 60_000,
+            height: 200,
+            top: Some(100.0),
+            unit: "%",
+            threshold: Some(60.0),
+            lines: vec![Line {
+                colour: Colour::nth(0),
+                points: (0..60).map(|i| (i * 60_000, i as f64)).collect(),
+            }],
+        };
+        let svg = chart.svg().unwrap();
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("stroke=\"#1F6FEB\""), "the line is drawn");
+        assert!(svg.contains("100%"), "a percentage axis");
+        let lanes = [Lane {
+            label: "<b>&host".into(),
+            bars: vec![Bar {
+                start: 60_000,
+                end: 120_000,
+                colour: Colour::nth(1),
+            }],
+        }];
+        let svg = timeline(0, 3_600_000, &lanes).unwrap();
+        assert!(svg.contains("&lt;b&gt;&amp;host"), "{svg}");
+        assert!(!svg.contains("<b>"));
+    }
+}

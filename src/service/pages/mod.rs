@@ -1,0 +1,537 @@
+//! The web pages: incidents (the home page), monitoring and rules, rendered
+//! on the server from [`maud`] templates with charts drawn by [`plotters`]
+//! as inline SVG. No JavaScript and nothing from elsewhere: a page is one
+//! HTML document and one stylesheet.
+//!
+//! Every string from a user (rule, host, field and hook names, hook output)
+//! goes through maud, which escapes it. Times are shown in UTC.
+//!
+//! When a token is configured the pages ask for it once, in a sign-in form,
+//! and keep it in an `HttpOnly`, `SameSite=Strict` cookie. The cookie opens
+//! the pages only: the API still wants the bearer token, so that no other
+//! site can make a browser push samples.
+
+mod chart;
+mod format;
+mod incidents;
+mod monitoring;
+mod rules;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Form, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::{Deserialize, Serialize};
+
+use super::Service;
+use super::http::same_secret;
+use crate::duration::Millis;
+use crate::store::StoreError;
+
+const STYLESHEET: &str = include_str!("alertd.css");
+
+/// The cookie that carries the token, hex-encoded so that any token is a
+/// valid cookie value.
+const SESSION_COOKIE: &str = "alertd_session";
+
+pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
+    let pages = Router::new()
+        .route("/", get(incidents::page))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route("/monitoring", get(monitoring::page))
+        .route("/rules", get(rules::page))
+        .route_layer(middleware::from_fn_with_state(service, require_session));
+    Router::new()
+        .merge(pages)
+        .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/static/alertd.css", get(stylesheet))
+}
+
+/// Which page the navigation bar marks as current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nav {
+    Incidents,
+    Monitoring,
+    Rules,
+    None,
+}
+
+/// What every page shows around its content.
+struct Chrome<'a> {
+    title: &'a str,
+    nav: Nav,
+    node: &'a str,
+    signed_in: bool,
+    /// Reload the page every this many seconds.
+    refresh: Option<u32>,
+}
+
+fn layout(chrome: &Chrome, content: Markup) -> Markup {
+    let link = |nav: Nav, href: &str, label: &str| {
+        html! { a href=(href) aria-current=[(chrome.nav == nav).then_some("page")] { (label) } }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = chrome.refresh {
+                    meta http-equiv="refresh" content=(seconds);
+                }
+                title { (chrome.title) " · alertd" }
+                link rel="stylesheet" href="/static/alertd.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { "alertd" }
+                    nav {
+                        (link(Nav::Incidents, "/", "Incidents"))
+                        (link(Nav::Monitoring, "/monitoring", "Monitoring"))
+                        (link(Nav::Rules, "/rules", "Rules"))
+                    }
+                    div.node {
+                        span title="This node's host name" { (chrome.node) }
+                        @if chrome.signed_in {
+                            form method="post" action="/logout" {
+                                button.link type="submit" { "Sign out" }
+                            }
+                        }
+                    }
+                }
+                main {
+                    h1 { (chrome.title) }
+                    (content)
+                }
+            }
+        }
+    }
+}
+
+/// What a page handler needs besides its query.
+struct PageContext {
+    service: Arc<Service>,
+    signed_in: bool,
+}
+
+impl PageContext {
+    fn new(service: Arc<Service>) -> Self {
+        let signed_in = service.options.token.is_some();
+        PageContext { service, signed_in }
+    }
+
+    fn render(&self, title: &str, nav: Nav, refresh: Option<u32>, content: Markup) -> Html<String> {
+        let chrome = Chrome {
+            title,
+            nav,
+            node: self.service.host_name(),
+            signed_in: self.signed_in,
+            refresh,
+        };
+        Html(layout(&chrome, content).into_string())
+    }
+
+    /// An error as a page: what was wrong, with the navigation to go on.
+    fn error(&self, error: PageError) -> Response {
+        let content = html! {
+            p.error role="alert" { (error.message) }
+            p { a href="/" { "Back to the incidents" } }
+        };
+        let title = if error.status.is_client_error() {
+            "Bad request"
+        } else {
+            "Unavailable"
+        };
+        (error.status, self.render(title, Nav::None, None, content)).into_response()
+    }
+
+    /// Runs blocking work (the store, the engine lock) off the async threads
+    /// and renders its page or its error.
+    async fn respond(
+        self,
+        work: impl FnOnce(&PageContext) -> Result<Html<String>, PageError> + Send + 'static,
+    ) -> Response {
+        let context = Arc::new(self);
+        let worker = context.clone();
+        match tokio::task::spawn_blocking(move || work(&worker)).await {
+            Ok(Ok(page)) => page.into_response(),
+            Ok(Err(error)) => context.error(error),
+            Err(error) => context.error(PageError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: format!("the page failed: {error}"),
+            }),
+        }
+    }
+}
+
+/// Why a page cannot be shown.
+#[derive(Debug)]
+struct PageError {
+    status: StatusCode,
+    message: String,
+}
+
+impl PageError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        PageError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store failed a page");
+        PageError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: format!("The store failed: {error}"),
+        }
+    }
+}
+
+/// A link to `path` with `params` as its query string.
+fn href<P: Serialize>(path: &str, params: &P) -> String {
+    match serde_urlencoded::to_string(params) {
+        Ok(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_string(),
+    }
+}
+
+/// A query parameter that was given and is not blank.
+fn given(value: &Option<String>) -> Option<&str> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+const MINUTE: Millis = 60_000;
+const HOUR: Millis = 60 * MINUTE;
+
+/// The time frames a page offers, by the name used in its query string.
+const FRAMES: [(&str, Millis); 6] = [
+    ("1h", HOUR),
+    ("2h", 2 * HOUR),
+    ("5h", 5 * HOUR),
+    ("15h", 15 * HOUR),
+    ("24h", 24 * HOUR),
+    ("7d", 7 * 24 * HOUR),
+];
+
+/// The time frame of a page, from its `frame`, `from` and `to` parameters.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+struct FrameParams {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frame: Option<String>,
+    /// With `frame=custom`: `2026-11-23T10:00` (UTC), as a date-time field sends it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to: Option<String>,
+}
+
+/// A resolved time frame: `[from, to]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Frame {
+    from: Millis,
+    to: Millis,
+    /// The name of a preset, `None` for a custom range.
+    preset: Option<&'static str>,
+}
+
+impl FrameParams {
+    /// The frame these parameters name, ending now unless custom.
+    /// `presets` limits the choice (a page may offer fewer).
+    fn resolve(&self, now: Millis, presets: &[(&'static str, Millis)]) -> Result<Frame, PageError> {
+        let name = given(&self.frame).unwrap_or(presets[0].0);
+        if name == "custom" {
+            let from = parse_time("from", given(&self.from))?;
+            let to = match given(&self.to) {
+                Some(_) => parse_time("to", given(&self.to))?,
+                None => now,
+            };
+            if from >= to {
+                return Err(PageError::bad_request(format!(
+                    "The custom range starts ({}) after it ends ({}).",
+                    format::time(from),
+                    format::time(to)
+                )));
+            }
+            let longest = presets
+                .iter()
+                .map(|(_, length)| *length)
+                .max()
+                .unwrap_or(HOUR);
+            if to - from > longest {
+                return Err(PageError::bad_request(format!(
+                    "The custom range lasts {}: this page shows at most {}.",
+                    format::span(to - from),
+                    format::span(longest)
+                )));
+            }
+            return Ok(Frame {
+                from,
+                to,
+                preset: None,
+            });
+        }
+        let Some(&(preset, length)) = presets.iter().find(|(preset, _)| *preset == name) else {
+            let names: Vec<&str> = presets.iter().map(|(preset, _)| *preset).collect();
+            return Err(PageError::bad_request(format!(
+                "Time frame {name:?}: expected one of {} or \"custom\".",
+                names.join(", ")
+            )));
+        };
+        Ok(Frame {
+            from: now - length,
+            to: now,
+            preset: Some(preset),
+        })
+    }
+}
+
+/// Parses a date-time field's value, `2026-11-23T10:00` or with seconds, as UTC.
+fn parse_time(name: &str, value: Option<&str>) -> Result<Millis, PageError> {
+    let Some(text) = value else {
+        return Err(PageError::bad_request(format!(
+            "A custom range needs \"{name}\", a date and time such as 2026-11-23T10:00 (UTC)."
+        )));
+    };
+    let full = if text.len() == 16 {
+        format!("{text}:00")
+    } else {
+        text.to_string()
+    };
+    humantime::parse_rfc3339_weak(&full)
+        .ok()
+        .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since| since.as_millis() as Millis)
+        .ok_or_else(|| {
+            PageError::bad_request(format!(
+                "\"{name}\" is {text:?}: expected a date and time such as 2026-11-23T10:00 (UTC)."
+            ))
+        })
+}
+
+/// The time-frame selector: a link per preset and a custom range form that
+/// keeps the page's other parameters (`keep`, as hidden fields).
+fn frame_selector<P: Serialize + Clone>(
+    path: &str,
+    frame: &Frame,
+    presets: &[(&'static str, Millis)],
+    params: &P,
+    set_frame: impl Fn(&mut P, FrameParams),
+    keep: &[(&str, Option<&str>)],
+) -> Markup {
+    let link = |preset: &str| {
+        let mut params = params.clone();
+        set_frame(
+            &mut params,
+            FrameParams {
+                frame: Some(preset.to_string()),
+                ..FrameParams::default()
+            },
+        );
+        href(path, &params)
+    };
+    html! {
+        div.frames role="group" aria-label="Time frame" {
+            span.label { "Time frame" }
+            @for (preset, _) in presets {
+                a.pill href=(link(preset)) aria-current=[(frame.preset == Some(*preset)).then_some("true")] { (preset) }
+            }
+            details.custom open[frame.preset.is_none()] {
+                summary.pill aria-current=[frame.preset.is_none().then_some("true")] { "Custom" }
+                form method="get" action=(path) {
+                    input type="hidden" name="frame" value="custom";
+                    @for (name, value) in keep {
+                        @if let Some(value) = value {
+                            input type="hidden" name=(name) value=(value);
+                        }
+                    }
+                    label { "From " input type="datetime-local" name="from" required value=(format::time_input(frame.from)); }
+                    label { "To " input type="datetime-local" name="to" value=(format::time_input(frame.to)); }
+                    span.hint { "UTC" }
+                    button type="submit" { "Apply" }
+                }
+            }
+        }
+    }
+}
+
+/// Redirects to the sign-in form when a token is configured and the
+/// request has no session cookie with it.
+async fn require_session(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = &service.options.token
+        && !has_session(request.headers(), token)
+    {
+        let target = request
+            .uri()
+            .path_and_query()
+            .map_or("/", |target| target.as_str());
+        let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
+        return Redirect::to(&format!("/login?{query}")).into_response();
+    }
+    next.run(request).await
+}
+
+fn has_session(headers: &HeaderMap, token: &str) -> bool {
+    let expected = hex(token);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .any(|(name, value)| {
+            name == SESSION_COOKIE && same_secret(value.as_bytes(), expected.as_bytes())
+        })
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LoginParams {
+    next: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path on this server, nothing else.
+fn local_target(next: Option<&str>) -> &str {
+    match next {
+        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
+            next
+        }
+        _ => "/",
+    }
+}
+
+fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
+    let content = html! {
+        form.signin method="post" action="/login" {
+            p { "This server needs its API token (" code { "server.token" } " or " code { "ALERTD_TOKEN" } ")." }
+            @if failed {
+                p.error role="alert" { "That token is not the right one." }
+            }
+            input type="hidden" name="next" value=(next);
+            label { "Token " input type="password" name="token" autocomplete="current-password" required autofocus; }
+            button type="submit" { "Sign in" }
+        }
+    };
+    let chrome = Chrome {
+        title: "Sign in",
+        nav: Nav::None,
+        node: context.service.host_name(),
+        signed_in: false,
+        refresh: None,
+    };
+    Html(layout(&chrome, content).into_string())
+}
+
+async fn login_form(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<LoginParams>,
+) -> Response {
+    let next = local_target(params.next.as_deref()).to_string();
+    if service.options.token.is_none() {
+        return Redirect::to(&next).into_response();
+    }
+    login_page(&PageContext::new(service), &next, false).into_response()
+}
+
+async fn login(State(service): State<Arc<Service>>, Form(form): Form<LoginForm>) -> Response {
+    let next = local_target(form.next.as_deref()).to_string();
+    let Some(token) = &service.options.token else {
+        return Redirect::to(&next).into_response();
+    };
+    if !same_secret(form.token.trim().as_bytes(), token.as_bytes()) {
+        tracing::warn!("a sign-in to the pages failed");
+        let page = login_page(&PageContext::new(service.clone()), &next, true);
+        return (StatusCode::UNAUTHORIZED, page).into_response();
+    }
+    let cookie = format!(
+        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
+        hex(token)
+    );
+    session_redirect(&next, &cookie)
+}
+
+async fn logout() -> Response {
+    session_redirect(
+        "/login",
+        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    )
+}
+
+fn session_redirect(to: &str, cookie: &str) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    if let Ok(value) = HeaderValue::from_str(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=3600"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+/// A state badge: `ok`, `firing`, `cooldown`, `nodata`.
+fn badge(state: &str) -> Markup {
+    let label = match state {
+        "nodata" => "no data",
+        other => other,
+    };
+    html! { span class={ "badge " (state) } { (label) } }
+}
+
+/// An HTML legend for a chart: a colour swatch and a name per series.
+fn legend<'a>(entries: impl IntoIterator<Item = (&'a str, chart::Colour)>) -> Markup {
+    html! {
+        ul.legend {
+            @for (label, colour) in entries {
+                li { i style={ "background:" (colour.css()) } {} (label) }
+            }
+        }
+    }
+}
+
+/// A chart's SVG, or why it could not be drawn.
+fn figure(svg: Result<String, String>, caption: &str) -> Markup {
+    html! {
+        figure.chart {
+            @match svg {
+                Ok(svg) => (PreEscaped(svg)),
+                Err(error) => p.error { "The chart could not be drawn: " (error) },
+            }
+            figcaption { (caption) }
+        }
+    }
+}

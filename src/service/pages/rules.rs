@@ -1,0 +1,241 @@
+//! The rules page: each rule's state per host, and its aggregate over the
+//! time frame against the threshold.
+//!
+//! The history is not stored: it is computed again, by the same engine that
+//! raises incidents, from the stored samples. What the chart shows is what
+//! the rule saw, tick by tick.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::response::Response;
+use maud::html;
+use serde::{Deserialize, Serialize};
+
+use super::chart::{Colour, Line, TimeChart};
+use super::{FrameParams, HOUR, Nav, PageContext, badge, figure, format, frame_selector, legend};
+use crate::config::Rule;
+use crate::duration::Millis;
+use crate::engine::Engine;
+use crate::incident::SequentialIds;
+use crate::service::Service;
+use crate::store::{Store, StoreError};
+
+/// The frames of this page: a day at most, since its history is computed.
+const FRAMES: [(&str, Millis); 5] = [
+    ("1h", HOUR),
+    ("2h", 2 * HOUR),
+    ("5h", 5 * HOUR),
+    ("15h", 15 * HOUR),
+    ("24h", 24 * HOUR),
+];
+/// About this many points per chart.
+const POINTS: i64 = 150;
+/// The most hosts drawn on a rule's chart.
+const CHART_HOSTS: usize = 10;
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub(super) struct RulesParams {
+    #[serde(flatten)]
+    frame: FrameParams,
+}
+
+/// A rule's aggregate per host at each point: `history[rule][host]`.
+type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
+
+pub(super) async fn page(
+    State(service): State<Arc<Service>>,
+    Query(params): Query<RulesParams>,
+) -> Response {
+    PageContext::new(service)
+        .respond(move |context| {
+            let service = &context.service;
+            let frame = params.frame.resolve(service.now(), &FRAMES)?;
+            let step = (((frame.to - frame.from) / POINTS).max(1000) + 999) / 1000 * 1000;
+            let (rules, retention, alerting) = service.read_config(|config| {
+                (
+                    config.alerting.rules.clone(),
+                    config.monitoring.retention_period,
+                    config.alerting.enabled,
+                )
+            });
+            let history = history(service.store(), &rules, retention, frame.from, frame.to, step)?;
+            // The live state, as the watcher last evaluated it.
+            let (evaluated, states) = {
+                let state = service.lock();
+                let engine = &state.engine;
+                let mut hosts: Vec<&str> = engine.host_names().collect();
+                hosts.sort_unstable();
+                let states: Vec<(String, Vec<_>)> = hosts
+                    .into_iter()
+                    .filter_map(|host| Some((host.to_string(), engine.host_status(host)?)))
+                    .collect();
+                (engine.last_tick(), states)
+            };
+            let content = html! {
+                div.toolbar {
+                    (frame_selector("/rules", &frame, &FRAMES, &params, |p, f| p.frame = f, &[]))
+                }
+                p.range {
+                    @if !alerting { b { "Alerting is disabled: " } "the rules are not evaluated. " }
+                    @match evaluated {
+                        Some(at) => { "Last evaluated at " (format::time(at)) " UTC. " },
+                        None => "Not evaluated yet. ",
+                    }
+                    "Charts from " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC."
+                }
+                @if rules.is_empty() {
+                    p.empty { "No rule is configured (alerting.rules)." }
+                }
+                @for (index, rule) in rules.iter().enumerate() {
+                    section.rule {
+                        h2 { (rule.name) }
+                        p { code { (condition(rule)) } }
+                        div.scroll {
+                            table.rule-hosts {
+                                thead { tr {
+                                    th { "Host" } th.num { "Aggregate" } th.num { "Threshold" } th.num { "Samples" } th { "State" } th { "" }
+                                } }
+                                tbody {
+                                    @for (host, statuses) in &states {
+                                        @if let Some(status) = statuses.get(index) {
+                                            tr {
+                                                td { (host) }
+                                                td.num { @match status.aggregate {
+                                                    Some(value) => (format::value(value)),
+                                                    None => "—",
+                                                } }
+                                                td.num { (rule.operand.symbol()) " " (format::value(rule.threshold)) }
+                                                td.num { (status.samples) }
+                                                td { (badge(status.state.as_str())) }
+                                                td {
+                                                    @if let Some(open) = &status.open {
+                                                        a href={ "/incidents/" (open.id) } { "open incident" }
+                                                    } @else if let Some(end) = status.last_end.filter(|_| status.state.as_str() == "cooldown") {
+                                                        "until " (format::time(end + rule.cooldown))
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                    @if states.is_empty() {
+                                        tr.empty { td colspan="6" { "No host has reported yet." } }
+                                    }
+                                }
+                            }
+                        }
+                        (rule_chart(rule, &history[index], frame.from, frame.to, step))
+                    }
+                }
+            };
+            Ok(context.render("Rules", Nav::Rules, None, content))
+        })
+        .await
+}
+
+/// `avg(cpu.usage) over 2m >= 60, cooldown 1m`
+fn condition(rule: &Rule) -> String {
+    let text = rule.to_string();
+    text.strip_prefix(&format!("{}: ", rule.name))
+        .map_or(text.clone(), str::to_string)
+}
+
+fn rule_chart(
+    rule: &Rule,
+    history: &BTreeMap<String, Vec<(Millis, f64)>>,
+    from: Millis,
+    to: Millis,
+    step: Millis,
+) -> maud::Markup {
+    let hosts: Vec<&String> = history.keys().take(CHART_HOSTS).collect();
+    let chart = TimeChart {
+        from,
+        to,
+        step,
+        height: 180,
+        top: None,
+        unit: "",
+        threshold: Some(rule.threshold),
+        lines: hosts
+            .iter()
+            .enumerate()
+            .map(|(index, host)| Line {
+                colour: Colour::nth(index),
+                points: history[*host].clone(),
+            })
+            .collect(),
+    };
+    let mut caption = format!(
+        "{}({}) over {} per host; the dashed line is the threshold.",
+        rule.aggregation,
+        rule.field,
+        crate::duration::HumanDuration(rule.timeframe)
+    );
+    if history.len() > CHART_HOSTS {
+        caption.push_str(&format!(
+            " The first {CHART_HOSTS} of {} hosts.",
+            history.len()
+        ));
+    }
+    html! {
+        (figure(chart.svg(), &caption))
+        (legend(hosts.iter().enumerate().map(|(index, host)| (host.as_str(), Colour::nth(index)))))
+    }
+}
+
+/// Runs the stored samples of `[from - longest timeframe, to]` through a
+/// fresh engine with `rules`, evaluating every `step` from `from`, and
+/// records each rule's aggregate on each host.
+fn history(
+    store: &dyn Store,
+    rules: &[Rule],
+    retention: Millis,
+    from: Millis,
+    to: Millis,
+    step: Millis,
+) -> Result<History, StoreError> {
+    let mut history: History = vec![BTreeMap::new(); rules.len()];
+    if rules.is_empty() {
+        return Ok(history);
+    }
+    let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
+    let mut engine = Engine::new(rules, retention);
+    let mut ids = SequentialIds(0);
+    let mut transitions = Vec::new();
+    let mut next_tick = from;
+    let mut evaluate = |engine: &mut Engine, at: Millis, history: &mut History| {
+        transitions.clear();
+        // Ticks only move forward here, the one thing evaluate checks.
+        if engine.evaluate(at, &mut ids, &mut transitions).is_err() {
+            return;
+        }
+        let hosts: Vec<String> = engine.host_names().map(str::to_string).collect();
+        for host in hosts {
+            let Some(statuses) = engine.host_status(&host) else {
+                continue;
+            };
+            for (rule, status) in statuses.iter().enumerate() {
+                if let Some(value) = status.aggregate {
+                    history[rule]
+                        .entry(host.clone())
+                        .or_default()
+                        .push((at, value));
+                }
+            }
+        }
+    };
+    store.scan_samples(from.saturating_sub(longest), to, &mut |sample| {
+        while next_tick < sample.ts && next_tick <= to {
+            evaluate(&mut engine, next_tick, &mut history);
+            next_tick += step;
+        }
+        engine.ingest(&sample);
+    })?;
+    while next_tick <= to {
+        evaluate(&mut engine, next_tick, &mut history);
+        next_tick += step;
+    }
+    Ok(history)
+}
