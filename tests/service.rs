@@ -1,11 +1,15 @@
 //! `alertd run` as a real process: real HTTP, a real SQLite file, real hook
 //! processes, real signals (SIGTERM, SIGHUP, SIGKILL).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
+
+use support::{Alertd, free_port, install_hook, install_logging_hook, lines, now, wait_for};
 
 const RULE_X: &str = r#"{"name": "x high", "field": "x", "aggregation": "last",
     "operand": "equalOrMoreThan", "value": 10, "timeframe": "10s"}"#;
@@ -17,203 +21,6 @@ fn config(rules: &[&str], extra: &str) -> String {
 }}"#,
         rules.join(",")
     )
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Polls `check` until it returns something, for at most `seconds`.
-fn wait_for<T>(what: &str, seconds: u64, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A running `alertd run` in a temporary directory.
-struct Alertd {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-    token: Option<String>,
-    agent: ureq::Agent,
-}
-
-impl Alertd {
-    /// Writes `config` to `<dir>/alertd.json` and starts alertd on it, with
-    /// `<dir>/data` as its data directory; waits until it answers.
-    fn start(dir: &Path, config: &str) -> Alertd {
-        std::fs::write(dir.join("alertd.json"), config).unwrap();
-        Self::start_existing(dir)
-    }
-
-    fn start_existing(dir: &Path) -> Alertd {
-        let port = free_port();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("alertd.log"))
-            .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_alertd"))
-            .arg("run")
-            .arg("--config")
-            .arg(dir.join("alertd.json"))
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--host-name", "node-under-test"])
-            .env("ALERTD_LOG", "debug")
-            .env_remove("ALERTD_TOKEN")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .into();
-        let mut alertd = Alertd {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-            token: None,
-            agent,
-        };
-        wait_for("alertd to answer /healthz", 20, || {
-            if let Some(status) = alertd.child.try_wait().unwrap() {
-                panic!("alertd exited with {status}:\n{}", alertd.log());
-            }
-            alertd
-                .try_get("/healthz")
-                .filter(|(status, _)| *status == 200)
-        });
-        alertd
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn try_get(&self, path: &str) -> Option<(u16, String)> {
-        let mut request = self.agent.get(self.url(path));
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request.call().ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.body_mut().read_to_string().unwrap()))
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        self.try_get(path)
-            .unwrap_or_else(|| panic!("GET {path} failed"))
-    }
-
-    fn get_json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn post(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> (u16, String) {
-        let mut request = self
-            .agent
-            .post(self.url(path))
-            .header("Content-Type", content_type);
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request
-            .send(body.as_ref())
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().unwrap())
-    }
-
-    fn push(&self, samples: Value) -> (u16, String) {
-        self.post("/api/v1/samples", "application/json", samples.to_string())
-    }
-
-    fn active(&self) -> Vec<Value> {
-        self.get_json("/api/v1/incidents")["active"]
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{signal}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, seconds: u64) -> ExitStatus {
-        let child = &mut self.child;
-        wait_for("alertd to exit", seconds, || child.try_wait().unwrap())
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("alertd.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Alertd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Installs an executable hook under the data directory.
-fn install_hook(dir: &Path, name: &str, script: &str) {
-    let hooks = dir.join("data/global/hooks/on_incident_status_changed");
-    std::fs::create_dir_all(&hooks).unwrap();
-    let path = hooks.join(name);
-    std::fs::write(&path, script).unwrap();
-    let mut permissions = std::fs::metadata(&path).unwrap().permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
-    std::fs::set_permissions(&path, permissions).unwrap();
-}
-
-/// A hook that appends `status|id|rule|host|stdin` to `calls.log`.
-fn install_logging_hook(dir: &Path) -> PathBuf {
-    let log = dir.join("calls.log");
-    install_hook(
-        dir,
-        "10-log",
-        &format!(
-            "#!/bin/sh\necho \"$INCIDENT_STATUS|$INCIDENT_ID|$INCIDENT_RULE|$INCIDENT_HOST|$(cat)\" >> '{}'\n",
-            log.display()
-        ),
-    );
-    log
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
 }
 
 fn sample(host: &str, x: f64) -> Value {

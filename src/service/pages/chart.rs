@@ -8,7 +8,10 @@ use plotters::prelude::*;
 use super::format;
 use crate::duration::Millis;
 
-const WIDTH: u32 = 900;
+/// The width of a full-width chart; the page scales it.
+pub const WIDE: u32 = 900;
+/// The width of a chart in a two-column grid.
+pub const NARROW: u32 = 620;
 const AXIS: RGBColor = RGBColor(110, 118, 129);
 const GRID: RGBColor = RGBColor(230, 232, 235);
 const THRESHOLD: RGBColor = RGBColor(207, 34, 46);
@@ -57,6 +60,7 @@ pub struct TimeChart {
     pub to: Millis,
     /// The distance between points, to tell a gap from the next point.
     pub step: Millis,
+    pub width: u32,
     pub height: u32,
     /// A fixed top for the value axis (100 for percentages).
     pub top: Option<f64>,
@@ -93,17 +97,20 @@ impl TimeChart {
     fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
         let (low, high) = self.value_range();
         let frame = self.to - self.from;
-        let root = SVGBackend::with_string(svg, (WIDTH, self.height)).into_drawing_area();
+        let root = SVGBackend::with_string(svg, (self.width, self.height)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(26)
             .y_label_area_size(56)
-            .build_cartesian_2d(self.from..self.to, low..high)?;
+            .build_cartesian_2d(
+                (self.from..self.to).with_key_points(time_ticks(self.from, self.to)),
+                low..high,
+            )?;
         let unit = self.unit;
         chart
             .configure_mesh()
-            .x_labels(8)
+            .x_labels(20)
             .y_labels(6)
             .x_label_formatter(&|at| format::axis_time(*at, frame))
             .y_label_formatter(&|value| format!("{}{unit}", format::value(*value)))
@@ -137,6 +144,47 @@ impl TimeChart {
         root.present()?;
         Ok(())
     }
+}
+
+/// Round times for the time axis: at most eight, on multiples of a step
+/// a reader expects (a minute, five, an hour, a day...), in UTC.
+fn time_ticks(from: Millis, to: Millis) -> Vec<Millis> {
+    const SECOND: Millis = 1000;
+    const MINUTE: Millis = 60 * SECOND;
+    const HOUR: Millis = 60 * MINUTE;
+    const STEPS: [Millis; 21] = [
+        SECOND,
+        2 * SECOND,
+        5 * SECOND,
+        10 * SECOND,
+        15 * SECOND,
+        30 * SECOND,
+        MINUTE,
+        2 * MINUTE,
+        5 * MINUTE,
+        10 * MINUTE,
+        15 * MINUTE,
+        30 * MINUTE,
+        HOUR,
+        2 * HOUR,
+        3 * HOUR,
+        6 * HOUR,
+        12 * HOUR,
+        24 * HOUR,
+        48 * HOUR,
+        7 * 24 * HOUR,
+        30 * 24 * HOUR,
+    ];
+    let span = (to - from).max(1);
+    let step = STEPS
+        .into_iter()
+        .find(|step| span / step < 8)
+        .unwrap_or(span);
+    let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
+    (0..)
+        .map(|n| first + n * step)
+        .take_while(|tick| *tick <= to)
+        .collect()
 }
 
 /// Splits points into runs of neighbours (no more than 1.5 steps apart).
@@ -180,13 +228,16 @@ fn draw_timeline(
         .max()
         .unwrap_or(4);
     let label_width = (longest.min(24) as u32 * 8 + 16).max(60);
-    let root = SVGBackend::with_string(svg, (WIDTH, height)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (WIDE, height)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .margin(12)
         .x_label_area_size(26)
         .y_label_area_size(label_width)
-        .build_cartesian_2d(from..to, (0..count).into_segmented())?;
+        .build_cartesian_2d(
+            (from..to).with_key_points(time_ticks(from, to)),
+            (0..count).into_segmented(),
+        )?;
     let label = |value: &SegmentValue<i32>| match value {
         SegmentValue::CenterOf(index) => lanes
             .get((count - 1 - index) as usize)
@@ -196,7 +247,7 @@ fn draw_timeline(
     };
     chart
         .configure_mesh()
-        .x_labels(8)
+        .x_labels(20)
         .y_labels(lanes.len().max(1))
         .x_label_formatter(&|at| format::axis_time(*at, to - from))
         .y_label_formatter(&label)
@@ -241,6 +292,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn time_ticks_are_round() {
+        let minute = 60_000;
+        // 10:03:20 to 11:03:20: every 10 minutes, from 10:10.
+        let from = 36_000_000 + 200_000;
+        let ticks = time_ticks(from, from + 60 * minute);
+        assert_eq!(ticks.len(), 6);
+        assert_eq!(ticks[0], 36_000_000 + 10 * minute);
+        assert!(
+            ticks
+                .windows(2)
+                .all(|pair| pair[1] - pair[0] == 10 * minute)
+        );
+        // A week: a day apart, at midnight.
+        let ticks = time_ticks(from, from + 7 * 24 * 60 * minute);
+        assert_eq!(ticks[0] % (24 * 60 * minute), 0);
+        assert!(ticks.len() <= 8);
+    }
+
+    #[test]
     fn gaps_split_lines() {
         let points = [
             (0, 1.0),
@@ -260,6 +330,7 @@ mod tests {
             from: 0,
             to: 3_600_000,
             step: 60_000,
+            width: WIDE,
             height: 200,
             top: Some(100.0),
             unit: "%",

@@ -8,7 +8,7 @@ use axum::response::Response;
 use maud::html;
 use serde::{Deserialize, Serialize};
 
-use super::chart::{Colour, Line, TimeChart};
+use super::chart::{Colour, Line, NARROW, TimeChart};
 use super::{
     FRAMES, FrameParams, Nav, PageContext, PageError, figure, format, frame_selector, given, href,
     legend,
@@ -99,7 +99,8 @@ pub(super) async fn page(
                 from: frame.from,
                 to: frame.to,
                 step: resolution,
-                height: 260,
+                width: NARROW,
+                height: 250,
                 top: Some(100.0),
                 unit: "%",
                 threshold: None,
@@ -112,7 +113,8 @@ pub(super) async fn page(
                 from: frame.from,
                 to: frame.to,
                 step: resolution,
-                height: 260,
+                width: NARROW,
+                height: 250,
                 top: None,
                 unit: "",
                 threshold: None,
@@ -134,7 +136,8 @@ pub(super) async fn page(
                 from: frame.from,
                 to: frame.to,
                 step: resolution,
-                height: 220,
+                width: NARROW,
+                height: 250,
                 top: Some(100.0),
                 unit: "%",
                 threshold: None,

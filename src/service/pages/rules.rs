@@ -13,7 +13,7 @@ use axum::response::Response;
 use maud::html;
 use serde::{Deserialize, Serialize};
 
-use super::chart::{Colour, Line, TimeChart};
+use super::chart::{Colour, Line, TimeChart, WIDE};
 use super::{FrameParams, HOUR, Nav, PageContext, badge, figure, format, frame_selector, legend};
 use crate::config::Rule;
 use crate::duration::Millis;
@@ -154,7 +154,8 @@ fn rule_chart(
         from,
         to,
         step,
-        height: 180,
+        width: WIDE,
+        height: 200,
         top: None,
         unit: "",
         threshold: Some(rule.threshold),

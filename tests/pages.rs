@@ -1,0 +1,660 @@
+//! The web pages in a real browser: `alertd run` as a real process, headless
+//! Chromium driven through ChromeDriver (Debian's `chromium` and
+//! `chromium-driver`), samples pushed over HTTP that open and resolve real
+//! incidents, and a real hook whose calls the detail page shows.
+//!
+//! Screenshots of every page land in `target/screenshots/`. With
+//! `ALERTD_UPDATE_DOCS=1` the incidents page also replaces
+//! `docs/screenshots/incidents.png`, the one the README shows.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use alertd::incident::{Incident, Transition, TransitionKind};
+use alertd::store::{SqliteStore, Store};
+use support::{Alertd, free_port, install_logging_hook, lines, now, wait_for};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// A rule whose name would run a script if a page did not escape it.
+const SCRIPT_RULE: &str = r#"Errors <script>alert("x")</script>"#;
+/// A host whose name is markup too.
+const ODD_HOST: &str = "db-<1>&";
+
+/// ChromeDriver and a Chromium session on a fresh profile.
+struct Browser {
+    client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Browser {
+        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+            assert!(
+                Path::new(path).exists(),
+                "{path} is missing: install the Debian package {package} (.ci/run does)"
+            );
+        }
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        wait_for("chromedriver to listen", 20, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        let profile = tempfile::tempdir().unwrap();
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".to_string(),
+            json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                    "--disable-dev-shm-usage", "--window-size=1280,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session through chromedriver");
+        Browser {
+            client,
+            driver,
+            _profile: profile,
+        }
+    }
+
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.unwrap();
+    }
+
+    async fn find(&self, css: &str) -> Element {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|error| panic!("{css}: {error}"))
+    }
+
+    async fn all(&self, css: &str) -> Vec<Element> {
+        self.client.find_all(Locator::Css(css)).await.unwrap()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.find(css).await.text().await.unwrap()
+    }
+
+    async fn rows(&self, table: &str) -> Vec<String> {
+        let mut rows = Vec::new();
+        for row in self.all(&format!("{table} tbody tr:not(.empty)")).await {
+            rows.push(row.text().await.unwrap());
+        }
+        rows
+    }
+
+    async fn url(&self) -> String {
+        self.client.current_url().await.unwrap().to_string()
+    }
+
+    /// Clicks a link or button by its text and waits for the next page.
+    async fn click_text(&self, text: &str) {
+        let before = self.url().await;
+        let element = self
+            .client
+            .find(Locator::XPath(&format!(
+                "//*[self::a or self::button][normalize-space(.)='{text}']"
+            )))
+            .await
+            .unwrap_or_else(|error| panic!("no link or button {text:?}: {error}"));
+        element.click().await.unwrap();
+        self.wait_away_from(&before).await;
+    }
+
+    async fn wait_away_from(&self, url: &str) {
+        for _ in 0..200 {
+            let ready = self
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .ok();
+            if self.url().await != url && ready == Some(json!("complete")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the browser stayed on {url}");
+    }
+
+    /// Whether the page is no wider than the window (nothing to scroll sideways).
+    async fn fits_width(&self) -> bool {
+        self.client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap()
+            == json!(true)
+    }
+
+    /// Saves the whole page as `target/screenshots/<name>.png`.
+    async fn screenshot(&self, name: &str, width: u32) -> PathBuf {
+        let height = self
+            .client
+            .execute("return document.documentElement.scrollHeight", vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap_or(1000) as u32;
+        self.client
+            .set_window_size(width, height.clamp(600, 4000) + 140)
+            .await
+            .unwrap();
+        let png = self.client.screenshot().await.unwrap();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, &png).unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+        path
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Pushes one sample per host, now.
+fn push(alertd: &Alertd, hosts: &[(&str, f64, f64)]) {
+    let samples: Vec<Value> = hosts
+        .iter()
+        .enumerate()
+        .map(|(index, (host, cpu, errors))| {
+            json!({"host": host, "ts": now(), "metrics": {
+                "cpu.usage": cpu, "mem.usage": 40.0 + 10.0 * index as f64,
+                "requests.count": 10 + index, "eventsIn.count": 3, "eventsOut.count": 2,
+                "warnings.count": index, "errors.count": errors,
+            }})
+        })
+        .collect();
+    let (status, body) = alertd.push(Value::Array(samples));
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Pushes samples every 100 ms until `done` says the incidents are as wanted.
+fn push_until(
+    alertd: &Alertd,
+    hosts: &[(&str, f64, f64)],
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) {
+    wait_for(what, 30, || {
+        push(alertd, hosts);
+        std::thread::sleep(Duration::from_millis(100));
+        let incidents = alertd.get_json("/api/v1/incidents");
+        done(&incidents).then_some(())
+    });
+}
+
+fn count(incidents: &Value, list: &str, rule: &str, host: &str) -> usize {
+    incidents[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["ruleName"] == rule && i["hostName"] == host)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({
+        "monitoring": {"enabled": false},
+        "alerting": {"enabled": true, "watcherInterval": "200ms", "rules": [
+            {"name": "High CPU", "field": "cpu.usage", "aggregation": "avg",
+             "operand": "equalOrMoreThan", "value": 80, "timeframe": "1s", "cooldown": "1s"},
+            {"name": SCRIPT_RULE, "field": "errors.count", "aggregation": "sum",
+             "operand": "equalOrMoreThan", "value": 5, "timeframe": "1s", "cooldown": "0"},
+        ]}
+    });
+    let calls = install_logging_hook(dir.path());
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let quiet = [
+        ("web-1", 20.0, 0.0),
+        ("web-2", 30.0, 0.0),
+        (ODD_HOST, 25.0, 0.0),
+    ];
+
+    // web-1 fires and resolves, the odd host's errors fire and resolve, and
+    // web-2 fires and stays open.
+    push_until(
+        &alertd,
+        &[("web-1", 95.0, 0.0), quiet[1], quiet[2]],
+        "web-1 to fire",
+        |i| count(i, "active", "High CPU", "web-1") == 1,
+    );
+    push_until(&alertd, &quiet, "web-1 to resolve", |i| {
+        count(i, "resolved", "High CPU", "web-1") == 1
+            && count(i, "active", "High CPU", "web-1") == 0
+    });
+    push_until(
+        &alertd,
+        &[quiet[0], quiet[1], (ODD_HOST, 25.0, 9.0)],
+        "the errors to fire",
+        |i| count(i, "active", SCRIPT_RULE, ODD_HOST) == 1,
+    );
+    push_until(&alertd, &quiet, "the errors to resolve", |i| {
+        count(i, "resolved", SCRIPT_RULE, ODD_HOST) == 1
+            && count(i, "active", SCRIPT_RULE, ODD_HOST) == 0
+    });
+    push_until(
+        &alertd,
+        &[quiet[0], ("web-2", 97.0, 0.0), quiet[2]],
+        "web-2 to fire",
+        |i| count(i, "active", "High CPU", "web-2") == 1,
+    );
+    let web_2 = alertd.active()[0]["id"].as_str().unwrap().to_string();
+    let trigger = alertd.active()[0]["triggerValue"].as_f64().unwrap();
+    wait_for("the hook to be told of web-2", 20, || {
+        lines(&calls)
+            .iter()
+            .any(|line| line.contains(&web_2))
+            .then_some(())
+    });
+    let base = alertd.url("");
+    let browser = Browser::start().await;
+
+    // Incidents: the tables, the escaped names, the timeline.
+    browser.goto(&format!("{base}/")).await;
+    assert_eq!(browser.client.title().await.unwrap(), "Incidents · alertd");
+    let active = browser.rows("#table-active").await;
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert!(
+        active[0].contains("web-2") && active[0].contains("firing"),
+        "{active:?}"
+    );
+    let resolved = browser.rows("#table-resolved").await;
+    assert_eq!(resolved.len(), 2, "{resolved:?}");
+    assert!(
+        resolved
+            .iter()
+            .any(|row| row.contains("High CPU") && row.contains("web-1"))
+    );
+    assert!(
+        resolved
+            .iter()
+            .any(|row| row.contains(SCRIPT_RULE) && row.contains(ODD_HOST)),
+        "{resolved:?}"
+    );
+    assert!(
+        browser.all("main script").await.is_empty(),
+        "markup from a name made it into the page"
+    );
+    assert!(
+        browser.client.get_alert_text().await.is_err(),
+        "a script ran"
+    );
+    let bars = browser.all("figure.chart svg rect").await.len();
+    assert!(
+        bars >= 4,
+        "the timeline has a bar per incident and a background: {bars} rects"
+    );
+    let timeline = browser
+        .find("figure.chart svg")
+        .await
+        .html(false)
+        .await
+        .unwrap();
+    assert!(
+        timeline.contains("db-&lt;1&gt;&amp;"),
+        "the host's lane, escaped"
+    );
+    let legend = browser.text("ul.legend").await;
+    assert!(
+        legend.contains("High CPU") && legend.contains(SCRIPT_RULE),
+        "{legend}"
+    );
+    browser.screenshot("incidents", 1280).await;
+    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../screenshots/incidents.png");
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(shot, docs.join("incidents.png")).unwrap();
+    }
+
+    // The time frame: a preset link, then a custom range from the form.
+    browser.click_text("2h").await;
+    assert!(browser.url().await.contains("frame=2h"));
+    assert_eq!(browser.text(".frames a[aria-current]").await, "2h");
+    assert_eq!(browser.rows("#table-resolved").await.len(), 2);
+    let frame = browser.text("p.range").await;
+    browser
+        .find("details.custom summary")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser
+        .client
+        .execute(
+            "document.querySelector('details.custom input[name=from]').value = '2020-01-01T00:00';\
+             document.querySelector('details.custom input[name=to]').value = '2020-01-01T12:00';",
+            vec![],
+        )
+        .await
+        .unwrap();
+    browser.click_text("Apply").await;
+    assert!(browser.url().await.contains("frame=custom"));
+    assert_ne!(browser.text("p.range").await, frame);
+    assert_eq!(
+        browser.text("p.range").await,
+        "From 2020-01-01 00:00:00 to 2020-01-01 12:00:00 UTC"
+    );
+    assert!(
+        browser.rows("#table-resolved").await.is_empty(),
+        "nothing resolved in 2020"
+    );
+    assert_eq!(
+        browser.rows("#table-active").await.len(),
+        1,
+        "open incidents show whatever the frame"
+    );
+    // A range that ends before it starts is a clear error, not a page of nothing.
+    browser
+        .goto(&format!(
+            "{base}/?frame=custom&from=2020-01-02T00:00&to=2020-01-01T00:00"
+        ))
+        .await;
+    assert!(
+        browser.text(".error").await.contains("starts"),
+        "an explained error"
+    );
+
+    // Filters and auto-refresh.
+    browser.goto(&format!("{base}/")).await;
+    browser
+        .find("form.filters select[name=host]")
+        .await
+        .select_by_value("web-1")
+        .await
+        .unwrap();
+    browser.click_text("Filter").await;
+    assert!(browser.rows("#table-active").await.is_empty());
+    assert_eq!(browser.rows("#table-resolved").await.len(), 1);
+    assert!(browser.all("meta[http-equiv=refresh]").await.is_empty());
+    browser.click_text("Auto-refresh off").await;
+    assert!(
+        browser.url().await.contains("refresh=on") && browser.url().await.contains("host=web-1")
+    );
+    assert_eq!(browser.all("meta[http-equiv=refresh]").await.len(), 1);
+    browser.click_text("Clear").await;
+    assert_eq!(browser.rows("#table-active").await.len(), 1);
+
+    // An incident's detail: its hook call and the outcome.
+    browser.goto(&format!("{base}/")).await;
+    browser.find("#table-active a").await.click().await.unwrap();
+    browser.wait_away_from(&format!("{base}/")).await;
+    assert!(
+        browser
+            .url()
+            .await
+            .ends_with(&format!("/incidents/{web_2}"))
+    );
+    let facts = browser.text("dl.facts").await;
+    assert!(
+        facts.contains("web-2")
+            && facts.contains(&trigger.to_string())
+            && facts.contains("avg(cpu.usage) over 1s >= 80"),
+        "{facts}"
+    );
+    let hook_calls = browser.rows("#hook-calls").await;
+    assert_eq!(hook_calls.len(), 1, "{hook_calls:?}");
+    assert!(
+        hook_calls[0].contains("exec:10-log")
+            && hook_calls[0].contains("opened")
+            && hook_calls[0].contains("exited with status 0"),
+        "{hook_calls:?}"
+    );
+    browser.screenshot("incident", 1280).await;
+
+    // Monitoring: four charts with lines, a row per host, and the resolution.
+    browser.goto(&format!("{base}/monitoring")).await;
+    let charts = browser.all("figure.chart svg").await;
+    assert_eq!(charts.len(), 4);
+    for chart in &charts {
+        let svg = chart.html(false).await.unwrap();
+        assert!(
+            svg.contains("<polyline"),
+            "a chart without a line: {svg:.300}"
+        );
+    }
+    let overview = browser.rows("#overview").await;
+    assert_eq!(overview.len(), 3, "{overview:?}");
+    assert!(
+        overview.iter().any(|row| row.starts_with(ODD_HOST)),
+        "{overview:?}"
+    );
+    assert!(
+        overview
+            .iter()
+            .any(|row| row.starts_with("web-2") && row.contains("97%")),
+        "peak CPU: {overview:?}"
+    );
+    browser.screenshot("monitoring", 1280).await;
+    browser
+        .find("form.filters select[name=resolution]")
+        .await
+        .select_by_value("30s")
+        .await
+        .unwrap();
+    browser.click_text("Show").await;
+    assert!(browser.url().await.contains("resolution=30s"));
+    assert!(browser.text("p.range").await.contains("one point per 30s"));
+    browser.click_text("5h").await;
+    assert!(
+        browser.url().await.contains("frame=5h") && browser.url().await.contains("resolution=30s")
+    );
+    assert_eq!(browser.rows("#overview").await.len(), 3);
+
+    // Rules: the state per host and the aggregate against the threshold.
+    browser.goto(&format!("{base}/rules")).await;
+    let sections = browser.all("section.rule").await;
+    assert_eq!(sections.len(), 2);
+    assert_eq!(
+        sections[1]
+            .find(Locator::Css("h2"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        SCRIPT_RULE
+    );
+    let high_cpu = browser.rows("section.rule:nth-of-type(1) table").await;
+    assert!(
+        high_cpu
+            .iter()
+            .any(|row| row.starts_with("web-2") && row.contains("firing")),
+        "{high_cpu:?}"
+    );
+    assert!(
+        high_cpu
+            .iter()
+            .any(|row| row.starts_with("web-1") && !row.contains("firing")),
+        "{high_cpu:?}"
+    );
+    let chart = sections[0]
+        .find(Locator::Css("figure.chart svg"))
+        .await
+        .unwrap()
+        .html(false)
+        .await
+        .unwrap();
+    assert!(chart.contains("#CF222E"), "the threshold line");
+    assert!(
+        chart.matches("<polyline").count() >= 3,
+        "a line per host and the threshold"
+    );
+    browser.screenshot("rules", 1280).await;
+
+    // A phone: nothing wider than the screen.
+    for page in ["/", "/monitoring", "/rules"] {
+        browser.client.set_window_size(390, 844).await.unwrap();
+        browser.goto(&format!("{base}{page}")).await;
+        assert!(
+            browser.fits_width().await,
+            "{page} scrolls sideways on a phone"
+        );
+    }
+    browser.goto(&format!("{base}/")).await;
+    browser.screenshot("incidents-phone", 390).await;
+    browser.close().await;
+}
+
+fn resolved(id: usize, host: &str, start: i64, end: i64) -> Transition {
+    Transition {
+        kind: TransitionKind::Resolved,
+        at: end,
+        rule: 0,
+        incident: Incident {
+            id: format!("T{id:06}"),
+            rule_name: "Disk full".into(),
+            host_name: host.into(),
+            start_time: start,
+            end_time: Some(end),
+            trigger_value: 91.5,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
+    let dir = tempfile::tempdir().unwrap();
+    // 3,000 incidents resolved within the last hour, on 30 hosts.
+    let started = now() - 3_000_000;
+    {
+        let store = SqliteStore::open_dir(&dir.path().join("data")).unwrap();
+        let transitions: Vec<Transition> = (0..3000)
+            .map(|n| {
+                let start = started + n as i64 * 900;
+                resolved(n, &format!("node-{:02}", n % 30), start, start + 600)
+            })
+            .collect();
+        store.record_transitions(&transitions, &[]).unwrap();
+    }
+    let config = json!({
+        "monitoring": {"enabled": false},
+        "alerting": {"enabled": true, "watcherInterval": "1s", "rules": [
+            {"name": "Disk full", "field": "disk.usage", "aggregation": "max",
+             "operand": "equalOrMoreThan", "value": 90, "timeframe": "1m"},
+        ]},
+        "server": {"token": "s3cret token"},
+    });
+    let mut alertd = Alertd::start(dir.path(), &config.to_string());
+    alertd.token = Some("s3cret token".to_string());
+    let base = alertd.url("");
+    let browser = Browser::start().await;
+
+    // Every page sends to the sign-in form, and comes back after it.
+    browser.goto(&format!("{base}/rules?frame=2h")).await;
+    assert!(
+        browser
+            .url()
+            .await
+            .starts_with(&format!("{base}/login?next="))
+    );
+    browser
+        .find("input[name=token]")
+        .await
+        .send_keys("wrong")
+        .await
+        .unwrap();
+    browser.click_text("Sign in").await;
+    assert!(browser.text(".error").await.contains("not the right one"));
+    browser
+        .find("input[name=token]")
+        .await
+        .send_keys("s3cret token")
+        .await
+        .unwrap();
+    browser.click_text("Sign in").await;
+    assert_eq!(browser.url().await, format!("{base}/rules?frame=2h"));
+    assert_eq!(browser.all("section.rule").await.len(), 1);
+    // The cookie opens the pages, not the API.
+    let (status, _) = alertd
+        .agent
+        .get(alertd.url("/api/v1/rules"))
+        .call()
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 401);
+
+    // Thousands of resolved incidents, fifty at a time.
+    browser.goto(&format!("{base}/")).await;
+    assert!(
+        browser
+            .text("section:nth-of-type(3) h2")
+            .await
+            .contains("3,000")
+    );
+    assert_eq!(browser.rows("#table-resolved").await.len(), 50);
+    assert!(browser.text("nav.pager").await.contains("Page 1 of 60"));
+    let newest = browser.rows("#table-resolved").await[0].clone();
+    assert!(newest.contains("node-29"), "the latest first: {newest}");
+    browser.click_text("Next ›").await;
+    assert!(browser.text("nav.pager").await.contains("Page 2 of 60"));
+    assert_ne!(browser.rows("#table-resolved").await[0], newest);
+    browser.click_text("Last »").await;
+    assert!(browser.text("nav.pager").await.contains("Page 60 of 60"));
+    assert_eq!(browser.rows("#table-resolved").await.len(), 50);
+    let lanes = browser
+        .find("figure.chart svg")
+        .await
+        .html(false)
+        .await
+        .unwrap();
+    assert!(
+        lanes.contains("node-00") && lanes.contains("node-29"),
+        "a lane per host"
+    );
+    browser
+        .find("form.filters select[name=host]")
+        .await
+        .select_by_value("node-07")
+        .await
+        .unwrap();
+    browser.click_text("Filter").await;
+    assert!(browser.text("nav.pager").await.contains("Page 1 of 2"));
+    assert!(
+        browser
+            .rows("#table-resolved")
+            .await
+            .iter()
+            .all(|row| row.contains("node-07"))
+    );
+    browser.screenshot("incidents-paged", 1280).await;
+
+    // Signing out closes the pages again.
+    browser.click_text("Sign out").await;
+    browser.goto(&format!("{base}/monitoring")).await;
+    assert!(browser.url().await.starts_with(&format!("{base}/login")));
+    browser.close().await;
+}
