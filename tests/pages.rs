@@ -235,6 +235,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
              "operand": "equalOrMoreThan", "value": 5, "timeframe": "1s", "cooldown": "0"},
         ]}
     });
+    let history = record_history(dir.path());
     let calls = install_logging_hook(dir.path());
     let alertd = Alertd::start(dir.path(), &config.to_string());
     let quiet = [
@@ -333,8 +334,22 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         "{legend}"
     );
     browser.screenshot("incidents", 1280).await;
+
+    // Five hours: the recorded history too, on the timeline and in the table.
+    browser.goto(&format!("{base}/?frame=5h")).await;
+    assert_eq!(browser.rows("#table-resolved").await.len(), 2 + history);
+    let lanes = browser
+        .find("figure.chart svg")
+        .await
+        .html(false)
+        .await
+        .unwrap();
+    assert!(
+        lanes.matches("<rect").count() > 1 + history,
+        "a bar per incident"
+    );
+    let shot = browser.screenshot("incidents-5h", 1280).await;
     if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-        let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("../screenshots/incidents.png");
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(shot, docs.join("incidents.png")).unwrap();
@@ -344,7 +359,8 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     browser.click_text("2h").await;
     assert!(browser.url().await.contains("frame=2h"));
     assert_eq!(browser.text(".frames a[aria-current]").await, "2h");
-    assert_eq!(browser.rows("#table-resolved").await.len(), 2);
+    // The two live ones, and the five of the history that end within two hours.
+    assert_eq!(browser.rows("#table-resolved").await.len(), 2 + 5);
     let frame = browser.text("p.range").await;
     browser
         .find("details.custom summary")
@@ -510,39 +526,91 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         .unwrap();
     assert!(chart.contains("#CF222E"), "the threshold line");
     assert!(
+        chart.contains("#1A7F37"),
+        "web-2's aggregate (the third host's colour)"
+    );
+    assert!(
         chart.matches("<polyline").count() >= 3,
         "a line per host and the threshold"
     );
     browser.screenshot("rules", 1280).await;
 
     // A phone: nothing wider than the screen.
-    for page in ["/", "/monitoring", "/rules"] {
+    for (page, name) in [
+        ("/", "incidents"),
+        ("/monitoring", "monitoring"),
+        ("/rules", "rules"),
+    ] {
         browser.client.set_window_size(390, 844).await.unwrap();
         browser.goto(&format!("{base}{page}")).await;
         assert!(
             browser.fits_width().await,
             "{page} scrolls sideways on a phone"
         );
+        browser.screenshot(&format!("{name}-phone"), 390).await;
     }
-    browser.goto(&format!("{base}/")).await;
-    browser.screenshot("incidents-phone", 390).await;
     browser.close().await;
 }
 
-fn resolved(id: usize, host: &str, start: i64, end: i64) -> Transition {
+fn resolved(
+    id: usize,
+    (rule, name): (usize, &str),
+    host: &str,
+    start: i64,
+    end: i64,
+) -> Transition {
     Transition {
         kind: TransitionKind::Resolved,
         at: end,
-        rule: 0,
+        rule,
         incident: Incident {
             id: format!("T{id:06}"),
-            rule_name: "Disk full".into(),
+            rule_name: name.into(),
             host_name: host.into(),
             start_time: start,
             end_time: Some(end),
             trigger_value: 91.5,
         },
     }
+}
+
+/// Records, through the store, incidents resolved between five hours and
+/// seventy minutes ago, before alertd starts: a history that a test cannot
+/// wait for. Returns how many.
+fn record_history(dir: &Path) -> usize {
+    const MINUTE: i64 = 60_000;
+    let store = SqliteStore::open_dir(&dir.join("data")).unwrap();
+    let rules = [(0, "High CPU"), (1, SCRIPT_RULE)];
+    let hosts = ["web-1", "web-2", ODD_HOST];
+    // (minutes ago it started, minutes it lasted, rule, host)
+    let incidents = [
+        (295, 12, 0, 0),
+        (280, 25, 0, 1),
+        (262, 4, 1, 2),
+        (240, 18, 0, 0),
+        (221, 7, 1, 2),
+        (205, 30, 0, 1),
+        (170, 9, 0, 0),
+        (160, 3, 1, 2),
+        (150, 14, 1, 2),
+        (131, 22, 0, 1),
+        (118, 6, 0, 0),
+        (100, 11, 1, 2),
+        (95, 20, 0, 0),
+        (92, 8, 0, 1),
+    ];
+    let now = now();
+    let mut transitions: Vec<Transition> = incidents
+        .iter()
+        .enumerate()
+        .map(|(id, &(ago, lasted, rule, host))| {
+            let start = now - ago * MINUTE;
+            resolved(id, rules[rule], hosts[host], start, start + lasted * MINUTE)
+        })
+        .collect();
+    transitions.sort_by_key(|transition| transition.at);
+    store.record_transitions(&transitions, &[]).unwrap();
+    incidents.len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -555,7 +623,13 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
         let transitions: Vec<Transition> = (0..3000)
             .map(|n| {
                 let start = started + n as i64 * 900;
-                resolved(n, &format!("node-{:02}", n % 30), start, start + 600)
+                resolved(
+                    n,
+                    (0, "Disk full"),
+                    &format!("node-{:02}", n % 30),
+                    start,
+                    start + 600,
+                )
             })
             .collect();
         store.record_transitions(&transitions, &[]).unwrap();

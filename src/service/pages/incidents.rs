@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::chart::{self, Bar, Colour, Lane};
 use super::{
-    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, figure, format, frame_selector,
-    given, href, legend,
+    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, condition, figure, format,
+    frame_selector, given, href, legend,
 };
 use crate::incident::Incident;
 use crate::service::Service;
@@ -292,7 +292,7 @@ pub(super) async fn detail(
                     .rules
                     .iter()
                     .find(|rule| rule.name == *incident.rule_name)
-                    .map(ToString::to_string)
+                    .map(condition)
             });
             let now = service.now();
             let content = html! {

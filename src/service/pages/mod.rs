@@ -503,6 +503,15 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// A rule's condition without its name: `avg(cpu.usage) over 2m >= 60, cooldown 1m`.
+fn condition(rule: &crate::config::Rule) -> String {
+    let text = rule.to_string();
+    match text.strip_prefix(&format!("{}: ", rule.name)) {
+        Some(condition) => condition.to_string(),
+        None => text,
+    }
+}
+
 /// A state badge: `ok`, `firing`, `cooldown`, `nodata`.
 fn badge(state: &str) -> Markup {
     let label = match state {

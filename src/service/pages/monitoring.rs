@@ -93,7 +93,13 @@ pub(super) async fn page(
             let known_hosts = service.store().hosts()?;
             let host_filter = given(&params.host);
 
-            let overview = overview(&buckets);
+            let mut overview = overview(&buckets);
+            // Hosts that sent nothing in the frame are worth seeing too.
+            for seen in &known_hosts {
+                if host_filter.is_none_or(|host| host == seen.host) {
+                    overview.entry(seen.host.clone()).or_default();
+                }
+            }
             let average = |field: &str| average_across_hosts(&buckets, field);
             let cpu_memory = TimeChart {
                 from: frame.from,

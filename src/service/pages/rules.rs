@@ -14,8 +14,10 @@ use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Colour, Line, TimeChart, WIDE};
-use super::{FrameParams, HOUR, Nav, PageContext, badge, figure, format, frame_selector, legend};
-use crate::config::Rule;
+use super::{
+    FrameParams, HOUR, Nav, PageContext, badge, condition, figure, format, frame_selector, legend,
+};
+use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::Engine;
 use crate::incident::SequentialIds;
@@ -54,14 +56,22 @@ pub(super) async fn page(
             let service = &context.service;
             let frame = params.frame.resolve(service.now(), &FRAMES)?;
             let step = (((frame.to - frame.from) / POINTS).max(1000) + 999) / 1000 * 1000;
-            let (rules, retention, alerting) = service.read_config(|config| {
+            let (rules, retention, watcher_interval, alerting) = service.read_config(|config| {
                 (
                     config.alerting.rules.clone(),
                     config.monitoring.retention_period,
+                    config.alerting.watcher_interval,
                     config.alerting.enabled,
                 )
             });
-            let history = history(service.store(), &rules, retention, frame.from, frame.to, step)?;
+            let history = history(
+                service.store(),
+                &rules,
+                retention,
+                watcher_interval,
+                (frame.from, frame.to),
+                step,
+            )?;
             // The live state, as the watcher last evaluated it.
             let (evaluated, states) = {
                 let state = service.lock();
@@ -135,13 +145,6 @@ pub(super) async fn page(
         .await
 }
 
-/// `avg(cpu.usage) over 2m >= 60, cooldown 1m`
-fn condition(rule: &Rule) -> String {
-    let text = rule.to_string();
-    text.strip_prefix(&format!("{}: ", rule.name))
-        .map_or(text.clone(), str::to_string)
-}
-
 fn rule_chart(
     rule: &Rule,
     history: &BTreeMap<String, Vec<(Millis, f64)>>,
@@ -169,7 +172,7 @@ fn rule_chart(
             .collect(),
     };
     let mut caption = format!(
-        "{}({}) over {} per host; the dashed line is the threshold.",
+        "{}({}) over {} per host, the value closest to firing in each point; the dashed line is the threshold.",
         rule.aggregation,
         rule.field,
         crate::duration::HumanDuration(rule.timeframe)
@@ -186,15 +189,20 @@ fn rule_chart(
     }
 }
 
+/// The most evaluations per host the history may take.
+const MAX_TICKS: i64 = 20_000;
+
 /// Runs the stored samples of `[from - longest timeframe, to]` through a
-/// fresh engine with `rules`, evaluating every `step` from `from`, and
-/// records each rule's aggregate on each host.
+/// fresh engine with `rules`, evaluating at the watcher's ticks (coarser
+/// over a long frame, at most [`MAX_TICKS`]), and keeps per chart point of
+/// `step` the value closest to firing: the highest for `>=`, the lowest for
+/// `<=`. A crossing between two points still shows.
 fn history(
     store: &dyn Store,
     rules: &[Rule],
     retention: Millis,
-    from: Millis,
-    to: Millis,
+    watcher_interval: Millis,
+    (from, to): (Millis, Millis),
     step: Millis,
 ) -> Result<History, StoreError> {
     let mut history: History = vec![BTreeMap::new(); rules.len()];
@@ -202,27 +210,40 @@ fn history(
         return Ok(history);
     }
     let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
+    let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
     let mut engine = Engine::new(rules, retention);
     let mut ids = SequentialIds(0);
     let mut transitions = Vec::new();
-    let mut next_tick = from;
+    let mut next_tick = from.div_euclid(interval) * interval;
     let mut evaluate = |engine: &mut Engine, at: Millis, history: &mut History| {
         transitions.clear();
         // Ticks only move forward here, the one thing evaluate checks.
-        if engine.evaluate(at, &mut ids, &mut transitions).is_err() {
+        if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
             return;
         }
+        let point = from + (at - from) / step * step;
         let hosts: Vec<String> = engine.host_names().map(str::to_string).collect();
         for host in hosts {
             let Some(statuses) = engine.host_status(&host) else {
                 continue;
             };
-            for (rule, status) in statuses.iter().enumerate() {
-                if let Some(value) = status.aggregate {
-                    history[rule]
-                        .entry(host.clone())
-                        .or_default()
-                        .push((at, value));
+            for ((rule, status), series) in rules.iter().zip(&statuses).zip(history.iter_mut()) {
+                let Some(value) = status.aggregate else {
+                    continue;
+                };
+                let points = series.entry(host.clone()).or_default();
+                match points.last_mut() {
+                    Some((last, kept)) if *last == point => {
+                        // holds(value) against the kept one: the worse of two.
+                        let worse = match rule.operand {
+                            Operand::EqualOrMoreThan => value > *kept,
+                            Operand::EqualOrLessThan => value < *kept,
+                        };
+                        if worse {
+                            *kept = value;
+                        }
+                    }
+                    _ => points.push((point, value)),
                 }
             }
         }
@@ -230,13 +251,13 @@ fn history(
     store.scan_samples(from.saturating_sub(longest), to, &mut |sample| {
         while next_tick < sample.ts && next_tick <= to {
             evaluate(&mut engine, next_tick, &mut history);
-            next_tick += step;
+            next_tick += interval;
         }
         engine.ingest(&sample);
     })?;
     while next_tick <= to {
         evaluate(&mut engine, next_tick, &mut history);
-        next_tick += step;
+        next_tick += interval;
     }
     Ok(history)
 }
