@@ -14,7 +14,7 @@
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
 //! - [`store`]: the durable state of the service, behind one trait; SQLite embedded.
-//! - [`service`]: `alertd run`: HTTP API, watcher, hook dispatcher, collector, janitors.
+//! - [`service`]: `alertd run`: HTTP API, web pages, watcher, hook dispatcher, collector, janitors.
 //! - [`clock`]: the service's source of time, injected.
 
 pub mod check;

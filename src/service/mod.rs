@@ -2,7 +2,8 @@
 //!
 //! The service is a few tasks around shared state:
 //!
-//! - the HTTP API ([`http`]) takes samples and counters and answers queries;
+//! - the HTTP API ([`http`]) takes samples and counters and answers queries,
+//!   and serves the web pages ([`pages`]);
 //! - the watcher evaluates the rules at every tick (SPEC 5.1) and records the
 //!   transitions durably, in the [`Store`], before anything acts on them;
 //! - the dispatcher ([`dispatch`]) calls the hooks from the store's outbox,
