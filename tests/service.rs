@@ -501,3 +501,113 @@ fn sigterm_lets_the_running_hook_call_finish_and_records_it() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(lines(&calls).len(), 2);
 }
+
+#[test]
+fn the_pages_refuse_bad_parameters_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    let refused = [
+        (
+            "/?frame=3h",
+            400,
+            "expected one of 1h, 2h, 5h, 15h, 24h, 7d",
+        ),
+        ("/?page=0", 400, "expected a number from 1"),
+        ("/?frame=custom&from=yesterday", 400, "yesterday"),
+        ("/?frame=custom", 400, "A custom range needs"),
+        (
+            "/?frame=custom&from=2020-01-02T00:00&to=2020-01-01T00:00",
+            400,
+            "starts (2020-01-02 00:00:00) after it ends",
+        ),
+        (
+            "/monitoring?frame=custom&from=2020-01-01T00:00&to=2020-03-01T00:00",
+            400,
+            "this page shows at most 7d",
+        ),
+        ("/monitoring?resolution=0s", 400, "at least a second"),
+        ("/monitoring?frame=7d&resolution=10s", 400, "at most 10000"),
+        (
+            "/rules?frame=7d",
+            400,
+            "expected one of 1h, 2h, 5h, 15h, 24h",
+        ),
+        ("/incidents/nope", 404, "There is no incident"),
+    ];
+    for (path, status, reason) in refused {
+        let (got, body) = alertd.get(path);
+        assert_eq!(got, status, "{path}: {body}");
+        let text = body.replace("&quot;", "\"");
+        assert!(text.contains(reason), "{path}: {reason:?} not in {body}");
+        assert!(
+            body.contains("<nav>"),
+            "{path}: an error is a page to go on from"
+        );
+    }
+    for path in ["/", "/monitoring", "/rules", "/?frame=7d&page=9"] {
+        assert_eq!(alertd.get(path).0, 200, "{path}");
+    }
+    let (status, css) = alertd.get("/static/alertd.css");
+    assert_eq!(status, 200);
+    assert!(css.contains("figure.chart"));
+}
+
+#[test]
+fn signing_in_sets_a_strict_cookie_and_goes_back_only_to_this_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "server": {"token": "s3 cret"}"#),
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let response = agent.get(alertd.url("/rules?frame=2h")).call().unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(
+        response.headers()["location"],
+        "/login?next=%2Frules%3Fframe%3D2h"
+    );
+    let sign_in = |form: &str| {
+        agent
+            .post(alertd.url("/login"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(form)
+            .unwrap()
+    };
+    let wrong = sign_in("token=s3&next=%2Frules");
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    let right = sign_in("token=s3+cret&next=%2Frules%3Fframe%3D2h");
+    assert_eq!(right.status(), 303);
+    assert_eq!(right.headers()["location"], "/rules?frame=2h");
+    let cookie = right.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    // Elsewhere is never a place to go back to.
+    for next in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
+        let response = sign_in(&format!("token=s3+cret&next={next}"));
+        assert_eq!(response.headers()["location"], "/", "{next}");
+    }
+    let session = cookie.split(';').next().unwrap();
+    let page = agent
+        .get(alertd.url("/rules"))
+        .header("Cookie", session)
+        .call()
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let api = agent
+        .get(alertd.url("/api/v1/rules"))
+        .header("Cookie", session)
+        .call()
+        .unwrap();
+    assert_eq!(api.status(), 401, "the cookie does not open the API");
+}
