@@ -257,12 +257,13 @@ fn draw_timeline(
         .axis_style(AXIS)
         .label_style(("sans-serif", 13).into_font().color(&AXIS))
         .draw()?;
+    // About a pixel of the plot: an incident shorter than that still shows,
+    // and bars closer than that are drawn as one.
+    let pixel = ((to - from) / i64::from(WIDE)).max(1);
     for (index, lane) in lanes.iter().enumerate() {
         let row = count - 1 - index as i32;
-        chart.draw_series(lane.bars.iter().map(|bar| {
-            let start = bar.start.clamp(from, to);
-            // An incident shorter than a pixel still shows.
-            let end = bar.end.clamp(from, to).max(start + (to - from) / 600);
+        chart.draw_series(merged(&lane.bars, from, to, pixel).into_iter().map(|bar| {
+            let (start, end) = (bar.start, bar.end);
             let mut rectangle = Rectangle::new(
                 [
                     (start, SegmentValue::Exact(row)),
@@ -276,6 +277,34 @@ fn draw_timeline(
     }
     root.present()?;
     Ok(())
+}
+
+/// The bars of a lane clipped to `[from, to]`, at least `pixel` long, with
+/// bars of one colour less than a pixel apart drawn as one: a lane of
+/// thousands of incidents stays a few hundred rectangles.
+fn merged(bars: &[Bar], from: Millis, to: Millis, pixel: Millis) -> Vec<Bar> {
+    let mut sorted: Vec<&Bar> = bars
+        .iter()
+        .filter(|bar| bar.end >= from && bar.start <= to)
+        .collect();
+    sorted.sort_by_key(|bar| bar.start);
+    let mut out: Vec<Bar> = Vec::new();
+    for bar in sorted {
+        let end = bar.end.min(to).max(bar.start + pixel).min(to);
+        let start = bar.start.max(from).min(end - pixel);
+        if let Some(last) = out.iter_mut().rev().find(|last| last.colour == bar.colour)
+            && start <= last.end + pixel
+        {
+            last.end = last.end.max(end);
+            continue;
+        }
+        out.push(Bar {
+            start,
+            end,
+            colour: bar.colour,
+        });
+    }
+    out
 }
 
 fn shorten(text: &str, at_most: usize) -> String {
@@ -308,6 +337,35 @@ mod tests {
         let ticks = time_ticks(from, from + 7 * 24 * 60 * minute);
         assert_eq!(ticks[0] % (24 * 60 * minute), 0);
         assert!(ticks.len() <= 8);
+    }
+
+    #[test]
+    fn close_bars_of_a_colour_merge() {
+        let bar = |start, end, colour| Bar {
+            start,
+            end,
+            colour: Colour::nth(colour),
+        };
+        let bars = [
+            bar(100, 105, 0),
+            bar(0, 10, 0),
+            bar(12, 20, 0),
+            bar(15, 16, 1),
+            bar(50, 51, 0),
+            bar(-50, -10, 0),
+        ];
+        let merged = merged(&bars, 0, 100, 5);
+        let spans: Vec<(Millis, Millis, Colour)> =
+            merged.iter().map(|b| (b.start, b.end, b.colour)).collect();
+        assert_eq!(
+            spans,
+            [
+                (0, 20, Colour::nth(0)),
+                (15, 20, Colour::nth(1)),
+                (50, 55, Colour::nth(0)),
+                (95, 100, Colour::nth(0)),
+            ]
+        );
     }
 
     #[test]
