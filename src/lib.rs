@@ -8,7 +8,7 @@
 //! - [`field`]: built-in and custom metric field names.
 //! - [`sample`]: samples, parsed and checked without allocating per sample.
 //! - [`engine`]: the incremental rule engine. No I/O, no clock: it takes samples and
-//!   an evaluation time and returns [`engine::Transition`]s.
+//!   an evaluation time and returns [`incident::Transition`]s.
 //! - [`incident`]: incident objects and their JSON form.
 //! - [`hooks`]: finding and calling the executables told of every transition.
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
