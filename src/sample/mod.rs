@@ -147,7 +147,7 @@ impl SampleReader {
         self.metrics.iter().map(|m| (self.name(m), m.value))
     }
 
-    /// The metrics with each name's FNV-1a hash (see [`field::field_hash`]), for fast lookups.
+    /// The metrics with each name's FNV-1a hash (see [`crate::field::field_hash`]), for fast lookups.
     pub fn hashed_metrics(&self) -> impl ExactSizeIterator<Item = (&str, u64, f64)> + '_ {
         self.metrics.iter().map(|m| (self.name(m), m.hash, m.value))
     }
