@@ -19,7 +19,7 @@ use super::{
 };
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
-use crate::engine::Engine;
+use crate::engine::{Engine, PairStatus};
 use crate::incident::SequentialIds;
 use crate::service::Service;
 use crate::store::{Store, StoreError};
@@ -136,7 +136,7 @@ pub(super) async fn page(
                                 }
                             }
                         }
-                        (rule_chart(rule, &history[index], frame.from, frame.to, step))
+                        (rule_chart(rule, &history[index], &firing(&states, index), (frame.from, frame.to), step))
                     }
                 }
             };
@@ -145,14 +145,39 @@ pub(super) async fn page(
         .await
 }
 
+/// The hosts on which rule `index` has an open incident.
+fn firing(states: &[(String, Vec<PairStatus>)], index: usize) -> Vec<&str> {
+    states
+        .iter()
+        .filter(|(_, statuses)| {
+            statuses
+                .get(index)
+                .is_some_and(|status| status.open.is_some())
+        })
+        .map(|(host, _)| host.as_str())
+        .collect()
+}
+
+/// The chart of a rule's aggregate: the firing hosts first, then the others
+/// in name order, up to [`CHART_HOSTS`].
 fn rule_chart(
     rule: &Rule,
     history: &BTreeMap<String, Vec<(Millis, f64)>>,
-    from: Millis,
-    to: Millis,
+    firing: &[&str],
+    (from, to): (Millis, Millis),
     step: Millis,
 ) -> maud::Markup {
-    let hosts: Vec<&String> = history.keys().take(CHART_HOSTS).collect();
+    let mut hosts: Vec<&String> = history
+        .keys()
+        .filter(|host| firing.contains(&host.as_str()))
+        .chain(
+            history
+                .keys()
+                .filter(|host| !firing.contains(&host.as_str())),
+        )
+        .take(CHART_HOSTS)
+        .collect();
+    hosts.sort();
     let chart = TimeChart {
         from,
         to,
