@@ -663,6 +663,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
         .unwrap();
     browser.click_text("Sign in").await;
     assert!(browser.text(".error").await.contains("not the right one"));
+    browser.screenshot("sign-in", 1280).await;
     browser
         .find("input[name=token]")
         .await
