@@ -92,6 +92,15 @@ impl Browser {
             .unwrap_or_else(|error| panic!("{css}: {error}"))
     }
 
+    /// Chooses the option with `value` in the select at `css`.
+    async fn select(&self, css: &str, value: &str) {
+        self.find(css).await.select_by_value(value).await.unwrap();
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        self.find(css).await.send_keys(text).await.unwrap();
+    }
+
     async fn all(&self, css: &str) -> Vec<Element> {
         self.client.find_all(Locator::Css(css)).await.unwrap()
     }
@@ -407,11 +416,8 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // Filters and auto-refresh.
     browser.goto(&format!("{base}/")).await;
     browser
-        .find("form.filters select[name=host]")
-        .await
-        .select_by_value("web-1")
-        .await
-        .unwrap();
+        .select("form.filters select[name=host]", "web-1")
+        .await;
     browser.click_text("Filter").await;
     assert!(browser.rows("#table-active").await.is_empty());
     assert_eq!(browser.rows("#table-resolved").await.len(), 1);
@@ -476,11 +482,8 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     );
     browser.screenshot("monitoring", 1280).await;
     browser
-        .find("form.filters select[name=resolution]")
-        .await
-        .select_by_value("30s")
-        .await
-        .unwrap();
+        .select("form.filters select[name=resolution]", "30s")
+        .await;
     browser.click_text("Show").await;
     assert!(browser.url().await.contains("resolution=30s"));
     assert!(browser.text("p.range").await.contains("one point per 30s"));
@@ -655,21 +658,11 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
             .await
             .starts_with(&format!("{base}/login?next="))
     );
-    browser
-        .find("input[name=token]")
-        .await
-        .send_keys("wrong")
-        .await
-        .unwrap();
+    browser.type_into("input[name=token]", "wrong").await;
     browser.click_text("Sign in").await;
     assert!(browser.text(".error").await.contains("not the right one"));
     browser.screenshot("sign-in", 1280).await;
-    browser
-        .find("input[name=token]")
-        .await
-        .send_keys("s3cret token")
-        .await
-        .unwrap();
+    browser.type_into("input[name=token]", "s3cret token").await;
     browser.click_text("Sign in").await;
     assert_eq!(browser.url().await, format!("{base}/rules?frame=2h"));
     assert_eq!(browser.all("section.rule").await.len(), 1);
@@ -711,11 +704,8 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
         "a lane per host"
     );
     browser
-        .find("form.filters select[name=host]")
-        .await
-        .select_by_value("node-07")
-        .await
-        .unwrap();
+        .select("form.filters select[name=host]", "node-07")
+        .await;
     browser.click_text("Filter").await;
     assert!(browser.text("nav.pager").await.contains("Page 1 of 2"));
     assert!(

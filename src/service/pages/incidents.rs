@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{Html, Response};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::chart::{self, Bar, Colour, Lane};
 use super::{
     FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, condition, figure, format,
-    frame_selector, given, href, legend,
+    frame_selector, given, hidden_frame, href_with, legend,
 };
 use crate::incident::Incident;
 use crate::service::Service;
@@ -43,9 +43,7 @@ pub(super) struct IncidentsParams {
 
 impl IncidentsParams {
     fn with(&self, change: impl FnOnce(&mut Self)) -> String {
-        let mut params = self.clone();
-        change(&mut params);
-        href("/", &params)
+        href_with("/", self, change)
     }
 
     fn refreshing(&self) -> bool {
@@ -58,132 +56,138 @@ pub(super) async fn page(
     Query(params): Query<IncidentsParams>,
 ) -> Response {
     PageContext::new(service)
-        .respond(move |context| {
-            let service = &context.service;
-            let frame = params.frame.resolve(service.now(), &FRAMES)?;
-            let page: usize = match given(&params.page) {
-                None => 1,
-                Some(text) => text.parse().ok().filter(|page| *page > 0).ok_or_else(|| {
-                    PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
-                })?,
-            };
-            let incidents = service.store().incidents(frame.from, frame.to)?;
-            let known_hosts = service.store().hosts()?;
-            let rules: Vec<String> =
-                service.read_config(|config| config.alerting.rules.iter().map(|r| r.name.clone()).collect());
-            let now = service.now();
-
-            let rule_filter = given(&params.rule);
-            let host_filter = given(&params.host);
-            let shown = |incident: &&Incident| {
-                rule_filter.is_none_or(|rule| *incident.rule_name == *rule)
-                    && host_filter.is_none_or(|host| *incident.host_name == *host)
-            };
-            let active: Vec<&Incident> = incidents.active.iter().filter(shown).collect();
-            let mut resolved: Vec<&Incident> = incidents.resolved.iter().filter(shown).collect();
-            // The latest first: what an operator looks for.
-            resolved.sort_by(|a, b| b.end_time.cmp(&a.end_time).then_with(|| b.id.cmp(&a.id)));
-            let pages = resolved.len().div_ceil(PAGE_SIZE).max(1);
-            let page = page.min(pages);
-            let on_page = &resolved[(page - 1) * PAGE_SIZE..(page * PAGE_SIZE).min(resolved.len())];
-
-            // Every rule and host worth filtering by.
-            let mut rule_names: Vec<String> = rules.clone();
-            for incident in incidents.active.iter().chain(&incidents.resolved) {
-                if !rule_names.iter().any(|name| **name == *incident.rule_name) {
-                    rule_names.push(incident.rule_name.to_string());
-                }
-            }
-            let host_names: BTreeSet<&str> = known_hosts
-                .iter()
-                .map(|seen| seen.host.as_str())
-                .chain(incidents.active.iter().chain(&incidents.resolved).map(|i| &*i.host_name))
-                .collect();
-
-            let content = html! {
-                div.toolbar {
-                    (frame_selector("/", &frame, &FRAMES, &params, |p, f| { p.frame = f; p.page = None; }, &[
-                        ("rule", rule_filter), ("host", host_filter), ("refresh", given(&params.refresh)),
-                    ]))
-                    form.filters method="get" action="/" {
-                        (hidden_frame(&params.frame))
-                        @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
-                        label { "Rule "
-                            select name="rule" {
-                                option value="" { "All rules" }
-                                @for name in &rule_names {
-                                    option value=(name) selected[rule_filter == Some(name.as_str())] { (name) }
-                                }
-                            }
-                        }
-                        label { "Host "
-                            select name="host" {
-                                option value="" { "All hosts" }
-                                @for name in &host_names {
-                                    option value=(name) selected[host_filter == Some(*name)] { (name) }
-                                }
-                            }
-                        }
-                        button type="submit" { "Filter" }
-                        @if rule_filter.is_some() || host_filter.is_some() {
-                            a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; })) { "Clear" }
-                        }
-                    }
-                    a.toggle href=(params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string())))
-                        role="switch" aria-checked=(params.refreshing()) {
-                        "Auto-refresh " b { @if params.refreshing() { "on" } @else { "off" } }
-                    }
-                }
-                p.range { "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC" }
-
-                section {
-                    h2 { "Active incidents " span.count { (active.len()) } }
-                    (incident_table(&active, now, "No active incident.", "table-active"))
-                }
-
-                section {
-                    h2 { "Timeline" }
-                    (timeline(&frame, &active, &resolved, &rule_names, now))
-                }
-
-                section {
-                    h2 { "Resolved incidents " span.count { (format::count(resolved.len())) } }
-                    (incident_table(on_page, now, "No incident resolved in this time frame.", "table-resolved"))
-                    @if pages > 1 {
-                        nav.pager aria-label="Resolved incidents pages" {
-                            @if page > 1 {
-                                a href=(params.with(|p| p.page = None)) { "« First" }
-                                a href=(params.with(|p| p.page = Some((page - 1).to_string()))) rel="prev" { "‹ Previous" }
-                            }
-                            span { "Page " (page) " of " (pages) }
-                            @if page < pages {
-                                a href=(params.with(|p| p.page = Some((page + 1).to_string()))) rel="next" { "Next ›" }
-                                a href=(params.with(|p| p.page = Some(pages.to_string()))) { "Last »" }
-                            }
-                            form method="get" action="/" {
-                                (hidden_frame(&params.frame))
-                                @if let Some(rule) = rule_filter { input type="hidden" name="rule" value=(rule); }
-                                @if let Some(host) = host_filter { input type="hidden" name="host" value=(host); }
-                                @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
-                                label { "Go to " input type="number" name="page" min="1" max=(pages) value=(page) ; }
-                                button type="submit" { "Go" }
-                            }
-                        }
-                    }
-                }
-            };
-            let refresh = params.refreshing().then_some(REFRESH_SECONDS);
-            Ok(context.render("Incidents", Nav::Incidents, refresh, content))
-        })
+        .respond(move |context| render(context, &params))
         .await
 }
 
-fn hidden_frame(frame: &FrameParams) -> Markup {
-    html! {
-        @if let Some(name) = given(&frame.frame) { input type="hidden" name="frame" value=(name); }
-        @if let Some(from) = given(&frame.from) { input type="hidden" name="from" value=(from); }
-        @if let Some(to) = given(&frame.to) { input type="hidden" name="to" value=(to); }
+fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String>, PageError> {
+    let service = &context.service;
+    let frame = params.frame.resolve(service.now(), &FRAMES)?;
+    let page: usize = match given(&params.page) {
+        None => 1,
+        Some(text) => text.parse().ok().filter(|page| *page > 0).ok_or_else(|| {
+            PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
+        })?,
+    };
+    let incidents = service.store().incidents(frame.from, frame.to)?;
+    let known_hosts = service.store().hosts()?;
+    // The configured rules first; the incidents may add removed ones below.
+    let mut rule_names: Vec<String> = service.read_config(|config| {
+        config
+            .alerting
+            .rules
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    });
+    let now = service.now();
+
+    let rule_filter = given(&params.rule);
+    let host_filter = given(&params.host);
+    let shown = |incident: &&Incident| {
+        rule_filter.is_none_or(|rule| *incident.rule_name == *rule)
+            && host_filter.is_none_or(|host| *incident.host_name == *host)
+    };
+    let active: Vec<&Incident> = incidents.active.iter().filter(shown).collect();
+    let mut resolved: Vec<&Incident> = incidents.resolved.iter().filter(shown).collect();
+    // The latest first: what an operator looks for.
+    resolved.sort_by(|a, b| b.end_time.cmp(&a.end_time).then_with(|| b.id.cmp(&a.id)));
+    let pages = resolved.len().div_ceil(PAGE_SIZE).max(1);
+    let page = page.min(pages);
+    let on_page = &resolved[(page - 1) * PAGE_SIZE..(page * PAGE_SIZE).min(resolved.len())];
+
+    // Every rule and host worth filtering by.
+    for incident in incidents.active.iter().chain(&incidents.resolved) {
+        if !rule_names.iter().any(|name| **name == *incident.rule_name) {
+            rule_names.push(incident.rule_name.to_string());
+        }
     }
+    let host_names: BTreeSet<&str> = known_hosts
+        .iter()
+        .map(|seen| seen.host.as_str())
+        .chain(
+            incidents
+                .active
+                .iter()
+                .chain(&incidents.resolved)
+                .map(|i| &*i.host_name),
+        )
+        .collect();
+
+    let content = html! {
+        div.toolbar {
+            (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; }, &[
+                ("rule", rule_filter), ("host", host_filter), ("refresh", given(&params.refresh)),
+            ]))
+            form.filters method="get" action="/" {
+                (hidden_frame(&params.frame))
+                @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
+                label { "Rule "
+                    select name="rule" {
+                        option value="" { "All rules" }
+                        @for name in &rule_names {
+                            option value=(name) selected[rule_filter == Some(name.as_str())] { (name) }
+                        }
+                    }
+                }
+                label { "Host "
+                    select name="host" {
+                        option value="" { "All hosts" }
+                        @for name in &host_names {
+                            option value=(name) selected[host_filter == Some(*name)] { (name) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+                @if rule_filter.is_some() || host_filter.is_some() {
+                    a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; })) { "Clear" }
+                }
+            }
+            a.toggle href=(params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string())))
+                role="switch" aria-checked=(params.refreshing()) {
+                "Auto-refresh " b { @if params.refreshing() { "on" } @else { "off" } }
+            }
+        }
+        p.range { "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC" }
+
+        section {
+            h2 { "Active incidents " span.count { (active.len()) } }
+            (incident_table(&active, now, "No active incident.", "table-active"))
+        }
+
+        section {
+            h2 { "Timeline" }
+            (timeline(&frame, &active, &resolved, &rule_names, now))
+        }
+
+        section {
+            h2 { "Resolved incidents " span.count { (format::count(resolved.len())) } }
+            (incident_table(on_page, now, "No incident resolved in this time frame.", "table-resolved"))
+            @if pages > 1 {
+                nav.pager aria-label="Resolved incidents pages" {
+                    @if page > 1 {
+                        a href=(params.with(|p| p.page = None)) { "« First" }
+                        a href=(params.with(|p| p.page = Some((page - 1).to_string()))) rel="prev" { "‹ Previous" }
+                    }
+                    span { "Page " (page) " of " (pages) }
+                    @if page < pages {
+                        a href=(params.with(|p| p.page = Some((page + 1).to_string()))) rel="next" { "Next ›" }
+                        a href=(params.with(|p| p.page = Some(pages.to_string()))) { "Last »" }
+                    }
+                    form method="get" action="/" {
+                        (hidden_frame(&params.frame))
+                        @if let Some(rule) = rule_filter { input type="hidden" name="rule" value=(rule); }
+                        @if let Some(host) = host_filter { input type="hidden" name="host" value=(host); }
+                        @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
+                        label { "Go to " input type="number" name="page" min="1" max=(pages) value=(page) ; }
+                        button type="submit" { "Go" }
+                    }
+                }
+            }
+        }
+    };
+    let refresh = params.refreshing().then_some(REFRESH_SECONDS);
+    Ok(context.render("Incidents", Nav::Incidents, refresh, content))
 }
 
 fn incident_table(incidents: &[&Incident], now: i64, empty: &str, id: &str) -> Markup {

@@ -204,6 +204,13 @@ fn href<P: Serialize>(path: &str, params: &P) -> String {
     }
 }
 
+/// A link to `path` with `params` changed by `change`.
+fn href_with<P: Serialize + Clone>(path: &str, params: &P, change: impl FnOnce(&mut P)) -> String {
+    let mut changed = params.clone();
+    change(&mut changed);
+    href(path, &changed)
+}
+
 /// A query parameter that was given and is not blank.
 fn given(value: &Option<String>) -> Option<&str> {
     value
@@ -332,15 +339,13 @@ fn frame_selector<P: Serialize + Clone>(
     keep: &[(&str, Option<&str>)],
 ) -> Markup {
     let link = |preset: &str| {
-        let mut params = params.clone();
-        set_frame(
-            &mut params,
-            FrameParams {
+        href_with(path, params, |params| {
+            let frame = FrameParams {
                 frame: Some(preset.to_string()),
                 ..FrameParams::default()
-            },
-        );
-        href(path, &params)
+            };
+            set_frame(params, frame);
+        })
     };
     html! {
         div.frames role="group" aria-label="Time frame" {
@@ -364,6 +369,15 @@ fn frame_selector<P: Serialize + Clone>(
                 }
             }
         }
+    }
+}
+
+/// The frame parameters as hidden fields, for a form that changes something else.
+fn hidden_frame(frame: &FrameParams) -> Markup {
+    html! {
+        @if let Some(name) = given(&frame.frame) { input type="hidden" name="frame" value=(name); }
+        @if let Some(from) = given(&frame.from) { input type="hidden" name="from" value=(from); }
+        @if let Some(to) = given(&frame.to) { input type="hidden" name="to" value=(to); }
     }
 }
 

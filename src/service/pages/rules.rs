@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::response::{Html, Response};
 use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::chart::{Colour, Line, TimeChart, WIDE};
 use super::{
-    FrameParams, HOUR, Nav, PageContext, badge, condition, figure, format, frame_selector, legend,
+    FrameParams, Nav, PageContext, PageError, badge, condition, figure, format, frame_selector,
+    legend,
 };
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
@@ -24,14 +25,8 @@ use crate::incident::SequentialIds;
 use crate::service::Service;
 use crate::store::{Store, StoreError};
 
-/// The frames of this page: a day at most, since its history is computed.
-const FRAMES: [(&str, Millis); 5] = [
-    ("1h", HOUR),
-    ("2h", 2 * HOUR),
-    ("5h", 5 * HOUR),
-    ("15h", 15 * HOUR),
-    ("24h", 24 * HOUR),
-];
+/// The frames of this page: up to a day, since its history is computed.
+const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(5).0;
 /// About this many points per chart.
 const POINTS: i64 = 150;
 /// The most hosts drawn on a rule's chart.
@@ -52,97 +47,99 @@ pub(super) async fn page(
     Query(params): Query<RulesParams>,
 ) -> Response {
     PageContext::new(service)
-        .respond(move |context| {
-            let service = &context.service;
-            let frame = params.frame.resolve(service.now(), &FRAMES)?;
-            let step = (((frame.to - frame.from) / POINTS).max(1000) + 999) / 1000 * 1000;
-            let (rules, retention, watcher_interval, alerting) = service.read_config(|config| {
-                (
-                    config.alerting.rules.clone(),
-                    config.monitoring.retention_period,
-                    config.alerting.watcher_interval,
-                    config.alerting.enabled,
-                )
-            });
-            let history = history(
-                service.store(),
-                &rules,
-                retention,
-                watcher_interval,
-                (frame.from, frame.to),
-                step,
-            )?;
-            // The live state, as the watcher last evaluated it.
-            let (evaluated, states) = {
-                let state = service.lock();
-                let engine = &state.engine;
-                let mut hosts: Vec<&str> = engine.host_names().collect();
-                hosts.sort_unstable();
-                let states: Vec<(String, Vec<_>)> = hosts
-                    .into_iter()
-                    .filter_map(|host| Some((host.to_string(), engine.host_status(host)?)))
-                    .collect();
-                (engine.last_tick(), states)
-            };
-            let content = html! {
-                div.toolbar {
-                    (frame_selector("/rules", &frame, &FRAMES, &params, |p, f| p.frame = f, &[]))
-                }
-                p.range {
-                    @if !alerting { b { "Alerting is disabled: " } "the rules are not evaluated. " }
-                    @match evaluated {
-                        Some(at) => { "Last evaluated at " (format::time(at)) " UTC. " },
-                        None => "Not evaluated yet. ",
-                    }
-                    "Charts from " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC."
-                }
-                @if rules.is_empty() {
-                    p.empty { "No rule is configured (alerting.rules)." }
-                }
-                @for (index, rule) in rules.iter().enumerate() {
-                    section.rule {
-                        h2 { (rule.name) }
-                        p { code { (condition(rule)) } }
-                        div.scroll {
-                            table.rule-hosts {
-                                thead { tr {
-                                    th { "Host" } th.num { "Aggregate" } th.num { "Threshold" } th.num { "Samples" } th { "State" } th { "" }
-                                } }
-                                tbody {
-                                    @for (host, statuses) in &states {
-                                        @if let Some(status) = statuses.get(index) {
-                                            tr {
-                                                td { (host) }
-                                                td.num { @match status.aggregate {
-                                                    Some(value) => (format::value(value)),
-                                                    None => "—",
-                                                } }
-                                                td.num { (rule.operand.symbol()) " " (format::value(rule.threshold)) }
-                                                td.num { (status.samples) }
-                                                td { (badge(status.state.as_str())) }
-                                                td {
-                                                    @if let Some(open) = &status.open {
-                                                        a href={ "/incidents/" (open.id) } { "open incident" }
-                                                    } @else if let Some(end) = status.last_end.filter(|_| status.state.as_str() == "cooldown") {
-                                                        "until " (format::time(end + rule.cooldown))
-                                                    }
-                                                }
+        .respond(move |context| render(context, &params))
+        .await
+}
+
+fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, PageError> {
+    let service = &context.service;
+    let frame = params.frame.resolve(service.now(), FRAMES)?;
+    let step = (((frame.to - frame.from) / POINTS).max(1000) + 999) / 1000 * 1000;
+    let (rules, retention, watcher_interval, alerting) = service.read_config(|config| {
+        (
+            config.alerting.rules.clone(),
+            config.monitoring.retention_period,
+            config.alerting.watcher_interval,
+            config.alerting.enabled,
+        )
+    });
+    let history = history(
+        service.store(),
+        &rules,
+        retention,
+        watcher_interval,
+        (frame.from, frame.to),
+        step,
+    )?;
+    // The live state, as the watcher last evaluated it.
+    let (evaluated, states) = {
+        let state = service.lock();
+        let engine = &state.engine;
+        let mut hosts: Vec<&str> = engine.host_names().collect();
+        hosts.sort_unstable();
+        let states: Vec<(String, Vec<_>)> = hosts
+            .into_iter()
+            .filter_map(|host| Some((host.to_string(), engine.host_status(host)?)))
+            .collect();
+        (engine.last_tick(), states)
+    };
+    let content = html! {
+        div.toolbar {
+            (frame_selector("/rules", &frame, FRAMES, params, |p, f| p.frame = f, &[]))
+        }
+        p.range {
+            @if !alerting { b { "Alerting is disabled: " } "the rules are not evaluated. " }
+            @match evaluated {
+                Some(at) => { "Last evaluated at " (format::time(at)) " UTC. " },
+                None => "Not evaluated yet. ",
+            }
+            "Charts from " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC."
+        }
+        @if rules.is_empty() {
+            p.empty { "No rule is configured (alerting.rules)." }
+        }
+        @for (index, rule) in rules.iter().enumerate() {
+            section.rule {
+                h2 { (rule.name) }
+                p { code { (condition(rule)) } }
+                div.scroll {
+                    table.rule-hosts {
+                        thead { tr {
+                            th { "Host" } th.num { "Aggregate" } th.num { "Threshold" } th.num { "Samples" } th { "State" } th { "" }
+                        } }
+                        tbody {
+                            @for (host, statuses) in &states {
+                                @if let Some(status) = statuses.get(index) {
+                                    tr {
+                                        td { (host) }
+                                        td.num { @match status.aggregate {
+                                            Some(value) => (format::value(value)),
+                                            None => "—",
+                                        } }
+                                        td.num { (rule.operand.symbol()) " " (format::value(rule.threshold)) }
+                                        td.num { (status.samples) }
+                                        td { (badge(status.state.as_str())) }
+                                        td {
+                                            @if let Some(open) = &status.open {
+                                                a href={ "/incidents/" (open.id) } { "open incident" }
+                                            } @else if let Some(end) = status.last_end.filter(|_| status.state.as_str() == "cooldown") {
+                                                "until " (format::time(end + rule.cooldown))
                                             }
                                         }
                                     }
-                                    @if states.is_empty() {
-                                        tr.empty { td colspan="6" { "No host has reported yet." } }
-                                    }
                                 }
                             }
+                            @if states.is_empty() {
+                                tr.empty { td colspan="6" { "No host has reported yet." } }
+                            }
                         }
-                        (rule_chart(rule, &history[index], &firing(&states, index), (frame.from, frame.to), step))
                     }
                 }
-            };
-            Ok(context.render("Rules", Nav::Rules, None, content))
-        })
-        .await
+                (rule_chart(rule, &history[index], &firing(&states, index), (frame.from, frame.to), step))
+            }
+        }
+    };
+    Ok(context.render("Rules", Nav::Rules, None, content))
 }
 
 /// The hosts on which rule `index` has an open incident.
@@ -247,16 +244,18 @@ fn history(
             return;
         }
         let point = from + (at - from) / step * step;
-        let hosts: Vec<String> = engine.host_names().map(str::to_string).collect();
-        for host in hosts {
-            let Some(statuses) = engine.host_status(&host) else {
+        for host in engine.host_names() {
+            let Some(statuses) = engine.host_status(host) else {
                 continue;
             };
             for ((rule, status), series) in rules.iter().zip(&statuses).zip(history.iter_mut()) {
                 let Some(value) = status.aggregate else {
                     continue;
                 };
-                let points = series.entry(host.clone()).or_default();
+                let points = match series.get_mut(host) {
+                    Some(points) => points,
+                    None => series.entry(host.to_string()).or_default(),
+                };
                 match points.last_mut() {
                     Some((last, kept)) if *last == point => {
                         // holds(value) against the kept one: the worse of two.
