@@ -10,7 +10,7 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
 use alertd::clock::SystemClock;
-use alertd::service::{self, Options, Service};
+use alertd::service::{self, DataDirLock, Options, Service};
 use alertd::store::SqliteStore;
 
 use crate::{IO_FAILURE, load};
@@ -76,6 +76,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // In this order, so that a port in use or a second instance leaves
+        // nothing behind: the socket, the data directory's lock, the store.
+        let listener = service::bind(&listen).await?;
+        let _lock = DataDirLock::acquire(&data_dir)?;
         let store = Arc::new(SqliteStore::open_dir(&data_dir)?);
         let options = Options {
             config_path: args.config.clone(),
@@ -83,7 +87,6 @@ pub fn run(args: RunArgs) -> ExitCode {
             host_name,
             token,
         };
-        let listener = service::bind(&listen).await?;
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
         reload_on_sighup(service.clone());
         service::run(service, listener, shutdown_signal()).await

@@ -540,3 +540,71 @@ fn a_restored_open_incident_on_a_host_without_samples_resolves() {
         .unwrap();
     assert!(engine.is_empty(), "then the host is dropped");
 }
+
+#[test]
+fn a_dropped_proposal_changes_no_decision() {
+    // Two-phase ticks: what `propose` returns applies only at `commit`. A
+    // proposal the caller could not store is dropped, and the next one (for
+    // the same tick or a later one) finds the same transitions.
+    let rules = [rule("r", Last, EqualOrMoreThan, 10.0, 3 * STEP, 2 * STEP)];
+    let mut engine = Engine::new(&rules, 10 * DAY);
+    let mut ids = SequentialIds::default();
+    engine.ingest(&Sample::new("h", at(0), &[("f", 50.0)]));
+    let dropped = engine.propose(at(0), &mut ids).unwrap();
+    assert_eq!(dropped.transitions().len(), 1);
+    assert_eq!(
+        engine.open_incidents(),
+        0,
+        "nothing opens before the commit"
+    );
+    assert_eq!(engine.last_tick(), None);
+    drop(dropped);
+
+    let again = engine.propose(at(0), &mut ids).unwrap();
+    assert_eq!(again.transitions()[0].kind, TransitionKind::Opened);
+    let opened = engine.commit(again).unwrap();
+    assert_eq!(opened.len(), 1);
+    assert_eq!(engine.open_incidents(), 1);
+    assert_eq!(engine.last_tick(), Some(at(0)));
+
+    // The resolution, dropped once, proposed again at the next tick.
+    engine.ingest(&Sample::new("h", at(1), &[("f", 1.0)]));
+    let dropped = engine.propose(at(1), &mut ids).unwrap();
+    assert_eq!(dropped.transitions()[0].kind, TransitionKind::Resolved);
+    drop(dropped);
+    assert_eq!(engine.open_incidents(), 1, "still open: not committed");
+    let later = engine.propose(at(2), &mut ids).unwrap();
+    let resolved = engine.commit(later).unwrap();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].incident.id, opened[0].incident.id);
+    assert_eq!(resolved[0].incident.end_time, Some(at(2)));
+    assert_eq!(engine.open_incidents(), 0);
+}
+
+#[test]
+fn a_stale_proposal_is_refused() {
+    let rules = [rule("r", Last, EqualOrMoreThan, 10.0, 3 * STEP, 0)];
+    let mut engine = Engine::new(&rules, 10 * DAY);
+    let mut other = Engine::new(&rules, 10 * DAY);
+    let mut ids = SequentialIds::default();
+    engine.ingest(&Sample::new("h", at(0), &[("f", 50.0)]));
+    other.ingest(&Sample::new("h", at(0), &[("f", 50.0)]));
+    let first = engine.propose(at(0), &mut ids).unwrap();
+    let second = engine.propose(at(0), &mut ids).unwrap();
+    engine.commit(first).unwrap();
+    assert_eq!(
+        engine.commit(second).unwrap_err(),
+        EngineError::StaleProposal { at: at(0) },
+        "made before another commit"
+    );
+    let foreign = other.propose(at(1), &mut ids).unwrap();
+    assert!(engine.commit(foreign).is_err(), "made by another engine");
+    assert_eq!(engine.open_incidents(), 1, "opened once");
+    assert_eq!(
+        engine.propose(at(0) - 1, &mut ids).unwrap_err(),
+        EngineError::TickInPast {
+            at: at(0) - 1,
+            previous: at(0)
+        }
+    );
+}

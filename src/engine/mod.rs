@@ -35,6 +35,8 @@ pub enum EngineError {
         "evaluation at {at} is before the previous evaluation at {previous}: ticks must not go back in time"
     )]
     TickInPast { at: Millis, previous: Millis },
+    #[error("the proposal for the tick at {at} is stale: the engine changed since it was made")]
+    StaleProposal { at: Millis },
 }
 
 /// A rule as the engine uses it.
@@ -113,8 +115,6 @@ struct Host {
     entered: Seq,
     /// The newest timestamp among samples that have entered (`ts <= t`).
     latest_visible: Option<Millis>,
-    /// Not known at the last tick (silent for the retention period).
-    forgotten: bool,
     /// One per rule, in rule order.
     windows: Vec<Window>,
     /// One per `sum` or `avg` rule.
@@ -132,7 +132,6 @@ impl Host {
             ring: Ring::new(width),
             entered: 0,
             latest_visible: None,
-            forgotten: false,
             windows: vec![Window::default(); shape.rules],
             sums: vec![ExactSum::default(); shape.sums],
             extrema: vec![Extrema::new(); shape.extrema],
@@ -256,7 +255,44 @@ pub struct Engine {
     host_retention: Millis,
     hosts: Vec<Host>,
     host_index: FxHashMap<Arc<str>, usize>,
+    /// The last committed tick: the alarms are as of this tick.
     last_tick: Option<Millis>,
+    /// The tick the windows have been moved to (at or after `last_tick`).
+    windows_at: Option<Millis>,
+    /// Which engine a [`Proposal`] came from, and after how many commits.
+    identity: u64,
+    commits: u64,
+}
+
+/// Tells engines apart, so that a proposal is only committed where it was made.
+static ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The transitions of one tick, computed by [`Engine::propose`] and not yet
+/// applied: the engine's alarms change only at [`Engine::commit`], so that a
+/// caller can store the transitions first and drop the proposal if it cannot.
+#[derive(Debug)]
+#[must_use = "a proposal changes nothing until it is committed"]
+pub struct Proposal {
+    at: Millis,
+    transitions: Vec<Transition>,
+    /// Hosts that were not evaluated (forgotten, or restored and silent):
+    /// dropped at commit if nothing of them can matter any more.
+    idle: Vec<usize>,
+    engine: u64,
+    commits: u64,
+}
+
+impl Proposal {
+    /// The tick.
+    pub fn at(&self) -> Millis {
+        self.at
+    }
+
+    /// The transitions, ordered by rule (configuration order) and then host
+    /// name (byte order).
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
+    }
 }
 
 impl Engine {
@@ -295,6 +331,9 @@ impl Engine {
             hosts: Vec::new(),
             host_index: FxHashMap::default(),
             last_tick: None,
+            windows_at: None,
+            identity: ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            commits: 0,
         }
     }
 
@@ -343,7 +382,7 @@ impl Engine {
             // Older than samples the windows have already taken in: rebuild
             // this host's windows as they are at the last tick.
             host.restart_windows();
-            if let Some(tick) = self.last_tick {
+            if let Some(tick) = self.windows_at {
                 advance_windows(&self.rules, host, tick);
             }
         }
@@ -360,23 +399,39 @@ impl Engine {
         self.hosts.len() - 1
     }
 
-    /// Evaluates every rule for every known host at tick `at` and appends the
-    /// resulting transitions to `out`, ordered by rule (configuration order)
-    /// and then host name (byte order).
+    /// Evaluates every rule for every known host at tick `at` and applies the
+    /// result at once: [`Engine::propose`] then [`Engine::commit`], for callers
+    /// with nothing to store in between (replay, history, benchmarks). The
+    /// transitions are appended to `out`.
     pub fn evaluate(
         &mut self,
         at: Millis,
         ids: &mut dyn IncidentIds,
         out: &mut Vec<Transition>,
     ) -> Result<(), EngineError> {
-        if let Some(previous) = self.last_tick
+        let proposal = self.propose(at, ids)?;
+        out.extend(self.commit(proposal)?);
+        Ok(())
+    }
+
+    /// Computes the transitions of tick `at` without applying them: the
+    /// windows move to `at` (they only depend on the samples and the time),
+    /// but no incident opens or resolves until [`Engine::commit`]. A proposal
+    /// that is dropped changes no decision: the next one, for the same tick
+    /// or a later one, finds the same incidents to open and resolve.
+    pub fn propose(
+        &mut self,
+        at: Millis,
+        ids: &mut dyn IncidentIds,
+    ) -> Result<Proposal, EngineError> {
+        if let Some(previous) = self.windows_at.max(self.last_tick)
             && at < previous
         {
             return Err(EngineError::TickInPast { at, previous });
         }
-        self.last_tick = Some(at);
-        let first = out.len();
-        let mut dropped = Vec::new();
+        self.windows_at = Some(at);
+        let mut out = Vec::new();
+        let mut idle = Vec::new();
         for index in 0..self.hosts.len() {
             // Memory, not arithmetic, bounds a tick over many hosts: fetch
             // ahead what the coming hosts will touch.
@@ -394,46 +449,31 @@ impl Engine {
                 // incident (see `restore`), which then resolves.
                 None => host.alarms.iter().any(|alarm| alarm.open.is_some()),
             };
-            if host.latest_visible.is_none() && !forgotten {
-                // Restored with a cooldown only, and silent since.
-                if can_drop(&self.rules, host, at) {
-                    dropped.push(index);
-                }
-                continue;
-            }
             if forgotten {
-                forget(&self.rules, host, at, out);
-                if can_drop(&self.rules, host, at) {
-                    dropped.push(index);
-                }
+                forget(&self.rules, host, at, &mut out);
+            }
+            if forgotten || host.latest_visible.is_none() {
+                // Forgotten, or restored with a cooldown only and silent since.
+                idle.push(index);
                 continue;
             }
-            host.forgotten = false;
             for (rule_index, rule) in self.rules.iter().enumerate() {
-                let window = &mut host.windows[rule_index];
+                let window = &host.windows[rule_index];
                 let Some(value) = aggregate(rule, window, &host.sums, &host.extrema) else {
                     continue; // no value: nothing changes (SPEC 5.5)
                 };
                 if rule.rule.holds(value) == window.open {
                     continue; // firing and open, or quiet and closed
                 }
-                let alarm = &mut host.alarms[rule_index];
+                let alarm = &host.alarms[rule_index];
                 if let Some(transition) =
                     decide(rule, rule_index, &host.name, alarm, value, at, ids)
                 {
-                    window.open = alarm.open.is_some();
                     out.push(transition);
                 }
             }
         }
-        for &index in dropped.iter().rev() {
-            let host = self.hosts.swap_remove(index);
-            self.host_index.remove(&host.name);
-            if let Some(moved) = self.hosts.get(index) {
-                self.host_index.insert(moved.name.clone(), index);
-            }
-        }
-        out[first..].sort_by(|a, b| {
+        out.sort_by(|a, b| {
             a.rule.cmp(&b.rule).then_with(|| {
                 a.incident
                     .host_name
@@ -441,7 +481,59 @@ impl Engine {
                     .cmp(b.incident.host_name.as_bytes())
             })
         });
-        Ok(())
+        Ok(Proposal {
+            at,
+            transitions: out,
+            idle,
+            engine: self.identity,
+            commits: self.commits,
+        })
+    }
+
+    /// Applies a proposal made by this engine since its last commit: opens
+    /// and resolves its incidents, and makes its tick the last one. Returns
+    /// its transitions. A proposal from another engine, or made before
+    /// another commit, is refused and changes nothing.
+    pub fn commit(&mut self, proposal: Proposal) -> Result<Vec<Transition>, EngineError> {
+        if proposal.engine != self.identity || proposal.commits != self.commits {
+            return Err(EngineError::StaleProposal { at: proposal.at });
+        }
+        let at = proposal.at;
+        for transition in &proposal.transitions {
+            let host = &mut self.hosts[self.host_index[&transition.incident.host_name]];
+            let alarm = &mut host.alarms[transition.rule];
+            let window = &mut host.windows[transition.rule];
+            match transition.kind {
+                TransitionKind::Opened => {
+                    let incident = &transition.incident;
+                    alarm.open = Some(Box::new(OpenIncident {
+                        id: incident.id.clone(),
+                        start_time: incident.start_time,
+                        trigger_value: incident.trigger_value,
+                    }));
+                    window.open = true;
+                }
+                TransitionKind::Resolved => {
+                    alarm.open = None;
+                    alarm.last_end = Some(at);
+                    window.open = false;
+                }
+            }
+        }
+        self.last_tick = Some(at);
+        self.commits += 1;
+        // Highest index first, so that each swap_remove moves a host that stays.
+        for &index in proposal.idle.iter().rev() {
+            if !can_drop(&self.rules, &self.hosts[index], at) {
+                continue;
+            }
+            let host = self.hosts.swap_remove(index);
+            self.host_index.remove(&host.name);
+            if let Some(moved) = self.hosts.get(index) {
+                self.host_index.insert(moved.name.clone(), index);
+            }
+        }
+        Ok(proposal.transitions)
     }
 
     /// The hosts the engine holds (known, or restored and waiting for a sample),
@@ -689,34 +781,27 @@ fn can_drop(rules: &[EngineRule], host: &Host, at: Millis) -> bool {
         })
 }
 
-/// Resolves the open incidents of a host that is no longer known (SPEC 5.4).
-fn forget(rules: &[EngineRule], host: &mut Host, at: Millis, out: &mut Vec<Transition>) {
-    if host.forgotten {
-        return;
-    }
-    host.forgotten = true;
-    let pairs = host.alarms.iter_mut().zip(host.windows.iter_mut());
-    for (rule_index, (rule, (alarm, window))) in rules.iter().zip(pairs).enumerate() {
-        if let Some(open) = alarm.open.take() {
-            window.open = false;
-            alarm.last_end = Some(at);
+/// The resolutions of the open incidents of a host that is no longer known (SPEC 5.4).
+fn forget(rules: &[EngineRule], host: &Host, at: Millis, out: &mut Vec<Transition>) {
+    for (rule_index, (rule, alarm)) in rules.iter().zip(&host.alarms).enumerate() {
+        if let Some(open) = &alarm.open {
             out.push(Transition {
                 kind: TransitionKind::Resolved,
                 at,
                 rule: rule_index,
-                incident: incident(rule, &host.name, &open, Some(at)),
+                incident: incident(rule, &host.name, open, Some(at)),
             });
         }
     }
 }
 
-/// The transition rules of SPEC 5.5 for one (rule, host) pair at one tick.
+/// The transition of SPEC 5.5 for one (rule, host) pair at one tick, if any.
 #[inline]
 fn decide(
     rule: &EngineRule,
     rule_index: usize,
     host: &Arc<str>,
-    alarm: &mut Alarm,
+    alarm: &Alarm,
     aggregate: f64,
     at: Millis,
     ids: &mut dyn IncidentIds,
@@ -730,30 +815,24 @@ fn decide(
             if cooling {
                 return None;
             }
-            let open = Box::new(OpenIncident {
+            let open = OpenIncident {
                 id: ids.next_id(at),
                 start_time: at,
                 trigger_value: aggregate,
-            });
-            let transition = Transition {
+            };
+            Some(Transition {
                 kind: TransitionKind::Opened,
                 at,
                 rule: rule_index,
                 incident: incident(rule, host, &open, None),
-            };
-            alarm.open = Some(open);
-            Some(transition)
-        }
-        Some(_) if !holds => {
-            let open = alarm.open.take()?;
-            alarm.last_end = Some(at);
-            Some(Transition {
-                kind: TransitionKind::Resolved,
-                at,
-                rule: rule_index,
-                incident: incident(rule, host, &open, Some(at)),
             })
         }
+        Some(open) if !holds => Some(Transition {
+            kind: TransitionKind::Resolved,
+            at,
+            rule: rule_index,
+            incident: incident(rule, host, open, Some(at)),
+        }),
         _ => None,
     }
 }

@@ -9,7 +9,7 @@ use sysinfo::System;
 use tokio::sync::watch;
 use tracing::{debug, error};
 
-use super::{Service, next_multiple, sleep_until};
+use super::{Service, Woke, next_multiple};
 use crate::sample::Sample;
 
 /// The application counters of SPEC section 9, 0 unless pushed.
@@ -89,10 +89,11 @@ pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<b
     loop {
         let monitoring = service.read_config(|config| config.monitoring.clone());
         let at = next_multiple(service.now(), monitoring.collection_interval);
-        if !sleep_until(&service, at, &mut stop).await {
+        let woke = service.wait_until(at, &mut stop).await;
+        if woke == Woke::Stop {
             return;
         }
-        if !monitoring.enabled || service.now() < at {
+        if !monitoring.enabled || woke == Woke::Reload {
             // Disabled, or woken by a reload: pushed counters are kept for
             // when collection runs (and cleared if it never does).
             if !monitoring.enabled {

@@ -22,8 +22,10 @@ use crate::store::{Delivery, HookCall};
 
 /// How many due deliveries are read from the store at once.
 const BATCH: usize = 32;
-/// The longest the dispatcher sleeps without looking at the outbox.
-const IDLE: Duration = Duration::from_secs(60);
+/// The longest the dispatcher sleeps without looking at the outbox, in ms.
+const IDLE: i64 = 60_000;
+/// How long to wait before reading the outbox again after a failed read.
+const READ_RETRY: i64 = 1_000;
 
 pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let backoff = Backoff::default();
@@ -52,21 +54,19 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
                     }
                     continue;
                 }
-                next.map_or(IDLE, |at| {
-                    Duration::from_millis(at.saturating_sub(now).max(1) as u64).min(IDLE)
-                })
+                next.map_or(now + IDLE, |at| at.clamp(now + 1, now + IDLE))
             }
             Ok(Err(error)) => {
                 error!(%error, "cannot read the outbox");
-                Duration::from_secs(1)
+                now + READ_RETRY
             }
             Err(error) => {
                 error!(%error, "outbox read panicked");
-                Duration::from_secs(1)
+                now + READ_RETRY
             }
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = service.clock.sleep_until(wait) => {}
             _ = service.outbox.notified() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }

@@ -23,6 +23,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::Service;
+use super::auth::same_secret;
 use super::metrics::Gauges;
 use super::stats::{MAX_BUCKETS, StatsQuery};
 use crate::duration::{HumanDuration, Millis, parse_duration};
@@ -139,11 +140,6 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
         }
     }
     next.run(request).await
-}
-
-/// Compares secrets in time that does not depend on where they differ.
-pub(super) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// `POST /api/v1/metrics`: counters for this node's next sample.
@@ -371,16 +367,12 @@ async fn incident(
 /// `GET /api/v1/rules`: every rule with its state per host.
 async fn rules(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Value>> {
     blocking(move || {
-        let state = service.lock();
-        let engine = &state.engine;
-        let mut hosts: Vec<&str> = engine.host_names().collect();
-        hosts.sort_unstable();
-        let statuses: Vec<_> = hosts
+        let states = service.rule_states();
+        let hosts: Vec<&str> = states.hosts.iter().map(|(host, _)| &**host).collect();
+        let statuses: Vec<&Vec<_>> = states.hosts.iter().map(|(_, status)| status).collect();
+        let rules: Vec<Value> = states
+            .rules
             .iter()
-            .map(|host| engine.host_status(host).unwrap_or_default())
-            .collect();
-        let rules: Vec<Value> = engine
-            .rules()
             .enumerate()
             .map(|(index, rule)| {
                 let per_host: Vec<Value> = hosts
@@ -414,8 +406,8 @@ async fn rules(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Valu
             })
             .collect();
         Ok(axum::Json(json!({
-            "evaluatedAt": engine.last_tick(),
-            "alertingEnabled": state.config.alerting.enabled,
+            "evaluatedAt": states.evaluated,
+            "alertingEnabled": service.config().alerting.enabled,
             "rules": rules,
         })))
     })
@@ -525,13 +517,11 @@ async fn stats(
 
 /// `GET /metrics`: the service's own figures for Prometheus.
 async fn prometheus(State(service): State<Arc<Service>>) -> Response {
-    let gauges = {
-        let state = service.lock();
-        Gauges {
-            rules: state.config.alerting.rules.len(),
-            hosts: state.engine.host_names().count(),
-            open_incidents: state.engine.open_incidents(),
-        }
+    let (hosts, open_incidents) = service.engine_gauges();
+    let gauges = Gauges {
+        rules: service.config().alerting.rules.len(),
+        hosts,
+        open_incidents,
     };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -14,6 +14,9 @@ pub struct Metrics {
     samples_rejected: AtomicU64,
     batches_rejected: AtomicU64,
     ticks: AtomicU64,
+    ticks_missed: AtomicU64,
+    ticks_failed: AtomicU64,
+    last_tick_lag_millis: AtomicU64,
     tick_nanos_total: AtomicU64,
     last_tick_nanos: AtomicU64,
     opened: AtomicU64,
@@ -52,6 +55,22 @@ impl Metrics {
                 TransitionKind::Resolved => self.resolved.fetch_add(1, Relaxed),
             };
         }
+    }
+
+    /// Ticks skipped because the watcher woke after the next one was due.
+    pub fn ticks_missed(&self, count: u64) {
+        self.ticks_missed.fetch_add(count, Relaxed);
+    }
+
+    /// A tick whose transitions could not be recorded (it is tried again).
+    pub fn tick_failed(&self) {
+        self.ticks_failed.fetch_add(1, Relaxed);
+    }
+
+    /// How long after its time the latest tick started.
+    pub fn tick_lag(&self, lag_millis: i64) {
+        self.last_tick_lag_millis
+            .store(u64::try_from(lag_millis).unwrap_or(0), Relaxed);
     }
 
     pub fn hook_call(&self, succeeded: bool) {
@@ -111,6 +130,27 @@ impl Metrics {
             "counter",
             "Evaluation ticks.",
             &[("", get(&self.ticks))],
+        );
+        metric(
+            "alertd_ticks_missed_total",
+            "counter",
+            "Ticks skipped because the watcher woke after the next one was due (busy or suspended machine, failing store).",
+            &[("", get(&self.ticks_missed))],
+        );
+        metric(
+            "alertd_ticks_failed_total",
+            "counter",
+            "Ticks whose transitions could not be recorded; nothing changed and the tick was tried again.",
+            &[("", get(&self.ticks_failed))],
+        );
+        metric(
+            "alertd_tick_lag_seconds",
+            "gauge",
+            "How long after its time the latest tick started.",
+            &[(
+                "",
+                (self.last_tick_lag_millis.load(Relaxed) as f64 / 1e3).to_string(),
+            )],
         );
         metric(
             "alertd_tick_seconds_total",

@@ -8,7 +8,8 @@
 //! pass the same conformance suite (`tests/store.rs`).
 //!
 //! The trait is synchronous: every method is one short transaction. The
-//! service calls it from blocking threads.
+//! service calls it from blocking threads, several at once: reads must not
+//! wait for writes.
 
 mod sqlite;
 
@@ -24,6 +25,12 @@ use crate::sample::Sample;
 pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// A SQLite error on a named file.
+    #[error("{path}: {source}")]
+    File {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("{path}: {source}")]
     Open {
         path: String,

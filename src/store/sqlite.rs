@@ -2,11 +2,11 @@
 //! that a committed transaction survives a crash of the process or the
 //! machine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
     Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Store, StoreError, decode_metrics,
@@ -85,11 +85,21 @@ CREATE INDEX IF NOT EXISTS hook_calls_by_incident ON hook_calls (incident_id);
 /// The file name of the store inside the data directory.
 pub const FILE_NAME: &str = "alertd.sqlite";
 
+/// Idle read connections kept open for the next reader.
+const IDLE_READERS: usize = 8;
+
 /// The embedded SQLite store.
+///
+/// One connection writes, and each reader takes a connection of its own (a
+/// pool, grown on demand): in WAL mode readers see the last commit and
+/// neither wait for the writer nor make it wait.
 pub struct SqliteStore {
-    connection: Mutex<Connection>,
+    /// The file, for error messages and for opening readers.
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
     /// The next sample's sequence number, which orders samples of equal
-    /// timestamp; only used with the connection locked.
+    /// timestamp; only used with the writer locked.
     next_seq: AtomicI64,
 }
 
@@ -105,40 +115,104 @@ impl SqliteStore {
 
     /// Opens (creating if needed) the store file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = Connection::open(path)?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit is on disk when it returns, even across a power loss.
-        connection.pragma_update(None, "synchronous", "FULL")?;
-        // 64 MiB of page cache: the pages of recent samples stay in memory.
-        connection.pragma_update(None, "cache_size", -65_536)?;
-        connection.busy_timeout(std::time::Duration::from_secs(10))?;
-        let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-        if found > SCHEMA_VERSION {
-            return Err(StoreError::Version {
-                found,
-                known: SCHEMA_VERSION,
-            });
-        }
-        connection.execute_batch(SCHEMA)?;
-        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        // Kept in a row rather than read as max(seq), which would scan every sample.
-        let next_seq =
-            connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
-                row.get(0)
-            })?;
+        let named = |error| named(path, error);
+        let connection = Connection::open(path).map_err(|e| named(e.into()))?;
+        let next_seq = prepare(&connection).map_err(named)?;
         Ok(SqliteStore {
-            connection: Mutex::new(connection),
+            path: path.to_path_buf(),
+            writer: Mutex::new(connection),
+            readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(next_seq),
         })
     }
 
-    fn connection(&self) -> MutexGuard<'_, Connection> {
+    /// Runs `write` on the writing connection.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         // A panic while holding the lock cannot leave a transaction half
         // done (rusqlite rolls back on drop), so a poisoned lock is usable.
-        self.connection
+        let mut connection = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        write(&mut connection).map_err(|error| named(&self.path, error))
+    }
+
+    /// Runs `read` on a reading connection of its own.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers().pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_reader(&self.path).map_err(|error| named(&self.path, error))?,
+        };
+        let result = read(&connection).map_err(|error| named(&self.path, error));
+        let mut readers = self.readers();
+        if readers.len() < IDLE_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+
+    fn readers(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.readers
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Names the file in a SQLite error.
+fn named(path: &Path, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Sqlite(source) => StoreError::File {
+            path: path.display().to_string(),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Sets up the writing connection: WAL, full sync, the schema. Returns the
+/// next sample sequence number.
+fn prepare(connection: &Connection) -> Result<i64, StoreError> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk when it returns, even across a power loss.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // 64 MiB of page cache: the pages of recent samples stay in memory.
+    connection.pragma_update(None, "cache_size", -65_536)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Version {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    connection.execute_batch(SCHEMA)?;
+    connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    // Kept in a row rather than read as max(seq), which would scan every sample.
+    Ok(
+        connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
+/// A connection for reads only, on the file the writer set up.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.pragma_update(None, "query_only", true)?;
+    // 16 MiB of page cache per reader.
+    connection.pragma_update(None, "cache_size", -16_384)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(connection)
 }
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
@@ -200,36 +274,37 @@ fn decoded((ts, host, metrics): (Millis, String, Vec<u8>)) -> Result<Sample, Sto
 
 impl Store for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        let mut seq = self.next_seq.load(Ordering::Relaxed);
-        {
-            let mut insert = transaction.prepare_cached(
-                "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            let mut seen = transaction.prepare_cached(
-                "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) \
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let mut seq = self.next_seq.load(Ordering::Relaxed);
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                let mut seen = transaction.prepare_cached(
+                    "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) \
                  ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-            )?;
-            let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
-            let mut blob = Vec::new();
-            for sample in samples {
-                encode_metrics(&sample.metrics, &mut blob);
-                insert.execute(params![sample.ts, seq, sample.host, blob])?;
-                seq += 1;
-                let last = latest.entry(&sample.host).or_insert(sample.ts);
-                *last = (*last).max(sample.ts);
+                )?;
+                let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
+                let mut blob = Vec::new();
+                for sample in samples {
+                    encode_metrics(&sample.metrics, &mut blob);
+                    insert.execute(params![sample.ts, seq, sample.host, blob])?;
+                    seq += 1;
+                    let last = latest.entry(&sample.host).or_insert(sample.ts);
+                    *last = (*last).max(sample.ts);
+                }
+                for (host, ts) in latest {
+                    seen.execute(params![host, ts])?;
+                }
+                transaction
+                    .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
+                    .execute([seq])?;
             }
-            for (host, ts) in latest {
-                seen.execute(params![host, ts])?;
-            }
-            transaction
-                .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
-                .execute([seq])?;
-        }
-        transaction.commit()?;
-        self.next_seq.store(seq, Ordering::Relaxed);
-        Ok(())
+            transaction.commit()?;
+            self.next_seq.store(seq, Ordering::Relaxed);
+            Ok(())
+        })
     }
 
     fn scan_samples(
@@ -238,49 +313,53 @@ impl Store for SqliteStore {
         to: Millis,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
-        let connection = self.connection();
-        let mut query = connection.prepare_cached(
+        self.read(|connection| {
+            let mut query = connection.prepare_cached(
             "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, seq",
         )?;
-        let mut rows = query.query(params![from, to])?;
-        while let Some(row) = rows.next()? {
-            visit(decoded(sample(row)?)?);
-        }
-        Ok(())
+            let mut rows = query.query(params![from, to])?;
+            while let Some(row) = rows.next()? {
+                visit(decoded(sample(row)?)?);
+            }
+            Ok(())
+        })
     }
 
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
-        let connection = self.connection();
-        let mut query = connection.prepare_cached(
-            "SELECT s.ts, s.host, s.metrics FROM hosts h \
+        self.read(|connection| {
+            let mut query = connection.prepare_cached(
+                "SELECT s.ts, s.host, s.metrics FROM hosts h \
              JOIN samples s ON s.ts = h.last_seen AND s.seq = (SELECT max(seq) FROM samples \
                  WHERE ts = h.last_seen AND host = h.host) \
              ORDER BY h.host",
-        )?;
-        let rows = query.query_map([], sample)?;
-        rows.map(|row| decoded(row?)).collect()
+            )?;
+            let rows = query.query_map([], sample)?;
+            rows.map(|row| decoded(row?)).collect()
+        })
     }
 
     fn hosts(&self) -> Result<Vec<HostSeen>, StoreError> {
-        let connection = self.connection();
-        let mut query =
-            connection.prepare_cached("SELECT host, last_seen FROM hosts ORDER BY host")?;
-        let rows = query.query_map([], |row| {
-            Ok(HostSeen {
-                host: row.get(0)?,
-                last_seen: row.get(1)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.read(|connection| {
+            let mut query =
+                connection.prepare_cached("SELECT host, last_seen FROM hosts ORDER BY host")?;
+            let rows = query.query_map([], |row| {
+                Ok(HostSeen {
+                    host: row.get(0)?,
+                    last_seen: row.get(1)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        let deleted = transaction.execute("DELETE FROM samples WHERE ts < ?1", [before])?;
-        transaction.execute("DELETE FROM hosts WHERE last_seen < ?1", [before])?;
-        transaction.commit()?;
-        Ok(deleted as u64)
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let deleted = transaction.execute("DELETE FROM samples WHERE ts < ?1", [before])?;
+            transaction.execute("DELETE FROM hosts WHERE last_seen < ?1", [before])?;
+            transaction.commit()?;
+            Ok(deleted as u64)
+        })
     }
 
     fn record_transitions(
@@ -288,179 +367,186 @@ impl Store for SqliteStore {
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        {
-            let mut incident = transaction.prepare_cached(
-                "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value) \
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            {
+                let mut incident = transaction.prepare_cached(
+                    "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time",
-            )?;
-            let mut pair = transaction.prepare_cached(
-                "INSERT INTO pairs (rule, host, last_end) VALUES (?1, ?2, ?3) \
+                )?;
+                let mut pair = transaction.prepare_cached(
+                    "INSERT INTO pairs (rule, host, last_end) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (rule, host) DO UPDATE SET last_end = excluded.last_end",
-            )?;
-            let mut outbox = transaction.prepare_cached(
-                "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
+                )?;
+                let mut outbox = transaction.prepare_cached(
+                    "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
                  end_time, trigger_value, next_attempt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?;
-            for transition in transitions {
-                let i = &transition.incident;
-                let (rule, host) = (&*i.rule_name, &*i.host_name);
-                incident.execute(params![
-                    i.id,
-                    rule,
-                    host,
-                    i.start_time,
-                    i.end_time,
-                    i.trigger_value
-                ])?;
-                if let Some(end) = i.end_time {
-                    pair.execute(params![rule, host, end])?;
-                }
-                for target in targets {
-                    outbox.execute(params![
-                        target,
-                        transition.kind.as_str(),
+                )?;
+                for transition in transitions {
+                    let i = &transition.incident;
+                    let (rule, host) = (&*i.rule_name, &*i.host_name);
+                    incident.execute(params![
                         i.id,
                         rule,
                         host,
                         i.start_time,
                         i.end_time,
-                        i.trigger_value,
-                        transition.at,
+                        i.trigger_value
                     ])?;
+                    if let Some(end) = i.end_time {
+                        pair.execute(params![rule, host, end])?;
+                    }
+                    for target in targets {
+                        outbox.execute(params![
+                            target,
+                            transition.kind.as_str(),
+                            i.id,
+                            rule,
+                            host,
+                            i.start_time,
+                            i.end_time,
+                            i.trigger_value,
+                            transition.at,
+                        ])?;
+                    }
                 }
             }
-        }
-        transaction.commit()?;
-        Ok(())
+            transaction.commit()?;
+            Ok(())
+        })
     }
 
     fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
-        let connection = self.connection();
-        let mut pairs: std::collections::BTreeMap<(String, String), SavedPair> = Default::default();
-        let mut query = connection.prepare_cached("SELECT rule, host, last_end FROM pairs")?;
-        for row in query.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get(2)?,
-            ))
-        })? {
-            let (rule, host, last_end) = row?;
-            pairs.insert(
-                (rule.clone(), host.clone()),
-                SavedPair {
-                    rule_name: rule,
-                    host,
-                    open: None,
-                    last_end: Some(last_end),
-                },
-            );
-        }
-        let mut query = connection.prepare_cached(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE end_time IS NULL"
-        ))?;
-        for row in query.query_map([], |row| incident_at(row, 0))? {
-            let open = row?;
-            let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
-            pairs
-                .entry((rule.clone(), host.clone()))
-                .or_insert(SavedPair {
-                    rule_name: rule,
-                    host,
-                    open: None,
-                    last_end: None,
-                })
-                .open = Some(open);
-        }
-        Ok(pairs.into_values().collect())
+        self.read(|connection| {
+            let mut pairs: std::collections::BTreeMap<(String, String), SavedPair> =
+                Default::default();
+            let mut query = connection.prepare_cached("SELECT rule, host, last_end FROM pairs")?;
+            for row in query.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                ))
+            })? {
+                let (rule, host, last_end) = row?;
+                pairs.insert(
+                    (rule.clone(), host.clone()),
+                    SavedPair {
+                        rule_name: rule,
+                        host,
+                        open: None,
+                        last_end: Some(last_end),
+                    },
+                );
+            }
+            let mut query = connection.prepare_cached(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE end_time IS NULL"
+            ))?;
+            for row in query.query_map([], |row| incident_at(row, 0))? {
+                let open = row?;
+                let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
+                pairs
+                    .entry((rule.clone(), host.clone()))
+                    .or_insert(SavedPair {
+                        rule_name: rule,
+                        host,
+                        open: None,
+                        last_end: None,
+                    })
+                    .open = Some(open);
+            }
+            Ok(pairs.into_values().collect())
+        })
     }
 
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
-        let connection = self.connection();
-        let mut active = connection.prepare_cached(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+        self.read(|connection| {
+            let mut active = connection.prepare_cached(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents \
              WHERE end_time IS NULL ORDER BY start_time, id"
-        ))?;
-        let mut resolved = connection.prepare_cached(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents \
+            ))?;
+            let mut resolved = connection.prepare_cached(&format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents \
              WHERE end_time >= ?1 AND start_time <= ?2 ORDER BY start_time, id"
-        ))?;
-        let active = active
-            .query_map([], |row| incident_at(row, 0))?
-            .collect::<Result<_, _>>()?;
-        let resolved = resolved
-            .query_map([from, to], |row| incident_at(row, 0))?
-            .collect::<Result<_, _>>()?;
-        Ok(Incidents { active, resolved })
+            ))?;
+            let active = active
+                .query_map([], |row| incident_at(row, 0))?
+                .collect::<Result<_, _>>()?;
+            let resolved = resolved
+                .query_map([from, to], |row| incident_at(row, 0))?
+                .collect::<Result<_, _>>()?;
+            Ok(Incidents { active, resolved })
+        })
     }
 
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
-        let connection = self.connection();
-        let incident = connection
-            .query_row(
-                &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
-                [id],
-                |row| incident_at(row, 0),
-            )
-            .optional()?;
-        let Some(incident) = incident else {
-            return Ok(None);
-        };
-        let mut calls = connection.prepare_cached(
-            "SELECT incident_id, target, kind, attempt, started, duration_ms, outcome, \
+        self.read(|connection| {
+            let incident = connection
+                .query_row(
+                    &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
+                    [id],
+                    |row| incident_at(row, 0),
+                )
+                .optional()?;
+            let Some(incident) = incident else {
+                return Ok(None);
+            };
+            let mut calls = connection.prepare_cached(
+                "SELECT incident_id, target, kind, attempt, started, duration_ms, outcome, \
              succeeded, stdout, stderr FROM hook_calls WHERE incident_id = ?1 ORDER BY id",
-        )?;
-        let calls = calls
-            .query_map([id], |row| {
-                Ok(HookCall {
-                    incident_id: row.get(0)?,
-                    target: row.get(1)?,
-                    kind: kind_from(&row.get::<_, String>(2)?)?,
-                    attempt: row.get(3)?,
-                    started: row.get(4)?,
-                    duration_ms: row.get::<_, i64>(5)?.max(0) as u64,
-                    outcome: row.get(6)?,
-                    succeeded: row.get(7)?,
-                    stdout: row.get(8)?,
-                    stderr: row.get(9)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut pending = connection.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE incident_id = ?1 ORDER BY id"
-        ))?;
-        let pending = pending
-            .query_map([id], delivery)?
-            .collect::<Result<_, _>>()?;
-        Ok(Some(IncidentDetail {
-            incident,
-            calls,
-            pending,
-        }))
+            )?;
+            let calls = calls
+                .query_map([id], |row| {
+                    Ok(HookCall {
+                        incident_id: row.get(0)?,
+                        target: row.get(1)?,
+                        kind: kind_from(&row.get::<_, String>(2)?)?,
+                        attempt: row.get(3)?,
+                        started: row.get(4)?,
+                        duration_ms: row.get::<_, i64>(5)?.max(0) as u64,
+                        outcome: row.get(6)?,
+                        succeeded: row.get(7)?,
+                        stdout: row.get(8)?,
+                        stderr: row.get(9)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut pending = connection.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE incident_id = ?1 ORDER BY id"
+            ))?;
+            let pending = pending
+                .query_map([id], delivery)?
+                .collect::<Result<_, _>>()?;
+            Ok(Some(IncidentDetail {
+                incident,
+                calls,
+                pending,
+            }))
+        })
     }
 
     fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        let connection = self.connection();
-        let mut query = connection.prepare_cached(&format!(
-            "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 AND {UNBLOCKED} \
+        self.read(|connection| {
+            let mut query = connection.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 AND {UNBLOCKED} \
              ORDER BY id LIMIT ?2"
-        ))?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = query.query_map(params![now, limit], delivery)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            ))?;
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = query.query_map(params![now, limit], delivery)?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
-        let connection = self.connection();
-        Ok(connection.query_row(
-            &format!("SELECT min(next_attempt) FROM outbox o WHERE {UNBLOCKED}"),
-            [],
-            |row| row.get(0),
-        )?)
+        self.read(|connection| {
+            Ok(connection.query_row(
+                &format!("SELECT min(next_attempt) FROM outbox o WHERE {UNBLOCKED}"),
+                [],
+                |row| row.get(0),
+            )?)
+        })
     }
 
     fn finish_delivery(
@@ -469,59 +555,62 @@ impl Store for SqliteStore {
         call: &HookCall,
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        transaction.execute(
-            "INSERT INTO hook_calls (incident_id, target, kind, attempt, started, duration_ms, \
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            transaction.execute(
+                "INSERT INTO hook_calls (incident_id, target, kind, attempt, started, duration_ms, \
              outcome, succeeded, stdout, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                call.incident_id,
-                call.target,
-                call.kind.as_str(),
-                call.attempt,
-                call.started,
-                i64::try_from(call.duration_ms).unwrap_or(i64::MAX),
-                call.outcome,
-                call.succeeded,
-                call.stdout,
-                call.stderr,
-            ],
-        )?;
-        match retry_at {
-            None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
-            Some(at) => transaction.execute(
-                "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 WHERE id = ?1",
-                [delivery, at],
-            )?,
-        };
-        transaction.commit()?;
-        Ok(())
+                params![
+                    call.incident_id,
+                    call.target,
+                    call.kind.as_str(),
+                    call.attempt,
+                    call.started,
+                    i64::try_from(call.duration_ms).unwrap_or(i64::MAX),
+                    call.outcome,
+                    call.succeeded,
+                    call.stdout,
+                    call.stderr,
+                ],
+            )?;
+            match retry_at {
+                None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
+                Some(at) => transaction.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 WHERE id = ?1",
+                    [delivery, at],
+                )?,
+            };
+            transaction.commit()?;
+            Ok(())
+        })
     }
 
     fn pending_deliveries(&self) -> Result<u64, StoreError> {
-        let connection = self.connection();
-        let count: i64 =
-            connection.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
-        Ok(count as u64)
+        self.read(|connection| {
+            let count: i64 =
+                connection.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
+            Ok(count as u64)
+        })
     }
 
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
-        let mut connection = self.connection();
-        let transaction = connection.transaction()?;
-        let condition = "end_time < ?1 AND NOT EXISTS \
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let condition = "end_time < ?1 AND NOT EXISTS \
              (SELECT 1 FROM outbox o WHERE o.incident_id = incidents.id)";
-        transaction.execute(
-            &format!(
-                "DELETE FROM hook_calls WHERE incident_id IN \
+            transaction.execute(
+                &format!(
+                    "DELETE FROM hook_calls WHERE incident_id IN \
                  (SELECT id FROM incidents WHERE {condition})"
-            ),
-            [before],
-        )?;
-        let deleted = transaction.execute(
-            &format!("DELETE FROM incidents WHERE {condition}"),
-            [before],
-        )?;
-        transaction.commit()?;
-        Ok(deleted as u64)
+                ),
+                [before],
+            )?;
+            let deleted = transaction.execute(
+                &format!("DELETE FROM incidents WHERE {condition}"),
+                [before],
+            )?;
+            transaction.commit()?;
+            Ok(deleted as u64)
+        })
     }
 }

@@ -29,7 +29,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
 use super::Service;
-use super::http::same_secret;
+use super::auth::same_secret;
 use crate::duration::Millis;
 use crate::store::StoreError;
 

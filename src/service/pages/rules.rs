@@ -22,7 +22,7 @@ use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::{Engine, PairStatus};
 use crate::incident::SequentialIds;
-use crate::service::Service;
+use crate::service::{RuleStates, Service};
 use crate::store::{Store, StoreError};
 
 /// The frames of this page: up to a day, since its history is computed.
@@ -72,17 +72,11 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
         step,
     )?;
     // The live state, as the watcher last evaluated it.
-    let (evaluated, states) = {
-        let state = service.lock();
-        let engine = &state.engine;
-        let mut hosts: Vec<&str> = engine.host_names().collect();
-        hosts.sort_unstable();
-        let states: Vec<(String, Vec<_>)> = hosts
-            .into_iter()
-            .filter_map(|host| Some((host.to_string(), engine.host_status(host)?)))
-            .collect();
-        (engine.last_tick(), states)
-    };
+    let RuleStates {
+        evaluated,
+        hosts: states,
+        ..
+    } = service.rule_states();
     let content = html! {
         div.toolbar {
             (frame_selector("/rules", &frame, FRAMES, params, |p, f| p.frame = f, &[]))

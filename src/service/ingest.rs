@@ -1,0 +1,74 @@
+//! Ingestion: samples are committed to the store, many batches in one
+//! transaction, and only then handed to the engine.
+
+use tracing::debug;
+
+use super::{Service, lock};
+use crate::sample::Sample;
+use crate::store::StoreError;
+
+/// Batches waiting for a commit, and the outcome of commits made on behalf
+/// of callers that have not yet looked.
+#[derive(Default)]
+pub(super) struct GroupCommit {
+    next_ticket: u64,
+    waiting: Vec<(u64, Vec<Sample>)>,
+    results: rustc_hash::FxHashMap<u64, Result<(), String>>,
+}
+
+impl Service {
+    /// Stores valid samples, then hands them to the engine. Blocking.
+    ///
+    /// Batches that arrive while another is being committed are committed
+    /// together by whichever caller takes the commit lock next (group
+    /// commit): one transaction and one sync to disk for all of them. Each
+    /// caller returns once its own samples are durable. Readers never wait
+    /// for this: they do not take the commit lock, and the engine is locked
+    /// only while the committed samples enter it.
+    pub fn ingest(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        let ticket = {
+            let mut group = lock(&self.group_commit);
+            group.next_ticket += 1;
+            let ticket = group.next_ticket;
+            group.waiting.push((ticket, samples));
+            ticket
+        };
+        let _commit = lock(&self.commit);
+        let mut group = lock(&self.group_commit);
+        if let Some(result) = group.results.remove(&ticket) {
+            // Committed by the caller that held the commit lock before.
+            return result.map_err(StoreError::Group);
+        }
+        let waiting = std::mem::take(&mut group.waiting);
+        drop(group);
+        let tickets: Vec<u64> = waiting.iter().map(|(ticket, _)| *ticket).collect();
+        let samples: Vec<Sample> = waiting
+            .into_iter()
+            .flat_map(|(_, samples)| samples)
+            .collect();
+        let result = self.store.append_samples(&samples);
+        if result.is_ok() {
+            // With alerting off nothing evaluates, so nothing would ever leave
+            // the windows: the engine gets the samples from the store when
+            // alerting is turned on (a reload rebuilds it, holding this lock).
+            if self.config().alerting.enabled {
+                let mut evaluator = self.engine();
+                for sample in &samples {
+                    evaluator.engine.ingest(sample);
+                }
+            }
+            self.metrics.samples_ingested(samples.len());
+            debug!(
+                samples = samples.len(),
+                batches = tickets.len(),
+                "committed"
+            );
+        }
+        let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let mut group = lock(&self.group_commit);
+        for other in tickets.into_iter().filter(|t| *t != ticket) {
+            group.results.insert(other, shared.clone());
+        }
+        result
+    }
+}

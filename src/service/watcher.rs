@@ -1,0 +1,282 @@
+//! The watcher: evaluates the rules at every tick and records what changed.
+//!
+//! A tick is two-phase. The engine proposes the tick's transitions without
+//! applying them; the store records them (incidents, cooldowns, one outbox
+//! delivery per hook) in one transaction; only then does the engine commit
+//! them. If the store fails, the proposal is dropped: the engine's incidents
+//! stay as the store has them, and the tick is tried again. So the engine
+//! never moves ahead of the store, and a hook never hears of a resolution
+//! whose opening was not recorded.
+//!
+//! Ticks fall on the multiples of `alerting.watcherInterval`. A tick that
+//! fails is retried every second until the next tick is due. When the
+//! watcher wakes late (a busy or suspended machine, a tick that took longer
+//! than the interval, a store that kept failing), it evaluates the latest due
+//! tick only and counts the ones it skipped in `alertd_ticks_missed_total`:
+//! evaluating them afterwards would open and resolve incidents in the past
+//! and page people about moments long gone. `alertd replay` on the stored
+//! samples shows what the skipped ticks would have done.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::{Evaluator, Service, ServiceError, Woke, lock, next_multiple};
+use crate::config::{Config, Loaded};
+use crate::duration::Millis;
+use crate::engine::{Engine, SavedPair};
+use crate::hooks;
+use crate::incident::{Transition, TransitionKind};
+use crate::store::{Store, StoreError};
+
+/// How long after a failed tick it is tried again (if the next is not due).
+const RETRY: Millis = 1_000;
+
+impl Service {
+    /// Evaluates every rule at tick `at` and records the transitions durably;
+    /// then wakes the dispatcher. Blocking. Returns how many transitions; a
+    /// tick at or before the last evaluated one does nothing.
+    ///
+    /// On a store error nothing changes, in the store or in memory: the same
+    /// tick may be tried again.
+    pub fn tick(&self, at: Millis) -> Result<usize, StoreError> {
+        let _evaluation = lock(&self.evaluation);
+        if !self.config().alerting.enabled {
+            return Ok(0);
+        }
+        let started = Instant::now();
+        let proposal = {
+            let mut evaluator = self.engine();
+            if evaluator.engine.last_tick().is_some_and(|last| at <= last) {
+                return Ok(0);
+            }
+            let Evaluator { engine, ids } = &mut *evaluator;
+            match engine.propose(at, ids) {
+                Ok(proposal) => proposal,
+                Err(error) => {
+                    warn!(%error, "tick skipped");
+                    return Ok(0);
+                }
+            }
+        };
+        if !proposal.transitions().is_empty() {
+            self.record(proposal.transitions())?;
+        }
+        let committed = self.engine().engine.commit(proposal);
+        let transitions = match committed {
+            Ok(transitions) => transitions,
+            Err(error) => {
+                // Cannot happen while ticks and reloads hold the evaluation
+                // lock; if it did, the store is ahead of the engine: catch up.
+                error!(%error, "the tick's transitions are recorded but not applied; rebuilding");
+                let _commit = lock(&self.commit);
+                let (engine, _) = rebuild(&self.config(), self.store.as_ref(), at)?;
+                self.engine().engine = engine;
+                return Ok(0);
+            }
+        };
+        if !transitions.is_empty() {
+            self.outbox.notify_one();
+        }
+        for transition in &transitions {
+            let incident = &transition.incident;
+            info!(
+                event = transition.kind.as_str(),
+                rule = &*incident.rule_name,
+                host = &*incident.host_name,
+                id = incident.id,
+                trigger_value = incident.trigger_value,
+                "incident {}",
+                transition.kind.as_str()
+            );
+        }
+        self.metrics.tick(started.elapsed(), &transitions);
+        Ok(transitions.len())
+    }
+
+    /// Records transitions with one delivery per hook present now.
+    fn record(&self, transitions: &[Transition]) -> Result<(), StoreError> {
+        let targets = self.targets();
+        self.store.record_transitions(transitions, &targets)
+    }
+
+    /// The hooks to tell of a transition: `exec:<name>` per executable hook.
+    fn targets(&self) -> Vec<String> {
+        match hooks::discover(&self.hook_dir()) {
+            Ok(discovery) => {
+                for (name, why) in &discovery.skipped {
+                    warn!(hook = name, "hook skipped: {why}");
+                }
+                discovery
+                    .hooks
+                    .into_iter()
+                    .map(|hook| format!("exec:{}", hook.name))
+                    .collect()
+            }
+            Err(error) => {
+                error!(dir = %self.hook_dir().display(), %error, "cannot list hooks");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Resolves, at `now`, stored open incidents whose rule no longer exists.
+    /// The caller holds the evaluation lock (or runs alone, at start).
+    pub(super) fn resolve_orphans(
+        &self,
+        orphans: Vec<SavedPair>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let transitions: Vec<Transition> = orphans
+            .into_iter()
+            .filter_map(|pair| pair.open)
+            .map(|mut incident| {
+                incident.end_time = Some(now.max(incident.start_time));
+                warn!(
+                    rule = &*incident.rule_name,
+                    host = &*incident.host_name,
+                    id = incident.id,
+                    "rule removed from the configuration: its open incident is resolved"
+                );
+                Transition {
+                    kind: TransitionKind::Resolved,
+                    at: now,
+                    rule: usize::MAX,
+                    incident,
+                }
+            })
+            .collect();
+        if !transitions.is_empty() {
+            self.record(&transitions)?;
+            self.outbox.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Reads the configuration file again. An invalid file changes nothing.
+    /// Blocking: no tick runs and no sample is committed meanwhile; readers
+    /// go on with the previous configuration and engine until the swap.
+    pub fn reload(&self) -> Result<(), ServiceError> {
+        let Loaded { config, warnings } = Config::load(&self.options.config_path)?;
+        for warning in &warnings {
+            warn!("{}: {warning}", self.options.config_path.display());
+        }
+        let _evaluation = lock(&self.evaluation);
+        let commit = lock(&self.commit);
+        let now = self.now();
+        // The new engine has evaluated no tick yet; evaluating the last tick
+        // again would find nothing new, as its transitions are restored.
+        let (engine, orphans) = rebuild(&config, self.store.as_ref(), now)?;
+        let rules = config.alerting.rules.len();
+        self.engine().engine = engine;
+        *self
+            .config
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+        drop(commit);
+        self.resolve_orphans(orphans, now)?;
+        self.reloaded.notify_waiters();
+        info!(rules, "configuration reloaded");
+        Ok(())
+    }
+}
+
+/// A new engine for `config` with the state the store holds at `now`: the
+/// windows refilled from stored samples, open incidents and cooldowns
+/// restored. Also returns the stored pairs whose rule is gone.
+pub(super) fn rebuild(
+    config: &Config,
+    store: &dyn Store,
+    now: Millis,
+) -> Result<(Engine, Vec<SavedPair>), StoreError> {
+    let mut engine = Engine::from_config(config);
+    let mut orphans = Vec::new();
+    if !config.alerting.enabled {
+        // Nothing is evaluated: no window to fill, no incident to resolve.
+        return Ok((engine, orphans));
+    }
+    for pair in store.pairs()? {
+        if !engine.restore(&pair) && pair.open.is_some() {
+            orphans.push(pair);
+        }
+    }
+    // Samples any window can still see, and each host's latest sample so that
+    // every host is known (and a silent host is noticed).
+    let longest = config
+        .alerting
+        .rules
+        .iter()
+        .map(|rule| rule.timeframe)
+        .max()
+        .unwrap_or(0);
+    let since = now.saturating_sub(longest);
+    for sample in store.latest_samples()? {
+        if sample.ts <= since {
+            engine.ingest(&sample);
+        }
+    }
+    let mut count = 0usize;
+    store.scan_samples(since.saturating_add(1), Millis::MAX, &mut |sample| {
+        engine.ingest(&sample);
+        count += 1;
+    })?;
+    tracing::debug!(samples = count, since, "windows refilled");
+    Ok((engine, orphans))
+}
+
+/// Evaluates at every tick until stopped.
+pub(super) async fn watcher(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let interval = || service.config().alerting.watcher_interval;
+    // The tick to evaluate next, and when to wake for it.
+    let mut pending = next_multiple(service.now(), interval());
+    let mut wake_at = pending;
+    loop {
+        match service.wait_until(wake_at, &mut stop).await {
+            Woke::Stop => return,
+            Woke::Reload => {
+                // The interval may have changed.
+                pending = next_multiple(service.now(), interval());
+                wake_at = pending;
+                continue;
+            }
+            Woke::Time => {}
+        }
+        let interval = interval();
+        let now = service.now();
+        let latest = now.div_euclid(interval) * interval;
+        let at = if latest > pending {
+            let missed = (latest - pending) / interval;
+            warn!(
+                missed,
+                tick = latest,
+                "woke late: evaluating the latest tick, skipping {missed} missed"
+            );
+            service.metrics.ticks_missed(missed as u64);
+            latest
+        } else {
+            pending
+        };
+        service.metrics.tick_lag(now.saturating_sub(at));
+        let worker = service.clone();
+        let outcome = tokio::task::spawn_blocking(move || worker.tick(at)).await;
+        match outcome {
+            Ok(Ok(_)) => {
+                pending = at + interval;
+                wake_at = pending;
+            }
+            Ok(Err(error)) => {
+                error!(%error, tick = at, "tick failed: nothing changed; trying again");
+                service.metrics.tick_failed();
+                pending = at;
+                wake_at = service.now().saturating_add(RETRY).min(at + interval);
+            }
+            Err(error) => {
+                error!(%error, tick = at, "tick panicked");
+                pending = at + interval;
+                wake_at = pending;
+            }
+        }
+    }
+}
