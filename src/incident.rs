@@ -44,8 +44,12 @@ impl Serialize for Incident {
 }
 
 /// `2026-11-23T10:00:10.000Z`
+///
+/// Times outside 1970..=9999, which RFC 3339 cannot write, are clamped to
+/// its first and last millisecond.
 pub fn rfc3339(at: Millis) -> String {
-    let time = UNIX_EPOCH + Duration::from_millis(at.max(0) as u64);
+    let at = at.clamp(0, crate::sample::MAX_TIMESTAMP);
+    let time = UNIX_EPOCH + Duration::from_millis(at as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }
 

@@ -35,7 +35,8 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         samples: PathBuf,
         /// Evaluate ticks up to this time (ms since the epoch) instead of the latest sample.
-        #[arg(long, value_name = "MS")]
+        #[arg(long, value_name = "MS",
+              value_parser = clap::value_parser!(i64).range(0..=alertd::sample::MAX_TIMESTAMP))]
         until: Option<i64>,
         /// Print what the replay did (samples, ticks, memory) to standard error.
         #[arg(long)]

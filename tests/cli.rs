@@ -164,6 +164,22 @@ fn replay_until_extends_the_ticks_past_the_last_sample() {
 }
 
 #[test]
+fn replay_refuses_an_until_beyond_year_9999() {
+    let output = replay(
+        "examples/alertd.json",
+        "examples/samples.ndjson",
+        &["--until", "253402300830000"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("253402300830000 is not in 0..=253402300799999"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
 fn replay_reads_a_botpress_config() {
     let output = replay(
         "examples/botpress.config.json",

@@ -174,8 +174,11 @@ fn a_hook_call_cut_by_sigkill_is_made_after_restart() {
         3,
         "{log:?}"
     );
-    let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
-    assert_eq!(detail["hookCalls"].as_array().unwrap().len(), 2, "{detail}");
+    // The hook has written its line; its call is recorded when it exits.
+    wait_for("both calls recorded", 10, || {
+        let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        (detail["hookCalls"].as_array().unwrap().len() == 2).then_some(())
+    });
 }
 
 #[test]
@@ -231,6 +234,24 @@ fn bad_inputs_get_a_reason_and_change_nothing() {
         ),
         (
             "application/json",
+            format!("[{good}, {{\"host\": \"b\", \"ts\": 1795428010, \"metrics\": {{}}}}]"),
+            400,
+            Some(1),
+            "sample 1: ts 1795428010 is before 2001-09-09 (1000000000000): ts is in \
+             milliseconds since the Unix epoch; if 1795428010 is in seconds, send 1795428010000",
+        ),
+        (
+            "application/json",
+            format!(
+                "[{good}, {{\"host\": \"b\", \"ts\": {}, \"metrics\": {{}}}}]",
+                now() + 3_600_000
+            ),
+            400,
+            Some(1),
+            "ahead of this node's clock, more than server.maxFutureSkew (5m)",
+        ),
+        (
+            "application/json",
             format!("[{}]", vec![good; 2000].join(",")),
             413,
             None,
@@ -271,11 +292,19 @@ fn bad_inputs_get_a_reason_and_change_nothing() {
             "/api/v1/stats?from=0&to=100000000&resolution=1s",
             "buckets per host",
         ),
+        (
+            "/api/v1/stats?from=-9223372036854775808&to=9223372036854775807&resolution=1",
+            "9223372036854775807 buckets per host",
+        ),
     ] {
         let (status, answer) = alertd.get(path);
         assert_eq!(status, 400, "{path}: {answer}");
         assert!(answer.contains(message), "{path}: {answer}");
     }
+
+    // The widest range is fine with the automatic resolution.
+    let stats = alertd.get_json("/api/v1/stats?from=-9223372036854775808&to=9223372036854775807");
+    assert_eq!(stats["hosts"], json!({}));
 
     // Nothing of any of it was stored.
     assert_eq!(alertd.get_json("/api/v1/hosts"), json!({"hosts": []}));
@@ -285,7 +314,7 @@ fn bad_inputs_get_a_reason_and_change_nothing() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("\nalertd_batches_rejected_total 6\n"),
+        metrics.contains("\nalertd_batches_rejected_total 8\n"),
         "{metrics}"
     );
 
@@ -610,4 +639,89 @@ fn signing_in_sets_a_strict_cookie_and_goes_back_only_to_this_server() {
         .call()
         .unwrap();
     assert_eq!(api.status(), 401, "the cookie does not open the API");
+}
+
+#[test]
+fn a_second_instance_on_one_data_directory_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = install_logging_hook(dir.path());
+    let first = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    let second = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path().join("alertd.json"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    let expected = format!(
+        "data directory {} is in use by process {}",
+        dir.path().join("data").display(),
+        first.child.id()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "{expected:?} missing from:\n{stderr}"
+    );
+    // The first one goes on alone: one incident, one call per transition.
+    first.push(json!([sample("web-1", 50.0)]));
+    wait_for("the opened call", 20, || {
+        (lines(&calls).len() == 1).then_some(())
+    });
+    assert_eq!(first.active().len(), 1);
+}
+
+#[test]
+fn a_port_in_use_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path().join("alertd.json"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "no data directory, lock or store"
+    );
+}
+
+#[test]
+fn without_data_dir_the_store_is_beside_the_config_file() {
+    // Started from another directory, the service finds the same store.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path().join("alertd.json"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(elsewhere.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = dir.path().join("data/alertd.sqlite");
+    wait_for("the store beside the config file", 20, || {
+        store.exists().then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!elsewhere.path().join("data").exists());
 }

@@ -45,6 +45,9 @@ pub struct Service {
     pub data_dir: Option<String>,
     /// `hooks.timeout`: a hook still running after this is killed.
     pub hook_timeout: Millis,
+    /// `server.maxFutureSkew`: a pushed sample whose `ts` is further ahead of
+    /// this node's clock is refused.
+    pub max_future_skew: Millis,
 }
 
 impl Default for Service {
@@ -56,6 +59,7 @@ impl Default for Service {
             host_name: None,
             data_dir: None,
             hook_timeout: 10_000,
+            max_future_skew: 300_000,
         }
     }
 }
@@ -525,6 +529,8 @@ impl Checker {
                 format!("bodyLimit {}: expected a number of bytes", show(&value)),
             ),
         }
+        service.max_future_skew =
+            self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
         let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
         self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
         service.data_dir = self.text("storage", "dataDir", raw.data_dir);

@@ -123,12 +123,14 @@ pub struct RawServer {
     pub body_limit: Raw<u64>,
     #[serde(default)]
     pub host_name: Raw<String>,
+    #[serde(default)]
+    pub max_future_skew: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawServer {
-    pub const KEYS: &[&str] = &["listen", "token", "bodyLimit", "hostName"];
+    pub const KEYS: &[&str] = &["listen", "token", "bodyLimit", "hostName", "maxFutureSkew"];
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -280,7 +280,10 @@ async fn push_samples(
             value.starts_with("application/x-ndjson") || value.starts_with("application/jsonl")
         });
     let worker = service.clone();
-    blocking(move || match parse_batch(&body, ndjson) {
+    let now = service.now();
+    let skew = service.read_config(|config| config.service.max_future_skew);
+    let checked = move |samples: Vec<Sample>| plausible(&samples, now, skew).map(|()| samples);
+    blocking(move || match parse_batch(&body, ndjson).and_then(checked) {
         Ok(samples) => {
             let accepted = samples.len();
             worker.ingest(samples)?;
@@ -296,6 +299,39 @@ async fn push_samples(
         }
     })
     .await
+}
+
+/// Timestamps before this (2001-09-09T01:46:40Z) are refused: they are
+/// almost always seconds sent where milliseconds are expected.
+pub(super) const MIN_PLAUSIBLE_TS: Millis = 1_000_000_000_000;
+
+/// Refuses a batch with a sample that no running host could have sent now:
+/// one from before 2001 (seconds instead of milliseconds) or further in the
+/// future than `skew`.
+fn plausible(samples: &[Sample], now: Millis, skew: Millis) -> Result<(), BadSample> {
+    for (index, sample) in samples.iter().enumerate() {
+        let ts = sample.ts;
+        let message = if ts < MIN_PLAUSIBLE_TS {
+            format!(
+                "sample {index}: ts {ts} is before 2001-09-09 ({MIN_PLAUSIBLE_TS}): ts is in \
+                 milliseconds since the Unix epoch; if {ts} is in seconds, send {}",
+                i128::from(ts) * 1000
+            )
+        } else if ts > now.saturating_add(skew) {
+            format!(
+                "sample {index}: ts {ts} ({}) is {} ahead of this node's clock, more than \
+                 server.maxFutureSkew ({}): check the sender's clock, and that ts is in \
+                 milliseconds",
+                rfc3339(ts),
+                HumanDuration(ts - now),
+                HumanDuration(skew)
+            )
+        } else {
+            continue;
+        };
+        return Err(BadSample { index, message });
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -48,12 +48,23 @@ pub(super) struct StatsQuery {
 impl StatsQuery {
     /// A resolution that cuts `[from, to]` into about 300 buckets of whole seconds.
     pub fn auto_resolution(from: Millis, to: Millis) -> Millis {
-        (((to - from) / 300).max(1000) + 999) / 1000 * 1000
+        ((to.saturating_sub(from) / 300).max(1000) + 999) / 1000 * 1000
     }
 
-    /// How many buckets per host the query makes.
+    /// How many buckets per host the query makes (any `from <= to`, any
+    /// resolution > 0, without overflow).
     pub fn buckets(&self) -> i64 {
-        (self.to - self.from) / self.resolution + 1
+        let span = i128::from(self.to) - i128::from(self.from);
+        let buckets = span / i128::from(self.resolution.max(1)) + 1;
+        i64::try_from(buckets).unwrap_or(i64::MAX)
+    }
+
+    /// The start of the bucket that holds `ts` (`from <= ts`).
+    fn bucket_start(&self, ts: Millis) -> Millis {
+        let resolution = i128::from(self.resolution.max(1));
+        let offset = (i128::from(ts) - i128::from(self.from)) / resolution * resolution;
+        // At most `ts - from`, so the sum is at most `ts`.
+        (i128::from(self.from) + offset) as Millis
     }
 
     /// Reads the samples of `[from, to]` into buckets. Blocking.
@@ -63,7 +74,7 @@ impl StatsQuery {
             if self.host.as_ref().is_some_and(|host| *host != sample.host) {
                 return;
             }
-            let start = self.from + (sample.ts - self.from) / self.resolution * self.resolution;
+            let start = self.bucket_start(sample.ts);
             let bucket = hosts
                 .entry(sample.host)
                 .or_default()
@@ -89,5 +100,31 @@ impl StatsQuery {
             }
         })?;
         Ok(hosts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_widest_range_counts_its_buckets_without_overflow() {
+        let query = StatsQuery {
+            from: Millis::MIN,
+            to: Millis::MAX,
+            resolution: 1,
+            host: None,
+            fields: None,
+        };
+        assert_eq!(query.buckets(), i64::MAX);
+        assert_eq!(query.bucket_start(5), 5);
+        let auto = StatsQuery::auto_resolution(Millis::MIN, Millis::MAX);
+        assert!(auto >= 1000);
+        let query = StatsQuery {
+            resolution: auto,
+            ..query
+        };
+        assert!(query.buckets() > MAX_BUCKETS);
+        assert!(query.bucket_start(Millis::MAX) <= Millis::MAX);
     }
 }
