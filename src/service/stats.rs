@@ -124,7 +124,7 @@ mod tests {
             resolution: auto,
             ..query
         };
-        assert!(query.buckets() > MAX_BUCKETS);
+        assert!((300..=301).contains(&query.buckets()), "{}", query.buckets());
         assert!(query.bucket_start(Millis::MAX) > Millis::MAX - auto);
     }
 }
