@@ -48,7 +48,9 @@ pub(super) struct StatsQuery {
 impl StatsQuery {
     /// A resolution that cuts `[from, to]` into about 300 buckets of whole seconds.
     pub fn auto_resolution(from: Millis, to: Millis) -> Millis {
-        ((to.saturating_sub(from) / 300).max(1000) + 999) / 1000 * 1000
+        let span = i128::from(to) - i128::from(from);
+        let resolution = ((span / 300).max(1000) + 999) / 1000 * 1000;
+        Millis::try_from(resolution).unwrap_or(Millis::MAX)
     }
 
     /// How many buckets per host the query makes (any `from <= to`, any
