@@ -112,11 +112,20 @@ impl From<tokio::task::JoinError> for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
-/// Runs blocking work (the store, the engine lock) off the async threads.
-async fn blocking<T: Send + 'static>(
+/// Runs blocking work (the store, the engine lock) off the async threads,
+/// and writes its JSON answer there too: a large answer (a day of stats is
+/// megabytes) would otherwise hold one of the few async threads that every
+/// request, samples included, goes through.
+async fn blocking<T: serde::Serialize>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(work).await?
+) -> ApiResult<Response> {
+    tokio::task::spawn_blocking(move || {
+        let answer = work()?;
+        let body = serde_json::to_vec(&answer)
+            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error))?;
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    })
+    .await?
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
@@ -270,7 +279,7 @@ async fn push_samples(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     let body = body?;
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -287,7 +296,7 @@ async fn push_samples(
         Ok(samples) => {
             let accepted = samples.len();
             worker.ingest(samples)?;
-            Ok(axum::Json(json!({"accepted": accepted})))
+            Ok(json!({"accepted": accepted}))
         }
         Err(bad) => {
             worker.metrics.batch_rejected(1);
@@ -358,16 +367,16 @@ impl Range {
 async fn incidents(
     State(service): State<Arc<Service>>,
     query: Result<Query<Range>, QueryRejection>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     let (from, to) = query?.resolve(service.now())?;
     blocking(move || {
         let incidents = service.store().incidents(from, to)?;
-        Ok(axum::Json(json!({
+        Ok(json!({
             "from": from,
             "to": to,
             "active": incidents.active,
             "resolved": incidents.resolved,
-        })))
+        }))
     })
     .await
 }
@@ -385,23 +394,23 @@ fn delivery_json(delivery: &Delivery) -> Value {
 async fn incident(
     State(service): State<Arc<Service>>,
     Path(id): Path<String>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     blocking(move || {
         let detail = service
             .store()
             .incident(&id)?
             .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id:?}")))?;
-        Ok(axum::Json(json!({
+        Ok(json!({
             "incident": detail.incident,
             "hookCalls": detail.calls,
             "pendingHooks": detail.pending.iter().map(delivery_json).collect::<Vec<_>>(),
-        })))
+        }))
     })
     .await
 }
 
 /// `GET /api/v1/rules`: every rule with its state per host.
-async fn rules(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Value>> {
+async fn rules(State(service): State<Arc<Service>>) -> ApiResult<Response> {
     blocking(move || {
         let states = service.rule_states();
         let hosts: Vec<&str> = states.hosts.iter().map(|(host, _)| &**host).collect();
@@ -441,17 +450,17 @@ async fn rules(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Valu
                 })
             })
             .collect();
-        Ok(axum::Json(json!({
+        Ok(json!({
             "evaluatedAt": states.evaluated,
             "alertingEnabled": service.config().alerting.enabled,
             "rules": rules,
-        })))
+        }))
     })
     .await
 }
 
 /// `GET /api/v1/hosts`: every host with stored samples and its last report.
-async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Value>> {
+async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<Response> {
     blocking(move || {
         let hosts = service.store().hosts()?;
         let hosts: Vec<Value> = hosts
@@ -464,7 +473,7 @@ async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<axum::Json<Valu
                 })
             })
             .collect();
-        Ok(axum::Json(json!({ "hosts": hosts })))
+        Ok(json!({ "hosts": hosts }))
     })
     .await
 }
@@ -486,7 +495,7 @@ struct StatsParams {
 async fn stats(
     State(service): State<Arc<Service>>,
     query: Result<Query<StatsParams>, QueryRejection>,
-) -> ApiResult<axum::Json<Value>> {
+) -> ApiResult<Response> {
     let Query(params) = query?;
     let (from, to) = Range {
         from: params.from,
@@ -519,6 +528,8 @@ async fn stats(
             "{buckets} buckets per host: at most {MAX_BUCKETS}; choose a coarser resolution"
         )));
     }
+    let turns = service.clone();
+    let _turn = turns.heavy_read().await;
     blocking(move || {
         let hosts = query.run(service.store())?;
         let series: serde_json::Map<String, Value> = hosts
@@ -541,12 +552,12 @@ async fn stats(
                 (host, Value::Array(points))
             })
             .collect();
-        Ok(axum::Json(json!({
+        Ok(json!({
             "from": from,
             "to": to,
             "resolution": resolution,
             "hosts": series,
-        })))
+        }))
     })
     .await
 }

@@ -100,6 +100,9 @@ pub struct Service {
     group_commit: Mutex<ingest::GroupCommit>,
     counters: Counters,
     metrics: Metrics,
+    /// Bounds the pages and stats queries that run at once, so that they
+    /// leave a core to ingestion and ticks (see [`Service::heavy_read`]).
+    heavy_reads: tokio::sync::Semaphore,
     /// Woken when the outbox may have something due.
     outbox: Notify,
     /// Woken when the configuration changed, so that loops re-read intervals.
@@ -158,6 +161,7 @@ impl Service {
             group_commit: Mutex::default(),
             counters: Counters::default(),
             metrics: Metrics::default(),
+            heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
             outbox: Notify::new(),
             reloaded: Notify::new(),
         });
@@ -242,6 +246,19 @@ impl Service {
         )
     }
 
+    /// Waits for a turn to run a read that takes a core for a while (a page,
+    /// a stats query over many samples). Such reads run at most one fewer at
+    /// once than the machine has cores, so that a burst of them cannot
+    /// starve ingestion and ticks of CPU; the others wait their turn without
+    /// holding a thread.
+    pub async fn heavy_read(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.heavy_reads
+            .acquire()
+            .await
+            .expect("the heavy-read semaphore is never closed")
+    }
+
     /// Waits until the clock reads `at` (`Woke::Time`), a reload happens
     /// (`Woke::Reload`: intervals may have changed) or the service stops.
     async fn wait_until(&self, at: Millis, stop: &mut watch::Receiver<bool>) -> Woke {
@@ -322,6 +339,14 @@ pub async fn bind(address: &str) -> Result<TcpListener, ServiceError> {
         ))
     })?;
     TcpListener::bind(address).await.map_err(listen_error)
+}
+
+/// How many heavy reads may run at once: one fewer than the cores, at least one.
+fn heavy_read_slots() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .saturating_sub(1)
+        .max(1)
 }
 
 /// The first multiple of `interval` strictly after `now`.

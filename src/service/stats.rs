@@ -126,7 +126,11 @@ mod tests {
             resolution: auto,
             ..query
         };
-        assert!((300..=301).contains(&query.buckets()), "{}", query.buckets());
+        assert!(
+            (300..=301).contains(&query.buckets()),
+            "{}",
+            query.buckets()
+        );
         assert!(query.bucket_start(Millis::MAX) > Millis::MAX - auto);
     }
 }

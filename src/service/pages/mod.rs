@@ -159,6 +159,7 @@ impl PageContext {
     ) -> Response {
         let context = Arc::new(self);
         let worker = context.clone();
+        let _turn = context.service.heavy_read().await;
         match tokio::task::spawn_blocking(move || work(&worker)).await {
             Ok(Ok(page)) => page.into_response(),
             Ok(Err(error)) => context.error(error),
