@@ -15,7 +15,8 @@
 //! - [`check`]: the one-line-per-rule summary of a configuration.
 //! - [`store`]: the durable state of the service, behind one trait; SQLite embedded.
 //! - [`service`]: `alertd run`: HTTP API, web pages, watcher, hook dispatcher, collector, janitors.
-//! - [`clock`]: the service's source of time, injected.
+//! - [`clock`]: the service's source of time and waits, injected.
+//! - [`fuzz`]: the properties the fuzz targets check.
 
 pub mod check;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod duration;
 pub mod engine;
 pub mod field;
+pub mod fuzz;
 pub mod hooks;
 pub mod incident;
 pub mod replay;

@@ -622,8 +622,11 @@ fn signing_in_sets_a_strict_cookie_and_goes_back_only_to_this_server() {
         "%2F%2Fevil.example",
         "https%3A%2F%2Fevil.example",
         "%2F%5Cevil.example",
+        "%2F%09%2Fevil.example",
+        "%2Frules%0A",
     ] {
         let response = sign_in(&format!("token=s3+cret&next={next}"));
+        assert_eq!(response.status(), 303, "{next}");
         assert_eq!(response.headers()["location"], "/", "{next}");
     }
     let session = cookie.split(';').next().unwrap();

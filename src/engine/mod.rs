@@ -13,6 +13,8 @@
 //! rebuilt from the samples it holds (rare, and O(window) when it happens).
 
 mod exact_sum;
+mod host;
+mod status;
 mod window;
 
 use std::sync::Arc;
@@ -20,12 +22,18 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 pub use exact_sum::ExactSum;
-use window::{Extrema, Ring, Running, Seq, Window};
+pub use status::{MemoryStats, PairState, PairStatus, SavedPair};
+
+use host::{
+    EngineRule, Host, HostShape, OpenIncident, StateSlot, advance_windows, aggregate, can_drop,
+    decide, forget, incident, prefetch_samples, prefetch_state,
+};
+use window::Seq;
 
 use crate::config::{Aggregation, Config, Rule};
 use crate::duration::Millis;
 use crate::field::field_hash;
-use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
+use crate::incident::{IncidentIds, Transition, TransitionKind};
 use crate::sample::Sample;
 
 /// Why the engine refused a call.
@@ -37,180 +45,6 @@ pub enum EngineError {
     TickInPast { at: Millis, previous: Millis },
     #[error("the proposal for the tick at {at} is stale: the engine changed since it was made")]
     StaleProposal { at: Millis },
-}
-
-/// A rule as the engine uses it.
-#[derive(Debug, Clone)]
-struct EngineRule {
-    rule: Rule,
-    name: Arc<str>,
-    /// Column of the rule's field in every host's [`Ring`].
-    slot: usize,
-    /// Where the rule's running state lives in a host.
-    state: StateSlot,
-}
-
-/// Which of a host's running states belongs to a rule (see [`Running`]).
-#[derive(Debug, Clone, Copy)]
-enum StateSlot {
-    Plain,
-    Sum(usize),
-    Min(usize),
-    Max(usize),
-}
-
-impl StateSlot {
-    fn of<'s>(self, sums: &'s mut [ExactSum], extrema: &'s mut [Extrema]) -> Running<'s> {
-        match self {
-            StateSlot::Plain => Running::Plain,
-            StateSlot::Sum(i) => Running::Sum(&mut sums[i]),
-            StateSlot::Min(i) => Running::Min(&mut extrema[i]),
-            StateSlot::Max(i) => Running::Max(&mut extrema[i]),
-        }
-    }
-}
-
-/// The aggregate of `rule` over `window` (SPEC 5.3); `None` when it has no value.
-#[inline]
-fn aggregate(
-    rule: &EngineRule,
-    window: &Window,
-    sums: &[ExactSum],
-    extrema: &[Extrema],
-) -> Option<f64> {
-    let count = window.count();
-    match (rule.rule.aggregation, rule.state) {
-        (Aggregation::Count, _) => Some(f64::from(count)),
-        (Aggregation::Sum, StateSlot::Sum(i)) => Some(sums[i].value()),
-        (Aggregation::Avg, StateSlot::Sum(i)) => {
-            (count > 0).then(|| sums[i].value() / f64::from(count))
-        }
-        (Aggregation::Last, _) => window.last_value(),
-        (_, StateSlot::Min(i) | StateSlot::Max(i)) => extrema[i].front().map(|&(_, value)| value),
-        // Engine::new gives every sum, avg, min and max rule its state.
-        _ => None,
-    }
-}
-
-/// The open incident of one (rule, host) pair, and the end of its last resolved one.
-#[derive(Debug, Clone, Default)]
-struct Alarm {
-    /// Boxed: rarely present, and a tick reads every alarm.
-    open: Option<Box<OpenIncident>>,
-    last_end: Option<Millis>,
-}
-
-#[derive(Debug, Clone)]
-struct OpenIncident {
-    id: String,
-    start_time: Millis,
-    trigger_value: f64,
-}
-
-#[derive(Debug)]
-struct Host {
-    name: Arc<str>,
-    ring: Ring,
-    /// Samples before this sequence number have entered every window.
-    entered: Seq,
-    /// The newest timestamp among samples that have entered (`ts <= t`).
-    latest_visible: Option<Millis>,
-    /// One per rule, in rule order.
-    windows: Vec<Window>,
-    /// One per `sum` or `avg` rule.
-    sums: Vec<ExactSum>,
-    /// One per `min` or `max` rule.
-    extrema: Vec<Extrema>,
-    /// One per rule; read only when a window's condition changes.
-    alarms: Vec<Alarm>,
-}
-
-impl Host {
-    fn new(name: &str, width: usize, shape: &HostShape) -> Self {
-        Host {
-            name: name.into(),
-            ring: Ring::new(width),
-            entered: 0,
-            latest_visible: None,
-            windows: vec![Window::default(); shape.rules],
-            sums: vec![ExactSum::default(); shape.sums],
-            extrema: vec![Extrema::new(); shape.extrema],
-            alarms: vec![Alarm::default(); shape.rules],
-        }
-    }
-
-    /// Empties every window, to take every held sample in again.
-    fn restart_windows(&mut self) {
-        let base = self.ring.base();
-        self.entered = base;
-        self.windows.iter_mut().for_each(|w| w.restart_at(base));
-        self.sums.fill(ExactSum::default());
-        self.extrema.iter_mut().for_each(Extrema::clear);
-    }
-}
-
-/// How many of each running state a host needs.
-#[derive(Debug, Clone, Copy, Default)]
-struct HostShape {
-    rules: usize,
-    sums: usize,
-    extrema: usize,
-}
-
-/// The state of one rule on one host, as of the last evaluation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PairStatus {
-    pub state: PairState,
-    /// The aggregate, `None` when it has no value.
-    pub aggregate: Option<f64>,
-    /// Samples in the window that carry the rule's field.
-    pub samples: u32,
-    pub open: Option<Incident>,
-    /// End of the last resolved incident.
-    pub last_end: Option<Millis>,
-}
-
-/// What an operator wants to know of a (rule, host) pair at a glance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PairState {
-    /// An incident is open.
-    Firing,
-    /// No incident open, and the last one resolved less than a cooldown ago.
-    Cooldown,
-    /// Nothing open and the aggregate has no value (an empty window).
-    NoData,
-    Ok,
-}
-
-impl PairState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PairState::Firing => "firing",
-            PairState::Cooldown => "cooldown",
-            PairState::NoData => "nodata",
-            PairState::Ok => "ok",
-        }
-    }
-}
-
-/// The state of a (rule, host) pair that outlives the engine: saved before a
-/// restart or a configuration reload, restored after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SavedPair {
-    pub rule_name: String,
-    pub host: String,
-    pub open: Option<Incident>,
-    pub last_end: Option<Millis>,
-}
-
-/// What the engine holds in memory.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MemoryStats {
-    pub hosts: usize,
-    /// Field values held in the hosts' rings.
-    pub values_held: usize,
-    /// Bytes allocated for them, their timestamps and the min/max deques.
-    pub window_bytes: usize,
 }
 
 /// The distinct fields rules use, each with its column in the hosts' rings.
@@ -666,189 +500,5 @@ impl Engine {
                     .sum::<usize>();
         }
         stats
-    }
-}
-
-/// Asks the CPU to start loading a host's windows and running states.
-fn prefetch_state(host: &Host) {
-    prefetch_bytes(
-        host.windows.as_ptr().cast(),
-        std::mem::size_of_val(&host.windows[..]),
-    );
-    prefetch_bytes(
-        host.sums.as_ptr().cast(),
-        std::mem::size_of_val(&host.sums[..]),
-    );
-    prefetch_bytes(
-        host.extrema.as_ptr().cast(),
-        std::mem::size_of_val(&host.extrema[..]),
-    );
-}
-
-/// Asks the CPU to start loading the samples a tick will add to and remove
-/// from a host's windows (their window starts must already be cached).
-fn prefetch_samples(host: &Host) {
-    let row_bytes = (host.ring.width() + 1) * std::mem::size_of::<u64>();
-    let mut previous = None;
-    let starts = host.windows.iter().map(|w| w.start);
-    for seq in std::iter::once(host.entered).chain(starts) {
-        if previous == Some(seq) || seq >= host.ring.end() || seq < host.ring.base() {
-            continue;
-        }
-        previous = Some(seq);
-        prefetch_bytes(host.ring.locate(seq).cast(), row_bytes);
-    }
-    for extrema in host.extrema.iter().filter(|e| !e.is_empty()) {
-        let (front, back) = extrema.as_slices();
-        prefetch_bytes(front.as_ptr().cast(), 16);
-        if let Some(newest) = back.last().or(front.last()) {
-            prefetch_bytes((newest as *const (Seq, f64)).cast(), 16);
-        }
-    }
-}
-
-/// Prefetches the cache lines of `len` bytes at `start`. A hint only: it
-/// never faults and changes no result.
-#[inline(always)]
-fn prefetch_bytes(start: *const u8, len: usize) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        let mut offset = 0;
-        while offset < len {
-            // SAFETY: SSE is part of the x86_64 baseline, and a prefetch of any
-            // address, valid or not, neither faults nor reads into the program.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
-            offset += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (start, len);
-}
-
-/// One past the newest sample with `ts <= at`.
-fn visible_end(host: &Host, at: Millis) -> Seq {
-    let mut end = host.entered;
-    while end < host.ring.end() && host.ring.ts(end) <= at {
-        end += 1;
-    }
-    end
-}
-
-/// Moves every window of `host` to tick `at`: samples with `ts <= at` enter,
-/// samples with `ts <= at - timeframe` leave; then forgets what no window holds.
-fn advance_windows(rules: &[EngineRule], host: &mut Host, at: Millis) {
-    let entered = host.entered;
-    let end = visible_end(host, at);
-    if end > entered {
-        let newest = host.ring.ts(end - 1);
-        host.latest_visible = Some(
-            host.latest_visible
-                .map_or(newest, |latest| latest.max(newest)),
-        );
-    }
-    let mut oldest_needed = end;
-    let Host {
-        ring,
-        windows,
-        sums,
-        extrema,
-        ..
-    } = host;
-    for (rule, window) in rules.iter().zip(windows.iter_mut()) {
-        let mut running = rule.state.of(sums, extrema);
-        for seq in entered..end {
-            window.enter(ring, rule.slot, seq, &mut running);
-        }
-        let horizon = at - rule.rule.timeframe;
-        window.leave_until(ring, rule.slot, end, horizon, &mut running);
-        oldest_needed = oldest_needed.min(window.start);
-    }
-    host.entered = end;
-    host.ring.trim_before(oldest_needed);
-}
-
-/// A forgotten host can be dropped once nothing of it can matter again: no
-/// sample left in reach of a window or waiting to become visible, no open
-/// incident and no running cooldown.
-fn can_drop(rules: &[EngineRule], host: &Host, at: Millis) -> bool {
-    host.ring.len() == 0
-        && host.alarms.iter().zip(rules).all(|(alarm, rule)| {
-            alarm.open.is_none()
-                && alarm
-                    .last_end
-                    .is_none_or(|end| at >= end + rule.rule.cooldown)
-        })
-}
-
-/// The resolutions of the open incidents of a host that is no longer known (SPEC 5.4).
-fn forget(rules: &[EngineRule], host: &Host, at: Millis, out: &mut Vec<Transition>) {
-    for (rule_index, (rule, alarm)) in rules.iter().zip(&host.alarms).enumerate() {
-        if let Some(open) = &alarm.open {
-            out.push(Transition {
-                kind: TransitionKind::Resolved,
-                at,
-                rule: rule_index,
-                incident: incident(rule, &host.name, open, Some(at)),
-            });
-        }
-    }
-}
-
-/// The transition of SPEC 5.5 for one (rule, host) pair at one tick, if any.
-#[inline]
-fn decide(
-    rule: &EngineRule,
-    rule_index: usize,
-    host: &Arc<str>,
-    alarm: &Alarm,
-    aggregate: f64,
-    at: Millis,
-    ids: &mut dyn IncidentIds,
-) -> Option<Transition> {
-    let holds = rule.rule.holds(aggregate);
-    match &alarm.open {
-        None if holds => {
-            let cooling = alarm
-                .last_end
-                .is_some_and(|end| at < end + rule.rule.cooldown);
-            if cooling {
-                return None;
-            }
-            let open = OpenIncident {
-                id: ids.next_id(at),
-                start_time: at,
-                trigger_value: aggregate,
-            };
-            Some(Transition {
-                kind: TransitionKind::Opened,
-                at,
-                rule: rule_index,
-                incident: incident(rule, host, &open, None),
-            })
-        }
-        Some(open) if !holds => Some(Transition {
-            kind: TransitionKind::Resolved,
-            at,
-            rule: rule_index,
-            incident: incident(rule, host, open, Some(at)),
-        }),
-        _ => None,
-    }
-}
-
-fn incident(
-    rule: &EngineRule,
-    host: &Arc<str>,
-    open: &OpenIncident,
-    end_time: Option<Millis>,
-) -> Incident {
-    Incident {
-        id: open.id.clone(),
-        rule_name: rule.name.clone(),
-        host_name: host.clone(),
-        start_time: open.start_time,
-        end_time,
-        trigger_value: open.trigger_value,
     }
 }

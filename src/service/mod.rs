@@ -52,6 +52,7 @@ use crate::store::{Store, StoreError};
 
 pub use collector::Counters;
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
+pub use http::router;
 pub use metrics::Metrics;
 
 /// Why the service could not start or stopped with an error.

@@ -2,6 +2,8 @@
 //! temporary directory, talking to it over HTTP, installing hooks.
 #![allow(dead_code)] // each test file uses a part
 
+pub mod queries;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -5,21 +5,19 @@
 //! Every error is JSON, `{"error": "..."}`, with a 4xx status for a bad
 //! request and 503 when the store fails; a request that fails changes nothing.
 
-use std::cell::Cell;
+mod push;
+
 use std::fmt;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::de::{SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Service;
@@ -28,14 +26,14 @@ use super::metrics::Gauges;
 use super::stats::{MAX_BUCKETS, StatsQuery};
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::incident::rfc3339;
-use crate::sample::{Sample, SampleReader};
 use crate::store::{Delivery, StoreError};
 
-pub(super) fn router(service: Arc<Service>) -> Router {
+/// The service's HTTP routes: the API, `/metrics`, `/healthz` and the pages.
+pub fn router(service: Arc<Service>) -> Router {
     let limit = service.read_config(|config| config.service.body_limit);
     let api = Router::new()
-        .route("/api/v1/metrics", post(push_metrics))
-        .route("/api/v1/samples", post(push_samples))
+        .route("/api/v1/metrics", post(push::metrics))
+        .route("/api/v1/samples", post(push::samples))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/rules", get(rules))
@@ -149,198 +147,6 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
         }
     }
     next.run(request).await
-}
-
-/// `POST /api/v1/metrics`: counters for this node's next sample.
-async fn push_metrics(
-    State(service): State<Arc<Service>>,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<StatusCode> {
-    let body = body?;
-    if !service.read_config(|config| config.monitoring.enabled) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "monitoring is disabled on this node: set monitoring.enabled to collect counters",
-        ));
-    }
-    // A counters object is a sample's metrics: the same rules, the same errors.
-    let mut wrapped = Vec::with_capacity(body.len() + 32);
-    wrapped.extend_from_slice(br#"{"host":"-","ts":0,"metrics":"#);
-    wrapped.extend_from_slice(&body);
-    wrapped.push(b'}');
-    let mut reader = SampleReader::default();
-    if let Err(error) = reader.parse(&wrapped) {
-        // The wrapper cannot be at fault but for a body that is not one value.
-        return Err(ApiError::bad_request(match error {
-            crate::sample::SampleError::Syntax { .. } => {
-                "expected a JSON object of counters and numbers".to_string()
-            }
-            other => other.to_string(),
-        }));
-    }
-    let counters: Vec<(String, f64)> = reader
-        .metrics()
-        .map(|(field, value)| (field.to_string(), value))
-        .collect();
-    service.counters.add(&counters);
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A batch's first bad sample.
-struct BadSample {
-    index: usize,
-    message: String,
-}
-
-/// Parses a batch: a JSON array of samples (or one sample), or NDJSON.
-fn parse_batch(body: &[u8], ndjson: bool) -> Result<Vec<Sample>, BadSample> {
-    let mut reader = SampleReader::default();
-    let mut samples = Vec::new();
-    let mut one = |index: usize, text: &[u8], line: Option<usize>| {
-        reader.parse(text).map_err(|error| BadSample {
-            index,
-            message: match line {
-                Some(line) => format!("sample {index} (line {line}): {error}"),
-                None => format!("sample {index}: {error}"),
-            },
-        })?;
-        samples.push(reader.to_sample());
-        Ok(())
-    };
-    if ndjson {
-        let mut index = 0;
-        for (number, line) in body.split(|&b| b == b'\n').enumerate() {
-            if line.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            one(index, line, Some(number + 1))?;
-            index += 1;
-        }
-    } else {
-        let trimmed = body.trim_ascii_start();
-        if trimmed.first() == Some(&b'{') {
-            one(0, body, None)?;
-        } else {
-            let parsed = Cell::new(0);
-            let mut deserializer = serde_json::Deserializer::from_slice(body);
-            let elements = serde::de::DeserializeSeed::deserialize(
-                RawSamples { parsed: &parsed },
-                &mut deserializer,
-            )
-            .and_then(|elements| deserializer.end().map(|()| elements))
-            .map_err(|error| BadSample {
-                index: parsed.get(),
-                message: format!(
-                    "expected a JSON array of samples (or NDJSON with Content-Type: \
-                         application/x-ndjson): {error}"
-                ),
-            })?;
-            for (index, element) in elements.iter().enumerate() {
-                one(index, element.get().as_bytes(), None)?;
-            }
-        }
-    }
-    Ok(samples)
-}
-
-/// Reads a JSON array into its elements' text, counting the elements read so
-/// that a syntax error can name the sample it is in.
-struct RawSamples<'c> {
-    parsed: &'c Cell<usize>,
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for RawSamples<'_> {
-    type Value = Vec<&'de RawValue>;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RawSamples<'_> {
-    type Value = Vec<&'de RawValue>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of samples")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut elements = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(element) = seq.next_element()? {
-            elements.push(element);
-            self.parsed.set(elements.len());
-        }
-        Ok(elements)
-    }
-}
-
-/// `POST /api/v1/samples`: whole samples, all stored or none.
-async fn push_samples(
-    State(service): State<Arc<Service>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Response> {
-    let body = body?;
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| {
-            let value = value.trim_start().to_ascii_lowercase();
-            value.starts_with("application/x-ndjson") || value.starts_with("application/jsonl")
-        });
-    let worker = service.clone();
-    let now = service.now();
-    let skew = service.read_config(|config| config.service.max_future_skew);
-    let checked = move |samples: Vec<Sample>| plausible(&samples, now, skew).map(|()| samples);
-    blocking(move || match parse_batch(&body, ndjson).and_then(checked) {
-        Ok(samples) => {
-            let accepted = samples.len();
-            worker.ingest(samples)?;
-            Ok(json!({"accepted": accepted}))
-        }
-        Err(bad) => {
-            worker.metrics.batch_rejected(1);
-            Err(ApiError {
-                status: StatusCode::BAD_REQUEST,
-                message: bad.message,
-                index: Some(bad.index),
-            })
-        }
-    })
-    .await
-}
-
-/// Timestamps before this (2001-09-09T01:46:40Z) are refused: they are
-/// almost always seconds sent where milliseconds are expected.
-pub(super) const MIN_PLAUSIBLE_TS: Millis = 1_000_000_000_000;
-
-/// Refuses a batch with a sample that no running host could have sent now:
-/// one from before 2001 (seconds instead of milliseconds) or further in the
-/// future than `skew`.
-fn plausible(samples: &[Sample], now: Millis, skew: Millis) -> Result<(), BadSample> {
-    for (index, sample) in samples.iter().enumerate() {
-        let ts = sample.ts;
-        let message = if ts < MIN_PLAUSIBLE_TS {
-            format!(
-                "sample {index}: ts {ts} is before 2001-09-09 ({MIN_PLAUSIBLE_TS}): ts is in \
-                 milliseconds since the Unix epoch; if {ts} is in seconds, send {}",
-                i128::from(ts) * 1000
-            )
-        } else if ts > now.saturating_add(skew) {
-            format!(
-                "sample {index}: ts {ts} ({}) is {} ahead of this node's clock, more than \
-                 server.maxFutureSkew ({}): check the sender's clock, and that ts is in \
-                 milliseconds",
-                rfc3339(ts),
-                HumanDuration(ts - now),
-                HumanDuration(skew)
-            )
-        } else {
-            continue;
-        };
-        return Err(BadSample { index, message });
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,492 @@
+//! Validation: walks the raw JSON of a configuration file, collects every
+//! problem with its place, and builds a [`Config`] only when there is none.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::raw::{Raw, RawAlerting, RawHooks, RawMonitoring, RawRule, RawServer, RawStorage};
+use super::*;
+use crate::duration::{DurationError, HumanDuration, Millis, parse_duration};
+use crate::field;
+
+/// Validates a parsed configuration file: every problem, or a `Config`.
+pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
+    let mut check = Checker::default();
+    let Some(top) = file.as_object() else {
+        check.problem("", format!("expected a JSON object, got {}", show(file)));
+        return Err(check.problems);
+    };
+    let mut service = Service::default();
+    let (shape, monitoring, alerting) = match top.get("pro") {
+        Some(pro) => {
+            // botpress.config.json: everything but pro.monitoring and pro.alerting is ignored.
+            let Some(pro) = pro.as_object() else {
+                check.problem("pro", format!("expected an object, got {}", show(pro)));
+                return Err(check.problems);
+            };
+            (Shape::Botpress, pro.get("monitoring"), pro.get("alerting"))
+        }
+        None => {
+            for key in top.keys() {
+                if !TOP_LEVEL_KEYS.contains(&key.as_str()) {
+                    check.unknown_key("top level", key, TOP_LEVEL_KEYS);
+                }
+            }
+            service = check.service(top.get("server"), top.get("storage"), top.get("hooks"));
+            (Shape::Native, top.get("monitoring"), top.get("alerting"))
+        }
+    };
+    let prefix = match shape {
+        Shape::Native => "",
+        Shape::Botpress => "pro.",
+    };
+    let monitoring = check.monitoring(&format!("{prefix}monitoring"), monitoring);
+    let alerting = check.alerting(&format!("{prefix}alerting"), alerting, &monitoring);
+    if check.problems.is_empty() {
+        Ok(Loaded {
+            config: Config {
+                shape,
+                monitoring,
+                alerting,
+                service,
+            },
+            warnings: check.warnings,
+        })
+    } else {
+        Err(check.problems)
+    }
+}
+
+/// Collects problems and warnings while walking the raw configuration.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Checker {
+    fn problem(&mut self, place: &str, message: String) {
+        self.problems.push(Problem {
+            place: place.to_string(),
+            message,
+        });
+    }
+
+    fn warning(&mut self, place: &str, message: String) {
+        self.warnings.push(Problem {
+            place: place.to_string(),
+            message,
+        });
+    }
+
+    fn unknown_key(&mut self, place: &str, key: &str, known: &[&str]) {
+        let hint = known
+            .iter()
+            .map(|k| {
+                (
+                    field::edit_distance(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()),
+                    k,
+                )
+            })
+            .filter(|&(d, _)| d <= 3)
+            .min_by_key(|&(d, _)| d)
+            .map(|(_, k)| format!(" (did you mean {k:?}?)"))
+            .unwrap_or_default();
+        self.problem(place, format!("unknown key {key:?}{hint}"));
+    }
+
+    fn unknown_keys(
+        &mut self,
+        place: &str,
+        unknown: &std::collections::BTreeMap<String, Value>,
+        known: &[&str],
+    ) {
+        for key in unknown.keys() {
+            self.unknown_key(place, key, known);
+        }
+    }
+
+    /// Reads a section object (`monitoring`, `alerting`) into its raw type.
+    fn section<T: Default + serde::de::DeserializeOwned>(
+        &mut self,
+        place: &str,
+        value: Option<&Value>,
+    ) -> Option<T> {
+        match value {
+            None => Some(T::default()),
+            Some(value @ Value::Object(_)) => match T::deserialize(value) {
+                Ok(raw) => Some(raw),
+                Err(e) => {
+                    self.problem(place, e.to_string());
+                    None
+                }
+            },
+            Some(other) => {
+                self.problem(place, format!("expected an object, got {}", show(other)));
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, place: &str, key: &str, raw: Raw<bool>, default: bool) -> bool {
+        match raw {
+            Raw::Missing => default,
+            Raw::Valid(value) => value,
+            Raw::Invalid(value) => {
+                self.problem(
+                    place,
+                    format!("{key} {}: expected true or false", show(&value)),
+                );
+                default
+            }
+        }
+    }
+
+    /// A duration; `positive` rejects 0. Returns `default` after a problem.
+    fn duration(
+        &mut self,
+        place: &str,
+        key: &str,
+        raw: &Raw<String>,
+        default: &str,
+        positive: bool,
+    ) -> Millis {
+        let fallback = parse_duration(default).unwrap_or(1);
+        let text = match raw {
+            Raw::Missing => return fallback,
+            Raw::Valid(text) => text,
+            Raw::Invalid(value) => {
+                self.problem(
+                    place,
+                    format!(
+                        "{key} {}: expected a duration string such as \"10s\" or \"2m\"",
+                        show(value)
+                    ),
+                );
+                return fallback;
+            }
+        };
+        match parse_duration(text) {
+            Ok(0) if positive => {
+                self.problem(place, format!("{key} {text:?}: must be longer than 0"));
+                fallback
+            }
+            Ok(millis) => millis,
+            Err(error) => {
+                let message = match error {
+                    DurationError::UnknownUnit(unit) => {
+                        format!("unknown unit {unit:?} (use ms, s, m, h, d or w)")
+                    }
+                    other => other.to_string(),
+                };
+                self.problem(place, format!("{key} {text:?}: {message}"));
+                fallback
+            }
+        }
+    }
+
+    /// A setting's interval or period: a duration longer than 0.
+    fn interval(&mut self, place: &str, key: &str, raw: &Raw<String>, default: &str) -> Millis {
+        self.duration(place, key, raw, default, true)
+    }
+
+    fn text(&mut self, place: &str, key: &str, raw: Raw<String>) -> Option<String> {
+        match raw {
+            Raw::Missing => None,
+            Raw::Valid(text) if !text.is_empty() => Some(text),
+            Raw::Valid(_) => {
+                self.problem(place, format!("{key} \"\": must not be empty"));
+                None
+            }
+            Raw::Invalid(value) => {
+                self.problem(place, format!("{key} {}: expected a string", show(&value)));
+                None
+            }
+        }
+    }
+
+    fn service(
+        &mut self,
+        server: Option<&Value>,
+        storage: Option<&Value>,
+        hooks: Option<&Value>,
+    ) -> Service {
+        let mut service = Service::default();
+        let raw: RawServer = self.section("server", server).unwrap_or_default();
+        self.unknown_keys("server", &raw.unknown, RawServer::KEYS);
+        if let Some(listen) = self.text("server", "listen", raw.listen) {
+            if listen.parse::<std::net::SocketAddr>().is_err() {
+                self.problem(
+                    "server",
+                    format!("listen {listen:?}: expected an address such as \"127.0.0.1:7373\""),
+                );
+            }
+            service.listen = listen;
+        }
+        service.token = self.text("server", "token", raw.token);
+        service.host_name = self.text("server", "hostName", raw.host_name);
+        match raw.body_limit {
+            Raw::Missing => {}
+            Raw::Valid(limit) if limit >= 1024 => {
+                service.body_limit = usize::try_from(limit).unwrap_or(usize::MAX)
+            }
+            Raw::Valid(limit) => self.problem(
+                "server",
+                format!("bodyLimit {limit}: must be at least 1024 bytes"),
+            ),
+            Raw::Invalid(value) => self.problem(
+                "server",
+                format!("bodyLimit {}: expected a number of bytes", show(&value)),
+            ),
+        }
+        service.max_future_skew =
+            self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
+        let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
+        self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
+        service.data_dir = self.text("storage", "dataDir", raw.data_dir);
+        let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
+        self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
+        service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
+        service
+    }
+
+    fn monitoring(&mut self, place: &str, value: Option<&Value>) -> Monitoring {
+        let raw: RawMonitoring = self.section(place, value).unwrap_or_default();
+        self.unknown_keys(place, &raw.unknown, RawMonitoring::KEYS);
+        Monitoring {
+            enabled: self.boolean(place, "enabled", raw.enabled, false),
+            collection_interval: self.interval(
+                place,
+                "collectionInterval",
+                &raw.collection_interval,
+                "10s",
+            ),
+            retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),
+            janitor_interval: self.interval(place, "janitorInterval", &raw.janitor_interval, "15m"),
+        }
+    }
+
+    fn alerting(
+        &mut self,
+        place: &str,
+        value: Option<&Value>,
+        monitoring: &Monitoring,
+    ) -> Alerting {
+        let raw: RawAlerting = self.section(place, value).unwrap_or_default();
+        self.unknown_keys(place, &raw.unknown, RawAlerting::KEYS);
+        let rules = match raw.rules {
+            Raw::Missing => Vec::new(),
+            Raw::Valid(rules) => self.rules(place, &rules, monitoring),
+            Raw::Invalid(value) => {
+                self.problem(
+                    place,
+                    format!("rules {}: expected an array of rule objects", show(&value)),
+                );
+                Vec::new()
+            }
+        };
+        Alerting {
+            enabled: self.boolean(place, "enabled", raw.enabled, false),
+            watcher_interval: self.interval(place, "watcherInterval", &raw.watcher_interval, "10s"),
+            retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),
+            janitor_interval: self.interval(place, "janitorInterval", &raw.janitor_interval, "15m"),
+            rules,
+        }
+    }
+
+    fn rules(&mut self, section: &str, values: &[Value], monitoring: &Monitoring) -> Vec<Rule> {
+        let mut rules: Vec<(usize, Rule)> = Vec::new();
+        for (index, value) in values.iter().enumerate() {
+            let place = format!("{section}.rules[{index}]");
+            match value {
+                Value::Object(map) if map.is_empty() => {
+                    self.warning(&place, "empty rule {} ignored".to_string());
+                }
+                Value::Object(_) => match RawRule::deserialize(value) {
+                    Ok(raw) => {
+                        if let Some(rule) = self.rule(&place, raw, monitoring) {
+                            if let Some((first, _)) =
+                                rules.iter().find(|(_, r)| r.name == rule.name)
+                            {
+                                self.problem(
+                                    &format!("{place} {:?}", rule.name),
+                                    format!(
+                                        "name {:?}: already used by {section}.rules[{first}]",
+                                        rule.name
+                                    ),
+                                );
+                            } else {
+                                rules.push((index, rule));
+                            }
+                        }
+                    }
+                    Err(e) => self.problem(&place, e.to_string()),
+                },
+                other => self.problem(
+                    &place,
+                    format!("expected a rule object, got {}", show(other)),
+                ),
+            }
+        }
+        rules.into_iter().map(|(_, rule)| rule).collect()
+    }
+
+    /// Validates one rule; `None` when it has problems (already recorded).
+    fn rule(&mut self, index_place: &str, raw: RawRule, monitoring: &Monitoring) -> Option<Rule> {
+        let before = self.problems.len();
+        let name = match &raw.name {
+            Raw::Valid(name) if !name.trim().is_empty() => Some(name.trim().to_string()),
+            _ => None,
+        };
+        let place = match &name {
+            Some(name) => format!("{index_place} {name:?}"),
+            None => index_place.to_string(),
+        };
+        match &raw.name {
+            Raw::Missing => self.problem(&place, "name is missing".to_string()),
+            Raw::Invalid(value) => {
+                self.problem(&place, format!("name {}: expected a string", show(value)))
+            }
+            Raw::Valid(text) if name.is_none() => {
+                self.problem(&place, format!("name {text:?}: must not be empty"));
+            }
+            Raw::Valid(_) => {}
+        }
+        self.unknown_keys(&place, &raw.unknown, RawRule::KEYS);
+
+        let field = self.string(&place, "field", &raw.field).and_then(|text| {
+            if field::is_valid_field_name(text) {
+                Some(text.to_string())
+            } else {
+                self.problem(
+                    &place,
+                    format!(
+                        "field {text:?}: must be 1 to 128 of the characters A-Z a-z 0-9 _ . : -"
+                    ),
+                );
+                None
+            }
+        });
+        let aggregation = self
+            .string(&place, "aggregation", &raw.aggregation)
+            .and_then(|text| {
+                let parsed = Aggregation::parse(text);
+                if parsed.is_none() {
+                    self.problem(
+                        &place,
+                        format!(
+                            "aggregation {text:?}: expected one of avg, sum, min, max, last, count"
+                        ),
+                    );
+                }
+                parsed
+            });
+        let operand = self
+            .string(&place, "operand", &raw.operand)
+            .and_then(|text| {
+                let parsed = Operand::parse(text);
+                if parsed.is_none() {
+                    self.problem(
+                        &place,
+                        format!("operand {text:?}: expected equalOrMoreThan or equalOrLessThan"),
+                    );
+                }
+                parsed
+            });
+        let threshold = match raw.value {
+            Raw::Missing => {
+                self.problem(&place, "value is missing".to_string());
+                None
+            }
+            Raw::Valid(value) => Some(value),
+            Raw::Invalid(value) => {
+                self.problem(&place, format!("value {}: expected a number", show(&value)));
+                None
+            }
+        };
+        let timeframe = match &raw.timeframe {
+            Raw::Missing => {
+                self.problem(&place, "timeframe is missing".to_string());
+                None
+            }
+            present => Some(self.duration(&place, "timeframe", present, "1", true)),
+        };
+        let cooldown = self.duration(&place, "cooldown", &raw.cooldown, "0", false);
+        if self.problems.len() > before {
+            return None;
+        }
+        let rule = Rule {
+            name: name?,
+            field: field?,
+            aggregation: aggregation?,
+            operand: operand?,
+            threshold: threshold?,
+            timeframe: timeframe?,
+            cooldown,
+        };
+        self.rule_warnings(&place, &rule, monitoring);
+        Some(rule)
+    }
+
+    fn string<'r>(&mut self, place: &str, key: &str, raw: &'r Raw<String>) -> Option<&'r str> {
+        match raw {
+            Raw::Missing => {
+                self.problem(place, format!("{key} is missing"));
+                None
+            }
+            Raw::Valid(text) => Some(text),
+            Raw::Invalid(value) => {
+                self.problem(place, format!("{key} {}: expected a string", show(value)));
+                None
+            }
+        }
+    }
+
+    /// What is valid but probably not what the author meant.
+    fn rule_warnings(&mut self, place: &str, rule: &Rule, monitoring: &Monitoring) {
+        if !field::is_built_in(&rule.field) {
+            let hint = field::likely_built_in(&rule.field)
+                .map(|known| format!(" (did you mean {known:?}?)"))
+                .unwrap_or_default();
+            self.warning(
+                place,
+                format!(
+                    "field {:?} is not a built-in field; it is read as a custom field, \
+                     and the rule sees only samples that carry it{hint}",
+                    rule.field
+                ),
+            );
+        }
+        if rule.timeframe < monitoring.collection_interval {
+            self.warning(
+                place,
+                format!(
+                    "timeframe {} is shorter than monitoring.collectionInterval {}: many windows will hold no sample",
+                    HumanDuration(rule.timeframe),
+                    HumanDuration(monitoring.collection_interval)
+                ),
+            );
+        }
+        if rule.timeframe > monitoring.retention_period {
+            self.warning(
+                place,
+                format!(
+                    "timeframe {} is longer than monitoring.retentionPeriod {}: the service deletes samples before they leave the window",
+                    HumanDuration(rule.timeframe),
+                    HumanDuration(monitoring.retention_period)
+                ),
+            );
+        }
+    }
+}
+
+/// A JSON value as shown in a message, shortened when long.
+fn show(value: &Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        let short: String = text.chars().take(57).collect();
+        format!("{short}...")
+    } else {
+        text
+    }
+}

@@ -1,0 +1,158 @@
+//! The fuzz targets' short form, run by `cargo test`: every saved input
+//! (`fuzz/seeds/TARGET/`, and `fuzz/regressions/TARGET/` where each input a
+//! fuzzer once broke alertd with is kept) through the same checks as the
+//! targets, then a few thousand mutations of the seeds from a fixed-seed
+//! generator. The long runs are `cargo fuzz run TARGET` (docs/robustness.md).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alertd::clock::SystemClock;
+use alertd::config::Config;
+use alertd::sample::Sample;
+use alertd::service::{Options, Service};
+use alertd::store::SqliteStore;
+use support::queries;
+
+fn saved_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut inputs = Vec::new();
+    for kind in ["seeds", "regressions"] {
+        let Ok(entries) = std::fs::read_dir(fuzz.join(kind).join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            inputs.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    inputs.sort();
+    assert!(!inputs.is_empty(), "no saved input for {target}");
+    inputs
+}
+
+/// Byte-level mutations of the saved inputs, the same on every run.
+fn mutations(inputs: &[(PathBuf, Vec<u8>)], count: usize) -> Vec<Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    const TOKENS: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b"\"",
+        b":",
+        b",",
+        b"-",
+        b"e308",
+        b"1e-400",
+        b"NaN",
+        b"null",
+        b"\\u0000",
+        b"\xff",
+        b"9223372036854775808",
+        b"-9223372036854775809",
+        b"0.",
+        b"ms",
+        b"%",
+        b"&",
+        b"=",
+        b"frame=",
+        b"from=",
+        b"to=",
+        b"resolution=",
+        b"page=",
+    ];
+    (0..count)
+        .map(|_| {
+            let mut bytes = inputs[next() as usize % inputs.len()].1.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = if bytes.is_empty() {
+                    0
+                } else {
+                    next() as usize % bytes.len()
+                };
+                match next() % 4 {
+                    0 if !bytes.is_empty() => {
+                        let end = (at + 1 + next() as usize % 8).min(bytes.len());
+                        bytes.drain(at..end);
+                    }
+                    1 => {
+                        let token = TOKENS[next() as usize % TOKENS.len()];
+                        bytes.splice(at..at, token.iter().copied());
+                    }
+                    2 if !bytes.is_empty() => bytes[at] = next() as u8,
+                    _ => {
+                        let copy: Vec<u8> = bytes.iter().skip(at).take(16).copied().collect();
+                        bytes.splice(at..at, copy);
+                    }
+                }
+            }
+            bytes
+        })
+        .collect()
+}
+
+fn run(target: &str, count: usize, check: impl Fn(&[u8])) {
+    let inputs = saved_inputs(target);
+    for (path, bytes) in &inputs {
+        eprintln!("{target}: {}", path.display());
+        check(bytes);
+    }
+    for bytes in mutations(&inputs, count) {
+        check(&bytes);
+    }
+}
+
+#[test]
+fn config_inputs() {
+    run("config", 3_000, alertd::fuzz::config);
+}
+
+#[test]
+fn sample_inputs() {
+    run("sample", 5_000, alertd::fuzz::sample);
+}
+
+#[test]
+fn duration_inputs() {
+    run("duration", 5_000, alertd::fuzz::duration);
+}
+
+#[test]
+fn query_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"{"alerting": {"enabled": true, "rules": [
+        {"name": "x high", "field": "x", "aggregation": "avg",
+         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
+    let config = Config::parse(config, "test").unwrap().config;
+    let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
+    let options = Options {
+        config_path: dir.path().join("alertd.json"),
+        data_dir: dir.path().to_path_buf(),
+        host_name: "test".to_string(),
+        token: None,
+    };
+    let service = Service::new(options, config, Arc::new(SystemClock), store).unwrap();
+    let now = service.now();
+    let samples = (0..60)
+        .map(|i| Sample::new(format!("h{}", i % 3), now - i * 10_000, &[("x", i as f64)]))
+        .collect();
+    service.ingest(samples).unwrap();
+    service.tick(now - now % 10_000).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    run("query", 300, |bytes| {
+        runtime.block_on(queries::check(&service, bytes))
+    });
+}

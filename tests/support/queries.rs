@@ -1,0 +1,54 @@
+//! Fuzzed query strings against every GET endpoint of the real router, in
+//! process: whatever the query, the answer comes, and it is not a 5xx other
+//! than 503 (a failing store). Shared by the `query` fuzz target and the
+//! regression test.
+
+use std::sync::Arc;
+
+use alertd::service::{Service, router};
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+
+/// Every page and API endpoint that reads a query string.
+pub const PATHS: &[&str] = &[
+    "/",
+    "/monitoring",
+    "/rules",
+    "/incidents/x",
+    "/login",
+    "/api/v1/incidents",
+    "/api/v1/stats",
+    "/api/v1/rules",
+    "/api/v1/hosts",
+];
+
+/// `data` as a query string: bytes outside a safe set are percent-encoded,
+/// so that any input makes a valid URI and reaches the handlers.
+pub fn query_string(data: &[u8]) -> String {
+    let mut query = String::with_capacity(data.len() * 3);
+    for &byte in data {
+        if byte.is_ascii_alphanumeric() || b"=&%+._~-,:".contains(&byte) {
+            query.push(byte as char);
+        } else {
+            query.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    query
+}
+
+/// Sends `data` as the query of every path; panics on an answer of 500 or more
+/// other than 503.
+pub async fn check(service: &Arc<Service>, data: &[u8]) {
+    let query = query_string(data);
+    for path in PATHS {
+        let uri = format!("{path}?{query}");
+        let request = Request::get(&uri).body(Body::empty()).expect("a valid URI");
+        let response = router(service.clone())
+            .oneshot(request)
+            .await
+            .expect("the router answers");
+        let status = response.status().as_u16();
+        assert!(status < 500 || status == 503, "GET {uri}: {status}");
+    }
+}
