@@ -5,7 +5,6 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -403,7 +402,7 @@ fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
         (rules["rules"].as_array().unwrap().len() == 2).then_some(rules)
     });
     assert_eq!(rules["rules"][0]["value"], 20.0);
-    std::thread::sleep(Duration::from_millis(300)); // a few ticks
+    alertd.wait_ticks(3.0);
     let active = alertd.active();
     assert_eq!(active.len(), 1, "carried over by rule name");
     assert_eq!(active[0]["id"], id);
@@ -527,7 +526,9 @@ fn sigterm_lets_the_running_hook_call_finish_and_records_it() {
     let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
     assert_eq!(detail["hookCalls"][0]["succeeded"], true, "{detail}");
     assert_eq!(detail["pendingHooks"], json!([]));
-    std::thread::sleep(Duration::from_millis(500));
+    // The dispatcher reads the outbox as it starts; by three ticks later it
+    // would have called the hook again, had the call not been recorded.
+    alertd.wait_ticks(3.0);
     assert_eq!(lines(&calls).len(), 2);
 }
 

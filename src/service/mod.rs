@@ -238,13 +238,20 @@ impl Service {
         }
     }
 
-    /// How many hosts the engine holds and how many incidents are open.
-    pub fn engine_gauges(&self) -> (usize, usize) {
-        let evaluator = self.engine();
-        (
-            evaluator.engine.host_names().count(),
-            evaluator.engine.open_incidents(),
-        )
+    /// The service's figures in the Prometheus text format (`GET /metrics`).
+    pub fn prometheus_text(&self) -> String {
+        let (hosts, open_incidents) = {
+            let evaluator = self.engine();
+            (
+                evaluator.engine.host_names().count(),
+                evaluator.engine.open_incidents(),
+            )
+        };
+        self.metrics.render(&metrics::Gauges {
+            rules: self.config().alerting.rules.len(),
+            hosts,
+            open_incidents,
+        })
     }
 
     /// Waits for a turn to run a read that takes a core for a while (a page,

@@ -138,6 +138,24 @@ impl Alertd {
         (status, response.body_mut().read_to_string().unwrap())
     }
 
+    /// A figure from `/metrics` (name with its labels, if any).
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+            .parse()
+            .unwrap()
+    }
+
+    /// Waits until the watcher has evaluated `count` more ticks.
+    pub fn wait_ticks(&self, count: f64) {
+        let target = self.metric("alertd_ticks_total") + count;
+        wait_for("ticks", 20, || {
+            (self.metric("alertd_ticks_total") >= target).then_some(())
+        });
+    }
+
     pub fn push(&self, samples: Value) -> (u16, String) {
         self.post("/api/v1/samples", "application/json", samples.to_string())
     }

@@ -22,7 +22,6 @@ use serde_json::{Value, json};
 
 use super::Service;
 use super::auth::same_secret;
-use super::metrics::Gauges;
 use super::stats::{MAX_BUCKETS, StatsQuery};
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::incident::rfc3339;
@@ -370,15 +369,9 @@ async fn stats(
 
 /// `GET /metrics`: the service's own figures for Prometheus.
 async fn prometheus(State(service): State<Arc<Service>>) -> Response {
-    let (hosts, open_incidents) = service.engine_gauges();
-    let gauges = Gauges {
-        rules: service.config().alerting.rules.len(),
-        hosts,
-        open_incidents,
-    };
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        service.metrics.render(&gauges),
+        service.prometheus_text(),
     )
         .into_response()
 }
