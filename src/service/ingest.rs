@@ -33,7 +33,7 @@ impl Service {
             group.waiting.push((ticket, samples));
             ticket
         };
-        let _commit = lock(&self.commit);
+        let commit = lock(&self.commit);
         let mut group = lock(&self.group_commit);
         if let Some(result) = group.results.remove(&ticket) {
             // Committed by the caller that held the commit lock before.
@@ -47,27 +47,36 @@ impl Service {
             .flat_map(|(_, samples)| samples)
             .collect();
         let result = self.store.append_samples(&samples);
-        if result.is_ok() {
-            // With alerting off nothing evaluates, so nothing would ever leave
-            // the windows: the engine gets the samples from the store when
-            // alerting is turned on (a reload rebuilds it, holding this lock).
-            if self.config().alerting.enabled {
-                let mut evaluator = self.engine();
-                for sample in &samples {
-                    evaluator.engine.ingest(sample);
-                }
+        // The other callers of the group learn the outcome before the commit
+        // lock is released, since that is when they look.
+        let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let mut group = lock(&self.group_commit);
+        for other in tickets.iter().filter(|t| **t != ticket) {
+            group.results.insert(*other, shared.clone());
+        }
+        drop(group);
+        // With alerting off nothing evaluates, so nothing would ever leave
+        // the windows: the engine gets the samples from the store when
+        // alerting is turned on (a reload rebuilds it, holding this lock).
+        if result.is_ok() && self.config().alerting.enabled {
+            // Hand over hand: the engine's lock is taken before the commit
+            // lock is released, so that groups enter the engine in the order
+            // they were committed while the next group is being written.
+            let mut evaluator = self.engine();
+            drop(commit);
+            for sample in &samples {
+                evaluator.engine.ingest(sample);
             }
+        } else {
+            drop(commit);
+        }
+        if result.is_ok() {
             self.metrics.samples_ingested(samples.len());
             debug!(
                 samples = samples.len(),
                 batches = tickets.len(),
                 "committed"
             );
-        }
-        let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        let mut group = lock(&self.group_commit);
-        for other in tickets.into_iter().filter(|t| *t != ticket) {
-            group.results.insert(other, shared.clone());
         }
         result
     }

@@ -101,6 +101,8 @@ pub struct SqliteStore {
     /// The next sample's sequence number, which orders samples of equal
     /// timestamp; only used with the writer locked.
     next_seq: AtomicI64,
+    /// Tells the checkpointer that a commit added to the write-ahead log.
+    committed: std::sync::mpsc::SyncSender<()>,
 }
 
 impl SqliteStore {
@@ -118,11 +120,24 @@ impl SqliteStore {
         let named = |error| named(path, error);
         let connection = Connection::open(path).map_err(|e| named(e.into()))?;
         let next_seq = prepare(&connection).map_err(named)?;
+        let checkpoints = open_reader(path).map_err(named)?;
+        checkpoints
+            .pragma_update(None, "query_only", false)
+            .map_err(|e| named(e.into()))?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".to_string())
+            .spawn(move || checkpointer(checkpoints, commits))
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(connection),
             readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(next_seq),
+            committed,
         })
     }
 
@@ -137,7 +152,10 @@ impl SqliteStore {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        write(&mut connection).map_err(|error| named(&self.path, error))
+        let result = write(&mut connection).map_err(|error| named(&self.path, error));
+        // Full means the checkpointer has a notice waiting already.
+        let _ = self.committed.try_send(());
+        result
     }
 
     /// Runs `read` on a reading connection of its own.
@@ -184,6 +202,8 @@ fn prepare(connection: &Connection) -> Result<i64, StoreError> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     // 64 MiB of page cache: the pages of recent samples stay in memory.
     connection.pragma_update(None, "cache_size", -65_536)?;
+    // Checkpoints run on their own thread (see `checkpointer`).
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > SCHEMA_VERSION {
@@ -200,6 +220,18 @@ fn prepare(connection: &Connection) -> Result<i64, StoreError> {
             row.get(0)
         })?,
     )
+}
+
+/// Copies committed pages from the write-ahead log into the database file
+/// after commits, on its own connection and thread, so that a commit never
+/// waits for a checkpoint (the writer's automatic checkpoints are off).
+/// Passive: it never blocks the writer or a reader. Ends with the store.
+fn checkpointer(connection: Connection, commits: std::sync::mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "checkpoint failed; the next commit tries again");
+        }
+    }
 }
 
 /// A connection for reads only, on the file the writer set up.
