@@ -1,6 +1,6 @@
 //! A store that fails must not make the service lose or double a transition.
 //!
-//! `Faulty` wraps the SQLite store and fails the n-th call to it, whatever
+//! `faulty` wraps the SQLite store and fails the n-th call to it, whatever
 //! the method, and the calls right after it (a burst). The same run of
 //! samples and ticks, driven by a manual clock, is played once without
 //! faults and then with a burst starting at every call of that run. Whatever
@@ -16,6 +16,8 @@
 //! Once the faults stop, the store ends equal to the run without faults
 //! (incident ids are random, so incidents are compared by what they say).
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -23,13 +25,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use alertd::clock::ManualClock;
 use alertd::config::Config;
-use alertd::engine::SavedPair;
-use alertd::incident::{Transition, TransitionKind};
+use alertd::incident::TransitionKind;
 use alertd::sample::Sample;
 use alertd::service::{Options, Service};
-use alertd::store::{
-    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SqliteStore, Store, StoreError,
-};
+use alertd::store::{HostSeen, SqliteStore, Store, StoreError};
+use support::wrapped::Wrapped;
 
 const CONFIG: &str = r#"{
   "monitoring": {"retentionPeriod": "60s"},
@@ -39,96 +39,24 @@ const CONFIG: &str = r#"{
     {"name": "y burst", "field": "y", "aggregation": "sum", "operand": "equalOrMoreThan",
      "value": 5, "timeframe": "20s"}]}}"#;
 
-/// Fails calls `from .. from + count` (counted from 1), if set.
-struct Faulty {
-    inner: SqliteStore,
-    calls: AtomicU64,
-    burst: Option<(u64, u64)>,
-}
-
-impl Faulty {
-    fn check(&self, method: &str) -> Result<(), StoreError> {
-        let call = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        match self.burst {
+/// Fails calls `from .. from + count` (counted from 1), if set; counts them.
+fn faulty(inner: SqliteStore, burst: Option<(u64, u64)>) -> (Arc<Wrapped>, Arc<AtomicU64>) {
+    let calls = Arc::new(AtomicU64::new(0));
+    let counted = calls.clone();
+    let before = move |method: &str| {
+        let call = counted.fetch_add(1, Ordering::SeqCst) + 1;
+        match burst {
             Some((from, count)) if (from..from + count).contains(&call) => Err(
                 StoreError::Corrupt(format!("injected fault: call {call} ({method})")),
             ),
             _ => Ok(()),
         }
-    }
-}
-
-impl Store for Faulty {
-    fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        self.check("append_samples")?;
-        self.inner.append_samples(samples)
-    }
-    fn scan_samples(
-        &self,
-        from: i64,
-        to: i64,
-        visit: &mut dyn FnMut(Sample),
-    ) -> Result<(), StoreError> {
-        self.check("scan_samples")?;
-        self.inner.scan_samples(from, to, visit)
-    }
-    fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
-        self.check("latest_samples")?;
-        self.inner.latest_samples()
-    }
-    fn hosts(&self) -> Result<Vec<HostSeen>, StoreError> {
-        self.check("hosts")?;
-        self.inner.hosts()
-    }
-    fn delete_samples_before(&self, before: i64) -> Result<u64, StoreError> {
-        self.check("delete_samples_before")?;
-        self.inner.delete_samples_before(before)
-    }
-    fn record_transitions(
-        &self,
-        transitions: &[Transition],
-        targets: &[String],
-    ) -> Result<(), StoreError> {
-        self.check("record_transitions")?;
-        self.inner.record_transitions(transitions, targets)
-    }
-    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
-        self.check("pairs")?;
-        self.inner.pairs()
-    }
-    fn incidents(&self, from: i64, to: i64) -> Result<Incidents, StoreError> {
-        self.check("incidents")?;
-        self.inner.incidents(from, to)
-    }
-    fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
-        self.check("incident")?;
-        self.inner.incident(id)
-    }
-    fn due_deliveries(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.check("due_deliveries")?;
-        self.inner.due_deliveries(now, limit)
-    }
-    fn next_delivery_time(&self) -> Result<Option<i64>, StoreError> {
-        self.check("next_delivery_time")?;
-        self.inner.next_delivery_time()
-    }
-    fn finish_delivery(
-        &self,
-        delivery: i64,
-        call: &HookCall,
-        retry_at: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.check("finish_delivery")?;
-        self.inner.finish_delivery(delivery, call, retry_at)
-    }
-    fn pending_deliveries(&self) -> Result<u64, StoreError> {
-        self.check("pending_deliveries")?;
-        self.inner.pending_deliveries()
-    }
-    fn delete_incidents_resolved_before(&self, before: i64) -> Result<u64, StoreError> {
-        self.check("delete_incidents_resolved_before")?;
-        self.inner.delete_incidents_resolved_before(before)
-    }
+    };
+    let store = Wrapped {
+        inner,
+        before: Box::new(before),
+    };
+    (Arc::new(store), calls)
 }
 
 /// One step of the run: samples at `at`, then the tick at `at`.
@@ -288,11 +216,7 @@ fn check_invariants(service: &Service, store: &SqliteStore, context: &str) {
 fn play(burst: Option<(u64, u64)>) -> (Held, u64) {
     let dir = tempfile::tempdir().unwrap();
     install_hook(dir.path());
-    let store = Arc::new(Faulty {
-        inner: SqliteStore::open_dir(dir.path()).unwrap(),
-        calls: AtomicU64::new(0),
-        burst,
-    });
+    let (store, calls) = faulty(SqliteStore::open_dir(dir.path()).unwrap(), burst);
     let clock = Arc::new(ManualClock::new(0));
     let config = Config::parse(CONFIG, "test").unwrap().config;
     let start = || {
@@ -318,7 +242,7 @@ fn play(burst: Option<(u64, u64)>) -> (Held, u64) {
         retry("tick", || service.tick(step.at).map_err(|e| e.to_string()));
         check_invariants(&service, &store.inner, &context(step.at));
     }
-    (held(&store.inner), store.calls.load(Ordering::SeqCst))
+    (held(&store.inner), calls.load(Ordering::SeqCst))
 }
 
 #[test]
@@ -356,12 +280,8 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
     // for a while: the tick fails, the engine keeps the stored state.
     let dir = tempfile::tempdir().unwrap();
     install_hook(dir.path());
-    let store = Arc::new(Faulty {
-        inner: SqliteStore::open_dir(dir.path()).unwrap(),
-        calls: AtomicU64::new(0),
-        // Calls: 1-3 at start (pairs, latest, scan), 4 ingest, 5 record.
-        burst: Some((5, 3)),
-    });
+    // Calls: 1-3 at start (pairs, latest, scan), 4 ingest, 5 record.
+    let (store, _) = faulty(SqliteStore::open_dir(dir.path()).unwrap(), Some((5, 3)));
     let clock = Arc::new(ManualClock::new(0));
     let config = Config::parse(CONFIG, "test").unwrap().config;
     let options = Options {

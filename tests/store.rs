@@ -98,6 +98,36 @@ pub fn samples_are_scanned_in_time_order_ties_in_append_order(store: &dyn Store)
     assert!(scan(store, 31, 100).is_empty());
 }
 
+pub fn a_cursor_splits_samples_by_append_order(store: &dyn Store) {
+    store
+        .append_samples(&[Sample::new("a", 10, &[]), Sample::new("b", 30, &[])])
+        .unwrap();
+    let cursor = store.sample_cursor().unwrap();
+    assert_eq!(
+        store.sample_cursor().unwrap(),
+        cursor,
+        "reading moves nothing"
+    );
+    store
+        .append_samples(&[Sample::new("c", 20, &[]), Sample::new("d", 5, &[])])
+        .unwrap();
+    assert!(store.sample_cursor().unwrap() > cursor);
+    let mut before = Vec::new();
+    store
+        .scan_samples_before(i64::MIN, i64::MAX, cursor, &mut |s| before.push(s.host))
+        .unwrap();
+    assert_eq!(
+        before,
+        ["a", "b"],
+        "appended before the cursor, in time order"
+    );
+    let all: Vec<String> = scan(store, i64::MIN, i64::MAX)
+        .into_iter()
+        .map(|s| s.host)
+        .collect();
+    assert_eq!(all, ["d", "a", "c", "b"]);
+}
+
 pub fn hosts_and_latest_samples(store: &dyn Store) {
     store
         .append_samples(&[
@@ -406,6 +436,12 @@ macro_rules! conformance {
             fn samples_are_scanned_in_time_order_ties_in_append_order() {
                 let (_dir, store) = fresh();
                 super::samples_are_scanned_in_time_order_ties_in_append_order(store.as_ref());
+            }
+
+            #[test]
+            fn a_cursor_splits_samples_by_append_order() {
+                let (_dir, store) = fresh();
+                super::a_cursor_splits_samples_by_append_order(store.as_ref());
             }
 
             #[test]

@@ -47,6 +47,11 @@ impl Service {
             .flat_map(|(_, samples)| samples)
             .collect();
         let result = self.store.append_samples(&samples);
+        if result.is_ok()
+            && let Some(rebuilding) = lock(&self.rebuilding).as_mut()
+        {
+            rebuilding.extend(samples.iter().cloned());
+        }
         // The other callers of the group learn the outcome before the commit
         // lock is released, since that is when they look.
         let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());

@@ -19,7 +19,10 @@
 //! locks are held across store writes, and neither is on a read path: the
 //! commit lock, by the one ingesting caller that commits a group of batches,
 //! and the evaluation lock, by a tick (between its proposal and its commit)
-//! or a reload. Taken in that order: evaluation, commit, engine.
+//! or a reload. Taken in that order: evaluation, commit, engine. A reload
+//! holds the commit lock only to read the store's sample cursor and, at the
+//! end, to add the samples committed meanwhile and swap the engine: pushes go
+//! on while it rebuilds.
 
 mod auth;
 mod collector;
@@ -88,6 +91,9 @@ pub struct Options {
 pub struct Service {
     options: Options,
     clock: Arc<dyn Clock>,
+    /// The clock when the service was built: the first tick is the next
+    /// multiple of the interval after it.
+    built_at: Millis,
     store: Arc<dyn Store>,
     /// The running configuration, replaced whole by a reload.
     config: RwLock<Arc<Config>>,
@@ -99,6 +105,9 @@ pub struct Service {
     commit: Mutex<()>,
     /// Batches of samples waiting to be committed together.
     group_commit: Mutex<ingest::GroupCommit>,
+    /// While a reload rebuilds the engine: the samples committed since it
+    /// read the store's cursor, for the new engine.
+    rebuilding: Mutex<Option<Vec<crate::sample::Sample>>>,
     counters: Counters,
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
@@ -147,10 +156,16 @@ impl Service {
     ) -> Result<Arc<Self>, ServiceError> {
         let started = Instant::now();
         let now = clock.now();
-        let (engine, orphans) = watcher::rebuild(&config, store.as_ref(), now)?;
+        let (engine, orphans) = watcher::rebuild(
+            &config,
+            store.as_ref(),
+            now,
+            crate::store::SampleCursor::MAX,
+        )?;
         let service = Arc::new(Service {
             options,
             clock,
+            built_at: now,
             store,
             config: RwLock::new(Arc::new(config)),
             engine: Mutex::new(Evaluator {
@@ -160,6 +175,7 @@ impl Service {
             evaluation: Mutex::new(()),
             commit: Mutex::new(()),
             group_commit: Mutex::default(),
+            rebuilding: Mutex::new(None),
             counters: Counters::default(),
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),

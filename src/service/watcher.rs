@@ -29,7 +29,7 @@ use crate::duration::Millis;
 use crate::engine::{Engine, SavedPair};
 use crate::hooks;
 use crate::incident::{Transition, TransitionKind};
-use crate::store::{Store, StoreError};
+use crate::store::{SampleCursor, Store, StoreError};
 
 /// How long after a failed tick it is tried again (if the next is not due).
 const RETRY: Millis = 1_000;
@@ -72,7 +72,8 @@ impl Service {
                 // lock; if it did, the store is ahead of the engine: catch up.
                 error!(%error, "the tick's transitions are recorded but not applied; rebuilding");
                 let _commit = lock(&self.commit);
-                let (engine, _) = rebuild(&self.config(), self.store.as_ref(), at)?;
+                let (engine, _) =
+                    rebuild(&self.config(), self.store.as_ref(), at, SampleCursor::MAX)?;
                 self.engine().engine = engine;
                 return Ok(0);
             }
@@ -156,19 +157,31 @@ impl Service {
     }
 
     /// Reads the configuration file again. An invalid file changes nothing.
-    /// Blocking: no tick runs and no sample is committed meanwhile; readers
-    /// go on with the previous configuration and engine until the swap.
+    /// Blocking. No tick runs meanwhile; samples are committed as usual while
+    /// the new engine is built from the store, and those committed since it
+    /// read the store's cursor are added to it before it replaces the old one.
     pub fn reload(&self) -> Result<(), ServiceError> {
         let Loaded { config, warnings } = Config::load(&self.options.config_path)?;
         for warning in &warnings {
             warn!("{}: {warning}", self.options.config_path.display());
         }
         let _evaluation = lock(&self.evaluation);
-        let commit = lock(&self.commit);
-        let now = self.now();
+        let (now, cursor) = {
+            let _commit = lock(&self.commit);
+            *lock(&self.rebuilding) = Some(Vec::new());
+            (self.now(), self.store.sample_cursor())
+        };
         // The new engine has evaluated no tick yet; evaluating the last tick
         // again would find nothing new, as its transitions are restored.
-        let (engine, orphans) = rebuild(&config, self.store.as_ref(), now)?;
+        let rebuilt = cursor.and_then(|cursor| rebuild(&config, self.store.as_ref(), now, cursor));
+        let commit = lock(&self.commit);
+        let committed_meanwhile = lock(&self.rebuilding).take().unwrap_or_default();
+        let (mut engine, orphans) = rebuilt?;
+        if config.alerting.enabled {
+            for sample in &committed_meanwhile {
+                engine.ingest(sample);
+            }
+        }
         let rules = config.alerting.rules.len();
         self.engine().engine = engine;
         *self
@@ -178,18 +191,24 @@ impl Service {
         drop(commit);
         self.resolve_orphans(orphans, now)?;
         self.reloaded.notify_waiters();
-        info!(rules, "configuration reloaded");
+        info!(
+            rules,
+            committed_meanwhile = committed_meanwhile.len(),
+            "configuration reloaded"
+        );
         Ok(())
     }
 }
 
 /// A new engine for `config` with the state the store holds at `now`: the
-/// windows refilled from stored samples, open incidents and cooldowns
-/// restored. Also returns the stored pairs whose rule is gone.
+/// windows refilled from the samples appended before `cursor`, open
+/// incidents and cooldowns restored. Also returns the stored pairs whose rule
+/// is gone.
 pub(super) fn rebuild(
     config: &Config,
     store: &dyn Store,
     now: Millis,
+    cursor: SampleCursor,
 ) -> Result<(Engine, Vec<SavedPair>), StoreError> {
     let mut engine = Engine::from_config(config);
     let mut orphans = Vec::new();
@@ -203,7 +222,9 @@ pub(super) fn rebuild(
         }
     }
     // Samples any window can still see, and each host's latest sample so that
-    // every host is known (and a silent host is noticed).
+    // every host is known (and a silent host is noticed). A latest sample may
+    // be one appended after `cursor`, which the caller adds again: it is then
+    // older than any window, and entering twice changes nothing.
     let longest = config
         .alerting
         .rules
@@ -218,10 +239,15 @@ pub(super) fn rebuild(
         }
     }
     let mut count = 0usize;
-    store.scan_samples(since.saturating_add(1), Millis::MAX, &mut |sample| {
-        engine.ingest(&sample);
-        count += 1;
-    })?;
+    store.scan_samples_before(
+        since.saturating_add(1),
+        Millis::MAX,
+        cursor,
+        &mut |sample| {
+            engine.ingest(&sample);
+            count += 1;
+        },
+    )?;
     tracing::debug!(samples = count, since, "windows refilled");
     Ok((engine, orphans))
 }
@@ -230,7 +256,9 @@ pub(super) fn rebuild(
 pub(super) async fn watcher(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let interval = || service.config().alerting.watcher_interval;
     // The tick to evaluate next, and when to wake for it.
-    let mut pending = next_multiple(service.now(), interval());
+    // From when the service was built, not when this task first runs: a tick
+    // due in between is evaluated (late) rather than skipped.
+    let mut pending = next_multiple(service.built_at, interval());
     let mut wake_at = pending;
     loop {
         match service.wait_until(wake_at, &mut stop).await {

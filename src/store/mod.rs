@@ -45,6 +45,9 @@ pub enum StoreError {
     Version { found: i64, known: i64 },
 }
 
+/// A place in the order samples were appended (see [`Store::sample_cursor`]).
+pub type SampleCursor = i64;
+
 /// A host and the timestamp of the latest sample it sent.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -120,7 +123,25 @@ pub trait Store: Send + Sync {
         from: Millis,
         to: Millis,
         visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.scan_samples_before(from, to, SampleCursor::MAX, visit)
+    }
+
+    /// [`Store::scan_samples`], leaving out the samples appended at or after
+    /// `cursor` (see [`Store::sample_cursor`]).
+    fn scan_samples_before(
+        &self,
+        from: Millis,
+        to: Millis,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError>;
+
+    /// Where the next appended sample will stand in append order: every
+    /// sample appended before this call is before the cursor, every one
+    /// appended after it at or after. Callers that must not miss or repeat a
+    /// sample read it while no append runs.
+    fn sample_cursor(&self) -> Result<SampleCursor, StoreError>;
 
     /// The latest stored sample of every host (the last appended among equal
     /// timestamps), in host name order.

@@ -9,8 +9,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
-    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Store, StoreError, decode_metrics,
-    encode_metrics,
+    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
+    decode_metrics, encode_metrics,
 };
 use crate::duration::Millis;
 use crate::engine::SavedPair;
@@ -339,22 +339,33 @@ impl Store for SqliteStore {
         })
     }
 
-    fn scan_samples(
+    fn scan_samples_before(
         &self,
         from: Millis,
         to: Millis,
+        cursor: SampleCursor,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
         self.read(|connection| {
             let mut query = connection.prepare_cached(
-            "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 ORDER BY ts, seq",
-        )?;
-            let mut rows = query.query(params![from, to])?;
+                "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 AND seq < ?3 \
+                 ORDER BY ts, seq",
+            )?;
+            let mut rows = query.query(params![from, to, cursor])?;
             while let Some(row) = rows.next()? {
                 visit(decoded(sample(row)?)?);
             }
             Ok(())
         })
+    }
+
+    fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
+        // Appends update it with the writer locked; so does this read.
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Ok(self.next_seq.load(Ordering::Relaxed))
     }
 
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
