@@ -98,6 +98,33 @@ pub fn samples_are_scanned_in_time_order_ties_in_append_order(store: &dyn Store)
     assert!(scan(store, 31, 100).is_empty());
 }
 
+pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
+    // More samples and hosts than a backend may write per statement, and not
+    // a multiple of any round number.
+    let batch: Vec<Sample> = (0..1_003)
+        .map(|i| {
+            let host = format!("h{:02}", i % 71);
+            Sample::new(host, 1_000 + (i * 7919) % 500, &[("x", i as f64)])
+        })
+        .collect();
+    store.append_samples(&batch).unwrap();
+    let mut expected = batch.clone();
+    expected.sort_by_key(|s| s.ts); // stable: ties stay in append order
+    assert_eq!(scan(store, i64::MIN, i64::MAX), expected);
+    let hosts = store.hosts().unwrap();
+    assert_eq!(hosts.len(), 71);
+    for seen in &hosts {
+        let latest = batch
+            .iter()
+            .filter(|s| s.host == seen.host)
+            .map(|s| s.ts)
+            .max()
+            .unwrap();
+        assert_eq!(seen.last_seen, latest, "{}", seen.host);
+    }
+    assert_eq!(store.latest_samples().unwrap().len(), 71);
+}
+
 pub fn a_cursor_splits_samples_by_append_order(store: &dyn Store) {
     store
         .append_samples(&[Sample::new("a", 10, &[]), Sample::new("b", 30, &[])])
@@ -436,6 +463,12 @@ macro_rules! conformance {
             fn samples_are_scanned_in_time_order_ties_in_append_order() {
                 let (_dir, store) = fresh();
                 super::samples_are_scanned_in_time_order_ties_in_append_order(store.as_ref());
+            }
+
+            #[test]
+            fn a_large_batch_reads_back_whole() {
+                let (_dir, store) = fresh();
+                super::a_large_batch_reads_back_whole(store.as_ref());
             }
 
             #[test]

@@ -96,6 +96,8 @@ pub struct Engine {
     /// Which engine a [`Proposal`] came from, and after how many commits.
     identity: u64,
     commits: u64,
+    /// One value per field, reused by [`Engine::ingest`].
+    scratch: Vec<f64>,
 }
 
 /// Tells engines apart, so that a proposal is only committed where it was made.
@@ -168,6 +170,7 @@ impl Engine {
             windows_at: None,
             identity: ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             commits: 0,
+            scratch: Vec::new(),
         }
     }
 
@@ -187,13 +190,16 @@ impl Engine {
 
     /// Adds a sample. Fields no rule uses are ignored.
     pub fn ingest(&mut self, sample: &Sample) {
-        let mut values = vec![f64::NAN; self.fields.len()];
+        let mut values = std::mem::take(&mut self.scratch);
+        values.clear();
+        values.resize(self.fields.len(), f64::NAN);
         for (field, value) in &sample.metrics {
             if let Some(slot) = self.fields.slot(field, field_hash(field)) {
                 values[slot] = *value;
             }
         }
         self.ingest_values(&sample.host, sample.ts, &values);
+        self.scratch = values;
     }
 
     /// Adds a sample given as one value per field of [`Engine::fields`], NaN

@@ -85,6 +85,19 @@ CREATE INDEX IF NOT EXISTS hook_calls_by_incident ON hook_calls (incident_id);
 /// The file name of the store inside the data directory.
 pub const FILE_NAME: &str = "alertd.sqlite";
 
+/// Rows per multi-row INSERT when appending samples.
+const ROWS_PER_INSERT: usize = 32;
+
+/// `INSERT INTO {table} VALUES (?, ...), ... {tail}` with [`ROWS_PER_INSERT`]
+/// rows of `columns` parameters each.
+fn multi_row_insert(table: &str, columns: usize, tail: &str) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    format!(
+        "INSERT INTO {table} VALUES {}{tail}",
+        vec![row; ROWS_PER_INSERT].join(", ")
+    )
+}
+
 /// Idle read connections kept open for the next reader.
 const IDLE_READERS: usize = 8;
 
@@ -310,24 +323,59 @@ impl Store for SqliteStore {
             let transaction = connection.transaction()?;
             let mut seq = self.next_seq.load(Ordering::Relaxed);
             {
-                let mut insert = transaction.prepare_cached(
+                // Rows go in by statements of ROWS_PER_INSERT rows: a statement
+                // per row costs as much again in binding and stepping.
+                let mut blob = Vec::new();
+                let mut chunks = samples.chunks_exact(ROWS_PER_INSERT);
+                let mut many = transaction.prepare_cached(&multi_row_insert(
+                    "samples (ts, seq, host, metrics)",
+                    4,
+                    "",
+                ))?;
+                for chunk in chunks.by_ref() {
+                    let mut index = 1;
+                    for sample in chunk {
+                        encode_metrics(&sample.metrics, &mut blob);
+                        many.raw_bind_parameter(index, sample.ts)?;
+                        many.raw_bind_parameter(index + 1, seq)?;
+                        many.raw_bind_parameter(index + 2, &sample.host)?;
+                        many.raw_bind_parameter(index + 3, &blob)?;
+                        index += 4;
+                        seq += 1;
+                    }
+                    many.raw_execute()?;
+                }
+                let mut one = transaction.prepare_cached(
                     "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                let mut seen = transaction.prepare_cached(
-                    "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2) \
-                 ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-                )?;
-                let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
-                let mut blob = Vec::new();
-                for sample in samples {
+                for sample in chunks.remainder() {
                     encode_metrics(&sample.metrics, &mut blob);
-                    insert.execute(params![sample.ts, seq, sample.host, blob])?;
+                    one.execute(params![sample.ts, seq, sample.host, blob])?;
                     seq += 1;
+                }
+                let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
+                for sample in samples {
                     let last = latest.entry(&sample.host).or_insert(sample.ts);
                     *last = (*last).max(sample.ts);
                 }
-                for (host, ts) in latest {
-                    seen.execute(params![host, ts])?;
+                let latest: Vec<(&str, Millis)> = latest.into_iter().collect();
+                const SEEN: &str =
+                    " ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)";
+                let mut chunks = latest.chunks_exact(ROWS_PER_INSERT);
+                let mut many =
+                    transaction.prepare_cached(&multi_row_insert("hosts (host, last_seen)", 2, SEEN))?;
+                for chunk in chunks.by_ref() {
+                    for (row, (host, ts)) in chunk.iter().enumerate() {
+                        many.raw_bind_parameter(row * 2 + 1, host)?;
+                        many.raw_bind_parameter(row * 2 + 2, ts)?;
+                    }
+                    many.raw_execute()?;
+                }
+                let mut one = transaction.prepare_cached(&format!(
+                    "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2){SEEN}"
+                ))?;
+                for (host, ts) in chunks.remainder() {
+                    one.execute(params![host, ts])?;
                 }
                 transaction
                     .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
