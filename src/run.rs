@@ -91,6 +91,9 @@ pub fn run(args: RunArgs) -> ExitCode {
         reload_on_sighup(service.clone());
         service::run(service, listener, shutdown_signal()).await
     });
+    // Work still running on blocking threads (a request past the grace
+    // period) must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -729,3 +729,54 @@ fn without_data_dir_the_store_is_beside_the_config_file() {
     let _ = child.wait();
     assert!(!elsewhere.path().join("data").exists());
 }
+
+#[test]
+fn the_largest_values_are_charted_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = r#"{"name": "errors", "field": "errors.count", "aggregation": "sum",
+        "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"}"#;
+    let alertd = Alertd::start(dir.path(), &config(&[rule], ""));
+    let ts = now();
+    let (status, body) = alertd.push(json!([
+        {"host": "a", "ts": ts, "metrics": {"errors.count": 1.7e308, "cpu.usage": 1.7e308}},
+        {"host": "b", "ts": ts, "metrics": {"errors.count": 1.7e308, "cpu.usage": -1.7e308}},
+    ]));
+    assert_eq!(status, 200, "{body}");
+    wait_for("the incidents", 10, || {
+        (alertd.active().len() == 2).then_some(())
+    });
+    for page in ["/monitoring", "/rules", "/"] {
+        let (status, body) = alertd.get(page);
+        assert_eq!(status, 200, "{page}");
+        if page != "/" {
+            assert!(body.contains("beyond ±1e300 not drawn"), "{page}");
+        }
+    }
+}
+
+#[test]
+fn a_stop_ends_the_process_while_a_request_hangs() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    // A request whose body never comes.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", alertd.port)).unwrap();
+    slow.write_all(
+        b"POST /api/v1/samples HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+          Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"host\"",
+    )
+    .unwrap();
+    // Answered on a later connection: the slow one has been accepted.
+    assert_eq!(alertd.get("/healthz").0, 200);
+    alertd.signal("TERM");
+    let status = alertd.wait_exit(20);
+    assert!(status.success(), "{status}");
+    assert!(
+        alertd
+            .log()
+            .contains("requests still running after the grace period"),
+        "{}",
+        alertd.log()
+    );
+    drop(slow);
+}

@@ -39,11 +39,11 @@ mod watcher;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Rule};
@@ -338,17 +338,26 @@ pub async fn run(
     let server = tokio::spawn(async move { server.await });
     shutdown.await;
     info!("shutting down: finishing the current tick and hook calls");
+    let drained_by = tokio::time::Instant::now() + SHUTDOWN_GRACE;
     let _ = stop_tx.send(true);
     for task in tasks {
         let _ = task.await;
     }
-    match server.await {
-        Ok(result) => result.map_err(ServiceError::Serve)?,
-        Err(error) => error!(%error, "HTTP server task failed"),
+    match tokio::time::timeout_at(drained_by, server).await {
+        Ok(Ok(result)) => result.map_err(ServiceError::Serve)?,
+        Ok(Err(error)) => error!(%error, "HTTP server task failed"),
+        Err(_) => warn!(
+            grace = ?SHUTDOWN_GRACE,
+            "requests still running after the grace period: stopping without them"
+        ),
     }
     info!("stopped");
     Ok(())
 }
+
+/// How long requests in flight may take to finish once the service is told
+/// to stop; a stop takes at most this, plus the running tick and hook call.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Binds the listening socket.
 pub async fn bind(address: &str) -> Result<TcpListener, ServiceError> {

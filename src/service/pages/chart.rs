@@ -77,21 +77,35 @@ impl TimeChart {
         Ok(svg)
     }
 
+    /// The value axis: from the lowest value (or 0) to a little above the
+    /// highest, over the values that can be drawn (see [`drawable`]); always
+    /// finite and of positive length, whatever the data, since the axis
+    /// code would otherwise never finish.
     fn value_range(&self) -> (f64, f64) {
         let values = self
             .lines
             .iter()
             .flat_map(|line| line.points.iter().map(|(_, value)| *value))
-            .chain(self.threshold);
+            .chain(self.threshold)
+            .filter_map(drawable);
         let (low, high) = values.fold((0.0_f64, f64::NEG_INFINITY), |(low, high), value| {
             (low.min(value), high.max(value))
         });
         let high = match self.top {
             Some(top) if high <= top => top,
-            _ if high.is_finite() && high > low => high + (high - low) * 0.08,
-            _ => low + 1.0,
+            _ if high > low => high + (high - low) * 0.08,
+            _ => low + low.abs().max(1.0) * 0.1,
         };
         (low, high)
+    }
+
+    /// How many values are not drawn (not finite, or beyond [`DRAWABLE`]).
+    fn left_out(&self) -> usize {
+        self.lines
+            .iter()
+            .flat_map(|line| &line.points)
+            .filter(|(_, value)| drawable(*value).is_none())
+            .count()
     }
 
     fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
@@ -99,6 +113,17 @@ impl TimeChart {
         let frame = self.to - self.from;
         let root = SVGBackend::with_string(svg, (self.width, self.height)).into_drawing_area();
         root.fill(&WHITE)?;
+        let left_out = self.left_out();
+        if left_out > 0 {
+            root.draw_text(
+                &format!(
+                    "{left_out} value{} beyond ±1e300 not drawn",
+                    if left_out == 1 { "" } else { "s" }
+                ),
+                &("sans-serif", 13).into_font().color(&THRESHOLD).into(),
+                (70, 0),
+            )?;
+        }
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(26)
@@ -119,7 +144,7 @@ impl TimeChart {
             .axis_style(AXIS)
             .label_style(("sans-serif", 13).into_font().color(&AXIS))
             .draw()?;
-        if let Some(threshold) = self.threshold {
+        if let Some(threshold) = self.threshold.and_then(drawable) {
             chart.draw_series(DashedLineSeries::new(
                 [(self.from, threshold), (self.to, threshold)],
                 6,
@@ -129,7 +154,13 @@ impl TimeChart {
         }
         for line in &self.lines {
             let style = line.colour.rgb().stroke_width(2);
-            for run in runs(&line.points, self.step) {
+            let points: Vec<(Millis, f64)> = line
+                .points
+                .iter()
+                .filter(|(_, value)| drawable(*value).is_some())
+                .copied()
+                .collect();
+            for run in runs(&points, self.step) {
                 if let [(at, value)] = run {
                     chart.draw_series(std::iter::once(Circle::new(
                         (*at, *value),
@@ -185,6 +216,16 @@ fn time_ticks(from: Millis, to: Millis) -> Vec<Millis> {
         .map(|n| first + n * step)
         .take_while(|tick| *tick <= to)
         .collect()
+}
+
+/// The largest magnitude a chart draws. Values beyond it (a stored
+/// 1.7e308, a sum that overflowed to infinity) are left out and counted on
+/// the chart, so that the axis and its padding stay finite.
+const DRAWABLE: f64 = 1e300;
+
+/// `value` if a chart can draw it.
+fn drawable(value: f64) -> Option<f64> {
+    (value.is_finite() && value.abs() <= DRAWABLE).then_some(value)
 }
 
 /// Splits points into runs of neighbours (no more than 1.5 steps apart).
@@ -413,5 +454,64 @@ mod tests {
         let svg = timeline(0, 3_600_000, &lanes).unwrap();
         assert!(svg.contains("&lt;b&gt;&amp;host"), "{svg}");
         assert!(!svg.contains("<b>"));
+    }
+
+    #[test]
+    fn extreme_values_are_left_out_and_said_so() {
+        let extremes = [
+            1.7e308,
+            -1.7e308,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        for top in [None, Some(100.0)] {
+            for threshold in [None, Some(f64::MAX), Some(1e300), Some(-1e300)] {
+                for extreme in extremes {
+                    let chart = TimeChart {
+                        from: 0,
+                        to: 600_000,
+                        step: 60_000,
+                        width: NARROW,
+                        height: 200,
+                        top,
+                        unit: "",
+                        threshold,
+                        lines: vec![Line {
+                            colour: Colour::nth(0),
+                            points: vec![(0, 1.0), (60_000, extreme), (120_000, 1e300)],
+                        }],
+                    };
+                    let (low, high) = chart.value_range();
+                    assert!(
+                        low.is_finite() && high.is_finite() && high > low,
+                        "{extreme}"
+                    );
+                    let svg = chart.svg().unwrap();
+                    let said = svg.contains("1 value beyond ±1e300 not drawn");
+                    assert_eq!(said, drawable(extreme).is_none(), "{extreme}");
+                }
+            }
+        }
+        // All at one huge value: an axis of positive length all the same.
+        let flat = TimeChart {
+            from: 0,
+            to: 600_000,
+            step: 60_000,
+            width: NARROW,
+            height: 200,
+            top: None,
+            unit: "",
+            threshold: None,
+            lines: vec![Line {
+                colour: Colour::nth(0),
+                points: vec![(0, -1e300), (60_000, -1e300)],
+            }],
+        };
+        let (low, high) = flat.value_range();
+        assert!(high > low && high.is_finite());
+        flat.svg().unwrap();
     }
 }
