@@ -120,7 +120,7 @@ impl TimeChart {
                     "{left_out} value{} beyond ±1e300 not drawn",
                     if left_out == 1 { "" } else { "s" }
                 ),
-                &("sans-serif", 13).into_font().color(&THRESHOLD).into(),
+                &("sans-serif", 13).into_font().color(&THRESHOLD),
                 (70, 0),
             )?;
         }
