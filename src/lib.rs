@@ -14,10 +14,14 @@
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
 //! - [`store`]: the durable state of the service, behind one trait; SQLite embedded.
-//! - [`service`]: `alertd run`: HTTP API, web pages, watcher, hook dispatcher, collector, janitors.
+//! - [`service`]: `alertd run`'s node: ingestion, the watcher, hook dispatcher, collector, janitor.
+//! - [`http`]: the HTTP API and its error mapping, over the service.
+//! - [`pages`]: the web pages, read-only views over the service.
+//! - [`stats`]: stored samples downsampled into buckets, for the API and the pages.
 //! - [`clock`]: the service's source of time and waits, injected.
 //! - [`fuzz`]: the properties the fuzz targets check.
 
+mod auth;
 pub mod check;
 pub mod clock;
 pub mod config;
@@ -26,8 +30,11 @@ pub mod engine;
 pub mod field;
 pub mod fuzz;
 pub mod hooks;
+pub mod http;
 pub mod incident;
+pub mod pages;
 pub mod replay;
 pub mod sample;
 pub mod service;
+pub mod stats;
 pub mod store;

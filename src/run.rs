@@ -89,7 +89,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         };
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
         reload_on_sighup(service.clone());
-        service::run(service, listener, shutdown_signal()).await
+        let router = alertd::http::router(service.clone());
+        service::run(service, listener, router, shutdown_signal()).await
     });
     // Work still running on blocking threads (a request past the grace
     // period) must not keep the process alive.

@@ -50,7 +50,8 @@ impl Clocked {
         let service = Service::new(options, config, clock.clone(), store).unwrap();
         let (stop, stopped) = oneshot::channel();
         let listener = runtime.block_on(service::bind("127.0.0.1:0")).unwrap();
-        let task = runtime.spawn(service::run(service.clone(), listener, async {
+        let router = alertd::http::router(service.clone());
+        let task = runtime.spawn(service::run(service.clone(), listener, router, async {
             let _ = stopped.await;
         }));
         Clocked {

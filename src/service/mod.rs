@@ -2,8 +2,9 @@
 //!
 //! The service is a few tasks around shared state:
 //!
-//! - the HTTP API ([`http`]) takes samples and counters and answers queries,
-//!   and serves the web pages ([`pages`]);
+//! - the HTTP API ([`crate::http`]) takes samples and counters and answers
+//!   queries, and serves the web pages ([`crate::pages`]): it calls this
+//!   module, never the other way round;
 //! - ingestion ([`ingest`]) commits samples to the [`Store`], many batches in
 //!   one transaction, then hands them to the engine;
 //! - the watcher ([`watcher`]) evaluates the rules at every tick (SPEC 5.1)
@@ -24,16 +25,12 @@
 //! end, to add the samples committed meanwhile and swap the engine: pushes go
 //! on while it rebuilds.
 
-mod auth;
 mod collector;
 pub mod data_dir;
 mod dispatch;
-mod http;
 mod ingest;
 mod janitor;
 mod metrics;
-mod pages;
-mod stats;
 mod watcher;
 
 use std::net::SocketAddr;
@@ -55,7 +52,6 @@ use crate::store::{Store, StoreError};
 
 pub use collector::Counters;
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
-pub use http::router;
 pub use metrics::Metrics;
 
 /// Why the service could not start or stopped with an error.
@@ -219,6 +215,11 @@ impl Service {
         &self.options.host_name
     }
 
+    /// The bearer token the API wants, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.options.token.as_deref()
+    }
+
     /// The running configuration: a shared handle, cheap to take, that a
     /// reload replaces without disturbing those who hold the old one.
     pub fn config(&self) -> Arc<Config> {
@@ -302,12 +303,14 @@ enum Woke {
     Stop,
 }
 
-/// Runs the service until `shutdown` resolves: serves HTTP on `listener`,
-/// ticks, dispatches hooks, collects, cleans. On shutdown, finishes the
-/// current tick and the running hook call, then returns.
+/// Runs the service until `shutdown` resolves: serves `router` (the API and
+/// pages of [`crate::http::router`]) on `listener`, ticks, dispatches hooks,
+/// collects, cleans. On shutdown, finishes the current tick and the running
+/// hook call, then returns.
 pub async fn run(
     service: Arc<Service>,
     listener: TcpListener,
+    router: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServiceError> {
     let (stop_tx, stop) = watch::channel(false);
@@ -331,10 +334,9 @@ pub async fn run(
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
     ];
     let mut http_stop = stop.clone();
-    let server =
-        axum::serve(listener, http::router(service.clone())).with_graceful_shutdown(async move {
-            let _ = http_stop.wait_for(|stopped| *stopped).await;
-        });
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|stopped| *stopped).await;
+    });
     let server = tokio::spawn(async move { server.await });
     shutdown.await;
     info!("shutting down: finishing the current tick and hook calls");

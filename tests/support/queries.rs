@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use alertd::service::{Service, router};
+use alertd::http::router;
+use alertd::service::Service;
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;

@@ -53,7 +53,7 @@ pub(super) async fn metrics(
         .metrics()
         .map(|(field, value)| (field.to_string(), value))
         .collect();
-    service.counters.add(&counters);
+    service.counters().add(&counters);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,7 +170,7 @@ pub(super) async fn samples(
             Ok(json!({"accepted": accepted}))
         }
         Err(bad) => {
-            worker.metrics.batch_rejected(1);
+            worker.metrics().batch_rejected(1);
             Err(ApiError {
                 status: StatusCode::BAD_REQUEST,
                 message: bad.message,

@@ -12,8 +12,8 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{Chrome, Nav, PageContext, SESSION_COOKIE, layout};
+use crate::auth::same_secret;
 use crate::service::Service;
-use crate::service::auth::same_secret;
 
 /// Redirects to the sign-in form when a token is configured and the
 /// request has no session cookie with it.
@@ -22,7 +22,7 @@ pub(super) async fn require_session(
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = &service.options.token
+    if let Some(token) = service.token()
         && !has_session(request.headers(), token)
     {
         let target = request
@@ -109,7 +109,7 @@ pub(super) async fn login_form(
     Query(params): Query<LoginParams>,
 ) -> Response {
     let next = local_target(params.next.as_deref()).to_string();
-    if service.options.token.is_none() {
+    if service.token().is_none() {
         return Redirect::to(&next).into_response();
     }
     login_page(&PageContext::new(service), &next, false).into_response()
@@ -120,7 +120,7 @@ pub(super) async fn login(
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = local_target(form.next.as_deref()).to_string();
-    let Some(token) = &service.options.token else {
+    let Some(token) = service.token() else {
         return Redirect::to(&next).into_response();
     };
     if !same_secret(form.token.trim().as_bytes(), token.as_bytes()) {

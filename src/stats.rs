@@ -7,11 +7,11 @@ use crate::duration::Millis;
 use crate::store::{Store, StoreError};
 
 /// The most buckets one query may have per host.
-pub(super) const MAX_BUCKETS: i64 = 10_000;
+pub(crate) const MAX_BUCKETS: i64 = 10_000;
 
 /// One field's values within a bucket.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct FieldStats {
+pub(crate) struct FieldStats {
     pub sum: f64,
     pub max: f64,
     pub count: u32,
@@ -25,17 +25,17 @@ impl FieldStats {
 
 /// The samples of one host within `[t, t + resolution)`.
 #[derive(Debug, Default)]
-pub(super) struct Bucket {
+pub(crate) struct Bucket {
     pub samples: u32,
     pub fields: BTreeMap<String, FieldStats>,
 }
 
 /// Buckets by host name, then by start time.
-pub(super) type HostBuckets = BTreeMap<String, BTreeMap<Millis, Bucket>>;
+pub(crate) type HostBuckets = BTreeMap<String, BTreeMap<Millis, Bucket>>;
 
 /// What to read and how to cut it.
 #[derive(Debug, Clone)]
-pub(super) struct StatsQuery {
+pub(crate) struct StatsQuery {
     pub from: Millis,
     pub to: Millis,
     pub resolution: Millis,

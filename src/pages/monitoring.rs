@@ -15,7 +15,7 @@ use super::{
 };
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::service::Service;
-use crate::service::stats::{HostBuckets, MAX_BUCKETS, StatsQuery};
+use crate::stats::{HostBuckets, MAX_BUCKETS, StatsQuery};
 
 const CPU: &str = "cpu.usage";
 const MEMORY: &str = "mem.usage";

@@ -20,11 +20,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::Service;
-use super::auth::same_secret;
-use super::stats::{MAX_BUCKETS, StatsQuery};
+use crate::auth::same_secret;
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::incident::rfc3339;
+use crate::service::Service;
+use crate::stats::{MAX_BUCKETS, StatsQuery};
 use crate::store::{Delivery, StoreError};
 
 /// The service's HTTP routes: the API, `/metrics`, `/healthz` and the pages.
@@ -127,7 +127,7 @@ async fn blocking<T: serde::Serialize>(
 
 /// Checks `Authorization: Bearer <token>` when a token is configured.
 async fn authorize(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
-    if let Some(token) = &service.options.token {
+    if let Some(token) = service.token() {
         let given = request
             .headers()
             .get(header::AUTHORIZATION)

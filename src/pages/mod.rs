@@ -28,8 +28,8 @@ use axum::routing::get;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use serde::{Deserialize, Serialize};
 
-use super::Service;
 use crate::duration::Millis;
+use crate::service::Service;
 use crate::store::StoreError;
 
 const STYLESHEET: &str = include_str!("alertd.css");
@@ -124,7 +124,7 @@ struct PageContext {
 
 impl PageContext {
     fn new(service: Arc<Service>) -> Self {
-        let signed_in = service.options.token.is_some();
+        let signed_in = service.token().is_some();
         PageContext { service, signed_in }
     }
 

@@ -1,0 +1,247 @@
+//! The embedded store: one SQLite file in WAL mode, fully synchronous, so
+//! that a committed transaction survives a crash of the process or the
+//! machine.
+
+//!
+//! This file opens the store and holds its connections (one writer, a pool
+//! of readers, a checkpointer); [`queries`] has the SQL of each operation.
+
+mod queries;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::StoreError;
+
+/// Bumped whenever the schema changes; a newer file is refused.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS samples (
+    ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    metrics BLOB NOT NULL,
+    PRIMARY KEY (ts, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
+CREATE TABLE IF NOT EXISTS hosts (
+    host TEXT PRIMARY KEY,
+    last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    trigger_value REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_end ON incidents (end_time);
+CREATE TABLE IF NOT EXISTS pairs (
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    last_end INTEGER NOT NULL,
+    PRIMARY KEY (rule, host)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    start_time INTEGER NOT NULL,
+    end_time INTEGER,
+    trigger_value REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_by_incident ON outbox (incident_id, target);
+CREATE TABLE IF NOT EXISTS hook_calls (
+    id INTEGER PRIMARY KEY,
+    incident_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    started INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    succeeded INTEGER NOT NULL,
+    stdout TEXT NOT NULL,
+    stderr TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS hook_calls_by_incident ON hook_calls (incident_id);
+";
+
+/// The file name of the store inside the data directory.
+pub const FILE_NAME: &str = "alertd.sqlite";
+
+/// Idle read connections kept open for the next reader.
+const IDLE_READERS: usize = 8;
+
+/// The embedded SQLite store.
+///
+/// One connection writes, and each reader takes a connection of its own (a
+/// pool, grown on demand): in WAL mode readers see the last commit and
+/// neither wait for the writer nor make it wait.
+pub struct SqliteStore {
+    /// The file, for error messages and for opening readers.
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    /// The next sample's sequence number, which orders samples of equal
+    /// timestamp; only used with the writer locked.
+    next_seq: AtomicI64,
+    /// Tells the checkpointer that a commit added to the write-ahead log.
+    committed: std::sync::mpsc::SyncSender<()>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `alertd.sqlite` in `data_dir`.
+    pub fn open_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::Open {
+            path: data_dir.display().to_string(),
+            source,
+        })?;
+        Self::open(&data_dir.join(FILE_NAME))
+    }
+
+    /// Opens (creating if needed) the store file at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let named = |error| named(path, error);
+        let connection = Connection::open(path).map_err(|e| named(e.into()))?;
+        let next_seq = prepare(&connection).map_err(named)?;
+        let checkpoints = open_reader(path).map_err(named)?;
+        checkpoints
+            .pragma_update(None, "query_only", false)
+            .map_err(|e| named(e.into()))?;
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".to_string())
+            .spawn(move || checkpointer(checkpoints, commits))
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(connection),
+            readers: Mutex::new(Vec::new()),
+            next_seq: AtomicI64::new(next_seq),
+            committed,
+        })
+    }
+
+    /// Runs `write` on the writing connection.
+    fn write<T>(
+        &self,
+        write: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A panic while holding the lock cannot leave a transaction half
+        // done (rusqlite rolls back on drop), so a poisoned lock is usable.
+        let mut connection = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let result = write(&mut connection).map_err(|error| named(&self.path, error));
+        // Full means the checkpointer has a notice waiting already.
+        let _ = self.committed.try_send(());
+        result
+    }
+
+    /// Runs `read` on a reading connection of its own.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = self.readers().pop();
+        let connection = match idle {
+            Some(connection) => connection,
+            None => open_reader(&self.path).map_err(|error| named(&self.path, error))?,
+        };
+        let result = read(&connection).map_err(|error| named(&self.path, error));
+        let mut readers = self.readers();
+        if readers.len() < IDLE_READERS {
+            readers.push(connection);
+        }
+        result
+    }
+
+    fn readers(&self) -> MutexGuard<'_, Vec<Connection>> {
+        self.readers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Names the file in a SQLite error.
+fn named(path: &Path, error: StoreError) -> StoreError {
+    match error {
+        StoreError::Sqlite(source) => StoreError::File {
+            path: path.display().to_string(),
+            source,
+        },
+        other => other,
+    }
+}
+
+/// Sets up the writing connection: WAL, full sync, the schema. Returns the
+/// next sample sequence number.
+fn prepare(connection: &Connection) -> Result<i64, StoreError> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: a commit is on disk when it returns, even across a power loss.
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    // 64 MiB of page cache: the pages of recent samples stay in memory.
+    connection.pragma_update(None, "cache_size", -65_536)?;
+    // Checkpoints run on their own thread (see `checkpointer`).
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Version {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    connection.execute_batch(SCHEMA)?;
+    connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    // Kept in a row rather than read as max(seq), which would scan every sample.
+    Ok(
+        connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+            row.get(0)
+        })?,
+    )
+}
+
+/// Copies committed pages from the write-ahead log into the database file
+/// after commits, on its own connection and thread, so that a commit never
+/// waits for a checkpoint (the writer's automatic checkpoints are off).
+/// Passive: it never blocks the writer or a reader. Ends with the store.
+fn checkpointer(connection: Connection, commits: std::sync::mpsc::Receiver<()>) {
+    while commits.recv().is_ok() {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "checkpoint failed; the next commit tries again");
+        }
+    }
+}
+
+/// A connection for reads only, on the file the writer set up.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.pragma_update(None, "query_only", true)?;
+    // 16 MiB of page cache per reader.
+    connection.pragma_update(None, "cache_size", -16_384)?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(connection)
+}
