@@ -97,7 +97,8 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookOutcome {
     pub result: HookResult,
-    /// Standard output and standard error, each cut at [`OUTPUT_LIMIT`] bytes.
+    /// Standard output and standard error, each cut at [`OUTPUT_LIMIT`] bytes
+    /// (then a line says how many more there were).
     pub stdout: String,
     pub stderr: String,
     pub duration: Duration,
@@ -146,7 +147,8 @@ pub async fn run_hook(
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         duration: started.elapsed(),
     };
-    let mut child = match Command::new(&hook.path)
+    let mut command = Command::new(&hook.path);
+    command
         .env("INCIDENT_ID", &incident.id)
         .env("INCIDENT_RULE", &*incident.rule_name)
         .env("INCIDENT_HOST", &*incident.host_name)
@@ -154,9 +156,12 @@ pub async fn run_hook(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
+        .kill_on_drop(true);
+    // Its own process group, so that whatever the hook starts can be ended
+    // with it.
+    #[cfg(unix)]
+    command.process_group(0);
+    let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
             return outcome(
@@ -166,6 +171,7 @@ pub async fn run_hook(
             );
         }
     };
+    let group = child.id();
     let mut stdin = child.stdin.take();
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
@@ -176,8 +182,15 @@ pub async fn run_hook(
             let _ = stdin.write_all(&input).await;
         }
         drop(stdin);
-        let (status, stdout, stderr) = tokio::join!(child.wait(), capture(stdout), capture(stderr));
-        (status, stdout, stderr)
+        let exited = async {
+            let status = child.wait().await;
+            // The call is over when the hook exits: what it left running
+            // (`sleep 300 &`) goes too, and with it the last holder of the
+            // output pipes, so that reading them ends.
+            kill_group(group);
+            status
+        };
+        tokio::join!(exited, capture(stdout), capture(stderr))
     };
     match tokio::time::timeout(timeout, call).await {
         Ok((Ok(status), stdout, stderr)) => outcome(exit_result(status), stdout, stderr),
@@ -185,11 +198,28 @@ pub async fn run_hook(
             outcome(HookResult::NotStarted(error.to_string()), stdout, stderr)
         }
         Err(_elapsed) => {
+            kill_group(group);
             let _ = child.start_kill();
             let _ = child.wait().await;
             outcome(HookResult::TimedOut, Vec::new(), Vec::new())
         }
     }
+}
+
+/// Kills every process of a hook's process group (the hook's own id), if
+/// any is left. The id cannot name another group while one of the hook's
+/// processes lives; once none does, the kill finds no group.
+fn kill_group(group: Option<u32>) {
+    #[cfg(unix)]
+    if let Some(group) = group.and_then(|id| libc::pid_t::try_from(id).ok()) {
+        // SAFETY: kill(2) with a negative id signals a process group; it
+        // touches no memory of this process.
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = group;
 }
 
 fn exit_result(status: std::process::ExitStatus) -> HookResult {
@@ -207,20 +237,27 @@ fn exit_result(status: std::process::ExitStatus) -> HookResult {
 }
 
 /// Reads a pipe to its end, keeping the first [`OUTPUT_LIMIT`] bytes, so that
-/// a chatty hook neither blocks on a full pipe nor fills memory.
+/// a chatty hook neither blocks on a full pipe nor fills memory; what is cut
+/// is said at the end (`[1048576 more bytes not kept]`).
 async fn capture(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
     let mut kept = Vec::new();
     let Some(mut pipe) = pipe else { return kept };
     let mut chunk = [0u8; 8192];
+    let mut dropped = 0u64;
     loop {
         match pipe.read(&mut chunk).await {
-            Ok(0) | Err(_) => return kept,
+            Ok(0) | Err(_) => break,
             Ok(read) => {
                 let room = OUTPUT_LIMIT.saturating_sub(kept.len());
                 kept.extend_from_slice(&chunk[..read.min(room)]);
+                dropped += read.saturating_sub(room) as u64;
             }
         }
     }
+    if dropped > 0 {
+        kept.extend_from_slice(format!("\n[{dropped} more bytes not kept]").as_bytes());
+    }
+    kept
 }
 
 /// When a failed hook call is tried again: exponential back-off, capped.

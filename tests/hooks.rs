@@ -161,9 +161,76 @@ async fn output_is_kept_up_to_the_limit_and_a_chatty_hook_does_not_block() {
     )
     .await;
     assert_eq!(outcome.result, HookResult::Exited(0));
-    assert_eq!(outcome.stdout.len(), OUTPUT_LIMIT);
-    assert_eq!(outcome.stderr.len(), OUTPUT_LIMIT);
-    assert!(outcome.stdout.bytes().all(|b| b == b'x'));
+    let mark = format!("\n[{} more bytes not kept]", 1_000_000 - OUTPUT_LIMIT);
+    for (output, byte) in [(&outcome.stdout, b'x'), (&outcome.stderr, b'y')] {
+        let kept = output.strip_suffix(&mark).expect("the cut is said");
+        assert_eq!(kept.len(), OUTPUT_LIMIT);
+        assert!(kept.bytes().all(|b| b == byte));
+    }
+}
+
+/// Whether a process runs (a zombie, dead but not yet reaped, does not).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
+            !state.starts_with('Z') && !state.starts_with('X')
+        })
+        .unwrap_or(false)
+}
+
+fn wait_gone(pid: &str) {
+    for _ in 0..250 {
+        if !alive(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("process {pid} outlived its hook");
+}
+
+#[tokio::test]
+async fn what_a_hook_leaves_running_ends_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    // The background sleep holds the output pipe: before, the call waited
+    // for it until the timeout and was recorded as timed out.
+    let outcome = run_script(
+        &format!(
+            "#!/bin/sh
+sleep 300 &
+echo $! > '{}'
+echo sent
+exit 0
+",
+            pid_file.display()
+        ),
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::Exited(0));
+    assert_eq!(outcome.stdout, "sent\n");
+    wait_gone(fs::read_to_string(&pid_file).unwrap().trim());
+}
+
+#[tokio::test]
+async fn at_the_timeout_the_whole_process_group_is_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let outcome = run_script(
+        &format!(
+            "#!/bin/sh
+sleep 300 &
+echo $! > '{}'
+exec sleep 300
+",
+            pid_file.display()
+        ),
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(outcome.result, HookResult::TimedOut);
+    wait_gone(fs::read_to_string(&pid_file).unwrap().trim());
 }
 
 #[tokio::test]
