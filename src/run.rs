@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{error, info, warn};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
 use alertd::clock::SystemClock;
+use alertd::http::serve::Limits;
 use alertd::service::{self, DataDirLock, Options, Service};
 use alertd::store::SqliteStore;
 
@@ -62,6 +64,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         .unwrap_or_else(|| "localhost".to_string());
     let data_dir = service::data_dir(args.data_dir.as_deref(), &config, &args.config);
     let listen = args.listen.unwrap_or_else(|| config.service.listen.clone());
+    let idle_timeout = u64::try_from(config.service.idle_timeout).unwrap_or(30_000);
+    let open_files = raise_open_files_limit();
     if !config.alerting.enabled {
         warn!("alerting.enabled is false: rules are not evaluated");
     }
@@ -90,11 +94,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
         reload_on_sighup(service.clone());
         let router = alertd::http::router(service.clone());
-        service::run(service, listener, router, shutdown_signal()).await
+        let limits = Limits::for_open_files(open_files, Duration::from_millis(idle_timeout));
+        let serve = move |stop| alertd::http::serve::serve(listener, router, limits, stop);
+        service::run(service, serve, shutdown_signal()).await;
+        Ok::<(), alertd::service::ServiceError>(())
     });
     // Work still running on blocking threads (a request past the grace
     // period) must not keep the process alive.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -102,6 +109,41 @@ pub fn run(args: RunArgs) -> ExitCode {
             ExitCode::from(IO_FAILURE)
         }
     }
+}
+
+/// Raises the soft limit of open files to the hard limit, so that many
+/// clients (each a file descriptor) do not exhaust it; returns the limit in
+/// force.
+fn raise_open_files_limit() -> u64 {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write `limit`.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                warn!("cannot read the open-files limit; assuming 1024");
+                return 1024;
+            }
+            let soft = limit.rlim_cur;
+            if soft < limit.rlim_max {
+                limit.rlim_cur = limit.rlim_max;
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    warn!(soft, "cannot raise the open-files limit");
+                    limit.rlim_cur = soft;
+                } else {
+                    info!(from = soft, to = limit.rlim_max, "open-files limit raised");
+                }
+            }
+            // rlim_t is u64 on Linux, not on every Unix.
+            #[allow(clippy::useless_conversion)]
+            u64::try_from(limit.rlim_cur).unwrap_or(u64::MAX)
+        }
+    }
+    #[cfg(not(unix))]
+    1024
 }
 
 /// Resolves at SIGTERM or Ctrl-C.

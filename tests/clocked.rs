@@ -7,9 +7,11 @@ mod support;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use alertd::clock::ManualClock;
 use alertd::config::Config;
+use alertd::http::serve::{self, Limits};
 use alertd::sample::Sample;
 use alertd::service::{self, Options, Service};
 use alertd::store::SqliteStore;
@@ -28,7 +30,7 @@ struct Clocked {
     service: Arc<Service>,
     runtime: tokio::runtime::Runtime,
     stop: Option<oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), service::ServiceError>>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Clocked {
@@ -51,7 +53,9 @@ impl Clocked {
         let (stop, stopped) = oneshot::channel();
         let listener = runtime.block_on(service::bind("127.0.0.1:0")).unwrap();
         let router = alertd::http::router(service.clone());
-        let task = runtime.spawn(service::run(service.clone(), listener, router, async {
+        let limits = Limits::for_open_files(1024, Duration::from_secs(30));
+        let serve = move |stop| serve::serve(listener, router, limits, stop);
+        let task = runtime.spawn(service::run(service.clone(), serve, async {
             let _ = stopped.await;
         }));
         Clocked {

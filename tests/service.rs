@@ -5,6 +5,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -779,4 +780,49 @@ fn a_stop_ends_the_process_while_a_request_hangs() {
         alertd.log()
     );
     drop(slow);
+}
+
+#[test]
+fn idle_connections_cannot_starve_the_server_of_file_descriptors() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("alertd.json"),
+        config(&[RULE_X], r#", "server": {"idleTimeout": "1s"}"#),
+    )
+    .unwrap();
+    // 256 open files at most: room for 128 connections.
+    let alertd = Alertd::start_under(dir.path(), &["prlimit", "--nofile=256:256"]);
+    let mut idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", alertd.port)).unwrap())
+        .collect();
+    // The idle ones are closed after a second; requests are served again.
+    wait_for("a request to be served", 20, || {
+        alertd
+            .try_get("/healthz")
+            .filter(|(status, _)| *status == 200)
+    });
+    assert!(
+        alertd.log().contains("connections are open already"),
+        "{}",
+        alertd.log()
+    );
+    // Every idle connection was closed by the server (refused at once, or
+    // closed at the idle timeout).
+    for stream in &mut idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(0) => {}
+            Ok(_) => {} // an error answer, then the close
+            Err(error) => assert_ne!(
+                error.kind(),
+                std::io::ErrorKind::WouldBlock,
+                "still open after 10 s"
+            ),
+        }
+    }
+    assert_eq!(alertd.get("/healthz").0, 200);
 }

@@ -48,6 +48,9 @@ pub struct Service {
     /// `server.maxFutureSkew`: a pushed sample whose `ts` is further ahead of
     /// this node's clock is refused.
     pub max_future_skew: Millis,
+    /// `server.idleTimeout`: how long a client has to send a request's
+    /// headers, on a new connection or between kept-alive requests.
+    pub idle_timeout: Millis,
 }
 
 impl Default for Service {
@@ -60,6 +63,7 @@ impl Default for Service {
             data_dir: None,
             hook_timeout: 10_000,
             max_future_skew: 300_000,
+            idle_timeout: 30_000,
         }
     }
 }

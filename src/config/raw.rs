@@ -125,12 +125,21 @@ pub struct RawServer {
     pub host_name: Raw<String>,
     #[serde(default)]
     pub max_future_skew: Raw<String>,
+    #[serde(default)]
+    pub idle_timeout: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawServer {
-    pub const KEYS: &[&str] = &["listen", "token", "bodyLimit", "hostName", "maxFutureSkew"];
+    pub const KEYS: &[&str] = &[
+        "listen",
+        "token",
+        "bodyLimit",
+        "hostName",
+        "maxFutureSkew",
+        "idleTimeout",
+    ];
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -241,6 +241,7 @@ impl Checker {
         }
         service.max_future_skew =
             self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
+        service.idle_timeout = self.interval("server", "idleTimeout", &raw.idle_timeout, "30s");
         let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
         self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
         service.data_dir = self.text("storage", "dataDir", raw.data_dir);

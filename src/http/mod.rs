@@ -6,6 +6,7 @@
 //! request and 503 when the store fails; a request that fails changes nothing.
 
 mod push;
+pub mod serve;
 
 use std::fmt;
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(serve::request_timeout))
         .with_state(service)
 }
 

@@ -68,8 +68,6 @@ pub enum ServiceError {
         address: String,
         source: std::io::Error,
     },
-    #[error("HTTP server: {0}")]
-    Serve(std::io::Error),
 }
 
 /// What the service needs besides its configuration.
@@ -303,29 +301,29 @@ enum Woke {
     Stop,
 }
 
-/// Runs the service until `shutdown` resolves: serves `router` (the API and
-/// pages of [`crate::http::router`]) on `listener`, ticks, dispatches hooks,
-/// collects, cleans. On shutdown, finishes the current tick and the running
-/// hook call, then returns.
-pub async fn run(
+/// Runs the service until `shutdown` resolves: ticks, dispatches hooks,
+/// collects, cleans, and runs the server that `serve` makes (the HTTP
+/// server of [`crate::http::serve`], given a receiver that turns true when it
+/// must stop). On shutdown, finishes the current tick and the running hook
+/// call, gives the server [`SHUTDOWN_GRACE`] to finish its requests, then
+/// returns.
+pub async fn run<F>(
     service: Arc<Service>,
-    listener: TcpListener,
-    router: axum::Router,
+    serve: impl FnOnce(watch::Receiver<bool>) -> F,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServiceError> {
+) where
+    F: Future<Output = ()> + Send + 'static,
+{
     let (stop_tx, stop) = watch::channel(false);
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    info!(%address, data_dir = %service.options.data_dir.display(), host = service.host_name(), "alertd listening");
     let config = service.config();
     info!(
+        data_dir = %service.options.data_dir.display(),
+        host = service.host_name(),
         rules = config.alerting.rules.len(),
         alerting = config.alerting.enabled,
         watcher_interval = %HumanDuration(config.alerting.watcher_interval),
         monitoring = config.monitoring.enabled,
-        "configuration"
+        "alertd running"
     );
     let tasks = vec![
         tokio::spawn(watcher::watcher(service.clone(), stop.clone())),
@@ -333,11 +331,7 @@ pub async fn run(
         tokio::spawn(collector::collector(service.clone(), stop.clone())),
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
     ];
-    let mut http_stop = stop.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
-        let _ = http_stop.wait_for(|stopped| *stopped).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(serve(stop));
     shutdown.await;
     info!("shutting down: finishing the current tick and hook calls");
     let drained_by = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -346,7 +340,7 @@ pub async fn run(
         let _ = task.await;
     }
     match tokio::time::timeout_at(drained_by, server).await {
-        Ok(Ok(result)) => result.map_err(ServiceError::Serve)?,
+        Ok(Ok(())) => {}
         Ok(Err(error)) => error!(%error, "HTTP server task failed"),
         Err(_) => warn!(
             grace = ?SHUTDOWN_GRACE,
@@ -354,7 +348,6 @@ pub async fn run(
         ),
     }
     info!("stopped");
-    Ok(())
 }
 
 /// How long requests in flight may take to finish once the service is told

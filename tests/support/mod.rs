@@ -56,13 +56,27 @@ impl Alertd {
     }
 
     pub fn start_existing(dir: &Path) -> Alertd {
+        Self::start_under(dir, &[])
+    }
+
+    /// Starts alertd on `<dir>/alertd.json` under a wrapper command (such
+    /// as `prlimit --nofile=256:256`).
+    pub fn start_under(dir: &Path, wrapper: &[&str]) -> Alertd {
         let port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("alertd.log"))
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(env!("CARGO_BIN_EXE_alertd"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_alertd")),
+        };
+        let child = command
             .arg("run")
             .arg("--config")
             .arg(dir.join("alertd.json"))
