@@ -7,7 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use alertd::hooks::{Hook, HookResult, OUTPUT_LIMIT, discover, run_hook};
+use alertd::hooks::{Hook, HookOutcome, HookResult, OUTPUT_LIMIT, discover, run_hook};
 use alertd::incident::{Incident, TransitionKind};
 
 fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
@@ -21,7 +21,7 @@ fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
 }
 
 /// Runs `script` as a hook for an opened incident.
-async fn run_script(script: &str, timeout: Duration) -> alertd::hooks::HookOutcome {
+async fn run_script(script: &str, timeout: Duration) -> HookOutcome {
     let dir = tempfile::tempdir().unwrap();
     let hook = write_hook(dir.path(), "hook", script, 0o755);
     run_hook(&hook, &incident(None), TransitionKind::Opened, timeout).await
@@ -189,48 +189,35 @@ fn wait_gone(pid: &str) {
     panic!("process {pid} outlived its hook");
 }
 
-#[tokio::test]
-async fn what_a_hook_leaves_running_ends_with_it() {
+/// Runs a hook that starts `sleep 300` in the background, then runs `rest`;
+/// returns the outcome and the background process's id.
+async fn run_leaving_a_child(rest: &str, timeout: Duration) -> (HookOutcome, String) {
     let dir = tempfile::tempdir().unwrap();
     let pid_file = dir.path().join("pid");
+    let script = format!(
+        "#!/bin/sh\nsleep 300 &\necho $! > '{}'\n{rest}\n",
+        pid_file.display()
+    );
+    let outcome = run_script(&script, timeout).await;
+    let pid = fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    (outcome, pid)
+}
+
+#[tokio::test]
+async fn what_a_hook_leaves_running_ends_with_it() {
     // The background sleep holds the output pipe: before, the call waited
     // for it until the timeout and was recorded as timed out.
-    let outcome = run_script(
-        &format!(
-            "#!/bin/sh
-sleep 300 &
-echo $! > '{}'
-echo sent
-exit 0
-",
-            pid_file.display()
-        ),
-        Duration::from_secs(20),
-    )
-    .await;
+    let (outcome, child) = run_leaving_a_child("echo sent\nexit 0", Duration::from_secs(20)).await;
     assert_eq!(outcome.result, HookResult::Exited(0));
     assert_eq!(outcome.stdout, "sent\n");
-    wait_gone(fs::read_to_string(&pid_file).unwrap().trim());
+    wait_gone(&child);
 }
 
 #[tokio::test]
 async fn at_the_timeout_the_whole_process_group_is_killed() {
-    let dir = tempfile::tempdir().unwrap();
-    let pid_file = dir.path().join("pid");
-    let outcome = run_script(
-        &format!(
-            "#!/bin/sh
-sleep 300 &
-echo $! > '{}'
-exec sleep 300
-",
-            pid_file.display()
-        ),
-        Duration::from_millis(500),
-    )
-    .await;
+    let (outcome, child) = run_leaving_a_child("exec sleep 300", Duration::from_millis(500)).await;
     assert_eq!(outcome.result, HookResult::TimedOut);
-    wait_gone(fs::read_to_string(&pid_file).unwrap().trim());
+    wait_gone(&child);
 }
 
 #[tokio::test]
