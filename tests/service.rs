@@ -737,7 +737,9 @@ fn the_largest_values_are_charted_without_hanging() {
     let rule = r#"{"name": "errors", "field": "errors.count", "aggregation": "sum",
         "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"}"#;
     let alertd = Alertd::start(dir.path(), &config(&[rule], ""));
-    let ts = now();
+    // Twenty seconds ago, so that the rules chart, evaluated at round
+    // ticks up to now, has a tick that sees them.
+    let ts = now() - 20_000;
     let (status, body) = alertd.push(json!([
         {"host": "a", "ts": ts, "metrics": {"errors.count": 1.7e308, "cpu.usage": 1.7e308}},
         {"host": "b", "ts": ts, "metrics": {"errors.count": 1.7e308, "cpu.usage": -1.7e308}},
