@@ -4,6 +4,7 @@
 //! The crate is a pure core with thin shells around it:
 //!
 //! - [`duration`]: the `ms`-style durations of the configuration.
+//! - [`address`]: host names in `Host` headers, origins and URLs.
 //! - [`config`]: the configuration file, parsed and then validated into a [`config::Config`].
 //! - [`field`]: built-in and custom metric field names.
 //! - [`sample`]: samples, parsed and checked without allocating per sample.
@@ -21,6 +22,7 @@
 //! - [`clock`]: the service's source of time and waits, injected.
 //! - [`fuzz`]: the properties the fuzz targets check.
 
+pub mod address;
 mod auth;
 pub mod check;
 pub mod clock;

@@ -66,6 +66,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     let listen = args.listen.unwrap_or_else(|| config.service.listen.clone());
     let idle_timeout = u64::try_from(config.service.idle_timeout).unwrap_or(30_000);
     let open_files = raise_open_files_limit();
+    let public_url = config.service.public_url.clone();
     if !config.alerting.enabled {
         warn!("alerting.enabled is false: rules are not evaluated");
     }
@@ -94,7 +95,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
         reload_on_sighup(service.clone());
         let router = alertd::http::router(service.clone());
-        let limits = Limits::for_open_files(open_files, Duration::from_millis(idle_timeout));
+        let limits = Limits {
+            public_host: public_url.as_deref().and_then(alertd::address::url_host),
+            ..Limits::for_open_files(open_files, Duration::from_millis(idle_timeout))
+        };
         let serve = move |stop| alertd::http::serve::serve(listener, router, limits, stop);
         service::run(service, serve, shutdown_signal()).await;
         Ok::<(), alertd::service::ServiceError>(())

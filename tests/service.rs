@@ -828,3 +828,93 @@ fn idle_connections_cannot_starve_the_server_of_file_descriptors() {
     }
     assert_eq!(alertd.get("/healthz").0, 200);
 }
+
+/// Sends a raw HTTP/1.1 request; returns the status code.
+fn raw_status(port: u16, request: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
+#[test]
+fn other_sites_cannot_change_anything_and_foreign_host_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "monitoring": {"enabled": true}"#),
+    );
+    let port = alertd.port;
+    let body = r#"[{"host": "web-1", "ts": 1795428010000, "metrics": {"x": 1}}]"#;
+    let post = |path: &str, content_type: &str, extra: &str, body: &str| {
+        raw_status(
+            port,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: {content_type}\r\n\
+                 {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // What a page elsewhere can send without asking first: a form or text.
+    assert_eq!(post("/api/v1/samples", "text/plain", "", body), 415);
+    assert_eq!(
+        post(
+            "/api/v1/metrics",
+            "application/x-www-form-urlencoded",
+            "",
+            r#"{"errors.count": 1}"#
+        ),
+        415
+    );
+    // JSON, but from another site.
+    let evil = "Origin: https://evil.example\r\n";
+    assert_eq!(post("/api/v1/samples", "application/json", evil, body), 403);
+    assert_eq!(
+        post(
+            "/login",
+            "application/x-www-form-urlencoded",
+            evil,
+            "token=x&next=%2F"
+        ),
+        403
+    );
+    assert_eq!(
+        post("/logout", "application/x-www-form-urlencoded", evil, ""),
+        403
+    );
+    assert_eq!(
+        alertd.get_json("/api/v1/hosts"),
+        json!({"hosts": []}),
+        "nothing stored"
+    );
+    // From this server's own pages, or from a tool that sends no Origin: fine.
+    let own = format!("Origin: http://127.0.0.1:{port}\r\n");
+    assert_eq!(post("/api/v1/samples", "application/json", &own, body), 200);
+    assert_eq!(
+        post(
+            "/api/v1/samples",
+            "application/json; charset=utf-8",
+            "",
+            body
+        ),
+        200
+    );
+    // A name that resolves here but is not this server's (DNS rebinding).
+    let get = |host: &str| {
+        raw_status(
+            port,
+            &format!("GET /api/v1/hosts HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    assert_eq!(get("attacker.example"), 421);
+    assert_eq!(get(&format!("attacker.example:{port}")), 421);
+    assert_eq!(get(&format!("localhost:{port}")), 200);
+    assert_eq!(get("[::1]"), 200);
+}

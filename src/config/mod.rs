@@ -51,6 +51,9 @@ pub struct Service {
     /// `server.idleTimeout`: how long a client has to send a request's
     /// headers, on a new connection or between kept-alive requests.
     pub idle_timeout: Millis,
+    /// `server.publicUrl`: how people reach this node (`https://alerts.example.com/`);
+    /// its host is the one name besides loopback names that requests may use.
+    pub public_url: Option<String>,
 }
 
 impl Default for Service {
@@ -64,6 +67,7 @@ impl Default for Service {
             hook_timeout: 10_000,
             max_future_skew: 300_000,
             idle_timeout: 30_000,
+            public_url: None,
         }
     }
 }

@@ -127,6 +127,8 @@ pub struct RawServer {
     pub max_future_skew: Raw<String>,
     #[serde(default)]
     pub idle_timeout: Raw<String>,
+    #[serde(default)]
+    pub public_url: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -139,6 +141,7 @@ impl RawServer {
         "hostName",
         "maxFutureSkew",
         "idleTimeout",
+        "publicUrl",
     ];
 }
 

@@ -242,6 +242,15 @@ impl Checker {
         service.max_future_skew =
             self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
         service.idle_timeout = self.interval("server", "idleTimeout", &raw.idle_timeout, "30s");
+        if let Some(url) = self.text("server", "publicUrl", raw.public_url) {
+            if crate::address::url_host(&url).is_none() {
+                self.problem(
+                    "server",
+                    format!("publicUrl {url:?}: expected an http(s) URL such as \"https://alerts.example.com/\""),
+                );
+            }
+            service.public_url = Some(url);
+        }
         let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
         self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
         service.data_dir = self.text("storage", "dataDir", raw.data_dir);

@@ -5,6 +5,7 @@
 //! Every error is JSON, `{"error": "..."}`, with a 4xx status for a bad
 //! request and 503 when the store fails; a request that fails changes nothing.
 
+pub mod guard;
 mod push;
 pub mod serve;
 

@@ -28,16 +28,21 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, warn};
 
+use super::guard::AllowedHosts;
+
 /// How long a request may take, from its headers to its answer.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one node's server allows.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Connections open at once.
     pub connections: usize,
     /// To send a request's headers (and between kept-alive requests).
     pub idle_timeout: Duration,
+    /// The host of `server.publicUrl`, if set: the one name besides
+    /// loopback names that requests may use (see [`super::guard`]).
+    pub public_host: Option<String>,
 }
 
 impl Limits {
@@ -48,6 +53,7 @@ impl Limits {
         Limits {
             connections: usize::try_from(connections).unwrap_or(10_000),
             idle_timeout,
+            public_host: None,
         }
     }
 }
@@ -83,8 +89,27 @@ pub async fn serve(
         %address,
         connections = limits.connections,
         idle_timeout = ?limits.idle_timeout,
+        public_host = limits.public_host.as_deref(),
         "alertd listening"
     );
+    let loopback = listener
+        .local_addr()
+        .is_ok_and(|address| address.ip().is_loopback());
+    let allowed = match (&limits.public_host, loopback) {
+        (Some(host), _) => AllowedHosts::Named(host.clone()),
+        (None, true) => AllowedHosts::Loopback,
+        (None, false) => {
+            warn!(
+                "listening beyond loopback without server.publicUrl: requests are taken under \
+                 any host name; set server.publicUrl to refuse names an attacker controls"
+            );
+            AllowedHosts::Any
+        }
+    };
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        Arc::new(allowed),
+        super::guard::guard,
+    ));
     let open = Arc::new(Semaphore::new(limits.connections));
     let graceful = GracefulShutdown::new();
     let refused = RefusalLog::default();
