@@ -307,3 +307,54 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
     assert_eq!(service.tick(10_000).unwrap(), 1, "the same tick, again");
     check_invariants(&service, &store.inner, "after the retry");
 }
+
+#[test]
+fn healthz_reports_a_store_that_fails_requests() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fail = failing.clone();
+    let store = Wrapped {
+        inner: SqliteStore::open_dir(dir.path()).unwrap(),
+        // Only the incidents query fails: the health check's own query works.
+        before: Box::new(move |method| match method {
+            "incidents" if fail.load(Ordering::SeqCst) => Err(StoreError::Corrupt(
+                "database disk image is malformed".to_string(),
+            )),
+            _ => Ok(()),
+        }),
+    };
+    let config = Config::parse(CONFIG, "test").unwrap().config;
+    let options = Options {
+        config_path: dir.path().join("unused.json"),
+        data_dir: dir.path().to_path_buf(),
+        host_name: "test".to_string(),
+        token: None,
+    };
+    let clock = Arc::new(ManualClock::new(0));
+    let service = Service::new(options, config, clock, Arc::new(store)).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let response = runtime
+            .block_on(alertd::http::router(service.clone()).oneshot(request))
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = runtime
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    assert_eq!(get("/healthz").0, 200);
+    failing.store(true, Ordering::SeqCst);
+    assert_eq!(get("/api/v1/incidents").0, 503);
+    let (status, body) = get("/healthz");
+    assert_eq!(status, 503);
+    assert!(body.contains("database disk image is malformed"), "{body}");
+}

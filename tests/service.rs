@@ -918,3 +918,46 @@ fn other_sites_cannot_change_anything_and_foreign_host_names_are_refused() {
     assert_eq!(get(&format!("localhost:{port}")), 200);
     assert_eq!(get("[::1]"), 200);
 }
+
+#[test]
+fn a_damaged_store_is_refused_at_start_with_a_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
+        let samples: Vec<_> = (0..20_000)
+            .map(|i| {
+                alertd::sample::Sample::new(
+                    format!("h{}", i % 50),
+                    1_795_428_000_000 + i,
+                    &[("x", 1.0)],
+                )
+            })
+            .collect();
+        alertd::store::Store::append_samples(&store, &samples).unwrap();
+    }
+    // Bytes overwritten in the middle of the file, as a failing disk would.
+    let file = data.join("alertd.sqlite");
+    let bytes = std::fs::read(&file).unwrap();
+    let mut damaged = bytes.clone();
+    let middle = bytes.len() / 2;
+    damaged[middle..middle + 256].fill(0xde);
+    std::fs::write(&file, &damaged).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(dir.path().join("alertd.json"))
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{} is damaged", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".recover"), "{stderr}");
+}

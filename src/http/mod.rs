@@ -379,8 +379,16 @@ async fn prometheus(State(service): State<Arc<Service>>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: 200 when the store answers.
+/// `GET /healthz`: 200 when the store answers and has not failed any
+/// operation in the last minute; 503 with the failure otherwise.
 async fn healthz(State(service): State<Arc<Service>>) -> ApiResult<&'static str> {
-    blocking(move || Ok(service.store().pending_deliveries()?)).await?;
+    let checked = service.clone();
+    blocking(move || Ok(checked.store().pending_deliveries()?)).await?;
+    if let Some(failure) = service.store_failure() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the store failed within the last minute: {failure}"),
+        ));
+    }
     Ok("ok\n")
 }

@@ -48,7 +48,7 @@ use crate::duration::{HumanDuration, Millis};
 use crate::engine::{Engine, PairStatus};
 use crate::hooks::HOOK_DIR;
 use crate::incident::UlidIds;
-use crate::store::{Store, StoreError};
+use crate::store::{Observed, Store, StoreError};
 
 pub use collector::Counters;
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
@@ -85,6 +85,8 @@ pub struct Options {
 pub struct Service {
     options: Options,
     clock: Arc<dyn Clock>,
+    /// The store, its failures noted for [`Service::store_failure`].
+    observed: Arc<Observed>,
     /// The clock when the service was built: the first tick is the next
     /// multiple of the interval after it.
     built_at: Millis,
@@ -150,6 +152,8 @@ impl Service {
     ) -> Result<Arc<Self>, ServiceError> {
         let started = Instant::now();
         let now = clock.now();
+        let observed = Arc::new(Observed::new(store));
+        let store: Arc<dyn Store> = observed.clone();
         let (engine, orphans) = watcher::rebuild(
             &config,
             store.as_ref(),
@@ -159,6 +163,7 @@ impl Service {
         let service = Arc::new(Service {
             options,
             clock,
+            observed,
             built_at: now,
             store,
             config: RwLock::new(Arc::new(config)),
@@ -211,6 +216,12 @@ impl Service {
 
     pub fn host_name(&self) -> &str {
         &self.options.host_name
+    }
+
+    /// What the store last failed with, within the last minute: the service
+    /// is then not healthy, even if the store answers a simple query.
+    pub fn store_failure(&self) -> Option<String> {
+        self.observed.failed_within(Duration::from_secs(60))
     }
 
     /// The bearer token the API wants, if any.

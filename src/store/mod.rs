@@ -11,8 +11,10 @@
 //! service calls it from blocking threads, several at once: reads must not
 //! wait for writes.
 
+mod observed;
 mod sqlite;
 
+pub use observed::Observed;
 pub use sqlite::SqliteStore;
 
 use crate::duration::Millis;
@@ -41,6 +43,14 @@ pub enum StoreError {
     Group(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Found at start: the store's file is damaged.
+    #[error(
+        "{path} is damaged ({detail}); alertd will not start on it. Move it aside (with its \
+         -wal and -shm files) to start with an empty store, or recover what it holds: \
+         sqlite3 {path} .recover | sqlite3 {path}.recovered, then put the recovered file in \
+         its place"
+    )]
+    Damaged { path: String, detail: String },
     #[error("the store's schema version is {found}, this alertd knows {known}: upgrade alertd")]
     Version { found: i64, known: i64 },
 }

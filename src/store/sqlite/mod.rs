@@ -118,7 +118,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let named = |error| named(path, error);
         let connection = Connection::open(path).map_err(|e| named(e.into()))?;
-        let next_seq = prepare(&connection).map_err(named)?;
+        let next_seq = prepare(&connection)
+            .and_then(|next_seq| check_integrity(&connection).map(|()| next_seq))
+            .map_err(|error| damaged(path, error))?;
         let checkpoints = open_reader(path).map_err(named)?;
         checkpoints
             .pragma_update(None, "query_only", false)
@@ -190,6 +192,77 @@ fn named(path: &Path, error: StoreError) -> StoreError {
             source,
         },
         other => other,
+    }
+}
+
+/// How long the integrity check at start may take; past it, the service
+/// starts without the rest of the check (and says so).
+const INTEGRITY_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Checks the file's structure (`PRAGMA quick_check`) within
+/// [`INTEGRITY_CHECK_BUDGET`]: a damaged file is refused at start rather
+/// than found by the requests that happen to read its damaged pages.
+fn check_integrity(connection: &Connection) -> Result<(), StoreError> {
+    // Interrupted from another thread when the budget is spent.
+    let interrupt = connection.get_interrupt_handle();
+    let (finished, finishing) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let waited = finishing.recv_timeout(INTEGRITY_CHECK_BUDGET);
+        if waited == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            interrupt.interrupt();
+        }
+    });
+    let found: Result<Vec<String>, rusqlite::Error> = connection
+        .prepare("PRAGMA quick_check(3)")
+        .and_then(|mut check| {
+            check
+                .query_map([], |row| row.get(0))?
+                .collect::<Result<Vec<String>, _>>()
+        });
+    drop(finished);
+    let _ = watchdog.join();
+    match found {
+        Ok(lines) if lines == ["ok"] => Ok(()),
+        Ok(lines) => Err(StoreError::Corrupt(lines.join("; ").replace('\n', "; "))),
+        Err(rusqlite::Error::SqliteFailure(error, _))
+            if error.code == rusqlite::ErrorCode::OperationInterrupted =>
+        {
+            tracing::warn!(
+                budget = ?INTEGRITY_CHECK_BUDGET,
+                "the store's integrity check did not finish in time; starting without it"
+            );
+            Ok(())
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// A store that cannot be used as it is: damaged, or not a database at all.
+/// Says so with the file and what the operator can do.
+fn damaged(path: &Path, error: StoreError) -> StoreError {
+    let corrupt = match &error {
+        StoreError::Corrupt(detail) => Some(detail.clone()),
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+            if matches!(
+                failure.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            Some(
+                message
+                    .clone()
+                    .unwrap_or_else(|| failure.to_string())
+                    .replace('\n', "; "),
+            )
+        }
+        _ => None,
+    };
+    match corrupt {
+        Some(detail) => StoreError::Damaged {
+            path: path.display().to_string(),
+            detail,
+        },
+        None => named(path, error),
     }
 }
 
