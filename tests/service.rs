@@ -961,3 +961,29 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
     );
     assert!(stderr.contains(".recover"), "{stderr}");
 }
+
+#[test]
+fn pages_say_how_a_browser_may_use_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    for path in ["/", "/monitoring", "/api/v1/hosts"] {
+        let response = alertd.agent.get(alertd.url(path)).call().unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let policy = header("content-security-policy");
+        assert!(policy.contains("default-src 'none'"), "{path}: {policy}");
+        assert!(
+            policy.contains("frame-ancestors 'none'"),
+            "{path}: {policy}"
+        );
+        assert_eq!(header("x-frame-options"), "DENY", "{path}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(header("referrer-policy"), "same-origin", "{path}");
+    }
+}

@@ -49,7 +49,34 @@ pub fn router(service: Arc<Service>) -> Router {
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(serve::request_timeout))
+        .layer(middleware::map_response(security_headers))
         .with_state(service)
+}
+
+/// What every answer says about how a browser may use it: the pages load
+/// nothing from elsewhere and run no script (inline SVG and the legend's
+/// colours are the only inline content), may not be framed, and send no
+/// `Referer` elsewhere. (`no-referrer` would also make browsers send
+/// `Origin: null` with the pages' own forms, which the guard refuses.)
+async fn security_headers(mut response: Response) -> Response {
+    const HEADERS: [(&str, &str); 4] = [
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+    ];
+    let headers = response.headers_mut();
+    for (name, value) in HEADERS {
+        headers.insert(
+            axum::http::HeaderName::from_static(name),
+            axum::http::HeaderValue::from_static(value),
+        );
+    }
+    response
 }
 
 /// An error answer: a status and `{"error": message}` (and the index of the
