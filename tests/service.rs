@@ -564,6 +564,16 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
             "expected one of 1h, 2h, 5h, 15h, 24h",
         ),
         ("/incidents/nope", 404, "There is no incident"),
+        (
+            "/?host=a&host=b",
+            400,
+            "This address's parameters cannot be read: duplicate field `host`",
+        ),
+        (
+            "/rules?frame=1h&frame=2h",
+            400,
+            "cannot be read: duplicate field `frame`",
+        ),
     ];
     for (path, status, reason) in refused {
         let (got, body) = alertd.get(path);
@@ -578,6 +588,22 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
     for path in ["/", "/monitoring", "/rules", "/?frame=7d&page=9"] {
         assert_eq!(alertd.get(path).0, 200, "{path}");
     }
+    // An unknown address: a page for a browser, JSON for a program.
+    let browser = alertd
+        .agent
+        .get(alertd.url("/nowhere"))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .call()
+        .unwrap();
+    assert_eq!(browser.status(), 404);
+    let page = browser.into_body().read_to_string().unwrap();
+    assert!(page.contains("There is no page at /nowhere."), "{page}");
+    assert!(page.contains("<title>Not found"), "{page}");
+    let (status, body) = alertd.get("/nowhere");
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"error":"no such endpoint"}"#)
+    );
     let (status, css) = alertd.get("/static/alertd.css");
     assert_eq!(status, 200);
     assert!(css.contains("figure.chart"));

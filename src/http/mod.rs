@@ -46,7 +46,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .merge(super::pages::router(service.clone()))
         .route("/metrics", get(prometheus))
         .route("/healthz", get(healthz))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(serve::request_timeout))
         .layer(middleware::map_response(security_headers))
@@ -77,6 +77,20 @@ async fn security_headers(mut response: Response) -> Response {
         );
     }
     response
+}
+
+/// An unknown address: an error page for a browser (one that asks for
+/// HTML), JSON for anything else.
+async fn not_found(State(service): State<Arc<Service>>, request: Request) -> Response {
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html && !request.uri().path().starts_with("/api/") {
+        return crate::pages::not_found(service, request.uri().path());
+    }
+    ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response()
 }
 
 /// An error answer: a status and `{"error": message}` (and the index of the

@@ -3,12 +3,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, Response};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
+use super::PageQuery;
 use super::chart::{self, Bar, Colour, Lane};
 use super::{
     FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, condition, figure, format,
@@ -53,7 +54,7 @@ impl IncidentsParams {
 
 pub(super) async fn page(
     State(service): State<Arc<Service>>,
-    Query(params): Query<IncidentsParams>,
+    PageQuery(params): PageQuery<IncidentsParams>,
 ) -> Response {
     PageContext::new(service)
         .respond(move |context| render(context, &params))

@@ -145,10 +145,10 @@ impl PageContext {
             p.error role="alert" { (error.message) }
             p { a href="/" { "Back to the incidents" } }
         };
-        let title = if error.status.is_client_error() {
-            "Bad request"
-        } else {
-            "Unavailable"
+        let title = match error.status {
+            StatusCode::NOT_FOUND => "Not found",
+            status if status.is_client_error() => "Bad request",
+            _ => "Unavailable",
         };
         (error.status, self.render(title, Nav::None, None, content)).into_response()
     }
@@ -171,6 +171,39 @@ impl PageContext {
             }),
         }
     }
+}
+
+/// A page's query parameters; a query that does not parse (a parameter
+/// given twice, say) gets the error page with the reason, as any other bad
+/// parameter does, instead of a line of plain text.
+pub(crate) struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<Arc<Service>>
+    for PageQuery<T>
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        service: &Arc<Service>,
+    ) -> Result<Self, Response> {
+        let query = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(query)
+            .map(PageQuery)
+            .map_err(|error| {
+                PageContext::new(service.clone()).error(PageError::bad_request(format!(
+                    "This address's parameters cannot be read: {error}."
+                )))
+            })
+    }
+}
+
+/// The page for an address that shows nothing, for browsers.
+pub(crate) fn not_found(service: Arc<Service>, path: &str) -> Response {
+    PageContext::new(service).error(PageError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("There is no page at {path}."),
+    })
 }
 
 /// Why a page cannot be shown.

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{Html, Response};
 use maud::html;
 use serde::{Deserialize, Serialize};
 
+use super::PageQuery;
 use super::chart::{Colour, Line, NARROW, TimeChart};
 use super::{
     FRAMES, FrameParams, Nav, PageContext, PageError, figure, format, frame_selector, given,
@@ -56,7 +57,7 @@ struct Overview {
 
 pub(super) async fn page(
     State(service): State<Arc<Service>>,
-    Query(params): Query<MonitoringParams>,
+    PageQuery(params): PageQuery<MonitoringParams>,
 ) -> Response {
     PageContext::new(service)
         .respond(move |context| render(context, &params))

@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{Html, Response};
 use maud::html;
 use serde::{Deserialize, Serialize};
 
+use super::PageQuery;
 use super::chart::{Colour, Line, TimeChart, WIDE};
 use super::{
     FrameParams, Nav, PageContext, PageError, badge, condition, figure, format, frame_selector,
@@ -44,7 +45,7 @@ type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
 
 pub(super) async fn page(
     State(service): State<Arc<Service>>,
-    Query(params): Query<RulesParams>,
+    PageQuery(params): PageQuery<RulesParams>,
 ) -> Response {
     PageContext::new(service)
         .respond(move |context| render(context, &params))

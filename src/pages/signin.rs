@@ -4,13 +4,14 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Form, Query, Request, State};
+use axum::extract::{Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
 
+use super::PageQuery;
 use super::{Chrome, Nav, PageContext, SESSION_COOKIE, layout};
 use crate::auth::same_secret;
 use crate::service::Service;
@@ -106,7 +107,7 @@ fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
 
 pub(super) async fn login_form(
     State(service): State<Arc<Service>>,
-    Query(params): Query<LoginParams>,
+    PageQuery(params): PageQuery<LoginParams>,
 ) -> Response {
     let next = local_target(params.next.as_deref()).to_string();
     if service.token().is_none() {
