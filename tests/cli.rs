@@ -321,3 +321,18 @@ fn replay_order_does_not_matter_after_every_host_was_forgotten() {
     assert_eq!(events[0]["at"], 500_000);
     assert_eq!(without_ids(&unsorted.stdout), events);
 }
+
+#[test]
+fn a_config_that_is_not_utf8_is_bad_input_with_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.json");
+    std::fs::write(&path, b"{\n  \"alerting\": \xff}\n").unwrap();
+    let output = alertd(&["check", "--config", path.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr)
+            .contains("invalid JSON at line 2 column 15: not UTF-8 (byte 0xff at offset 16)"),
+        "{}",
+        text(&output.stderr)
+    );
+}

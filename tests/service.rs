@@ -989,6 +989,38 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
 }
 
 #[test]
+fn counters_that_are_not_json_say_what_and_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "monitoring": {"enabled": true}"#),
+    );
+    for (body, message) in [
+        (
+            &b"{\"errors.count\": \xff}"[..],
+            "the body is not UTF-8: byte 17 is not valid",
+        ),
+        (
+            &b"{\"errors.count\": NaN}"[..],
+            "the body is not JSON: expected value at line 1 column 18 (NaN and Infinity are not JSON numbers)",
+        ),
+        (
+            &b"{\"errors.count\": 1,}"[..],
+            "the body is not JSON: key must be a string at line 1 column 20",
+        ),
+        (
+            &b"{\"errors.count\": \"1\"}"[..],
+            "metrics.errors.count: expected a finite number, got a string",
+        ),
+    ] {
+        let (status, answer) = alertd.post("/api/v1/metrics", "application/json", body);
+        assert_eq!(status, 400, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["error"], message);
+    }
+}
+
+#[test]
 fn pages_say_how_a_browser_may_use_them() {
     let dir = tempfile::tempdir().unwrap();
     let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));

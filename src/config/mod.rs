@@ -276,11 +276,30 @@ impl Config {
     /// Reads and validates a configuration file.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
             source,
         })?;
-        Self::parse(&text, &shown)
+        // Not UTF-8 is bad input, like bad JSON, not a file that cannot be read.
+        let text = std::str::from_utf8(&bytes).map_err(|error| {
+            let valid = &bytes[..error.valid_up_to()];
+            let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+            let line_start = valid
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(0, |at| at + 1);
+            ConfigError::Syntax {
+                path: shown.clone(),
+                line,
+                column: valid.len() - line_start + 1,
+                message: format!(
+                    "not UTF-8 (byte {:#04x} at offset {})",
+                    bytes[error.valid_up_to()],
+                    error.valid_up_to()
+                ),
+            }
+        })?;
+        Self::parse(text, &shown)
     }
 
     /// Parses and validates configuration text; `path` only names it in errors.

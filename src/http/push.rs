@@ -34,6 +34,24 @@ pub(super) async fn metrics(
             "monitoring is disabled on this node: set monitoring.enabled to collect counters",
         ));
     }
+    // Say precisely what is wrong with a body that is not a JSON text at all.
+    if let Err(error) = std::str::from_utf8(&body) {
+        return Err(ApiError::bad_request(format!(
+            "the body is not UTF-8: byte {} is not valid",
+            error.valid_up_to()
+        )));
+    }
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        let hint =
+            if body.windows(3).any(|w| w == b"NaN") || body.windows(8).any(|w| w == b"Infinity") {
+                " (NaN and Infinity are not JSON numbers)"
+            } else {
+                ""
+            };
+        return Err(ApiError::bad_request(format!(
+            "the body is not JSON: {error}{hint}"
+        )));
+    }
     // A counters object is a sample's metrics: the same rules, the same errors.
     let mut wrapped = Vec::with_capacity(body.len() + 32);
     wrapped.extend_from_slice(br#"{"host":"-","ts":0,"metrics":"#);
