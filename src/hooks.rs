@@ -1,5 +1,5 @@
-//! Hooks (SPEC section 7): the executables that are told of every incident
-//! transition, as in the original product's
+//! Hooks (SPEC section 7): the executables and the original product's `.js`
+//! hook files that are told of every incident transition, in
 //! `<data dir>/global/hooks/on_incident_status_changed/`.
 //!
 //! This module finds the hooks ([`discover`]), runs one hook for one
@@ -25,13 +25,64 @@ pub const HOOK_DIR: &str = "global/hooks/on_incident_status_changed";
 /// How much of a hook's standard output and of its standard error is kept.
 pub const OUTPUT_LIMIT: usize = 16 * 1024;
 
-/// An executable to call on every transition.
+/// A file to call on every transition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
     /// The file name, which orders the hooks.
     pub name: String,
     pub path: PathBuf,
+    pub kind: HookKind,
 }
+
+/// How a hook is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    /// An executable file, run as it is.
+    Exec,
+    /// A `.js` file as the original product's hooks are: a script body run
+    /// under Node.js with `incident` and `bp` in scope (see [`JS_RUNNER`]).
+    Js,
+}
+
+impl Hook {
+    /// The outbox's name for this hook: `exec:<file>` or `js:<file>`.
+    pub fn target(&self) -> String {
+        match self.kind {
+            HookKind::Exec => format!("exec:{}", self.name),
+            HookKind::Js => format!("js:{}", self.name),
+        }
+    }
+}
+
+/// Runs a `.js` hook under Node.js: the file's text is the body of an async
+/// function of `incident` (the incident object, from standard input) and
+/// `bp` (`bp.logger.info/warn/error/debug`, whose lines alertd logs under
+/// the hook's name). The call succeeds when that function's promise
+/// resolves, and fails with the error's stack when it rejects or the body
+/// does not parse.
+pub const JS_RUNNER: &str = r#"
+const fs = require('fs');
+const util = require('util');
+const path = process.argv[1];
+const incident = JSON.parse(fs.readFileSync(0, 'utf8'));
+const log = (level) => (...parts) =>
+  process.stdout.write('\u001e' + level + ' ' + util.format(...parts).replace(/\n/g, ' ') + '\n');
+const bp = { logger: { info: log('info'), warn: log('warn'), error: log('error'), debug: log('debug') } };
+const AsyncFunction = (async () => {}).constructor;
+let hook;
+try {
+  hook = new AsyncFunction('incident', 'bp', fs.readFileSync(path, 'utf8'));
+} catch (error) {
+  console.error(path + ': ' + error.message);
+  process.exit(2);
+}
+hook(incident, bp).then(
+  () => process.exit(0),
+  (error) => { console.error((error && error.stack) || String(error)); process.exit(1); });
+"#;
+
+/// The mark that starts a `bp.logger` line in a `.js` hook's output.
+pub const LOGGER_MARK: char = '\u{1e}';
 
 /// What [`discover`] found in the hooks directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -67,12 +118,22 @@ pub fn discover(dir: &Path) -> std::io::Result<Discovery> {
         };
         if !metadata.is_file() {
             discovery.skipped.push((name, "not a file"));
+        } else if name.ends_with(".js") {
+            discovery.hooks.push(Hook {
+                name,
+                path,
+                kind: HookKind::Js,
+            });
         } else if !is_executable(&metadata) {
             discovery
                 .skipped
                 .push((name, "not executable (chmod +x to enable it)"));
         } else {
-            discovery.hooks.push(Hook { name, path });
+            discovery.hooks.push(Hook {
+                name,
+                path,
+                kind: HookKind::Exec,
+            });
         }
     }
     discovery
@@ -133,12 +194,24 @@ impl std::fmt::Display for HookResult {
     }
 }
 
-/// Runs `hook` for one transition of `incident`.
+/// Runs `hook` for one transition of `incident`, `.js` hooks with `node`
+/// from the `PATH`.
 pub async fn run_hook(
     hook: &Hook,
     incident: &Incident,
     kind: TransitionKind,
     timeout: Duration,
+) -> HookOutcome {
+    run_hook_with(hook, incident, kind, timeout, Path::new("node")).await
+}
+
+/// Runs `hook` for one transition of `incident`; `.js` hooks with `node`.
+pub async fn run_hook_with(
+    hook: &Hook,
+    incident: &Incident,
+    kind: TransitionKind,
+    timeout: Duration,
+    node: &Path,
 ) -> HookOutcome {
     let started = Instant::now();
     let outcome = |result, stdout: Vec<u8>, stderr: Vec<u8>| HookOutcome {
@@ -147,7 +220,14 @@ pub async fn run_hook(
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
         duration: started.elapsed(),
     };
-    let mut command = Command::new(&hook.path);
+    let mut command = match hook.kind {
+        HookKind::Exec => Command::new(&hook.path),
+        HookKind::Js => {
+            let mut command = Command::new(node);
+            command.arg("-e").arg(JS_RUNNER).arg(&hook.path);
+            command
+        }
+    };
     command
         .env("INCIDENT_ID", &incident.id)
         .env("INCIDENT_RULE", &*incident.rule_name)

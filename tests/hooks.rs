@@ -7,7 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use alertd::hooks::{Hook, HookOutcome, HookResult, OUTPUT_LIMIT, discover, run_hook};
+use alertd::hooks::{
+    Hook, HookKind, HookOutcome, HookResult, LOGGER_MARK, OUTPUT_LIMIT, discover, run_hook,
+};
 use alertd::incident::{Incident, TransitionKind};
 
 fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
@@ -17,6 +19,11 @@ fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
     Hook {
         name: name.to_string(),
         path,
+        kind: if name.ends_with(".js") {
+            HookKind::Js
+        } else {
+            HookKind::Exec
+        },
     }
 }
 
@@ -224,4 +231,80 @@ async fn at_the_timeout_the_whole_process_group_is_killed() {
 async fn a_hook_that_ignores_its_input_is_fine() {
     let outcome = run_script("#!/bin/sh\nexec 0<&-\nexit 0\n", Duration::from_secs(10)).await;
     assert_eq!(outcome.result, HookResult::Exited(0));
+}
+
+/// The original product's example hook (its documentation's
+/// `data/global/hooks/on_incident_status_changed/alert.js`).
+const SEED_EXAMPLE: &str = "async function alertChanged() {
+  if (!incident.endTime) {
+    console.log('HOOK: Incident Opened:', incident)
+  } else {
+    console.log('HOOK: Incident Closed:', incident)
+  }
+
+  // Here you could send a SMS, an E-mail, etc...
+  // await
+}
+
+return alertChanged()
+";
+
+async fn run_js(source: &str, end_time: Option<i64>) -> HookOutcome {
+    let dir = tempfile::tempdir().unwrap();
+    // Not executable: a .js hook needs no mode, as in the original product.
+    let hook = write_hook(dir.path(), "alert.js", source, 0o644);
+    assert_eq!(
+        discover(dir.path()).unwrap().hooks,
+        std::slice::from_ref(&hook)
+    );
+    let kind = match end_time {
+        Some(_) => TransitionKind::Resolved,
+        None => TransitionKind::Opened,
+    };
+    run_hook(&hook, &incident(end_time), kind, Duration::from_secs(20)).await
+}
+
+#[tokio::test]
+async fn the_original_js_hook_runs_unchanged_under_node() {
+    let opened = run_js(SEED_EXAMPLE, None).await;
+    assert_eq!(opened.result, HookResult::Exited(0), "{}", opened.stderr);
+    assert!(
+        opened.stdout.starts_with("HOOK: Incident Opened: {"),
+        "{}",
+        opened.stdout
+    );
+    assert!(opened.stdout.contains("ruleName: 'High CPU Usage'"));
+    assert!(opened.stdout.contains("triggerValue: 71.5"));
+    let resolved = run_js(SEED_EXAMPLE, Some(1_795_428_200_000)).await;
+    assert!(resolved.stdout.contains("HOOK: Incident Closed:"));
+    assert!(
+        resolved
+            .stdout
+            .contains("endTime: '2026-11-23T10:03:20.000Z'")
+    );
+}
+
+#[tokio::test]
+async fn a_js_hook_can_await_log_and_fail() {
+    let logged = run_js(
+        "await new Promise((done) => setTimeout(done, 10));\n\
+         bp.logger.warn('paging', incident.hostName, {n: 1});",
+        None,
+    )
+    .await;
+    assert_eq!(logged.result, HookResult::Exited(0), "{}", logged.stderr);
+    assert_eq!(
+        logged.stdout,
+        format!("{LOGGER_MARK}warn paging web-1 {{ n: 1 }}\n")
+    );
+    let thrown = run_js("throw new Error('no route to pager')", None).await;
+    assert_eq!(thrown.result, HookResult::Exited(1));
+    assert!(
+        thrown.stderr.contains("Error: no route to pager"),
+        "{}",
+        thrown.stderr
+    );
+    let broken = run_js("if (", None).await;
+    assert_eq!(broken.result, HookResult::Exited(2));
+    assert!(broken.stderr.contains("alert.js: "), "{}", broken.stderr);
 }

@@ -1045,3 +1045,74 @@ fn pages_say_how_a_browser_may_use_them() {
         assert_eq!(header("referrer-policy"), "same-origin", "{path}");
     }
 }
+
+#[test]
+fn the_original_js_hook_is_called_and_logs_through_bp_logger() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir
+        .path()
+        .join("data/global/hooks/on_incident_status_changed");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(
+        hooks.join("alert.js"),
+        "async function alertChanged() {\n  if (!incident.endTime) {\n    \
+         console.log('HOOK: Incident Opened:', incident)\n  } else {\n    \
+         console.log('HOOK: Incident Closed:', incident)\n  }\n}\n\
+         bp.logger.info('told of', incident.ruleName)\nreturn alertChanged()\n",
+    )
+    .unwrap();
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    assert!(alertd.log().contains("JavaScript hooks run under Node.js"));
+    alertd.push(json!([sample("web-1", 50.0)]));
+    let id = wait_for("the incident", 10, || {
+        alertd
+            .active()
+            .first()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+    });
+    let detail = wait_for("the hook call", 20, || {
+        let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        (!detail["hookCalls"].as_array().unwrap().is_empty()).then_some(detail)
+    });
+    let call = &detail["hookCalls"][0];
+    assert_eq!(call["target"], "js:alert.js");
+    assert_eq!(call["succeeded"], true, "{call}");
+    assert!(
+        call["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("HOOK: Incident Opened:"),
+        "{call}"
+    );
+    wait_for("bp.logger in the log", 10, || {
+        alertd.log().contains("told of x high").then_some(())
+    });
+}
+
+#[test]
+fn hooks_that_cannot_run_are_reported_at_start_with_their_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooks = dir
+        .path()
+        .join("data/global/hooks/on_incident_status_changed");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(hooks.join("alert.js"), "console.log('x')\n").unwrap();
+    std::fs::write(hooks.join("notes.txt"), "not a program\n").unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "hooks": {"node": "/nonexistent/node"}"#),
+    );
+    let log = alertd.log();
+    assert!(
+        log.contains(&format!("hook={}", hooks.join("alert.js").display()))
+            && log.contains(
+                "this JavaScript hook cannot run: Node.js (/nonexistent/node) cannot be started"
+            ),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("hook={}", hooks.join("notes.txt").display()))
+            && log.contains("hook skipped: not executable"),
+        "{log}"
+    );
+}

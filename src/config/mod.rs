@@ -45,6 +45,8 @@ pub struct Service {
     pub data_dir: Option<String>,
     /// `hooks.timeout`: a hook still running after this is killed.
     pub hook_timeout: Millis,
+    /// `hooks.node`: the Node.js that runs `.js` hooks (`node` from the `PATH`).
+    pub node: String,
     /// `server.maxFutureSkew`: a pushed sample whose `ts` is further ahead of
     /// this node's clock is refused.
     pub max_future_skew: Millis,
@@ -65,6 +67,7 @@ impl Default for Service {
             host_name: None,
             data_dir: None,
             hook_timeout: 10_000,
+            node: "node".to_string(),
             max_future_skew: 300_000,
             idle_timeout: 30_000,
             public_url: None,

@@ -163,10 +163,12 @@ impl RawStorage {
 pub struct RawHooks {
     #[serde(default)]
     pub timeout: Raw<String>,
+    #[serde(default)]
+    pub node: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawHooks {
-    pub const KEYS: &[&str] = &["timeout"];
+    pub const KEYS: &[&str] = &["timeout", "node"];
 }

@@ -257,6 +257,9 @@ impl Checker {
         let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
         service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
+        if let Some(node) = self.text("hooks", "node", raw.node) {
+            service.node = node;
+        }
         service
     }
 

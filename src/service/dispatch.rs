@@ -10,6 +10,7 @@
 //! A delivery's target names the kind of hook (`exec:<file name>` for an
 //! executable); more kinds plug in at [`call`].
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::Service;
-use crate::hooks::{Backoff, Hook, HookResult, run_hook};
+use crate::hooks::{Backoff, Hook, HookKind, HookResult, LOGGER_MARK, run_hook_with};
 use crate::store::{Delivery, HookCall};
 
 /// How many due deliveries are read from the store at once.
@@ -146,11 +147,15 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         stderr: String::new(),
         duration: Duration::ZERO,
     };
-    let Some(name) = delivery.target.strip_prefix("exec:") else {
-        return gone(format!(
-            "unknown kind of hook {:?}: dropped",
-            delivery.target
-        ));
+    let (kind, name) = match delivery.target.split_once(':') {
+        Some(("exec", name)) => (HookKind::Exec, name),
+        Some(("js", name)) => (HookKind::Js, name),
+        _ => {
+            return gone(format!(
+                "unknown kind of hook {:?}: dropped",
+                delivery.target
+            ));
+        }
     };
     let path = service.hook_dir().join(name);
     if !path.is_file() {
@@ -159,10 +164,31 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
     let hook = Hook {
         name: name.to_string(),
         path,
+        kind,
     };
-    let timeout = service.read_config(|config| config.service.hook_timeout);
+    let (timeout, node) =
+        service.read_config(|config| (config.service.hook_timeout, config.service.node.clone()));
     let timeout = Duration::from_millis(timeout as u64);
-    let outcome = run_hook(&hook, &delivery.incident, delivery.kind, timeout).await;
+    let outcome = run_hook_with(
+        &hook,
+        &delivery.incident,
+        delivery.kind,
+        timeout,
+        Path::new(&node),
+    )
+    .await;
+    // What a `.js` hook logged through `bp.logger`, in alertd's log.
+    for line in outcome.stdout.lines() {
+        if let Some(logged) = line.strip_prefix(LOGGER_MARK) {
+            let (level, message) = logged.split_once(' ').unwrap_or(("info", logged));
+            match level {
+                "error" => error!(hook = name, "{message}"),
+                "warn" => warn!(hook = name, "{message}"),
+                "debug" => tracing::debug!(hook = name, "{message}"),
+                _ => info!(hook = name, "{message}"),
+            }
+        }
+    }
     let succeeded = outcome.succeeded();
     Called {
         outcome: match outcome.result {

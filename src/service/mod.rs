@@ -336,6 +336,7 @@ pub async fn run<F>(
         monitoring = config.monitoring.enabled,
         "alertd running"
     );
+    service.report_hooks();
     let tasks = vec![
         tokio::spawn(watcher::watcher(service.clone(), stop.clone())),
         tokio::spawn(dispatch::dispatcher(service.clone(), stop.clone())),

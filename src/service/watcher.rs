@@ -108,17 +108,70 @@ impl Service {
         match hooks::discover(&self.hook_dir()) {
             Ok(discovery) => {
                 for (name, why) in &discovery.skipped {
-                    warn!(hook = name, "hook skipped: {why}");
+                    tracing::debug!(hook = name, "hook skipped: {why}");
                 }
                 discovery
                     .hooks
                     .into_iter()
-                    .map(|hook| format!("exec:{}", hook.name))
+                    .map(|hook| hook.target())
                     .collect()
             }
             Err(error) => {
                 error!(dir = %self.hook_dir().display(), %error, "cannot list hooks");
                 Vec::new()
+            }
+        }
+    }
+
+    /// Says, with their paths, which hooks cannot run: files skipped by
+    /// discovery, and `.js` hooks when Node.js cannot be started. Called at
+    /// start and after each reload, so that a hook that never runs is known
+    /// before the first incident needs it.
+    pub fn report_hooks(&self) {
+        let dir = self.hook_dir();
+        let discovery = match hooks::discover(&dir) {
+            Ok(discovery) => discovery,
+            Err(error) => {
+                error!(dir = %dir.display(), %error, "cannot list hooks");
+                return;
+            }
+        };
+        for (name, why) in &discovery.skipped {
+            warn!(hook = %dir.join(name).display(), "hook skipped: {why}");
+        }
+        let js: Vec<_> = discovery
+            .hooks
+            .iter()
+            .filter(|hook| hook.kind == hooks::HookKind::Js)
+            .collect();
+        if js.is_empty() {
+            return;
+        }
+        let node = self.config().service.node.clone();
+        let version = std::process::Command::new(&node)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .output();
+        match version {
+            Ok(output) if output.status.success() => info!(
+                node,
+                version = String::from_utf8_lossy(&output.stdout).trim(),
+                hooks = js.len(),
+                "JavaScript hooks run under Node.js"
+            ),
+            failed => {
+                let why = match failed {
+                    Ok(output) => format!("it exited with {}", output.status),
+                    Err(error) => error.to_string(),
+                };
+                for hook in js {
+                    error!(
+                        hook = %hook.path.display(),
+                        node,
+                        "this JavaScript hook cannot run: Node.js ({node}) cannot be started: {why}; \
+                         install Node.js or set hooks.node"
+                    );
+                }
             }
         }
     }
@@ -191,6 +244,7 @@ impl Service {
         drop(commit);
         self.resolve_orphans(orphans, now)?;
         self.reloaded.notify_waiters();
+        self.report_hooks();
         info!(
             rules,
             committed_meanwhile = committed_meanwhile.len(),
