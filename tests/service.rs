@@ -1116,3 +1116,37 @@ fn hooks_that_cannot_run_are_reported_at_start_with_their_path() {
         "{log}"
     );
 }
+
+#[test]
+fn behind_a_proxy_the_public_url_is_this_servers_origin_and_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(
+            &[RULE_X],
+            r#", "server": {"publicUrl": "https://alerts.example.com/"}"#,
+        ),
+    );
+    let port = alertd.port;
+    let body = r#"[{"host": "web-1", "ts": 1795428010000, "metrics": {"x": 1}}]"#;
+    let post = |host: &str, origin: &str| {
+        raw_status(
+            port,
+            &format!(
+                "POST /api/v1/samples HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    // A proxy that rewrote Host, and the page's own origin.
+    let local = format!("127.0.0.1:{port}");
+    assert_eq!(post(&local, "https://alerts.example.com"), 200);
+    assert_eq!(
+        post("alerts.example.com", "https://alerts.example.com"),
+        200
+    );
+    assert_eq!(post(&local, "https://evil.example"), 403);
+    assert_eq!(post("evil.example", "https://evil.example"), 421);
+}

@@ -4,7 +4,9 @@
 //! that resolves to this machine from reading it (DNS rebinding).
 //!
 //! - A state-changing request (any method but GET and HEAD) with an `Origin`
-//!   header must come from this server's own origin: 403 otherwise. Browsers
+//!   header must come from this server's own origin (the host it was sent
+//!   to, or `server.publicUrl`'s, for a proxy that rewrites `Host`): 403
+//!   otherwise. Browsers
 //!   send `Origin` on every cross-site POST, so a page elsewhere cannot
 //!   forge one; tools such as curl send none and are not concerned.
 //! - A POST to the API must say it is JSON (`application/json`, or NDJSON
@@ -86,7 +88,11 @@ fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), ApiError> {
             .strip_prefix("http://")
             .or_else(|| origin.strip_prefix("https://"))
             .unwrap_or("");
-        if authority.is_empty() || !authority.eq_ignore_ascii_case(host.trim()) {
+        // This server's own origin: the one the request was sent to, or the
+        // public URL's (a proxy in front may have rewritten the Host).
+        let own = authority.eq_ignore_ascii_case(host.trim())
+            || matches!(allowed, AllowedHosts::Named(public) if host_name(authority) == *public);
+        if authority.is_empty() || !own {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
                 format!("a request from another site ({origin}) cannot change anything here"),
