@@ -60,3 +60,47 @@ pub fn duration(data: &[u8]) {
         assert!(!HumanDuration(millis).to_string().is_empty());
     }
 }
+
+/// Any bytes as a chart's points (8 bytes of value each, any bit pattern:
+/// NaN, infinities, the largest numbers) over any frame: the chart is drawn,
+/// and drawing it ends (a fuzzer's timeout catches one that does not).
+pub fn chart(data: &[u8]) {
+    use crate::pages::chart::{Colour, Line, NARROW, TimeChart};
+    let Some((head, values)) = data.split_first_chunk::<17>() else {
+        return;
+    };
+    let number = |at: usize| i64::from_le_bytes(head[at..at + 8].try_into().unwrap_or([0; 8]));
+    // A frame of at most a week and a step of at least a second, as the
+    // pages allow; where it starts is anything.
+    let from = number(0);
+    let span = number(8).rem_euclid(7 * 86_400_000) + 1;
+    let Some(to) = from.checked_add(span) else {
+        return;
+    };
+    let step = (span / 300).max(1_000);
+    let points: Vec<(i64, f64)> = values
+        .chunks_exact(8)
+        .take(600)
+        .enumerate()
+        .map(|(index, bytes)| {
+            let value = f64::from_le_bytes(bytes.try_into().unwrap_or([0; 8]));
+            (from.saturating_add(index as i64 * step), value)
+        })
+        .collect();
+    let threshold = points.first().map(|(_, value)| *value);
+    let chart = TimeChart {
+        from,
+        to,
+        step,
+        width: NARROW,
+        height: 200,
+        top: (head[16] % 2 == 0).then_some(100.0),
+        unit: "",
+        threshold: if head[16] % 3 == 0 { threshold } else { None },
+        lines: vec![Line {
+            colour: Colour::nth(0),
+            points,
+        }],
+    };
+    assert!(chart.svg().is_ok(), "the chart could not be drawn");
+}

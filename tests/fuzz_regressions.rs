@@ -127,6 +127,11 @@ fn duration_inputs() {
 }
 
 #[test]
+fn chart_inputs() {
+    run("chart", 300, alertd::fuzz::chart);
+}
+
+#[test]
 fn query_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let config = r#"{"alerting": {"enabled": true, "rules": [
