@@ -207,3 +207,53 @@ fn the_janitor_deletes_old_samples_when_the_clock_passes_its_interval() {
         (count == 1).then_some(())
     });
 }
+
+#[test]
+fn after_a_start_rules_that_missing_samples_would_fire_wait_for_a_whole_window() {
+    // A count <= rule fires when samples are missing, as they are for the
+    // time the service was down: it does not open until its window lies
+    // after the start. A >= rule is not held back.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = r#"{"alerting": {"enabled": true, "watcherInterval": "10s", "rules": [
+        {"name": "x sparse", "field": "x", "aggregation": "count",
+         "operand": "equalOrLessThan", "value": 2, "timeframe": "1m"},
+        {"name": "x high", "field": "x", "aggregation": "last",
+         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
+    let alertd = Clocked::start(dir.path(), rules);
+    alertd.push("web-1", T0 + 1_000, 50.0);
+    alertd.clock.set(T0 + 10_000);
+    alertd.wait_metric("alertd_ticks_total", 1.0);
+    let open = |alertd: &Clocked| -> Vec<String> {
+        let mut names: Vec<String> = alertd
+            .service
+            .store()
+            .incidents(0, i64::MAX)
+            .unwrap()
+            .active
+            .iter()
+            .map(|i| i.rule_name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(open(&alertd), ["x high"], "x sparse is held back");
+    for tick in 2..=5 {
+        alertd.clock.set(T0 + tick * 10_000);
+        alertd.wait_metric("alertd_ticks_total", tick as f64);
+    }
+    assert_eq!(
+        open(&alertd),
+        ["x high"],
+        "windows still reach before the start"
+    );
+    alertd.clock.set(T0 + 60_000);
+    alertd.wait_metric("alertd_ticks_total", 6.0);
+    // The window (T0, T0 + 60 s] lies after the start: one sample, too few.
+    assert_eq!(open(&alertd), ["x high", "x sparse"]);
+    let incidents = alertd.service.store().incidents(0, i64::MAX).unwrap();
+    let sparse = incidents
+        .active
+        .iter()
+        .find(|i| &*i.rule_name == "x sparse");
+    assert_eq!(sparse.map(|i| i.start_time), Some(T0 + 60_000));
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ExactSum;
 use super::window::{Extrema, Ring, Running, Seq, Window};
-use crate::config::{Aggregation, Rule};
+use crate::config::{Aggregation, Operand, Rule};
 use crate::duration::Millis;
 use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
 
@@ -258,8 +258,22 @@ pub(super) fn forget(rules: &[EngineRule], host: &Host, at: Millis, out: &mut Ve
     }
 }
 
+/// Whether the rule must not open at `at` because its window reaches back
+/// into a gap in the samples that ends at `gap_end` (the service was not
+/// running, so nothing was stored). Only `count` and `sum` rules that fire
+/// at or below their value are blind: missing samples push their aggregate
+/// down, towards firing, while for any other rule they can only delay an
+/// opening or leave the aggregate as the samples that are there say.
+fn blind(rule: &EngineRule, at: Millis, gap_end: Option<Millis>) -> bool {
+    let lowered_by_missing_samples =
+        matches!(rule.rule.aggregation, Aggregation::Count | Aggregation::Sum)
+            && rule.rule.operand == Operand::EqualOrLessThan;
+    lowered_by_missing_samples && gap_end.is_some_and(|end| at - rule.rule.timeframe < end)
+}
+
 /// The transition of SPEC 5.5 for one (rule, host) pair at one tick, if any.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn decide(
     rule: &EngineRule,
     rule_index: usize,
@@ -267,6 +281,7 @@ pub(super) fn decide(
     alarm: &Alarm,
     aggregate: f64,
     at: Millis,
+    gap_end: Option<Millis>,
     ids: &mut dyn IncidentIds,
 ) -> Option<Transition> {
     let holds = rule.rule.holds(aggregate);
@@ -275,7 +290,7 @@ pub(super) fn decide(
             let cooling = alarm
                 .last_end
                 .is_some_and(|end| at < end + rule.rule.cooldown);
-            if cooling {
+            if cooling || blind(rule, at, gap_end) {
                 return None;
             }
             let open = OpenIncident {

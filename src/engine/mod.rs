@@ -98,6 +98,8 @@ pub struct Engine {
     commits: u64,
     /// One value per field, reused by [`Engine::ingest`].
     scratch: Vec<f64>,
+    /// The end of a gap in the samples (see [`Engine::samples_missing_until`]).
+    gap_end: Option<Millis>,
 }
 
 /// Tells engines apart, so that a proposal is only committed where it was made.
@@ -171,11 +173,22 @@ impl Engine {
             identity: ENGINES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             commits: 0,
             scratch: Vec::new(),
+            gap_end: None,
         }
     }
 
     pub fn from_config(config: &Config) -> Self {
         Self::new(&config.alerting.rules, config.monitoring.retention_period)
+    }
+
+    /// Says that samples may be missing before `end`: a service that starts
+    /// stored nothing while it was down, and hosts could not push to it.
+    /// Until each rule's window lies after `end`, `count` and `sum` rules
+    /// that fire at or below their value do not open incidents, since the
+    /// missing samples would make them fire; other rules, and resolutions,
+    /// are not affected. Replay does not call this: its input has no gap.
+    pub fn samples_missing_until(&mut self, end: Millis) {
+        self.gap_end = Some(end);
     }
 
     /// The fields rules use, in the order [`Engine::ingest_values`] takes their values.
@@ -306,9 +319,16 @@ impl Engine {
                     continue; // firing and open, or quiet and closed
                 }
                 let alarm = &host.alarms[rule_index];
-                if let Some(transition) =
-                    decide(rule, rule_index, &host.name, alarm, value, at, ids)
-                {
+                if let Some(transition) = decide(
+                    rule,
+                    rule_index,
+                    &host.name,
+                    alarm,
+                    value,
+                    at,
+                    self.gap_end,
+                    ids,
+                ) {
                     out.push(transition);
                 }
             }

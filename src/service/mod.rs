@@ -159,6 +159,7 @@ impl Service {
             store.as_ref(),
             now,
             crate::store::SampleCursor::MAX,
+            now,
         )?;
         let service = Arc::new(Service {
             options,

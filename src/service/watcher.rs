@@ -72,8 +72,13 @@ impl Service {
                 // lock; if it did, the store is ahead of the engine: catch up.
                 error!(%error, "the tick's transitions are recorded but not applied; rebuilding");
                 let _commit = lock(&self.commit);
-                let (engine, _) =
-                    rebuild(&self.config(), self.store.as_ref(), at, SampleCursor::MAX)?;
+                let (engine, _) = rebuild(
+                    &self.config(),
+                    self.store.as_ref(),
+                    at,
+                    SampleCursor::MAX,
+                    self.built_at,
+                )?;
                 self.engine().engine = engine;
                 return Ok(0);
             }
@@ -226,7 +231,8 @@ impl Service {
         };
         // The new engine has evaluated no tick yet; evaluating the last tick
         // again would find nothing new, as its transitions are restored.
-        let rebuilt = cursor.and_then(|cursor| rebuild(&config, self.store.as_ref(), now, cursor));
+        let rebuilt = cursor
+            .and_then(|cursor| rebuild(&config, self.store.as_ref(), now, cursor, self.built_at));
         let commit = lock(&self.commit);
         let committed_meanwhile = lock(&self.rebuilding).take().unwrap_or_default();
         let (mut engine, orphans) = rebuilt?;
@@ -263,9 +269,12 @@ pub(super) fn rebuild(
     store: &dyn Store,
     now: Millis,
     cursor: SampleCursor,
+    built_at: Millis,
 ) -> Result<(Engine, Vec<SavedPair>), StoreError> {
     let mut engine = Engine::from_config(config);
     let mut orphans = Vec::new();
+    // Nothing was stored while the service was down, before it was built.
+    engine.samples_missing_until(built_at);
     if !config.alerting.enabled {
         // Nothing is evaluated: no window to fill, no incident to resolve.
         return Ok((engine, orphans));
