@@ -28,8 +28,7 @@ use alertd::config::Config;
 use alertd::incident::TransitionKind;
 use alertd::sample::Sample;
 use alertd::service::{Options, Service};
-use alertd::store::{HostSeen, SqliteStore, Store, StoreError};
-use support::wrapped::Wrapped;
+use alertd::store::{HostSeen, Observed, SqliteStore, Store, StoreError};
 
 const CONFIG: &str = r#"{
   "monitoring": {"retentionPeriod": "60s"},
@@ -39,8 +38,13 @@ const CONFIG: &str = r#"{
     {"name": "y burst", "field": "y", "aggregation": "sum", "operand": "equalOrMoreThan",
      "value": 5, "timeframe": "20s"}]}}"#;
 
-/// Fails calls `from .. from + count` (counted from 1), if set; counts them.
-fn faulty(inner: SqliteStore, burst: Option<(u64, u64)>) -> (Arc<Wrapped>, Arc<AtomicU64>) {
+/// The SQLite store in `dir`, and the same behind a check that fails calls
+/// `from .. from + count` (counted from 1), if set, and counts them.
+fn faulty(
+    dir: &Path,
+    burst: Option<(u64, u64)>,
+) -> (Arc<SqliteStore>, Arc<Observed>, Arc<AtomicU64>) {
+    let inner = Arc::new(SqliteStore::open_dir(dir).unwrap());
     let calls = Arc::new(AtomicU64::new(0));
     let counted = calls.clone();
     let before = move |method: &str| {
@@ -52,11 +56,18 @@ fn faulty(inner: SqliteStore, burst: Option<(u64, u64)>) -> (Arc<Wrapped>, Arc<A
             _ => Ok(()),
         }
     };
-    let store = Wrapped {
-        inner,
-        before: Box::new(before),
-    };
-    (Arc::new(store), calls)
+    let store = Observed::with_check(inner.clone(), Box::new(before));
+    (inner, Arc::new(store), calls)
+}
+
+/// A service's options on `dir`.
+fn options(dir: &Path) -> Options {
+    Options {
+        config_path: dir.join("unused.json"),
+        data_dir: dir.to_path_buf(),
+        host_name: "test".to_string(),
+        token: None,
+    }
 }
 
 /// One step of the run: samples at `at`, then the tick at `at`.
@@ -216,16 +227,11 @@ fn check_invariants(service: &Service, store: &SqliteStore, context: &str) {
 fn play(burst: Option<(u64, u64)>) -> (Held, u64) {
     let dir = tempfile::tempdir().unwrap();
     install_hook(dir.path());
-    let (store, calls) = faulty(SqliteStore::open_dir(dir.path()).unwrap(), burst);
+    let (inner, store, calls) = faulty(dir.path(), burst);
     let clock = Arc::new(ManualClock::new(0));
     let config = Config::parse(CONFIG, "test").unwrap().config;
     let start = || {
-        let options = Options {
-            config_path: dir.path().join("unused.json"),
-            data_dir: dir.path().to_path_buf(),
-            host_name: "test".to_string(),
-            token: None,
-        };
+        let options = options(dir.path());
         Service::new(options, config.clone(), clock.clone(), store.clone())
             .map_err(|e| e.to_string())
     };
@@ -238,11 +244,11 @@ fn play(burst: Option<(u64, u64)>) -> (Held, u64) {
                 .ingest(step.samples.clone())
                 .map_err(|e| e.to_string())
         });
-        check_invariants(&service, &store.inner, &context(step.at));
+        check_invariants(&service, &inner, &context(step.at));
         retry("tick", || service.tick(step.at).map_err(|e| e.to_string()));
-        check_invariants(&service, &store.inner, &context(step.at));
+        check_invariants(&service, &inner, &context(step.at));
     }
-    (held(&store.inner), calls.load(Ordering::SeqCst))
+    (held(&inner), calls.load(Ordering::SeqCst))
 }
 
 #[test]
@@ -281,15 +287,10 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
     let dir = tempfile::tempdir().unwrap();
     install_hook(dir.path());
     // Calls: 1-3 at start (pairs, latest, scan), 4 ingest, 5 record.
-    let (store, _) = faulty(SqliteStore::open_dir(dir.path()).unwrap(), Some((5, 3)));
+    let (inner, store, _) = faulty(dir.path(), Some((5, 3)));
     let clock = Arc::new(ManualClock::new(0));
     let config = Config::parse(CONFIG, "test").unwrap().config;
-    let options = Options {
-        config_path: dir.path().join("unused.json"),
-        data_dir: dir.path().to_path_buf(),
-        host_name: "test".to_string(),
-        token: None,
-    };
+    let options = options(dir.path());
     let service = Service::new(options, config, clock.clone(), store.clone()).unwrap();
     clock.set(10_000);
     service
@@ -305,7 +306,7 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
         "nothing opened in memory"
     );
     assert_eq!(service.tick(10_000).unwrap(), 1, "the same tick, again");
-    check_invariants(&service, &store.inner, "after the retry");
+    check_invariants(&service, &inner, "after the retry");
 }
 
 #[test]
@@ -317,23 +318,18 @@ fn healthz_reports_a_store_that_fails_requests() {
     let dir = tempfile::tempdir().unwrap();
     let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let fail = failing.clone();
-    let store = Wrapped {
-        inner: SqliteStore::open_dir(dir.path()).unwrap(),
-        // Only the incidents query fails: the health check's own query works.
-        before: Box::new(move |method| match method {
+    // Only the incidents query fails: the health check's own query works.
+    let store = Observed::with_check(
+        Arc::new(SqliteStore::open_dir(dir.path()).unwrap()),
+        Box::new(move |method| match method {
             "incidents" if fail.load(Ordering::SeqCst) => Err(StoreError::Corrupt(
                 "database disk image is malformed".to_string(),
             )),
             _ => Ok(()),
         }),
-    };
+    );
     let config = Config::parse(CONFIG, "test").unwrap().config;
-    let options = Options {
-        config_path: dir.path().join("unused.json"),
-        data_dir: dir.path().to_path_buf(),
-        host_name: "test".to_string(),
-        token: None,
-    };
+    let options = options(dir.path());
     let clock = Arc::new(ManualClock::new(0));
     let service = Service::new(options, config, clock, Arc::new(store)).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()

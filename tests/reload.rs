@@ -3,8 +3,6 @@
 //! pushed; the push completes, and the new engine has every sample exactly
 //! once.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -14,8 +12,7 @@ use alertd::clock::ManualClock;
 use alertd::config::Config;
 use alertd::sample::Sample;
 use alertd::service::{Options, Service};
-use alertd::store::SqliteStore;
-use support::wrapped::Wrapped;
+use alertd::store::{Observed, SqliteStore};
 
 const T0: i64 = 1_795_428_000_000;
 
@@ -38,16 +35,16 @@ fn pushes_go_on_during_a_reload_and_count_once() {
     let (release, released) = mpsc::channel::<()>();
     let released = Mutex::new(released);
     let holding = hold.clone();
-    let store = Wrapped {
-        inner: SqliteStore::open_dir(dir.path()).unwrap(),
-        before: Box::new(move |method| {
+    let store = Observed::with_check(
+        Arc::new(SqliteStore::open_dir(dir.path()).unwrap()),
+        Box::new(move |method| {
             if method == "scan_samples_before" && holding.swap(false, Ordering::SeqCst) {
                 let _ = entered.send(());
                 let _ = released.lock().unwrap().recv();
             }
             Ok(())
         }),
-    };
+    );
     let clock = Arc::new(ManualClock::new(T0));
     let loaded = Config::load(&path).unwrap().config;
     let options = Options {

@@ -1,5 +1,7 @@
 //! A store that remembers its last failure, so that `/healthz` reports a
-//! store that fails requests, not only one that cannot answer at all.
+//! store that fails requests, not only one that cannot answer at all. It can
+//! also run a check before every call, which may fail it: how the fault
+//! tests make a real store fail (or hold) any call they choose.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +14,14 @@ use crate::engine::SavedPair;
 use crate::incident::Transition;
 use crate::sample::Sample;
 
+/// What runs before each call, given the method's name; an error fails the
+/// call without it reaching the store.
+pub type Check = Box<dyn Fn(&str) -> Result<(), StoreError> + Send + Sync>;
+
 /// Wraps any store; every call goes through, its failures are noted.
 pub struct Observed {
     inner: Arc<dyn Store>,
+    check: Option<Check>,
     last_failure: Mutex<Option<(Instant, String)>>,
 }
 
@@ -22,7 +29,16 @@ impl Observed {
     pub fn new(inner: Arc<dyn Store>) -> Self {
         Observed {
             inner,
+            check: None,
             last_failure: Mutex::new(None),
+        }
+    }
+
+    /// A store whose every call runs `check` first (fault injection).
+    pub fn with_check(inner: Arc<dyn Store>, check: Check) -> Self {
+        Observed {
+            check: Some(check),
+            ..Observed::new(inner)
         }
     }
 
@@ -34,7 +50,16 @@ impl Observed {
             .map(|(_, what)| what.clone())
     }
 
-    fn noted<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+    /// Runs one call of the inner store, after the check, noting a failure.
+    fn call<T>(
+        &self,
+        method: &str,
+        run: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let result = match &self.check {
+            Some(check) => check(method).and_then(|()| run(self.inner.as_ref())),
+            None => run(self.inner.as_ref()),
+        };
         if let Err(error) = &result {
             *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((Instant::now(), error.to_string()));
@@ -45,7 +70,7 @@ impl Observed {
 
 impl Store for Observed {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        self.noted(self.inner.append_samples(samples))
+        self.call("append_samples", |store| store.append_samples(samples))
     }
     fn scan_samples_before(
         &self,
@@ -54,41 +79,47 @@ impl Store for Observed {
         cursor: SampleCursor,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
-        self.noted(self.inner.scan_samples_before(from, to, cursor, visit))
+        self.call("scan_samples_before", |store| {
+            store.scan_samples_before(from, to, cursor, visit)
+        })
     }
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
-        self.noted(self.inner.sample_cursor())
+        self.call("sample_cursor", |store| store.sample_cursor())
     }
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
-        self.noted(self.inner.latest_samples())
+        self.call("latest_samples", |store| store.latest_samples())
     }
     fn hosts(&self) -> Result<Vec<HostSeen>, StoreError> {
-        self.noted(self.inner.hosts())
+        self.call("hosts", |store| store.hosts())
     }
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError> {
-        self.noted(self.inner.delete_samples_before(before))
+        self.call("delete_samples_before", |store| {
+            store.delete_samples_before(before)
+        })
     }
     fn record_transitions(
         &self,
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), StoreError> {
-        self.noted(self.inner.record_transitions(transitions, targets))
+        self.call("record_transitions", |store| {
+            store.record_transitions(transitions, targets)
+        })
     }
     fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
-        self.noted(self.inner.pairs())
+        self.call("pairs", |store| store.pairs())
     }
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
-        self.noted(self.inner.incidents(from, to))
+        self.call("incidents", |store| store.incidents(from, to))
     }
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
-        self.noted(self.inner.incident(id))
+        self.call("incident", |store| store.incident(id))
     }
     fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.noted(self.inner.due_deliveries(now, limit))
+        self.call("due_deliveries", |store| store.due_deliveries(now, limit))
     }
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
-        self.noted(self.inner.next_delivery_time())
+        self.call("next_delivery_time", |store| store.next_delivery_time())
     }
     fn finish_delivery(
         &self,
@@ -96,12 +127,16 @@ impl Store for Observed {
         call: &HookCall,
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
-        self.noted(self.inner.finish_delivery(delivery, call, retry_at))
+        self.call("finish_delivery", |store| {
+            store.finish_delivery(delivery, call, retry_at)
+        })
     }
     fn pending_deliveries(&self) -> Result<u64, StoreError> {
-        self.noted(self.inner.pending_deliveries())
+        self.call("pending_deliveries", |store| store.pending_deliveries())
     }
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
-        self.noted(self.inner.delete_incidents_resolved_before(before))
+        self.call("delete_incidents_resolved_before", |store| {
+            store.delete_incidents_resolved_before(before)
+        })
     }
 }

@@ -3,7 +3,6 @@
 #![allow(dead_code)] // each test file uses a part
 
 pub mod queries;
-pub mod wrapped;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
