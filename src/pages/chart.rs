@@ -110,7 +110,7 @@ impl TimeChart {
 
     fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
         let (low, high) = self.value_range();
-        let frame = self.to - self.from;
+        let frame = self.to.saturating_sub(self.from);
         let root = SVGBackend::with_string(svg, (self.width, self.height)).into_drawing_area();
         root.fill(&WHITE)?;
         let left_out = self.left_out();
@@ -206,15 +206,30 @@ fn time_ticks(from: Millis, to: Millis) -> Vec<Millis> {
         7 * 24 * HOUR,
         30 * 24 * HOUR,
     ];
-    let span = (to - from).max(1);
+    let span = to.saturating_sub(from).max(1);
     let step = STEPS
         .into_iter()
         .find(|step| span / step < 8)
         .unwrap_or(span);
-    let first = from.div_euclid(step) * step + if from.rem_euclid(step) == 0 { 0 } else { step };
+    // Checked all the way: near the ends of time a tick does not exist
+    // rather than wrapping round (which made the list endless).
+    let first =
+        from.div_euclid(step)
+            .checked_mul(step)
+            .and_then(|start| match from.rem_euclid(step) {
+                0 => Some(start),
+                _ => start.checked_add(step),
+            });
+    let Some(first) = first else {
+        return Vec::new();
+    };
     (0..)
-        .map(|n| first + n * step)
+        .map_while(|n: Millis| {
+            n.checked_mul(step)
+                .and_then(|offset| first.checked_add(offset))
+        })
         .take_while(|tick| *tick <= to)
+        .take(16)
         .collect()
 }
 
@@ -290,7 +305,7 @@ fn draw_timeline(
         .configure_mesh()
         .x_labels(20)
         .y_labels(lanes.len().max(1))
-        .x_label_formatter(&|at| format::axis_time(*at, to - from))
+        .x_label_formatter(&|at| format::axis_time(*at, to.saturating_sub(from)))
         .y_label_formatter(&label)
         .disable_y_mesh()
         .bold_line_style(GRID)
@@ -300,7 +315,7 @@ fn draw_timeline(
         .draw()?;
     // About a pixel of the plot: an incident shorter than that still shows,
     // and bars closer than that are drawn as one.
-    let pixel = ((to - from) / i64::from(WIDE)).max(1);
+    let pixel = (to.saturating_sub(from) / i64::from(WIDE)).max(1);
     for (index, lane) in lanes.iter().enumerate() {
         let row = count - 1 - index as i32;
         chart.draw_series(merged(&lane.bars, from, to, pixel).into_iter().map(|bar| {
@@ -378,6 +393,14 @@ mod tests {
         let ticks = time_ticks(from, from + 7 * 24 * 60 * minute);
         assert_eq!(ticks[0] % (24 * 60 * minute), 0);
         assert!(ticks.len() <= 8);
+    }
+
+    #[test]
+    fn time_ticks_end_near_the_ends_of_time() {
+        // Found by the chart fuzz target: the ticks wrapped round and never ended.
+        assert!(time_ticks(Millis::MAX - 1, Millis::MAX).len() <= 16);
+        assert!(time_ticks(Millis::MIN, Millis::MAX).len() <= 16);
+        assert!(time_ticks(Millis::MIN, Millis::MIN + 1).len() <= 16);
     }
 
     #[test]
