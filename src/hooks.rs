@@ -52,6 +52,21 @@ impl Hook {
             HookKind::Js => format!("js:{}", self.name),
         }
     }
+
+    /// The hook an outbox target names, in `dir`; `None` for a target of an
+    /// unknown kind. The file may since have gone.
+    pub fn from_target(dir: &Path, target: &str) -> Option<Hook> {
+        let (kind, name) = match target.split_once(':')? {
+            ("exec", name) => (HookKind::Exec, name),
+            ("js", name) => (HookKind::Js, name),
+            _ => return None,
+        };
+        Some(Hook {
+            name: name.to_string(),
+            path: dir.join(name),
+            kind,
+        })
+    }
 }
 
 /// Runs a `.js` hook under Node.js: the file's text is the body of an async

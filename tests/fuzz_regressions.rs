@@ -7,13 +7,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use alertd::clock::SystemClock;
-use alertd::config::Config;
-use alertd::sample::Sample;
-use alertd::service::{Options, Service};
-use alertd::store::SqliteStore;
 use support::queries;
 
 fn saved_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -134,24 +128,7 @@ fn chart_inputs() {
 #[test]
 fn query_inputs() {
     let dir = tempfile::tempdir().unwrap();
-    let config = r#"{"alerting": {"enabled": true, "rules": [
-        {"name": "x high", "field": "x", "aggregation": "avg",
-         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
-    let config = Config::parse(config, "test").unwrap().config;
-    let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
-    let options = Options {
-        config_path: dir.path().join("alertd.json"),
-        data_dir: dir.path().to_path_buf(),
-        host_name: "test".to_string(),
-        token: None,
-    };
-    let service = Service::new(options, config, Arc::new(SystemClock), store).unwrap();
-    let now = service.now();
-    let samples = (0..60)
-        .map(|i| Sample::new(format!("h{}", i % 3), now - i * 10_000, &[("x", i as f64)]))
-        .collect();
-    service.ingest(samples).unwrap();
-    service.tick(now - now % 10_000).unwrap();
+    let service = queries::fixture(dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -4,7 +4,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,6 +21,20 @@ fn config(rules: &[&str], extra: &str) -> String {
 }}"#,
         rules.join(",")
     )
+}
+
+/// Runs `alertd run` on a configuration and data directory until it exits
+/// (the cases where it must refuse to start).
+fn run_to_exit(config: impl AsRef<Path>, data: impl AsRef<Path>, port: u16) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("run")
+        .arg("--config")
+        .arg(config.as_ref())
+        .arg("--data-dir")
+        .arg(data.as_ref())
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap()
 }
 
 fn sample(host: &str, x: f64) -> Value {
@@ -337,15 +351,7 @@ fn an_invalid_config_refuses_to_start_with_every_problem() {
     let bad =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/every-problem-at-once.bad.json");
     let expected = std::fs::read_to_string(bad.with_extension("").with_extension("err")).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("run")
-        .arg("--config")
-        .arg(&bad)
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
+    let output = run_to_exit(&bad, dir.path().join("data"), free_port());
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let problems: Vec<&str> = expected.lines().collect();
@@ -677,15 +683,11 @@ fn a_second_instance_on_one_data_directory_refuses_to_start() {
     let dir = tempfile::tempdir().unwrap();
     let calls = install_logging_hook(dir.path());
     let first = Alertd::start(dir.path(), &config(&[RULE_X], ""));
-    let second = Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("run")
-        .arg("--config")
-        .arg(dir.path().join("alertd.json"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
+    let second = run_to_exit(
+        dir.path().join("alertd.json"),
+        dir.path().join("data"),
+        free_port(),
+    );
     assert_eq!(second.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&second.stderr);
     let expected = format!(
@@ -711,15 +713,11 @@ fn a_port_in_use_leaves_no_file_behind() {
     std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("run")
-        .arg("--config")
-        .arg(dir.path().join("alertd.json"))
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap();
+    let output = run_to_exit(
+        dir.path().join("alertd.json"),
+        dir.path().join("data"),
+        port,
+    );
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -970,15 +968,7 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
     let middle = bytes.len() / 2;
     damaged[middle..middle + 256].fill(0xde);
     std::fs::write(&file, &damaged).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("run")
-        .arg("--config")
-        .arg(dir.path().join("alertd.json"))
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
-        .output()
-        .unwrap();
+    let output = run_to_exit(dir.path().join("alertd.json"), &data, free_port());
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -277,7 +277,8 @@ impl Engine {
         at: Millis,
         ids: &mut dyn IncidentIds,
     ) -> Result<Proposal, EngineError> {
-        if let Some(previous) = self.windows_at.max(self.last_tick)
+        // The windows are never behind the last committed tick.
+        if let Some(previous) = self.windows_at
             && at < previous
         {
             return Err(EngineError::TickInPast { at, previous });

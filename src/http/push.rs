@@ -201,7 +201,7 @@ pub(super) async fn samples(
 
 /// Timestamps before this (2001-09-09T01:46:40Z) are refused: they are
 /// almost always seconds sent where milliseconds are expected.
-pub(super) const MIN_PLAUSIBLE_TS: Millis = 1_000_000_000_000;
+const MIN_PLAUSIBLE_TS: Millis = 1_000_000_000_000;
 
 /// Refuses a batch with a sample that no running host could have sent now:
 /// one from before 2001 (seconds instead of milliseconds) or further in the

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::Service;
-use crate::hooks::{Backoff, Hook, HookKind, HookResult, LOGGER_MARK, run_hook_with};
+use crate::hooks::{Backoff, Hook, HookResult, LOGGER_MARK, run_hook_with};
 use crate::store::{Delivery, HookCall};
 
 /// How many due deliveries are read from the store at once.
@@ -147,25 +147,15 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         stderr: String::new(),
         duration: Duration::ZERO,
     };
-    let (kind, name) = match delivery.target.split_once(':') {
-        Some(("exec", name)) => (HookKind::Exec, name),
-        Some(("js", name)) => (HookKind::Js, name),
-        _ => {
-            return gone(format!(
-                "unknown kind of hook {:?}: dropped",
-                delivery.target
-            ));
-        }
+    let Some(hook) = Hook::from_target(&service.hook_dir(), &delivery.target) else {
+        return gone(format!(
+            "unknown kind of hook {:?}: dropped",
+            delivery.target
+        ));
     };
-    let path = service.hook_dir().join(name);
-    if !path.is_file() {
+    if !hook.path.is_file() {
         return gone("the hook no longer exists: dropped".to_string());
     }
-    let hook = Hook {
-        name: name.to_string(),
-        path,
-        kind,
-    };
     let (timeout, node) =
         service.read_config(|config| (config.service.hook_timeout, config.service.node.clone()));
     let timeout = Duration::from_millis(timeout as u64);
@@ -182,10 +172,10 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         if let Some(logged) = line.strip_prefix(LOGGER_MARK) {
             let (level, message) = logged.split_once(' ').unwrap_or(("info", logged));
             match level {
-                "error" => error!(hook = name, "{message}"),
-                "warn" => warn!(hook = name, "{message}"),
-                "debug" => tracing::debug!(hook = name, "{message}"),
-                _ => info!(hook = name, "{message}"),
+                "error" => error!(hook = hook.name, "{message}"),
+                "warn" => warn!(hook = hook.name, "{message}"),
+                "debug" => tracing::debug!(hook = hook.name, "{message}"),
+                _ => info!(hook = hook.name, "{message}"),
             }
         }
     }

@@ -62,7 +62,7 @@ impl Service {
         drop(group);
         // With alerting off nothing evaluates, so nothing would ever leave
         // the windows: the engine gets the samples from the store when
-        // alerting is turned on (a reload rebuilds it, holding this lock).
+        // alerting is turned on (the reload that turns it on rebuilds it).
         if result.is_ok() && self.config().alerting.enabled {
             // Hand over hand: the engine's lock is taken before the commit
             // lock is released, so that groups enter the engine in the order

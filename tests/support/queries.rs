@@ -3,13 +3,42 @@
 //! than 503 (a failing store). Shared by the `query` fuzz target and the
 //! regression test.
 
+use std::path::Path;
 use std::sync::Arc;
 
+use alertd::clock::SystemClock;
+use alertd::config::Config;
 use alertd::http::router;
-use alertd::service::Service;
+use alertd::sample::Sample;
+use alertd::service::{Options, Service};
+use alertd::store::SqliteStore;
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;
+
+/// A service in `dir` with something on every page: a rule, three hosts'
+/// samples over the last ten minutes, and the incidents of a tick.
+pub fn fixture(dir: &Path) -> Arc<Service> {
+    let config = r#"{"alerting": {"enabled": true, "rules": [
+        {"name": "x high", "field": "x", "aggregation": "avg",
+         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
+    let config = Config::parse(config, "fixture.json").expect("valid").config;
+    let store = Arc::new(SqliteStore::open_dir(dir).expect("a store"));
+    let options = Options {
+        config_path: dir.join("alertd.json"),
+        data_dir: dir.to_path_buf(),
+        host_name: "fixture".to_string(),
+        token: None,
+    };
+    let service = Service::new(options, config, Arc::new(SystemClock), store).expect("a service");
+    let now = service.now();
+    let samples = (0..60)
+        .map(|i| Sample::new(format!("h{}", i % 3), now - i * 10_000, &[("x", i as f64)]))
+        .collect();
+    service.ingest(samples).expect("stored");
+    service.tick(now - now % 10_000).expect("a tick");
+    service
+}
 
 /// Every page and API endpoint that reads a query string.
 pub const PATHS: &[&str] = &[
