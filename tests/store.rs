@@ -71,7 +71,7 @@ fn scan(store: &dyn Store, from: i64, to: i64) -> Vec<Sample> {
     samples
 }
 
-pub fn samples_are_scanned_in_time_order_ties_in_append_order(store: &dyn Store) {
+pub fn samples_are_scanned_in_time_then_host_order(store: &dyn Store) {
     store
         .append_samples(&[
             Sample::new("b", 20, &[("x", 1.0)]),
@@ -86,7 +86,9 @@ pub fn samples_are_scanned_in_time_order_ties_in_append_order(store: &dyn Store)
         .unwrap();
     let all = scan(store, i64::MIN, i64::MAX);
     let order: Vec<(&str, i64)> = all.iter().map(|s| (s.host.as_str(), s.ts)).collect();
-    assert_eq!(order, [("a", 10), ("b", 20), ("a", 20), ("a", 30)]);
+    // Equal timestamps in host order; a host's own ties in append order
+    // (see `hosts_and_latest_samples`).
+    assert_eq!(order, [("a", 10), ("a", 20), ("b", 20), ("a", 30)]);
     assert_eq!(
         all[0].metrics,
         vec![("x".to_string(), 2.0), ("cpu.usage".to_string(), 0.1)]
@@ -109,7 +111,8 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
         .collect();
     store.append_samples(&batch).unwrap();
     let mut expected = batch.clone();
-    expected.sort_by_key(|s| s.ts); // stable: ties stay in append order
+    // Stable: a host's samples of equal timestamp stay in append order.
+    expected.sort_by(|a, b| (a.ts, &a.host).cmp(&(b.ts, &b.host)));
     assert_eq!(scan(store, i64::MIN, i64::MAX), expected);
     let hosts = store.hosts().unwrap();
     assert_eq!(hosts.len(), 71);
@@ -153,6 +156,252 @@ pub fn a_cursor_splits_samples_by_append_order(store: &dyn Store) {
         .map(|s| s.host)
         .collect();
     assert_eq!(all, ["d", "a", "c", "b"]);
+}
+
+/// A sample with its fields in name order: compaction may reorder them.
+fn normalized(mut sample: Sample) -> Sample {
+    sample.metrics.sort_by(|a, b| a.0.cmp(&b.0));
+    sample
+}
+
+/// What a scan of `[from, to]` must return after `appended` (in append
+/// order): (timestamp, host) order, ties in append order.
+fn expected(appended: &[Sample], from: i64, to: i64) -> Vec<Sample> {
+    let mut expected: Vec<Sample> = appended
+        .iter()
+        .filter(|s| s.ts >= from && s.ts <= to)
+        .cloned()
+        .map(normalized)
+        .collect();
+    expected.sort_by(|a, b| (a.ts, &a.host).cmp(&(b.ts, &b.host)));
+    expected
+}
+
+fn scan_normalized(store: &dyn Store, from: i64, to: i64) -> Vec<Sample> {
+    scan(store, from, to).into_iter().map(normalized).collect()
+}
+
+const MINUTE: i64 = 60_000;
+
+pub fn compacted_and_recent_samples_read_back_exactly(store: &dyn Store) {
+    let period = alertd::store::BLOCK_PERIOD;
+    let base = 1_700_000_400_000 / period * period;
+    let mut appended = Vec::new();
+    let mut append = |store: &dyn Store, batch: Vec<Sample>| {
+        store.append_samples(&batch).unwrap();
+        appended.extend(batch);
+    };
+    // Three hosts over 40 minutes, every 10 s, with a tie on one host, a
+    // field that comes and goes, and values of every kind.
+    for step in 0..240i64 {
+        let ts = base + step * 10_000;
+        let mut batch = Vec::new();
+        for host in ["web-2", "web-1", "db"] {
+            let mut fields = vec![("cpu.usage", 12.5 + (step % 9) as f64 * 0.1)];
+            if step % 3 != 0 {
+                fields.push(("errors.count", (step / 7) as f64));
+            }
+            if host == "db" {
+                fields.push(("odd", (step as f64).sqrt() - 1.0));
+            }
+            batch.push(Sample::new(host, ts, &fields));
+        }
+        if step % 50 == 0 {
+            batch.push(Sample::new("web-1", ts, &[("cpu.usage", -0.0)]));
+        }
+        append(store, batch);
+    }
+    let before_compaction = scan(store, i64::MIN, i64::MAX);
+    let cursor = store.sample_cursor().unwrap();
+    // Fold the first 20 minutes, in as many calls as it takes.
+    let mut folded = 0;
+    loop {
+        let step = store.compact_samples(base + 20 * MINUTE + 5).unwrap();
+        if step == 0 {
+            break;
+        }
+        folded += step;
+    }
+    assert_eq!(folded, 2 * 60 * 3 + 3, "the samples of two whole periods");
+    // A read with the cursor from before the compaction still works: the
+    // compacted samples were all appended before it.
+    let mut count = 0;
+    store
+        .scan_samples_before(i64::MIN, i64::MAX, cursor, &mut |_| count += 1)
+        .unwrap();
+    assert_eq!(count, before_compaction.len());
+    // Late samples for a compacted period, one with a tie.
+    append(
+        store,
+        vec![
+            Sample::new("web-1", base + 5 * MINUTE, &[("late", 1.0)]),
+            Sample::new("new-host", base + 7 * MINUTE, &[("cpu.usage", 3.0)]),
+        ],
+    );
+    let late_cursor = store.sample_cursor().unwrap();
+    append(
+        store,
+        vec![Sample::new("db", base + 9 * MINUTE, &[("late", 2.0)])],
+    );
+    for (from, to) in [
+        (i64::MIN, i64::MAX),
+        (base, base),
+        (base + 10 * MINUTE - 1, base + 10 * MINUTE),
+        (base + 19 * MINUTE, base + 21 * MINUTE),
+        (base + 5 * MINUTE, base + 5 * MINUTE),
+        (base + 39 * MINUTE, i64::MAX),
+        (base + 41 * MINUTE, i64::MAX),
+    ] {
+        assert_eq!(
+            scan_normalized(store, from, to),
+            expected(&appended, from, to),
+            "[{from}, {to}]"
+        );
+    }
+    // Compacting again folds the late samples into their periods' blocks.
+    while store.compact_samples(base + 40 * MINUTE).unwrap() > 0 {}
+    assert_eq!(
+        scan_normalized(store, i64::MIN, i64::MAX),
+        expected(&appended, i64::MIN, i64::MAX)
+    );
+    // A cursor read before samples that are now compacted cannot leave
+    // them out any more: the read says so rather than return them.
+    let error = store
+        .scan_samples_before(i64::MIN, i64::MAX, late_cursor, &mut |_| {})
+        .expect_err("refused");
+    assert!(
+        matches!(error, alertd::store::StoreError::CompactedAfterCursor),
+        "{error}"
+    );
+    // Hosts and latest samples are those of the samples, wherever they are.
+    let hosts: Vec<(String, i64)> = store
+        .hosts()
+        .unwrap()
+        .into_iter()
+        .map(|h| (h.host, h.last_seen))
+        .collect();
+    let last = base + 239 * 10_000;
+    assert_eq!(
+        hosts,
+        [
+            ("db".to_string(), last),
+            ("new-host".to_string(), base + 7 * MINUTE),
+            ("web-1".to_string(), last),
+            ("web-2".to_string(), last)
+        ]
+    );
+    // Deleting across a block keeps its newer samples.
+    let cut = base + 15 * MINUTE + 1;
+    let deleted = store.delete_samples_before(cut).unwrap();
+    assert_eq!(
+        deleted as usize,
+        appended.iter().filter(|s| s.ts < cut).count()
+    );
+    appended.retain(|s| s.ts >= cut);
+    assert_eq!(
+        scan_normalized(store, i64::MIN, i64::MAX),
+        expected(&appended, i64::MIN, i64::MAX)
+    );
+    let hosts: Vec<String> = store.hosts().unwrap().into_iter().map(|h| h.host).collect();
+    assert_eq!(
+        hosts,
+        ["db", "web-1", "web-2"],
+        "new-host has no sample left"
+    );
+}
+
+/// One step of [`samples_match_a_model`].
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// Samples as (host, seconds after the base, value, whether the second
+    /// field is given).
+    Append(Vec<(u8, u16, i16, bool)>),
+    /// Compact before this many seconds after the base.
+    Compact(u16),
+    /// Delete before this many seconds after the base.
+    Delete(u16),
+    Reopen,
+}
+
+pub fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => proptest::collection::vec((0u8..4, 0u16..3600, any::<i16>(), any::<bool>()), 1..40)
+            .prop_map(Op::Append),
+        2 => (0u16..4200).prop_map(Op::Compact),
+        1 => (0u16..3600).prop_map(Op::Delete),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+/// Runs `ops` on a store and on a plain list of samples: after each, every
+/// read of the store (whole, a random range, hosts, latest samples) equals
+/// the list's, wherever the store keeps its samples.
+pub fn samples_match_a_model(
+    place: &std::path::Path,
+    open: fn(&std::path::Path) -> Box<dyn Store>,
+    ops: &[Op],
+) {
+    let base = 1_700_000_400_000 / alertd::store::BLOCK_PERIOD * alertd::store::BLOCK_PERIOD;
+    let at = |seconds: u16| base + i64::from(seconds) * 1000;
+    let mut store = open(place);
+    let mut model: Vec<Sample> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            Op::Append(batch) => {
+                let batch: Vec<Sample> = batch
+                    .iter()
+                    .map(|&(host, seconds, value, second)| {
+                        let value = f64::from(value) / 8.0;
+                        let mut fields = vec![("v", value)];
+                        if second {
+                            fields.insert(0, ("w", value * 3.0 + 0.1));
+                        }
+                        Sample::new(format!("h{host}"), at(seconds) + i64::from(host), &fields)
+                    })
+                    .collect();
+                store.append_samples(&batch).unwrap();
+                model.extend(batch);
+            }
+            Op::Compact(seconds) => while store.compact_samples(at(*seconds)).unwrap() > 0 {},
+            Op::Delete(seconds) => {
+                let deleted = store.delete_samples_before(at(*seconds)).unwrap();
+                let before = model.len();
+                model.retain(|s| s.ts >= at(*seconds));
+                assert_eq!(deleted as usize, before - model.len(), "step {i}");
+            }
+            Op::Reopen => {
+                drop(store);
+                store = open(place);
+            }
+        }
+        assert_eq!(
+            scan_normalized(store.as_ref(), i64::MIN, i64::MAX),
+            expected(&model, i64::MIN, i64::MAX),
+            "step {i}: {op:?}"
+        );
+        let (from, to) = (at(i as u16 * 397 % 3600), at(i as u16 * 397 % 3600 + 700));
+        assert_eq!(
+            scan_normalized(store.as_ref(), from, to),
+            expected(&model, from, to),
+            "step {i}: range"
+        );
+        let mut latest: std::collections::BTreeMap<&str, &Sample> = Default::default();
+        for sample in &model {
+            let entry = latest.entry(&sample.host).or_insert(sample);
+            if sample.ts >= entry.ts {
+                *entry = sample;
+            }
+        }
+        let stored: Vec<Sample> = store
+            .latest_samples()
+            .unwrap()
+            .into_iter()
+            .map(normalized)
+            .collect();
+        let wanted: Vec<Sample> = latest.values().map(|s| normalized((*s).clone())).collect();
+        assert_eq!(stored, wanted, "step {i}: latest samples");
+    }
 }
 
 pub fn hosts_and_latest_samples(store: &dyn Store) {
@@ -460,9 +709,9 @@ macro_rules! conformance {
             }
 
             #[test]
-            fn samples_are_scanned_in_time_order_ties_in_append_order() {
+            fn samples_are_scanned_in_time_then_host_order() {
                 let (_dir, store) = fresh();
-                super::samples_are_scanned_in_time_order_ties_in_append_order(store.as_ref());
+                super::samples_are_scanned_in_time_then_host_order(store.as_ref());
             }
 
             #[test]
@@ -475,6 +724,12 @@ macro_rules! conformance {
             fn a_cursor_splits_samples_by_append_order() {
                 let (_dir, store) = fresh();
                 super::a_cursor_splits_samples_by_append_order(store.as_ref());
+            }
+
+            #[test]
+            fn compacted_and_recent_samples_read_back_exactly() {
+                let (_dir, store) = fresh();
+                super::compacted_and_recent_samples_read_back_exactly(store.as_ref());
             }
 
             #[test]
@@ -513,6 +768,18 @@ macro_rules! conformance {
                 super::old_incidents_are_deleted_once_delivered(store.as_ref());
             }
 
+            proptest::proptest! {
+                #![proptest_config(proptest::prelude::ProptestConfig {
+                    cases: 48,
+                    ..Default::default()
+                })]
+                #[test]
+                fn samples_match_a_model(ops in proptest::collection::vec(super::op(), 1..24)) {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::samples_match_a_model(dir.path(), open, &ops);
+                }
+            }
+
             #[test]
             fn everything_survives_reopening() {
                 let dir = tempfile::tempdir().unwrap();
@@ -537,6 +804,80 @@ fn sqlite_refuses_a_newer_schema() {
     let error = SqliteStore::open(&path).err().expect("refused");
     assert_eq!(
         error.to_string(),
-        "the store's schema version is 99, this alertd knows 1: upgrade alertd"
+        "the store's schema version is 99, this alertd knows 2: upgrade alertd"
     );
+}
+
+#[test]
+fn sqlite_moves_the_samples_of_a_version_1_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE samples (ts INTEGER NOT NULL, seq INTEGER NOT NULL, \
+             host TEXT NOT NULL, metrics BLOB NOT NULL, PRIMARY KEY (ts, seq)) WITHOUT ROWID;
+             CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+             INSERT INTO meta VALUES ('next_seq', 4);
+             CREATE TABLE hosts (host TEXT PRIMARY KEY, last_seen INTEGER NOT NULL) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    // Version 1 metrics: per field, the name's length, the name, the value.
+    let metrics = |fields: &[(&str, f64)]| {
+        let mut bytes = Vec::new();
+        for (name, value) in fields {
+            bytes.push(name.len() as u8);
+            bytes.extend_from_slice(name.as_bytes());
+            bytes.extend_from_slice(&value.to_le_bytes());
+        }
+        bytes
+    };
+    for (seq, ts, host, fields) in [
+        (1, 20, "b", vec![("x", 1.5)]),
+        (2, 10, "a", vec![("x", 2.0), ("cpu.usage", 0.25)]),
+        (3, 20, "a", vec![]),
+    ] {
+        connection
+            .execute(
+                "INSERT INTO samples VALUES (?1, ?2, ?3, ?4)",
+                rusqlite::params![ts, seq, host, metrics(&fields)],
+            )
+            .unwrap();
+    }
+    drop(connection);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        scan(&store, i64::MIN, i64::MAX),
+        [
+            Sample::new("a", 10, &[("x", 2.0), ("cpu.usage", 0.25)]),
+            Sample::new("a", 20, &[]),
+            Sample::new("b", 20, &[("x", 1.5)]),
+        ]
+    );
+    let hosts: Vec<String> = store.hosts().unwrap().into_iter().map(|h| h.host).collect();
+    assert_eq!(hosts, ["a", "b"]);
+    store
+        .append_samples(&[Sample::new("a", 20, &[("y", 1.0)])])
+        .unwrap();
+    let latest = store.latest_samples().unwrap();
+    assert_eq!(
+        latest[0].metrics,
+        [("y".to_string(), 1.0)],
+        "appended after the moved ones"
+    );
+    drop(store);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = connection
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let old: i64 = connection
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name IN ('samples', 'hosts')",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0);
 }

@@ -1,6 +1,8 @@
 //! The janitor: deletes samples older than `monitoring.retentionPeriod` and
 //! resolved incidents older than `alerting.retentionPeriod`, each at its own
-//! interval, and once at start.
+//! interval, and once at start; and every minute compacts the samples that
+//! no rule window can see any more (older than the longest timeframe and a
+//! [`BLOCK_PERIOD`]).
 
 use std::sync::Arc;
 
@@ -9,31 +11,56 @@ use tracing::{error, info};
 
 use super::{Service, Woke};
 use crate::duration::Millis;
-use crate::store::{Store, StoreError};
+use crate::store::{BLOCK_PERIOD, StoreError};
 
-/// One kind of old data: how long it is kept and how often it is cleaned.
+/// How often recent samples are compacted.
+const COMPACTION_INTERVAL: Millis = 60_000;
+
+/// One kind of old data: how long it is kept as it is, and how often it is
+/// cleaned.
 struct Chore {
     what: &'static str,
+    done: &'static str,
     next: Millis,
-    delete: fn(&dyn Store, Millis) -> Result<u64, StoreError>,
+    /// Does one bounded step; returns how many things it changed (0: done).
+    step: fn(&Service, Millis) -> Result<u64, StoreError>,
 }
 
 pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let start = service.now();
     let mut chores = [
         Chore {
-            what: "samples",
+            what: "old samples",
+            done: "deleted",
             next: start,
-            delete: |store, before| store.delete_samples_before(before),
+            step: |service, before| service.store.delete_samples_before(before),
         },
         Chore {
-            what: "incidents",
+            what: "old incidents",
+            done: "deleted",
             next: start,
-            delete: |store, before| store.delete_incidents_resolved_before(before),
+            step: |service, before| service.store.delete_incidents_resolved_before(before),
+        },
+        Chore {
+            what: "recent samples",
+            done: "compacted",
+            next: start,
+            step: |service, before| {
+                // Not while a reload reads samples up to a cursor.
+                let _compaction = super::lock(&service.compaction);
+                service.store.compact_samples(before)
+            },
         },
     ];
     loop {
         let config = service.config();
+        let longest = config
+            .alerting
+            .rules
+            .iter()
+            .map(|rule| rule.timeframe)
+            .max()
+            .unwrap_or(0);
         let settings = [
             (
                 config.monitoring.retention_period,
@@ -43,6 +70,7 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
                 config.alerting.retention_period,
                 config.alerting.janitor_interval,
             ),
+            (longest.saturating_add(BLOCK_PERIOD), COMPACTION_INTERVAL),
         ];
         drop(config);
         for (chore, (retention, interval)) in chores.iter_mut().zip(settings) {
@@ -50,7 +78,7 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             if now < chore.next {
                 continue;
             }
-            clean(&service, chore, now.saturating_sub(retention)).await;
+            clean(&service, chore, now.saturating_sub(retention), &stop).await;
             chore.next = now.saturating_add(interval);
         }
         let next = chores.iter().map(|chore| chore.next).min().unwrap_or(start);
@@ -60,14 +88,35 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
     }
 }
 
-/// Runs one chore's deletion off the async threads and logs what it did.
-async fn clean(service: &Service, chore: &Chore, before: Millis) {
-    let store = service.store.clone();
-    let (what, delete) = (chore.what, chore.delete);
-    match tokio::task::spawn_blocking(move || delete(store.as_ref(), before)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(deleted)) => info!(deleted, "old {what} deleted"),
-        Ok(Err(error)) => error!(%error, "deleting old {what} failed"),
-        Err(error) => error!(%error, "deleting old {what} panicked"),
+/// Runs one chore's steps off the async threads until it is done or the
+/// service stops, and logs what it did.
+async fn clean(
+    service: &Arc<Service>,
+    chore: &Chore,
+    before: Millis,
+    stop: &watch::Receiver<bool>,
+) {
+    let (what, done, step) = (chore.what, chore.done, chore.step);
+    let mut total = 0u64;
+    loop {
+        let worker = service.clone();
+        match tokio::task::spawn_blocking(move || step(&worker, before)).await {
+            Ok(Ok(0)) => break,
+            Ok(Ok(changed)) => total += changed,
+            Ok(Err(error)) => {
+                error!(%error, "{what}: {done} {total}, then failed");
+                return;
+            }
+            Err(error) => {
+                error!(%error, "{what}: panicked");
+                return;
+            }
+        }
+        if *stop.borrow() {
+            break;
+        }
+    }
+    if total > 0 {
+        info!(count = total, "{what} {done}");
     }
 }

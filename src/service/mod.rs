@@ -20,7 +20,7 @@
 //! locks are held across store writes, and neither is on a read path: the
 //! commit lock, by the one ingesting caller that commits a group of batches,
 //! and the evaluation lock, by a tick (between its proposal and its commit)
-//! or a reload. Taken in that order: evaluation, commit, engine. A reload
+//! or a reload. Taken in that order: evaluation, compaction, commit, engine. A reload
 //! holds the commit lock only to read the store's sample cursor and, at the
 //! end, to add the samples committed meanwhile and swap the engine: pushes go
 //! on while it rebuilds.
@@ -99,6 +99,10 @@ pub struct Service {
     evaluation: Mutex<()>,
     /// Held by the caller that commits a group of sample batches.
     commit: Mutex<()>,
+    /// Held by a compaction of samples, and by a reload from reading the
+    /// store's sample cursor until the engine is rebuilt: samples appended
+    /// after the cursor must not be compacted meanwhile.
+    compaction: Mutex<()>,
     /// Batches of samples waiting to be committed together.
     group_commit: Mutex<ingest::GroupCommit>,
     /// While a reload rebuilds the engine: the samples committed since it
@@ -173,6 +177,7 @@ impl Service {
                 ids: UlidIds,
             }),
             evaluation: Mutex::new(()),
+            compaction: Mutex::new(()),
             commit: Mutex::new(()),
             group_commit: Mutex::default(),
             rebuilding: Mutex::new(None),

@@ -224,6 +224,7 @@ impl Service {
             warn!("{}: {warning}", self.options.config_path.display());
         }
         let _evaluation = lock(&self.evaluation);
+        let compaction = lock(&self.compaction);
         let (now, cursor) = {
             let _commit = lock(&self.commit);
             *lock(&self.rebuilding) = Some(Vec::new());
@@ -233,6 +234,7 @@ impl Service {
         // again would find nothing new, as its transitions are restored.
         let rebuilt = cursor
             .and_then(|cursor| rebuild(&config, self.store.as_ref(), now, cursor, self.built_at));
+        drop(compaction);
         let commit = lock(&self.commit);
         let committed_meanwhile = lock(&self.rebuilding).take().unwrap_or_default();
         let (mut engine, orphans) = rebuilt?;

@@ -11,6 +11,9 @@
 //! service calls it from blocking threads, several at once: reads must not
 //! wait for writes.
 
+pub mod batch;
+pub mod block;
+mod bytes;
 mod observed;
 mod sqlite;
 
@@ -51,9 +54,16 @@ pub enum StoreError {
          its place"
     )]
     Damaged { path: String, detail: String },
+    /// A read with a cursor met samples compacted after the cursor was read.
+    #[error("samples were compacted while a read with a cursor ran; read again")]
+    CompactedAfterCursor,
     #[error("the store's schema version is {found}, this alertd knows {known}: upgrade alertd")]
     Version { found: i64, known: i64 },
 }
+
+/// The span of time each compacted block of samples covers (per host),
+/// aligned to multiples of it.
+pub const BLOCK_PERIOD: Millis = 10 * 60 * 1000;
 
 /// A place in the order samples were appended (see [`Store::sample_cursor`]).
 pub type SampleCursor = i64;
@@ -127,7 +137,10 @@ pub trait Store: Send + Sync {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
 
     /// Calls `visit` with every sample with `from <= ts <= to`, in timestamp
-    /// order, samples of equal timestamp in the order they were appended.
+    /// order, then host name order; a host's samples of equal timestamp in
+    /// the order they were appended. Each sample's fields come in the order
+    /// given, or once compacted, in the order its host first gave them in
+    /// the block's period.
     fn scan_samples(
         &self,
         from: Millis,
@@ -163,6 +176,15 @@ pub trait Store: Send + Sync {
     /// Deletes the samples with `ts < before`, and the hosts with no sample
     /// left. Returns how many samples were deleted.
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
+
+    /// Compacts samples with `ts` before the [`BLOCK_PERIOD`] that holds
+    /// `before`: what every read returns stays the same, in less space. Does
+    /// a bounded amount of work; returns how many samples it compacted, 0
+    /// once none is left. A read with a cursor
+    /// ([`Store::scan_samples_before`]) fails with
+    /// [`StoreError::CompactedAfterCursor`] if samples it should leave out
+    /// were compacted after the cursor was read.
+    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
 
     /// Records the transitions of one tick, in one transaction: the incidents
     /// as they now are, each pair's last resolution, and one outbox delivery

@@ -97,6 +97,9 @@ impl Store for Observed {
             store.delete_samples_before(before)
         })
     }
+    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
+        self.call("compact_samples", |store| store.compact_samples(before))
+    }
     fn record_transitions(
         &self,
         transitions: &[Transition],

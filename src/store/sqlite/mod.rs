@@ -7,6 +7,7 @@
 //! of readers, a checkpointer); [`queries`] has the SQL of each operation.
 
 mod queries;
+mod samples;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
@@ -17,25 +18,34 @@ use rusqlite::{Connection, OpenFlags};
 use super::StoreError;
 
 /// Bumped whenever the schema changes; a newer file is refused.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS samples (
-    ts INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    host TEXT NOT NULL,
-    metrics BLOB NOT NULL,
-    PRIMARY KEY (ts, seq)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (key, value) VALUES ('next_seq', 1);
-CREATE TABLE IF NOT EXISTS hosts (
-    host TEXT PRIMARY KEY,
-    last_seen INTEGER NOT NULL
-) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS recent (
+    seq INTEGER PRIMARY KEY,
+    last_seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS blocks (
+    id INTEGER PRIMARY KEY,
+    start INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    min_ts INTEGER NOT NULL,
+    max_ts INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    max_seq INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_period ON blocks (start, host);
+CREATE INDEX IF NOT EXISTS blocks_by_host ON blocks (host, start);
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
     rule TEXT NOT NULL,
@@ -100,6 +110,8 @@ pub struct SqliteStore {
     /// The next sample's sequence number, which orders samples of equal
     /// timestamp; only used with the writer locked.
     next_seq: AtomicI64,
+    /// Each host's latest sample, updated after each commit.
+    latest: Mutex<samples::LatestSamples>,
     /// Tells the checkpointer that a commit added to the write-ahead log.
     committed: std::sync::mpsc::SyncSender<()>,
 }
@@ -118,8 +130,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let named = |error| named(path, error);
         let connection = Connection::open(path).map_err(|e| named(e.into()))?;
-        let next_seq = prepare(&connection)
-            .and_then(|next_seq| check_integrity(&connection).map(|()| next_seq))
+        let (next_seq, latest) = prepare(&connection)
+            .and_then(|()| check_integrity(&connection))
+            .and_then(|()| samples::load(&connection))
             .map_err(|error| damaged(path, error))?;
         let checkpoints = open_reader(path).map_err(named)?;
         checkpoints
@@ -138,6 +151,7 @@ impl SqliteStore {
             writer: Mutex::new(connection),
             readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(next_seq),
+            latest: Mutex::new(latest),
             committed,
         })
     }
@@ -266,9 +280,9 @@ fn damaged(path: &Path, error: StoreError) -> StoreError {
     }
 }
 
-/// Sets up the writing connection: WAL, full sync, the schema. Returns the
-/// next sample sequence number.
-fn prepare(connection: &Connection) -> Result<i64, StoreError> {
+/// Sets up the writing connection: WAL, full sync, the schema (moving the
+/// samples of an older one).
+fn prepare(connection: &Connection) -> Result<(), StoreError> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk when it returns, even across a power loss.
     connection.pragma_update(None, "synchronous", "FULL")?;
@@ -284,14 +298,12 @@ fn prepare(connection: &Connection) -> Result<i64, StoreError> {
             known: SCHEMA_VERSION,
         });
     }
-    connection.execute_batch(SCHEMA)?;
-    connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    // Kept in a row rather than read as max(seq), which would scan every sample.
-    Ok(
-        connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
-            row.get(0)
-        })?,
-    )
+    let transaction = connection.unchecked_transaction()?;
+    transaction.execute_batch(SCHEMA)?;
+    samples::migrate_rows(&transaction)?;
+    transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    transaction.commit()?;
+    Ok(())
 }
 
 /// Copies committed pages from the write-ahead log into the database file

@@ -1,8 +1,6 @@
 //! The SQL of the embedded store: each [`Store`] method as statements on
 //! the writer's connection or a reader's, and the decoding of rows.
 
-use std::sync::atomic::Ordering;
-
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
@@ -12,21 +10,7 @@ use crate::incident::{Incident, Transition, TransitionKind};
 use crate::sample::Sample;
 use crate::store::{
     Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
-    decode_metrics, encode_metrics,
 };
-
-/// Rows per multi-row INSERT when appending samples.
-const ROWS_PER_INSERT: usize = 32;
-
-/// `INSERT INTO {table} VALUES (?, ...), ... {tail}` with [`ROWS_PER_INSERT`]
-/// rows of `columns` parameters each.
-fn multi_row_insert(table: &str, columns: usize, tail: &str) -> String {
-    let row = format!("({})", vec!["?"; columns].join(", "));
-    format!(
-        "INSERT INTO {table} VALUES {}{tail}",
-        vec![row; ROWS_PER_INSERT].join(", ")
-    )
-}
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     match text {
@@ -73,86 +57,9 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-fn sample(row: &Row<'_>) -> rusqlite::Result<(Millis, String, Vec<u8>)> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-}
-
-fn decoded((ts, host, metrics): (Millis, String, Vec<u8>)) -> Result<Sample, StoreError> {
-    Ok(Sample {
-        host,
-        ts,
-        metrics: decode_metrics(&metrics)?,
-    })
-}
-
 impl Store for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        self.write(|connection| {
-            let transaction = connection.transaction()?;
-            let mut seq = self.next_seq.load(Ordering::Relaxed);
-            {
-                // Rows go in by statements of ROWS_PER_INSERT rows: a statement
-                // per row costs as much again in binding and stepping.
-                let mut blob = Vec::new();
-                let mut chunks = samples.chunks_exact(ROWS_PER_INSERT);
-                let mut many = transaction.prepare_cached(&multi_row_insert(
-                    "samples (ts, seq, host, metrics)",
-                    4,
-                    "",
-                ))?;
-                for chunk in chunks.by_ref() {
-                    let mut index = 1;
-                    for sample in chunk {
-                        encode_metrics(&sample.metrics, &mut blob);
-                        many.raw_bind_parameter(index, sample.ts)?;
-                        many.raw_bind_parameter(index + 1, seq)?;
-                        many.raw_bind_parameter(index + 2, &sample.host)?;
-                        many.raw_bind_parameter(index + 3, &blob)?;
-                        index += 4;
-                        seq += 1;
-                    }
-                    many.raw_execute()?;
-                }
-                let mut one = transaction.prepare_cached(
-                    "INSERT INTO samples (ts, seq, host, metrics) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for sample in chunks.remainder() {
-                    encode_metrics(&sample.metrics, &mut blob);
-                    one.execute(params![sample.ts, seq, sample.host, blob])?;
-                    seq += 1;
-                }
-                let mut latest: rustc_hash::FxHashMap<&str, Millis> = Default::default();
-                for sample in samples {
-                    let last = latest.entry(&sample.host).or_insert(sample.ts);
-                    *last = (*last).max(sample.ts);
-                }
-                let latest: Vec<(&str, Millis)> = latest.into_iter().collect();
-                const SEEN: &str =
-                    " ON CONFLICT (host) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)";
-                let mut chunks = latest.chunks_exact(ROWS_PER_INSERT);
-                let mut many =
-                    transaction.prepare_cached(&multi_row_insert("hosts (host, last_seen)", 2, SEEN))?;
-                for chunk in chunks.by_ref() {
-                    for (row, (host, ts)) in chunk.iter().enumerate() {
-                        many.raw_bind_parameter(row * 2 + 1, host)?;
-                        many.raw_bind_parameter(row * 2 + 2, ts)?;
-                    }
-                    many.raw_execute()?;
-                }
-                let mut one = transaction.prepare_cached(&format!(
-                    "INSERT INTO hosts (host, last_seen) VALUES (?1, ?2){SEEN}"
-                ))?;
-                for (host, ts) in chunks.remainder() {
-                    one.execute(params![host, ts])?;
-                }
-                transaction
-                    .prepare_cached("UPDATE meta SET value = ?1 WHERE key = 'next_seq'")?
-                    .execute([seq])?;
-            }
-            transaction.commit()?;
-            self.next_seq.store(seq, Ordering::Relaxed);
-            Ok(())
-        })
+        self.append(samples)
     }
 
     fn scan_samples_before(
@@ -162,63 +69,27 @@ impl Store for SqliteStore {
         cursor: SampleCursor,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
-        self.read(|connection| {
-            let mut query = connection.prepare_cached(
-                "SELECT ts, host, metrics FROM samples WHERE ts >= ?1 AND ts <= ?2 AND seq < ?3 \
-                 ORDER BY ts, seq",
-            )?;
-            let mut rows = query.query(params![from, to, cursor])?;
-            while let Some(row) = rows.next()? {
-                visit(decoded(sample(row)?)?);
-            }
-            Ok(())
-        })
+        self.scan(from, to, cursor, visit)
     }
 
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
-        // Appends update it with the writer locked; so does this read.
-        let _writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(self.next_seq.load(Ordering::Relaxed))
+        Ok(self.cursor())
     }
 
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
-        self.read(|connection| {
-            let mut query = connection.prepare_cached(
-                "SELECT s.ts, s.host, s.metrics FROM hosts h \
-             JOIN samples s ON s.ts = h.last_seen AND s.seq = (SELECT max(seq) FROM samples \
-                 WHERE ts = h.last_seen AND host = h.host) \
-             ORDER BY h.host",
-            )?;
-            let rows = query.query_map([], sample)?;
-            rows.map(|row| decoded(row?)).collect()
-        })
+        SqliteStore::latest_samples(self)
     }
 
     fn hosts(&self) -> Result<Vec<HostSeen>, StoreError> {
-        self.read(|connection| {
-            let mut query =
-                connection.prepare_cached("SELECT host, last_seen FROM hosts ORDER BY host")?;
-            let rows = query.query_map([], |row| {
-                Ok(HostSeen {
-                    host: row.get(0)?,
-                    last_seen: row.get(1)?,
-                })
-            })?;
-            Ok(rows.collect::<Result<_, _>>()?)
-        })
+        Ok(self.hosts_seen())
     }
 
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError> {
-        self.write(|connection| {
-            let transaction = connection.transaction()?;
-            let deleted = transaction.execute("DELETE FROM samples WHERE ts < ?1", [before])?;
-            transaction.execute("DELETE FROM hosts WHERE last_seen < ?1", [before])?;
-            transaction.commit()?;
-            Ok(deleted as u64)
-        })
+        self.delete_before(before)
+    }
+
+    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
+        self.compact(before)
     }
 
     fn record_transitions(

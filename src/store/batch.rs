@@ -1,0 +1,224 @@
+//! The format of recent samples: the samples of one append, as one value.
+//!
+//! Recent samples are what a crash must not lose and what the rule windows
+//! are rebuilt from; they are written once per append, as fast as possible,
+//! and read back in full. A batch names each host and field once, then gives
+//! each sample's sequence number (as the gap after the one before), host,
+//! timestamp (as the difference from the one before) and fields with their
+//! values as 8 bytes. About 95 bytes for a sample of the 10 built-in fields,
+//! where a row per sample took 235.
+//!
+//! ```text
+//! batch  = version:u8 hosts:varint str* fields:varint str* count:varint sample*
+//! sample = seq-gap:varint host:varint ts-delta:zigzag metrics:varint (field:varint value:f64)*
+//! ```
+
+use rustc_hash::FxHashMap;
+
+use super::StoreError;
+use super::bytes::{Reader, put_str, put_varint, zigzag};
+use crate::duration::Millis;
+use crate::sample::Sample;
+
+const VERSION: u8 = 1;
+
+/// Encodes `samples`, whose sequence numbers are `first_seq`, `first_seq + 1`, ...
+pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
+    encode_numbered(samples.iter().map(|sample| (0, sample)), out);
+}
+
+/// Encodes samples with gaps between their sequence numbers: each pair is
+/// (gap after the sample before, sample).
+pub fn encode_numbered<'a>(
+    samples: impl Iterator<Item = (u64, &'a Sample)> + Clone,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    out.push(VERSION);
+    let mut hosts: FxHashMap<&str, u64> = Default::default();
+    let mut fields: FxHashMap<&str, u64> = Default::default();
+    let mut host_names = Vec::new();
+    let mut field_names = Vec::new();
+    let mut count = 0u64;
+    for (_, sample) in samples.clone() {
+        count += 1;
+        let next = hosts.len() as u64;
+        hosts.entry(&sample.host).or_insert_with(|| {
+            host_names.push(sample.host.as_str());
+            next
+        });
+        for (name, _) in &sample.metrics {
+            let next = fields.len() as u64;
+            fields.entry(name).or_insert_with(|| {
+                field_names.push(name.as_str());
+                next
+            });
+        }
+    }
+    for names in [&host_names, &field_names] {
+        put_varint(out, names.len() as u64);
+        for name in names {
+            put_str(out, name);
+        }
+    }
+    put_varint(out, count);
+    let mut previous_ts = 0i64;
+    for (gap, sample) in samples {
+        put_varint(out, gap);
+        put_varint(out, hosts[sample.host.as_str()]);
+        put_varint(out, zigzag(sample.ts.wrapping_sub(previous_ts)));
+        previous_ts = sample.ts;
+        put_varint(out, sample.metrics.len() as u64);
+        for (name, value) in &sample.metrics {
+            put_varint(out, fields[name.as_str()]);
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+}
+
+/// Reads a batch's samples in order, with their sequence numbers.
+pub struct BatchReader<'a> {
+    bytes: Reader<'a>,
+    hosts: Vec<&'a str>,
+    fields: Vec<&'a str>,
+    left: usize,
+    seq: i64,
+    ts: Millis,
+}
+
+impl<'a> BatchReader<'a> {
+    /// `first_seq` is the sequence number of the batch's first sample.
+    pub fn new(bytes: &'a [u8], first_seq: i64) -> Result<Self, StoreError> {
+        let limit = bytes.len();
+        let mut reader = Reader::new(bytes, "batch");
+        if reader.byte()? != VERSION {
+            return Err(reader.error());
+        }
+        let names = |reader: &mut Reader<'a>| -> Result<Vec<&'a str>, StoreError> {
+            let count = reader.count(limit)?;
+            (0..count).map(|_| reader.str()).collect()
+        };
+        let hosts = names(&mut reader)?;
+        let fields = names(&mut reader)?;
+        let left = reader.count(limit)?;
+        Ok(BatchReader {
+            bytes: reader,
+            hosts,
+            fields,
+            left,
+            seq: first_seq.wrapping_sub(1),
+            ts: 0,
+        })
+    }
+
+    /// How many samples are left to read.
+    pub fn len(&self) -> usize {
+        self.left
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+
+    /// The next sample and its sequence number, `None` after the last.
+    pub fn next_sample(&mut self) -> Result<Option<(i64, Sample)>, StoreError> {
+        if self.left == 0 {
+            return if self.bytes.is_empty() {
+                Ok(None)
+            } else {
+                Err(self.bytes.error())
+            };
+        }
+        self.left -= 1;
+        let reader = &mut self.bytes;
+        let gap = reader.varint()?;
+        self.seq = self.seq.wrapping_add(1).wrapping_add(gap as i64);
+        let host = *self
+            .hosts
+            .get(reader.count(usize::MAX)?)
+            .ok_or_else(|| reader.error())?;
+        self.ts = self.ts.wrapping_add(reader.signed()?);
+        let count = reader.count(self.fields.len())?;
+        let mut metrics = Vec::with_capacity(count);
+        for _ in 0..count {
+            let name = *self
+                .fields
+                .get(reader.count(usize::MAX)?)
+                .ok_or_else(|| reader.error())?;
+            let value = reader.f64()?;
+            if !value.is_finite() {
+                return Err(reader.error());
+            }
+            metrics.push((name.to_string(), value));
+        }
+        Ok(Some((
+            self.seq,
+            Sample {
+                host: host.to_string(),
+                ts: self.ts,
+                metrics,
+            },
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples() -> Vec<Sample> {
+        vec![
+            Sample::new("web-1", 1_000, &[("cpu", 1.5), ("mem", -0.0)]),
+            Sample::new("web-2", 900, &[("mem", f64::MAX)]),
+            Sample::new("web-1", i64::MIN, &[]),
+            Sample::new("web-1", i64::MAX, &[("cpu", 3.0)]),
+        ]
+    }
+
+    #[test]
+    fn a_batch_reads_back_what_was_written() {
+        let samples = samples();
+        let mut bytes = Vec::new();
+        encode_numbered(
+            samples.iter().enumerate().map(|(i, s)| (i as u64 * 2, s)),
+            &mut bytes,
+        );
+        let mut reader = BatchReader::new(&bytes, 10).unwrap();
+        let mut expected_seq = 10;
+        for (i, sample) in samples.iter().enumerate() {
+            let (seq, back) = reader.next_sample().unwrap().unwrap();
+            expected_seq += i as i64 * 2 + if i == 0 { 0 } else { 1 };
+            assert_eq!(seq, expected_seq);
+            assert_eq!(back.host, sample.host);
+            assert_eq!(back.ts, sample.ts);
+            assert_eq!(back.metrics.len(), sample.metrics.len());
+            for ((a, x), (b, y)) in back.metrics.iter().zip(&sample.metrics) {
+                assert_eq!((a, x.to_bits()), (b, y.to_bits()));
+            }
+        }
+        assert!(reader.next_sample().unwrap().is_none());
+    }
+
+    #[test]
+    fn damaged_batches_are_errors_not_panics() {
+        let mut bytes = Vec::new();
+        encode(&samples(), &mut bytes);
+        let read_all = |bytes: &[u8]| -> Result<usize, StoreError> {
+            let mut reader = BatchReader::new(bytes, 1)?;
+            let mut count = 0;
+            while reader.next_sample()?.is_some() {
+                count += 1;
+            }
+            Ok(count)
+        };
+        assert_eq!(read_all(&bytes).unwrap(), 4);
+        for cut in 0..bytes.len() {
+            assert!(read_all(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0xff;
+            let _ = read_all(&damaged);
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The compacted sample format: one host's samples of one period, one column
+//! per field.
+//!
+//! Timestamps and most metric values are integers, or decimals with a few
+//! digits, that change little from one sample to the next. A block stores
+//! each column as such integers (the value times 10^d, for the smallest d
+//! from 0 to 6 that gives every value back bit for bit), as differences (or
+//! differences of differences, whichever is smaller) packed at the width of
+//! the largest one: a steady counter or a regular timestamp takes no bits
+//! at all. A column whose values are not such decimals falls back to the
+//! XOR of each value with the one before, without its zero bytes.
+//!
+//! ```text
+//! block   = version:u8 count:varint ints(ts) fields:varint field*
+//! field   = name:str presence:u8 [bitmap] kind:u8 (decimals:u8 ints | len:varint xor-bytes)
+//! ints    = order:u8 first:zigzag [delta:zigzag] width:u8 packed-residuals
+//! ```
+//!
+//! A [`BlockReader`] decodes one sample at a time, so that reading many
+//! blocks at once holds their bytes, not their samples. The format has no
+//! store in it: the embedded store keeps blocks in SQLite, a cluster in Redis.
+
+use super::StoreError;
+use super::bytes::{Packed, Reader, packed_len, put_packed, put_str, put_varint, width, zigzag};
+use crate::duration::Millis;
+use crate::sample::Sample;
+
+const VERSION: u8 = 1;
+
+/// The most samples one block holds.
+pub const MAX_SAMPLES: usize = 1 << 20;
+
+/// The most decimal digits a column is scaled by.
+const MAX_DECIMALS: u8 = 6;
+
+/// Integers beyond this lose precision as `f64`.
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
+const ALL_PRESENT: u8 = 0;
+const BITMAP: u8 = 1;
+const SCALED: u8 = 0;
+const XOR: u8 = 1;
+
+/// Encodes `samples` (one host's, in the order they are to be read back).
+/// Returns `None` for more than [`MAX_SAMPLES`] or none at all.
+pub fn encode(samples: &[&Sample]) -> Option<Vec<u8>> {
+    if samples.is_empty() || samples.len() > MAX_SAMPLES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(64 + samples.len() * 16);
+    out.push(VERSION);
+    put_varint(&mut out, samples.len() as u64);
+    let stamps: Vec<i64> = samples.iter().map(|sample| sample.ts).collect();
+    put_ints(&mut out, &stamps);
+    // Fields in the order they first appear.
+    let mut names: Vec<&str> = Vec::new();
+    let mut index: rustc_hash::FxHashMap<&str, usize> = Default::default();
+    for sample in samples {
+        for (name, _) in &sample.metrics {
+            index.entry(name).or_insert_with(|| {
+                names.push(name);
+                names.len() - 1
+            });
+        }
+    }
+    put_varint(&mut out, names.len() as u64);
+    let mut values = Vec::with_capacity(samples.len());
+    let mut present = vec![0u8; samples.len().div_ceil(8)];
+    for name in names {
+        values.clear();
+        present.fill(0);
+        for (i, sample) in samples.iter().enumerate() {
+            if let Some((_, value)) = sample.metrics.iter().find(|(field, _)| field == name) {
+                values.push(*value);
+                present[i / 8] |= 1 << (i % 8);
+            }
+        }
+        put_str(&mut out, name);
+        if values.len() == samples.len() {
+            out.push(ALL_PRESENT);
+        } else {
+            out.push(BITMAP);
+            out.extend_from_slice(&present);
+        }
+        match decimals(&values) {
+            Some((digits, ints)) => {
+                out.push(SCALED);
+                out.push(digits);
+                put_ints(&mut out, &ints);
+            }
+            None => {
+                out.push(XOR);
+                let mut xor = Vec::with_capacity(values.len() * 8);
+                put_xor(&mut xor, &values);
+                put_varint(&mut out, xor.len() as u64);
+                out.extend_from_slice(&xor);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The smallest number of decimals `d` for which every value is an integer
+/// divided by 10^d, bit for bit, with those integers.
+fn decimals(values: &[f64]) -> Option<(u8, Vec<i64>)> {
+    let mut ints = Vec::with_capacity(values.len());
+    'digits: for digits in 0..=MAX_DECIMALS {
+        let scale = scale(digits);
+        ints.clear();
+        for &value in values {
+            let int = (value * scale).round();
+            if int.abs() > EXACT_INTEGERS || (int / scale).to_bits() != value.to_bits() {
+                continue 'digits;
+            }
+            ints.push(int as i64);
+        }
+        return Some((digits, ints));
+    }
+    None
+}
+
+fn scale(digits: u8) -> f64 {
+    10f64.powi(i32::from(digits))
+}
+
+/// Writes integers as differences (order 1) or differences of differences
+/// (order 2), whichever packs narrower, after the first value (and delta).
+fn put_ints(out: &mut Vec<u8>, ints: &[i64]) {
+    let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
+    let second: Vec<u64> = deltas
+        .windows(2)
+        .map(|w| zigzag(w[1].wrapping_sub(w[0])))
+        .collect();
+    let first: Vec<u64> = deltas.iter().map(|&delta| zigzag(delta)).collect();
+    let widest = |residuals: &[u64]| residuals.iter().map(|&r| width(r)).max().unwrap_or(0);
+    let (order, residuals) = if deltas.len() >= 2 && widest(&second) < widest(&first) {
+        (2u8, &second)
+    } else {
+        (1u8, &first)
+    };
+    out.push(order);
+    if let Some(&head) = ints.first() {
+        put_varint(out, zigzag(head));
+    }
+    if order == 2 {
+        put_varint(out, zigzag(deltas[0]));
+    }
+    let bits = widest(residuals);
+    out.push(bits as u8);
+    put_packed(out, residuals, bits);
+}
+
+/// Each value XORed with the one before (the first with 0), as one byte
+/// saying how many leading and trailing zero bytes were left out, then the
+/// bytes in between.
+fn put_xor(out: &mut Vec<u8>, values: &[f64]) {
+    let mut previous = 0u64;
+    for value in values {
+        let bits = value.to_bits();
+        let xor = bits ^ previous;
+        previous = bits;
+        if xor == 0 {
+            out.push(0x80);
+            continue;
+        }
+        let leading = xor.leading_zeros() / 8;
+        let trailing = xor.trailing_zeros() / 8;
+        out.push(((leading as u8) << 4) | trailing as u8);
+        let bytes = xor.to_le_bytes();
+        out.extend_from_slice(&bytes[trailing as usize..(8 - leading) as usize]);
+    }
+}
+
+/// Integers written by [`put_ints`], read one at a time.
+#[derive(Debug, Clone)]
+struct Ints<'a> {
+    order: u8,
+    /// Values still to read.
+    left: usize,
+    /// Values read so far.
+    read: usize,
+    previous: i64,
+    delta: i64,
+    residuals: Packed<'a>,
+}
+
+impl<'a> Ints<'a> {
+    fn read(reader: &mut Reader<'a>, count: usize) -> Result<Self, StoreError> {
+        let order = reader.byte()?;
+        if order != 1 && order != 2 {
+            return Err(reader.error());
+        }
+        let first = if count > 0 { reader.signed()? } else { 0 };
+        let delta = if order == 2 { reader.signed()? } else { 0 };
+        let bits = u32::from(reader.byte()?);
+        if bits > 64 {
+            return Err(reader.error());
+        }
+        let residuals = count.saturating_sub(usize::from(order));
+        let len = packed_len(residuals, bits).ok_or_else(|| reader.error())?;
+        let bytes = reader.take(len)?;
+        Ok(Ints {
+            order,
+            left: count,
+            read: 0,
+            previous: first,
+            delta,
+            residuals: Packed::new(bytes, bits),
+        })
+    }
+
+    fn next(&mut self) -> Result<i64, StoreError> {
+        if self.left == 0 {
+            return Err(super::bytes::corrupt("block"));
+        }
+        self.left -= 1;
+        self.read += 1;
+        match (self.read, self.order) {
+            (1, _) => {}
+            (2, 2) => self.previous = self.previous.wrapping_add(self.delta),
+            (_, 1) => {
+                let delta = super::bytes::unzigzag(self.residuals.next()?);
+                self.previous = self.previous.wrapping_add(delta);
+            }
+            _ => {
+                self.delta = self
+                    .delta
+                    .wrapping_add(super::bytes::unzigzag(self.residuals.next()?));
+                self.previous = self.previous.wrapping_add(self.delta);
+            }
+        }
+        Ok(self.previous)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Values<'a> {
+    Scaled { ints: Ints<'a>, scale: f64 },
+    Xor { bytes: Reader<'a>, previous: u64 },
+}
+
+impl Values<'_> {
+    fn next(&mut self) -> Result<f64, StoreError> {
+        let value = match self {
+            Values::Scaled { ints, scale } => ints.next()? as f64 / *scale,
+            Values::Xor { bytes, previous } => {
+                let head = bytes.byte()?;
+                let xor = if head == 0x80 {
+                    0
+                } else {
+                    let (leading, trailing) = (usize::from(head >> 4), usize::from(head & 0x0f));
+                    if leading + trailing >= 8 {
+                        return Err(bytes.error());
+                    }
+                    let mut array = [0u8; 8];
+                    array[trailing..8 - leading]
+                        .copy_from_slice(bytes.take(8 - leading - trailing)?);
+                    u64::from_le_bytes(array)
+                };
+                *previous ^= xor;
+                f64::from_bits(*previous)
+            }
+        };
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(super::bytes::corrupt("block"))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Column<'a> {
+    name: &'a str,
+    /// `None` when the field is in every sample.
+    present: Option<&'a [u8]>,
+    values: Values<'a>,
+}
+
+/// A sample's timestamp and fields, without its host.
+pub type Stamped = (Millis, Vec<(String, f64)>);
+
+/// Reads the samples of a block, in order.
+#[derive(Debug, Clone)]
+pub struct BlockReader<'a> {
+    count: usize,
+    next: usize,
+    stamps: Ints<'a>,
+    columns: Vec<Column<'a>>,
+}
+
+impl<'a> BlockReader<'a> {
+    /// Reads the block's header and column headers; the samples are decoded
+    /// by [`BlockReader::next_sample`].
+    pub fn new(bytes: &'a [u8]) -> Result<Self, StoreError> {
+        let mut reader = Reader::new(bytes, "block");
+        if reader.byte()? != VERSION {
+            return Err(reader.error());
+        }
+        let count = reader.count(MAX_SAMPLES)?;
+        let stamps = Ints::read(&mut reader, count)?;
+        let fields = reader.count(bytes.len())?;
+        let mut columns = Vec::with_capacity(fields);
+        for _ in 0..fields {
+            let name = reader.str()?;
+            let present = match reader.byte()? {
+                ALL_PRESENT => None,
+                BITMAP => Some(reader.take(count.div_ceil(8))?),
+                _ => return Err(reader.error()),
+            };
+            let values_count = match present {
+                None => count,
+                Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
+            };
+            let values = match reader.byte()? {
+                SCALED => {
+                    let digits = reader.byte()?;
+                    if digits > MAX_DECIMALS {
+                        return Err(reader.error());
+                    }
+                    Values::Scaled {
+                        scale: scale(digits),
+                        ints: Ints::read(&mut reader, values_count)?,
+                    }
+                }
+                XOR => {
+                    let len = reader.count(bytes.len())?;
+                    Values::Xor {
+                        bytes: Reader::new(reader.take(len)?, "block"),
+                        previous: 0,
+                    }
+                }
+                _ => return Err(reader.error()),
+            };
+            columns.push(Column {
+                name,
+                present,
+                values,
+            });
+        }
+        if !reader.is_empty() {
+            return Err(reader.error());
+        }
+        Ok(BlockReader {
+            count,
+            next: 0,
+            stamps,
+            columns,
+        })
+    }
+
+    /// How many samples the block holds.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The next sample's timestamp and fields, `None` after the last.
+    pub fn next_sample(&mut self) -> Result<Option<Stamped>, StoreError> {
+        if self.next == self.count {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        let ts = self.stamps.next()?;
+        let mut metrics = Vec::with_capacity(self.columns.len());
+        for column in &mut self.columns {
+            let here = column
+                .present
+                .is_none_or(|bitmap| bitmap[i / 8] & (1 << (i % 8)) != 0);
+            if here {
+                metrics.push((column.name.to_string(), column.values.next()?));
+            }
+        }
+        Ok(Some((ts, metrics)))
+    }
+
+    /// Every sample of the block, for `host`.
+    pub fn samples(mut self, host: &str) -> Result<Vec<Sample>, StoreError> {
+        let mut samples = Vec::with_capacity(self.count);
+        while let Some((ts, metrics)) = self.next_sample()? {
+            samples.push(Sample {
+                host: host.to_string(),
+                ts,
+                metrics,
+            });
+        }
+        Ok(samples)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(samples: &[Sample]) -> Vec<u8> {
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let bytes = encode(&refs).unwrap();
+        let back = BlockReader::new(&bytes).unwrap().samples("h").unwrap();
+        assert_eq!(back.len(), samples.len());
+        for (a, b) in samples.iter().zip(&back) {
+            assert_eq!(a.ts, b.ts);
+            assert_eq!(a.metrics.len(), b.metrics.len());
+            for (name, value) in &a.metrics {
+                let (_, got) = b.metrics.iter().find(|(n, _)| n == name).unwrap();
+                assert_eq!(value.to_bits(), got.to_bits(), "{name}");
+            }
+        }
+        bytes
+    }
+
+    #[test]
+    fn steady_series_pack_into_a_few_bytes_per_sample() {
+        let samples: Vec<Sample> = (0..360)
+            .map(|i| {
+                Sample::new(
+                    "h",
+                    1_700_000_000_000 + i * 10_000,
+                    &[
+                        ("cpu.usage", 20.0 + (i % 7) as f64 * 0.5),
+                        ("requests.count", 120.0),
+                        ("errors.count", 0.0),
+                        ("mem.free", 8_126_464.0 + (i % 3) as f64 * 4096.0),
+                    ],
+                )
+            })
+            .collect();
+        let bytes = round_trip(&samples);
+        assert!(bytes.len() < 360 * 6, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn odd_values_and_missing_fields_round_trip() {
+        let samples = vec![
+            Sample::new("h", -5, &[("a", -0.0), ("b", 0.1 + 0.2)]),
+            Sample::new("h", -5, &[("b", f64::MAX)]),
+            Sample::new("h", i64::MAX, &[("a", f64::MIN_POSITIVE), ("c", 1e-300)]),
+            Sample::new("h", i64::MIN, &[]),
+            Sample::new("h", 0, &[("c", 123456.789), ("a", 9.007199254740993e15)]),
+        ];
+        round_trip(&samples);
+    }
+
+    #[test]
+    fn damaged_blocks_are_errors_not_panics() {
+        let samples: Vec<Sample> = (0..20)
+            .map(|i| {
+                Sample::new(
+                    "h",
+                    i * 1000,
+                    &[("a", i as f64 * 1.5), ("b", (i as f64).sqrt())],
+                )
+            })
+            .collect();
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let bytes = encode(&refs).unwrap();
+        for cut in 0..bytes.len() {
+            let read = BlockReader::new(&bytes[..cut]).and_then(|reader| reader.samples("h"));
+            assert!(read.is_err(), "cut at {cut}");
+        }
+        for at in 0..bytes.len() {
+            for flip in [1u8, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                // Either an error or some samples: never a panic.
+                let _ = BlockReader::new(&damaged).and_then(|reader| reader.samples("h"));
+            }
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! Samples in the embedded store: recent ones as one row per append (the
+//! [`batch`] format), older ones compacted into one row per host and period
+//! (the [`block`] format), and each host's latest sample in memory.
+//!
+//! Every sample has a sequence number, in append order. A recent row holds
+//! the samples of one append (fewer once some are compacted) and the
+//! sequence number of its first one; a block, the highest sequence number
+//! among its samples, so that a read with a cursor can tell that it came
+//! too late.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rustc_hash::FxHashMap;
+
+use super::SqliteStore;
+use crate::duration::Millis;
+use crate::sample::Sample;
+use crate::store::batch::{self, BatchReader};
+use crate::store::block::{self, BlockReader};
+use crate::store::{
+    BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
+};
+
+/// The most samples one compaction transaction folds.
+const COMPACTION_SAMPLES: u64 = 200_000;
+
+/// A host's latest sample, its fields encoded by [`encode_metrics`].
+#[derive(Debug, Clone)]
+pub(super) struct Latest {
+    ts: Millis,
+    metrics: Vec<u8>,
+}
+
+/// Each host's latest sample, by host name.
+pub(super) type LatestSamples = FxHashMap<String, Latest>;
+
+/// The start of the block period that holds `ts`.
+fn period_of(ts: Millis) -> Millis {
+    ts.div_euclid(BLOCK_PERIOD).saturating_mul(BLOCK_PERIOD)
+}
+
+/// Notes `sample` as its host's latest when it is not older than the one
+/// known (a later append wins a tie).
+fn note_latest(latest: &mut LatestSamples, sample: &Sample) {
+    match latest.get_mut(sample.host.as_str()) {
+        Some(known) if known.ts > sample.ts => {}
+        Some(known) => {
+            known.ts = sample.ts;
+            encode_metrics(&sample.metrics, &mut known.metrics);
+        }
+        None => {
+            let mut metrics = Vec::new();
+            encode_metrics(&sample.metrics, &mut metrics);
+            latest.insert(
+                sample.host.clone(),
+                Latest {
+                    ts: sample.ts,
+                    metrics,
+                },
+            );
+        }
+    }
+}
+
+/// Reads what the store holds at open: the next sequence number and each
+/// host's latest sample.
+pub(super) fn load(connection: &Connection) -> Result<(i64, LatestSamples), StoreError> {
+    let mut latest = LatestSamples::default();
+    let mut next_seq: i64 =
+        connection.query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |row| {
+            row.get(0)
+        })?;
+    // Each host's last block, then every recent row (appended after it).
+    let mut blocks = connection.prepare(
+        "SELECT host, max_seq, data FROM blocks b \
+         WHERE start = (SELECT max(start) FROM blocks WHERE host = b.host)",
+    )?;
+    let mut rows = blocks.query([])?;
+    while let Some(row) = rows.next()? {
+        let host: String = row.get(0)?;
+        next_seq = next_seq.max(row.get::<_, i64>(1)? + 1);
+        for sample in BlockReader::new(blob(row, 2)?)?.samples(&host)? {
+            note_latest(&mut latest, &sample);
+        }
+    }
+    let mut recent = connection.prepare("SELECT seq, last_seq, data FROM recent ORDER BY seq")?;
+    let mut rows = recent.query([])?;
+    while let Some(row) = rows.next()? {
+        next_seq = next_seq.max(row.get::<_, i64>(1)? + 1);
+        let mut reader = BatchReader::new(blob(row, 2)?, row.get(0)?)?;
+        while let Some((_, sample)) = reader.next_sample()? {
+            note_latest(&mut latest, &sample);
+        }
+    }
+    Ok((next_seq, latest))
+}
+
+/// Moves the samples of the version 1 schema (a row per sample) into
+/// recent rows, in one transaction with the caller's.
+pub(super) fn migrate_rows(connection: &Connection) -> Result<(), StoreError> {
+    let exists: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'samples'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !exists {
+        return Ok(());
+    }
+    let mut query =
+        connection.prepare("SELECT seq, ts, host, metrics FROM samples ORDER BY seq")?;
+    let mut rows = query.query([])?;
+    let mut chunk: Vec<(i64, Sample)> = Vec::new();
+    let flush = |chunk: &mut Vec<(i64, Sample)>| -> Result<(), StoreError> {
+        if !chunk.is_empty() {
+            insert_recent(connection, chunk)?;
+            chunk.clear();
+        }
+        Ok(())
+    };
+    while let Some(row) = rows.next()? {
+        let sample = Sample {
+            ts: row.get(1)?,
+            host: row.get(2)?,
+            metrics: decode_metrics(blob(row, 3)?)?,
+        };
+        chunk.push((row.get(0)?, sample));
+        if chunk.len() == 10_000 {
+            flush(&mut chunk)?;
+        }
+    }
+    flush(&mut chunk)?;
+    drop(rows);
+    drop(query);
+    connection.execute_batch("DROP TABLE samples; DROP TABLE IF EXISTS hosts;")?;
+    Ok(())
+}
+
+/// Writes `samples` (with their sequence numbers, increasing) as one recent row.
+fn insert_recent(connection: &Connection, samples: &[(i64, Sample)]) -> Result<(), StoreError> {
+    let Some(((first, _), (last, _))) = samples.first().zip(samples.last()) else {
+        return Ok(());
+    };
+    let mut previous = first - 1;
+    let mut numbered = Vec::with_capacity(samples.len());
+    for (seq, sample) in samples {
+        numbered.push(((seq - previous - 1) as u64, sample));
+        previous = *seq;
+    }
+    let mut data = Vec::new();
+    batch::encode_numbered(numbered.iter().copied(), &mut data);
+    let min = samples.iter().map(|(_, s)| s.ts).min().unwrap_or(0);
+    let max = samples.iter().map(|(_, s)| s.ts).max().unwrap_or(0);
+    connection
+        .prepare_cached(
+            "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![first, last, samples.len() as i64, min, max, data])?;
+    Ok(())
+}
+
+/// A BLOB column's bytes.
+fn blob<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r [u8], StoreError> {
+    Ok(row
+        .get_ref(column)?
+        .as_blob()
+        .map_err(rusqlite::Error::from)?)
+}
+
+/// Every sample of a recent row, with its sequence number.
+fn read_recent(data: &[u8], seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> {
+    let mut reader = BatchReader::new(data, seq)?;
+    let mut samples = Vec::with_capacity(reader.len());
+    while let Some(numbered) = reader.next_sample()? {
+        samples.push(numbered);
+    }
+    Ok(samples)
+}
+
+/// Writes the next-sequence row, so that it outlives the rows it counted.
+fn save_next_seq(transaction: &Transaction<'_>, next_seq: i64) -> Result<(), StoreError> {
+    transaction
+        .prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_seq'")?
+        .execute([next_seq])?;
+    Ok(())
+}
+
+impl SqliteStore {
+    pub(super) fn append(&self, samples: &[Sample]) -> Result<(), StoreError> {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        self.write(|connection| {
+            let seq = self.next_seq.load(Relaxed);
+            let count = samples.len() as i64;
+            let mut data = Vec::with_capacity(samples.len() * 100);
+            batch::encode(samples, &mut data);
+            let min = samples.iter().map(|s| s.ts).min().unwrap_or(0);
+            let max = samples.iter().map(|s| s.ts).max().unwrap_or(0);
+            // One row, one implicit transaction.
+            connection
+                .prepare_cached(
+                    "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![seq, seq + count - 1, count, min, max, data])?;
+            self.next_seq.store(seq + count, Relaxed);
+            let mut latest = self.latest();
+            for sample in samples {
+                note_latest(&mut latest, sample);
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn cursor(&self) -> SampleCursor {
+        // Appends move it with the writer locked; so does this read.
+        let _writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.next_seq.load(Relaxed)
+    }
+
+    pub(super) fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
+        let latest = self.latest();
+        let mut samples = latest
+            .iter()
+            .map(|(host, latest)| {
+                Ok(Sample {
+                    host: host.clone(),
+                    ts: latest.ts,
+                    metrics: decode_metrics(&latest.metrics)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        drop(latest);
+        samples.sort_by(|a, b| a.host.cmp(&b.host));
+        Ok(samples)
+    }
+
+    pub(super) fn hosts_seen(&self) -> Vec<HostSeen> {
+        let mut hosts: Vec<HostSeen> = self
+            .latest()
+            .iter()
+            .map(|(host, latest)| HostSeen {
+                host: host.clone(),
+                last_seen: latest.ts,
+            })
+            .collect();
+        hosts.sort_by(|a, b| a.host.cmp(&b.host));
+        hosts
+    }
+
+    /// Samples of `[from, to]` appended before `cursor`, in (timestamp, host,
+    /// append) order, from blocks and recent rows as of one snapshot.
+    pub(super) fn scan(
+        &self,
+        from: Millis,
+        to: Millis,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        self.read(|connection| {
+            // One read transaction: a compaction cannot move samples between
+            // the two queries.
+            let snapshot = connection.unchecked_transaction()?;
+            let mut recent = RecentStream::open(&snapshot, from, to, cursor)?;
+            let mut periods = snapshot.prepare_cached(
+                "SELECT start, host, max_seq, data FROM blocks \
+                 WHERE start > ?1 AND start <= ?2 AND max_ts >= ?3 AND min_ts <= ?2 \
+                 ORDER BY start, host",
+            )?;
+            let mut rows = periods.query(params![from.saturating_sub(BLOCK_PERIOD), to, from])?;
+            let mut period: Vec<(String, Vec<u8>)> = Vec::new();
+            let mut start = None;
+            while let Some(row) = rows.next()? {
+                let row_start: Millis = row.get(0)?;
+                if row.get::<_, i64>(2)? >= cursor {
+                    return Err(StoreError::CompactedAfterCursor);
+                }
+                if start.is_some_and(|start| start != row_start) {
+                    merge_period(&period, from, to, &mut recent, visit)?;
+                    period.clear();
+                }
+                start = Some(row_start);
+                period.push((row.get(1)?, row.get(3)?));
+            }
+            merge_period(&period, from, to, &mut recent, visit)?;
+            while let Some(sample) = recent.pop()? {
+                visit(sample);
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn delete_before(&self, before: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let mut deleted = 0u64;
+            // Rows with samples on both sides are rewritten with the newer ones.
+            let straddling: Vec<(i64, String, i64, Vec<u8>)> = transaction
+                .prepare_cached(
+                    "SELECT id, host, start, data FROM blocks WHERE min_ts < ?1 AND max_ts >= ?1",
+                )?
+                .query_map([before], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            for (id, host, _, data) in straddling {
+                let samples = BlockReader::new(&data)?.samples(&host)?;
+                let kept: Vec<&Sample> = samples.iter().filter(|s| s.ts >= before).collect();
+                deleted += (samples.len() - kept.len()) as u64;
+                let (min, max) = span(kept.iter().map(|s| s.ts));
+                let data = block::encode(&kept).ok_or_else(|| {
+                    StoreError::Corrupt("a block to keep has no samples".to_string())
+                })?;
+                transaction.execute(
+                    "UPDATE blocks SET data = ?2, count = ?3, min_ts = ?4, max_ts = ?5 \
+                     WHERE id = ?1",
+                    params![id, data, kept.len() as i64, min, max],
+                )?;
+            }
+            let straddling: Vec<(i64, Vec<u8>)> = transaction
+                .prepare_cached("SELECT seq, data FROM recent WHERE min_ts < ?1 AND max_ts >= ?1")?
+                .query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            for (seq, data) in straddling {
+                let samples = read_recent(&data, seq)?;
+                let kept: Vec<(i64, Sample)> = samples
+                    .iter()
+                    .filter(|(_, s)| s.ts >= before)
+                    .cloned()
+                    .collect();
+                deleted += (samples.len() - kept.len()) as u64;
+                transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
+                insert_recent(&transaction, &kept)?;
+            }
+            let counted: i64 = transaction.query_row(
+                "SELECT (SELECT coalesce(sum(count), 0) FROM blocks WHERE max_ts < ?1) + \
+                 (SELECT coalesce(sum(count), 0) FROM recent WHERE max_ts < ?1)",
+                [before],
+                |row| row.get(0),
+            )?;
+            deleted += counted as u64;
+            transaction.execute("DELETE FROM blocks WHERE max_ts < ?1", [before])?;
+            transaction.execute("DELETE FROM recent WHERE max_ts < ?1", [before])?;
+            save_next_seq(&transaction, self.next_seq.load(Relaxed))?;
+            transaction.commit()?;
+            self.latest().retain(|_, latest| latest.ts >= before);
+            Ok(deleted)
+        })
+    }
+
+    /// Folds recent samples with `ts` before the period that holds `before`
+    /// into blocks, at most [`COMPACTION_SAMPLES`] per transaction. Returns
+    /// how many samples were folded: 0 when nothing is left to fold.
+    pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
+        let before = period_of(before);
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let mut rows: Vec<(i64, Vec<u8>)> = Vec::new();
+            {
+                let mut query = transaction.prepare_cached(
+                    "SELECT seq, count, data FROM recent WHERE min_ts < ?1 ORDER BY seq",
+                )?;
+                let mut found = query.query([before])?;
+                let mut samples = 0u64;
+                while let Some(row) = found.next()? {
+                    rows.push((row.get(0)?, row.get(2)?));
+                    samples += row.get::<_, i64>(1)?.max(0) as u64;
+                    if samples >= COMPACTION_SAMPLES {
+                        break;
+                    }
+                }
+            }
+            // The samples to fold, by period and host, in append order.
+            let mut groups: std::collections::BTreeMap<(Millis, String), Vec<(i64, Sample)>> =
+                Default::default();
+            let mut folded = 0u64;
+            for (seq, data) in rows {
+                let (old, kept): (Vec<_>, Vec<_>) = read_recent(&data, seq)?
+                    .into_iter()
+                    .partition(|(_, sample)| sample.ts < before);
+                folded += old.len() as u64;
+                for (seq, sample) in old {
+                    groups
+                        .entry((period_of(sample.ts), sample.host.clone()))
+                        .or_default()
+                        .push((seq, sample));
+                }
+                transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
+                insert_recent(&transaction, &kept)?;
+            }
+            for ((start, host), new) in groups {
+                write_block(&transaction, start, &host, new)?;
+            }
+            save_next_seq(&transaction, self.next_seq.load(Relaxed))?;
+            transaction.commit()?;
+            Ok(folded)
+        })
+    }
+
+    fn latest(&self) -> std::sync::MutexGuard<'_, LatestSamples> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The smallest and largest of `stamps` (0 and 0 for none).
+fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
+    stamps
+        .fold(None, |span: Option<(Millis, Millis)>, ts| match span {
+            None => Some((ts, ts)),
+            Some((min, max)) => Some((min.min(ts), max.max(ts))),
+        })
+        .unwrap_or((0, 0))
+}
+
+/// Adds `new` samples (in append order) to the block of `host` and the
+/// period starting at `start`, creating it or rewriting it with the samples
+/// it held first.
+fn write_block(
+    transaction: &Transaction<'_>,
+    start: Millis,
+    host: &str,
+    new: Vec<(i64, Sample)>,
+) -> Result<(), StoreError> {
+    let existing: Option<(i64, i64, Vec<u8>)> = transaction
+        .prepare_cached("SELECT id, max_seq, data FROM blocks WHERE start = ?1 AND host = ?2")?
+        .query_row(params![start, host], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .optional()?;
+    let mut samples = Vec::new();
+    let mut max_seq = new.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
+    if let Some((id, seq, data)) = &existing {
+        samples = BlockReader::new(data)?.samples(host)?;
+        max_seq = max_seq.max(*seq);
+        transaction.execute("DELETE FROM blocks WHERE id = ?1", [id])?;
+    }
+    samples.extend(new.into_iter().map(|(_, sample)| sample));
+    // Stable: samples of equal timestamp stay in append order.
+    samples.sort_by_key(|sample| sample.ts);
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let data = block::encode(&refs).ok_or_else(|| {
+        StoreError::Corrupt(format!("{host}'s block at {start} holds too many samples"))
+    })?;
+    let (min, max) = span(samples.iter().map(|s| s.ts));
+    transaction
+        .prepare_cached(
+            "INSERT INTO blocks (start, host, min_ts, max_ts, count, max_seq, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            start,
+            host,
+            min,
+            max,
+            samples.len() as i64,
+            max_seq,
+            data
+        ])?;
+    Ok(())
+}
+
+/// The samples of one period's blocks (one per host, in host order), merged
+/// in (timestamp, host) order with the recent samples that sort before each.
+fn merge_period(
+    period: &[(String, Vec<u8>)],
+    from: Millis,
+    to: Millis,
+    recent: &mut RecentStream<'_>,
+    visit: &mut dyn FnMut(Sample),
+) -> Result<(), StoreError> {
+    let mut readers = Vec::with_capacity(period.len());
+    // (timestamp, host index): the host index orders by name.
+    let mut heads = BinaryHeap::new();
+    let mut pending = Vec::with_capacity(period.len());
+    for (index, (_, data)) in period.iter().enumerate() {
+        let mut reader = BlockReader::new(data)?;
+        let head = reader.next_sample()?;
+        if let Some((ts, _)) = &head {
+            heads.push(Reverse((*ts, index)));
+        }
+        readers.push(reader);
+        pending.push(head);
+    }
+    while let Some(Reverse((ts, index))) = heads.pop() {
+        let host = &period[index].0;
+        while recent.sorts_before(ts, host)? {
+            if let Some(sample) = recent.pop()? {
+                visit(sample);
+            }
+        }
+        if let Some((ts, metrics)) = pending[index].take()
+            && ts >= from
+            && ts <= to
+        {
+            visit(Sample {
+                host: host.clone(),
+                ts,
+                metrics,
+            });
+        }
+        pending[index] = readers[index].next_sample()?;
+        if let Some((ts, _)) = &pending[index] {
+            heads.push(Reverse((*ts, index)));
+        }
+    }
+    Ok(())
+}
+
+/// A recent sample waiting to be visited, ordered by (timestamp, host, seq).
+struct Pending {
+    seq: i64,
+    sample: Sample,
+}
+
+impl Pending {
+    fn key(&self) -> (Millis, &str, i64) {
+        (self.sample.ts, &self.sample.host, self.seq)
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// The recent samples of a scan in (timestamp, host, seq) order. Rows are
+/// read in append order, and a sample is given out once no row left to read
+/// can hold an earlier one: since timestamps mostly grow with appends, few
+/// samples wait in memory.
+struct RecentStream<'c> {
+    connection: &'c Connection,
+    /// (seq, lowest timestamp) of the rows to read, in seq order.
+    rows: Vec<(i64, Millis)>,
+    /// The lowest timestamp of `rows[i..]`, for each i (and MAX past the end).
+    lowest_after: Vec<Millis>,
+    next_row: usize,
+    waiting: BinaryHeap<Reverse<Pending>>,
+    from: Millis,
+    to: Millis,
+    cursor: SampleCursor,
+}
+
+impl<'c> RecentStream<'c> {
+    fn open(
+        connection: &'c Connection,
+        from: Millis,
+        to: Millis,
+        cursor: SampleCursor,
+    ) -> Result<Self, StoreError> {
+        let rows: Vec<(i64, Millis)> = connection
+            .prepare_cached(
+                "SELECT seq, min_ts FROM recent \
+                 WHERE max_ts >= ?1 AND min_ts <= ?2 AND seq < ?3 ORDER BY seq",
+            )?
+            .query_map(params![from, to, cursor], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut lowest_after = vec![Millis::MAX; rows.len() + 1];
+        for i in (0..rows.len()).rev() {
+            lowest_after[i] = lowest_after[i + 1].min(rows[i].1);
+        }
+        Ok(RecentStream {
+            connection,
+            rows,
+            lowest_after,
+            next_row: 0,
+            waiting: BinaryHeap::new(),
+            from,
+            to,
+            cursor,
+        })
+    }
+
+    /// Reads rows until the earliest waiting sample is known to be the
+    /// earliest of all; returns its key, `None` when all are visited.
+    fn head(&mut self) -> Result<Option<(Millis, &str)>, StoreError> {
+        loop {
+            let settled = match self.waiting.peek() {
+                Some(Reverse(first)) => first.sample.ts < self.lowest_after[self.next_row],
+                None => self.next_row == self.rows.len(),
+            };
+            if settled {
+                break;
+            }
+            let (seq, _) = self.rows[self.next_row];
+            self.next_row += 1;
+            let data: Vec<u8> = self
+                .connection
+                .prepare_cached("SELECT data FROM recent WHERE seq = ?1")?
+                .query_row([seq], |row| row.get(0))?;
+            let mut reader = BatchReader::new(&data, seq)?;
+            while let Some((seq, sample)) = reader.next_sample()? {
+                if seq < self.cursor && sample.ts >= self.from && sample.ts <= self.to {
+                    self.waiting.push(Reverse(Pending { seq, sample }));
+                }
+            }
+        }
+        Ok(self
+            .waiting
+            .peek()
+            .map(|Reverse(first)| (first.sample.ts, first.sample.host.as_str())))
+    }
+
+    /// Whether the next recent sample sorts before a block's sample of `ts`
+    /// and `host` (a block's samples were appended before any recent one of
+    /// the same host and timestamp).
+    fn sorts_before(&mut self, ts: Millis, host: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .head()?
+            .is_some_and(|(first_ts, first_host)| (first_ts, first_host) < (ts, host)))
+    }
+
+    fn pop(&mut self) -> Result<Option<Sample>, StoreError> {
+        self.head()?;
+        Ok(self.waiting.pop().map(|Reverse(pending)| pending.sample))
+    }
+}
