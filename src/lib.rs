@@ -29,6 +29,7 @@ pub mod clock;
 pub mod config;
 pub mod duration;
 pub mod engine;
+pub mod export;
 pub mod field;
 pub mod fuzz;
 pub mod hooks;

@@ -60,6 +60,28 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
     },
+    /// Write stored samples as JSON lines, which `alertd replay --samples` reads.
+    Export {
+        /// Configuration file: the store is in its data directory.
+        #[arg(long, value_name = "FILE", required_unless_present = "data_dir")]
+        config: Option<PathBuf>,
+        /// Directory of the store [default: the configuration's].
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+        /// First time: ms since the epoch, RFC 3339, or a duration before now (7d)
+        /// [default: the oldest sample].
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// Last time, in the same forms [default: now].
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only this host (repeat for more).
+        #[arg(long, value_name = "NAME")]
+        host: Vec<String>,
+        /// Only these fields, comma-separated.
+        #[arg(long, value_name = "A,B", value_delimiter = ',')]
+        fields: Option<Vec<String>>,
+    },
     /// Validate a configuration and print one line per rule.
     Check {
         /// Configuration file (native, or a botpress.config.json).
@@ -90,6 +112,21 @@ fn main() -> ExitCode {
             json_logs: log_format == LogFormat::Json,
         }),
         Command::Check { config } => check(&config),
+        Command::Export {
+            config,
+            data_dir,
+            from,
+            to,
+            host,
+            fields,
+        } => export(
+            config.as_deref(),
+            data_dir.as_deref(),
+            from.as_deref(),
+            to.as_deref(),
+            host,
+            fields,
+        ),
         Command::Replay {
             config,
             samples,
@@ -131,6 +168,57 @@ fn check(path: &Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn export(
+    config: Option<&Path>,
+    data_dir: Option<&Path>,
+    from: Option<&str>,
+    to: Option<&str>,
+    hosts: Vec<String>,
+    fields: Option<Vec<String>>,
+) -> ExitCode {
+    let now = alertd::clock::Clock::now(&alertd::clock::SystemClock);
+    let time = |text: Option<&str>, default: i64| match text {
+        None => Ok(default),
+        Some(text) => alertd::export::parse_time(text, now),
+    };
+    let (from, to) = match (time(from, i64::MIN), time(to, now)) {
+        (Ok(from), Ok(to)) => (from, to),
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(INVALID_INPUT);
+        }
+    };
+    let dir = match (data_dir, config) {
+        (Some(dir), _) => dir.to_path_buf(),
+        (None, Some(path)) => match load(path) {
+            Ok(loaded) => alertd::service::data_dir(None, &loaded.config, path),
+            Err(code) => return code,
+        },
+        (None, None) => unreachable!("clap requires --config without --data-dir"),
+    };
+    let store = match alertd::store::SqliteStore::open_read_only(&dir) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(IO_FAILURE);
+        }
+    };
+    let options = alertd::export::ExportOptions {
+        from,
+        to,
+        hosts,
+        fields,
+    };
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    match alertd::export::export(&store, &options, &mut stdout) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(IO_FAILURE)
+        }
+    }
 }
 
 fn replay(config: &Path, samples: &Path, until: Option<i64>, stats: bool) -> ExitCode {

@@ -336,3 +336,96 @@ fn a_config_that_is_not_utf8_is_bad_input_with_its_place() {
         text(&output.stderr)
     );
 }
+
+/// `alertd export` of a store that holds the shipped example's samples,
+/// part compacted and part recent, replays to the example's transitions.
+#[test]
+fn export_of_stored_samples_replays_to_the_same_transitions() {
+    use alertd::store::{SqliteStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let samples: Vec<alertd::sample::Sample> = example_lines()
+        .iter()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| alertd::sample::Sample::from_json(line.as_bytes()).unwrap())
+        .collect();
+    let middle = samples[samples.len() / 2].ts;
+    {
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        for batch in samples.chunks(17) {
+            store.append_samples(batch).unwrap();
+        }
+        while store.compact_samples(middle).unwrap() > 0 {}
+    }
+    let data_dir = dir.path().to_str().unwrap();
+    let exported = alertd(
+        &["export", "--data-dir", data_dir, "--to", "9999999999999"],
+        None,
+    );
+    assert!(exported.status.success(), "{}", text(&exported.stderr));
+    let lines = text(&exported.stdout);
+    assert_eq!(lines.lines().count(), samples.len());
+    let output = replay("examples/alertd.json", "-", &[], Some(lines.as_bytes()));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        without_ids(&output.stdout),
+        expected("tests/replay/example.expected.ndjson")
+    );
+    // Narrowed to a host, fields and a time range.
+    let first = samples[0].ts;
+    let from = (first + 60_000).to_string();
+    let to = (first + 120_000).to_string();
+    let narrow = alertd(
+        &[
+            "export",
+            "--data-dir",
+            data_dir,
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--host",
+            "web-2",
+            "--fields",
+            "cpu.usage,errors.count",
+        ],
+        None,
+    );
+    assert!(narrow.status.success(), "{}", text(&narrow.stderr));
+    let wanted: Vec<&alertd::sample::Sample> = samples
+        .iter()
+        .filter(|s| s.host == "web-2" && s.ts >= first + 60_000 && s.ts <= first + 120_000)
+        .collect();
+    let got: Vec<Value> = text(&narrow.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(got.len(), wanted.len());
+    for (line, sample) in got.iter().zip(wanted) {
+        assert_eq!(line["ts"], sample.ts);
+        let fields: Vec<&String> = line["metrics"].as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["cpu.usage", "errors.count"]);
+    }
+    // A time that is not one says what the forms are.
+    let bad = alertd(
+        &["export", "--data-dir", data_dir, "--from", "yesterday"],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("\"yesterday\" is not a time"),
+        "{}",
+        text(&bad.stderr)
+    );
+    // No store: an error that names the file.
+    let empty = tempfile::tempdir().unwrap();
+    let none = alertd(
+        &["export", "--data-dir", empty.path().to_str().unwrap()],
+        None,
+    );
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        text(&none.stderr).contains("alertd.sqlite"),
+        "{}",
+        text(&none.stderr)
+    );
+}

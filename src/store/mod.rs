@@ -57,7 +57,10 @@ pub enum StoreError {
     /// A read with a cursor met samples compacted after the cursor was read.
     #[error("samples were compacted while a read with a cursor ran; read again")]
     CompactedAfterCursor,
-    #[error("the store's schema version is {found}, this alertd knows {known}: upgrade alertd")]
+    #[error(
+        "the store's schema version is {found}, this alertd knows {known}: {}",
+        if found > known { "upgrade alertd" } else { "start alertd run once to upgrade the store" }
+    )]
     Version { found: i64, known: i64 },
 }
 

@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use super::{SampleCursor, StoreError};
 
 /// Bumped whenever the schema changes; a newer file is refused.
 const SCHEMA_VERSION: i64 = 2;
@@ -152,6 +152,40 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(next_seq),
             latest: Mutex::new(latest),
+            committed,
+        })
+    }
+
+    /// Opens the store file in `data_dir` for reading only, beside a
+    /// service that may be writing to it (`alertd export`). Refuses a file
+    /// that is missing or has another schema version.
+    pub fn open_read_only(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(FILE_NAME);
+        let named = |error| named(&path, error);
+        if !path.is_file() {
+            return Err(StoreError::Open {
+                path: path.display().to_string(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no store here"),
+            });
+        }
+        let connection = open_reader(&path).map_err(named)?;
+        let found: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(|e| named(e.into()))?;
+        if found != SCHEMA_VERSION {
+            return Err(StoreError::Version {
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        // No checkpoints: nothing is written.
+        let (committed, _) = std::sync::mpsc::sync_channel(1);
+        Ok(SqliteStore {
+            path: path.clone(),
+            writer: Mutex::new(connection),
+            readers: Mutex::new(Vec::new()),
+            next_seq: AtomicI64::new(SampleCursor::MAX),
+            latest: Mutex::new(Default::default()),
             committed,
         })
     }
