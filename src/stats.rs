@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::duration::Millis;
+use crate::sample::Sample;
+use crate::store::rollup::{Point, Step};
 use crate::store::{Store, StoreError};
 
 /// The most buckets one query may have per host.
@@ -18,6 +20,18 @@ pub(crate) struct FieldStats {
 }
 
 impl FieldStats {
+    const EMPTY: FieldStats = FieldStats {
+        sum: 0.0,
+        max: f64::NEG_INFINITY,
+        count: 0,
+    };
+
+    fn add(&mut self, count: u32, sum: f64, max: f64) {
+        self.count = self.count.saturating_add(count);
+        self.sum += sum;
+        self.max = self.max.max(max);
+    }
+
     pub fn avg(&self) -> f64 {
         self.sum / f64::from(self.count)
     }
@@ -46,11 +60,54 @@ pub(crate) struct StatsQuery {
 }
 
 impl StatsQuery {
-    /// A resolution that cuts `[from, to]` into about 300 buckets of whole seconds.
+    /// A query whose buckets start at `from`, or for a resolution that is a
+    /// whole number of a rollup step, at the start of the step that holds
+    /// `from`: each bucket then holds whole steps, and the rolled-up series
+    /// answer for the compacted past.
+    pub fn new(
+        from: Millis,
+        to: Millis,
+        resolution: Millis,
+        host: Option<String>,
+        fields: Option<Vec<String>>,
+    ) -> Self {
+        let mut query = StatsQuery {
+            from,
+            to,
+            resolution,
+            host,
+            fields,
+        };
+        if let Some(step) = query.step() {
+            query.from = step.start_of(from);
+        }
+        query
+    }
+
+    /// A resolution that cuts `[from, to]` into about 300 buckets: whole
+    /// seconds, whole minutes past a minute, whole ten minutes past ten
+    /// minutes (so that long ranges read rolled-up series).
     pub fn auto_resolution(from: Millis, to: Millis) -> Millis {
         let span = i128::from(to) - i128::from(from);
-        let resolution = ((span / 300).max(1000) + 999) / 1000 * 1000;
+        let rough = (span / 300).max(1000);
+        let unit = if rough <= 60_000 {
+            1000
+        } else if rough <= 600_000 {
+            60_000
+        } else {
+            600_000
+        };
+        let resolution = (rough + unit - 1) / unit * unit;
         Millis::try_from(resolution).unwrap_or(Millis::MAX)
+    }
+
+    /// The coarsest rollup step that fits a whole number of times in the
+    /// resolution.
+    fn step(&self) -> Option<Step> {
+        Step::ALL
+            .into_iter()
+            .rev()
+            .find(|step| self.resolution % step.millis() == 0)
     }
 
     /// How many buckets per host the query makes (any `from <= to`, any
@@ -69,45 +126,137 @@ impl StatsQuery {
         (i128::from(self.from) + offset) as Millis
     }
 
-    /// Reads the samples of `[from, to]` into buckets. Blocking.
+    /// Reads `[from, to]` into buckets: from the rolled-up series where the
+    /// samples are rolled up and the resolution allows, from the samples
+    /// themselves elsewhere. Blocking.
     pub fn run(&self, store: &dyn Store) -> Result<HostBuckets, StoreError> {
         let mut hosts = HostBuckets::new();
-        store.scan_samples(self.from, self.to, &mut |sample| {
-            if self.host.as_ref().is_some_and(|host| *host != sample.host) {
-                return;
+        let mut raw_from = self.from;
+        if let Some(step) = self.step().filter(|step| self.from % step.millis() == 0) {
+            let until = store.rolled_up_until()?;
+            let end = self.to.min(until.saturating_sub(1));
+            if self.from <= end {
+                store.scan_rollups(
+                    step,
+                    self.from,
+                    end,
+                    self.host.as_deref(),
+                    &mut |host, point| self.add_point(&mut hosts, host, point),
+                )?;
+                raw_from = until;
             }
-            let start = self.bucket_start(sample.ts);
-            let bucket = hosts
-                .entry(sample.host)
-                .or_default()
-                .entry(start)
-                .or_default();
-            bucket.samples += 1;
-            for (field, value) in sample.metrics {
-                if self
-                    .fields
-                    .as_ref()
-                    .is_some_and(|fields| !fields.contains(&field))
-                {
-                    continue;
-                }
-                let entry = bucket.fields.entry(field).or_insert(FieldStats {
-                    sum: 0.0,
-                    max: f64::NEG_INFINITY,
-                    count: 0,
-                });
-                entry.sum += value;
-                entry.max = entry.max.max(value);
-                entry.count += 1;
-            }
+        }
+        store.scan_samples(raw_from, self.to, &mut |sample| {
+            self.add_sample(&mut hosts, sample)
         })?;
         Ok(hosts)
+    }
+
+    fn wanted(&self, field: &str) -> bool {
+        self.fields
+            .as_ref()
+            .is_none_or(|fields| fields.iter().any(|f| f == field))
+    }
+
+    fn add_sample(&self, hosts: &mut HostBuckets, sample: Sample) {
+        if self.host.as_ref().is_some_and(|host| *host != sample.host) {
+            return;
+        }
+        let start = self.bucket_start(sample.ts);
+        let bucket = hosts
+            .entry(sample.host)
+            .or_default()
+            .entry(start)
+            .or_default();
+        bucket.samples += 1;
+        for (field, value) in sample.metrics {
+            if self.wanted(&field) {
+                bucket
+                    .fields
+                    .entry(field)
+                    .or_insert(FieldStats::EMPTY)
+                    .add(1, value, value);
+            }
+        }
+    }
+
+    fn add_point(&self, hosts: &mut HostBuckets, host: &str, point: &Point) {
+        let start = self.bucket_start(point.ts);
+        let bucket = hosts
+            .entry(host.to_string())
+            .or_default()
+            .entry(start)
+            .or_default();
+        bucket.samples += u32::try_from(point.samples).unwrap_or(u32::MAX);
+        for (field, aggregate) in &point.fields {
+            if self.wanted(field) {
+                let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+                bucket
+                    .fields
+                    .entry(field.clone())
+                    .or_insert(FieldStats::EMPTY)
+                    .add(count, aggregate.sum, aggregate.max);
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SqliteStore;
+
+    /// The same samples in two stores, one compacted (so rolled up), one
+    /// not: every query gives the same buckets.
+    #[test]
+    fn rolled_up_and_raw_samples_give_the_same_buckets() {
+        let (compacted_dir, raw_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let compacted = SqliteStore::open_dir(compacted_dir.path()).unwrap();
+        let raw = SqliteStore::open_dir(raw_dir.path()).unwrap();
+        let base = 1_700_000_000_000 / 600_000 * 600_000;
+        let samples: Vec<Sample> = (0..2_000i64)
+            .flat_map(|i| {
+                ["a", "b"].map(|host| {
+                    let mut fields = vec![("cpu.usage", (i % 17) as f64 * 0.75)];
+                    if i % 5 == 0 {
+                        fields.push(("errors.count", (i % 3) as f64));
+                    }
+                    Sample::new(host, base + i * 7_001, &fields)
+                })
+            })
+            .collect();
+        for store in [&compacted, &raw] {
+            for batch in samples.chunks(100) {
+                store.append_samples(batch).unwrap();
+            }
+        }
+        let end = base + 2_000 * 7_001;
+        // Everything but the last ten minutes or so.
+        while compacted.compact_samples(end - 600_000).unwrap() > 0 {}
+        assert!(compacted.rolled_up_until().unwrap() > base);
+        for (from, resolution, host) in [
+            (base, 60_000, None),
+            (base + 12_345, 600_000, None),
+            (base - 3_600_000, 1_800_000, Some("b".to_string())),
+            (base + 7, 1_000, None),
+        ] {
+            let query = StatsQuery::new(from, end + 1, resolution, host, None);
+            let (a, b) = (query.run(&compacted).unwrap(), query.run(&raw).unwrap());
+            assert_eq!(a.len(), b.len());
+            for ((host_a, buckets_a), (host_b, buckets_b)) in a.iter().zip(&b) {
+                assert_eq!(host_a, host_b);
+                assert_eq!(buckets_a.len(), buckets_b.len());
+                for ((t_a, x), (t_b, y)) in buckets_a.iter().zip(buckets_b) {
+                    assert_eq!((t_a, x.samples), (t_b, y.samples), "{resolution}");
+                    assert_eq!(x.fields.len(), y.fields.len());
+                    for ((f, p), (g, q)) in x.fields.iter().zip(&y.fields) {
+                        assert_eq!((f, p.count, p.max), (g, q.count, q.max));
+                        assert!((p.sum - q.sum).abs() < 1e-9 * q.sum.abs().max(1.0));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn the_widest_range_counts_its_buckets_without_overflow() {

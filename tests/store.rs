@@ -8,6 +8,7 @@ use std::sync::Arc;
 use alertd::engine::SavedPair;
 use alertd::incident::{Incident, Transition, TransitionKind};
 use alertd::sample::Sample;
+use alertd::store::rollup::{Point, Step};
 use alertd::store::{HookCall, SqliteStore, Store};
 
 fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> Incident {
@@ -320,6 +321,9 @@ pub enum Op {
     Compact(u16),
     /// Delete before this many seconds after the base.
     Delete(u16),
+    /// Delete the rollups of one step (0: minutes, 1: ten minutes) before
+    /// this many seconds after the base.
+    DeleteRollups(u8, u16),
     Reopen,
 }
 
@@ -330,6 +334,7 @@ pub fn op() -> impl proptest::strategy::Strategy<Value = Op> {
             .prop_map(Op::Append),
         2 => (0u16..4200).prop_map(Op::Compact),
         1 => (0u16..3600).prop_map(Op::Delete),
+        1 => (0u8..2, 0u16..3600).prop_map(|(step, at)| Op::DeleteRollups(step, at)),
         1 => Just(Op::Reopen),
     ]
 }
@@ -346,6 +351,10 @@ pub fn samples_match_a_model(
     let at = |seconds: u16| base + i64::from(seconds) * 1000;
     let mut store = open(place);
     let mut model: Vec<Sample> = Vec::new();
+    // Appended, neither compacted nor deleted.
+    let mut pending: Vec<Sample> = Vec::new();
+    // Compacted (so rolled up), per step, in the order compacted.
+    let mut rolled: [Vec<Sample>; 2] = Default::default();
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Append(batch) => {
@@ -357,18 +366,39 @@ pub fn samples_match_a_model(
                         if second {
                             fields.insert(0, ("w", value * 3.0 + 0.1));
                         }
-                        Sample::new(format!("h{host}"), at(seconds) + i64::from(host), &fields)
+                        Sample::new(
+                            format!("h{host}"),
+                            at(seconds / 30 * 30) + i64::from(host),
+                            &fields,
+                        )
                     })
                     .collect();
                 store.append_samples(&batch).unwrap();
+                pending.extend(batch.iter().cloned());
                 model.extend(batch);
             }
-            Op::Compact(seconds) => while store.compact_samples(at(*seconds)).unwrap() > 0 {},
+            Op::Compact(seconds) => {
+                while store.compact_samples(at(*seconds)).unwrap() > 0 {}
+                let period = alertd::store::BLOCK_PERIOD;
+                let before = at(*seconds).div_euclid(period) * period;
+                let (old, kept): (Vec<Sample>, Vec<Sample>) =
+                    pending.drain(..).partition(|s| s.ts < before);
+                pending = kept;
+                for list in &mut rolled {
+                    list.extend(old.iter().cloned());
+                }
+            }
             Op::Delete(seconds) => {
                 let deleted = store.delete_samples_before(at(*seconds)).unwrap();
                 let before = model.len();
                 model.retain(|s| s.ts >= at(*seconds));
+                pending.retain(|s| s.ts >= at(*seconds));
                 assert_eq!(deleted as usize, before - model.len(), "step {i}");
+            }
+            Op::DeleteRollups(which, seconds) => {
+                let step = Step::ALL[usize::from(*which)];
+                store.delete_rollups_before(step, at(*seconds)).unwrap();
+                rolled[usize::from(*which)].retain(|s| step.start_of(s.ts) >= at(*seconds));
             }
             Op::Reopen => {
                 drop(store);
@@ -401,6 +431,86 @@ pub fn samples_match_a_model(
             .collect();
         let wanted: Vec<Sample> = latest.values().map(|s| normalized((*s).clone())).collect();
         assert_eq!(stored, wanted, "step {i}: latest samples");
+        for (which, step) in Step::ALL.into_iter().enumerate() {
+            check_rollups(
+                store.as_ref(),
+                step,
+                &rolled[which],
+                &format!("step {i}: {step:?}"),
+            );
+        }
+    }
+}
+
+/// The stored rollups of `step` are the aggregates of `rolled` (in the
+/// order compacted): counts, minimums, maximums and last values exactly,
+/// sums to rounding.
+fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str) {
+    use std::collections::BTreeMap;
+    let mut sorted: Vec<&Sample> = rolled.iter().collect();
+    sorted.sort_by_key(|s| s.ts);
+    let mut expected: BTreeMap<(String, i64), Vec<&Sample>> = BTreeMap::new();
+    for sample in sorted {
+        expected
+            .entry((sample.host.clone(), step.start_of(sample.ts)))
+            .or_default()
+            .push(sample);
+    }
+    let mut stored: BTreeMap<(String, i64), Point> = BTreeMap::new();
+    store
+        .scan_rollups(step, i64::MIN, i64::MAX, None, &mut |host, point| {
+            let old = stored.insert((host.to_string(), point.ts), point.clone());
+            assert!(
+                old.is_none(),
+                "{context}: two points for {host} at {}",
+                point.ts
+            );
+        })
+        .unwrap();
+    let keys: Vec<_> = stored.keys().collect();
+    let wanted: Vec<_> = expected.keys().collect();
+    assert_eq!(keys, wanted, "{context}: points");
+    for (key, samples) in &expected {
+        let point = &stored[key];
+        assert_eq!(point.samples, samples.len() as u64, "{context}: {key:?}");
+        // Worked out here, not by the library's own roll-up.
+        let mut want_fields: Vec<(String, (u64, f64, f64, f64, f64, i64))> = Vec::new();
+        for sample in samples {
+            for (name, value) in &sample.metrics {
+                let value = *value;
+                match want_fields.iter_mut().find(|(field, _)| field == name) {
+                    None => {
+                        want_fields.push((name.clone(), (1, value, value, value, value, sample.ts)))
+                    }
+                    Some((_, (count, sum, min, max, last, last_ts))) => {
+                        *count += 1;
+                        *sum += value;
+                        *min = min.min(value);
+                        *max = max.max(value);
+                        // Time order, ties in the order compacted.
+                        *last = value;
+                        *last_ts = sample.ts;
+                    }
+                }
+            }
+        }
+        let mut got_fields = point.fields.clone();
+        got_fields.sort_by(|a, b| a.0.cmp(&b.0));
+        want_fields.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(got_fields.len(), want_fields.len(), "{context}: {key:?}");
+        for ((name, got), (_, want)) in got_fields.iter().zip(&want_fields) {
+            let &(count, sum, min, max, last, last_ts) = want;
+            assert_eq!(
+                (got.count, got.min, got.max, got.last, got.last_ts),
+                (count, min, max, last, last_ts),
+                "{context}: {key:?} {name}"
+            );
+            assert!(
+                (got.sum - sum).abs() <= 1e-9 * sum.abs().max(1.0),
+                "{context}: {key:?} {name}: sum {} for {sum}",
+                got.sum,
+            );
+        }
     }
 }
 

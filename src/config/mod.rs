@@ -98,6 +98,10 @@ pub struct Monitoring {
     /// Samples older than this are deleted; a host silent for this long is forgotten.
     pub retention_period: Millis,
     pub janitor_interval: Millis,
+    /// Per-minute rollups of samples older than this are deleted.
+    pub minute_rollup_retention: Millis,
+    /// Per-ten-minute rollups of samples older than this are deleted.
+    pub ten_minute_rollup_retention: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -348,6 +352,8 @@ mod tests {
                 collection_interval: 10_000,
                 retention_period: 864_000_000,
                 janitor_interval: 900_000,
+                minute_rollup_retention: 30 * 86_400_000,
+                ten_minute_rollup_retention: 365 * 86_400_000,
             }
         );
         assert!(!config.alerting.enabled);

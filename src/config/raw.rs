@@ -40,6 +40,10 @@ pub struct RawMonitoring {
     pub retention_period: Raw<String>,
     #[serde(default)]
     pub janitor_interval: Raw<String>,
+    #[serde(default)]
+    pub minute_rollup_retention: Raw<String>,
+    #[serde(default)]
+    pub ten_minute_rollup_retention: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -50,6 +54,8 @@ impl RawMonitoring {
         "collectionInterval",
         "retentionPeriod",
         "janitorInterval",
+        "minuteRollupRetention",
+        "tenMinuteRollupRetention",
     ];
 }
 

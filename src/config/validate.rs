@@ -276,6 +276,18 @@ impl Checker {
             ),
             retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),
             janitor_interval: self.interval(place, "janitorInterval", &raw.janitor_interval, "15m"),
+            minute_rollup_retention: self.interval(
+                place,
+                "minuteRollupRetention",
+                &raw.minute_rollup_retention,
+                "30d",
+            ),
+            ten_minute_rollup_retention: self.interval(
+                place,
+                "tenMinuteRollupRetention",
+                &raw.ten_minute_rollup_retention,
+                "365d",
+            ),
         }
     }
 

@@ -362,15 +362,16 @@ async fn stats(
         },
         None => StatsQuery::auto_resolution(from, to),
     };
-    let query = StatsQuery {
+    let query = StatsQuery::new(
         from,
         to,
         resolution,
-        host: params.host,
-        fields: params
+        params.host,
+        params
             .fields
             .map(|list| list.split(',').map(|f| f.trim().to_string()).collect()),
-    };
+    );
+    let from = query.from;
     let buckets = query.buckets();
     if buckets > MAX_BUCKETS {
         return Err(ApiError::bad_request(format!(

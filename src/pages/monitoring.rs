@@ -80,13 +80,13 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     };
     let mut fields = vec![CPU.to_string(), MEMORY.to_string()];
     fields.extend(COUNTERS.iter().map(|(field, _)| field.to_string()));
-    let query = StatsQuery {
-        from: frame.from,
-        to: frame.to,
+    let query = StatsQuery::new(
+        frame.from,
+        frame.to,
         resolution,
-        host: given(&params.host).map(str::to_string),
-        fields: Some(fields),
-    };
+        given(&params.host).map(str::to_string),
+        Some(fields),
+    );
     if query.buckets() > MAX_BUCKETS {
         return Err(PageError::bad_request(format!(
             "A resolution of {} cuts this time frame into {} points: at most {MAX_BUCKETS}. Choose a coarser one.",

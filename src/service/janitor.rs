@@ -1,6 +1,8 @@
 //! The janitor: deletes samples older than `monitoring.retentionPeriod` and
 //! resolved incidents older than `alerting.retentionPeriod`, each at its own
-//! interval, and once at start; and every minute compacts the samples that
+//! interval, and once at start; deletes rolled-up series older than their
+//! own retention (`monitoring.minuteRollupRetention`,
+//! `monitoring.tenMinuteRollupRetention`); and every minute compacts the samples that
 //! no rule window can see any more (older than the longest timeframe and a
 //! [`BLOCK_PERIOD`]).
 
@@ -11,6 +13,7 @@ use tracing::{error, info};
 
 use super::{Service, Woke};
 use crate::duration::Millis;
+use crate::store::rollup::Step;
 use crate::store::{BLOCK_PERIOD, StoreError};
 
 /// How often recent samples are compacted.
@@ -42,6 +45,22 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             step: |service, before| service.store.delete_incidents_resolved_before(before),
         },
         Chore {
+            what: "old per-minute rollups",
+            done: "deleted",
+            next: start,
+            step: |service, before| service.store.delete_rollups_before(Step::Minute, before),
+        },
+        Chore {
+            what: "old per-ten-minute rollups",
+            done: "deleted",
+            next: start,
+            step: |service, before| {
+                service
+                    .store
+                    .delete_rollups_before(Step::TenMinutes, before)
+            },
+        },
+        Chore {
             what: "recent samples",
             done: "compacted",
             next: start,
@@ -69,6 +88,14 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             (
                 config.alerting.retention_period,
                 config.alerting.janitor_interval,
+            ),
+            (
+                config.monitoring.minute_rollup_retention,
+                config.monitoring.janitor_interval,
+            ),
+            (
+                config.monitoring.ten_minute_rollup_retention,
+                config.monitoring.janitor_interval,
             ),
             (longest.saturating_add(BLOCK_PERIOD), COMPACTION_INTERVAL),
         ];

@@ -15,6 +15,7 @@ pub mod batch;
 pub mod block;
 mod bytes;
 mod observed;
+pub mod rollup;
 mod sqlite;
 
 pub use observed::Observed;
@@ -24,6 +25,7 @@ use crate::duration::Millis;
 use crate::engine::SavedPair;
 use crate::incident::{Incident, Transition, TransitionKind};
 use crate::sample::Sample;
+use rollup::{Point, Step};
 
 /// Why a store operation failed. The operation changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +190,29 @@ pub trait Store: Send + Sync {
     /// [`StoreError::CompactedAfterCursor`] if samples it should leave out
     /// were compacted after the cursor was read.
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
+
+    /// Calls `visit` with the rolled-up points of `step` with `from <= ts <=
+    /// to` (of `host` only, if given), a host's points in time order. Each
+    /// (host, step) has one point, made from its samples when they were
+    /// compacted: the rollups cover samples before
+    /// [`Store::rolled_up_until`], and a sample that came later than that
+    /// for an earlier time once the next compaction ran.
+    fn scan_rollups(
+        &self,
+        step: Step,
+        from: Millis,
+        to: Millis,
+        host: Option<&str>,
+        visit: &mut dyn FnMut(&str, &Point),
+    ) -> Result<(), StoreError>;
+
+    /// The time before which samples are rolled up (the start of time when
+    /// none is).
+    fn rolled_up_until(&self) -> Result<Millis, StoreError>;
+
+    /// Deletes the rolled-up points of `step` with `ts < before`. Returns
+    /// how many were deleted.
+    fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError>;
 
     /// Records the transitions of one tick, in one transaction: the incidents
     /// as they now are, each pair's last resolution, and one outbox delivery

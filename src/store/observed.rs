@@ -13,6 +13,7 @@ use crate::duration::Millis;
 use crate::engine::SavedPair;
 use crate::incident::Transition;
 use crate::sample::Sample;
+use crate::store::rollup::{Point, Step};
 
 /// What runs before each call, given the method's name; an error fails the
 /// call without it reaching the store.
@@ -99,6 +100,26 @@ impl Store for Observed {
     }
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
         self.call("compact_samples", |store| store.compact_samples(before))
+    }
+    fn scan_rollups(
+        &self,
+        step: Step,
+        from: Millis,
+        to: Millis,
+        host: Option<&str>,
+        visit: &mut dyn FnMut(&str, &Point),
+    ) -> Result<(), StoreError> {
+        self.call("scan_rollups", |store| {
+            store.scan_rollups(step, from, to, host, visit)
+        })
+    }
+    fn rolled_up_until(&self) -> Result<Millis, StoreError> {
+        self.call("rolled_up_until", |store| store.rolled_up_until())
+    }
+    fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError> {
+        self.call("delete_rollups_before", |store| {
+            store.delete_rollups_before(step, before)
+        })
     }
     fn record_transitions(
         &self,

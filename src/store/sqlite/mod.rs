@@ -7,6 +7,7 @@
 //! of readers, a checkpointer); [`queries`] has the SQL of each operation.
 
 mod queries;
+mod rollups;
 mod samples;
 
 use std::path::{Path, PathBuf};
@@ -46,6 +47,14 @@ CREATE TABLE IF NOT EXISTS blocks (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS blocks_by_period ON blocks (start, host);
 CREATE INDEX IF NOT EXISTS blocks_by_host ON blocks (host, start);
+CREATE TABLE IF NOT EXISTS rollups (
+    step INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (step, host, start)
+);
+CREATE INDEX IF NOT EXISTS rollups_by_start ON rollups (step, start);
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
     rule TEXT NOT NULL,

@@ -8,6 +8,7 @@ use crate::duration::Millis;
 use crate::engine::SavedPair;
 use crate::incident::{Incident, Transition, TransitionKind};
 use crate::sample::Sample;
+use crate::store::rollup::{Point, Step};
 use crate::store::{
     Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
 };
@@ -90,6 +91,34 @@ impl Store for SqliteStore {
 
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
         self.compact(before)
+    }
+
+    fn scan_rollups(
+        &self,
+        step: Step,
+        from: Millis,
+        to: Millis,
+        host: Option<&str>,
+        visit: &mut dyn FnMut(&str, &Point),
+    ) -> Result<(), StoreError> {
+        self.rollups(step, from, to, host, visit)
+    }
+
+    fn rolled_up_until(&self) -> Result<Millis, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'rolled_up_until'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(Millis::MIN))
+        })
+    }
+
+    fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError> {
+        self.delete_points_before(step, before)
     }
 
     fn record_transitions(

@@ -366,6 +366,8 @@ impl SqliteStore {
         self.write(|connection| {
             let transaction = connection.transaction()?;
             let mut rows: Vec<(i64, Vec<u8>)> = Vec::new();
+            // Whether every row to fold is in `rows`.
+            let mut complete = true;
             {
                 let mut query = transaction.prepare_cached(
                     "SELECT seq, count, data FROM recent WHERE min_ts < ?1 ORDER BY seq",
@@ -376,6 +378,7 @@ impl SqliteStore {
                     rows.push((row.get(0)?, row.get(2)?));
                     samples += row.get::<_, i64>(1)?.max(0) as u64;
                     if samples >= COMPACTION_SAMPLES {
+                        complete = found.next()?.is_none();
                         break;
                     }
                 }
@@ -398,8 +401,21 @@ impl SqliteStore {
                 transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
                 insert_recent(&transaction, &kept)?;
             }
-            for ((start, host), new) in groups {
+            for ((start, host), mut new) in groups {
+                // Stable: ties stay in append order.
+                new.sort_by_key(|(_, sample)| sample.ts);
+                let samples: Vec<&Sample> = new.iter().map(|(_, sample)| sample).collect();
+                super::rollups::add_samples(&transaction, &host, &samples)?;
                 write_block(&transaction, start, &host, new)?;
+            }
+            if complete {
+                // Every recent sample before `before` is now in blocks and rollups.
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO meta (key, value) VALUES ('rolled_up_until', ?1) \
+                         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+                    )?
+                    .execute([before])?;
             }
             save_next_seq(&transaction, self.next_seq.load(Relaxed))?;
             transaction.commit()?;

@@ -1,0 +1,149 @@
+//! Rolled-up series in the embedded store: one row per step, host and row
+//! span (an hour of minutes, a day of ten minutes), to which the compactor
+//! adds the samples it folds into blocks, in the same transaction.
+
+use rusqlite::{OptionalExtension, Transaction, params};
+
+use super::SqliteStore;
+use crate::duration::Millis;
+use crate::sample::Sample;
+use crate::store::rollup::{self, Point, Step};
+use crate::store::{StoreError, block::BlockReader};
+
+/// Adds `samples` of `host` (newly compacted, of one block period, in time
+/// order, ties in append order) to its points in every step.
+pub(super) fn add_samples(
+    transaction: &Transaction<'_>,
+    host: &str,
+    samples: &[&Sample],
+) -> Result<(), StoreError> {
+    let Some(first) = samples.first() else {
+        return Ok(());
+    };
+    for step in Step::ALL {
+        let start = step.row_of(first.ts);
+        let points = rollup::roll_up(samples.iter().copied(), step);
+        rewrite_row(transaction, step, host, start, |_| true, points)?;
+    }
+    Ok(())
+}
+
+/// Rewrites one row with its points that `keep` keeps, and `added` merged
+/// into them. Returns how many points were left out.
+fn rewrite_row(
+    transaction: &Transaction<'_>,
+    step: Step,
+    host: &str,
+    start: Millis,
+    keep: impl Fn(&Point) -> bool,
+    added: Vec<Point>,
+) -> Result<u64, StoreError> {
+    let existing: Option<Vec<u8>> = transaction
+        .prepare_cached("SELECT data FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
+        .query_row(params![step.id(), host, start], |row| row.get(0))
+        .optional()?;
+    let mut points = match existing {
+        Some(data) => rollup::decode(&data)?,
+        None => Vec::new(),
+    };
+    let before = points.len();
+    points.retain(|point| keep(point));
+    let left_out = (before - points.len()) as u64;
+    for point in added {
+        match points.binary_search_by_key(&point.ts, |p| p.ts) {
+            Ok(found) => points[found].merge(&point),
+            Err(at) => points.insert(at, point),
+        }
+    }
+    if points.is_empty() {
+        transaction
+            .prepare_cached("DELETE FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
+            .execute(params![step.id(), host, start])?;
+        return Ok(left_out);
+    }
+    let data = rollup::encode(&points)
+        .ok_or_else(|| StoreError::Corrupt(format!("{host}'s rollup at {start} is too long")))?;
+    transaction
+        .prepare_cached(
+            "INSERT INTO rollups (step, host, start, data) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (step, host, start) DO UPDATE SET data = excluded.data",
+        )?
+        .execute(params![step.id(), host, start, data])?;
+    Ok(left_out)
+}
+
+impl SqliteStore {
+    pub(super) fn rollups(
+        &self,
+        step: Step,
+        from: Millis,
+        to: Millis,
+        host: Option<&str>,
+        visit: &mut dyn FnMut(&str, &Point),
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        self.read(|connection| {
+            let first = step.row_of(from);
+            let mut query = connection.prepare_cached(
+                "SELECT host, data FROM rollups WHERE step = ?1 AND start >= ?2 AND start <= ?3 \
+                 AND (?4 IS NULL OR host = ?4) ORDER BY host, start",
+            )?;
+            let mut rows = query.query(params![step.id(), first, to, host])?;
+            while let Some(row) = rows.next()? {
+                let host: String = row.get(0)?;
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                for point in rollup::decode(data)? {
+                    if point.ts >= from && point.ts <= to {
+                        visit(&host, &point);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn delete_points_before(
+        &self,
+        step: Step,
+        before: Millis,
+    ) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let row = step.row_of(before);
+            let mut deleted = 0u64;
+            // Whole rows: count their points from the block headers.
+            {
+                let mut query = transaction
+                    .prepare_cached("SELECT data FROM rollups WHERE step = ?1 AND start < ?2")?;
+                let mut rows = query.query(params![step.id(), row])?;
+                while let Some(found) = rows.next()? {
+                    let data = found.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                    deleted += BlockReader::new(data)?.len() as u64;
+                }
+            }
+            transaction.execute(
+                "DELETE FROM rollups WHERE step = ?1 AND start < ?2",
+                params![step.id(), row],
+            )?;
+            // The row that holds `before`, for each host.
+            let hosts: Vec<String> = transaction
+                .prepare_cached("SELECT host FROM rollups WHERE step = ?1 AND start = ?2")?
+                .query_map(params![step.id(), row], |found| found.get(0))?
+                .collect::<Result<_, _>>()?;
+            for host in hosts {
+                deleted += rewrite_row(
+                    &transaction,
+                    step,
+                    &host,
+                    row,
+                    |point| point.ts >= before,
+                    Vec::new(),
+                )?;
+            }
+            transaction.commit()?;
+            Ok(deleted)
+        })
+    }
+}
