@@ -474,7 +474,9 @@ fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str
         let point = &stored[key];
         assert_eq!(point.samples, samples.len() as u64, "{context}: {key:?}");
         // Worked out here, not by the library's own roll-up.
-        let mut want_fields: Vec<(String, (u64, f64, f64, f64, f64, i64))> = Vec::new();
+        // (count, sum, min, max, last, time of the last) per field.
+        type Expected = (u64, f64, f64, f64, f64, i64);
+        let mut want_fields: Vec<(String, Expected)> = Vec::new();
         for sample in samples {
             for (name, value) in &sample.metrics {
                 let value = *value;
