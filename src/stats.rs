@@ -191,11 +191,14 @@ impl StatsQuery {
         for (field, aggregate) in &point.fields {
             if self.wanted(field) {
                 let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-                bucket
-                    .fields
-                    .entry(field.clone())
-                    .or_insert(FieldStats::EMPTY)
-                    .add(count, aggregate.sum, aggregate.max);
+                let stats = match bucket.fields.get_mut(&**field) {
+                    Some(stats) => stats,
+                    None => bucket
+                        .fields
+                        .entry(field.to_string())
+                        .or_insert(FieldStats::EMPTY),
+                };
+                stats.add(count, aggregate.sum, aggregate.max);
             }
         }
     }

@@ -36,8 +36,8 @@ const MAX_DECIMALS: u8 = 6;
 /// Integers beyond this lose precision as `f64`.
 const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
 
-const ALL_PRESENT: u8 = 0;
-const BITMAP: u8 = 1;
+pub(super) const ALL_PRESENT: u8 = 0;
+pub(super) const BITMAP: u8 = 1;
 const SCALED: u8 = 0;
 const XOR: u8 = 1;
 
@@ -66,11 +66,20 @@ pub fn encode(samples: &[&Sample]) -> Option<Vec<u8>> {
     put_varint(&mut out, names.len() as u64);
     let mut values = Vec::with_capacity(samples.len());
     let mut present = vec![0u8; samples.len().div_ceil(8)];
-    for name in names {
+    for (column, name) in names.into_iter().enumerate() {
         values.clear();
         present.fill(0);
         for (i, sample) in samples.iter().enumerate() {
-            if let Some((_, value)) = sample.metrics.iter().find(|(field, _)| field == name) {
+            // Fields mostly come in the same order: look where this one was first.
+            let found = match sample.metrics.get(column) {
+                Some((field, value)) if field == name => Some(value),
+                _ => sample
+                    .metrics
+                    .iter()
+                    .find(|(field, _)| field == name)
+                    .map(|(_, value)| value),
+            };
+            if let Some(value) = found {
                 values.push(*value);
                 present[i / 8] |= 1 << (i % 8);
             }
@@ -82,22 +91,28 @@ pub fn encode(samples: &[&Sample]) -> Option<Vec<u8>> {
             out.push(BITMAP);
             out.extend_from_slice(&present);
         }
-        match decimals(&values) {
-            Some((digits, ints)) => {
-                out.push(SCALED);
-                out.push(digits);
-                put_ints(&mut out, &ints);
-            }
-            None => {
-                out.push(XOR);
-                let mut xor = Vec::with_capacity(values.len() * 8);
-                put_xor(&mut xor, &values);
-                put_varint(&mut out, xor.len() as u64);
-                out.extend_from_slice(&xor);
-            }
-        }
+        put_values(&mut out, &values);
     }
     Some(out)
+}
+
+/// Writes a column of values: as scaled integers when they are decimals
+/// with a few digits, else XORed.
+pub(super) fn put_values(out: &mut Vec<u8>, values: &[f64]) {
+    match decimals(values) {
+        Some((digits, ints)) => {
+            out.push(SCALED);
+            out.push(digits);
+            put_ints(out, &ints);
+        }
+        None => {
+            out.push(XOR);
+            let mut xor = Vec::with_capacity(values.len() * 8);
+            put_xor(&mut xor, values);
+            put_varint(out, xor.len() as u64);
+            out.extend_from_slice(&xor);
+        }
+    }
 }
 
 /// The smallest number of decimals `d` for which every value is an integer
@@ -125,7 +140,7 @@ fn scale(digits: u8) -> f64 {
 
 /// Writes integers as differences (order 1) or differences of differences
 /// (order 2), whichever packs narrower, after the first value (and delta).
-fn put_ints(out: &mut Vec<u8>, ints: &[i64]) {
+pub(super) fn put_ints(out: &mut Vec<u8>, ints: &[i64]) {
     let deltas: Vec<i64> = ints.windows(2).map(|w| w[1].wrapping_sub(w[0])).collect();
     let second: Vec<u64> = deltas
         .windows(2)
@@ -173,7 +188,7 @@ fn put_xor(out: &mut Vec<u8>, values: &[f64]) {
 
 /// Integers written by [`put_ints`], read one at a time.
 #[derive(Debug, Clone)]
-struct Ints<'a> {
+pub(super) struct Ints<'a> {
     order: u8,
     /// Values still to read.
     left: usize,
@@ -185,7 +200,7 @@ struct Ints<'a> {
 }
 
 impl<'a> Ints<'a> {
-    fn read(reader: &mut Reader<'a>, count: usize) -> Result<Self, StoreError> {
+    pub fn read(reader: &mut Reader<'a>, count: usize) -> Result<Self, StoreError> {
         let order = reader.byte()?;
         if order != 1 && order != 2 {
             return Err(reader.error());
@@ -209,7 +224,7 @@ impl<'a> Ints<'a> {
         })
     }
 
-    fn next(&mut self) -> Result<i64, StoreError> {
+    pub fn next(&mut self) -> Result<i64, StoreError> {
         if self.left == 0 {
             return Err(super::bytes::corrupt("block"));
         }
@@ -233,14 +248,39 @@ impl<'a> Ints<'a> {
     }
 }
 
+/// A column written by [`put_values`], read one value at a time.
 #[derive(Debug, Clone)]
-enum Values<'a> {
+pub(super) enum Values<'a> {
     Scaled { ints: Ints<'a>, scale: f64 },
     Xor { bytes: Reader<'a>, previous: u64 },
 }
 
-impl Values<'_> {
-    fn next(&mut self) -> Result<f64, StoreError> {
+impl<'a> Values<'a> {
+    /// Reads the column's header; `count` values follow.
+    pub fn read(reader: &mut Reader<'a>, count: usize, limit: usize) -> Result<Self, StoreError> {
+        match reader.byte()? {
+            SCALED => {
+                let digits = reader.byte()?;
+                if digits > MAX_DECIMALS {
+                    return Err(reader.error());
+                }
+                Ok(Values::Scaled {
+                    scale: scale(digits),
+                    ints: Ints::read(reader, count)?,
+                })
+            }
+            XOR => {
+                let len = reader.count(limit)?;
+                Ok(Values::Xor {
+                    bytes: Reader::new(reader.take(len)?, "block"),
+                    previous: 0,
+                })
+            }
+            _ => Err(reader.error()),
+        }
+    }
+
+    pub fn next(&mut self) -> Result<f64, StoreError> {
         let value = match self {
             Values::Scaled { ints, scale } => ints.next()? as f64 / *scale,
             Values::Xor { bytes, previous } => {
@@ -312,26 +352,7 @@ impl<'a> BlockReader<'a> {
                 None => count,
                 Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
             };
-            let values = match reader.byte()? {
-                SCALED => {
-                    let digits = reader.byte()?;
-                    if digits > MAX_DECIMALS {
-                        return Err(reader.error());
-                    }
-                    Values::Scaled {
-                        scale: scale(digits),
-                        ints: Ints::read(&mut reader, values_count)?,
-                    }
-                }
-                XOR => {
-                    let len = reader.count(bytes.len())?;
-                    Values::Xor {
-                        bytes: Reader::new(reader.take(len)?, "block"),
-                        previous: 0,
-                    }
-                }
-                _ => return Err(reader.error()),
-            };
+            let values = Values::read(&mut reader, values_count, bytes.len())?;
             columns.push(Column {
                 name,
                 present,

@@ -9,10 +9,11 @@
 //! time), and `/samples`; a field
 //! name cannot hold a `/`, so nothing is ambiguous.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::StoreError;
-use super::block::{self, BlockReader};
+use super::block::{self, Ints, Values};
+use super::bytes::{Reader, put_str, put_varint};
 use crate::duration::Millis;
 use crate::sample::Sample;
 
@@ -107,7 +108,7 @@ pub struct Point {
     pub ts: Millis,
     pub samples: u64,
     /// Each field given in the step, in the order first given.
-    pub fields: Vec<(String, Aggregate)>,
+    pub fields: Vec<(Arc<str>, Aggregate)>,
 }
 
 impl Point {
@@ -141,99 +142,174 @@ pub fn roll_up<'a>(samples: impl IntoIterator<Item = &'a Sample>, step: Step) ->
         };
         point.samples += 1;
         for (name, value) in &sample.metrics {
-            match point.fields.iter_mut().find(|(field, _)| field == name) {
+            match point.fields.iter_mut().find(|(field, _)| **field == **name) {
                 Some((_, aggregate)) => aggregate.add(sample.ts, *value),
                 None => point
                     .fields
-                    .push((name.clone(), Aggregate::new(sample.ts, *value))),
+                    .push((Arc::from(name.as_str()), Aggregate::new(sample.ts, *value))),
             }
         }
     }
     points
 }
 
-const PARTS: [&str; 6] = ["count", "sum", "min", "max", "last", "at"];
-const SAMPLES: &str = "/samples";
+const VERSION: u8 = 1;
 
-/// Encodes points (in time order) as a block.
+/// Encodes points (in time order, at most [`block::MAX_SAMPLES`]):
+///
+/// ```text
+/// rollup = version:u8 count:varint ints(ts) ints(samples) fields:varint field*
+/// field  = name:str presence:u8 [bitmap] ints(count) values(sum) values(min)
+///          values(max) values(last) ints(time of last)
+/// ```
+///
+/// with the column encodings of the [`block`] format.
 pub fn encode(points: &[Point]) -> Option<Vec<u8>> {
-    let rows: Vec<Sample> = points
-        .iter()
-        .map(|point| {
-            let mut metrics = Vec::with_capacity(1 + point.fields.len() * PARTS.len());
-            metrics.push((SAMPLES.to_string(), point.samples as f64));
-            for (name, a) in &point.fields {
-                let values = [
-                    a.count as f64,
-                    a.sum,
-                    a.min,
-                    a.max,
-                    a.last,
-                    a.last_ts as f64,
-                ];
-                for (part, value) in PARTS.iter().zip(values) {
-                    metrics.push((format!("{name}/{part}"), value));
-                }
+    if points.is_empty() || points.len() > block::MAX_SAMPLES {
+        return None;
+    }
+    let mut out = Vec::with_capacity(64 + points.len() * 48);
+    out.push(VERSION);
+    put_varint(&mut out, points.len() as u64);
+    let stamps: Vec<i64> = points.iter().map(|point| point.ts).collect();
+    block::put_ints(&mut out, &stamps);
+    let samples: Vec<i64> = points.iter().map(|point| point.samples as i64).collect();
+    block::put_ints(&mut out, &samples);
+    let mut names: Vec<&Arc<str>> = Vec::new();
+    for point in points {
+        for (name, _) in &point.fields {
+            if !names.contains(&name) {
+                names.push(name);
             }
-            Sample {
-                host: String::new(),
-                ts: point.ts,
-                metrics,
+        }
+    }
+    put_varint(&mut out, names.len() as u64);
+    let mut present = vec![0u8; points.len().div_ceil(8)];
+    for (column, name) in names.into_iter().enumerate() {
+        present.fill(0);
+        let mut found = Vec::with_capacity(points.len());
+        for (i, point) in points.iter().enumerate() {
+            let aggregate = match point.fields.get(column) {
+                Some((field, aggregate)) if field == name => Some(aggregate),
+                _ => point
+                    .fields
+                    .iter()
+                    .find(|(field, _)| field == name)
+                    .map(|(_, aggregate)| aggregate),
+            };
+            if let Some(aggregate) = aggregate {
+                found.push(*aggregate);
+                present[i / 8] |= 1 << (i % 8);
             }
-        })
-        .collect();
-    let refs: Vec<&Sample> = rows.iter().collect();
-    block::encode(&refs)
+        }
+        put_str(&mut out, name);
+        if found.len() == points.len() {
+            out.push(block::ALL_PRESENT);
+        } else {
+            out.push(block::BITMAP);
+            out.extend_from_slice(&present);
+        }
+        let counts: Vec<i64> = found.iter().map(|a| a.count as i64).collect();
+        block::put_ints(&mut out, &counts);
+        for part in [
+            |a: &Aggregate| a.sum,
+            |a: &Aggregate| a.min,
+            |a: &Aggregate| a.max,
+            |a: &Aggregate| a.last,
+        ] {
+            let values: Vec<f64> = found.iter().map(part).collect();
+            block::put_values(&mut out, &values);
+        }
+        let lasts: Vec<i64> = found.iter().map(|a| a.last_ts).collect();
+        block::put_ints(&mut out, &lasts);
+    }
+    Some(out)
+}
+
+/// How many points encoded `bytes` hold, without decoding them.
+pub fn point_count(bytes: &[u8]) -> Result<usize, StoreError> {
+    let mut reader = Reader::new(bytes, "rollup");
+    if reader.byte()? != VERSION {
+        return Err(reader.error());
+    }
+    reader.count(block::MAX_SAMPLES)
+}
+
+/// One field's columns while decoding.
+struct Columns<'a> {
+    name: Arc<str>,
+    present: Option<&'a [u8]>,
+    count: Ints<'a>,
+    parts: [Values<'a>; 4],
+    last_ts: Ints<'a>,
 }
 
 /// The inverse of [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
-    let corrupt = || StoreError::Corrupt("a rollup cannot be decoded".to_string());
-    let mut reader = BlockReader::new(bytes)?;
-    let mut points = Vec::with_capacity(reader.len());
-    while let Some((ts, metrics)) = reader.next_sample()? {
-        let mut samples = None;
-        let mut fields: BTreeMap<String, [Option<f64>; 6]> = BTreeMap::new();
-        let mut order = Vec::new();
-        for (name, value) in metrics {
-            if name == SAMPLES {
-                samples = Some(value);
+    let mut reader = Reader::new(bytes, "rollup");
+    if reader.byte()? != VERSION {
+        return Err(reader.error());
+    }
+    let count = reader.count(block::MAX_SAMPLES)?;
+    let mut stamps = Ints::read(&mut reader, count)?;
+    let mut samples = Ints::read(&mut reader, count)?;
+    let fields = reader.count(bytes.len())?;
+    let mut columns = Vec::with_capacity(fields);
+    for _ in 0..fields {
+        let name: Arc<str> = Arc::from(reader.str()?);
+        let present = match reader.byte()? {
+            block::ALL_PRESENT => None,
+            block::BITMAP => Some(reader.take(count.div_ceil(8))?),
+            _ => return Err(reader.error()),
+        };
+        let values = match present {
+            None => count,
+            Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
+        };
+        let limit = bytes.len();
+        let count = Ints::read(&mut reader, values)?;
+        let parts = [
+            Values::read(&mut reader, values, limit)?,
+            Values::read(&mut reader, values, limit)?,
+            Values::read(&mut reader, values, limit)?,
+            Values::read(&mut reader, values, limit)?,
+        ];
+        let last_ts = Ints::read(&mut reader, values)?;
+        columns.push(Columns {
+            name,
+            present,
+            count,
+            parts,
+            last_ts,
+        });
+    }
+    if !reader.is_empty() {
+        return Err(reader.error());
+    }
+    let mut points = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut point = Point {
+            ts: stamps.next()?,
+            samples: samples.next()?.max(0) as u64,
+            fields: Vec::with_capacity(columns.len()),
+        };
+        for column in &mut columns {
+            if column
+                .present
+                .is_some_and(|bitmap| bitmap[i / 8] & (1 << (i % 8)) == 0)
+            {
                 continue;
             }
-            let (field, part) = name.rsplit_once('/').ok_or_else(corrupt)?;
-            let index = PARTS.iter().position(|p| *p == part).ok_or_else(corrupt)?;
-            let parts = fields.entry(field.to_string()).or_insert_with(|| {
-                order.push(field.to_string());
-                [None; 6]
-            });
-            parts[index] = Some(value);
-        }
-        let mut point = Point {
-            ts,
-            samples: samples.ok_or_else(corrupt)? as u64,
-            fields: Vec::with_capacity(order.len()),
-        };
-        for field in order {
-            let [
-                Some(count),
-                Some(sum),
-                Some(min),
-                Some(max),
-                Some(last),
-                Some(last_ts),
-            ] = fields[&field]
-            else {
-                return Err(corrupt());
-            };
+            let [sum, min, max, last] = &mut column.parts;
             point.fields.push((
-                field,
+                column.name.clone(),
                 Aggregate {
-                    count: count as u64,
-                    sum,
-                    min,
-                    max,
-                    last,
-                    last_ts: last_ts as Millis,
+                    count: column.count.next()?.max(0) as u64,
+                    sum: sum.next()?,
+                    min: min.next()?,
+                    max: max.next()?,
+                    last: last.next()?,
+                    last_ts: column.last_ts.next()?,
                 },
             ));
         }
@@ -260,7 +336,7 @@ mod tests {
         assert_eq!(
             points[0].fields[0],
             (
-                "a".to_string(),
+                Arc::from("a"),
                 Aggregate {
                     count: 3,
                     sum: 6.0,

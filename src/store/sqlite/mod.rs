@@ -326,6 +326,9 @@ fn damaged(path: &Path, error: StoreError) -> StoreError {
 /// Sets up the writing connection: WAL, full sync, the schema (moving the
 /// samples of an older one).
 fn prepare(connection: &Connection) -> Result<(), StoreError> {
+    // 8 KiB pages: a block or an hour of rollups fits in one (a new file
+    // only; an existing one keeps its page size).
+    connection.pragma_update(None, "page_size", 8192)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk when it returns, even across a power loss.
     connection.pragma_update(None, "synchronous", "FULL")?;

@@ -7,8 +7,8 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use super::SqliteStore;
 use crate::duration::Millis;
 use crate::sample::Sample;
+use crate::store::StoreError;
 use crate::store::rollup::{self, Point, Step};
-use crate::store::{StoreError, block::BlockReader};
 
 /// Adds `samples` of `host` (newly compacted, of one block period, in time
 /// order, ties in append order) to its points in every step.
@@ -113,14 +113,14 @@ impl SqliteStore {
             let transaction = connection.transaction()?;
             let row = step.row_of(before);
             let mut deleted = 0u64;
-            // Whole rows: count their points from the block headers.
+            // Whole rows: count their points from their headers.
             {
                 let mut query = transaction
                     .prepare_cached("SELECT data FROM rollups WHERE step = ?1 AND start < ?2")?;
                 let mut rows = query.query(params![step.id(), row])?;
                 while let Some(found) = rows.next()? {
                     let data = found.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                    deleted += BlockReader::new(data)?.len() as u64;
+                    deleted += rollup::point_count(data)? as u64;
                 }
             }
             transaction.execute(

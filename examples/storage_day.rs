@@ -1,0 +1,202 @@
+//! Fills a store with simulated history and reports what it takes on disk:
+//! HOSTS hosts, one sample every INTERVAL seconds for DAYS days, the 10
+//! built-in fields with values shaped like real ones (percentages with two
+//! decimals, byte counts in pages, request counts around a rate), appended
+//! one tick at a time and compacted as the service does (everything older
+//! than 20 minutes, every 10 minutes of simulated time).
+//!
+//! `cargo run --release --example storage_day -- DIR HOSTS INTERVAL DAYS [noisy]`
+//!
+//! `noisy` gives every field a full-precision random value instead: the
+//! worst case for the compressed format.
+
+use std::time::Instant;
+
+use alertd::sample::Sample;
+use alertd::store::{SqliteStore, Store};
+
+/// xorshift64*: enough randomness for shapes, no dependency.
+struct Random(u64);
+
+impl Random {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A step of a random walk: -1, 0 or 1 times `size`, mostly 0.
+    fn step(&mut self, size: f64) -> f64 {
+        match self.next() % 4 {
+            0 => -size,
+            1 => size,
+            _ => 0.0,
+        }
+    }
+}
+
+/// One host's state between samples.
+struct Host {
+    name: String,
+    cpu: f64,
+    memory: f64,
+    free: f64,
+}
+
+fn round(value: f64, digits: i32) -> f64 {
+    let scale = 10f64.powi(digits);
+    (value * scale).round() / scale
+}
+
+fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample {
+    if noisy {
+        let fields: Vec<(&str, f64)> = FIELDS
+            .iter()
+            .map(|field| (*field, random.unit() * 1000.0))
+            .collect();
+        return Sample::new(host.name.clone(), ts, &fields);
+    }
+    host.cpu = (host.cpu + random.step(0.25) * (1 + random.next() % 8) as f64).clamp(0.0, 100.0);
+    host.memory = (host.memory + random.step(0.01)).clamp(5.0, 95.0);
+    host.free = (host.free + random.step(4096.0) * (random.next() % 16) as f64).max(0.0);
+    let requests = 80 + random.next() % 40;
+    let latency = requests * (20 + random.next() % 10);
+    let events = 30 + random.next() % 20;
+    let warnings = u64::from(random.next() % 20 == 0);
+    let errors = u64::from(random.next() % 100 == 0);
+    Sample::new(
+        host.name.clone(),
+        ts,
+        &[
+            ("cpu.usage", round(host.cpu, 2)),
+            ("mem.usage", round(host.memory, 2)),
+            ("mem.free", host.free),
+            ("requests.count", requests as f64),
+            ("requests.latency_sum", latency as f64),
+            (
+                "requests.latency_avg",
+                round(latency as f64 / requests as f64, 1),
+            ),
+            ("eventsIn.count", events as f64),
+            ("eventsOut.count", (events - random.next() % 3) as f64),
+            ("warnings.count", warnings as f64),
+            ("errors.count", errors as f64),
+        ],
+    )
+}
+
+const FIELDS: [&str; 10] = [
+    "cpu.usage",
+    "mem.usage",
+    "mem.free",
+    "requests.count",
+    "requests.latency_sum",
+    "requests.latency_avg",
+    "eventsIn.count",
+    "eventsOut.count",
+    "warnings.count",
+    "errors.count",
+];
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().expect("DIR"));
+    let number = |arg: Option<String>, default: f64| arg.map_or(default, |a| a.parse().unwrap());
+    let hosts = number(args.next(), 1000.0) as usize;
+    let interval = (number(args.next(), 10.0) * 1000.0) as i64;
+    let days = number(args.next(), 1.0);
+    let noisy = args.next().as_deref() == Some("noisy");
+    let store = SqliteStore::open_dir(&dir).unwrap();
+    let mut random = Random(0x9e37_79b9_7f4a_7c15);
+    let mut fleet: Vec<Host> = (0..hosts)
+        .map(|i| Host {
+            name: format!("node-{i:05}"),
+            cpu: 20.0 + (i % 50) as f64,
+            memory: 40.0 + (i % 30) as f64,
+            free: 8_000_000_000.0 - (i as f64) * 4096.0,
+        })
+        .collect();
+    let span = (days * 86_400_000.0) as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = (now - span) / interval * interval;
+    let mut appended = 0u64;
+    let mut append_time = std::time::Duration::ZERO;
+    let mut compaction_time = std::time::Duration::ZERO;
+    let mut next_compaction = start + 600_000;
+    let mut ts = start;
+    while ts < start + span {
+        let batch: Vec<Sample> = fleet
+            .iter_mut()
+            .enumerate()
+            .map(|(i, host)| {
+                // Hosts report at their own moment within the interval.
+                let jitter = (i as i64 * 7919) % interval.max(1);
+                sample(host, ts + jitter, &mut random, noisy)
+            })
+            .collect();
+        let timer = Instant::now();
+        store.append_samples(&batch).unwrap();
+        append_time += timer.elapsed();
+        appended += batch.len() as u64;
+        ts += interval;
+        if ts >= next_compaction {
+            let timer = Instant::now();
+            while store.compact_samples(ts - 1_200_000).unwrap() > 0 {}
+            compaction_time += timer.elapsed();
+            next_compaction += 600_000;
+        }
+    }
+    drop(store);
+    let connection = rusqlite::Connection::open(dir.join("alertd.sqlite")).unwrap();
+    let _ = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+    let figure = |sql: &str| -> i64 { connection.query_row(sql, [], |row| row.get(0)).unwrap() };
+    let page_size = figure("PRAGMA page_size");
+    let pages = figure("PRAGMA page_count");
+    let free = figure("PRAGMA freelist_count");
+    let blocks = figure("SELECT coalesce(sum(length(data)), 0) FROM blocks");
+    let compacted = figure("SELECT coalesce(sum(count), 0) FROM blocks");
+    let recent = figure("SELECT coalesce(sum(length(data)), 0) FROM recent");
+    let recent_samples = figure("SELECT coalesce(sum(count), 0) FROM recent");
+    let rollups_minute =
+        figure("SELECT coalesce(sum(length(data)), 0) FROM rollups WHERE step = 60000");
+    let rollups_ten =
+        figure("SELECT coalesce(sum(length(data)), 0) FROM rollups WHERE step = 600000");
+    let used = (pages - free) * page_size;
+    println!(
+        "{appended} samples of {hosts} hosts every {} s over {days} d{}",
+        interval / 1000,
+        if noisy { " (noisy values)" } else { "" }
+    );
+    println!(
+        "append: {:.0} samples/s (store only, {} per append); compaction: {:.1} s in all",
+        appended as f64 / append_time.as_secs_f64(),
+        hosts,
+        compaction_time.as_secs_f64()
+    );
+    println!(
+        "file: {:.1} MB used ({:.1} MB with free pages); {:.2} bytes per sample",
+        used as f64 / 1e6,
+        (pages * page_size) as f64 / 1e6,
+        used as f64 / appended as f64
+    );
+    println!(
+        "blocks: {compacted} samples in {:.1} MB ({:.2} bytes per sample); recent: {recent_samples} samples in {:.1} MB",
+        blocks as f64 / 1e6,
+        blocks as f64 / compacted.max(1) as f64,
+        recent as f64 / 1e6
+    );
+    println!(
+        "rollups: per minute {:.1} MB, per ten minutes {:.1} MB",
+        rollups_minute as f64 / 1e6,
+        rollups_ten as f64 / 1e6
+    );
+}
