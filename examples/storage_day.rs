@@ -68,8 +68,8 @@ fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample 
     let requests = 80 + random.next() % 40;
     let latency = requests * (20 + random.next() % 10);
     let events = 30 + random.next() % 20;
-    let warnings = u64::from(random.next() % 20 == 0);
-    let errors = u64::from(random.next() % 100 == 0);
+    let warnings = u64::from(random.next().is_multiple_of(20));
+    let errors = u64::from(random.next().is_multiple_of(100));
     Sample::new(
         host.name.clone(),
         ts,
