@@ -104,3 +104,104 @@ pub fn chart(data: &[u8]) {
     };
     assert!(chart.svg().is_ok(), "the chart could not be drawn");
 }
+
+/// Any bytes, as stored data: decoding them as a batch, a block or a rollup
+/// gives samples or an error, never a panic; and samples made from them
+/// encode and decode back bit for bit in all three formats.
+pub fn stored(data: &[u8]) {
+    use crate::sample::Sample;
+    use crate::store::{batch, block, rollup};
+    // As stored bytes.
+    if let Ok(mut reader) = batch::BatchReader::new(data, 1) {
+        while let Ok(Some(_)) = reader.next_sample() {}
+    }
+    if let Ok(reader) = block::BlockReader::new(data) {
+        let _ = reader.samples("h");
+    }
+    let _ = rollup::decode(data);
+    let _ = rollup::point_count(data);
+    // As samples of one host: 10 bytes each, a field mask, a time step and
+    // a value's bits.
+    let mut ts = 0i64;
+    let samples: Vec<Sample> = data
+        .chunks_exact(10)
+        .map(|chunk| {
+            ts = ts.wrapping_add(i64::from(chunk[1]) * 250);
+            let bits = u64::from_le_bytes(chunk[2..10].try_into().unwrap_or_default());
+            let value = Some(f64::from_bits(bits))
+                .filter(|v| v.is_finite())
+                .unwrap_or(0.5);
+            let fields: Vec<(&str, f64)> = ["a", "b.c", "d"]
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| chunk[0] & (1 << i) != 0)
+                .map(|(i, name)| (name, value * (i as f64 + 1.0)))
+                .map(|(name, value)| (name, if value.is_finite() { value } else { 1.0 }))
+                .collect();
+            Sample::new("h", ts, &fields)
+        })
+        .collect();
+    if samples.is_empty() {
+        return;
+    }
+    let same = |a: &Sample, b: &Sample| {
+        let bits = |s: &Sample| -> Vec<(String, u64)> {
+            let mut fields: Vec<(String, u64)> = s
+                .metrics
+                .iter()
+                .map(|(n, v)| (n.clone(), v.to_bits()))
+                .collect();
+            fields.sort();
+            fields
+        };
+        a.host == b.host && a.ts == b.ts && bits(a) == bits(b)
+    };
+    let mut bytes = Vec::new();
+    batch::encode(&samples, &mut bytes);
+    let mut reader = batch::BatchReader::new(&bytes, 7).expect("a batch just written");
+    for (i, sample) in samples.iter().enumerate() {
+        let (seq, back) = reader.next_sample().expect("decodes").expect("a sample");
+        assert_eq!(seq, 7 + i as i64, "batch sequence");
+        assert!(
+            same(sample, &back),
+            "batch: {sample:?} read back as {back:?}"
+        );
+    }
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let bytes = block::encode(&refs).expect("a block");
+    let back = block::BlockReader::new(&bytes)
+        .and_then(|reader| reader.samples("h"))
+        .expect("a block just written");
+    assert_eq!(back.len(), samples.len());
+    for (sample, back) in samples.iter().zip(&back) {
+        assert!(
+            same(sample, back),
+            "block: {sample:?} read back as {back:?}"
+        );
+    }
+    for step in rollup::Step::ALL {
+        let points = rollup::roll_up(&samples, step);
+        let encoded = rollup::encode(&points).expect("points");
+        let decoded = rollup::decode(&encoded).expect("rollup just written");
+        assert_eq!(decoded.len(), points.len());
+        for (a, b) in points.iter().zip(&decoded) {
+            assert_eq!((a.ts, a.samples), (b.ts, b.samples));
+            // Fields in name order: a point's own order is not kept.
+            let sorted = |point: &rollup::Point| {
+                let mut fields = point.fields.clone();
+                fields.sort_by(|x, y| x.0.cmp(&y.0));
+                fields
+            };
+            assert_eq!(a.fields.len(), b.fields.len());
+            for ((n, x), (m, y)) in sorted(a).iter().zip(&sorted(b)) {
+                assert_eq!(n, m);
+                assert_eq!(
+                    [x.sum, x.min, x.max, x.last].map(f64::to_bits),
+                    [y.sum, y.min, y.max, y.last].map(f64::to_bits),
+                    "rollup {n}"
+                );
+                assert_eq!((x.count, x.last_ts), (y.count, y.last_ts));
+            }
+        }
+    }
+}

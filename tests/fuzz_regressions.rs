@@ -121,6 +121,11 @@ fn duration_inputs() {
 }
 
 #[test]
+fn stored_inputs() {
+    run("stored", 5_000, alertd::fuzz::stored);
+}
+
+#[test]
 fn chart_inputs() {
     run("chart", 300, alertd::fuzz::chart);
 }

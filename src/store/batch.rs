@@ -29,50 +29,74 @@ pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
 
 /// Encodes samples with gaps between their sequence numbers: each pair is
 /// (gap after the sample before, sample).
-pub fn encode_numbered<'a>(
-    samples: impl Iterator<Item = (u64, &'a Sample)> + Clone,
-    out: &mut Vec<u8>,
-) {
-    out.clear();
-    out.push(VERSION);
-    let mut hosts: FxHashMap<&str, u64> = Default::default();
-    let mut fields: FxHashMap<&str, u64> = Default::default();
-    let mut host_names = Vec::new();
-    let mut field_names = Vec::new();
+pub fn encode_numbered<'a>(samples: impl Iterator<Item = (u64, &'a Sample)>, out: &mut Vec<u8>) {
+    let mut hosts = Names::default();
+    let mut fields = Names::default();
+    // The previous sample's field indexes: samples mostly repeat their
+    // fields in the same order, which then costs a comparison, not a lookup.
+    let mut previous: Vec<(&str, u64)> = Vec::new();
+    let mut body = Vec::with_capacity(out.capacity());
     let mut count = 0u64;
-    for (_, sample) in samples.clone() {
+    let mut previous_ts = 0i64;
+    for (gap, sample) in samples {
         count += 1;
-        let next = hosts.len() as u64;
-        hosts.entry(&sample.host).or_insert_with(|| {
-            host_names.push(sample.host.as_str());
-            next
-        });
-        for (name, _) in &sample.metrics {
-            let next = fields.len() as u64;
-            fields.entry(name).or_insert_with(|| {
-                field_names.push(name.as_str());
-                next
-            });
+        put_varint(&mut body, gap);
+        put_varint(&mut body, hosts.index(&sample.host));
+        put_varint(&mut body, zigzag(sample.ts.wrapping_sub(previous_ts)));
+        previous_ts = sample.ts;
+        put_varint(&mut body, sample.metrics.len() as u64);
+        for (i, (name, value)) in sample.metrics.iter().enumerate() {
+            let index = match previous.get(i) {
+                Some(&(known, index)) if known == name => index,
+                _ => {
+                    let index = fields.index(name);
+                    if i < previous.len() {
+                        previous[i] = (name, index);
+                    } else {
+                        previous.push((name, index));
+                    }
+                    index
+                }
+            };
+            put_varint(&mut body, index);
+            body.extend_from_slice(&value.to_le_bytes());
         }
     }
-    for names in [&host_names, &field_names] {
+    out.clear();
+    out.push(VERSION);
+    for names in [&hosts.names, &fields.names] {
         put_varint(out, names.len() as u64);
         for name in names {
             put_str(out, name);
         }
     }
     put_varint(out, count);
-    let mut previous_ts = 0i64;
-    for (gap, sample) in samples {
-        put_varint(out, gap);
-        put_varint(out, hosts[sample.host.as_str()]);
-        put_varint(out, zigzag(sample.ts.wrapping_sub(previous_ts)));
-        previous_ts = sample.ts;
-        put_varint(out, sample.metrics.len() as u64);
-        for (name, value) in &sample.metrics {
-            put_varint(out, fields[name.as_str()]);
-            out.extend_from_slice(&value.to_le_bytes());
+    out.extend_from_slice(&body);
+}
+
+/// Names numbered in the order first seen.
+#[derive(Default)]
+struct Names<'a> {
+    index: FxHashMap<&'a str, u64>,
+    names: Vec<&'a str>,
+    /// The last name looked up, and its number.
+    last: Option<(&'a str, u64)>,
+}
+
+impl<'a> Names<'a> {
+    fn index(&mut self, name: &'a str) -> u64 {
+        if let Some((last, index)) = self.last
+            && last == name
+        {
+            return index;
         }
+        let next = self.names.len() as u64;
+        let index = *self.index.entry(name).or_insert_with(|| {
+            self.names.push(name);
+            next
+        });
+        self.last = Some((name, index));
+        index
     }
 }
 

@@ -124,10 +124,16 @@ fn decimals(values: &[f64]) -> Option<(u8, Vec<i64>)> {
         ints.clear();
         for &value in values {
             let int = (value * scale).round();
-            if int.abs() > EXACT_INTEGERS || (int / scale).to_bits() != value.to_bits() {
+            if int.abs() > EXACT_INTEGERS {
                 continue 'digits;
             }
-            ints.push(int as i64);
+            // Checked as it will be read back: from the integer (so that -0.0,
+            // whose integer is 0, is not taken for one).
+            let int = int as i64;
+            if (int as f64 / scale).to_bits() != value.to_bits() {
+                continue 'digits;
+            }
+            ints.push(int);
         }
         return Some((digits, ints));
     }
@@ -461,6 +467,15 @@ mod tests {
             Sample::new("h", i64::MAX, &[("a", f64::MIN_POSITIVE), ("c", 1e-300)]),
             Sample::new("h", i64::MIN, &[]),
             Sample::new("h", 0, &[("c", 123456.789), ("a", 9.007199254740993e15)]),
+        ];
+        round_trip(&samples);
+    }
+
+    #[test]
+    fn negative_zero_keeps_its_sign() {
+        let samples = vec![
+            Sample::new("h", 1, &[("a", -0.0)]),
+            Sample::new("h", 2, &[("a", 0.0)]),
         ];
         round_trip(&samples);
     }

@@ -91,7 +91,9 @@ impl Aggregate {
     /// Adds the values of `later`, whose samples were appended after these.
     pub fn merge(&mut self, later: &Aggregate) {
         self.count += later.count;
-        self.sum += later.sum;
+        // Finite, as stored values must be: a sum past the largest number
+        // stays at it.
+        self.sum = (self.sum + later.sum).clamp(-f64::MAX, f64::MAX);
         self.min = self.min.min(later.min);
         self.max = self.max.max(later.max);
         if later.last_ts >= self.last_ts {
