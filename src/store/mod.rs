@@ -11,12 +11,11 @@
 //! service calls it from blocking threads, several at once: reads must not
 //! wait for writes.
 
-pub mod batch;
-pub mod block;
-mod bytes;
+mod format;
 mod observed;
-pub mod rollup;
 mod sqlite;
+
+pub use format::{batch, block, rollup};
 
 pub use observed::Observed;
 pub use sqlite::SqliteStore;

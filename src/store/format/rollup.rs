@@ -11,11 +11,11 @@
 
 use std::sync::Arc;
 
-use super::StoreError;
 use super::block::{self, Ints, Values};
 use super::bytes::{Reader, put_str, put_varint};
 use crate::duration::Millis;
 use crate::sample::Sample;
+use crate::store::StoreError;
 
 /// The steps rolled up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

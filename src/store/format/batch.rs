@@ -15,10 +15,10 @@
 
 use rustc_hash::FxHashMap;
 
-use super::StoreError;
 use super::bytes::{Reader, put_str, put_varint, zigzag};
 use crate::duration::Millis;
 use crate::sample::Sample;
+use crate::store::StoreError;
 
 const VERSION: u8 = 1;
 

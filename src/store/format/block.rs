@@ -20,10 +20,10 @@
 //! blocks at once holds their bytes, not their samples. The format has no
 //! store in it: the embedded store keeps blocks in SQLite, a cluster in Redis.
 
-use super::StoreError;
 use super::bytes::{Packed, Reader, packed_len, put_packed, put_str, put_varint, width, zigzag};
 use crate::duration::Millis;
 use crate::sample::Sample;
+use crate::store::StoreError;
 
 const VERSION: u8 = 1;
 

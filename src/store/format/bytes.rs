@@ -3,7 +3,7 @@
 //! integers of a fixed width, and a reader that checks every step, so that
 //! damaged bytes give an error and never a panic.
 
-use super::StoreError;
+use crate::store::StoreError;
 
 /// What a reader reports when the bytes end early or make no sense.
 pub(crate) fn corrupt(what: &str) -> StoreError {
