@@ -146,9 +146,11 @@ impl StatsQuery {
                 raw_from = until;
             }
         }
-        store.scan_samples(raw_from, self.to, &mut |sample| {
-            self.add_sample(&mut hosts, sample)
-        })?;
+        let mut add = |sample| self.add_sample(&mut hosts, sample);
+        match &self.host {
+            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
+            None => store.scan_samples(raw_from, self.to, &mut add)?,
+        }
         Ok(hosts)
     }
 

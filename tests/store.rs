@@ -416,6 +416,15 @@ pub fn samples_match_a_model(
             expected(&model, from, to),
             "step {i}: range"
         );
+        let mut one_host = Vec::new();
+        store
+            .scan_host_samples("h1", from, to, &mut |s| one_host.push(normalized(s)))
+            .unwrap();
+        let wanted: Vec<Sample> = expected(&model, from, to)
+            .into_iter()
+            .filter(|s| s.host == "h1")
+            .collect();
+        assert_eq!(one_host, wanted, "step {i}: one host's range");
         let mut latest: std::collections::BTreeMap<&str, &Sample> = Default::default();
         for sample in &model {
             let entry = latest.entry(&sample.host).or_insert(sample);

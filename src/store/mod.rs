@@ -154,6 +154,21 @@ pub trait Store: Send + Sync {
         self.scan_samples_before(from, to, SampleCursor::MAX, visit)
     }
 
+    /// [`Store::scan_samples`] for one host's samples only.
+    fn scan_host_samples(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.scan_samples(from, to, &mut |sample| {
+            if sample.host == host {
+                visit(sample)
+            }
+        })
+    }
+
     /// [`Store::scan_samples`], leaving out the samples appended at or after
     /// `cursor` (see [`Store::sample_cursor`]).
     fn scan_samples_before(

@@ -84,6 +84,17 @@ impl Store for Observed {
             store.scan_samples_before(from, to, cursor, visit)
         })
     }
+    fn scan_host_samples(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.call("scan_host_samples", |store| {
+            store.scan_host_samples(host, from, to, visit)
+        })
+    }
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
         self.call("sample_cursor", |store| store.sample_cursor())
     }

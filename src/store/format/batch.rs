@@ -146,43 +146,58 @@ impl<'a> BatchReader<'a> {
 
     /// The next sample and its sequence number, `None` after the last.
     pub fn next_sample(&mut self) -> Result<Option<(i64, Sample)>, StoreError> {
-        if self.left == 0 {
-            return if self.bytes.is_empty() {
-                Ok(None)
-            } else {
-                Err(self.bytes.error())
-            };
-        }
-        self.left -= 1;
-        let reader = &mut self.bytes;
-        let gap = reader.varint()?;
-        self.seq = self.seq.wrapping_add(1).wrapping_add(gap as i64);
-        let host = *self
-            .hosts
-            .get(reader.count(usize::MAX)?)
-            .ok_or_else(|| reader.error())?;
-        self.ts = self.ts.wrapping_add(reader.signed()?);
-        let count = reader.count(self.fields.len())?;
-        let mut metrics = Vec::with_capacity(count);
-        for _ in 0..count {
+        self.next_of(None)
+    }
+
+    /// The next sample of `host` (of any host for `None`), skipping the
+    /// others without decoding their fields; `None` after the last.
+    pub fn next_of(&mut self, host: Option<&str>) -> Result<Option<(i64, Sample)>, StoreError> {
+        loop {
+            if self.left == 0 {
+                return if self.bytes.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(self.bytes.error())
+                };
+            }
+            self.left -= 1;
+            let reader = &mut self.bytes;
+            let gap = reader.varint()?;
+            self.seq = self.seq.wrapping_add(1).wrapping_add(gap as i64);
             let name = *self
-                .fields
+                .hosts
                 .get(reader.count(usize::MAX)?)
                 .ok_or_else(|| reader.error())?;
-            let value = reader.f64()?;
-            if !value.is_finite() {
-                return Err(reader.error());
+            self.ts = self.ts.wrapping_add(reader.signed()?);
+            let count = reader.count(self.fields.len())?;
+            if host.is_some_and(|host| host != name) {
+                for _ in 0..count {
+                    reader.varint()?;
+                    reader.take(8)?;
+                }
+                continue;
             }
-            metrics.push((name.to_string(), value));
+            let mut metrics = Vec::with_capacity(count);
+            for _ in 0..count {
+                let field = *self
+                    .fields
+                    .get(reader.count(usize::MAX)?)
+                    .ok_or_else(|| reader.error())?;
+                let value = reader.f64()?;
+                if !value.is_finite() {
+                    return Err(reader.error());
+                }
+                metrics.push((field.to_string(), value));
+            }
+            return Ok(Some((
+                self.seq,
+                Sample {
+                    host: name.to_string(),
+                    ts: self.ts,
+                    metrics,
+                },
+            )));
         }
-        Ok(Some((
-            self.seq,
-            Sample {
-                host: host.to_string(),
-                ts: self.ts,
-                metrics,
-            },
-        )))
     }
 }
 

@@ -139,10 +139,21 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let named = |error| named(path, error);
         let connection = Connection::open(path).map_err(|e| named(e.into()))?;
-        let (next_seq, latest) = prepare(&connection)
-            .and_then(|()| check_integrity(&connection))
-            .and_then(|()| samples::load(&connection))
-            .map_err(|error| damaged(path, error))?;
+        let started = std::time::Instant::now();
+        prepare(&connection).map_err(|error| damaged(path, error))?;
+        let prepared = started.elapsed();
+        check_integrity(&connection, &STATE_TABLES).map_err(|error| damaged(path, error))?;
+        let checked = started.elapsed();
+        let (next_seq, latest) =
+            samples::load(&connection).map_err(|error| damaged(path, error))?;
+        tracing::info!(
+            file = %path.display(),
+            prepared = ?prepared,
+            checked = ?checked - prepared,
+            loaded = ?started.elapsed() - checked,
+            hosts = latest.len(),
+            "store opened"
+        );
         let checkpoints = open_reader(path).map_err(named)?;
         checkpoints
             .pragma_update(None, "query_only", false)
@@ -155,6 +166,11 @@ impl SqliteStore {
                 path: path.display().to_string(),
                 source,
             })?;
+        let history = path.to_path_buf();
+        // Nothing waits for it; it ends with the check.
+        let _ = std::thread::Builder::new()
+            .name("sqlite-history-check".to_string())
+            .spawn(move || check_history(history));
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(connection),
@@ -256,10 +272,23 @@ fn named(path: &Path, error: StoreError) -> StoreError {
 /// starts without the rest of the check (and says so).
 const INTEGRITY_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Checks the file's structure (`PRAGMA quick_check`) within
+/// The tables of the service's state and recent samples, checked before
+/// the store opens. The history (blocks and rollups), most of a large file,
+/// is checked after, on a thread of its own ([`check_history`]).
+const STATE_TABLES: [&str; 6] = [
+    "meta",
+    "recent",
+    "incidents",
+    "pairs",
+    "outbox",
+    "hook_calls",
+];
+const HISTORY_TABLES: [&str; 2] = ["blocks", "rollups"];
+
+/// Checks the structure (`PRAGMA quick_check`) of `tables` within
 /// [`INTEGRITY_CHECK_BUDGET`]: a damaged file is refused at start rather
 /// than found by the requests that happen to read its damaged pages.
-fn check_integrity(connection: &Connection) -> Result<(), StoreError> {
+fn check_integrity(connection: &Connection, tables: &[&str]) -> Result<(), StoreError> {
     // Interrupted from another thread when the budget is spent.
     let interrupt = connection.get_interrupt_handle();
     let (finished, finishing) = std::sync::mpsc::channel::<()>();
@@ -269,13 +298,13 @@ fn check_integrity(connection: &Connection) -> Result<(), StoreError> {
             interrupt.interrupt();
         }
     });
-    let found: Result<Vec<String>, rusqlite::Error> = connection
-        .prepare("PRAGMA quick_check(3)")
-        .and_then(|mut check| {
-            check
-                .query_map([], |row| row.get(0))?
-                .collect::<Result<Vec<String>, _>>()
-        });
+    let mut found: Result<Vec<String>, rusqlite::Error> = Ok(vec!["ok".to_string()]);
+    for table in tables {
+        found = quick_check(connection, table);
+        if found.as_ref().map_or(true, |lines| lines != &["ok"]) {
+            break;
+        }
+    }
     drop(finished);
     let _ = watchdog.join();
     match found {
@@ -292,6 +321,53 @@ fn check_integrity(connection: &Connection) -> Result<(), StoreError> {
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// The first problems `PRAGMA quick_check` finds in `table` and its
+/// indexes, or `["ok"]`.
+fn quick_check(connection: &Connection, table: &str) -> Result<Vec<String>, rusqlite::Error> {
+    // At most 3 problems; the table name is one of ours.
+    let mut check = connection.prepare(&format!("PRAGMA quick_check(\"{table}\")"))?;
+    let lines = check
+        .query_map([], |row| row.get::<_, String>(0))?
+        .take(3)
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(lines)
+}
+
+/// Checks the history tables on a connection of its own, and says what it
+/// found: damage there does not endanger alerting (the rule windows are
+/// rebuilt from recent samples), so the service runs, and the requests that
+/// read damaged pages fail (503, and `/healthz` reports it).
+fn check_history(path: PathBuf) {
+    let connection = match open_reader(&path) {
+        Ok(connection) => connection,
+        Err(error) => {
+            tracing::warn!(%error, "the history's integrity check could not start");
+            return;
+        }
+    };
+    let started = std::time::Instant::now();
+    for table in HISTORY_TABLES {
+        match quick_check(&connection, table) {
+            Ok(lines) if lines == ["ok"] => {}
+            Ok(lines) => {
+                tracing::error!(
+                    file = %path.display(),
+                    problems = %lines.join("; ").replace('\n', "; "),
+                    "the store's sample history ({table}) is damaged: reads of old samples \
+                     may fail. Recover what it holds with sqlite3 FILE .recover while alertd \
+                     is stopped"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, table, "the history's integrity check failed");
+                return;
+            }
+        }
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "the sample history is sound");
 }
 
 /// A store that cannot be used as it is: damaged, or not a database at all.

@@ -70,7 +70,17 @@ impl Store for SqliteStore {
         cursor: SampleCursor,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
-        self.scan(from, to, cursor, visit)
+        self.scan(from, to, cursor, None, visit)
+    }
+
+    fn scan_host_samples(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.scan(from, to, SampleCursor::MAX, Some(host), visit)
     }
 
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {

@@ -74,15 +74,17 @@ pub(super) fn load(connection: &Connection) -> Result<(i64, LatestSamples), Stor
             row.get(0)
         })?;
     // Each host's last block, then every recent row (appended after it).
-    let mut blocks = connection.prepare(
-        "SELECT host, max_seq, data FROM blocks b \
-         WHERE start = (SELECT max(start) FROM blocks WHERE host = b.host)",
+    // Blocks hold samples appended before the compaction that saved the
+    // next sequence number, so they cannot raise it.
+    let mut last_blocks = connection.prepare(
+        "SELECT b.host, b.data FROM \
+         (SELECT host, max(start) AS start FROM blocks GROUP BY host) AS last \
+         JOIN blocks b ON b.start = last.start AND b.host = last.host",
     )?;
-    let mut rows = blocks.query([])?;
+    let mut rows = last_blocks.query([])?;
     while let Some(row) = rows.next()? {
         let host: String = row.get(0)?;
-        next_seq = next_seq.max(row.get::<_, i64>(1)? + 1);
-        for sample in BlockReader::new(blob(row, 2)?)?.samples(&host)? {
+        for sample in BlockReader::new(blob(row, 1)?)?.samples(&host)? {
             note_latest(&mut latest, &sample);
         }
     }
@@ -262,6 +264,7 @@ impl SqliteStore {
         from: Millis,
         to: Millis,
         cursor: SampleCursor,
+        host: Option<&str>,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
         if from > to {
@@ -271,13 +274,24 @@ impl SqliteStore {
             // One read transaction: a compaction cannot move samples between
             // the two queries.
             let snapshot = connection.unchecked_transaction()?;
-            let mut recent = RecentStream::open(&snapshot, from, to, cursor)?;
-            let mut periods = snapshot.prepare_cached(
-                "SELECT start, host, max_seq, data FROM blocks \
-                 WHERE start > ?1 AND start <= ?2 AND max_ts >= ?3 AND min_ts <= ?2 \
-                 ORDER BY start, host",
-            )?;
-            let mut rows = periods.query(params![from.saturating_sub(BLOCK_PERIOD), to, from])?;
+            let mut recent = RecentStream::open(&snapshot, from, to, cursor, host)?;
+            let mut periods = snapshot.prepare_cached(match host {
+                None => {
+                    "SELECT start, host, max_seq, data FROM blocks \
+                     WHERE start > ?1 AND start <= ?2 AND max_ts >= ?3 AND min_ts <= ?2 \
+                     ORDER BY start, host"
+                }
+                Some(_) => {
+                    "SELECT start, host, max_seq, data FROM blocks \
+                     WHERE host = ?4 AND start > ?1 AND start <= ?2 AND max_ts >= ?3 \
+                     AND min_ts <= ?2 ORDER BY start"
+                }
+            })?;
+            let first = from.saturating_sub(BLOCK_PERIOD);
+            let mut rows = match host {
+                None => periods.query(params![first, to, from])?,
+                Some(host) => periods.query(params![first, to, from, host])?,
+            };
             let mut period: Vec<(String, Vec<u8>)> = Vec::new();
             let mut start = None;
             while let Some(row) = rows.next()? {
@@ -574,6 +588,8 @@ struct RecentStream<'c> {
     connection: &'c Connection,
     /// (seq, lowest timestamp) of the rows to read, in seq order.
     rows: Vec<(i64, Millis)>,
+    /// One host's samples only.
+    host: Option<String>,
     /// The lowest timestamp of `rows[i..]`, for each i (and MAX past the end).
     lowest_after: Vec<Millis>,
     next_row: usize,
@@ -589,6 +605,7 @@ impl<'c> RecentStream<'c> {
         from: Millis,
         to: Millis,
         cursor: SampleCursor,
+        host: Option<&str>,
     ) -> Result<Self, StoreError> {
         let rows: Vec<(i64, Millis)> = connection
             .prepare_cached(
@@ -606,6 +623,7 @@ impl<'c> RecentStream<'c> {
         Ok(RecentStream {
             connection,
             rows,
+            host: host.map(str::to_string),
             lowest_after,
             next_row: 0,
             waiting: BinaryHeap::new(),
@@ -633,7 +651,7 @@ impl<'c> RecentStream<'c> {
                 .prepare_cached("SELECT data FROM recent WHERE seq = ?1")?
                 .query_row([seq], |row| row.get(0))?;
             let mut reader = BatchReader::new(&data, seq)?;
-            while let Some((seq, sample)) = reader.next_sample()? {
+            while let Some((seq, sample)) = reader.next_of(self.host.as_deref())? {
                 if seq < self.cursor && sample.ts >= self.from && sample.ts <= self.to {
                     self.waiting.push(Reverse(Pending { seq, sample }));
                 }
