@@ -56,7 +56,7 @@ fn round(value: f64, digits: i32) -> f64 {
 
 fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample {
     if noisy {
-        let fields: Vec<(&str, f64)> = FIELDS
+        let fields: Vec<(&str, f64)> = alertd::field::BUILT_IN_FIELDS
             .iter()
             .map(|field| (*field, random.unit() * 1000.0))
             .collect();
@@ -90,19 +90,6 @@ fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample 
         ],
     )
 }
-
-const FIELDS: [&str; 10] = [
-    "cpu.usage",
-    "mem.usage",
-    "mem.free",
-    "requests.count",
-    "requests.latency_sum",
-    "requests.latency_avg",
-    "eventsIn.count",
-    "eventsOut.count",
-    "warnings.count",
-    "errors.count",
-];
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -104,6 +104,18 @@ pub struct Monitoring {
     pub ten_minute_rollup_retention: Millis,
 }
 
+impl Alerting {
+    /// The longest rule timeframe (0 without rules): how far back a window
+    /// can see.
+    pub fn longest_timeframe(&self) -> Millis {
+        self.rules
+            .iter()
+            .map(|rule| rule.timeframe)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Alerting {
     pub enabled: bool,

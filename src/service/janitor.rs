@@ -73,13 +73,7 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
     ];
     loop {
         let config = service.config();
-        let longest = config
-            .alerting
-            .rules
-            .iter()
-            .map(|rule| rule.timeframe)
-            .max()
-            .unwrap_or(0);
+        let longest = config.alerting.longest_timeframe();
         let settings = [
             (
                 config.monitoring.retention_period,

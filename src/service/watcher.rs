@@ -290,13 +290,7 @@ pub(super) fn rebuild(
     // every host is known (and a silent host is noticed). A latest sample may
     // be one appended after `cursor`, which the caller adds again: it is then
     // older than any window, and entering twice changes nothing.
-    let longest = config
-        .alerting
-        .rules
-        .iter()
-        .map(|rule| rule.timeframe)
-        .max()
-        .unwrap_or(0);
+    let longest = config.alerting.longest_timeframe();
     let since = now.saturating_sub(longest);
     for sample in store.latest_samples()? {
         if sample.ts <= since {
