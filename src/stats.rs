@@ -47,6 +47,73 @@ pub(crate) struct Bucket {
 /// Buckets by host name, then by start time.
 pub(crate) type HostBuckets = BTreeMap<String, BTreeMap<Millis, Bucket>>;
 
+/// The answer of `/api/v1/stats`, written straight from the buckets:
+/// `{"from", "hosts": {host: [{"avg", "max", "samples", "sum", "t"}]},
+/// "resolution", "to"}`, keys in name order.
+pub(crate) struct StatsAnswer {
+    pub from: Millis,
+    pub to: Millis,
+    pub resolution: Millis,
+    pub hosts: HostBuckets,
+}
+
+impl serde::Serialize for StatsAnswer {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut answer = serializer.serialize_map(Some(4))?;
+        answer.serialize_entry("from", &self.from)?;
+        answer.serialize_entry("hosts", &Hosts(&self.hosts))?;
+        answer.serialize_entry("resolution", &self.resolution)?;
+        answer.serialize_entry("to", &self.to)?;
+        answer.end()
+    }
+}
+
+struct Hosts<'a>(&'a HostBuckets);
+
+impl serde::Serialize for Hosts<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(host, buckets)| {
+            let points = buckets.iter().map(|(t, bucket)| BucketAt(*t, bucket));
+            (host, Seq(std::cell::Cell::new(Some(points))))
+        }))
+    }
+}
+
+/// A sequence written from an iterator, once.
+struct Seq<I>(std::cell::Cell<Option<I>>);
+
+impl<I: Iterator<Item = T>, T: serde::Serialize> serde::Serialize for Seq<I> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.take().into_iter().flatten())
+    }
+}
+
+struct BucketAt<'a>(Millis, &'a Bucket);
+
+impl serde::Serialize for BucketAt<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = &self.1.fields;
+        let figure = |pick: fn(&FieldStats) -> f64| FieldMap(fields, pick);
+        let mut point = serializer.serialize_map(Some(5))?;
+        point.serialize_entry("avg", &figure(FieldStats::avg))?;
+        point.serialize_entry("max", &figure(|stats| stats.max))?;
+        point.serialize_entry("samples", &self.1.samples)?;
+        point.serialize_entry("sum", &figure(|stats| stats.sum))?;
+        point.serialize_entry("t", &self.0)?;
+        point.end()
+    }
+}
+
+struct FieldMap<'a>(&'a BTreeMap<String, FieldStats>, fn(&FieldStats) -> f64);
+
+impl serde::Serialize for FieldMap<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(field, stats)| (field, (self.1)(stats))))
+    }
+}
+
 /// What to read and how to cut it.
 #[derive(Debug, Clone)]
 pub(crate) struct StatsQuery {

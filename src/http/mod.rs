@@ -381,33 +381,12 @@ async fn stats(
     let turns = service.clone();
     let _turn = turns.heavy_read().await;
     blocking(move || {
-        let hosts = query.run(service.store())?;
-        let series: serde_json::Map<String, Value> = hosts
-            .into_iter()
-            .map(|(host, buckets)| {
-                let points: Vec<Value> = buckets
-                    .into_iter()
-                    .map(|(t, bucket)| {
-                        let mut avg = serde_json::Map::new();
-                        let mut max = serde_json::Map::new();
-                        let mut sum = serde_json::Map::new();
-                        for (field, stats) in bucket.fields {
-                            avg.insert(field.clone(), json!(stats.avg()));
-                            max.insert(field.clone(), json!(stats.max));
-                            sum.insert(field, json!(stats.sum));
-                        }
-                        json!({"t": t, "samples": bucket.samples, "avg": avg, "max": max, "sum": sum})
-                    })
-                    .collect();
-                (host, Value::Array(points))
-            })
-            .collect();
-        Ok(json!({
-            "from": from,
-            "to": to,
-            "resolution": resolution,
-            "hosts": series,
-        }))
+        Ok(crate::stats::StatsAnswer {
+            from,
+            to,
+            resolution,
+            hosts: query.run(service.store())?,
+        })
     })
     .await
 }
