@@ -6,6 +6,7 @@
 //! This file opens the store and holds its connections (one writer, a pool
 //! of readers, a checkpointer); [`queries`] has the SQL of each operation.
 
+mod compaction;
 mod queries;
 mod rollups;
 mod samples;
@@ -121,6 +122,8 @@ pub struct SqliteStore {
     next_seq: AtomicI64,
     /// Each host's latest sample, updated after each commit.
     latest: Mutex<samples::LatestSamples>,
+    /// See [`SqliteStore::compacting`].
+    compacting: Mutex<()>,
     /// Tells the checkpointer that a commit added to the write-ahead log.
     committed: std::sync::mpsc::SyncSender<()>,
 }
@@ -177,6 +180,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(next_seq),
             latest: Mutex::new(latest),
+            compacting: Mutex::new(()),
             committed,
         })
     }
@@ -211,6 +215,7 @@ impl SqliteStore {
             readers: Mutex::new(Vec::new()),
             next_seq: AtomicI64::new(SampleCursor::MAX),
             latest: Mutex::new(Default::default()),
+            compacting: Mutex::new(()),
             committed,
         })
     }

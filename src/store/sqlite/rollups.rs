@@ -1,32 +1,14 @@
 //! Rolled-up series in the embedded store: one row per step, host and row
 //! span (an hour of minutes, a day of ten minutes), to which the compactor
-//! adds the samples it folds into blocks, in the same transaction.
+//! adds the samples it folds into blocks, in the same transaction
+//! ([`compaction`](super::compaction)).
 
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
-use crate::sample::Sample;
 use crate::store::StoreError;
 use crate::store::rollup::{self, Point, Step};
-
-/// Adds `samples` of `host` (newly compacted, of one block period, in time
-/// order, ties in append order) to its points in every step.
-pub(super) fn add_samples(
-    transaction: &Transaction<'_>,
-    host: &str,
-    samples: &[&Sample],
-) -> Result<(), StoreError> {
-    let Some(first) = samples.first() else {
-        return Ok(());
-    };
-    for step in Step::ALL {
-        let start = step.row_of(first.ts);
-        let points = rollup::roll_up(samples.iter().copied(), step);
-        rewrite_row(transaction, step, host, start, |_| true, points)?;
-    }
-    Ok(())
-}
 
 /// Rewrites one row with its points that `keep` keeps, and `added` merged
 /// into them. Returns how many points were left out.
@@ -38,7 +20,22 @@ fn rewrite_row(
     keep: impl Fn(&Point) -> bool,
     added: Vec<Point>,
 ) -> Result<u64, StoreError> {
-    let existing: Option<Vec<u8>> = transaction
+    let (data, left_out) = merged_row(transaction, step, host, start, keep, added)?;
+    put_row(transaction, step, host, start, data.as_deref())?;
+    Ok(left_out)
+}
+
+/// One row's points that `keep` keeps, with `added` merged into them,
+/// encoded (`None`: no point left), and how many points were left out.
+pub(super) fn merged_row(
+    connection: &Connection,
+    step: Step,
+    host: &str,
+    start: Millis,
+    keep: impl Fn(&Point) -> bool,
+    added: Vec<Point>,
+) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+    let existing: Option<Vec<u8>> = connection
         .prepare_cached("SELECT data FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
         .query_row(params![step.id(), host, start], |row| row.get(0))
         .optional()?;
@@ -56,20 +53,33 @@ fn rewrite_row(
         }
     }
     if points.is_empty() {
-        transaction
-            .prepare_cached("DELETE FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
-            .execute(params![step.id(), host, start])?;
-        return Ok(left_out);
+        return Ok((None, left_out));
     }
     let data = rollup::encode(&points)
         .ok_or_else(|| StoreError::Corrupt(format!("{host}'s rollup at {start} is too long")))?;
-    transaction
-        .prepare_cached(
-            "INSERT INTO rollups (step, host, start, data) VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (step, host, start) DO UPDATE SET data = excluded.data",
-        )?
-        .execute(params![step.id(), host, start, data])?;
-    Ok(left_out)
+    Ok((Some(data), left_out))
+}
+
+/// Writes one row (`None`: deletes it).
+pub(super) fn put_row(
+    connection: &Connection,
+    step: Step,
+    host: &str,
+    start: Millis,
+    data: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    match data {
+        None => connection
+            .prepare_cached("DELETE FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
+            .execute(params![step.id(), host, start])?,
+        Some(data) => connection
+            .prepare_cached(
+                "INSERT INTO rollups (step, host, start, data) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (step, host, start) DO UPDATE SET data = excluded.data",
+            )?
+            .execute(params![step.id(), host, start, data])?,
+    };
+    Ok(())
 }
 
 impl SqliteStore {
@@ -109,6 +119,7 @@ impl SqliteStore {
         step: Step,
         before: Millis,
     ) -> Result<u64, StoreError> {
+        let _compacting = self.compacting();
         self.write(|connection| {
             let transaction = connection.transaction()?;
             let row = step.row_of(before);

@@ -12,7 +12,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 use rustc_hash::FxHashMap;
 
 use super::SqliteStore;
@@ -23,9 +23,6 @@ use crate::store::block::{self, BlockReader};
 use crate::store::{
     BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
 };
-
-/// The most samples one compaction transaction folds.
-const COMPACTION_SAMPLES: u64 = 200_000;
 
 /// A host's latest sample, its fields encoded by [`encode_metrics`].
 #[derive(Debug, Clone)]
@@ -38,7 +35,7 @@ pub(super) struct Latest {
 pub(super) type LatestSamples = FxHashMap<String, Latest>;
 
 /// The start of the block period that holds `ts`.
-fn period_of(ts: Millis) -> Millis {
+pub(super) fn period_of(ts: Millis) -> Millis {
     ts.div_euclid(BLOCK_PERIOD).saturating_mul(BLOCK_PERIOD)
 }
 
@@ -140,28 +137,64 @@ pub(super) fn migrate_rows(connection: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// A recent row to write: samples with their sequence numbers, encoded.
+pub(super) struct RecentRow {
+    seq: i64,
+    last_seq: i64,
+    count: i64,
+    min_ts: Millis,
+    max_ts: Millis,
+    data: Vec<u8>,
+}
+
+impl RecentRow {
+    /// `samples` (with their sequence numbers, increasing) as one row;
+    /// `None` for none.
+    pub(super) fn new(samples: &[(i64, Sample)]) -> Option<RecentRow> {
+        let ((first, _), (last, _)) = samples.first().zip(samples.last())?;
+        let mut previous = first - 1;
+        let mut numbered = Vec::with_capacity(samples.len());
+        for (seq, sample) in samples {
+            numbered.push(((seq - previous - 1) as u64, sample));
+            previous = *seq;
+        }
+        let mut data = Vec::new();
+        batch::encode_numbered(numbered.iter().copied(), &mut data);
+        let (min_ts, max_ts) = span(samples.iter().map(|(_, s)| s.ts));
+        Some(RecentRow {
+            seq: *first,
+            last_seq: *last,
+            count: samples.len() as i64,
+            min_ts,
+            max_ts,
+            data,
+        })
+    }
+
+    pub(super) fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
+        connection
+            .prepare_cached(
+                "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                self.seq,
+                self.last_seq,
+                self.count,
+                self.min_ts,
+                self.max_ts,
+                self.data
+            ])?;
+        Ok(())
+    }
+}
+
 /// Writes `samples` (with their sequence numbers, increasing) as one recent row.
 fn insert_recent(connection: &Connection, samples: &[(i64, Sample)]) -> Result<(), StoreError> {
-    let Some(((first, _), (last, _))) = samples.first().zip(samples.last()) else {
-        return Ok(());
-    };
-    let mut previous = first - 1;
-    let mut numbered = Vec::with_capacity(samples.len());
-    for (seq, sample) in samples {
-        numbered.push(((seq - previous - 1) as u64, sample));
-        previous = *seq;
+    match RecentRow::new(samples) {
+        Some(row) => row.insert(connection),
+        None => Ok(()),
     }
-    let mut data = Vec::new();
-    batch::encode_numbered(numbered.iter().copied(), &mut data);
-    let min = samples.iter().map(|(_, s)| s.ts).min().unwrap_or(0);
-    let max = samples.iter().map(|(_, s)| s.ts).max().unwrap_or(0);
-    connection
-        .prepare_cached(
-            "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?
-        .execute(params![first, last, samples.len() as i64, min, max, data])?;
-    Ok(())
 }
 
 /// A BLOB column's bytes.
@@ -173,7 +206,7 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r [u8], Store
 }
 
 /// Every sample of a recent row, with its sequence number.
-fn read_recent(data: &[u8], seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> {
+pub(super) fn read_recent(data: &[u8], seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> {
     let mut reader = BatchReader::new(data, seq)?;
     let mut samples = Vec::with_capacity(reader.len());
     while let Some(numbered) = reader.next_sample()? {
@@ -183,7 +216,10 @@ fn read_recent(data: &[u8], seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> 
 }
 
 /// Writes the next-sequence row, so that it outlives the rows it counted.
-fn save_next_seq(transaction: &Transaction<'_>, next_seq: i64) -> Result<(), StoreError> {
+pub(super) fn save_next_seq(
+    transaction: &Transaction<'_>,
+    next_seq: i64,
+) -> Result<(), StoreError> {
     transaction
         .prepare_cached("UPDATE meta SET value = max(value, ?1) WHERE key = 'next_seq'")?
         .execute([next_seq])?;
@@ -315,6 +351,7 @@ impl SqliteStore {
     }
 
     pub(super) fn delete_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let _compacting = self.compacting();
         self.write(|connection| {
             let transaction = connection.transaction()?;
             let mut deleted = 0u64;
@@ -372,69 +409,12 @@ impl SqliteStore {
         })
     }
 
-    /// Folds recent samples with `ts` before the period that holds `before`
-    /// into blocks, at most [`COMPACTION_SAMPLES`] per transaction. Returns
-    /// how many samples were folded: 0 when nothing is left to fold.
-    pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
-        let before = period_of(before);
-        self.write(|connection| {
-            let transaction = connection.transaction()?;
-            let mut rows: Vec<(i64, Vec<u8>)> = Vec::new();
-            // Whether every row to fold is in `rows`.
-            let mut complete = true;
-            {
-                let mut query = transaction.prepare_cached(
-                    "SELECT seq, count, data FROM recent WHERE min_ts < ?1 ORDER BY seq",
-                )?;
-                let mut found = query.query([before])?;
-                let mut samples = 0u64;
-                while let Some(row) = found.next()? {
-                    rows.push((row.get(0)?, row.get(2)?));
-                    samples += row.get::<_, i64>(1)?.max(0) as u64;
-                    if samples >= COMPACTION_SAMPLES {
-                        complete = found.next()?.is_none();
-                        break;
-                    }
-                }
-            }
-            // The samples to fold, by period and host, in append order.
-            let mut groups: std::collections::BTreeMap<(Millis, String), Vec<(i64, Sample)>> =
-                Default::default();
-            let mut folded = 0u64;
-            for (seq, data) in rows {
-                let (old, kept): (Vec<_>, Vec<_>) = read_recent(&data, seq)?
-                    .into_iter()
-                    .partition(|(_, sample)| sample.ts < before);
-                folded += old.len() as u64;
-                for (seq, sample) in old {
-                    groups
-                        .entry((period_of(sample.ts), sample.host.clone()))
-                        .or_default()
-                        .push((seq, sample));
-                }
-                transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
-                insert_recent(&transaction, &kept)?;
-            }
-            for ((start, host), mut new) in groups {
-                // Stable: ties stay in append order.
-                new.sort_by_key(|(_, sample)| sample.ts);
-                let samples: Vec<&Sample> = new.iter().map(|(_, sample)| sample).collect();
-                super::rollups::add_samples(&transaction, &host, &samples)?;
-                write_block(&transaction, start, &host, new)?;
-            }
-            if complete {
-                // Every recent sample before `before` is now in blocks and rollups.
-                transaction
-                    .prepare_cached(
-                        "INSERT INTO meta (key, value) VALUES ('rolled_up_until', ?1) \
-                         ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
-                    )?
-                    .execute([before])?;
-            }
-            save_next_seq(&transaction, self.next_seq.load(Relaxed))?;
-            transaction.commit()?;
-            Ok(folded)
-        })
+    /// Held by a compaction or a deletion of samples or rollups: the rows a
+    /// compaction read stay as they were until it writes.
+    pub(super) fn compacting(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.compacting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn latest(&self) -> std::sync::MutexGuard<'_, LatestSamples> {
@@ -445,60 +425,13 @@ impl SqliteStore {
 }
 
 /// The smallest and largest of `stamps` (0 and 0 for none).
-fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
+pub(super) fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
     stamps
         .fold(None, |span: Option<(Millis, Millis)>, ts| match span {
             None => Some((ts, ts)),
             Some((min, max)) => Some((min.min(ts), max.max(ts))),
         })
         .unwrap_or((0, 0))
-}
-
-/// Adds `new` samples (in append order) to the block of `host` and the
-/// period starting at `start`, creating it or rewriting it with the samples
-/// it held first.
-fn write_block(
-    transaction: &Transaction<'_>,
-    start: Millis,
-    host: &str,
-    new: Vec<(i64, Sample)>,
-) -> Result<(), StoreError> {
-    let existing: Option<(i64, i64, Vec<u8>)> = transaction
-        .prepare_cached("SELECT id, max_seq, data FROM blocks WHERE start = ?1 AND host = ?2")?
-        .query_row(params![start, host], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })
-        .optional()?;
-    let mut samples = Vec::new();
-    let mut max_seq = new.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
-    if let Some((id, seq, data)) = &existing {
-        samples = BlockReader::new(data)?.samples(host)?;
-        max_seq = max_seq.max(*seq);
-        transaction.execute("DELETE FROM blocks WHERE id = ?1", [id])?;
-    }
-    samples.extend(new.into_iter().map(|(_, sample)| sample));
-    // Stable: samples of equal timestamp stay in append order.
-    samples.sort_by_key(|sample| sample.ts);
-    let refs: Vec<&Sample> = samples.iter().collect();
-    let data = block::encode(&refs).ok_or_else(|| {
-        StoreError::Corrupt(format!("{host}'s block at {start} holds too many samples"))
-    })?;
-    let (min, max) = span(samples.iter().map(|s| s.ts));
-    transaction
-        .prepare_cached(
-            "INSERT INTO blocks (start, host, min_ts, max_ts, count, max_seq, data) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            start,
-            host,
-            min,
-            max,
-            samples.len() as i64,
-            max_seq,
-            data
-        ])?;
-    Ok(())
 }
 
 /// The samples of one period's blocks (one per host, in host order), merged
