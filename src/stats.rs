@@ -208,6 +208,7 @@ impl StatsQuery {
                     self.from,
                     end,
                     self.host.as_deref(),
+                    self.fields.as_deref(),
                     &mut |host, point| self.add_point(&mut hosts, host, point),
                 )?;
                 raw_from = until;
@@ -249,26 +250,28 @@ impl StatsQuery {
         }
     }
 
+    /// Adds a rolled-up point (already narrowed to the wanted fields).
     fn add_point(&self, hosts: &mut HostBuckets, host: &str, point: &Point) {
         let start = self.bucket_start(point.ts);
-        let bucket = hosts
-            .entry(host.to_string())
-            .or_default()
-            .entry(start)
-            .or_default();
+        // A host's name is copied once, not once per point.
+        if !hosts.contains_key(host) {
+            hosts.insert(host.to_string(), BTreeMap::new());
+        }
+        let Some(buckets) = hosts.get_mut(host) else {
+            return;
+        };
+        let bucket = buckets.entry(start).or_default();
         bucket.samples += u32::try_from(point.samples).unwrap_or(u32::MAX);
         for (field, aggregate) in &point.fields {
-            if self.wanted(field) {
-                let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-                let stats = match bucket.fields.get_mut(&**field) {
-                    Some(stats) => stats,
-                    None => bucket
-                        .fields
-                        .entry(field.to_string())
-                        .or_insert(FieldStats::EMPTY),
-                };
-                stats.add(count, aggregate.sum, aggregate.max);
-            }
+            let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+            let stats = match bucket.fields.get_mut(&**field) {
+                Some(stats) => stats,
+                None => bucket
+                    .fields
+                    .entry(field.to_string())
+                    .or_insert(FieldStats::EMPTY),
+            };
+            stats.add(count, aggregate.sum, aggregate.max);
         }
     }
 }

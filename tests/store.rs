@@ -467,7 +467,7 @@ fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str
     }
     let mut stored: BTreeMap<(String, i64), Point> = BTreeMap::new();
     store
-        .scan_rollups(step, i64::MIN, i64::MAX, None, &mut |host, point| {
+        .scan_rollups(step, i64::MIN, i64::MAX, None, None, &mut |host, point| {
             let old = stored.insert((host.to_string(), point.ts), point.clone());
             assert!(
                 old.is_none(),

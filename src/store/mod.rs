@@ -206,7 +206,8 @@ pub trait Store: Send + Sync {
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
 
     /// Calls `visit` with the rolled-up points of `step` with `from <= ts <=
-    /// to` (of `host` only, if given), a host's points in time order. Each
+    /// to` (of `host` only, and with `fields` only, if given), a host's
+    /// points in time order. Each
     /// (host, step) has one point, made from its samples when they were
     /// compacted: the rollups cover samples before
     /// [`Store::rolled_up_until`], and a sample that came later than that
@@ -217,6 +218,7 @@ pub trait Store: Send + Sync {
         from: Millis,
         to: Millis,
         host: Option<&str>,
+        fields: Option<&[String]>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError>;
 

@@ -118,10 +118,11 @@ impl Store for Observed {
         from: Millis,
         to: Millis,
         host: Option<&str>,
+        fields: Option<&[String]>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
         self.call("scan_rollups", |store| {
-            store.scan_rollups(step, from, to, host, visit)
+            store.scan_rollups(step, from, to, host, fields, visit)
         })
     }
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {

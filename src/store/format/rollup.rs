@@ -248,6 +248,12 @@ struct Columns<'a> {
 
 /// The inverse of [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
+    decode_fields(bytes, None)
+}
+
+/// [`decode`], keeping only the `wanted` fields (all for `None`): the
+/// others' columns are skipped, not decoded.
+pub fn decode_fields(bytes: &[u8], wanted: Option<&[String]>) -> Result<Vec<Point>, StoreError> {
     let mut reader = Reader::new(bytes, "rollup");
     if reader.byte()? != VERSION {
         return Err(reader.error());
@@ -277,6 +283,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
             Values::read(&mut reader, values, limit)?,
         ];
         let last_ts = Ints::read(&mut reader, values)?;
+        if wanted.is_some_and(|wanted| !wanted.iter().any(|field| **field == *name)) {
+            continue;
+        }
         columns.push(Columns {
             name,
             present,

@@ -109,9 +109,10 @@ impl Store for SqliteStore {
         from: Millis,
         to: Millis,
         host: Option<&str>,
+        fields: Option<&[String]>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
-        self.rollups(step, from, to, host, visit)
+        self.rollups(step, from, to, host, fields, visit)
     }
 
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {

@@ -89,6 +89,7 @@ impl SqliteStore {
         from: Millis,
         to: Millis,
         host: Option<&str>,
+        fields: Option<&[String]>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
         if from > to {
@@ -104,7 +105,7 @@ impl SqliteStore {
             while let Some(row) = rows.next()? {
                 let host: String = row.get(0)?;
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                for point in rollup::decode(data)? {
+                for point in rollup::decode_fields(data, fields)? {
                     if point.ts >= from && point.ts <= to {
                         visit(&host, &point);
                     }
