@@ -1,10 +1,12 @@
 //! The embedded store: one SQLite file in WAL mode, fully synchronous, so
 //! that a committed transaction survives a crash of the process or the
 //! machine.
-
 //!
 //! This file opens the store and holds its connections (one writer, a pool
-//! of readers, a checkpointer); [`queries`] has the SQL of each operation.
+//! of readers, a checkpointer). [`queries`] has the SQL of incidents,
+//! deliveries and hook calls and the [`Store`](super::Store) implementation;
+//! [`samples`] reads and writes samples, [`compaction`] folds them into
+//! blocks and rollups, [`rollups`] reads and trims the rolled-up series.
 
 mod compaction;
 mod queries;
