@@ -129,6 +129,42 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
     assert_eq!(store.latest_samples().unwrap().len(), 71);
 }
 
+pub fn batches_append_in_order(store: &dyn Store) {
+    use alertd::store::batch::Encoded;
+    let first = vec![
+        Sample::new("a", 20, &[("x", 1.0)]),
+        Sample::new("b", 10, &[("x", 2.0)]),
+    ];
+    let empty: Vec<Sample> = Vec::new();
+    let second = vec![Sample::new("a", 20, &[("x", 3.0)])];
+    let encoded: Vec<Encoded> = [&first, &empty, &second]
+        .iter()
+        .map(|samples| Encoded::new(samples))
+        .collect();
+    let cursor = store.sample_cursor().unwrap();
+    store
+        .append_batches(&[
+            (&first, &encoded[0]),
+            (&empty, &encoded[1]),
+            (&second, &encoded[2]),
+        ])
+        .unwrap();
+    let all = scan(store, i64::MIN, i64::MAX);
+    let values: Vec<(&str, i64, f64)> = all
+        .iter()
+        .map(|s| (s.host.as_str(), s.ts, s.metrics[0].1))
+        .collect();
+    // a's two samples at 20 in the order of their batches.
+    assert_eq!(values, [("b", 10, 2.0), ("a", 20, 1.0), ("a", 20, 3.0)]);
+    assert_eq!(store.latest_samples().unwrap()[0].metrics[0].1, 3.0);
+    let mut before = 0;
+    store
+        .scan_samples_before(i64::MIN, i64::MAX, cursor, &mut |_| before += 1)
+        .unwrap();
+    assert_eq!(before, 0);
+    assert!(store.sample_cursor().unwrap() >= cursor + 3);
+}
+
 pub fn a_cursor_splits_samples_by_append_order(store: &dyn Store) {
     store
         .append_samples(&[Sample::new("a", 10, &[]), Sample::new("b", 30, &[])])
@@ -839,6 +875,12 @@ macro_rules! conformance {
             fn a_large_batch_reads_back_whole() {
                 let (_dir, store) = fresh();
                 super::a_large_batch_reads_back_whole(store.as_ref());
+            }
+
+            #[test]
+            fn batches_append_in_order() {
+                let (_dir, store) = fresh();
+                super::batches_append_in_order(store.as_ref());
             }
 
             #[test]

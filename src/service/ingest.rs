@@ -6,13 +6,14 @@ use tracing::debug;
 use super::{Service, lock};
 use crate::sample::Sample;
 use crate::store::StoreError;
+use crate::store::batch::Encoded;
 
 /// Batches waiting for a commit, and the outcome of commits made on behalf
 /// of callers that have not yet looked.
 #[derive(Default)]
 pub(super) struct GroupCommit {
     next_ticket: u64,
-    waiting: Vec<(u64, Vec<Sample>)>,
+    waiting: Vec<(u64, Vec<Sample>, Encoded)>,
     results: rustc_hash::FxHashMap<u64, Result<(), String>>,
 }
 
@@ -26,11 +27,14 @@ impl Service {
     /// for this: they do not take the commit lock, and the engine is locked
     /// only while the committed samples enter it.
     pub fn ingest(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        // Encoded before any lock: callers encode at once, the committer only
+        // writes.
+        let encoded = Encoded::new(&samples);
         let ticket = {
             let mut group = lock(&self.group_commit);
             group.next_ticket += 1;
             let ticket = group.next_ticket;
-            group.waiting.push((ticket, samples));
+            group.waiting.push((ticket, samples, encoded));
             ticket
         };
         let commit = lock(&self.commit);
@@ -41,16 +45,18 @@ impl Service {
         }
         let waiting = std::mem::take(&mut group.waiting);
         drop(group);
-        let tickets: Vec<u64> = waiting.iter().map(|(ticket, _)| *ticket).collect();
-        let samples: Vec<Sample> = waiting
-            .into_iter()
-            .flat_map(|(_, samples)| samples)
+        let tickets: Vec<u64> = waiting.iter().map(|(ticket, _, _)| *ticket).collect();
+        let batches: Vec<(&[Sample], &Encoded)> = waiting
+            .iter()
+            .map(|(_, samples, encoded)| (samples.as_slice(), encoded))
             .collect();
-        let result = self.store.append_samples(&samples);
+        let result = self.store.append_batches(&batches);
+        let samples = || waiting.iter().flat_map(|(_, samples, _)| samples);
+        let count: usize = waiting.iter().map(|(_, samples, _)| samples.len()).sum();
         if result.is_ok()
             && let Some(rebuilding) = lock(&self.rebuilding).as_mut()
         {
-            rebuilding.extend(samples.iter().cloned());
+            rebuilding.extend(samples().cloned());
         }
         // The other callers of the group learn the outcome before the commit
         // lock is released, since that is when they look.
@@ -69,19 +75,15 @@ impl Service {
             // they were committed while the next group is being written.
             let mut evaluator = self.engine();
             drop(commit);
-            for sample in &samples {
+            for sample in samples() {
                 evaluator.engine.ingest(sample);
             }
         } else {
             drop(commit);
         }
         if result.is_ok() {
-            self.metrics.samples_ingested(samples.len());
-            debug!(
-                samples = samples.len(),
-                batches = tickets.len(),
-                "committed"
-            );
+            self.metrics.samples_ingested(count);
+            debug!(samples = count, batches = tickets.len(), "committed");
         }
         result
     }

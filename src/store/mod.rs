@@ -140,6 +140,18 @@ pub trait Store: Send + Sync {
     /// Stores samples (already validated), and each host's latest time.
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
 
+    /// Stores batches of samples in one transaction, in order, each with its
+    /// [`Encoded`](batch::Encoded) form, made by the caller (ahead of any
+    /// lock) from the same samples. By default the samples are appended as
+    /// one batch.
+    fn append_batches(&self, batches: &[(&[Sample], &batch::Encoded)]) -> Result<(), StoreError> {
+        let samples: Vec<Sample> = batches
+            .iter()
+            .flat_map(|(samples, _)| samples.iter().cloned())
+            .collect();
+        self.append_samples(&samples)
+    }
+
     /// Calls `visit` with every sample with `from <= ts <= to`, in timestamp
     /// order, then host name order; a host's samples of equal timestamp in
     /// the order they were appended. Each sample's fields come in the order

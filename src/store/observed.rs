@@ -73,6 +73,12 @@ impl Store for Observed {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         self.call("append_samples", |store| store.append_samples(samples))
     }
+    fn append_batches(
+        &self,
+        batches: &[(&[Sample], &crate::store::batch::Encoded)],
+    ) -> Result<(), StoreError> {
+        self.call("append_batches", |store| store.append_batches(batches))
+    }
     fn scan_samples_before(
         &self,
         from: Millis,

@@ -22,6 +22,30 @@ use crate::store::StoreError;
 
 const VERSION: u8 = 1;
 
+/// A batch encoded ahead of its append (see `Store::append_batches`), with
+/// what the store indexes it by.
+#[derive(Debug, Clone, Default)]
+pub struct Encoded {
+    pub data: Vec<u8>,
+    pub count: usize,
+    pub min_ts: Millis,
+    pub max_ts: Millis,
+}
+
+impl Encoded {
+    /// Encodes `samples` (with consecutive sequence numbers).
+    pub fn new(samples: &[Sample]) -> Encoded {
+        let mut data = Vec::with_capacity(samples.len() * 100);
+        encode(samples, &mut data);
+        Encoded {
+            data,
+            count: samples.len(),
+            min_ts: samples.iter().map(|s| s.ts).min().unwrap_or(0),
+            max_ts: samples.iter().map(|s| s.ts).max().unwrap_or(0),
+        }
+    }
+}
+
 /// Encodes `samples`, whose sequence numbers are `first_seq`, `first_seq + 1`, ...
 pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
     encode_numbered(samples.iter().map(|sample| (0, sample)), out);

@@ -60,7 +60,15 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 
 impl Store for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        self.append(samples)
+        let encoded = crate::store::batch::Encoded::new(samples);
+        self.append(&[(samples, &encoded)])
+    }
+
+    fn append_batches(
+        &self,
+        batches: &[(&[Sample], &crate::store::batch::Encoded)],
+    ) -> Result<(), StoreError> {
+        self.append(batches)
     }
 
     fn scan_samples_before(

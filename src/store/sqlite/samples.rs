@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use super::SqliteStore;
 use crate::duration::Millis;
 use crate::sample::Sample;
-use crate::store::batch::{self, BatchReader};
+use crate::store::batch::{self, BatchReader, Encoded};
 use crate::store::block::{self, BlockReader};
 use crate::store::{
     BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
@@ -227,28 +227,39 @@ pub(super) fn save_next_seq(
 }
 
 impl SqliteStore {
-    pub(super) fn append(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        if samples.is_empty() {
+    /// Appends each batch as one recent row, in one transaction.
+    pub(super) fn append(&self, batches: &[(&[Sample], &Encoded)]) -> Result<(), StoreError> {
+        if batches.iter().all(|(samples, _)| samples.is_empty()) {
             return Ok(());
         }
         self.write(|connection| {
-            let seq = self.next_seq.load(Relaxed);
-            let count = samples.len() as i64;
-            let mut data = Vec::with_capacity(samples.len() * 100);
-            batch::encode(samples, &mut data);
-            let min = samples.iter().map(|s| s.ts).min().unwrap_or(0);
-            let max = samples.iter().map(|s| s.ts).max().unwrap_or(0);
-            // One row, one implicit transaction.
-            connection
-                .prepare_cached(
+            let transaction = connection.transaction()?;
+            let mut seq = self.next_seq.load(Relaxed);
+            {
+                let mut insert = transaction.prepare_cached(
                     "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![seq, seq + count - 1, count, min, max, data])?;
-            self.next_seq.store(seq + count, Relaxed);
+                )?;
+                for (_, encoded) in batches.iter().filter(|(_, encoded)| encoded.count > 0) {
+                    let count = encoded.count as i64;
+                    insert.execute(params![
+                        seq,
+                        seq + count - 1,
+                        count,
+                        encoded.min_ts,
+                        encoded.max_ts,
+                        encoded.data
+                    ])?;
+                    seq += count;
+                }
+            }
+            transaction.commit()?;
+            self.next_seq.store(seq, Relaxed);
             let mut latest = self.latest();
-            for sample in samples {
-                note_latest(&mut latest, sample);
+            for (samples, _) in batches {
+                for sample in *samples {
+                    note_latest(&mut latest, sample);
+                }
             }
             Ok(())
         })
