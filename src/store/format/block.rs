@@ -64,36 +64,55 @@ pub fn encode(samples: &[&Sample]) -> Option<Vec<u8>> {
         }
     }
     put_varint(&mut out, names.len() as u64);
-    let mut values = Vec::with_capacity(samples.len());
-    let mut present = vec![0u8; samples.len().div_ceil(8)];
     for (column, name) in names.into_iter().enumerate() {
-        values.clear();
-        present.fill(0);
-        for (i, sample) in samples.iter().enumerate() {
-            // Fields mostly come in the same order: look where this one was first.
-            let found = match sample.metrics.get(column) {
-                Some((field, value)) if field == name => Some(value),
-                _ => sample
-                    .metrics
-                    .iter()
-                    .find(|(field, _)| field == name)
-                    .map(|(_, value)| value),
-            };
-            if let Some(value) = found {
-                values.push(*value);
-                present[i / 8] |= 1 << (i % 8);
-            }
-        }
-        put_str(&mut out, name);
-        if values.len() == samples.len() {
-            out.push(ALL_PRESENT);
-        } else {
-            out.push(BITMAP);
-            out.extend_from_slice(&present);
-        }
+        let values = put_column_head(
+            &mut out,
+            samples.iter().map(|sample| sample.metrics.as_slice()),
+            column,
+            name,
+        );
         put_values(&mut out, &values);
     }
     Some(out)
+}
+
+/// Writes a column's name and which rows have it (all, or a bitmap), and
+/// returns its values in row order. Each row's value is looked for first at
+/// `column`, where it mostly is: rows tend to give their fields in one order.
+pub(super) fn put_column_head<'r, K, V>(
+    out: &mut Vec<u8>,
+    rows: impl ExactSizeIterator<Item = &'r [(K, V)]>,
+    column: usize,
+    name: &str,
+) -> Vec<V>
+where
+    K: AsRef<str> + 'r,
+    V: Copy + 'r,
+{
+    let count = rows.len();
+    let mut present = vec![0u8; count.div_ceil(8)];
+    let mut values = Vec::with_capacity(count);
+    for (i, row) in rows.enumerate() {
+        let found = match row.get(column) {
+            Some((field, value)) if field.as_ref() == name => Some(value),
+            _ => row
+                .iter()
+                .find(|(field, _)| field.as_ref() == name)
+                .map(|(_, value)| value),
+        };
+        if let Some(value) = found {
+            values.push(*value);
+            present[i / 8] |= 1 << (i % 8);
+        }
+    }
+    put_str(out, name);
+    if values.len() == count {
+        out.push(ALL_PRESENT);
+    } else {
+        out.push(BITMAP);
+        out.extend_from_slice(&present);
+    }
+    values
 }
 
 /// Writes a column of values: as scaled integers when they are decimals

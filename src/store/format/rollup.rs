@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use super::block::{self, Ints, Values};
-use super::bytes::{Reader, put_str, put_varint};
+use super::bytes::{Reader, put_varint};
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::StoreError;
@@ -186,31 +186,13 @@ pub fn encode(points: &[Point]) -> Option<Vec<u8>> {
         }
     }
     put_varint(&mut out, names.len() as u64);
-    let mut present = vec![0u8; points.len().div_ceil(8)];
     for (column, name) in names.into_iter().enumerate() {
-        present.fill(0);
-        let mut found = Vec::with_capacity(points.len());
-        for (i, point) in points.iter().enumerate() {
-            let aggregate = match point.fields.get(column) {
-                Some((field, aggregate)) if field == name => Some(aggregate),
-                _ => point
-                    .fields
-                    .iter()
-                    .find(|(field, _)| field == name)
-                    .map(|(_, aggregate)| aggregate),
-            };
-            if let Some(aggregate) = aggregate {
-                found.push(*aggregate);
-                present[i / 8] |= 1 << (i % 8);
-            }
-        }
-        put_str(&mut out, name);
-        if found.len() == points.len() {
-            out.push(block::ALL_PRESENT);
-        } else {
-            out.push(block::BITMAP);
-            out.extend_from_slice(&present);
-        }
+        let found = block::put_column_head(
+            &mut out,
+            points.iter().map(|point| point.fields.as_slice()),
+            column,
+            name,
+        );
         let counts: Vec<i64> = found.iter().map(|a| a.count as i64).collect();
         block::put_ints(&mut out, &counts);
         for part in [
