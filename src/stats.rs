@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::rollup::{Point, Step};
-use crate::store::{Store, StoreError};
+use crate::store::{RollupQuery, Store, StoreError};
 
 /// The most buckets one query may have per host.
 pub(crate) const MAX_BUCKETS: i64 = 10_000;
@@ -203,14 +203,16 @@ impl StatsQuery {
             let until = store.rolled_up_until()?;
             let end = self.to.min(until.saturating_sub(1));
             if self.from <= end {
-                store.scan_rollups(
+                let query = RollupQuery {
                     step,
-                    self.from,
-                    end,
-                    self.host.as_deref(),
-                    self.fields.as_deref(),
-                    &mut |host, point| self.add_point(&mut hosts, host, point),
-                )?;
+                    from: self.from,
+                    to: end,
+                    host: self.host.as_deref(),
+                    fields: self.fields.as_deref(),
+                };
+                store.scan_rollups(&query, &mut |host, point| {
+                    self.add_point(&mut hosts, host, point)
+                })?;
                 raw_from = until;
             }
         }

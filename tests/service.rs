@@ -25,16 +25,34 @@ fn config(rules: &[&str], extra: &str) -> String {
 
 /// Runs `alertd run` on a configuration and data directory until it exits
 /// (the cases where it must refuse to start).
+/// Runs `alertd run` that is expected to exit by itself (a refused start);
+/// one still running after 60 s is killed and the test fails, rather than
+/// hang the suite.
 fn run_to_exit(config: impl AsRef<Path>, data: impl AsRef<Path>, port: u16) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alertd"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alertd"))
         .arg("run")
         .arg("--config")
         .arg(config.as_ref())
         .arg("--data-dir")
         .arg(data.as_ref())
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .output()
-        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "alertd was expected to exit but still ran after 60 s; its log:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn sample(host: &str, x: f64) -> Value {
@@ -961,12 +979,23 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
             .collect();
         alertd::store::Store::append_samples(&store, &samples).unwrap();
     }
-    // Bytes overwritten in the middle of the file, as a failing disk would.
+    // Everything in the file itself, not in the write-ahead log.
     let file = data.join("alertd.sqlite");
+    let connection = rusqlite::Connection::open(&file).unwrap();
+    connection
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let page: i64 = connection
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    let page = page as usize;
+    drop(connection);
+    // A page in the middle of the file overwritten, as a failing disk would:
+    // here one of the pages that hold the recent samples.
     let bytes = std::fs::read(&file).unwrap();
     let mut damaged = bytes.clone();
-    let middle = bytes.len() / 2;
-    damaged[middle..middle + 256].fill(0xde);
+    let middle = bytes.len() / 2 / page * page;
+    damaged[middle..middle + page].fill(0xde);
     std::fs::write(&file, &damaged).unwrap();
     let output = run_to_exit(dir.path().join("alertd.json"), &data, free_port());
     assert_eq!(output.status.code(), Some(1));

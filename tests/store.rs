@@ -9,7 +9,7 @@ use alertd::engine::SavedPair;
 use alertd::incident::{Incident, Transition, TransitionKind};
 use alertd::sample::Sample;
 use alertd::store::rollup::{Point, Step};
-use alertd::store::{HookCall, SqliteStore, Store};
+use alertd::store::{HookCall, RollupQuery, SqliteStore, Store};
 
 fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> Incident {
     Incident {
@@ -502,8 +502,15 @@ fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str
             .push(sample);
     }
     let mut stored: BTreeMap<(String, i64), Point> = BTreeMap::new();
+    let all = RollupQuery {
+        step,
+        from: i64::MIN,
+        to: i64::MAX,
+        host: None,
+        fields: None,
+    };
     store
-        .scan_rollups(step, i64::MIN, i64::MAX, None, None, &mut |host, point| {
+        .scan_rollups(&all, &mut |host, point| {
             let old = stored.insert((host.to_string(), point.ts), point.clone());
             assert!(
                 old.is_none(),

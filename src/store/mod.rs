@@ -69,6 +69,19 @@ pub enum StoreError {
 /// aligned to multiples of it.
 pub const BLOCK_PERIOD: Millis = 10 * 60 * 1000;
 
+/// Which rolled-up points to read (see [`Store::scan_rollups`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RollupQuery<'a> {
+    pub step: Step,
+    /// Points with `from <= ts <= to`.
+    pub from: Millis,
+    pub to: Millis,
+    /// This host's only.
+    pub host: Option<&'a str>,
+    /// With these fields only.
+    pub fields: Option<&'a [String]>,
+}
+
 /// A place in the order samples were appended (see [`Store::sample_cursor`]).
 pub type SampleCursor = i64;
 
@@ -217,20 +230,14 @@ pub trait Store: Send + Sync {
     /// were compacted after the cursor was read.
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
 
-    /// Calls `visit` with the rolled-up points of `step` with `from <= ts <=
-    /// to` (of `host` only, and with `fields` only, if given), a host's
-    /// points in time order. Each
-    /// (host, step) has one point, made from its samples when they were
-    /// compacted: the rollups cover samples before
+    /// Calls `visit` with the rolled-up points the query asks for, a host's
+    /// points in time order. Each (host, step) has one point, made from its
+    /// samples when they were compacted: the rollups cover samples before
     /// [`Store::rolled_up_until`], and a sample that came later than that
     /// for an earlier time once the next compaction ran.
     fn scan_rollups(
         &self,
-        step: Step,
-        from: Millis,
-        to: Millis,
-        host: Option<&str>,
-        fields: Option<&[String]>,
+        query: &RollupQuery<'_>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError>;
 

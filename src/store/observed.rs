@@ -13,6 +13,7 @@ use crate::duration::Millis;
 use crate::engine::SavedPair;
 use crate::incident::Transition;
 use crate::sample::Sample;
+use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 
 /// What runs before each call, given the method's name; an error fails the
@@ -120,16 +121,10 @@ impl Store for Observed {
     }
     fn scan_rollups(
         &self,
-        step: Step,
-        from: Millis,
-        to: Millis,
-        host: Option<&str>,
-        fields: Option<&[String]>,
+        query: &RollupQuery<'_>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
-        self.call("scan_rollups", |store| {
-            store.scan_rollups(step, from, to, host, fields, visit)
-        })
+        self.call("scan_rollups", |store| store.scan_rollups(query, visit))
     }
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {
         self.call("rolled_up_until", |store| store.rolled_up_until())

@@ -8,6 +8,7 @@ use crate::duration::Millis;
 use crate::engine::SavedPair;
 use crate::incident::{Incident, Transition, TransitionKind};
 use crate::sample::Sample;
+use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
     Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
@@ -113,14 +114,10 @@ impl Store for SqliteStore {
 
     fn scan_rollups(
         &self,
-        step: Step,
-        from: Millis,
-        to: Millis,
-        host: Option<&str>,
-        fields: Option<&[String]>,
+        query: &RollupQuery<'_>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
-        self.rollups(step, from, to, host, fields, visit)
+        self.rollups(query, visit)
     }
 
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {

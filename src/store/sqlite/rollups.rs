@@ -7,8 +7,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
-use crate::store::StoreError;
 use crate::store::rollup::{self, Point, Step};
+use crate::store::{RollupQuery, StoreError};
 
 /// Rewrites one row with its points that `keep` keeps, and `added` merged
 /// into them. Returns how many points were left out.
@@ -85,13 +85,16 @@ pub(super) fn put_row(
 impl SqliteStore {
     pub(super) fn rollups(
         &self,
-        step: Step,
-        from: Millis,
-        to: Millis,
-        host: Option<&str>,
-        fields: Option<&[String]>,
+        query: &RollupQuery<'_>,
         visit: &mut dyn FnMut(&str, &Point),
     ) -> Result<(), StoreError> {
+        let RollupQuery {
+            step,
+            from,
+            to,
+            host,
+            fields,
+        } = *query;
         if from > to {
             return Ok(());
         }
