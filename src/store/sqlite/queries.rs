@@ -121,16 +121,7 @@ impl Store for SqliteStore {
     }
 
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {
-        self.read(|connection| {
-            Ok(connection
-                .query_row(
-                    "SELECT value FROM meta WHERE key = 'rolled_up_until'",
-                    [],
-                    |row| row.get(0),
-                )
-                .optional()?
-                .unwrap_or(Millis::MIN))
-        })
+        self.rollups_until()
     }
 
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError> {

@@ -118,6 +118,21 @@ impl SqliteStore {
         })
     }
 
+    /// The time before which the compactor has rolled samples up (written
+    /// by [`compaction`](super::compaction) in `meta`).
+    pub(super) fn rollups_until(&self) -> Result<Millis, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'rolled_up_until'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?
+                .unwrap_or(Millis::MIN))
+        })
+    }
+
     pub(super) fn delete_points_before(
         &self,
         step: Step,
