@@ -68,6 +68,18 @@ impl Serialize for JsonNumber {
     }
 }
 
+/// The state of a (rule, host) pair that outlives the engine, as the store
+/// keeps it: its open incident and its last resolution (the cooldown's
+/// start). Saved by every tick, restored after a restart, a reload or a
+/// takeover.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairRecord {
+    pub rule_name: String,
+    pub host: String,
+    pub open: Option<Incident>,
+    pub last_end: Option<Millis>,
+}
+
 /// Whether a transition opened or resolved its incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransitionKind {

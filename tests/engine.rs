@@ -512,7 +512,7 @@ fn saved_pairs_restore_into_a_new_engine() {
 fn a_restored_open_incident_on_a_host_without_samples_resolves() {
     let rules = [rule("r", Last, EqualOrMoreThan, 10.0, 3 * STEP, 0)];
     let mut engine = Engine::new(&rules, 10 * DAY);
-    let mut saved_incident = alertd::engine::SavedPair {
+    let mut saved_incident = alertd::incident::PairRecord {
         rule_name: "r".into(),
         host: "gone".into(),
         open: None,

@@ -624,7 +624,8 @@ fn record_history(dir: &Path) -> usize {
         })
         .collect();
     transitions.sort_by_key(|transition| transition.at);
-    store.record_transitions(&transitions, &[]).unwrap();
+    let lease = store.acquire_lease("seed", 60_000).unwrap().unwrap();
+    store.record_transitions(&lease, &transitions, &[]).unwrap();
     incidents.len()
 }
 
@@ -647,7 +648,8 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
                 )
             })
             .collect();
-        store.record_transitions(&transitions, &[]).unwrap();
+        let lease = store.acquire_lease("seed", 60_000).unwrap().unwrap();
+    store.record_transitions(&lease, &transitions, &[]).unwrap();
     }
     let config = json!({
         "monitoring": {"enabled": false},

@@ -5,11 +5,27 @@
 
 use std::sync::Arc;
 
-use alertd::engine::SavedPair;
-use alertd::incident::{Incident, Transition, TransitionKind};
+use alertd::incident::{Incident, PairRecord, Transition, TransitionKind};
 use alertd::sample::Sample;
 use alertd::store::rollup::{Point, Step};
-use alertd::store::{HookCall, RollupQuery, SqliteStore, Store};
+use alertd::store::{Claim, Delivery, HookCall, Lease, RollupQuery, SqliteStore, Store};
+
+/// What most cases need of a store: to record transitions as the one node
+/// that leads, and to claim what is due as the one node that calls hooks.
+trait Lead {
+    fn record(&self, transitions: &[Transition], targets: &[String]) -> Result<(), alertd::store::StoreError>;
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, alertd::store::StoreError>;
+}
+
+impl Lead for dyn Store + '_ {
+    fn record(&self, transitions: &[Transition], targets: &[String]) -> Result<(), alertd::store::StoreError> {
+        let lease: Lease = self.acquire_lease("leader", 600_000)?.expect("no other node leads");
+        self.record_transitions(&lease, transitions, targets)
+    }
+    fn due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, alertd::store::StoreError> {
+        self.claim_deliveries(now, &Claim { node: "caller", until: now + 600_000 }, limit)
+    }
+}
 
 fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> Incident {
     Incident {
@@ -614,7 +630,7 @@ pub fn old_samples_and_silent_hosts_are_deleted(store: &dyn Store) {
 pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
     let hooks = targets(&["exec:10-a", "exec:20-b"]);
     store
-        .record_transitions(
+        .record(
             &[
                 opened("i1", "cpu", "web-1", 100),
                 opened("i2", "mem", "web-1", 100),
@@ -630,7 +646,7 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
     assert_eq!(pairs.len(), 2);
     assert_eq!(
         pairs[0],
-        SavedPair {
+        PairRecord {
             rule_name: "cpu".to_string(),
             host: "web-1".to_string(),
             open: Some(incident("i1", "cpu", "web-1", 100, None)),
@@ -639,7 +655,7 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
     );
 
     store
-        .record_transitions(&[resolved("i1", "cpu", "web-1", 100, 200)], &hooks)
+        .record(&[resolved("i1", "cpu", "web-1", 100, 200)], &hooks)
         .unwrap();
     let incidents = store.incidents(0, 1000).unwrap();
     assert_eq!(incidents.active.len(), 1);
@@ -660,7 +676,7 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
 
     // No hooks: incidents still recorded, nothing to deliver.
     store
-        .record_transitions(&[opened("i3", "cpu", "web-2", 300)], &[])
+        .record(&[opened("i3", "cpu", "web-2", 300)], &[])
         .unwrap();
     assert_eq!(store.pending_deliveries().unwrap(), 6);
     assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 2);
@@ -668,7 +684,7 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
 
 pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
     store
-        .record_transitions(
+        .record(
             &[
                 opened("a", "r", "h1", 100),
                 opened("b", "r", "h2", 300),
@@ -678,7 +694,7 @@ pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
         )
         .unwrap();
     store
-        .record_transitions(
+        .record(
             &[
                 resolved("a", "r", "h1", 100, 200),
                 resolved("b", "r", "h2", 300, 400),
@@ -701,12 +717,12 @@ pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
 pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
     let hooks = targets(&["exec:a", "exec:b"]);
     store
-        .record_transitions(&[opened("i1", "r", "h", 100)], &hooks)
+        .record(&[opened("i1", "r", "h", 100)], &hooks)
         .unwrap();
     store
-        .record_transitions(&[resolved("i1", "r", "h", 100, 200)], &hooks)
+        .record(&[resolved("i1", "r", "h", 100, 200)], &hooks)
         .unwrap();
-    let due = store.due_deliveries(1000, 10).unwrap();
+    let due = store.due(1000, 10).unwrap();
     let seen: Vec<(&str, TransitionKind)> =
         due.iter().map(|d| (d.target.as_str(), d.kind)).collect();
     assert_eq!(
@@ -719,7 +735,7 @@ pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
     assert_eq!(due[0].incident, incident("i1", "r", "h", 100, None));
     assert_eq!(due[0].attempts, 0);
     assert!(
-        store.due_deliveries(99, 10).unwrap().is_empty(),
+        store.due(99, 10).unwrap().is_empty(),
         "not due before the tick"
     );
 
@@ -736,14 +752,15 @@ pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
     store
         .finish_delivery(b, &call("i1", "exec:b", TransitionKind::Opened, true), None)
         .unwrap();
-    let due = store.due_deliveries(1000, 10).unwrap();
+    let due = store.due(1000, 10).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(
         (due[0].target.as_str(), due[0].kind),
         ("exec:b", TransitionKind::Resolved)
     );
     assert_eq!(due[0].incident.end_time, Some(200));
-    assert_eq!(store.next_delivery_time().unwrap(), Some(200));
+    // b's "resolved" (due at 200) is claimed: the next to look at is a's retry.
+    assert_eq!(store.next_delivery_time().unwrap(), Some(5000));
     store
         .finish_delivery(
             due[0].id,
@@ -751,21 +768,21 @@ pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
             None,
         )
         .unwrap();
-    assert!(store.due_deliveries(4999, 10).unwrap().is_empty());
+    assert!(store.due(4999, 10).unwrap().is_empty());
     assert_eq!(store.next_delivery_time().unwrap(), Some(5000));
-    let due = store.due_deliveries(5000, 10).unwrap();
+    let due = store.due(5000, 10).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].id, a);
     assert_eq!(due[0].attempts, 1);
     store
         .finish_delivery(a, &call("i1", "exec:a", TransitionKind::Opened, true), None)
         .unwrap();
-    let due = store.due_deliveries(5000, 10).unwrap();
+    let due = store.due(5000, 10).unwrap();
     assert_eq!(
         (due[0].target.as_str(), due[0].kind),
         ("exec:a", TransitionKind::Resolved)
     );
-    assert_eq!(store.due_deliveries(5000, 0).unwrap().len(), 0);
+    assert_eq!(store.due(5000, 0).unwrap().len(), 0);
 
     let detail = store.incident("i1").unwrap().unwrap();
     assert_eq!(detail.incident.end_time, Some(200));
@@ -792,7 +809,7 @@ pub fn deliveries_keep_opened_before_resolved(store: &dyn Store) {
 pub fn old_incidents_are_deleted_once_delivered(store: &dyn Store) {
     let hooks = targets(&["exec:a"]);
     store
-        .record_transitions(
+        .record(
             &[
                 opened("done", "r", "h1", 100),
                 opened("waiting", "r", "h2", 100),
@@ -801,13 +818,13 @@ pub fn old_incidents_are_deleted_once_delivered(store: &dyn Store) {
         )
         .unwrap();
     store
-        .record_transitions(&[resolved("done", "r", "h1", 100, 200)], &[])
+        .record(&[resolved("done", "r", "h1", 100, 200)], &[])
         .unwrap();
     store
-        .record_transitions(&[resolved("waiting", "r", "h2", 100, 200)], &hooks)
+        .record(&[resolved("waiting", "r", "h2", 100, 200)], &hooks)
         .unwrap();
     store
-        .record_transitions(&[opened("open", "r", "h3", 150)], &[])
+        .record(&[opened("open", "r", "h3", 150)], &[])
         .unwrap();
     assert_eq!(store.delete_incidents_resolved_before(200).unwrap(), 0);
     assert_eq!(store.delete_incidents_resolved_before(201).unwrap(), 1);
@@ -837,7 +854,7 @@ pub fn everything_survives_reopening(
             .append_samples(&[Sample::new("web-1", 10, &[("x", 1.5)])])
             .unwrap();
         store
-            .record_transitions(&[opened("i1", "r", "web-1", 100)], &targets(&["exec:a"]))
+            .record(&[opened("i1", "r", "web-1", 100)], &targets(&["exec:a"]))
             .unwrap();
     }
     let store = open(place);

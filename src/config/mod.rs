@@ -43,6 +43,12 @@ pub struct Service {
     /// `storage.dataDir`: as written; relative paths are resolved against the
     /// configuration file's directory by the caller.
     pub data_dir: Option<String>,
+    /// `storage.backend` and what it needs: where the service's state lives.
+    pub backend: Backend,
+    /// `storage.lease`: how long the evaluating node's lease runs unless
+    /// renewed; by default three watcher intervals (see
+    /// [`Config::lease_ttl`]).
+    pub lease: Option<Millis>,
     /// `hooks.timeout`: a hook still running after this is killed.
     pub hook_timeout: Millis,
     /// `hooks.node`: the Node.js that runs `.js` hooks (`node` from the `PATH`).
@@ -66,12 +72,39 @@ impl Default for Service {
             body_limit: DEFAULT_BODY_LIMIT,
             host_name: None,
             data_dir: None,
+            backend: Backend::Sqlite,
+            lease: None,
             hook_timeout: 10_000,
             node: "node".to_string(),
             max_future_skew: 300_000,
             idle_timeout: 30_000,
             public_url: None,
         }
+    }
+}
+
+/// Where the service keeps its state (`storage.backend`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// One node, one SQLite file in its data directory (the default).
+    Sqlite,
+    /// A cluster of nodes sharing one Redis.
+    Redis {
+        /// `storage.redisUrl`: `redis://HOST:PORT/DB`.
+        url: String,
+        /// `storage.cluster`: the name every key of the cluster carries
+        /// (`alertd` by default), so that clusters can share a Redis.
+        cluster: String,
+    },
+}
+
+impl Config {
+    /// How long the evaluating node's lease runs unless renewed.
+    pub fn lease_ttl(&self) -> Millis {
+        self.service
+            .lease
+            .unwrap_or(3 * self.alerting.watcher_interval)
+            .max(1_000)
     }
 }
 

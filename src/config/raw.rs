@@ -156,12 +156,20 @@ impl RawServer {
 pub struct RawStorage {
     #[serde(default)]
     pub data_dir: Raw<String>,
+    #[serde(default)]
+    pub backend: Raw<String>,
+    #[serde(default)]
+    pub redis_url: Raw<String>,
+    #[serde(default)]
+    pub cluster: Raw<String>,
+    #[serde(default)]
+    pub lease: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawStorage {
-    pub const KEYS: &[&str] = &["dataDir"];
+    pub const KEYS: &[&str] = &["dataDir", "backend", "redisUrl", "cluster", "lease"];
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -254,6 +254,45 @@ impl Checker {
         let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
         self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
         service.data_dir = self.text("storage", "dataDir", raw.data_dir);
+        let url = self.text("storage", "redisUrl", raw.redis_url);
+        let cluster = self.text("storage", "cluster", raw.cluster);
+        match self.text("storage", "backend", raw.backend).as_deref() {
+            None | Some("sqlite") => {
+                if url.is_some() || cluster.is_some() {
+                    self.problem(
+                        "storage",
+                        "redisUrl and cluster need \"backend\": \"redis\"".to_string(),
+                    );
+                }
+            }
+            Some("redis") => match url {
+                Some(url) if url.starts_with("redis://") => {
+                    let cluster = cluster.unwrap_or_else(|| "alertd".to_string());
+                    if cluster.is_empty() || cluster.contains(['{', '}', ' ']) {
+                        self.problem(
+                            "storage",
+                            format!("cluster {cluster:?}: expected a name without braces or spaces"),
+                        );
+                    }
+                    service.backend = Backend::Redis { url, cluster };
+                }
+                Some(url) => self.problem(
+                    "storage",
+                    format!("redisUrl {url:?}: expected redis://HOST:PORT/DB"),
+                ),
+                None => self.problem(
+                    "storage",
+                    "backend \"redis\" needs redisUrl (redis://HOST:PORT/DB)".to_string(),
+                ),
+            },
+            Some(other) => self.problem(
+                "storage",
+                format!("backend {other:?}: expected \"sqlite\" or \"redis\""),
+            ),
+        }
+        if !matches!(raw.lease, Raw::Missing) {
+            service.lease = Some(self.interval("storage", "lease", &raw.lease, "30s"));
+        }
         let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
         service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 pub use exact_sum::ExactSum;
-pub use status::{MemoryStats, PairState, PairStatus, SavedPair};
+pub use status::{MemoryStats, PairState, PairStatus};
 
 use host::{
     EngineRule, Host, HostShape, OpenIncident, StateSlot, advance_windows, aggregate, can_drop,
@@ -33,7 +33,7 @@ use window::Seq;
 use crate::config::{Aggregation, Config, Rule};
 use crate::duration::Millis;
 use crate::field::field_hash;
-use crate::incident::{IncidentIds, Transition, TransitionKind};
+use crate::incident::{IncidentIds, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
 
 /// Why the engine refused a call.
@@ -459,14 +459,14 @@ impl Engine {
 
     /// Every (rule, host) pair with an open incident or a resolved one, to
     /// carry over to a new engine with [`Engine::restore`].
-    pub fn saved_pairs(&self) -> Vec<SavedPair> {
+    pub fn saved_pairs(&self) -> Vec<PairRecord> {
         let mut saved = Vec::new();
         for host in &self.hosts {
             for (rule, alarm) in self.rules.iter().zip(&host.alarms) {
                 if alarm.open.is_none() && alarm.last_end.is_none() {
                     continue;
                 }
-                saved.push(SavedPair {
+                saved.push(PairRecord {
                     rule_name: rule.rule.name.clone(),
                     host: host.name.to_string(),
                     open: alarm
@@ -488,7 +488,7 @@ impl Engine {
     /// open incident but no sample at all by the next tick is treated as
     /// forgotten, and its incident resolves, so that no incident stays open
     /// for a host nobody will hear from.
-    pub fn restore(&mut self, pair: &SavedPair) -> bool {
+    pub fn restore(&mut self, pair: &PairRecord) -> bool {
         let Some(rule_index) = self
             .rules
             .iter()

@@ -40,16 +40,6 @@ impl PairState {
     }
 }
 
-/// The state of a (rule, host) pair that outlives the engine: saved before a
-/// restart or a configuration reload, restored after it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SavedPair {
-    pub rule_name: String,
-    pub host: String,
-    pub open: Option<Incident>,
-    pub last_end: Option<Millis>,
-}
-
 /// What the engine holds in memory.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MemoryStats {

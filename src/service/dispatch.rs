@@ -21,8 +21,11 @@ use super::Service;
 use crate::hooks::{Backoff, Hook, HookResult, LOGGER_MARK, run_hook_with};
 use crate::store::{Delivery, HookCall};
 
-/// How many due deliveries are read from the store at once.
-const BATCH: usize = 32;
+/// How many due deliveries are claimed at once.
+const BATCH: usize = 4;
+/// How long a claim outlasts the longest its deliveries' calls may take:
+/// past it, another node may claim them.
+const CLAIM_MARGIN: i64 = 10_000;
 /// The longest the dispatcher sleeps without looking at the outbox, in ms.
 const IDLE: i64 = 60_000;
 /// How long to wait before reading the outbox again after a failed read.
@@ -36,8 +39,13 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
         }
         let now = service.now();
         let store = service.store.clone();
+        let node = service.host_name().to_string();
+        let until = now
+            + BATCH as i64 * service.read_config(|config| config.service.hook_timeout)
+            + CLAIM_MARGIN;
         let due = tokio::task::spawn_blocking(move || {
-            let due = store.due_deliveries(now, BATCH)?;
+            let claim = crate::store::Claim { node: &node, until };
+            let due = store.claim_deliveries(now, &claim, BATCH)?;
             let next = store.next_delivery_time()?;
             let pending = store.pending_deliveries()?;
             Ok::<_, crate::store::StoreError>((due, next, pending))

@@ -69,7 +69,9 @@ impl Service {
         // With alerting off nothing evaluates, so nothing would ever leave
         // the windows: the engine gets the samples from the store when
         // alerting is turned on (the reload that turns it on rebuilds it).
-        if result.is_ok() && self.config().alerting.enabled {
+        // With a shared store the leader follows every node's appends from
+        // the store instead ([`Service::follow_appends`]).
+        if result.is_ok() && self.config().alerting.enabled && !self.shared {
             // Hand over hand: the engine's lock is taken before the commit
             // lock is released, so that groups enter the engine in the order
             // they were committed while the next group is being written.

@@ -99,6 +99,11 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             if now < chore.next {
                 continue;
             }
+            if service.shared && !service.is_leading() {
+                // The leader cleans the shared store.
+                chore.next = now.saturating_add(interval);
+                continue;
+            }
             clean(&service, chore, now.saturating_sub(retention), &stop).await;
             chore.next = now.saturating_add(interval);
         }

@@ -24,6 +24,8 @@ pub struct Metrics {
     hook_successes: AtomicU64,
     hook_failures: AtomicU64,
     pending_deliveries: AtomicU64,
+    leader: AtomicU64,
+    lease_changes: AtomicU64,
 }
 
 /// What the service's state adds to the counters when they are rendered.
@@ -84,6 +86,12 @@ impl Metrics {
         self.pending_deliveries.store(pending, Relaxed);
     }
 
+    /// This node took (`true`) or lost the lease.
+    pub fn leading(&self, leading: bool) {
+        self.leader.store(u64::from(leading), Relaxed);
+        self.lease_changes.fetch_add(1, Relaxed);
+    }
+
     /// The Prometheus text exposition of every figure.
     pub fn render(&self, gauges: &Gauges) -> String {
         let mut out = String::new();
@@ -112,6 +120,18 @@ impl Metrics {
             "counter",
             "Sample batches rejected whole.",
             &[("", get(&self.batches_rejected))],
+        );
+        metric(
+            "alertd_leader",
+            "gauge",
+            "1 while this node holds the lease and evaluates the rules, else 0.",
+            &[("", get(&self.leader))],
+        );
+        metric(
+            "alertd_lease_changes_total",
+            "counter",
+            "Times this node took or lost the lease.",
+            &[("", get(&self.lease_changes))],
         );
         metric(
             "alertd_rules",

@@ -30,6 +30,7 @@ pub mod data_dir;
 mod dispatch;
 mod ingest;
 mod janitor;
+mod leadership;
 mod metrics;
 mod watcher;
 
@@ -48,7 +49,7 @@ use crate::duration::{HumanDuration, Millis};
 use crate::engine::{Engine, PairStatus};
 use crate::hooks::HOOK_DIR;
 use crate::incident::UlidIds;
-use crate::store::{Observed, Store, StoreError};
+use crate::store::{Lease, Observed, SampleCursor, Store, StoreError};
 
 pub use collector::Counters;
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
@@ -108,6 +109,14 @@ pub struct Service {
     /// While a reload rebuilds the engine: the samples committed since it
     /// read the store's cursor, for the new engine.
     rebuilding: Mutex<Option<Vec<crate::sample::Sample>>>,
+    /// The lease, while this node leads (see [`leadership`]).
+    lease: Mutex<Option<Lease>>,
+    /// Whether other nodes share the store: the leader then follows what
+    /// they append.
+    shared: bool,
+    /// With a shared store, while leading: where the samples the engine has
+    /// not seen yet start.
+    tail: Mutex<Option<SampleCursor>>,
     counters: Counters,
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
@@ -156,15 +165,16 @@ impl Service {
     ) -> Result<Arc<Self>, ServiceError> {
         let started = Instant::now();
         let now = clock.now();
+        let shared = store.shared();
         let observed = Arc::new(Observed::new(store));
         let store: Arc<dyn Store> = observed.clone();
-        let (engine, orphans) = watcher::rebuild(
-            &config,
-            store.as_ref(),
-            now,
-            crate::store::SampleCursor::MAX,
-            now,
-        )?;
+        // With a shared store the engine is built when the node takes the
+        // lease, from the store as it is then.
+        let (engine, orphans) = if shared {
+            (Engine::from_config(&config), Vec::new())
+        } else {
+            watcher::rebuild(&config, store.as_ref(), now, SampleCursor::MAX, now)?
+        };
         let service = Arc::new(Service {
             options,
             clock,
@@ -181,13 +191,26 @@ impl Service {
             commit: Mutex::new(()),
             group_commit: Mutex::default(),
             rebuilding: Mutex::new(None),
+            lease: Mutex::new(None),
+            shared,
+            tail: Mutex::new(None),
             counters: Counters::default(),
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
             outbox: Notify::new(),
             reloaded: Notify::new(),
         });
-        service.resolve_orphans(orphans, now)?;
+        if shared {
+            // A store that cannot be reached now is tried again by the
+            // leadership task: the node starts all the same.
+            if let Err(error) = service.try_lead() {
+                warn!(%error, "cannot take the lease now: trying again in the background");
+            }
+        } else if service.try_lead()? {
+            service.resolve_orphans(orphans, now)?;
+        } else {
+            warn!("another node holds the store's lease: waiting for it to run out");
+        }
         info!(
             hosts = service.engine().engine.host_names().count(),
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -348,6 +371,7 @@ pub async fn run<F>(
         tokio::spawn(dispatch::dispatcher(service.clone(), stop.clone())),
         tokio::spawn(collector::collector(service.clone(), stop.clone())),
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
+        tokio::spawn(leadership::leadership(service.clone(), stop.clone())),
     ];
     let server = tokio::spawn(serve(stop));
     shutdown.await;

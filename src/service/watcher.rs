@@ -26,10 +26,11 @@ use tracing::{error, info, warn};
 use super::{Evaluator, Service, ServiceError, Woke, lock, next_multiple};
 use crate::config::{Config, Loaded};
 use crate::duration::Millis;
-use crate::engine::{Engine, SavedPair};
+use crate::engine::Engine;
+use crate::incident::PairRecord;
 use crate::hooks;
 use crate::incident::{Transition, TransitionKind};
-use crate::store::{SampleCursor, Store, StoreError};
+use crate::store::{Lease, SampleCursor, Store, StoreError};
 
 /// How long after a failed tick it is tried again (if the next is not due).
 const RETRY: Millis = 1_000;
@@ -46,7 +47,14 @@ impl Service {
         if !self.config().alerting.enabled {
             return Ok(0);
         }
+        let Some(lease) = self.lease() else {
+            // Another node evaluates.
+            return Ok(0);
+        };
         let started = Instant::now();
+        if self.shared {
+            self.follow_appends()?;
+        }
         let proposal = {
             let mut evaluator = self.engine();
             if evaluator.engine.last_tick().is_some_and(|last| at <= last) {
@@ -62,7 +70,20 @@ impl Service {
             }
         };
         if !proposal.transitions().is_empty() {
-            self.record(proposal.transitions())?;
+            match self.record(&lease, proposal.transitions()) {
+                Ok(()) => {}
+                Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. })) => {
+                    // The store knows better than this engine: another node
+                    // leads, or led meanwhile. Taking the lease again
+                    // rebuilds the engine from the store.
+                    self.step_down(&error.to_string());
+                    if !self.shared {
+                        self.try_lead()?;
+                    }
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            }
         }
         let committed = self.engine().engine.commit(proposal);
         let transitions = match committed {
@@ -102,10 +123,10 @@ impl Service {
         Ok(transitions.len())
     }
 
-    /// Records transitions with one delivery per hook present now.
-    fn record(&self, transitions: &[Transition]) -> Result<(), StoreError> {
+    /// Records transitions under `lease` with one delivery per hook present now.
+    fn record(&self, lease: &Lease, transitions: &[Transition]) -> Result<(), StoreError> {
         let targets = self.targets();
-        self.store.record_transitions(transitions, &targets)
+        self.store.record_transitions(lease, transitions, &targets)
     }
 
     /// The hooks to tell of a transition: `exec:<name>` per executable hook.
@@ -185,7 +206,7 @@ impl Service {
     /// The caller holds the evaluation lock (or runs alone, at start).
     pub(super) fn resolve_orphans(
         &self,
-        orphans: Vec<SavedPair>,
+        orphans: Vec<PairRecord>,
         now: Millis,
     ) -> Result<(), StoreError> {
         let transitions: Vec<Transition> = orphans
@@ -207,8 +228,12 @@ impl Service {
                 }
             })
             .collect();
-        if !transitions.is_empty() {
-            self.record(&transitions)?;
+        if transitions.is_empty() {
+            return Ok(());
+        }
+        // Only the leader records; a node that takes the lease resolves them.
+        if let Some(lease) = self.lease() {
+            self.record(&lease, &transitions)?;
             self.outbox.notify_one();
         }
         Ok(())
@@ -232,13 +257,20 @@ impl Service {
         };
         // The new engine has evaluated no tick yet; evaluating the last tick
         // again would find nothing new, as its transitions are restored.
-        let rebuilt = cursor
-            .and_then(|cursor| rebuild(&config, self.store.as_ref(), now, cursor, self.built_at));
+        let rebuilt = cursor.and_then(|cursor| {
+            rebuild(&config, self.store.as_ref(), now, cursor, self.built_at)
+                .map(|(engine, orphans)| (engine, orphans, cursor))
+        });
         drop(compaction);
         let commit = lock(&self.commit);
         let committed_meanwhile = lock(&self.rebuilding).take().unwrap_or_default();
-        let (mut engine, orphans) = rebuilt?;
-        if config.alerting.enabled {
+        let (mut engine, orphans, cursor) = rebuilt?;
+        if self.shared {
+            // The new engine follows every node's appends from the cursor.
+            if self.is_leading() {
+                *lock(&self.tail) = Some(cursor);
+            }
+        } else if config.alerting.enabled {
             for sample in &committed_meanwhile {
                 engine.ingest(sample);
             }
@@ -272,7 +304,7 @@ pub(super) fn rebuild(
     now: Millis,
     cursor: SampleCursor,
     built_at: Millis,
-) -> Result<(Engine, Vec<SavedPair>), StoreError> {
+) -> Result<(Engine, Vec<PairRecord>), StoreError> {
     let mut engine = Engine::from_config(config);
     let mut orphans = Vec::new();
     // Nothing was stored while the service was down, before it was built.

@@ -21,22 +21,33 @@ pub use observed::Observed;
 pub use sqlite::SqliteStore;
 
 use crate::duration::Millis;
-use crate::engine::SavedPair;
-use crate::incident::{Incident, Transition, TransitionKind};
+use crate::incident::{Incident, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
 use rollup::{Point, Step};
+
+/// An error from a backend's own library (SQLite, Redis), kept whole so that
+/// the backend can look into it (a SQLite error code, say).
+pub type BackendError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Why a store operation failed. The operation changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("sqlite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A SQLite error on a named file.
-    #[error("{path}: {source}")]
-    File {
-        path: String,
-        source: rusqlite::Error,
+    /// The backend failed the operation.
+    #[error("{backend}: {source}")]
+    Backend {
+        backend: &'static str,
+        source: BackendError,
     },
+    /// The backend cannot be reached (a shared store that is down or cut
+    /// off): the same operation may work later.
+    #[error("{backend} unavailable: {detail}")]
+    Unavailable {
+        backend: &'static str,
+        detail: String,
+    },
+    /// A backend error on a named file.
+    #[error("{path}: {source}")]
+    File { path: String, source: BackendError },
     #[error("{path}: {source}")]
     Open {
         path: String,
@@ -63,6 +74,58 @@ pub enum StoreError {
         if found > known { "upgrade alertd" } else { "start alertd run once to upgrade the store" }
     )]
     Version { found: i64, known: i64 },
+    /// A write made under a lease that is no longer the current one: the
+    /// writer lost its leadership (it was paused or cut off past the lease)
+    /// and must step down.
+    #[error("lease token {token} of node {node:?} is no longer current: another node leads")]
+    Fenced { node: String, token: u64 },
+    /// An incident was to open for a (rule, host) that has one open already.
+    /// Nothing of the tick was recorded.
+    #[error("rule {rule:?} on host {host:?} has an open incident already ({open})")]
+    AlreadyOpen {
+        rule: String,
+        host: String,
+        open: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the store could not be reached, rather than refusing or
+    /// failing the operation.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// The right to evaluate the rules and record transitions, held by one node
+/// at a time (see [`Store::acquire_lease`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The node that holds it (its `--host-name`).
+    pub node: String,
+    /// The fencing token: raised at every acquisition, so that a later
+    /// lease always has a higher one.
+    pub token: u64,
+}
+
+/// Who holds the lease now, as the store sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseHolder {
+    pub node: String,
+    pub token: u64,
+    /// How long it still runs unless renewed, in ms.
+    pub expires_in: Millis,
+}
+
+/// A delivery claimed by a node (see [`Store::claim_deliveries`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim<'a> {
+    /// The claiming node.
+    pub node: &'a str,
+    /// The time (on the callers' clocks) after which another node may claim
+    /// what this one claimed and has not finished.
+    pub until: Millis,
 }
 
 /// The span of time each compacted block of samples covers (per host),
@@ -150,6 +213,12 @@ pub struct IncidentDetail {
 /// The durable state of the service. Every method is atomic: it either
 /// happens whole or fails changing nothing.
 pub trait Store: Send + Sync {
+    /// Whether other processes (the other nodes of a cluster) write to this
+    /// store too. The embedded store is one process's own.
+    fn shared(&self) -> bool {
+        false
+    }
+
     /// Stores samples (already validated), and each host's latest time.
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
 
@@ -210,6 +279,18 @@ pub trait Store: Send + Sync {
     /// sample read it while no append runs.
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError>;
 
+    /// Calls `visit` with every sample appended at or after `cursor`, in
+    /// append order (whichever node appended it), and returns the cursor
+    /// after the last one: how the node that evaluates the rules follows
+    /// what every node ingests. Fails with
+    /// [`StoreError::CompactedAfterCursor`] if some of those samples were
+    /// compacted since.
+    fn samples_since(
+        &self,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<SampleCursor, StoreError>;
+
     /// The latest stored sample of every host (the last appended among equal
     /// timestamps), in host name order.
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError>;
@@ -249,18 +330,42 @@ pub trait Store: Send + Sync {
     /// how many were deleted.
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError>;
 
-    /// Records the transitions of one tick, in one transaction: the incidents
-    /// as they now are, each pair's last resolution, and one outbox delivery
-    /// per transition and target, in order.
+    /// Takes the lease for `node` for `ttl` ms, with a new fencing token
+    /// higher than any before, if no other node holds it: nobody does, its
+    /// holder let it run out, or `node` holds it already (a node that
+    /// restarts takes its lease back at once). `None` while another node
+    /// holds it. Leases run on the store's clock, not the callers'.
+    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends `lease` to `ttl` ms from now if it is still the current one;
+    /// `false` if it was lost (ran out, or was taken).
+    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError>;
+
+    /// Gives `lease` up if it is still the current one, so that another node
+    /// can take over at once.
+    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Who holds the lease now, if anyone.
+    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
+
+    /// Records the transitions of one tick under `lease`, in one
+    /// transaction: the incidents as they now are, each pair's last
+    /// resolution, and one outbox delivery per transition and target, in
+    /// order. Records nothing and fails with [`StoreError::Fenced`] if the
+    /// lease is no longer the current one, and with
+    /// [`StoreError::AlreadyOpen`] if an incident opens for a (rule, host)
+    /// that has another one open. Recording the same transitions again
+    /// changes nothing more.
     fn record_transitions(
         &self,
+        lease: &Lease,
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), StoreError>;
 
-    /// Every pair with an open incident or a past resolution, for
-    /// [`Engine::restore`](crate::engine::Engine::restore).
-    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError>;
+    /// Every pair with an open incident or a past resolution, by rule name,
+    /// then host name.
+    fn pairs(&self) -> Result<Vec<PairRecord>, StoreError>;
 
     /// The open incidents, and the resolved ones with `startTime <= to` and
     /// `endTime >= from`; each list by start time, then id.
@@ -269,17 +374,27 @@ pub trait Store: Send + Sync {
     /// One incident with its hook calls (oldest first) and pending deliveries.
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
 
-    /// Up to `limit` deliveries that are due at `now`, oldest first, leaving
-    /// out any that has an older delivery of the same incident to the same
-    /// target still waiting (so that a hook sees "opened" before "resolved").
-    fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    /// Claims for `claim.node`, until `claim.until`, up to `limit`
+    /// deliveries that are due at `now` and that no other node has claimed
+    /// (or whose claim ran out), oldest first; leaves out any that has an
+    /// older delivery of the same incident to the same target still waiting,
+    /// claimed or not (so that a hook sees "opened" before "resolved").
+    /// A delivery that `claim.node` had claimed is claimed again.
+    fn claim_deliveries(
+        &self,
+        now: Millis,
+        claim: &Claim<'_>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
 
-    /// The earliest `next_attempt` among the deliveries that
-    /// [`due_deliveries`](Store::due_deliveries) could return.
+    /// The earliest time at which a waiting delivery, not blocked by an
+    /// older one, is due or its claim runs out.
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError>;
 
-    /// Records a call of a delivery's hook; removes the delivery when `retry_at`
-    /// is `None`, and otherwise schedules its next attempt.
+    /// Records a call of a delivery's hook; removes the delivery when
+    /// `retry_at` is `None`, and otherwise schedules its next attempt and
+    /// frees its claim. A delivery already finished (by a node whose claim
+    /// ran out meanwhile) is left alone; the call is recorded all the same.
     fn finish_delivery(
         &self,
         delivery: i64,

@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
+    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder,
+    SampleCursor, Store, StoreError,
 };
 use crate::duration::Millis;
-use crate::engine::SavedPair;
+use crate::incident::PairRecord;
 use crate::incident::Transition;
 use crate::sample::Sample;
 use crate::store::RollupQuery;
@@ -71,6 +72,9 @@ impl Observed {
 }
 
 impl Store for Observed {
+    fn shared(&self) -> bool {
+        self.inner.shared()
+    }
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         self.call("append_samples", |store| store.append_samples(samples))
     }
@@ -105,6 +109,13 @@ impl Store for Observed {
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
         self.call("sample_cursor", |store| store.sample_cursor())
     }
+    fn samples_since(
+        &self,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<SampleCursor, StoreError> {
+        self.call("samples_since", |store| store.samples_since(cursor, visit))
+    }
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError> {
         self.call("latest_samples", |store| store.latest_samples())
     }
@@ -134,16 +145,29 @@ impl Store for Observed {
             store.delete_rollups_before(step, before)
         })
     }
+    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
+        self.call("acquire_lease", |store| store.acquire_lease(node, ttl))
+    }
+    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
+        self.call("renew_lease", |store| store.renew_lease(lease, ttl))
+    }
+    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.call("release_lease", |store| store.release_lease(lease))
+    }
+    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
+        self.call("lease_holder", |store| store.lease_holder())
+    }
     fn record_transitions(
         &self,
+        lease: &Lease,
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), StoreError> {
         self.call("record_transitions", |store| {
-            store.record_transitions(transitions, targets)
+            store.record_transitions(lease, transitions, targets)
         })
     }
-    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
+    fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {
         self.call("pairs", |store| store.pairs())
     }
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
@@ -152,8 +176,15 @@ impl Store for Observed {
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
         self.call("incident", |store| store.incident(id))
     }
-    fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.call("due_deliveries", |store| store.due_deliveries(now, limit))
+    fn claim_deliveries(
+        &self,
+        now: Millis,
+        claim: &Claim<'_>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.call("claim_deliveries", |store| {
+            store.claim_deliveries(now, claim, limit)
+        })
     }
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
         self.call("next_delivery_time", |store| store.next_delivery_time())

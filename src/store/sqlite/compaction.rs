@@ -222,6 +222,15 @@ fn apply(transaction: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
     for (step, host, start, data) in &plan.rollups {
         put_row(transaction, *step, host, *start, data.as_deref())?;
     }
+    if let Some(max_seq) = plan.blocks.iter().map(|block| block.max_seq).max() {
+        // For reads that follow appends from a cursor (`samples_since`).
+        transaction
+            .prepare_cached(
+                "INSERT INTO meta (key, value) VALUES ('compacted_seq', ?1) \
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",
+            )?
+            .execute([max_seq])?;
+    }
     if plan.complete {
         // Every recent sample before `before` is now in blocks and rollups.
         transaction

@@ -101,6 +101,18 @@ CREATE TABLE IF NOT EXISTS hook_calls (
     stderr TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS hook_calls_by_incident ON hook_calls (incident_id);
+CREATE INDEX IF NOT EXISTS incidents_open ON incidents (rule, host) WHERE end_time IS NULL;
+CREATE TABLE IF NOT EXISTS lease (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    node TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    expires INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    delivery INTEGER PRIMARY KEY,
+    node TEXT NOT NULL,
+    until INTEGER NOT NULL
+);
 ";
 
 /// The file name of the store inside the data directory.
@@ -264,10 +276,22 @@ impl SqliteStore {
     }
 }
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        StoreError::Backend {
+            backend: "sqlite",
+            source: Box::new(error),
+        }
+    }
+}
+
 /// Names the file in a SQLite error.
 fn named(path: &Path, error: StoreError) -> StoreError {
     match error {
-        StoreError::Sqlite(source) => StoreError::File {
+        StoreError::Backend {
+            backend: "sqlite",
+            source,
+        } => StoreError::File {
             path: path.display().to_string(),
             source,
         },
@@ -282,13 +306,15 @@ const INTEGRITY_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_se
 /// The tables of the service's state and recent samples, checked before
 /// the store opens. The history (blocks and rollups), most of a large file,
 /// is checked after, on a thread of its own ([`check_history`]).
-const STATE_TABLES: [&str; 6] = [
+const STATE_TABLES: [&str; 8] = [
     "meta",
     "recent",
     "incidents",
     "pairs",
     "outbox",
     "hook_calls",
+    "lease",
+    "claims",
 ];
 const HISTORY_TABLES: [&str; 2] = ["blocks", "rollups"];
 
@@ -380,9 +406,15 @@ fn check_history(path: PathBuf) {
 /// A store that cannot be used as it is: damaged, or not a database at all.
 /// Says so with the file and what the operator can do.
 fn damaged(path: &Path, error: StoreError) -> StoreError {
-    let corrupt = match &error {
-        StoreError::Corrupt(detail) => Some(detail.clone()),
-        StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, message))
+    let sqlite = match &error {
+        StoreError::Backend { source, .. } | StoreError::File { source, .. } => {
+            source.downcast_ref::<rusqlite::Error>()
+        }
+        _ => None,
+    };
+    let corrupt = match (&error, sqlite) {
+        (StoreError::Corrupt(detail), _) => Some(detail.clone()),
+        (_, Some(rusqlite::Error::SqliteFailure(failure, message)))
             if matches!(
                 failure.code,
                 rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
@@ -430,6 +462,9 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     let transaction = connection.unchecked_transaction()?;
     transaction.execute_batch(SCHEMA)?;
     samples::migrate_rows(&transaction)?;
+    // The data directory's lock makes this process the only one on the
+    // file: a lease left by an earlier process is void.
+    transaction.execute("UPDATE lease SET expires = 0", [])?;
     transaction.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     transaction.commit()?;
     Ok(())

@@ -5,14 +5,35 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
-use crate::engine::SavedPair;
+use crate::incident::PairRecord;
 use crate::incident::{Incident, Transition, TransitionKind};
 use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Delivery, HookCall, HostSeen, IncidentDetail, Incidents, SampleCursor, Store, StoreError,
+    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder,
+    SampleCursor, Store, StoreError,
 };
+
+/// The time on this machine's clock, in ms since the epoch: what the lease
+/// runs on (the data directory's lock keeps every other process out).
+fn wall_now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as Millis)
+}
+
+/// Whether `lease` is the current one, in the caller's transaction.
+fn lease_is_current(connection: &rusqlite::Connection, lease: &Lease) -> rusqlite::Result<bool> {
+    connection
+        .query_row(
+            "SELECT 1 FROM lease WHERE node = ?1 AND token = ?2 AND expires > ?3",
+            params![lease.node, lease.token as i64, wall_now()],
+            |_| Ok(()),
+        )
+        .optional()
+        .map(|found| found.is_some())
+}
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     match text {
@@ -92,6 +113,14 @@ impl Store for SqliteStore {
         self.scan(from, to, SampleCursor::MAX, Some(host), visit)
     }
 
+    fn samples_since(
+        &self,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<SampleCursor, StoreError> {
+        self.since(cursor, visit)
+    }
+
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {
         Ok(self.cursor())
     }
@@ -128,14 +157,96 @@ impl Store for SqliteStore {
         self.delete_points_before(step, before)
     }
 
+    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let now = wall_now();
+            let held: Option<(String, i64, Millis)> = transaction
+                .query_row("SELECT node, token, expires FROM lease", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()?;
+            let token = match held {
+                Some((holder, _, expires)) if holder != node && expires > now => return Ok(None),
+                Some((_, token, _)) => token + 1,
+                None => 1,
+            };
+            transaction.execute(
+                "INSERT INTO lease (id, node, token, expires) VALUES (1, ?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET node = excluded.node, token = excluded.token, \
+                 expires = excluded.expires",
+                params![node, token, now.saturating_add(ttl)],
+            )?;
+            transaction.commit()?;
+            Ok(Some(Lease {
+                node: node.to_string(),
+                token: token as u64,
+            }))
+        })
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
+        self.write(|connection| {
+            let now = wall_now();
+            let renewed = connection.execute(
+                "UPDATE lease SET expires = ?4 WHERE node = ?1 AND token = ?2 AND expires > ?3",
+                params![lease.node, lease.token as i64, now, now.saturating_add(ttl)],
+            )?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute(
+                "UPDATE lease SET expires = 0 WHERE node = ?1 AND token = ?2",
+                params![lease.node, lease.token as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
+        self.read(|connection| {
+            let now = wall_now();
+            Ok(connection
+                .query_row(
+                    "SELECT node, token, expires FROM lease WHERE expires > ?1",
+                    [now],
+                    |row| {
+                        Ok(LeaseHolder {
+                            node: row.get(0)?,
+                            token: row.get::<_, i64>(1)? as u64,
+                            expires_in: row.get::<_, Millis>(2)? - now,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
     fn record_transitions(
         &self,
+        lease: &Lease,
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), StoreError> {
         self.write(|connection| {
             let transaction = connection.transaction()?;
+            if !lease_is_current(&transaction, lease)? {
+                return Err(StoreError::Fenced {
+                    node: lease.node.clone(),
+                    token: lease.token,
+                });
+            }
             {
+                let mut stored = transaction.prepare_cached(
+                    "SELECT end_time IS NOT NULL FROM incidents WHERE id = ?1",
+                )?;
+                let mut open = transaction.prepare_cached(
+                    "SELECT id FROM incidents WHERE rule = ?1 AND host = ?2 \
+                     AND end_time IS NULL AND id != ?3",
+                )?;
                 let mut incident = transaction.prepare_cached(
                     "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
@@ -153,6 +264,28 @@ impl Store for SqliteStore {
                 for transition in transitions {
                     let i = &transition.incident;
                     let (rule, host) = (&*i.rule_name, &*i.host_name);
+                    // Recorded already (a retry whose first try succeeded)?
+                    let resolved: Option<bool> =
+                        stored.query_row([&i.id], |row| row.get(0)).optional()?;
+                    let recorded = match transition.kind {
+                        TransitionKind::Opened => resolved.is_some(),
+                        TransitionKind::Resolved => resolved == Some(true),
+                    };
+                    if recorded {
+                        continue;
+                    }
+                    if transition.kind == TransitionKind::Opened {
+                        let other: Option<String> = open
+                            .query_row(params![rule, host, i.id], |row| row.get(0))
+                            .optional()?;
+                        if let Some(other) = other {
+                            return Err(StoreError::AlreadyOpen {
+                                rule: rule.to_string(),
+                                host: host.to_string(),
+                                open: other,
+                            });
+                        }
+                    }
                     incident.execute(params![
                         i.id,
                         rule,
@@ -184,9 +317,9 @@ impl Store for SqliteStore {
         })
     }
 
-    fn pairs(&self) -> Result<Vec<SavedPair>, StoreError> {
+    fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {
         self.read(|connection| {
-            let mut pairs: std::collections::BTreeMap<(String, String), SavedPair> =
+            let mut pairs: std::collections::BTreeMap<(String, String), PairRecord> =
                 Default::default();
             let mut query = connection.prepare_cached("SELECT rule, host, last_end FROM pairs")?;
             for row in query.query_map([], |row| {
@@ -199,7 +332,7 @@ impl Store for SqliteStore {
                 let (rule, host, last_end) = row?;
                 pairs.insert(
                     (rule.clone(), host.clone()),
-                    SavedPair {
+                    PairRecord {
                         rule_name: rule,
                         host,
                         open: None,
@@ -215,7 +348,7 @@ impl Store for SqliteStore {
                 let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
                 pairs
                     .entry((rule.clone(), host.clone()))
-                    .or_insert(SavedPair {
+                    .or_insert(PairRecord {
                         rule_name: rule,
                         host,
                         open: None,
@@ -293,22 +426,47 @@ impl Store for SqliteStore {
         })
     }
 
-    fn due_deliveries(&self, now: Millis, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.read(|connection| {
-            let mut query = connection.prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 AND {UNBLOCKED} \
-             ORDER BY id LIMIT ?2"
-            ))?;
-            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let rows = query.query_map(params![now, limit], delivery)?;
-            Ok(rows.collect::<Result<_, _>>()?)
+    fn claim_deliveries(
+        &self,
+        now: Millis,
+        claim: &Claim<'_>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let claimed: Vec<Delivery> = {
+                let mut query = transaction.prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
+                     AND {UNBLOCKED} AND NOT EXISTS (SELECT 1 FROM claims c \
+                     WHERE c.delivery = o.id AND c.node != ?2 AND c.until > ?1) \
+                     ORDER BY id LIMIT ?3"
+                ))?;
+                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+                let rows = query.query_map(params![now, claim.node, limit], delivery)?;
+                rows.collect::<Result<_, _>>()?
+            };
+            {
+                let mut take = transaction.prepare_cached(
+                    "INSERT INTO claims (delivery, node, until) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (delivery) DO UPDATE SET node = excluded.node, \
+                     until = excluded.until",
+                )?;
+                for delivery in &claimed {
+                    take.execute(params![delivery.id, claim.node, claim.until])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(claimed)
         })
     }
 
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
         self.read(|connection| {
             Ok(connection.query_row(
-                &format!("SELECT min(next_attempt) FROM outbox o WHERE {UNBLOCKED}"),
+                &format!(
+                    "SELECT min(max(next_attempt, coalesce((SELECT until FROM claims c \
+                     WHERE c.delivery = o.id), next_attempt))) FROM outbox o WHERE {UNBLOCKED}"
+                ),
                 [],
                 |row| row.get(0),
             )?)
@@ -339,6 +497,7 @@ impl Store for SqliteStore {
                     call.stderr,
                 ],
             )?;
+            transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             match retry_at {
                 None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
                 Some(at) => transaction.execute(

@@ -12,7 +12,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 
 use super::SqliteStore;
@@ -358,6 +358,45 @@ impl SqliteStore {
                 visit(sample);
             }
             Ok(())
+        })
+    }
+
+    /// Samples appended at or after `cursor`, in append order; the cursor
+    /// after the last.
+    pub(super) fn since(
+        &self,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<SampleCursor, StoreError> {
+        self.read(|connection| {
+            let snapshot = connection.unchecked_transaction()?;
+            let compacted: Option<i64> = snapshot
+                .query_row(
+                    "SELECT value FROM meta WHERE key = 'compacted_seq'",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if compacted.is_some_and(|seq| seq >= cursor) {
+                return Err(StoreError::CompactedAfterCursor);
+            }
+            // Rows hold disjoint runs of sequence numbers: the last row that
+            // starts before the cursor may hold some at or after it.
+            let mut rows = snapshot.prepare_cached(
+                "SELECT seq, data FROM recent WHERE seq >= \
+                 coalesce((SELECT max(seq) FROM recent WHERE seq < ?1), ?1) ORDER BY seq",
+            )?;
+            let mut rows = rows.query([cursor])?;
+            let mut next = cursor;
+            while let Some(row) = rows.next()? {
+                for (seq, sample) in read_recent(blob(row, 1)?, row.get(0)?)? {
+                    if seq >= cursor {
+                        next = next.max(seq + 1);
+                        visit(sample);
+                    }
+                }
+            }
+            Ok(next)
         })
     }
 

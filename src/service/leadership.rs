@@ -1,0 +1,175 @@
+//! Leadership: which node evaluates the rules.
+//!
+//! One node at a time holds the store's lease ([`Store::acquire_lease`]) and
+//! runs the ticks; every transition it records carries the lease's fencing
+//! token, and the store refuses a token that is no longer current. So a
+//! node that lost its lease without knowing (paused, cut off) cannot write
+//! once another has taken over: it learns it from the refusal, or from a
+//! failed renewal, and steps down.
+//!
+//! With the embedded store the node always leads (the data directory's lock
+//! keeps other processes out); the lease only guards against the node's own
+//! long pauses. With a shared store the leader also follows what every node
+//! appends ([`Store::samples_since`]) rather than what it ingests itself, and
+//! a node that takes over first rebuilds its engine from the store: windows
+//! from the stored samples, open incidents and cooldowns from the incident
+//! records. It carries on from there without repeating or skipping a
+//! transition the previous leader recorded.
+//!
+//! Leases run on real time (the store's clock), not on the service's clock:
+//! a paused process must lose its lease however its clock is stepped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use super::watcher::rebuild;
+use super::{Service, lock};
+use crate::store::{Lease, StoreError};
+
+impl Service {
+    /// The lease this node holds, if it leads.
+    pub fn lease(&self) -> Option<Lease> {
+        lock(&self.lease).clone()
+    }
+
+    /// Whether this node evaluates the rules now.
+    pub fn is_leading(&self) -> bool {
+        lock(&self.lease).is_some()
+    }
+
+    /// Whether other nodes share this node's store.
+    pub fn is_clustered(&self) -> bool {
+        self.shared
+    }
+
+    /// Takes the lease if no other node holds it. With a shared store, the
+    /// engine is rebuilt from the store before the node leads. Blocking.
+    /// Returns whether this node now leads.
+    pub fn try_lead(&self) -> Result<bool, StoreError> {
+        if self.is_leading() {
+            return Ok(true);
+        }
+        let config = self.config();
+        let Some(lease) = self
+            .store
+            .acquire_lease(self.host_name(), config.lease_ttl())?
+        else {
+            return Ok(false);
+        };
+        if self.shared {
+            let _evaluation = lock(&self.evaluation);
+            let taken = (|| {
+                let cursor = self.store.sample_cursor()?;
+                let now = self.now();
+                let (engine, orphans) =
+                    rebuild(&config, self.store.as_ref(), now, cursor, self.built_at)?;
+                Ok::<_, StoreError>((cursor, engine, orphans, now))
+            })();
+            let (cursor, engine, orphans, now) = match taken {
+                Ok(taken) => taken,
+                Err(error) => {
+                    // Leading on a stale engine could repeat transitions: let
+                    // another node (or a later try) lead instead.
+                    let _ = self.store.release_lease(&lease);
+                    return Err(error);
+                }
+            };
+            self.engine().engine = engine;
+            *lock(&self.tail) = Some(cursor);
+            *lock(&self.lease) = Some(lease.clone());
+            self.metrics.leading(true);
+            self.resolve_orphans(orphans, now)?;
+        } else {
+            *lock(&self.lease) = Some(lease.clone());
+            self.metrics.leading(true);
+        }
+        info!(
+            node = lease.node,
+            token = lease.token,
+            "leading: this node evaluates the rules"
+        );
+        Ok(true)
+    }
+
+    /// Stops leading (the lease was lost or refused).
+    pub(super) fn step_down(&self, why: &str) {
+        let Some(lease) = lock(&self.lease).take() else {
+            return;
+        };
+        *lock(&self.tail) = None;
+        self.metrics.leading(false);
+        warn!(
+            node = lease.node,
+            token = lease.token,
+            "stepping down: {why}; another node evaluates the rules"
+        );
+    }
+
+    /// With a shared store: adds to the engine the samples every node
+    /// appended since the last call. Called by a tick, with the evaluation
+    /// lock held.
+    pub(super) fn follow_appends(&self) -> Result<(), StoreError> {
+        let Some(cursor) = *lock(&self.tail) else {
+            return Ok(());
+        };
+        let mut samples = Vec::new();
+        let next = self
+            .store
+            .samples_since(cursor, &mut |sample| samples.push(sample))?;
+        let mut evaluator = self.engine();
+        for sample in &samples {
+            evaluator.engine.ingest(sample);
+        }
+        drop(evaluator);
+        *lock(&self.tail) = Some(next);
+        Ok(())
+    }
+}
+
+/// Renews the lease while this node leads, and tries to take it while it
+/// does not, every third of the lease; gives it up on stop, so that another
+/// node takes over at once.
+pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let mut renewed = Instant::now();
+    loop {
+        let ttl = service.config().lease_ttl();
+        let worker = service.clone();
+        let outcome = tokio::task::spawn_blocking(move || match worker.lease() {
+            Some(lease) => worker
+                .store
+                .renew_lease(&lease, ttl)
+                .map(|kept| Some((lease, kept))),
+            None => worker.try_lead().map(|_| None),
+        })
+        .await;
+        match outcome {
+            Ok(Ok(Some((_, true)))) => renewed = Instant::now(),
+            Ok(Ok(Some((_, false)))) => service.step_down("the lease was lost"),
+            Ok(Ok(None)) => renewed = Instant::now(),
+            Ok(Err(error)) => {
+                if service.is_leading() && renewed.elapsed() >= Duration::from_millis(ttl as u64)
+                {
+                    service.step_down("the lease could not be renewed in time");
+                }
+                error!(%error, "lease: cannot reach the store");
+            }
+            Err(error) => error!(%error, "lease: panicked"),
+        }
+        let every = Duration::from_millis((ttl / 3).max(100) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+    }
+    if let Some(lease) = service.lease() {
+        let worker = service.clone();
+        let released =
+            tokio::task::spawn_blocking(move || worker.store.release_lease(&lease)).await;
+        if let Ok(Err(error)) = released {
+            warn!(%error, "could not give the lease up: another node takes over when it runs out");
+        }
+    }
+}
