@@ -649,7 +649,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
             })
             .collect();
         let lease = store.acquire_lease("seed", 60_000).unwrap().unwrap();
-    store.record_transitions(&lease, &transitions, &[]).unwrap();
+        store.record_transitions(&lease, &transitions, &[]).unwrap();
     }
     let config = json!({
         "monitoring": {"enabled": false},

@@ -8,22 +8,43 @@ use std::sync::Arc;
 use alertd::incident::{Incident, PairRecord, Transition, TransitionKind};
 use alertd::sample::Sample;
 use alertd::store::rollup::{Point, Step};
-use alertd::store::{Claim, Delivery, HookCall, Lease, RollupQuery, SqliteStore, Store};
+mod support;
+
+use alertd::store::{
+    Claim, Delivery, HookCall, Lease, RedisStore, RollupQuery, SqliteStore, Store,
+};
 
 /// What most cases need of a store: to record transitions as the one node
 /// that leads, and to claim what is due as the one node that calls hooks.
 trait Lead {
-    fn record(&self, transitions: &[Transition], targets: &[String]) -> Result<(), alertd::store::StoreError>;
+    fn record(
+        &self,
+        transitions: &[Transition],
+        targets: &[String],
+    ) -> Result<(), alertd::store::StoreError>;
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, alertd::store::StoreError>;
 }
 
 impl Lead for dyn Store + '_ {
-    fn record(&self, transitions: &[Transition], targets: &[String]) -> Result<(), alertd::store::StoreError> {
-        let lease: Lease = self.acquire_lease("leader", 600_000)?.expect("no other node leads");
+    fn record(
+        &self,
+        transitions: &[Transition],
+        targets: &[String],
+    ) -> Result<(), alertd::store::StoreError> {
+        let lease: Lease = self
+            .acquire_lease("leader", 600_000)?
+            .expect("no other node leads");
         self.record_transitions(&lease, transitions, targets)
     }
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, alertd::store::StoreError> {
-        self.claim_deliveries(now, &Claim { node: "caller", until: now + 600_000 }, limit)
+        self.claim_deliveries(
+            now,
+            &Claim {
+                node: "caller",
+                until: now + 600_000,
+            },
+            limit,
+        )
     }
 }
 
@@ -873,9 +894,283 @@ pub fn everything_survives_reopening(
     assert_eq!(store.hosts().unwrap().len(), 1);
 }
 
+// What a shared store meets: several nodes at once. `nodes` are two handles
+// on one store (the same handle twice for a store that one process owns).
+
+pub fn a_lease_is_held_by_one_node_and_fences_the_others(nodes: [&dyn Store; 2]) {
+    let [one, other] = nodes;
+    let a = one
+        .acquire_lease("a", 400)
+        .unwrap()
+        .expect("nobody leads yet");
+    assert_eq!(other.acquire_lease("b", 400).unwrap(), None, "a leads");
+    let holder = other.lease_holder().unwrap().unwrap();
+    assert_eq!((holder.node.as_str(), holder.token), ("a", a.token));
+    assert!(holder.expires_in > 0 && holder.expires_in <= 400);
+    assert!(one.renew_lease(&a, 400).unwrap());
+    let pretender = Lease {
+        node: "b".to_string(),
+        token: a.token,
+    };
+    assert!(matches!(
+        other.record_transitions(&pretender, &[opened("x", "r", "h", 1)], &[]),
+        Err(alertd::store::StoreError::Fenced { .. })
+    ));
+    // a is paused past its lease: b takes over with a higher token.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(other.lease_holder().unwrap(), None);
+    assert!(!one.renew_lease(&a, 400).unwrap(), "a's lease ran out");
+    let b = other
+        .acquire_lease("b", 60_000)
+        .unwrap()
+        .expect("the lease ran out");
+    assert!(b.token > a.token);
+    let refused =
+        one.record_transitions(&a, &[opened("stale", "r", "h", 1)], &targets(&["exec:x"]));
+    assert!(
+        matches!(refused, Err(alertd::store::StoreError::Fenced { ref node, token }) if node == "a" && token == a.token),
+        "{refused:?}"
+    );
+    assert!(
+        one.incident("stale").unwrap().is_none(),
+        "a stale write changes nothing"
+    );
+    assert_eq!(one.pending_deliveries().unwrap(), 0);
+    other
+        .record_transitions(&b, &[opened("fresh", "r", "h", 2)], &[])
+        .unwrap();
+    assert_eq!(one.acquire_lease("a", 60_000).unwrap(), None, "b leads");
+    // b restarts: it takes its own lease back at once, and its old token
+    // is stale.
+    let b2 = other
+        .acquire_lease("b", 60_000)
+        .unwrap()
+        .expect("b's own lease");
+    assert!(b2.token > b.token);
+    assert!(!other.renew_lease(&b, 60_000).unwrap());
+    assert!(
+        other
+            .record_transitions(&b, &[resolved("fresh", "r", "h", 2, 3)], &[])
+            .is_err()
+    );
+    // b stops and gives the lease up: a leads at once.
+    other.release_lease(&b2).unwrap();
+    let a2 = one.acquire_lease("a", 60_000).unwrap().expect("given up");
+    assert!(a2.token > b2.token);
+    one.release_lease(&b2).unwrap();
+    assert_eq!(
+        one.lease_holder().unwrap().unwrap().node,
+        "a",
+        "a stale release changes nothing"
+    );
+}
+
+pub fn two_writers_race_to_open_one_pair(nodes: [&dyn Store; 2]) {
+    let lease = nodes[0].acquire_lease("leader", 600_000).unwrap().unwrap();
+    let hooks = targets(&["exec:a"]);
+    let outcomes: Vec<Result<(), alertd::store::StoreError>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..8)
+            .map(|i| {
+                let (store, lease, hooks) = (nodes[i % 2], &lease, &hooks);
+                scope.spawn(move || {
+                    store.record_transitions(
+                        lease,
+                        &[opened(&format!("i{i}"), "r", "h", 100)],
+                        hooks,
+                    )
+                })
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().unwrap())
+            .collect()
+    });
+    let won = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    for lost in outcomes.iter().filter_map(|outcome| outcome.as_ref().err()) {
+        assert!(
+            matches!(lost, alertd::store::StoreError::AlreadyOpen { rule, host, .. } if rule == "r" && host == "h"),
+            "{lost}"
+        );
+    }
+    let active = nodes[1].incidents(0, 1000).unwrap().active;
+    assert_eq!(active.len(), 1);
+    assert_eq!(nodes[0].pending_deliveries().unwrap(), 1);
+    // The winner's retry (its answer was lost, say) records nothing more.
+    let winner = active[0].id.clone();
+    nodes[1]
+        .record_transitions(&lease, &[opened(&winner, "r", "h", 100)], &hooks)
+        .unwrap();
+    assert_eq!(nodes[0].pending_deliveries().unwrap(), 1);
+    // A tick with one good transition and one conflicting is refused whole.
+    let refused = nodes[0].record_transitions(
+        &lease,
+        &[
+            opened("other", "r", "h2", 200),
+            opened("twin", "r", "h", 200),
+        ],
+        &hooks,
+    );
+    assert!(matches!(
+        refused,
+        Err(alertd::store::StoreError::AlreadyOpen { .. })
+    ));
+    assert!(nodes[1].incident("other").unwrap().is_none());
+    assert_eq!(nodes[1].pending_deliveries().unwrap(), 1);
+    // Once resolved, the pair can open again; the resolution is recorded once.
+    let resolution = [resolved(&winner, "r", "h", 100, 300)];
+    nodes[0]
+        .record_transitions(&lease, &resolution, &hooks)
+        .unwrap();
+    nodes[1]
+        .record_transitions(&lease, &resolution, &hooks)
+        .unwrap();
+    assert_eq!(nodes[0].pending_deliveries().unwrap(), 2);
+    nodes[1]
+        .record_transitions(&lease, &[opened("again", "r", "h", 400)], &hooks)
+        .unwrap();
+    let pairs = nodes[0].pairs().unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(pairs[0].last_end, Some(300));
+    assert_eq!(pairs[0].open.as_ref().unwrap().id, "again");
+}
+
+pub fn one_delivery_is_claimed_by_one_node_at_a_time(nodes: [&dyn Store; 2]) {
+    let [x, y] = nodes;
+    let lease = x.acquire_lease("leader", 600_000).unwrap().unwrap();
+    let hooks = targets(&["exec:a"]);
+    x.record_transitions(&lease, &[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    x.record_transitions(&lease, &[resolved("i1", "r", "h", 100, 200)], &hooks)
+        .unwrap();
+    let by = |node, until| Claim { node, until };
+    let claimed = x.claim_deliveries(1000, &by("x", 5000), 10).unwrap();
+    assert_eq!(claimed.len(), 1, "the resolution waits behind the opening");
+    assert_eq!(claimed[0].kind, TransitionKind::Opened);
+    assert!(
+        y.claim_deliveries(1000, &by("y", 9000), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        y.claim_deliveries(4999, &by("y", 9000), 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        x.claim_deliveries(4999, &by("x", 6000), 10).unwrap().len(),
+        1,
+        "its own claim, renewed"
+    );
+    assert_eq!(y.next_delivery_time().unwrap(), Some(6000));
+    // x dies mid-call: once its claim runs out, y claims the same delivery.
+    let again = y.claim_deliveries(6000, &by("y", 9000), 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, claimed[0].id);
+    // x comes back and finishes late; y finishes too: called twice (at
+    // least once), recorded twice, removed once.
+    let done = |kind| call("i1", "exec:a", kind, true);
+    x.finish_delivery(claimed[0].id, &done(TransitionKind::Opened), None)
+        .unwrap();
+    y.finish_delivery(again[0].id, &done(TransitionKind::Opened), None)
+        .unwrap();
+    assert_eq!(x.pending_deliveries().unwrap(), 1);
+    let detail = y.incident("i1").unwrap().unwrap();
+    assert_eq!(detail.calls.len(), 2);
+    assert_eq!(detail.pending.len(), 1);
+    let next = y.claim_deliveries(6000, &by("y", 9000), 10).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].kind, TransitionKind::Resolved);
+    assert_eq!(next[0].incident.end_time, Some(200));
+}
+
+pub fn samples_from_two_nodes_read_back_in_order_through_a_cursor(nodes: [&dyn Store; 2]) {
+    let start = nodes[0].sample_cursor().unwrap();
+    let mut seen: Vec<Sample> = Vec::new();
+    std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..2)
+            .map(|node| {
+                let store = nodes[node];
+                scope.spawn(move || {
+                    for batch in 0..40i64 {
+                        let samples: Vec<Sample> = (0..3)
+                            .map(|i| {
+                                Sample::new(
+                                    format!("n{node}"),
+                                    1_000 + batch * 3 + i,
+                                    &[("x", (batch * 3 + i) as f64)],
+                                )
+                            })
+                            .collect();
+                        store.append_samples(&samples).unwrap();
+                    }
+                })
+            })
+            .collect();
+        // The leader follows the appends while they happen.
+        let mut cursor = start;
+        while writers.iter().any(|writer| !writer.is_finished()) {
+            cursor = nodes[1]
+                .samples_since(cursor, &mut |sample| seen.push(sample))
+                .unwrap();
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let end = nodes[0]
+            .samples_since(cursor, &mut |sample| seen.push(sample))
+            .unwrap();
+        assert_eq!(
+            nodes[1].sample_cursor().unwrap(),
+            end,
+            "the cursor after the last"
+        );
+        assert_eq!(
+            nodes[1]
+                .samples_since(end, &mut |_| panic!("nothing new"))
+                .unwrap(),
+            end
+        );
+    });
+    assert_eq!(seen.len(), 240, "each sample once");
+    for node in ["n0", "n1"] {
+        let values: Vec<f64> = seen
+            .iter()
+            .filter(|sample| sample.host == node)
+            .map(|sample| sample.metrics[0].1)
+            .collect();
+        let expected: Vec<f64> = (0..120).map(f64::from).collect();
+        assert_eq!(values, expected, "{node}'s samples in append order");
+    }
+    let mut before = Vec::new();
+    let cursor = nodes[0].sample_cursor().unwrap();
+    nodes[0]
+        .append_samples(&[Sample::new("late", 1_000, &[])])
+        .unwrap();
+    nodes[1]
+        .scan_samples_before(i64::MIN, i64::MAX, cursor, &mut |sample| {
+            before.push(sample)
+        })
+        .unwrap();
+    assert_eq!(before.len(), 240, "the late sample is after the cursor");
+    assert!(
+        before
+            .windows(2)
+            .all(|pair| (pair[0].ts, &pair[0].host) <= (pair[1].ts, &pair[1].host))
+    );
+}
+
 /// Runs every case of the suite against one backend.
 macro_rules! conformance {
     ($backend:ident, $open:expr) => {
+        conformance!(
+            $backend,
+            $open,
+            |_: &std::path::Path| -> Option<Box<dyn Store>> { None }
+        );
+    };
+    ($backend:ident, $open:expr, $another:expr) => {
         mod $backend {
             use super::*;
 
@@ -887,6 +1182,34 @@ macro_rules! conformance {
                 let dir = tempfile::tempdir().unwrap();
                 let store = open(dir.path());
                 (dir, store)
+            }
+
+            /// Two nodes on one fresh store.
+            fn cluster(case: fn([&dyn Store; 2])) {
+                let (dir, store) = fresh();
+                let another: Option<Box<dyn Store>> = $another(dir.path());
+                let second = another.as_deref().unwrap_or(store.as_ref());
+                case([store.as_ref(), second]);
+            }
+
+            #[test]
+            fn a_lease_is_held_by_one_node_and_fences_the_others() {
+                cluster(super::a_lease_is_held_by_one_node_and_fences_the_others);
+            }
+
+            #[test]
+            fn two_writers_race_to_open_one_pair() {
+                cluster(super::two_writers_race_to_open_one_pair);
+            }
+
+            #[test]
+            fn one_delivery_is_claimed_by_one_node_at_a_time() {
+                cluster(super::one_delivery_is_claimed_by_one_node_at_a_time);
+            }
+
+            #[test]
+            fn samples_from_two_nodes_read_back_in_order_through_a_cursor() {
+                cluster(super::samples_from_two_nodes_read_back_in_order_through_a_cursor);
             }
 
             #[test]
@@ -979,6 +1302,22 @@ macro_rules! conformance {
 conformance!(sqlite, |place: &std::path::Path| -> Box<dyn Store> {
     Box::new(SqliteStore::open_dir(place).unwrap())
 });
+
+/// The cluster a test's place stands for: one per place, on one server.
+fn redis_store(place: &std::path::Path) -> Box<dyn Store> {
+    let port = support::redis::shared_server();
+    let cluster = place
+        .display()
+        .to_string()
+        .replace(['/', ' ', '{', '}'], "_");
+    Box::new(RedisStore::open(&format!("redis://127.0.0.1:{port}/0"), &cluster).unwrap())
+}
+
+conformance!(
+    redis,
+    redis_store,
+    |place: &std::path::Path| -> Option<Box<dyn Store>> { Some(redis_store(place)) }
+);
 
 #[test]
 fn sqlite_refuses_a_newer_schema() {

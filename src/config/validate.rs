@@ -271,7 +271,9 @@ impl Checker {
                     if cluster.is_empty() || cluster.contains(['{', '}', ' ']) {
                         self.problem(
                             "storage",
-                            format!("cluster {cluster:?}: expected a name without braces or spaces"),
+                            format!(
+                                "cluster {cluster:?}: expected a name without braces or spaces"
+                            ),
                         );
                     }
                     service.backend = Backend::Redis { url, cluster };

@@ -150,8 +150,7 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
             Ok(Ok(Some((_, false)))) => service.step_down("the lease was lost"),
             Ok(Ok(None)) => renewed = Instant::now(),
             Ok(Err(error)) => {
-                if service.is_leading() && renewed.elapsed() >= Duration::from_millis(ttl as u64)
-                {
+                if service.is_leading() && renewed.elapsed() >= Duration::from_millis(ttl as u64) {
                     service.step_down("the lease could not be renewed in time");
                 }
                 error!(%error, "lease: cannot reach the store");

@@ -27,8 +27,8 @@ use super::{Evaluator, Service, ServiceError, Woke, lock, next_multiple};
 use crate::config::{Config, Loaded};
 use crate::duration::Millis;
 use crate::engine::Engine;
-use crate::incident::PairRecord;
 use crate::hooks;
+use crate::incident::PairRecord;
 use crate::incident::{Transition, TransitionKind};
 use crate::store::{Lease, SampleCursor, Store, StoreError};
 

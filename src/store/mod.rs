@@ -11,13 +11,16 @@
 //! service calls it from blocking threads, several at once: reads must not
 //! wait for writes.
 
+mod fold;
 mod format;
 mod observed;
+mod redis;
 mod sqlite;
 
 pub use format::{batch, block, rollup};
 
 pub use observed::Observed;
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 use crate::duration::Millis;

@@ -46,6 +46,51 @@ impl Encoded {
     }
 }
 
+/// A batch of samples with their sequence numbers (increasing, maybe with
+/// gaps), encoded: `None` for no sample.
+#[derive(Debug, Clone)]
+pub struct Sequenced {
+    /// The first and last samples' sequence numbers.
+    pub first: i64,
+    pub last: i64,
+    pub encoded: Encoded,
+}
+
+impl Sequenced {
+    pub fn new(samples: &[(i64, Sample)]) -> Option<Sequenced> {
+        let ((first, _), (last, _)) = samples.first().zip(samples.last())?;
+        let mut previous = first - 1;
+        let mut numbered = Vec::with_capacity(samples.len());
+        for (seq, sample) in samples {
+            numbered.push(((seq - previous - 1) as u64, sample));
+            previous = *seq;
+        }
+        let mut data = Vec::new();
+        encode_numbered(numbered.iter().copied(), &mut data);
+        Some(Sequenced {
+            first: *first,
+            last: *last,
+            encoded: Encoded {
+                data,
+                count: samples.len(),
+                min_ts: samples.iter().map(|(_, s)| s.ts).min().unwrap_or(0),
+                max_ts: samples.iter().map(|(_, s)| s.ts).max().unwrap_or(0),
+            },
+        })
+    }
+}
+
+/// Every sample of an encoded batch whose first sample is numbered
+/// `first_seq`, with its sequence number.
+pub fn decode(data: &[u8], first_seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> {
+    let mut reader = BatchReader::new(data, first_seq)?;
+    let mut samples = Vec::with_capacity(reader.len());
+    while let Some(numbered) = reader.next_sample()? {
+        samples.push(numbered);
+    }
+    Ok(samples)
+}
+
 /// Encodes `samples`, whose sequence numbers are `first_seq`, `first_seq + 1`, ...
 pub fn encode(samples: &[Sample], out: &mut Vec<u8>) {
     encode_numbered(samples.iter().map(|sample| (0, sample)), out);

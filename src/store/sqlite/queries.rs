@@ -240,9 +240,8 @@ impl Store for SqliteStore {
                 });
             }
             {
-                let mut stored = transaction.prepare_cached(
-                    "SELECT end_time IS NOT NULL FROM incidents WHERE id = ?1",
-                )?;
+                let mut stored = transaction
+                    .prepare_cached("SELECT end_time IS NOT NULL FROM incidents WHERE id = ?1")?;
                 let mut open = transaction.prepare_cached(
                     "SELECT id FROM incidents WHERE rule = ?1 AND host = ?2 \
                      AND end_time IS NULL AND id != ?3",

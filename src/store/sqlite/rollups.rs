@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
+use crate::store::fold::merged_points;
 use crate::store::rollup::{self, Point, Step};
 use crate::store::{RollupQuery, StoreError};
 
@@ -35,29 +36,21 @@ pub(super) fn merged_row(
     keep: impl Fn(&Point) -> bool,
     added: Vec<Point>,
 ) -> Result<(Option<Vec<u8>>, u64), StoreError> {
-    let existing: Option<Vec<u8>> = connection
+    let existing = stored_row(connection, step, host, start)?;
+    merged_points(existing.as_deref(), keep, added)
+}
+
+/// One stored row's data.
+pub(super) fn stored_row(
+    connection: &Connection,
+    step: Step,
+    host: &str,
+    start: Millis,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(connection
         .prepare_cached("SELECT data FROM rollups WHERE step = ?1 AND host = ?2 AND start = ?3")?
         .query_row(params![step.id(), host, start], |row| row.get(0))
-        .optional()?;
-    let mut points = match existing {
-        Some(data) => rollup::decode(&data)?,
-        None => Vec::new(),
-    };
-    let before = points.len();
-    points.retain(|point| keep(point));
-    let left_out = (before - points.len()) as u64;
-    for point in added {
-        match points.binary_search_by_key(&point.ts, |p| p.ts) {
-            Ok(found) => points[found].merge(&point),
-            Err(at) => points.insert(at, point),
-        }
-    }
-    if points.is_empty() {
-        return Ok((None, left_out));
-    }
-    let data = rollup::encode(&points)
-        .ok_or_else(|| StoreError::Corrupt(format!("{host}'s rollup at {start} is too long")))?;
-    Ok((Some(data), left_out))
+        .optional()?)
 }
 
 /// Writes one row (`None`: deletes it).

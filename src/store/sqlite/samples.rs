@@ -20,6 +20,7 @@ use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Encoded};
 use crate::store::block::{self, BlockReader};
+use crate::store::fold::span;
 use crate::store::{
     BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
 };
@@ -33,11 +34,6 @@ pub(super) struct Latest {
 
 /// Each host's latest sample, by host name.
 pub(super) type LatestSamples = FxHashMap<String, Latest>;
-
-/// The start of the block period that holds `ts`.
-pub(super) fn period_of(ts: Millis) -> Millis {
-    ts.div_euclid(BLOCK_PERIOD).saturating_mul(BLOCK_PERIOD)
-}
 
 /// Notes `sample` as its host's latest when it is not older than the one
 /// known (a later append wins a tie).
@@ -147,28 +143,29 @@ pub(super) struct RecentRow {
     data: Vec<u8>,
 }
 
+impl From<batch::Sequenced> for RecentRow {
+    fn from(batch: batch::Sequenced) -> RecentRow {
+        let batch::Sequenced {
+            first,
+            last,
+            encoded,
+        } = batch;
+        RecentRow {
+            seq: first,
+            last_seq: last,
+            count: encoded.count as i64,
+            min_ts: encoded.min_ts,
+            max_ts: encoded.max_ts,
+            data: encoded.data,
+        }
+    }
+}
+
 impl RecentRow {
     /// `samples` (with their sequence numbers, increasing) as one row;
     /// `None` for none.
     pub(super) fn new(samples: &[(i64, Sample)]) -> Option<RecentRow> {
-        let ((first, _), (last, _)) = samples.first().zip(samples.last())?;
-        let mut previous = first - 1;
-        let mut numbered = Vec::with_capacity(samples.len());
-        for (seq, sample) in samples {
-            numbered.push(((seq - previous - 1) as u64, sample));
-            previous = *seq;
-        }
-        let mut data = Vec::new();
-        batch::encode_numbered(numbered.iter().copied(), &mut data);
-        let (min_ts, max_ts) = span(samples.iter().map(|(_, s)| s.ts));
-        Some(RecentRow {
-            seq: *first,
-            last_seq: *last,
-            count: samples.len() as i64,
-            min_ts,
-            max_ts,
-            data,
-        })
+        batch::Sequenced::new(samples).map(RecentRow::from)
     }
 
     pub(super) fn insert(&self, connection: &Connection) -> Result<(), StoreError> {
@@ -207,12 +204,7 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r [u8], Store
 
 /// Every sample of a recent row, with its sequence number.
 pub(super) fn read_recent(data: &[u8], seq: i64) -> Result<Vec<(i64, Sample)>, StoreError> {
-    let mut reader = BatchReader::new(data, seq)?;
-    let mut samples = Vec::with_capacity(reader.len());
-    while let Some(numbered) = reader.next_sample()? {
-        samples.push(numbered);
-    }
-    Ok(samples)
+    batch::decode(data, seq)
 }
 
 /// Writes the next-sequence row, so that it outlives the rows it counted.
@@ -472,16 +464,6 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// The smallest and largest of `stamps` (0 and 0 for none).
-pub(super) fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
-    stamps
-        .fold(None, |span: Option<(Millis, Millis)>, ts| match span {
-            None => Some((ts, ts)),
-            Some((min, max)) => Some((min.min(ts), max.max(ts))),
-        })
-        .unwrap_or((0, 0))
 }
 
 /// The samples of one period's blocks (one per host, in host order), merged

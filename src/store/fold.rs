@@ -1,0 +1,203 @@
+//! Compaction's work, the same for every backend: recent batches of
+//! samples folded into one block per host and [`BLOCK_PERIOD`], and into the
+//! rolled-up series. A backend reads what to fold and what is stored
+//! already ([`Stored`]), calls [`fold`], and writes the [`Fold`] in one
+//! atomic step.
+
+use std::collections::BTreeMap;
+
+use super::batch::{self, Sequenced};
+use super::block::{self, BlockReader};
+use super::rollup::{self, Point, Step};
+use super::{BLOCK_PERIOD, StoreError};
+use crate::duration::Millis;
+use crate::sample::Sample;
+
+/// The start of the block period that holds `ts`.
+pub fn period_of(ts: Millis) -> Millis {
+    ts.div_euclid(BLOCK_PERIOD).saturating_mul(BLOCK_PERIOD)
+}
+
+/// The smallest and largest of `stamps` (0 and 0 for none).
+pub fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
+    stamps
+        .fold(None, |span: Option<(Millis, Millis)>, ts| match span {
+            None => Some((ts, ts)),
+            Some((min, max)) => Some((min.min(ts), max.max(ts))),
+        })
+        .unwrap_or((0, 0))
+}
+
+/// What a fold reads of what the backend holds already.
+pub trait Stored {
+    /// The block of `host` for the period starting at `start`, and the
+    /// highest sequence number among its samples.
+    fn block(&mut self, start: Millis, host: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError>;
+
+    /// The rollup row of `step` and `host` starting at `start`.
+    fn rollup_row(
+        &mut self,
+        step: Step,
+        host: &str,
+        start: Millis,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+/// A block to write, in place of the one of its host and period, if any.
+#[derive(Debug, Clone)]
+pub struct BlockWrite {
+    pub start: Millis,
+    pub host: String,
+    pub min_ts: Millis,
+    pub max_ts: Millis,
+    pub count: i64,
+    pub max_seq: i64,
+    pub data: Vec<u8>,
+    /// Whether a block of this host and period was stored (and read).
+    pub replaces: bool,
+}
+
+/// A rollup row to write (`data` `None`: delete it).
+#[derive(Debug, Clone)]
+pub struct RollupWrite {
+    pub step: Step,
+    pub host: String,
+    pub start: Millis,
+    pub data: Option<Vec<u8>>,
+}
+
+/// What one compaction writes.
+#[derive(Debug, Default)]
+pub struct Fold {
+    /// How many samples it folds.
+    pub folded: u64,
+    /// The batches read (by first sequence number): each is removed...
+    pub removed: Vec<i64>,
+    /// ...and what is left of them, after their folded samples, added back.
+    pub kept: Vec<Sequenced>,
+    pub blocks: Vec<BlockWrite>,
+    pub rollups: Vec<RollupWrite>,
+}
+
+impl Fold {
+    /// The highest sequence number among the blocks written.
+    pub fn max_seq(&self) -> Option<i64> {
+        self.blocks.iter().map(|block| block.max_seq).max()
+    }
+}
+
+/// Folds the samples with `ts < before` of `batches` (first sequence
+/// number, data) into blocks and rollups, merged with what `stored` holds.
+pub fn fold(
+    batches: Vec<(i64, Vec<u8>)>,
+    before: Millis,
+    stored: &mut dyn Stored,
+) -> Result<Fold, StoreError> {
+    let mut fold = Fold::default();
+    // The samples to fold, by period and host, in append order.
+    let mut groups: BTreeMap<(Millis, String), Vec<(i64, Sample)>> = BTreeMap::new();
+    for (first, data) in batches {
+        let (old, kept): (Vec<_>, Vec<_>) = batch::decode(&data, first)?
+            .into_iter()
+            .partition(|(_, sample)| sample.ts < before);
+        fold.folded += old.len() as u64;
+        for (seq, sample) in old {
+            groups
+                .entry((period_of(sample.ts), sample.host.clone()))
+                .or_default()
+                .push((seq, sample));
+        }
+        fold.removed.push(first);
+        fold.kept.extend(Sequenced::new(&kept));
+    }
+    // Rollup points to add, by row.
+    let mut points: BTreeMap<(Step, String, Millis), Vec<Point>> = BTreeMap::new();
+    for ((start, host), mut new) in groups {
+        // Stable: ties stay in append order.
+        new.sort_by_key(|(_, sample)| sample.ts);
+        for step in Step::ALL {
+            points
+                .entry((step, host.clone(), step.row_of(start)))
+                .or_default()
+                .extend(rollup::roll_up(new.iter().map(|(_, sample)| sample), step));
+        }
+        let existing = stored.block(start, &host)?;
+        fold.blocks.push(merged_block(start, host, existing, new)?);
+    }
+    for ((step, host, start), added) in points {
+        let existing = stored.rollup_row(step, &host, start)?;
+        let (data, _) = merged_points(existing.as_deref(), |_| true, added)?;
+        fold.rollups.push(RollupWrite {
+            step,
+            host,
+            start,
+            data,
+        });
+    }
+    Ok(fold)
+}
+
+/// The block of `host` and the period starting at `start`: the samples of
+/// `existing` (its data and highest sequence number), then `new` (in time
+/// order, ties in append order).
+fn merged_block(
+    start: Millis,
+    host: String,
+    existing: Option<(Vec<u8>, i64)>,
+    new: Vec<(i64, Sample)>,
+) -> Result<BlockWrite, StoreError> {
+    let mut samples = Vec::new();
+    let mut max_seq = new.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
+    let replaces = existing.is_some();
+    if let Some((data, seq)) = existing {
+        samples = BlockReader::new(&data)?.samples(&host)?;
+        max_seq = max_seq.max(seq);
+    }
+    samples.extend(new.into_iter().map(|(_, sample)| sample));
+    // Stable: samples of equal timestamp stay in append order.
+    samples.sort_by_key(|sample| sample.ts);
+    let refs: Vec<&Sample> = samples.iter().collect();
+    let data = block::encode(&refs).ok_or_else(|| {
+        StoreError::Corrupt(format!("{host}'s block at {start} holds too many samples"))
+    })?;
+    let (min_ts, max_ts) = span(samples.iter().map(|s| s.ts));
+    Ok(BlockWrite {
+        start,
+        host,
+        min_ts,
+        max_ts,
+        count: samples.len() as i64,
+        max_seq,
+        data,
+        replaces,
+    })
+}
+
+/// The points of a rollup row (`existing`) that `keep` keeps, with `added`
+/// merged into them, encoded (`None`: no point left), and how many points
+/// were left out.
+pub fn merged_points(
+    existing: Option<&[u8]>,
+    keep: impl Fn(&Point) -> bool,
+    added: Vec<Point>,
+) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+    let mut points = match existing {
+        Some(data) => rollup::decode(data)?,
+        None => Vec::new(),
+    };
+    let before = points.len();
+    points.retain(|point| keep(point));
+    let left_out = (before - points.len()) as u64;
+    for point in added {
+        match points.binary_search_by_key(&point.ts, |p| p.ts) {
+            Ok(found) => points[found].merge(&point),
+            Err(at) => points.insert(at, point),
+        }
+    }
+    if points.is_empty() {
+        return Ok((None, left_out));
+    }
+    let data = rollup::encode(&points)
+        .ok_or_else(|| StoreError::Corrupt("a rollup row holds too many points".to_string()))?;
+    Ok((Some(data), left_out))
+}

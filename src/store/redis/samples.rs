@@ -1,0 +1,634 @@
+//! Samples in Redis, in the embedded store's formats: recent ones in the
+//! batches they were appended in, older ones folded by [`fold`] into one
+//! block per host and period and into the rollups. Reads that must see one
+//! moment (a scan, the samples since a cursor) run as one script; the
+//! writes of a compaction or a deletion as one script too, under a lock
+//! (`compacting`) so that one runs at a time in the whole cluster.
+
+use std::collections::BTreeMap;
+
+use redis::{AsyncCommands, Value};
+
+use super::{RedisStore, SCRIPTS, Values, corrupt};
+use crate::duration::Millis;
+use crate::sample::Sample;
+use crate::store::batch::{self, BatchReader, Sequenced};
+use crate::store::block::{self, BlockReader};
+use crate::store::fold::{self, Stored, merged_points, period_of, span};
+use crate::store::rollup::{self, Point, Step};
+use crate::store::{BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
+
+/// The most samples one compaction folds.
+const COMPACTION_SAMPLES: u64 = 200_000;
+
+/// How long the compaction lock is held at most, should its holder die.
+const LOCK_TTL: Millis = 10 * 60 * 1000;
+
+/// A batch's `batch_meta` entry: `last count min_ts max_ts`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BatchMeta {
+    pub last: i64,
+    pub count: u64,
+    pub min_ts: Millis,
+    pub max_ts: Millis,
+}
+
+/// Parses space-separated integers.
+fn numbers<const N: usize>(text: &[u8], what: &str) -> Result<[i64; N], StoreError> {
+    let bad = || corrupt(&format!("{what} {:?}", String::from_utf8_lossy(text)));
+    let text = std::str::from_utf8(text).map_err(|_| bad())?;
+    let mut parts = text.split(' ');
+    let mut out = [0; N];
+    for slot in &mut out {
+        *slot = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    }
+    Ok(out)
+}
+
+impl BatchMeta {
+    fn parse(text: &[u8]) -> Result<BatchMeta, StoreError> {
+        let [last, count, min_ts, max_ts] = numbers(text, "a batch's entry")?;
+        Ok(BatchMeta {
+            last,
+            count: count.max(0) as u64,
+            min_ts,
+            max_ts,
+        })
+    }
+}
+
+/// A block's `block_meta` entry: `min_ts max_ts count max_seq`.
+#[derive(Debug, Clone, Copy)]
+struct BlockMeta {
+    min_ts: Millis,
+    max_ts: Millis,
+    count: u64,
+    max_seq: i64,
+}
+
+impl BlockMeta {
+    fn parse(text: &[u8]) -> Result<BlockMeta, StoreError> {
+        let [min_ts, max_ts, count, max_seq] = numbers(text, "a block's entry")?;
+        Ok(BlockMeta {
+            min_ts,
+            max_ts,
+            count: count.max(0) as u64,
+            max_seq,
+        })
+    }
+
+    fn text(min_ts: Millis, max_ts: Millis, count: i64, max_seq: i64) -> String {
+        format!("{min_ts} {max_ts} {count} {max_seq}")
+    }
+}
+
+/// A block's or a rollup row's field: `start\0host`.
+fn field(start: Millis, host: &str) -> String {
+    format!("{start}\0{host}")
+}
+
+fn host_of(field: &[u8]) -> Result<String, StoreError> {
+    let at = field
+        .iter()
+        .position(|byte| *byte == 0)
+        .ok_or_else(|| corrupt("a block without its host"))?;
+    String::from_utf8(field[at + 1..].to_vec()).map_err(|_| corrupt("a block's host"))
+}
+
+/// Byte strings from a script's array reply (nil as empty).
+fn strings(value: Value) -> Result<Vec<Vec<u8>>, StoreError> {
+    let Value::Array(items) = value else {
+        return Err(corrupt("a script's answer is not a list"));
+    };
+    items
+        .into_iter()
+        .map(|item| match item {
+            Value::BulkString(bytes) => Ok(bytes),
+            Value::SimpleString(text) => Ok(text.into_bytes()),
+            Value::Int(n) => Ok(n.to_string().into_bytes()),
+            Value::Nil => Ok(Vec::new()),
+            _ => Err(corrupt("a script's answer holds an unexpected value")),
+        })
+        .collect()
+}
+
+/// What one compaction or deletion writes (see `scripts::WRITE_FOLD`).
+#[derive(Default)]
+struct FoldWrite {
+    removed_batches: Vec<i64>,
+    added_batches: Vec<Sequenced>,
+    removed_blocks: Vec<String>,
+    /// Field, start, meta, data.
+    blocks: Vec<(String, Millis, String, Vec<u8>)>,
+    /// Step, field, start, data (`None`: remove the row).
+    rollups: Vec<(Step, String, Millis, Option<Vec<u8>>)>,
+    compacted_seq: Option<i64>,
+    rolled_up_until: Option<Millis>,
+    drop_hosts_before: Option<Millis>,
+}
+
+/// What a fold reads of the blocks and rollups stored in Redis.
+struct InRedis<'s>(&'s RedisStore);
+
+impl Stored for InRedis<'_> {
+    fn block(&mut self, start: Millis, host: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+        let (meta, data) = (self.0.key("block_meta"), self.0.key("block"));
+        let wanted = field(start, host);
+        let (meta, data): (Option<Vec<u8>>, Option<Vec<u8>>) =
+            self.0.run(move |mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .hget(meta, &wanted)
+                    .hget(data, &wanted)
+                    .query_async(&mut c)
+                    .await
+            })?;
+        match (meta, data) {
+            (Some(meta), Some(data)) => Ok(Some((data, BlockMeta::parse(&meta)?.max_seq))),
+            _ => Ok(None),
+        }
+    }
+
+    fn rollup_row(
+        &mut self,
+        step: Step,
+        host: &str,
+        start: Millis,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.0.key(&format!("rollup:{}", step.id()));
+        let wanted = field(start, host);
+        self.0
+            .run(move |mut c| async move { c.hget(rows, wanted).await })
+    }
+}
+
+impl RedisStore {
+    /// Every sample of `[from, to]` (of `host` only, if given) appended
+    /// before `cursor`, in (timestamp, host, append) order.
+    pub(super) fn read_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        cursor: SampleCursor,
+        host: Option<&str>,
+    ) -> Result<Vec<Sample>, StoreError> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let mut invocation = SCRIPTS.read_range.prepare_invoke();
+        for name in [
+            "by_max",
+            "batch_meta",
+            "batch",
+            "block_by_start",
+            "block_meta",
+            "block",
+        ] {
+            invocation.key(self.key(name));
+        }
+        invocation
+            .arg(from)
+            .arg(to)
+            .arg(cursor)
+            .arg(from.saturating_sub(BLOCK_PERIOD))
+            .arg(host.unwrap_or(""));
+        let answer: Vec<Value> =
+            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let mut parts = answer.into_iter();
+        let (Some(batches), Some(blocks)) = (parts.next(), parts.next()) else {
+            return Err(corrupt("a scan's answer"));
+        };
+        // (ts, host, order, sample): a block's samples come before the
+        // recent ones of their host and time, in their own order.
+        let mut found: Vec<(i64, Sample)> = Vec::new();
+        for entry in strings(blocks)?.chunks_exact(3) {
+            let meta = BlockMeta::parse(&entry[1])?;
+            if meta.max_seq >= cursor {
+                return Err(StoreError::CompactedAfterCursor);
+            }
+            if meta.max_ts < from || meta.min_ts > to {
+                continue;
+            }
+            let host = host_of(&entry[0])?;
+            let samples = BlockReader::new(&entry[2])?.samples(&host)?;
+            for (index, sample) in samples.into_iter().enumerate() {
+                if (from..=to).contains(&sample.ts) {
+                    found.push((i64::MIN + index as i64, sample));
+                }
+            }
+        }
+        for entry in strings(batches)?.chunks_exact(3) {
+            let first = numbers::<1>(&entry[0], "a batch")?[0];
+            let meta = BatchMeta::parse(&entry[1])?;
+            if meta.min_ts > to {
+                continue;
+            }
+            let mut reader = BatchReader::new(&entry[2], first)?;
+            while let Some((seq, sample)) = reader.next_of(host)? {
+                if seq < cursor && (from..=to).contains(&sample.ts) {
+                    found.push((seq, sample));
+                }
+            }
+        }
+        found.sort_by(|(a_order, a), (b_order, b)| {
+            (a.ts, &a.host, a_order).cmp(&(b.ts, &b.host, b_order))
+        });
+        Ok(found.into_iter().map(|(_, sample)| sample).collect())
+    }
+
+    /// Samples appended at or after `cursor`, in append order; the cursor
+    /// after the last.
+    pub(super) fn since(
+        &self,
+        cursor: SampleCursor,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<SampleCursor, StoreError> {
+        let mut invocation = SCRIPTS.read_since.prepare_invoke();
+        for name in ["by_seq", "batch_meta", "batch", "compacted_seq"] {
+            invocation.key(self.key(name));
+        }
+        invocation.arg(cursor);
+        let answer: Value =
+            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let answer = strings(answer)?;
+        let Some((compacted, batches)) = answer.split_first() else {
+            return Err(corrupt("the answer of a read since a cursor"));
+        };
+        if numbers::<1>(compacted, "the compacted sequence number")?[0] >= cursor {
+            return Err(StoreError::CompactedAfterCursor);
+        }
+        let mut next = cursor;
+        for entry in batches.chunks_exact(3) {
+            let first = numbers::<1>(&entry[0], "a batch")?[0];
+            if BatchMeta::parse(&entry[1])?.last < cursor {
+                continue;
+            }
+            for (seq, sample) in batch::decode(&entry[2], first)? {
+                if seq >= cursor {
+                    next = next.max(seq + 1);
+                    visit(sample);
+                }
+            }
+        }
+        Ok(next)
+    }
+
+    /// Runs `work` holding the cluster's compaction lock; `None` if another
+    /// node holds it (its work is under way: nothing to do now).
+    fn exclusively<T>(
+        &self,
+        work: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let key = self.key("compacting");
+        let token = ulid::Ulid::generate().to_string();
+        let (lock, held) = (key.clone(), token.clone());
+        let taken: Option<String> = self.run(move |mut c| async move {
+            redis::cmd("SET")
+                .arg(lock)
+                .arg(held)
+                .arg("NX")
+                .arg("PX")
+                .arg(LOCK_TTL)
+                .query_async(&mut c)
+                .await
+        })?;
+        if taken.is_none() {
+            return Ok(None);
+        }
+        let result = work();
+        let mut invocation = SCRIPTS.release.prepare_invoke();
+        invocation.key(key).arg(token);
+        let released =
+            self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await });
+        let value = result?;
+        released?;
+        Ok(Some(value))
+    }
+
+    fn write_fold(&self, write: FoldWrite) -> Result<(), StoreError> {
+        let mut invocation = SCRIPTS.write_fold.prepare_invoke();
+        for name in [
+            "by_seq",
+            "by_max",
+            "by_min",
+            "batch",
+            "batch_meta",
+            "block",
+            "block_meta",
+            "block_by_start",
+            "rollup:60000",
+            "rollup_by_start:60000",
+            "rollup:600000",
+            "rollup_by_start:600000",
+            "compacted_seq",
+            "rolled_up_until",
+            "latest",
+            "latest_ts",
+        ] {
+            invocation.key(self.key(name));
+        }
+        debug_assert_eq!(
+            Step::ALL.map(Step::id),
+            [60_000, 600_000],
+            "the rollup keys above"
+        );
+        invocation.arg(write.removed_batches.len());
+        for first in &write.removed_batches {
+            invocation.arg(*first);
+        }
+        invocation.arg(write.added_batches.len());
+        for batch in &write.added_batches {
+            let encoded = &batch.encoded;
+            invocation
+                .arg(batch.first)
+                .arg(batch.last)
+                .arg(encoded.count)
+                .arg(encoded.min_ts)
+                .arg(encoded.max_ts)
+                .arg(&encoded.data[..]);
+        }
+        invocation.arg(write.removed_blocks.len());
+        for field in &write.removed_blocks {
+            invocation.arg(field);
+        }
+        invocation.arg(write.blocks.len());
+        for (field, start, meta, data) in &write.blocks {
+            invocation.arg(field).arg(*start).arg(meta).arg(&data[..]);
+        }
+        invocation.arg(write.rollups.len());
+        for (step, field, start, data) in &write.rollups {
+            invocation
+                .arg(if *step == Step::Minute { 1 } else { 2 })
+                .arg(field)
+                .arg(*start)
+                .arg(data.as_deref().unwrap_or(b""));
+        }
+        let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
+        invocation
+            .arg(optional(write.compacted_seq))
+            .arg(optional(write.rolled_up_until))
+            .arg(optional(write.drop_hosts_before));
+        self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+        Ok(())
+    }
+
+    /// Folds batches with samples before the period that holds `before`
+    /// into blocks and rollups, at most [`COMPACTION_SAMPLES`] at a time.
+    pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
+        let before = period_of(before);
+        let done = self.exclusively(|| {
+            let by_min = self.key("by_min");
+            let mut old: Vec<i64> = self.run(move |mut c| async move {
+                c.zrangebyscore(by_min, "-inf", format!("({before}")).await
+            })?;
+            old.sort_unstable();
+            let mut batches = Vec::new();
+            let mut complete = true;
+            let mut samples = 0u64;
+            for (first, meta, data) in self.batches(&old)? {
+                batches.push((first, data));
+                samples += meta.count;
+                if samples >= COMPACTION_SAMPLES {
+                    complete = batches.len() == old.len();
+                    break;
+                }
+            }
+            let fold = fold::fold(batches, before, &mut InRedis(self))?;
+            if fold.folded == 0 && !complete {
+                return Ok(0);
+            }
+            let folded = fold.folded;
+            let write = FoldWrite {
+                compacted_seq: fold.max_seq(),
+                removed_batches: fold.removed,
+                added_batches: fold.kept,
+                blocks: fold
+                    .blocks
+                    .into_iter()
+                    .map(|block| {
+                        let meta =
+                            BlockMeta::text(block.min_ts, block.max_ts, block.count, block.max_seq);
+                        (
+                            field(block.start, &block.host),
+                            block.start,
+                            meta,
+                            block.data,
+                        )
+                    })
+                    .collect(),
+                rollups: fold
+                    .rollups
+                    .into_iter()
+                    .map(|row| (row.step, field(row.start, &row.host), row.start, row.data))
+                    .collect(),
+                rolled_up_until: complete.then_some(before),
+                ..FoldWrite::default()
+            };
+            self.write_fold(write)?;
+            Ok(folded)
+        })?;
+        Ok(done.unwrap_or(0))
+    }
+
+    /// The entries and data of the batches `firsts` that are still there.
+    pub(super) fn batches(
+        &self,
+        firsts: &[i64],
+    ) -> Result<Vec<(i64, BatchMeta, Vec<u8>)>, StoreError> {
+        if firsts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (meta, data) = (self.key("batch_meta"), self.key("batch"));
+        let wanted = firsts.to_vec();
+        let (metas, datas): (Values, Values) = self.run(move |mut c| async move {
+            redis::pipe()
+                .atomic()
+                .hmget(meta, &wanted)
+                .hmget(data, &wanted)
+                .query_async(&mut c)
+                .await
+        })?;
+        let mut found = Vec::with_capacity(firsts.len());
+        for ((first, meta), data) in firsts.iter().zip(metas).zip(datas) {
+            if let (Some(meta), Some(data)) = (meta, data) {
+                found.push((*first, BatchMeta::parse(&meta)?, data));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes the samples with `ts < before`, from batches and blocks, and
+    /// the hosts left with none.
+    pub(super) fn delete_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let done = self.exclusively(|| {
+            let mut write = FoldWrite {
+                drop_hosts_before: Some(before),
+                ..FoldWrite::default()
+            };
+            let mut deleted = 0u64;
+            let by_min = self.key("by_min");
+            let old: Vec<i64> = self.run(move |mut c| async move {
+                c.zrangebyscore(by_min, "-inf", format!("({before}")).await
+            })?;
+            for (first, meta, data) in self.batches(&old)? {
+                write.removed_batches.push(first);
+                if meta.max_ts < before {
+                    deleted += meta.count;
+                    continue;
+                }
+                let samples = batch::decode(&data, first)?;
+                let kept: Vec<(i64, Sample)> = samples
+                    .iter()
+                    .filter(|(_, sample)| sample.ts >= before)
+                    .cloned()
+                    .collect();
+                deleted += (samples.len() - kept.len()) as u64;
+                write.added_batches.extend(Sequenced::new(&kept));
+            }
+            let (index, metas, blocks) = (
+                self.key("block_by_start"),
+                self.key("block_meta"),
+                self.key("block"),
+            );
+            let fields: Vec<String> = self.run(move |mut c| async move {
+                c.zrangebyscore(index, "-inf", format!("({before}")).await
+            })?;
+            if !fields.is_empty() {
+                let wanted = fields.clone();
+                let (found_metas, found_data): (Values, Values) =
+                    self.run(move |mut c| async move {
+                        redis::pipe()
+                            .atomic()
+                            .hmget(metas, &wanted)
+                            .hmget(blocks, &wanted)
+                            .query_async(&mut c)
+                            .await
+                    })?;
+                for ((field, meta), data) in fields.into_iter().zip(found_metas).zip(found_data) {
+                    let (Some(meta), Some(data)) = (meta, data) else {
+                        continue;
+                    };
+                    let meta = BlockMeta::parse(&meta)?;
+                    if meta.min_ts >= before {
+                        continue;
+                    }
+                    if meta.max_ts < before {
+                        deleted += meta.count;
+                        write.removed_blocks.push(field);
+                        continue;
+                    }
+                    let host = host_of(field.as_bytes())?;
+                    let samples = BlockReader::new(&data)?.samples(&host)?;
+                    let kept: Vec<&Sample> = samples.iter().filter(|s| s.ts >= before).collect();
+                    deleted += (samples.len() - kept.len()) as u64;
+                    let (min, max) = span(kept.iter().map(|s| s.ts));
+                    let data = block::encode(&kept).ok_or_else(|| {
+                        StoreError::Corrupt("a block to keep has no samples".to_string())
+                    })?;
+                    let start = period_of(meta.min_ts);
+                    let meta = BlockMeta::text(min, max, kept.len() as i64, meta.max_seq);
+                    write.blocks.push((field, start, meta, data));
+                }
+            }
+            self.write_fold(write)?;
+            Ok(deleted)
+        })?;
+        Ok(done.unwrap_or(0))
+    }
+
+    /// Calls `visit` with the rolled-up points `query` asks for, a host's
+    /// points in time order.
+    pub(super) fn rollups(
+        &self,
+        query: &RollupQuery<'_>,
+        visit: &mut dyn FnMut(&str, &Point),
+    ) -> Result<(), StoreError> {
+        let RollupQuery {
+            step,
+            from,
+            to,
+            host,
+            fields,
+        } = *query;
+        if from > to {
+            return Ok(());
+        }
+        let (index, rows) = (
+            self.key(&format!("rollup_by_start:{}", step.id())),
+            self.key(&format!("rollup:{}", step.id())),
+        );
+        let first = step.row_of(from);
+        let found: Vec<String> =
+            self.run(move |mut c| async move { c.zrangebyscore(index, first, to).await })?;
+        // By host, then start.
+        let mut wanted: BTreeMap<(String, Millis), String> = BTreeMap::new();
+        for field in found {
+            let row_host = host_of(field.as_bytes())?;
+            if host.is_some_and(|host| host != row_host) {
+                continue;
+            }
+            let start = numbers::<1>(
+                field.split('\0').next().unwrap_or_default().as_bytes(),
+                "a rollup row",
+            )?[0];
+            wanted.insert((row_host, start), field);
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<String> = wanted.values().cloned().collect();
+        let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
+        for (((row_host, _), _), data) in wanted.into_iter().zip(data) {
+            let Some(data) = data else { continue };
+            for point in rollup::decode_fields(&data, fields)? {
+                if point.ts >= from && point.ts <= to {
+                    visit(&row_host, &point);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the rolled-up points of `step` with `ts < before`.
+    pub(super) fn delete_points_before(
+        &self,
+        step: Step,
+        before: Millis,
+    ) -> Result<u64, StoreError> {
+        let done = self.exclusively(|| {
+            let (index, rows) = (
+                self.key(&format!("rollup_by_start:{}", step.id())),
+                self.key(&format!("rollup:{}", step.id())),
+            );
+            let last = step.row_of(before);
+            let found: Vec<String> =
+                self.run(move |mut c| async move { c.zrangebyscore(index, "-inf", last).await })?;
+            if found.is_empty() {
+                return Ok(0);
+            }
+            let names = found.clone();
+            let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
+            let mut write = FoldWrite::default();
+            let mut deleted = 0u64;
+            for (field, data) in found.into_iter().zip(data) {
+                let Some(data) = data else { continue };
+                let start = numbers::<1>(
+                    field.split('\0').next().unwrap_or_default().as_bytes(),
+                    "a rollup row",
+                )?[0];
+                if start < last {
+                    deleted += rollup::point_count(&data)? as u64;
+                    write.rollups.push((step, field, start, None));
+                } else {
+                    let (kept, left_out) =
+                        merged_points(Some(&data), |point| point.ts >= before, Vec::new())?;
+                    deleted += left_out;
+                    write.rollups.push((step, field, start, kept));
+                }
+            }
+            self.write_fold(write)?;
+            Ok(deleted)
+        })?;
+        Ok(done.unwrap_or(0))
+    }
+}

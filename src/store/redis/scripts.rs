@@ -1,0 +1,399 @@
+//! The Lua scripts of the Redis store: every write that must be atomic, or
+//! that depends on what the store holds (the lease, a conditional open, a
+//! claim), runs as one script. Each script names every key it touches in
+//! `KEYS`, and every key of a cluster shares one hash tag, so the scripts
+//! run on Redis Cluster too. Only commands of Redis 2.8 are used.
+//!
+//! Values the scripts build are strings joined with a separator that no
+//! part can hold: a space between numbers and a name, `\0` elsewhere.
+
+use redis::Script;
+
+/// Appends batches of samples and notes each host's latest sample.
+///
+/// KEYS: seq, by_seq, by_max, by_min, batch, batch_meta, latest, latest_ts.
+/// ARGV: the number of batches; per batch its count, min ts, max ts and
+/// data; then the number of hosts; per host its name, latest ts and that
+/// sample's encoded fields.
+pub const APPEND: &str = r"
+local i = 2
+for b = 1, tonumber(ARGV[1]) do
+  local count = tonumber(ARGV[i])
+  local last = redis.call('INCRBY', KEYS[1], count)
+  local first = last - count + 1
+  redis.call('ZADD', KEYS[2], first, first)
+  redis.call('ZADD', KEYS[3], ARGV[i + 2], first)
+  redis.call('ZADD', KEYS[4], ARGV[i + 1], first)
+  redis.call('HSET', KEYS[5], first, ARGV[i + 3])
+  redis.call('HSET', KEYS[6], first, last .. ' ' .. count .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+  i = i + 4
+end
+for h = 1, tonumber(ARGV[i]) do
+  local host, ts = ARGV[i + 1], ARGV[i + 2]
+  local known = redis.call('HGET', KEYS[8], host)
+  if (not known) or tonumber(known) <= tonumber(ts) then
+    redis.call('HSET', KEYS[8], host, ts)
+    redis.call('HSET', KEYS[7], host, ARGV[i + 3])
+  end
+  i = i + 3
+end
+return redis.call('GET', KEYS[1])
+";
+
+/// Writes what a compaction or a deletion of samples changes, in one step:
+/// batches removed and added, blocks removed and written, rollup rows
+/// written or removed, the compaction marks; and, for a deletion, drops the
+/// hosts whose latest sample is older than its bound.
+///
+/// KEYS: by_seq, by_max, by_min, batch, batch_meta, block, block_meta,
+/// block_by_start, rollup:60000, rollup_by_start:60000, rollup:600000,
+/// rollup_by_start:600000, compacted_seq, rolled_up_until, latest,
+/// latest_ts.
+/// ARGV, in groups each led by its count: batch firsts to remove; batches
+/// to add (first, last, count, min, max, data); block fields to remove;
+/// blocks to write (field, start, `min max count max_seq`, data); rollup
+/// rows (1 for minutes, 2 for ten minutes; field, start, data or empty to
+/// remove). Then the highest
+/// sequence number compacted (or empty), the time rolled up until (or
+/// empty), and the bound under which hosts are dropped (or empty).
+pub const WRITE_FOLD: &str = r"
+local i = 1
+local function group() local n = tonumber(ARGV[i]); i = i + 1; return n end
+for r = 1, group() do
+  local first = ARGV[i]
+  redis.call('ZREM', KEYS[1], first)
+  redis.call('ZREM', KEYS[2], first)
+  redis.call('ZREM', KEYS[3], first)
+  redis.call('HDEL', KEYS[4], first)
+  redis.call('HDEL', KEYS[5], first)
+  i = i + 1
+end
+for a = 1, group() do
+  local first, last, count, min, max = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  redis.call('ZADD', KEYS[1], first, first)
+  redis.call('ZADD', KEYS[2], max, first)
+  redis.call('ZADD', KEYS[3], min, first)
+  redis.call('HSET', KEYS[4], first, ARGV[i + 5])
+  redis.call('HSET', KEYS[5], first, last .. ' ' .. count .. ' ' .. min .. ' ' .. max)
+  i = i + 6
+end
+for r = 1, group() do
+  redis.call('ZREM', KEYS[8], ARGV[i])
+  redis.call('HDEL', KEYS[6], ARGV[i])
+  redis.call('HDEL', KEYS[7], ARGV[i])
+  i = i + 1
+end
+for b = 1, group() do
+  local field = ARGV[i]
+  redis.call('ZADD', KEYS[8], ARGV[i + 1], field)
+  redis.call('HSET', KEYS[7], field, ARGV[i + 2])
+  redis.call('HSET', KEYS[6], field, ARGV[i + 3])
+  i = i + 4
+end
+for r = 1, group() do
+  local rows, index = KEYS[9], KEYS[10]
+  if ARGV[i] == '2' then rows, index = KEYS[11], KEYS[12] end
+  if ARGV[i + 3] == '' then
+    redis.call('HDEL', rows, ARGV[i + 1])
+    redis.call('ZREM', index, ARGV[i + 1])
+  else
+    redis.call('HSET', rows, ARGV[i + 1], ARGV[i + 3])
+    redis.call('ZADD', index, ARGV[i + 2], ARGV[i + 1])
+  end
+  i = i + 4
+end
+local function raise(key, value)
+  if value ~= '' then
+    local known = redis.call('GET', key)
+    if (not known) or tonumber(known) < tonumber(value) then redis.call('SET', key, value) end
+  end
+end
+raise(KEYS[13], ARGV[i])
+raise(KEYS[14], ARGV[i + 1])
+if ARGV[i + 2] ~= '' then
+  local bound = tonumber(ARGV[i + 2])
+  local seen = redis.call('HGETALL', KEYS[16])
+  for h = 1, #seen, 2 do
+    if tonumber(seen[h + 1]) < bound then
+      redis.call('HDEL', KEYS[16], seen[h])
+      redis.call('HDEL', KEYS[15], seen[h])
+    end
+  end
+end
+return 1
+";
+
+/// Reads, as of one moment, what a scan of samples needs: the batches
+/// whose latest sample is at or after `from` and which start before the
+/// cursor, and the blocks of the periods that can hold `[from, to]`.
+///
+/// KEYS: by_max, batch_meta, batch, block_by_start, block_meta, block.
+/// ARGV: from, to, cursor, the earliest period start (exclusive), a host
+/// (or empty for all).
+/// Returns {batches, blocks}: batches as first, meta, data, ...; blocks as
+/// field, meta, data, ...
+pub const READ_RANGE: &str = r"
+local cursor = tonumber(ARGV[3])
+local host = ARGV[5]
+local batches = {}
+for _, first in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  if tonumber(first) < cursor then
+    batches[#batches + 1] = first
+    batches[#batches + 1] = redis.call('HGET', KEYS[2], first)
+    batches[#batches + 1] = redis.call('HGET', KEYS[3], first)
+  end
+end
+local blocks = {}
+for _, field in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '(' .. ARGV[4], ARGV[2])) do
+  if host == '' or string.sub(field, -(#host + 1)) == '\0' .. host then
+    blocks[#blocks + 1] = field
+    blocks[#blocks + 1] = redis.call('HGET', KEYS[5], field)
+    blocks[#blocks + 1] = redis.call('HGET', KEYS[6], field)
+  end
+end
+return {batches, blocks}
+";
+
+/// Reads, as of one moment, the batches that hold samples appended at or
+/// after a cursor, and the highest sequence number compacted.
+///
+/// KEYS: by_seq, batch_meta, batch, compacted_seq. ARGV: the cursor.
+/// Returns {compacted, first, meta, data, ...}.
+pub const READ_SINCE: &str = r"
+local out = {redis.call('GET', KEYS[4]) or '0'}
+local firsts = redis.call('ZREVRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '-inf', 'LIMIT', 0, 1)
+for _, first in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do
+  firsts[#firsts + 1] = first
+end
+for _, first in ipairs(firsts) do
+  out[#out + 1] = first
+  out[#out + 1] = redis.call('HGET', KEYS[2], first)
+  out[#out + 1] = redis.call('HGET', KEYS[3], first)
+end
+return out
+";
+
+/// Takes the lease if nobody else holds it, with a new token.
+///
+/// KEYS: lease, lease_token. ARGV: node, ttl in ms.
+/// Returns the token, or nil while another node holds the lease.
+pub const ACQUIRE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held then
+  local holder = string.sub(held, string.find(held, ' ', 1, true) + 1)
+  if holder ~= ARGV[1] then return false end
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
+return token
+";
+
+/// Extends the lease if it is still the one given (compare and extend).
+///
+/// KEYS: lease. ARGV: `token node`, ttl in ms. Returns 1, or 0 if lost.
+pub const RENEW: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// Gives the lease (or any other key held the same way) up if it is still
+/// the one given.
+///
+/// KEYS: lease. ARGV: `token node`.
+pub const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+";
+
+/// Records one tick's transitions under a lease, all or nothing.
+///
+/// KEYS: lease, incident, open, last_end, resolved, outbox_seq, outbox,
+/// outbox_key, outbox_next, outbox_ids, pending.
+/// ARGV: `token node`; the number of targets and their names; the number of
+/// transitions, each as kind (`opened`, `resolved`), id, pair (`rule\0host`),
+/// the incident's record, its end time (empty while open) and the tick.
+/// Returns `{'ok'}`, `{'fenced'}`, or `{'open', pair, id}` when an incident
+/// would open beside another open one of its pair.
+pub const RECORD: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
+local targets = {}
+local i = 2
+for t = 1, tonumber(ARGV[i]) do targets[t] = ARGV[i + t] end
+i = i + #targets + 1
+local transitions = {}
+for n = 1, tonumber(ARGV[i]) do
+  local at = i + 1 + (n - 1) * 6
+  transitions[n] = {kind = ARGV[at], id = ARGV[at + 1], pair = ARGV[at + 2],
+    record = ARGV[at + 3], ending = ARGV[at + 4], tick = ARGV[at + 5]}
+end
+local function recorded(t)
+  if t.kind == 'opened' then return redis.call('HEXISTS', KEYS[2], t.id) == 1 end
+  return redis.call('ZSCORE', KEYS[5], t.id) ~= false
+end
+for _, t in ipairs(transitions) do
+  if t.kind == 'opened' and not recorded(t) then
+    local other = redis.call('HGET', KEYS[3], t.pair)
+    if other and other ~= t.id then return {'open', t.pair, other} end
+  end
+end
+for _, t in ipairs(transitions) do
+  if not recorded(t) then
+    redis.call('HSET', KEYS[2], t.id, t.record)
+    if t.kind == 'opened' then
+      redis.call('HSET', KEYS[3], t.pair, t.id)
+    else
+      if redis.call('HGET', KEYS[3], t.pair) == t.id then redis.call('HDEL', KEYS[3], t.pair) end
+      redis.call('HSET', KEYS[4], t.pair, t.ending)
+      redis.call('ZADD', KEYS[5], t.ending, t.id)
+    end
+    for _, target in ipairs(targets) do
+      local d = redis.call('INCR', KEYS[6])
+      redis.call('HSET', KEYS[7], d, t.kind .. '\0' .. target .. '\0' .. t.record)
+      redis.call('HSET', KEYS[8], d, t.id .. '\0' .. target)
+      redis.call('HSET', KEYS[9], d, t.tick)
+      redis.call('ZADD', KEYS[10], d, d)
+      redis.call('HINCRBY', KEYS[11], t.id, 1)
+    end
+  end
+end
+return {'ok'}
+";
+
+/// Claims due deliveries for a node, oldest first, skipping any with an
+/// older delivery of the same incident to the same target still waiting.
+///
+/// KEYS: outbox_ids, outbox_key, outbox_next, claims.
+/// ARGV: now, node, the claim's end, the most to claim.
+/// Returns the claimed deliveries' ids.
+pub const CLAIM: &str = r"
+local now, node, till, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local claimed, seen = {}, {}
+if limit == 0 then return claimed end
+for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = redis.call('HGET', KEYS[2], d)
+  if not seen[key] then
+    seen[key] = true
+    if tonumber(redis.call('HGET', KEYS[3], d)) <= now then
+      local claim = redis.call('HGET', KEYS[4], d)
+      local free = true
+      if claim then
+        local space = string.find(claim, ' ', 1, true)
+        free = string.sub(claim, space + 1) == node or tonumber(string.sub(claim, 1, space - 1)) <= now
+      end
+      if free then
+        redis.call('HSET', KEYS[4], d, till .. ' ' .. node)
+        claimed[#claimed + 1] = d
+        if #claimed >= limit then break end
+      end
+    end
+  end
+end
+return claimed
+";
+
+/// The earliest time a waiting delivery, not blocked by an older one, is
+/// due or its claim runs out; nil when none waits.
+///
+/// KEYS: outbox_ids, outbox_key, outbox_next, claims.
+pub const NEXT_DUE: &str = r"
+local earliest, seen = false, {}
+for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = redis.call('HGET', KEYS[2], d)
+  if not seen[key] then
+    seen[key] = true
+    local at = tonumber(redis.call('HGET', KEYS[3], d))
+    local claim = redis.call('HGET', KEYS[4], d)
+    if claim then
+      local till = tonumber(string.sub(claim, 1, string.find(claim, ' ', 1, true) - 1))
+      if till > at then at = till end
+    end
+    if (not earliest) or at < earliest then earliest = at end
+  end
+end
+if earliest then return tostring(earliest) end
+return false
+";
+
+/// Records a hook call and removes its delivery, or schedules its retry.
+///
+/// KEYS: calls, outbox, outbox_key, outbox_next, outbox_attempts,
+/// outbox_ids, claims, pending.
+/// ARGV: delivery, incident id, the call's record, the retry time (empty
+/// for none).
+pub const FINISH: &str = r"
+local d, id = ARGV[1], ARGV[2]
+local calls = redis.call('HGET', KEYS[1], id)
+if calls then calls = calls .. '\n' .. ARGV[3] else calls = ARGV[3] end
+redis.call('HSET', KEYS[1], id, calls)
+redis.call('HDEL', KEYS[7], d)
+if redis.call('HEXISTS', KEYS[2], d) == 1 then
+  if ARGV[4] ~= '' then
+    redis.call('HINCRBY', KEYS[5], d, 1)
+    redis.call('HSET', KEYS[4], d, ARGV[4])
+  else
+    redis.call('HDEL', KEYS[2], d)
+    redis.call('HDEL', KEYS[3], d)
+    redis.call('HDEL', KEYS[4], d)
+    redis.call('HDEL', KEYS[5], d)
+    redis.call('ZREM', KEYS[6], d)
+    if redis.call('HINCRBY', KEYS[8], id, -1) <= 0 then redis.call('HDEL', KEYS[8], id) end
+  end
+end
+return 1
+";
+
+/// Deletes resolved incidents that ended before a time and have no
+/// delivery waiting, with their hook calls. Returns how many.
+///
+/// KEYS: resolved, incident, calls, pending. ARGV: the time.
+pub const DELETE_INCIDENTS: &str = r"
+local deleted = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])) do
+  if redis.call('HEXISTS', KEYS[4], id) == 0 then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
+    deleted = deleted + 1
+  end
+end
+return deleted
+";
+
+/// The scripts, loaded once (their hashes are computed here; Redis learns
+/// each at its first use).
+pub struct Scripts {
+    pub append: Script,
+    pub write_fold: Script,
+    pub read_range: Script,
+    pub read_since: Script,
+    pub acquire: Script,
+    pub renew: Script,
+    pub release: Script,
+    pub record: Script,
+    pub claim: Script,
+    pub next_due: Script,
+    pub finish: Script,
+    pub delete_incidents: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Scripts {
+        Scripts {
+            append: Script::new(APPEND),
+            write_fold: Script::new(WRITE_FOLD),
+            read_range: Script::new(READ_RANGE),
+            read_since: Script::new(READ_SINCE),
+            acquire: Script::new(ACQUIRE),
+            renew: Script::new(RENEW),
+            release: Script::new(RELEASE),
+            record: Script::new(RECORD),
+            claim: Script::new(CLAIM),
+            next_due: Script::new(NEXT_DUE),
+            finish: Script::new(FINISH),
+            delete_incidents: Script::new(DELETE_INCIDENTS),
+        }
+    }
+}
