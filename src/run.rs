@@ -11,9 +11,10 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 
 use alertd::clock::SystemClock;
+use alertd::config::Backend;
 use alertd::http::serve::Limits;
 use alertd::service::{self, DataDirLock, Options, Service};
-use alertd::store::SqliteStore;
+use alertd::store::{RedisStore, SqliteStore, Store};
 
 use crate::{IO_FAILURE, load};
 
@@ -85,7 +86,14 @@ pub fn run(args: RunArgs) -> ExitCode {
         // nothing behind: the socket, the data directory's lock, the store.
         let listener = service::bind(&listen).await?;
         let _lock = DataDirLock::acquire(&data_dir)?;
-        let store = Arc::new(SqliteStore::open_dir(&data_dir)?);
+        // Hooks stay in each node's data directory, whatever the backend.
+        let store: Arc<dyn Store> = match &config.service.backend {
+            Backend::Sqlite => Arc::new(SqliteStore::open_dir(&data_dir)?),
+            Backend::Redis { url, cluster } => {
+                info!(cluster, "state shared through Redis");
+                Arc::new(RedisStore::open(url, cluster)?)
+            }
+        };
         let options = Options {
             config_path: args.config.clone(),
             data_dir,

@@ -162,6 +162,17 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         ));
     };
     if !hook.path.is_file() {
+        if service.is_clustered() {
+            // Hooks live in each node's data directory: this node may lack
+            // one that others have. Tried again later, here or elsewhere.
+            return Called {
+                retry: true,
+                ..gone(format!(
+                    "no such hook on this node ({}): tried again later",
+                    hook.path.display()
+                ))
+            };
+        }
         return gone("the hook no longer exists: dropped".to_string());
     }
     let (timeout, node) =

@@ -62,6 +62,15 @@ impl Alertd {
     /// Starts alertd on `<dir>/alertd.json` under a wrapper command (such
     /// as `prlimit --nofile=256:256`).
     pub fn start_under(dir: &Path, wrapper: &[&str]) -> Alertd {
+        Self::launch(dir, wrapper, "node-under-test")
+    }
+
+    /// Starts a node named `name` on `<dir>/alertd.json` (written already).
+    pub fn start_node(dir: &Path, name: &str) -> Alertd {
+        Self::launch(dir, &[], name)
+    }
+
+    fn launch(dir: &Path, wrapper: &[&str], name: &str) -> Alertd {
         let port = free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -83,7 +92,7 @@ impl Alertd {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--host-name", "node-under-test"])
+            .args(["--host-name", name])
             .env("ALERTD_LOG", "debug")
             .env_remove("ALERTD_TOKEN")
             .stdout(Stdio::null())
