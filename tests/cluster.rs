@@ -380,3 +380,206 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
     let outcome = check(&other, &calls);
     assert_eq!(outcome.incidents.len(), 1);
 }
+
+#[test]
+fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
+    use alertd::store::{RedisStore, Store};
+    let root = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_persistent(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let config = config(&redis.url(), "2s");
+    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
+        .iter()
+        .map(|name| {
+            let dir = node_dir(root.path(), name, &config, &calls);
+            Some(Alertd::start_node(&dir, name))
+        })
+        .collect();
+    leader(&nodes);
+    let mut acknowledged: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut refused = 0;
+    // Two samples per round, to the nodes in turn: those acknowledged
+    // (2xx) must all be in Redis at the end.
+    let send = |round: usize, x: f64, acknowledged: &mut BTreeSet<(String, i64)>| -> bool {
+        let at = now();
+        let samples = json!([
+            {"host": "hot", "ts": at, "metrics": {"x": x}},
+            {"host": format!("h{}", round % 3), "ts": at, "metrics": {"x": 1}},
+        ]);
+        let taken = push(&nodes, round, &samples);
+        if taken {
+            acknowledged.insert(("hot".to_string(), at));
+            acknowledged.insert((format!("h{}", round % 3), at));
+        }
+        taken
+    };
+    for round in 0..12 {
+        if !send(round, 50.0, &mut acknowledged) {
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let node = nodes[0].as_ref().unwrap();
+    wait_for("the incident", 10, || {
+        (node.active().len() == 1).then_some(())
+    });
+    let opened = node.active()[0]["id"].clone();
+    redis.kill();
+    for round in 12..20 {
+        if !send(round, 50.0, &mut acknowledged) {
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    redis.restart();
+    for round in 20..40 {
+        if !send(round, 50.0, &mut acknowledged) {
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        refused >= 4,
+        "samples sent while Redis was down are refused: {refused}"
+    );
+    // The incident is still the one opened before the restart.
+    wait_for("the cluster to answer again", 20, || {
+        let (status, body) = node.get("/api/v1/incidents");
+        (status == 200).then_some(body)
+    });
+    let active = node.active();
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0]["id"], opened);
+    let store = RedisStore::open(&redis.url(), "test").unwrap();
+    let mut stored: BTreeSet<(String, i64)> = BTreeSet::new();
+    store
+        .scan_samples(i64::MIN, i64::MAX, &mut |sample| {
+            stored.insert((sample.host, sample.ts));
+        })
+        .unwrap();
+    let lost: Vec<_> = acknowledged.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged and lost: {lost:?}");
+    assert!(
+        acknowledged.len() >= 50,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+    for round in 40..48 {
+        send(round, 1.0, &mut acknowledged);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    wait_for("the resolution", 10, || {
+        node.active().is_empty().then_some(())
+    });
+    wait_for("both calls", 15, || {
+        (lines(&calls).len() >= 2).then_some(())
+    });
+    let outcome = check(node, &calls);
+    assert_eq!(outcome.incidents.len(), 1);
+}
+
+#[test]
+fn the_cluster_agrees_with_replay() {
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let config = config(&redis.url(), "3s");
+    let names = ["n0", "n1", "n2"];
+    let nodes: Vec<Option<Alertd>> = names
+        .iter()
+        .map(|name| {
+            let dir = node_dir(root.path(), name, &config, &calls);
+            Some(Alertd::start_node(&dir, name))
+        })
+        .collect();
+    leader(&nodes);
+    // A recorded stream: four hosts, a sample each every 250 ms, at 50 ms
+    // past each quarter second (well before the tick that must see it),
+    // values that cross the threshold often; then a quiet end.
+    let first = (now() / 1000 + 2) * 1000;
+    let mut recorded = Vec::new();
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for step in 0..96i64 {
+        let ts = first + step * 250 + 50;
+        let quiet = step >= 80;
+        for host in 0..4 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let x = if quiet { 1.0 } else { (state % 25) as f64 };
+            recorded.push(json!({"host": format!("h{host}"), "ts": ts, "metrics": {"x": x}}));
+        }
+    }
+    for (round, samples) in recorded.chunks(4).enumerate() {
+        let ts = samples[0]["ts"].as_i64().unwrap();
+        let wait = ts - now();
+        if wait > 0 {
+            std::thread::sleep(Duration::from_millis(wait as u64));
+        }
+        assert!(push(&nodes, round, &json!(samples)));
+    }
+    let last = recorded.last().unwrap()["ts"].as_i64().unwrap();
+    let node = nodes[0].as_ref().unwrap();
+    wait_for("the ticks after the last sample", 10, || {
+        (now() > last + 2_500).then_some(())
+    });
+    let incidents = node.get_json(&format!("/api/v1/incidents?from={first}"));
+    let mut cluster: Vec<(String, String, Option<String>, f64)> = Vec::new();
+    for incident in incidents["active"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(incidents["resolved"].as_array().unwrap())
+    {
+        cluster.push((
+            incident["hostName"].as_str().unwrap().to_string(),
+            incident["startTime"].as_str().unwrap().to_string(),
+            incident["endTime"].as_str().map(str::to_string),
+            incident["triggerValue"].as_f64().unwrap(),
+        ));
+    }
+    cluster.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    // The same samples and rules through `alertd replay`.
+    let samples_file = root.path().join("samples.jsonl");
+    let text: String = recorded
+        .iter()
+        .map(|sample| format!("{sample}\n"))
+        .collect();
+    std::fs::write(&samples_file, text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("replay")
+        .arg("--config")
+        .arg(root.path().join("n0/alertd.json"))
+        .arg("--samples")
+        .arg(&samples_file)
+        .arg("--until")
+        .arg((last + 2_000).to_string())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut replayed: BTreeMap<String, (String, String, Option<String>, f64)> = BTreeMap::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let event: Value = serde_json::from_str(line).unwrap();
+        let incident = &event["incident"];
+        replayed.insert(
+            incident["id"].as_str().unwrap().to_string(),
+            (
+                incident["hostName"].as_str().unwrap().to_string(),
+                incident["startTime"].as_str().unwrap().to_string(),
+                incident["endTime"].as_str().map(str::to_string),
+                incident["triggerValue"].as_f64().unwrap(),
+            ),
+        );
+    }
+    let mut replayed: Vec<_> = replayed.into_values().collect();
+    replayed.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    assert!(
+        replayed.len() >= 5,
+        "too few incidents to tell: {replayed:?}"
+    );
+    assert_eq!(cluster, replayed, "the cluster and replay differ");
+}
