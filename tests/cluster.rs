@@ -583,3 +583,51 @@ fn the_cluster_agrees_with_replay() {
     );
     assert_eq!(cluster, replayed, "the cluster and replay differ");
 }
+
+#[test]
+fn every_node_lists_the_cluster_and_names_rules_that_differ() {
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let same = config(&redis.url(), "3s");
+    let first_dir = node_dir(root.path(), "n0", &same, &calls);
+    let first = Alertd::start_node(&first_dir, "n0");
+    wait_for("n0 to lead", 15, || leads(&first).filter(|l| *l));
+    let other = same.replace("\"value\":10", "\"value\":11");
+    assert_ne!(other, same);
+    let second_dir = node_dir(root.path(), "n1", &other, &calls);
+    let second = Alertd::start_node(&second_dir, "n1");
+    let view = wait_for("both nodes listed", 15, || {
+        let view = second.get_json("/api/v1/cluster");
+        (view["nodes"].as_array().unwrap().len() == 2).then_some(view)
+    });
+    assert_eq!(view["node"], "n1");
+    assert_eq!(view["clustered"], true);
+    assert_eq!(view["leads"], false);
+    assert_eq!(view["leader"]["node"], "n0");
+    assert!(view["leader"]["token"].as_u64().unwrap() >= 1);
+    let nodes = view["nodes"].as_array().unwrap();
+    assert_eq!(nodes[0]["node"], "n0");
+    assert_eq!(nodes[0]["leads"], true);
+    assert_eq!(nodes[0]["rulesDifferFromLeader"], false);
+    assert_eq!(nodes[1]["node"], "n1");
+    assert_eq!(nodes[1]["rulesDifferFromLeader"], true);
+    assert!(nodes[1]["secondsSinceHeartbeat"].as_i64().unwrap() <= 3);
+    wait_for("the warning in n1's log", 10, || {
+        second
+            .log()
+            .contains("rules differ from the leader's")
+            .then_some(())
+    });
+    assert_eq!(first.metric("alertd_leader"), 1.0);
+    assert_eq!(second.metric("alertd_leader"), 0.0);
+    let (_, page) = second.get("/");
+    assert!(page.contains("follows n0 (token"), "{page}");
+    wait_for("n0 to see n1", 10, || {
+        first
+            .get("/")
+            .1
+            .contains("leads a cluster of 2")
+            .then_some(())
+    });
+}

@@ -99,6 +99,22 @@ pub enum Backend {
 }
 
 impl Config {
+    /// A fingerprint of what decides evaluation (alerting on or off, the
+    /// watcher interval, the rules in order): two nodes with the same one
+    /// evaluate alike. Stable for one version of alertd.
+    pub fn rules_fingerprint(&self) -> String {
+        let alerting = &self.alerting;
+        let text = format!(
+            "{}|{}|{:?}",
+            alerting.enabled, alerting.watcher_interval, alerting.rules
+        );
+        // FNV-1a, 64 bits.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{hash:016x}")
+    }
+
     /// How long the evaluating node's lease runs unless renewed.
     pub fn lease_ttl(&self) -> Millis {
         self.service

@@ -39,6 +39,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/hosts", get(hosts))
+        .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/stats", get(stats))
         .route_layer(middleware::from_fn_with_state(service.clone(), authorize));
     Router::new()
@@ -306,6 +307,57 @@ async fn rules(State(service): State<Arc<Service>>) -> ApiResult<Response> {
         }))
     })
     .await
+}
+
+/// `GET /api/v1/cluster`: the nodes, their last heartbeat, who leads and
+/// with which token, and whose rules differ from the leader's; as this node
+/// last read it (every third of the lease).
+async fn cluster(State(service): State<Arc<Service>>) -> ApiResult<Response> {
+    let view = service.cluster();
+    let leader_rules = view.leader.as_ref().and_then(|leader| {
+        view.nodes
+            .iter()
+            .find(|node| node.node == leader.node)
+            .map(|node| node.rules.clone())
+    });
+    let now = service.now();
+    let nodes: Vec<Value> = view
+        .nodes
+        .iter()
+        .map(|node| {
+            json!({
+                "node": node.node,
+                "heartbeat": node.heartbeat,
+                "heartbeatTime": rfc3339(node.heartbeat),
+                "secondsSinceHeartbeat": (now - node.heartbeat).max(0) / 1000,
+                "started": node.started,
+                "version": node.version,
+                "rules": node.rules,
+                "rulesDifferFromLeader": leader_rules.as_ref().is_some_and(|rules| *rules != node.rules),
+                "leads": view.leader.as_ref().is_some_and(|leader| leader.node == node.node),
+            })
+        })
+        .collect();
+    let body = json!({
+        "node": service.host_name(),
+        "clustered": service.is_clustered(),
+        "leads": service.is_leading(),
+        "leader": view.leader.as_ref().map(|leader| json!({
+            "node": leader.node,
+            "token": leader.token,
+            "expiresInMs": leader.expires_in,
+        })),
+        "nodes": nodes,
+        "readAt": view.read_at,
+        "error": view.error,
+    });
+    if let Some(error) = &view.error {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store: {error}"),
+        ));
+    }
+    Ok(axum::Json(body).into_response())
 }
 
 /// `GET /api/v1/hosts`: every host with stored samples and its last report.

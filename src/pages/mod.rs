@@ -69,6 +69,8 @@ struct Chrome<'a> {
     title: &'a str,
     nav: Nav,
     node: &'a str,
+    /// In a cluster: who leads, as this node last saw it.
+    cluster: Option<String>,
     signed_in: bool,
     /// Reload the page every this many seconds.
     refresh: Option<u32>,
@@ -100,6 +102,9 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
                     }
                     div.node {
                         span title="This node's host name" { (chrome.node) }
+                        @if let Some(cluster) = &chrome.cluster {
+                            span.cluster title="The cluster, as this node last saw it (GET /api/v1/cluster)" { " · " (cluster) }
+                        }
                         @if chrome.signed_in {
                             form method="post" action="/logout" {
                                 button.link type="submit" { "Sign out" }
@@ -114,6 +119,27 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
             }
         }
     }
+}
+
+/// "leads a cluster of 3", "follows n1 (token 7)", or what went wrong; `None`
+/// for a node alone.
+fn cluster_line(service: &Service) -> Option<String> {
+    if !service.is_clustered() {
+        return None;
+    }
+    let view = service.cluster();
+    if let Some(error) = view.error {
+        return Some(format!("cluster unreachable: {error}"));
+    }
+    let nodes = view.nodes.len();
+    Some(match view.leader {
+        _ if service.is_leading() => format!("leads a cluster of {nodes}"),
+        Some(leader) => format!(
+            "follows {} (token {}) in a cluster of {nodes}",
+            leader.node, leader.token
+        ),
+        None => format!("no leader yet in a cluster of {nodes}"),
+    })
 }
 
 /// What a page handler needs besides its query.
@@ -133,6 +159,7 @@ impl PageContext {
             title,
             nav,
             node: self.service.host_name(),
+            cluster: cluster_line(&self.service),
             signed_in: self.signed_in,
             refresh,
         };

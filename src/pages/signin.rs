@@ -99,6 +99,7 @@ fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
         title: "Sign in",
         nav: Nav::None,
         node: context.service.host_name(),
+        cluster: None,
         signed_in: false,
         refresh: None,
     };

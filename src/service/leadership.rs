@@ -27,7 +27,22 @@ use tracing::{error, info, warn};
 
 use super::watcher::rebuild;
 use super::{Service, lock};
-use crate::store::{Lease, StoreError};
+use crate::duration::Millis;
+use crate::store::{Lease, LeaseHolder, NodeStatus, StoreError};
+
+/// The cluster as this node last saw it (see [`Service::cluster`]).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    /// When it was read, on this node's clock; `None` before the first read.
+    pub read_at: Option<Millis>,
+    /// The store's answer, or why there was none.
+    pub error: Option<String>,
+    pub leader: Option<LeaseHolder>,
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// Nodes silent this long are dropped from the cluster's list.
+const FORGET_AFTER: Millis = 24 * 3600 * 1000;
 
 impl Service {
     /// The lease this node holds, if it leads.
@@ -38,6 +53,64 @@ impl Service {
     /// Whether this node evaluates the rules now.
     pub fn is_leading(&self) -> bool {
         lock(&self.lease).is_some()
+    }
+
+    /// The cluster as this node last saw it: refreshed with every renewal
+    /// of the lease (or try to take it).
+    pub fn cluster(&self) -> ClusterView {
+        lock(&self.cluster).clone()
+    }
+
+    /// Reports this node to the store and reads the cluster back. Blocking.
+    fn report(&self) -> Result<(), StoreError> {
+        let config = self.config();
+        let now = self.now();
+        let rules = config.rules_fingerprint();
+        self.store.heartbeat(&NodeStatus {
+            node: self.host_name().to_string(),
+            heartbeat: now,
+            started: self.built_at,
+            rules: rules.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        })?;
+        let leader = self.store.lease_holder()?;
+        let mut nodes = self.store.nodes()?;
+        if self.is_leading() {
+            for gone in nodes.iter().filter(|n| now - n.heartbeat > FORGET_AFTER) {
+                info!(node = gone.node, "forgetting a node silent for a day");
+                self.store.forget_node(&gone.node)?;
+            }
+        }
+        nodes.retain(|n| now - n.heartbeat <= FORGET_AFTER);
+        let leader_rules = leader.as_ref().and_then(|leader| {
+            nodes
+                .iter()
+                .find(|n| n.node == leader.node)
+                .map(|n| n.rules.clone())
+        });
+        let differs = leader_rules.is_some_and(|theirs| theirs != rules);
+        let mut view = lock(&self.cluster);
+        let differed = view.error.is_none()
+            && view.leader.as_ref().is_some_and(|known| {
+                view.nodes
+                    .iter()
+                    .find(|n| n.node == known.node)
+                    .is_some_and(|n| n.rules != rules)
+            });
+        if differs && !differed {
+            warn!(
+                leader = leader.as_ref().map(|l| l.node.as_str()),
+                "this node's rules differ from the leader's: it would evaluate differently \
+                 once it leads; give every node the same rules"
+            );
+        }
+        *view = ClusterView {
+            read_at: Some(now),
+            error: None,
+            leader,
+            nodes,
+        };
+        Ok(())
     }
 
     /// Whether other nodes share this node's store.
@@ -137,12 +210,20 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
     loop {
         let ttl = service.config().lease_ttl();
         let worker = service.clone();
-        let outcome = tokio::task::spawn_blocking(move || match worker.lease() {
-            Some(lease) => worker
-                .store
-                .renew_lease(&lease, ttl)
-                .map(|kept| Some((lease, kept))),
-            None => worker.try_lead().map(|_| None),
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = match worker.lease() {
+                Some(lease) => worker
+                    .store
+                    .renew_lease(&lease, ttl)
+                    .map(|kept| Some((lease, kept))),
+                None => worker.try_lead().map(|_| None),
+            };
+            if let Err(error) = worker.report() {
+                let mut view = lock(&worker.cluster);
+                view.read_at = Some(worker.now());
+                view.error = Some(error.to_string());
+            }
+            outcome
         })
         .await;
         match outcome {

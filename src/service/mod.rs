@@ -53,6 +53,7 @@ use crate::store::{Lease, Observed, SampleCursor, Store, StoreError};
 
 pub use collector::Counters;
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
+pub use leadership::ClusterView;
 pub use metrics::Metrics;
 
 /// Why the service could not start or stopped with an error.
@@ -114,6 +115,8 @@ pub struct Service {
     /// Whether other nodes share the store: the leader then follows what
     /// they append.
     shared: bool,
+    /// The cluster as last read (see [`Service::cluster`]).
+    cluster: Mutex<ClusterView>,
     /// With a shared store, while leading: where the samples the engine has
     /// not seen yet start.
     tail: Mutex<Option<SampleCursor>>,
@@ -193,6 +196,7 @@ impl Service {
             rebuilding: Mutex::new(None),
             lease: Mutex::new(None),
             shared,
+            cluster: Mutex::default(),
             tail: Mutex::new(None),
             counters: Counters::default(),
             metrics: Metrics::default(),

@@ -121,6 +121,24 @@ pub struct LeaseHolder {
     pub expires_in: Millis,
 }
 
+/// A node of the cluster as it last reported itself (see
+/// [`Store::heartbeat`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// Its `--host-name`.
+    pub node: String,
+    /// When it last reported, on its own clock (ms since the epoch).
+    pub heartbeat: Millis,
+    /// When it started.
+    pub started: Millis,
+    /// A fingerprint of its rules: a node whose rules differ from the
+    /// leader's would evaluate differently once it leads.
+    pub rules: String,
+    /// The alertd version it runs.
+    pub version: String,
+}
+
 /// A delivery claimed by a node (see [`Store::claim_deliveries`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim<'a> {
@@ -350,6 +368,15 @@ pub trait Store: Send + Sync {
 
     /// Who holds the lease now, if anyone.
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
+
+    /// Records `status` as its node's latest report.
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
+
+    /// Every node that ever reported, by name.
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;
+
+    /// Forgets the node `name`.
+    fn forget_node(&self, name: &str) -> Result<(), StoreError>;
 
     /// Records the transitions of one tick under `lease`, in one
     /// transaction: the incidents as they now are, each pair's last

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder,
+    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
     SampleCursor, Store, StoreError,
 };
 use crate::duration::Millis;
@@ -156,6 +156,15 @@ impl Store for Observed {
     }
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
         self.call("lease_holder", |store| store.lease_holder())
+    }
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
+        self.call("heartbeat", |store| store.heartbeat(status))
+    }
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        self.call("nodes", |store| store.nodes())
+    }
+    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
+        self.call("forget_node", |store| store.forget_node(name))
     }
     fn record_transitions(
         &self,

@@ -20,6 +20,7 @@
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start |
+//! | `nodes` | hash | per node: its last report (JSON) |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
 //!
 //! The trait is synchronous and the `redis` client is asynchronous: the
@@ -45,7 +46,7 @@ use serde::{Deserialize, Serialize};
 use super::batch::Encoded;
 use super::rollup::{Point, Step};
 use super::{
-    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder,
+    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
     RollupQuery, SampleCursor, Store, StoreError, decode_metrics, encode_metrics,
 };
 use crate::duration::Millis;
@@ -494,6 +495,31 @@ impl Store for RedisStore {
                 .map_err(|_| corrupt(&format!("the lease {held:?}")))?,
             expires_in: left.max(0),
         }))
+    }
+
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string(status)
+            .map_err(|error| corrupt(&format!("a node's status: {error}")))?;
+        let (nodes, node) = (self.key("nodes"), status.node.clone());
+        self.run(move |mut c| async move { c.hset::<_, _, _, ()>(nodes, node, json).await })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        let nodes = self.key("nodes");
+        let found: std::collections::BTreeMap<String, String> =
+            self.run(move |mut c| async move { c.hgetall(nodes).await })?;
+        found
+            .values()
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|error| corrupt(&format!("a node's status: {error}")))
+            })
+            .collect()
+    }
+
+    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
+        let (nodes, node) = (self.key("nodes"), name.to_string());
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(nodes, node).await })
     }
 
     fn record_transitions(

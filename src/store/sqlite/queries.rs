@@ -11,7 +11,7 @@ use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder,
+    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
     SampleCursor, Store, StoreError,
 };
 
@@ -222,6 +222,42 @@ impl Store for SqliteStore {
                     },
                 )
                 .optional()?)
+        })
+    }
+
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string(status)
+            .map_err(|error| StoreError::Corrupt(format!("a node's status: {error}")))?;
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO nodes (node, status) VALUES (?1, ?2) \
+                 ON CONFLICT (node) DO UPDATE SET status = excluded.status",
+                params![status.node, json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        self.read(|connection| {
+            let mut query = connection.prepare_cached("SELECT status FROM nodes ORDER BY node")?;
+            let rows = query.query_map([], |row| row.get::<_, String>(0))?;
+            let mut nodes = Vec::new();
+            for row in rows {
+                nodes.push(
+                    serde_json::from_str(&row?).map_err(|error| {
+                        StoreError::Corrupt(format!("a node's status: {error}"))
+                    })?,
+                );
+            }
+            Ok(nodes)
+        })
+    }
+
+    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute("DELETE FROM nodes WHERE node = ?1", [name])?;
+            Ok(())
         })
     }
 
