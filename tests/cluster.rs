@@ -623,6 +623,20 @@ fn every_node_lists_the_cluster_and_names_rules_that_differ() {
     assert_eq!(second.metric("alertd_leader"), 0.0);
     let (_, page) = second.get("/");
     assert!(page.contains("follows n0 (token"), "{page}");
+    // The follower shows the leader's live states.
+    let (status, _) = second.push(json!([{"host": "h", "ts": now(), "metrics": {"x": 50}}]));
+    assert_eq!(status, 200);
+    let state = wait_for("the follower to show the leader's states", 10, || {
+        let rules = second.get_json("/api/v1/rules");
+        let host = rules["rules"][0]["hosts"][0].clone();
+        (host["state"] == "firing").then_some(host)
+    });
+    assert_eq!(state["host"], "h");
+    assert_eq!(state["aggregate"], 50.0);
+    assert_eq!(state["samples"], 1);
+    assert!(state["incidentId"].is_string());
+    let (_, page) = second.get("/rules");
+    assert!(page.contains("firing"), "{page}");
     wait_for("n0 to see n1", 10, || {
         first
             .get("/")

@@ -939,6 +939,15 @@ pub fn a_lease_is_held_by_one_node_and_fences_the_others(nodes: [&dyn Store; 2])
     other
         .record_transitions(&b, &[opened("fresh", "r", "h", 2)], &[])
         .unwrap();
+    other.publish_states(&b, b"b's view").unwrap();
+    assert!(matches!(
+        one.publish_states(&a, b"a's stale view"),
+        Err(alertd::store::StoreError::Fenced { .. })
+    ));
+    assert_eq!(
+        one.published_states().unwrap().as_deref(),
+        Some(&b"b's view"[..])
+    );
     assert_eq!(one.acquire_lease("a", 60_000).unwrap(), None, "b leads");
     // b restarts: it takes its own lease back at once, and its old token
     // is stale.

@@ -32,6 +32,7 @@ mod ingest;
 mod janitor;
 mod leadership;
 mod metrics;
+mod published;
 mod watcher;
 
 use std::net::SocketAddr;
@@ -281,8 +282,18 @@ impl Service {
         self.options.data_dir.join(HOOK_DIR)
     }
 
-    /// Every rule's state on every host, as of the last evaluation.
+    /// Every rule's state on every host, as of the last evaluation: this
+    /// node's, or in a cluster the leader's (as it last published them).
+    /// Blocking in a cluster.
     pub fn rule_states(&self) -> RuleStates {
+        if self.shared && !self.is_leading() {
+            return self.published_states();
+        }
+        self.engine_states()
+    }
+
+    /// Every rule's state on every host as this node's engine holds it.
+    fn engine_states(&self) -> RuleStates {
         let evaluator = self.engine();
         let engine = &evaluator.engine;
         let mut hosts: Vec<&str> = engine.host_names().collect();

@@ -119,6 +119,9 @@ impl Service {
                 transition.kind.as_str()
             );
         }
+        if self.shared {
+            self.publish_states();
+        }
         self.metrics.tick(started.elapsed(), &transitions);
         Ok(transitions.len())
     }

@@ -369,6 +369,14 @@ pub trait Store: Send + Sync {
     /// Who holds the lease now, if anyone.
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
 
+    /// Keeps `states` (the leader's encoding of every pair's state after a
+    /// tick) for the other nodes to show, if `lease` is still current;
+    /// fails with [`StoreError::Fenced`] otherwise.
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError>;
+
+    /// What the leader last published.
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
     /// Records `status` as its node's latest report.
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
 

@@ -157,6 +157,14 @@ impl Store for Observed {
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
         self.call("lease_holder", |store| store.lease_holder())
     }
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
+        self.call("publish_states", |store| {
+            store.publish_states(lease, states)
+        })
+    }
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.call("published_states", |store| store.published_states())
+    }
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
         self.call("heartbeat", |store| store.heartbeat(status))
     }

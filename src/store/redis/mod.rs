@@ -21,6 +21,7 @@
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start |
 //! | `nodes` | hash | per node: its last report (JSON) |
+//! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
 //!
 //! The trait is synchronous and the `redis` client is asynchronous: the
@@ -495,6 +496,30 @@ impl Store for RedisStore {
                 .map_err(|_| corrupt(&format!("the lease {held:?}")))?,
             expires_in: left.max(0),
         }))
+    }
+
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
+        let mut invocation = SCRIPTS.publish.prepare_invoke();
+        invocation
+            .key(self.key("lease"))
+            .key(self.key("states"))
+            .arg(format!("{} {}", lease.token, lease.node))
+            .arg(states);
+        let published: i64 =
+            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        if published == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Fenced {
+                node: lease.node.clone(),
+                token: lease.token,
+            })
+        }
+    }
+
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.key("states");
+        self.run(move |mut c| async move { c.get(key).await })
     }
 
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {

@@ -208,6 +208,16 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 ";
 
+/// Keeps the leader's published states if its lease is current.
+///
+/// KEYS: lease, states. ARGV: `token node`, the states.
+/// Returns 1, or 0 when fenced.
+pub const PUBLISH: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+";
+
 /// Records one tick's transitions under a lease, all or nothing.
 ///
 /// KEYS: lease, incident, open, last_end, resolved, outbox_seq, outbox,
@@ -373,6 +383,7 @@ pub struct Scripts {
     pub renew: Script,
     pub release: Script,
     pub record: Script,
+    pub publish: Script,
     pub claim: Script,
     pub next_due: Script,
     pub finish: Script,
@@ -390,6 +401,7 @@ impl Scripts {
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
             record: Script::new(RECORD),
+            publish: Script::new(PUBLISH),
             claim: Script::new(CLAIM),
             next_due: Script::new(NEXT_DUE),
             finish: Script::new(FINISH),

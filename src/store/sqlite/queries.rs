@@ -225,6 +225,35 @@ impl Store for SqliteStore {
         })
     }
 
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            if !lease_is_current(&transaction, lease)? {
+                return Err(StoreError::Fenced {
+                    node: lease.node.clone(),
+                    token: lease.token,
+                });
+            }
+            transaction.execute(
+                "INSERT INTO published (id, data) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                [states],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row("SELECT data FROM published WHERE id = 1", [], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        })
+    }
+
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
         let json = serde_json::to_string(status)
             .map_err(|error| StoreError::Corrupt(format!("a node's status: {error}")))?;
