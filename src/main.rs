@@ -190,15 +190,24 @@ fn export(
             return ExitCode::from(INVALID_INPUT);
         }
     };
-    let dir = match (data_dir, config) {
-        (Some(dir), _) => dir.to_path_buf(),
+    // A cluster's samples are in its Redis; a node's in its data directory.
+    let opened: Result<Box<dyn alertd::store::Store>, _> = match (data_dir, config) {
+        (Some(dir), _) => alertd::store::SqliteStore::open_read_only(dir).map(|s| Box::new(s) as _),
         (None, Some(path)) => match load(path) {
-            Ok(loaded) => alertd::service::data_dir(None, &loaded.config, path),
+            Ok(loaded) => match &loaded.config.service.backend {
+                alertd::config::Backend::Redis { url, cluster } => {
+                    alertd::store::RedisStore::open(url, cluster).map(|s| Box::new(s) as _)
+                }
+                alertd::config::Backend::Sqlite => {
+                    let dir = alertd::service::data_dir(None, &loaded.config, path);
+                    alertd::store::SqliteStore::open_read_only(&dir).map(|s| Box::new(s) as _)
+                }
+            },
             Err(code) => return code,
         },
         (None, None) => unreachable!("clap requires --config without --data-dir"),
     };
-    let store = match alertd::store::SqliteStore::open_read_only(&dir) {
+    let store = match opened {
         Ok(store) => store,
         Err(error) => {
             eprintln!("error: {error}");
@@ -212,7 +221,7 @@ fn export(
         fields,
     };
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    match alertd::export::export(&store, &options, &mut stdout) {
+    match alertd::export::export(store.as_ref(), &options, &mut stdout) {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error}");

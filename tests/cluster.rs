@@ -623,6 +623,40 @@ fn the_cluster_agrees_with_replay() {
         "too few incidents to tell: {replayed:?}"
     );
     assert_eq!(cluster, replayed, "the cluster and replay differ");
+    // `alertd export` reads the same samples back from the cluster's Redis.
+    let exported = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("export")
+        .arg("--config")
+        .arg(root.path().join("n0/alertd.json"))
+        .args(["--from", &first.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let exported: BTreeSet<(String, i64)> = String::from_utf8(exported.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let sample: Value = serde_json::from_str(line).unwrap();
+            (
+                sample["host"].as_str().unwrap().to_string(),
+                sample["ts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let pushed: BTreeSet<(String, i64)> = recorded
+        .iter()
+        .map(|sample| {
+            (
+                sample["host"].as_str().unwrap().to_string(),
+                sample["ts"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(exported, pushed);
 }
 
 #[test]
