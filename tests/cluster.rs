@@ -233,15 +233,15 @@ fn leader_kills(kills: usize) -> Kills {
                 down = Some((index, Instant::now(), left));
                 killed.child.wait().unwrap();
             }
-            None => {}
-            Some((index, since, left)) => {
-                if nodes.iter().flatten().any(|node| leads(node) == Some(true)) {
-                    failovers.push((since.elapsed().as_millis() as u64, left));
-                    nodes[index] = Some(Alertd::start_node(&dirs[index], names[index]));
-                    down = None;
-                    next_kill = Instant::now() + Duration::from_secs(3);
-                }
+            Some((index, since, left))
+                if nodes.iter().flatten().any(|node| leads(node) == Some(true)) =>
+            {
+                failovers.push((since.elapsed().as_millis() as u64, left));
+                nodes[index] = Some(Alertd::start_node(&dirs[index], names[index]));
+                down = None;
+                next_kill = Instant::now() + Duration::from_secs(3);
             }
+            _ => {}
         }
         std::thread::sleep(Duration::from_millis(100));
     }

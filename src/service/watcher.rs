@@ -53,7 +53,16 @@ impl Service {
         };
         let started = Instant::now();
         if self.shared {
-            self.follow_appends()?;
+            match self.follow_appends() {
+                Ok(()) => {}
+                Err(error @ StoreError::CompactedAfterCursor) => {
+                    // This leader fell so far behind that samples it had not
+                    // read were compacted: lead again, from a rebuilt engine.
+                    self.step_down(&error.to_string());
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            }
         }
         let proposal = {
             let mut evaluator = self.engine();
@@ -72,14 +81,27 @@ impl Service {
         if !proposal.transitions().is_empty() {
             match self.record(&lease, proposal.transitions()) {
                 Ok(()) => {}
-                Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. })) => {
+                Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. }))
+                    if self.shared =>
+                {
                     // The store knows better than this engine: another node
                     // leads, or led meanwhile. Taking the lease again
                     // rebuilds the engine from the store.
                     self.step_down(&error.to_string());
-                    if !self.shared {
-                        self.try_lead()?;
-                    }
+                    return Err(error);
+                }
+                Err(error @ StoreError::Fenced { .. }) => {
+                    // Alone on the store, this node was paused past its
+                    // lease: nobody else wrote, so its engine is right.
+                    self.step_down(&error.to_string());
+                    self.try_lead()?;
+                    return Err(error);
+                }
+                Err(error @ StoreError::AlreadyOpen { .. }) => {
+                    // Alone on the store, the engine disagrees with it: the
+                    // store is right.
+                    error!(%error, "the engine disagrees with the store; rebuilding");
+                    self.catch_up(at)?;
                     return Err(error);
                 }
                 Err(error) => return Err(error),
@@ -92,15 +114,7 @@ impl Service {
                 // Cannot happen while ticks and reloads hold the evaluation
                 // lock; if it did, the store is ahead of the engine: catch up.
                 error!(%error, "the tick's transitions are recorded but not applied; rebuilding");
-                let _commit = lock(&self.commit);
-                let (engine, _) = rebuild(
-                    &self.config(),
-                    self.store.as_ref(),
-                    at,
-                    SampleCursor::MAX,
-                    self.built_at,
-                )?;
-                self.engine().engine = engine;
+                self.catch_up(at)?;
                 return Ok(0);
             }
         };
@@ -124,6 +138,25 @@ impl Service {
         }
         self.metrics.tick(started.elapsed(), &transitions);
         Ok(transitions.len())
+    }
+
+    /// Replaces the engine by one rebuilt from the store at `at`, when it
+    /// disagrees with the store. With a shared store, by leading again.
+    fn catch_up(&self, at: Millis) -> Result<(), StoreError> {
+        if self.shared {
+            self.step_down("the engine disagrees with the store");
+            return Ok(());
+        }
+        let _commit = lock(&self.commit);
+        let (engine, _) = rebuild(
+            &self.config(),
+            self.store.as_ref(),
+            at,
+            SampleCursor::MAX,
+            self.built_at,
+        )?;
+        self.engine().engine = engine;
+        Ok(())
     }
 
     /// Records transitions under `lease` with one delivery per hook present now.
