@@ -703,6 +703,38 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
     assert_eq!(store.incidents(0, 1000).unwrap().active.len(), 2);
 }
 
+pub fn each_transition_goes_to_its_own_targets(store: &dyn Store) {
+    let lease = store.acquire_lease("leader", 600_000).unwrap().unwrap();
+    store
+        .record_transitions_to(
+            &lease,
+            &[opened("i1", "cpu", "h", 100), opened("i2", "mem", "h", 100)],
+            &[targets(&["exec:a", "notify:pager"]), targets(&["exec:a"])],
+        )
+        .unwrap();
+    let due = store.due(1000, 10).unwrap();
+    let sent: Vec<(&str, &str)> = due
+        .iter()
+        .map(|d| (d.incident.id.as_str(), d.target.as_str()))
+        .collect();
+    assert_eq!(
+        sent,
+        [("i1", "exec:a"), ("i1", "notify:pager"), ("i2", "exec:a")]
+    );
+    // Fewer target lists than transitions: the rest go nowhere.
+    store
+        .record_transitions_to(
+            &lease,
+            &[
+                resolved("i1", "cpu", "h", 100, 200),
+                resolved("i2", "mem", "h", 100, 200),
+            ],
+            &[targets(&["exec:a"])],
+        )
+        .unwrap();
+    assert_eq!(store.pending_deliveries().unwrap(), 4);
+}
+
 pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
     store
         .record(
@@ -1267,6 +1299,12 @@ macro_rules! conformance {
             fn transitions_make_incidents_pairs_and_deliveries() {
                 let (_dir, store) = fresh();
                 super::transitions_make_incidents_pairs_and_deliveries(store.as_ref());
+            }
+
+            #[test]
+            fn each_transition_goes_to_its_own_targets() {
+                let (_dir, store) = fresh();
+                super::each_transition_goes_to_its_own_targets(store.as_ref());
             }
 
             #[test]

@@ -389,17 +389,29 @@ pub trait Store: Send + Sync {
     /// Records the transitions of one tick under `lease`, in one
     /// transaction: the incidents as they now are, each pair's last
     /// resolution, and one outbox delivery per transition and target, in
-    /// order. Records nothing and fails with [`StoreError::Fenced`] if the
-    /// lease is no longer the current one, and with
-    /// [`StoreError::AlreadyOpen`] if an incident opens for a (rule, host)
-    /// that has another one open. Recording the same transitions again
-    /// changes nothing more.
+    /// order (`targets[i]` for `transitions[i]`; missing: none). Records
+    /// nothing and fails with [`StoreError::Fenced`] if the lease is no
+    /// longer the current one, and with [`StoreError::AlreadyOpen`] if an
+    /// incident opens for a (rule, host) that has another one open.
+    /// Recording the same transitions again changes nothing more.
+    fn record_transitions_to(
+        &self,
+        lease: &Lease,
+        transitions: &[Transition],
+        targets: &[Vec<String>],
+    ) -> Result<(), StoreError>;
+
+    /// [`Store::record_transitions_to`] with the same targets for every
+    /// transition.
     fn record_transitions(
         &self,
         lease: &Lease,
         transitions: &[Transition],
         targets: &[String],
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let each = vec![targets.to_vec(); transitions.len()];
+        self.record_transitions_to(lease, transitions, &each)
+    }
 
     /// Every pair with an open incident or a past resolution, by rule name,
     /// then host name.

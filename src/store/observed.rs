@@ -174,14 +174,14 @@ impl Store for Observed {
     fn forget_node(&self, name: &str) -> Result<(), StoreError> {
         self.call("forget_node", |store| store.forget_node(name))
     }
-    fn record_transitions(
+    fn record_transitions_to(
         &self,
         lease: &Lease,
         transitions: &[Transition],
-        targets: &[String],
+        targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
         self.call("record_transitions", |store| {
-            store.record_transitions(lease, transitions, targets)
+            store.record_transitions_to(lease, transitions, targets)
         })
     }
     fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {

@@ -547,11 +547,11 @@ impl Store for RedisStore {
         self.run(move |mut c| async move { c.hdel::<_, _, ()>(nodes, node).await })
     }
 
-    fn record_transitions(
+    fn record_transitions_to(
         &self,
         lease: &Lease,
         transitions: &[Transition],
-        targets: &[String],
+        targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
         let mut invocation = SCRIPTS.record.prepare_invoke();
         for name in [
@@ -571,12 +571,9 @@ impl Store for RedisStore {
         }
         invocation
             .arg(format!("{} {}", lease.token, lease.node))
-            .arg(targets.len());
-        for target in targets {
-            invocation.arg(target);
-        }
-        invocation.arg(transitions.len());
-        for transition in transitions {
+            .arg(transitions.len());
+        for (index, transition) in transitions.iter().enumerate() {
+            let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
             let incident = &transition.incident;
             invocation
                 .arg(transition.kind.as_str())
@@ -589,7 +586,11 @@ impl Store for RedisStore {
                         .map(|end| end.to_string())
                         .unwrap_or_default(),
                 )
-                .arg(transition.at);
+                .arg(transition.at)
+                .arg(targets.len());
+            for target in targets {
+                invocation.arg(target);
+            }
         }
         let outcome: Vec<String> =
             self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;

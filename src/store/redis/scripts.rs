@@ -226,22 +226,22 @@ return 1
 ///
 /// KEYS: lease, incident, open, last_end, resolved, outbox_seq, outbox,
 /// outbox_key, outbox_next, outbox_ids, pending.
-/// ARGV: `token node`; the number of targets and their names; the number of
-/// transitions, each as kind (`opened`, `resolved`), id, pair (`rule\0host`),
-/// the incident's record, its end time (empty while open) and the tick.
+/// ARGV: `token node`; the number of transitions, each as kind (`opened`,
+/// `resolved`), id, pair (`rule\0host`), the incident's record, its end
+/// time (empty while open), the tick, the number of its targets and their
+/// names.
 /// Returns `{'ok'}`, `{'fenced'}`, or `{'open', pair, id}` when an incident
 /// would open beside another open one of its pair.
 pub const RECORD: &str = r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
-local targets = {}
-local i = 2
-for t = 1, tonumber(ARGV[i]) do targets[t] = ARGV[i + t] end
-i = i + #targets + 1
 local transitions = {}
-for n = 1, tonumber(ARGV[i]) do
-  local at = i + 1 + (n - 1) * 6
-  transitions[n] = {kind = ARGV[at], id = ARGV[at + 1], pair = ARGV[at + 2],
-    record = ARGV[at + 3], ending = ARGV[at + 4], tick = ARGV[at + 5]}
+local i = 3
+for n = 1, tonumber(ARGV[2]) do
+  local t = {kind = ARGV[i], id = ARGV[i + 1], pair = ARGV[i + 2],
+    record = ARGV[i + 3], ending = ARGV[i + 4], tick = ARGV[i + 5], targets = {}}
+  for k = 1, tonumber(ARGV[i + 6]) do t.targets[k] = ARGV[i + 6 + k] end
+  i = i + 7 + #t.targets
+  transitions[n] = t
 end
 local function recorded(t)
   if t.kind == 'opened' then return redis.call('HEXISTS', KEYS[2], t.id) == 1 end
@@ -263,7 +263,7 @@ for _, t in ipairs(transitions) do
       redis.call('HSET', KEYS[4], t.pair, t.ending)
       redis.call('ZADD', KEYS[5], t.ending, t.id)
     end
-    for _, target in ipairs(targets) do
+    for _, target in ipairs(t.targets) do
       local d = redis.call('INCR', KEYS[6])
       redis.call('HSET', KEYS[7], d, t.kind .. '\0' .. target .. '\0' .. t.record)
       redis.call('HSET', KEYS[8], d, t.id .. '\0' .. target)

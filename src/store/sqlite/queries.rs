@@ -290,11 +290,11 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_transitions(
+    fn record_transitions_to(
         &self,
         lease: &Lease,
         transitions: &[Transition],
-        targets: &[String],
+        targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
         self.write(|connection| {
             let transaction = connection.transaction()?;
@@ -325,7 +325,8 @@ impl Store for SqliteStore {
                  end_time, trigger_value, next_attempt) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )?;
-                for transition in transitions {
+                for (index, transition) in transitions.iter().enumerate() {
+                    let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
                     let i = &transition.incident;
                     let (rule, host) = (&*i.rule_name, &*i.host_name);
                     // Recorded already (a retry whose first try succeeded)?
