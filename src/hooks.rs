@@ -32,6 +32,8 @@ pub struct Hook {
     pub name: String,
     pub path: PathBuf,
     pub kind: HookKind,
+    /// Arguments (an `exec` target's; none for the hooks folder's).
+    pub args: Vec<String>,
 }
 
 /// How a hook is run.
@@ -65,6 +67,7 @@ impl Hook {
             name: name.to_string(),
             path: dir.join(name),
             kind,
+            args: Vec::new(),
         })
     }
 }
@@ -138,6 +141,7 @@ pub fn discover(dir: &Path) -> std::io::Result<Discovery> {
                 name,
                 path,
                 kind: HookKind::Js,
+                args: Vec::new(),
             });
         } else if !is_executable(&metadata) {
             discovery
@@ -148,6 +152,7 @@ pub fn discover(dir: &Path) -> std::io::Result<Discovery> {
                 name,
                 path,
                 kind: HookKind::Exec,
+                args: Vec::new(),
             });
         }
     }
@@ -236,7 +241,11 @@ pub async fn run_hook_with(
         duration: started.elapsed(),
     };
     let mut command = match hook.kind {
-        HookKind::Exec => Command::new(&hook.path),
+        HookKind::Exec => {
+            let mut command = Command::new(&hook.path);
+            command.args(&hook.args);
+            command
+        }
         HookKind::Js => {
             let mut command = Command::new(node);
             command.arg("-e").arg(JS_RUNNER).arg(&hook.path);

@@ -35,6 +35,7 @@ pub mod fuzz;
 pub mod hooks;
 pub mod http;
 pub mod incident;
+pub mod notify;
 pub mod pages;
 pub mod replay;
 pub mod sample;

@@ -24,6 +24,7 @@ fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
         } else {
             HookKind::Exec
         },
+        args: Vec::new(),
     }
 }
 

@@ -6,6 +6,7 @@
 //! returns either a `Config` with its warnings, or every problem of the file,
 //! each naming its place (`alerting.rules[2] "High CPU": timeframe "2x": ...`).
 
+pub mod notify;
 pub mod raw;
 mod validate;
 
@@ -173,6 +174,8 @@ pub struct Alerting {
     pub retention_period: Millis,
     pub janitor_interval: Millis,
     pub rules: Vec<Rule>,
+    /// `alerting.notify`: targets besides the hooks folder.
+    pub notify: Vec<notify::Target>,
 }
 
 /// An incident rule (SPEC section 3.3).

@@ -72,6 +72,8 @@ pub struct RawAlerting {
     pub janitor_interval: Raw<String>,
     #[serde(default)]
     pub rules: Raw<Vec<Value>>,
+    #[serde(default)]
+    pub notify: Option<Value>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -83,6 +85,7 @@ impl RawAlerting {
         "retentionPeriod",
         "janitorInterval",
         "rules",
+        "notify",
     ];
 }
 

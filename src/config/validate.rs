@@ -351,7 +351,20 @@ impl Checker {
                 Vec::new()
             }
         };
+        let notify = match &raw.notify {
+            None => Vec::new(),
+            Some(value) => {
+                let names: Vec<&str> = rules.iter().map(|rule| rule.name.as_str()).collect();
+                let (targets, problems) =
+                    super::notify::targets(&format!("{place}.notify"), value, &names);
+                for (at, message) in problems {
+                    self.problem(&at, message);
+                }
+                targets
+            }
+        };
         Alerting {
+            notify,
             enabled: self.boolean(place, "enabled", raw.enabled, false),
             watcher_interval: self.interval(place, "watcherInterval", &raw.watcher_interval, "10s"),
             retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),

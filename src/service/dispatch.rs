@@ -10,7 +10,6 @@
 //! A delivery's target names the kind of hook (`exec:<file name>` for an
 //! executable); more kinds plug in at [`call`].
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,8 @@ use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::Service;
-use crate::hooks::{Backoff, Hook, HookResult, LOGGER_MARK, run_hook_with};
+use crate::hooks::Backoff;
+use crate::notify::{Called, Notification, Retry};
 use crate::store::{Delivery, HookCall};
 
 /// How many due deliveries are claimed at once.
@@ -82,24 +82,18 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
     }
 }
 
-/// How a call ended, for the record.
-struct Called {
-    outcome: String,
-    succeeded: bool,
-    /// Whether to try again on failure (false when the hook is gone).
-    retry: bool,
-    stdout: String,
-    stderr: String,
-    duration: Duration,
-}
-
 /// Calls the hook of one delivery and records the call.
 async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) {
     let started = service.now();
     let called = call(service, &delivery).await;
     let attempt = delivery.attempts + 1;
-    let retry_at = (!called.succeeded && called.retry)
-        .then(|| service.now() + backoff.delay(attempt).as_millis() as i64);
+    let backoff_at = || service.now() + backoff.delay(attempt).as_millis() as i64;
+    let retry_at = match called.retry {
+        _ if called.succeeded => None,
+        Retry::Never | Retry::Missing => None,
+        Retry::Later => Some(backoff_at()),
+        Retry::After(wait) => Some(backoff_at().max(service.now() + wait.as_millis() as i64)),
+    };
     let incident = &delivery.incident;
     if called.succeeded {
         info!(
@@ -147,67 +141,47 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
 
 /// Makes the call a delivery's target names.
 async fn call(service: &Service, delivery: &Delivery) -> Called {
-    let gone = |why: String| Called {
-        outcome: why,
-        succeeded: false,
-        retry: false,
-        stdout: String::new(),
-        stderr: String::new(),
-        duration: Duration::ZERO,
+    let config = service.config();
+    let notifier =
+        match service
+            .notifiers
+            .notifier_for(&delivery.target, &config, &service.hook_dir())
+        {
+            Ok(notifier) => notifier,
+            Err(why) => return missing(service, Called::missing(why)),
+        };
+    let notification = Notification {
+        delivery,
+        rule: config
+            .alerting
+            .rules
+            .iter()
+            .find(|rule| *rule.name == *delivery.incident.rule_name),
+        public_url: config.service.public_url.as_deref(),
+        timeout: Duration::from_millis(config.service.hook_timeout.max(0) as u64),
     };
-    let Some(hook) = Hook::from_target(&service.hook_dir(), &delivery.target) else {
-        return gone(format!(
-            "unknown kind of hook {:?}: dropped",
-            delivery.target
-        ));
-    };
-    if !hook.path.is_file() {
-        if service.is_clustered() {
-            // Hooks live in each node's data directory: this node may lack
-            // one that others have. Tried again later, here or elsewhere.
-            return Called {
-                retry: true,
-                ..gone(format!(
-                    "no such hook on this node ({}): tried again later",
-                    hook.path.display()
-                ))
-            };
-        }
-        return gone("the hook no longer exists: dropped".to_string());
+    let called = notifier.notify(&notification).await;
+    match called.retry {
+        Retry::Missing if !called.succeeded => missing(service, called),
+        _ => called,
     }
-    let (timeout, node) =
-        service.read_config(|config| (config.service.hook_timeout, config.service.node.clone()));
-    let timeout = Duration::from_millis(timeout as u64);
-    let outcome = run_hook_with(
-        &hook,
-        &delivery.incident,
-        delivery.kind,
-        timeout,
-        Path::new(&node),
-    )
-    .await;
-    // What a `.js` hook logged through `bp.logger`, in alertd's log.
-    for line in outcome.stdout.lines() {
-        if let Some(logged) = line.strip_prefix(LOGGER_MARK) {
-            let (level, message) = logged.split_once(' ').unwrap_or(("info", logged));
-            match level {
-                "error" => error!(hook = hook.name, "{message}"),
-                "warn" => warn!(hook = hook.name, "{message}"),
-                "debug" => tracing::debug!(hook = hook.name, "{message}"),
-                _ => info!(hook = hook.name, "{message}"),
-            }
+}
+
+/// A call whose target is missing on this node: dropped on a node alone;
+/// in a cluster, where hooks and targets live in each node's files and
+/// another node may have it, tried again later (here or elsewhere).
+fn missing(service: &Service, called: Called) -> Called {
+    if service.is_clustered() {
+        Called {
+            outcome: format!("{} on this node: tried again later", called.outcome),
+            retry: Retry::Later,
+            ..called
         }
-    }
-    let succeeded = outcome.succeeded();
-    Called {
-        outcome: match outcome.result {
-            HookResult::TimedOut => format!("timed out after {timeout:?} and was killed"),
-            result => result.to_string(),
-        },
-        succeeded,
-        retry: true,
-        stdout: outcome.stdout,
-        stderr: outcome.stderr,
-        duration: outcome.duration,
+    } else {
+        Called {
+            outcome: format!("{}: dropped", called.outcome),
+            retry: Retry::Never,
+            ..called
+        }
     }
 }

@@ -121,6 +121,8 @@ pub struct Service {
     /// With a shared store, while leading: where the samples the engine has
     /// not seen yet start.
     tail: Mutex<Option<SampleCursor>>,
+    /// What hook calls and HTTP targets share (the HTTP client).
+    notifiers: crate::notify::Notifiers,
     counters: Counters,
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
@@ -199,6 +201,7 @@ impl Service {
             shared,
             cluster: Mutex::default(),
             tail: Mutex::new(None),
+            notifiers: crate::notify::Notifiers::default(),
             counters: Counters::default(),
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),

@@ -159,10 +159,27 @@ impl Service {
         Ok(())
     }
 
-    /// Records transitions under `lease` with one delivery per hook present now.
+    /// Records transitions under `lease`, each with one delivery per hook
+    /// present now and per target of `alerting.notify` that wants it.
     fn record(&self, lease: &Lease, transitions: &[Transition]) -> Result<(), StoreError> {
-        let targets = self.targets();
-        self.store.record_transitions(lease, transitions, &targets)
+        let hooks = self.targets();
+        let config = self.config();
+        let each: Vec<Vec<String>> = transitions
+            .iter()
+            .map(|transition| {
+                let mut targets = hooks.clone();
+                targets.extend(
+                    config
+                        .alerting
+                        .notify
+                        .iter()
+                        .filter(|target| target.wants(transition))
+                        .map(|target| target.id()),
+                );
+                targets
+            })
+            .collect();
+        self.store.record_transitions_to(lease, transitions, &each)
     }
 
     /// The hooks to tell of a transition: `exec:<name>` per executable hook.

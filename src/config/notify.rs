@@ -1,0 +1,270 @@
+//! `alerting.notify`: notification targets besides the hooks folder.
+//!
+//! ```json
+//! "notify": [
+//!   {"name": "ops", "type": "webhook", "url": "https://example.com/alerts",
+//!    "headers": {"Authorization": "Bearer ..."}, "secret": "whsec_...",
+//!    "rules": ["High CPU"], "events": ["opened"]},
+//!   {"type": "slack", "url": "https://hooks.slack.com/services/..."},
+//!   {"type": "exec", "path": "/usr/local/bin/page", "args": ["--team", "ops"]}
+//! ]
+//! ```
+
+use base64::Engine as _;
+use serde_json::Value;
+
+use crate::incident::{Transition, TransitionKind};
+
+/// One configured target.
+#[derive(Clone, PartialEq)]
+pub struct Target {
+    /// Unique among the targets: `name`, or `TYPE-N` (N from 1, in order).
+    /// Deliveries are queued under `notify:NAME`.
+    pub name: String,
+    pub kind: TargetKind,
+    /// Only these rules' incidents (by name); all when `None`.
+    pub rules: Option<Vec<String>>,
+    /// Only these transitions; both when `None`.
+    pub events: Option<Vec<TransitionKind>>,
+}
+
+/// What a target is.
+#[derive(Clone, PartialEq)]
+pub enum TargetKind {
+    /// A program run with arguments, the incident as JSON on its standard
+    /// input and in `INCIDENT_*` variables, like a hook.
+    Exec { path: String, args: Vec<String> },
+    /// An HTTP POST of a JSON body; signed when it has a secret.
+    Webhook {
+        url: String,
+        headers: Vec<(String, String)>,
+        /// The key of a `whsec_` secret (Standard Webhooks).
+        secret: Option<Vec<u8>>,
+    },
+    /// A Slack incoming webhook.
+    Slack { url: String },
+}
+
+/// Secrets and headers stay out of logs and debug output.
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.kind {
+            TargetKind::Exec { path, .. } => format!("exec {path}"),
+            TargetKind::Webhook { url, .. } => format!("webhook {}", redacted_url(url)),
+            TargetKind::Slack { .. } => "slack".to_string(),
+        };
+        f.debug_struct("Target")
+            .field("name", &self.name)
+            .field("kind", &kind)
+            .field("rules", &self.rules)
+            .field("events", &self.events)
+            .finish()
+    }
+}
+
+/// A URL without its path and query, which may carry a secret.
+fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.split(['/', '?']).next().unwrap_or(rest);
+            format!("{scheme}://{host}/...")
+        }
+        None => "...".to_string(),
+    }
+}
+
+/// The prefix of a configured target's deliveries.
+pub const TARGET_PREFIX: &str = "notify:";
+
+impl Target {
+    /// The name of its deliveries in the outbox.
+    pub fn id(&self) -> String {
+        format!("{TARGET_PREFIX}{}", self.name)
+    }
+
+    /// Whether it is told of `transition`.
+    pub fn wants(&self, transition: &Transition) -> bool {
+        let rule = &*transition.incident.rule_name;
+        self.rules
+            .as_ref()
+            .is_none_or(|rules| rules.iter().any(|name| name == rule))
+            && self
+                .events
+                .as_ref()
+                .is_none_or(|events| events.contains(&transition.kind))
+    }
+
+    /// The type's name, as written in the file.
+    pub fn type_name(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Exec { .. } => "exec",
+            TargetKind::Webhook { .. } => "webhook",
+            TargetKind::Slack { .. } => "slack",
+        }
+    }
+}
+
+/// Reads `alerting.notify` (at `place`) given the rules' names; returns the
+/// targets and the problems found, each with where it is.
+pub fn targets(place: &str, value: &Value, rules: &[&str]) -> (Vec<Target>, Vec<(String, String)>) {
+    let mut problems = Vec::new();
+    let mut found: Vec<Target> = Vec::new();
+    let Some(items) = value.as_array() else {
+        problems.push((
+            place.to_string(),
+            "expected an array of target objects".to_string(),
+        ));
+        return (found, problems);
+    };
+    for (index, item) in items.iter().enumerate() {
+        let at = format!("{place}[{index}]");
+        match target(item, index, rules) {
+            Ok(target) => {
+                if found.iter().any(|other| other.name == target.name) {
+                    problems.push((at, format!("name {:?} is used twice", target.name)));
+                } else {
+                    found.push(target);
+                }
+            }
+            Err(message) => problems.push((at, message)),
+        }
+    }
+    (found, problems)
+}
+
+fn text(object: &serde_json::Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match object.get(key) {
+        None => Ok(None),
+        Some(Value::String(text)) if !text.is_empty() => Ok(Some(text.clone())),
+        Some(other) => Err(format!("{key} {other}: expected a non-empty string")),
+    }
+}
+
+fn texts(
+    object: &serde_json::Map<String, Value>,
+    key: &str,
+) -> Result<Option<Vec<String>>, String> {
+    match object.get(key) {
+        None => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(text) => Ok(text.clone()),
+                other => Err(format!("{key}: {other} is not a string")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(other) => Err(format!("{key} {other}: expected an array of strings")),
+    }
+}
+
+fn http_url(object: &serde_json::Map<String, Value>) -> Result<String, String> {
+    let url = text(object, "url")?.ok_or("url is missing")?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains(' ') {
+        return Err(format!("url {url:?}: expected an http:// or https:// URL"));
+    }
+    Ok(url)
+}
+
+const KEYS: &[&str] = &[
+    "name", "type", "rules", "events", "url", "headers", "secret", "path", "args",
+];
+
+fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> {
+    let object = item
+        .as_object()
+        .ok_or_else(|| format!("{item}: expected a target object"))?;
+    if let Some(unknown) = object.keys().find(|key| !KEYS.contains(&key.as_str())) {
+        return Err(format!(
+            "unknown key {unknown:?} (known: {})",
+            KEYS.join(", ")
+        ));
+    }
+    let kind_name = text(object, "type")?.ok_or("type is missing: exec, webhook or slack")?;
+    let kind = match kind_name.as_str() {
+        "exec" => TargetKind::Exec {
+            path: text(object, "path")?.ok_or("path is missing")?,
+            args: texts(object, "args")?.unwrap_or_default(),
+        },
+        "webhook" => {
+            let headers = match object.get("headers") {
+                None => Vec::new(),
+                Some(Value::Object(headers)) => headers
+                    .iter()
+                    .map(|(name, value)| match value {
+                        Value::String(value) => Ok((name.clone(), value.clone())),
+                        other => Err(format!("headers.{name} {other}: expected a string")),
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => return Err(format!("headers {other}: expected an object")),
+            };
+            let secret = match text(object, "secret")? {
+                None => None,
+                Some(secret) => Some(
+                    secret
+                        .strip_prefix("whsec_")
+                        .and_then(|key| base64::engine::general_purpose::STANDARD.decode(key).ok())
+                        .filter(|key| !key.is_empty())
+                        .ok_or("secret: expected whsec_ followed by base64 (Standard Webhooks)")?,
+                ),
+            };
+            TargetKind::Webhook {
+                url: http_url(object)?,
+                headers,
+                secret,
+            }
+        }
+        "slack" => TargetKind::Slack {
+            url: http_url(object)?,
+        },
+        other => return Err(format!("type {other:?}: expected exec, webhook or slack")),
+    };
+    for key in ["path", "args"] {
+        if object.contains_key(key) && !matches!(kind, TargetKind::Exec { .. }) {
+            return Err(format!("{key} is for exec targets"));
+        }
+    }
+    for key in ["url", "headers", "secret"] {
+        let allowed = match kind {
+            TargetKind::Webhook { .. } => true,
+            TargetKind::Slack { .. } => key == "url",
+            TargetKind::Exec { .. } => false,
+        };
+        if object.contains_key(key) && !allowed {
+            return Err(format!("{key} is not for {kind_name} targets"));
+        }
+    }
+    let wanted = texts(object, "rules")?;
+    if let Some(unknown) = wanted
+        .iter()
+        .flatten()
+        .find(|name| !rules.contains(&name.as_str()))
+    {
+        return Err(format!("rules: no rule is named {unknown:?}"));
+    }
+    let events = texts(object, "events")?
+        .map(|events| {
+            events
+                .iter()
+                .map(|event| match event.as_str() {
+                    "opened" => Ok(TransitionKind::Opened),
+                    "resolved" => Ok(TransitionKind::Resolved),
+                    other => Err(format!("events: {other:?} is not opened or resolved")),
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?;
+    let name = match text(object, "name")? {
+        Some(name) if name.contains([':', '\0']) => {
+            return Err(format!("name {name:?}: must not hold ':'"));
+        }
+        Some(name) => name,
+        None => format!("{kind_name}-{}", index + 1),
+    };
+    Ok(Target {
+        name,
+        kind,
+        rules: wanted,
+        events,
+    })
+}

@@ -1,0 +1,88 @@
+//! Webhooks: the event as JSON, POSTed to a URL, signed as Standard
+//! Webhooks (<https://www.standardwebhooks.com/>) do when the target has a
+//! secret.
+
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use serde_json::json;
+
+use super::http::send;
+use super::{Calling, Notification, Notifier};
+use crate::duration::HumanDuration;
+
+pub struct WebhookNotifier {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    /// The key of the `whsec_` secret.
+    pub secret: Option<Vec<u8>>,
+}
+
+/// The body: the event, the incident (SPEC section 6), its rule as this node
+/// has it, and a link when the public URL is known.
+pub fn body(notification: &Notification<'_>) -> serde_json::Value {
+    let delivery = notification.delivery;
+    json!({
+        "type": format!("incident.{}", delivery.kind.as_str()),
+        "event": delivery.kind.as_str(),
+        "incident": delivery.incident,
+        "rule": notification.rule.map(|rule| json!({
+            "name": rule.name,
+            "field": rule.field,
+            "aggregation": rule.aggregation.as_str(),
+            "operand": rule.operand.as_str(),
+            "value": rule.threshold,
+            "timeframe": HumanDuration(rule.timeframe).to_string(),
+        })),
+        "url": notification.link(),
+    })
+}
+
+/// The message id: the same for every try of one delivery, on any node,
+/// so that a receiver can drop what it saw already.
+pub fn message_id(notification: &Notification<'_>) -> String {
+    let delivery = notification.delivery;
+    format!("{}.{}", delivery.incident.id, delivery.kind.as_str())
+}
+
+/// `v1,BASE64(HMAC-SHA256(key, "ID.TIMESTAMP.BODY"))`.
+pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    // HMAC takes keys of any length.
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    let signed = mac.finalize().into_bytes();
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(signed)
+    )
+}
+
+impl Notifier for WebhookNotifier {
+    fn notify<'a>(&'a self, notification: &'a Notification<'a>) -> Calling<'a> {
+        Box::pin(async move {
+            let payload = serde_json::to_vec(&body(notification)).unwrap_or_default();
+            let id = message_id(notification);
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_secs() as i64);
+            let mut request = self
+                .client
+                .post(&self.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header("webhook-id", &id)
+                .header("webhook-timestamp", timestamp.to_string());
+            if let Some(key) = &self.secret {
+                request = request.header(
+                    "webhook-signature",
+                    signature(key, &id, timestamp, &payload),
+                );
+            }
+            for (name, value) in &self.headers {
+                request = request.header(name.as_str(), value.as_str());
+            }
+            send(request.body(payload), notification.timeout).await
+        })
+    }
+}
