@@ -1,0 +1,357 @@
+//! Notification targets (`alerting.notify`) with the real binary and a real
+//! HTTP receiver: webhooks (signed), Slack messages, programs with
+//! arguments, filters, and how failed calls are tried again.
+
+mod support;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use hmac::{KeyInit, Mac};
+use serde_json::{Value, json};
+use support::{Alertd, now, wait_for};
+
+/// What the receiver got: per path name, each request's headers, body and
+/// arrival.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: BTreeMap<String, String>,
+    body: String,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Receiver {
+    received: Mutex<BTreeMap<String, Vec<Received>>>,
+    /// Per name, the answers to give first (status, Retry-After); then 200.
+    plans: Mutex<BTreeMap<String, VecDeque<(u16, Option<u64>)>>>,
+}
+
+async fn receive(
+    State(receiver): State<Arc<Receiver>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let headers = headers
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+        .collect();
+    receiver
+        .received
+        .lock()
+        .unwrap()
+        .entry(name.clone())
+        .or_default()
+        .push(Received {
+            headers,
+            body,
+            at: Instant::now(),
+        });
+    let planned = receiver
+        .plans
+        .lock()
+        .unwrap()
+        .get_mut(&name)
+        .and_then(VecDeque::pop_front);
+    match planned {
+        None => (StatusCode::OK, "thanks").into_response(),
+        Some((status, retry_after)) => {
+            let status = StatusCode::from_u16(status).unwrap();
+            match retry_after {
+                Some(seconds) => {
+                    (status, [("retry-after", seconds.to_string())], "later").into_response()
+                }
+                None => (status, "no").into_response(),
+            }
+        }
+    }
+}
+
+/// Starts a receiver on a free port, on a runtime of its own.
+fn start_receiver() -> (Arc<Receiver>, SocketAddr) {
+    let receiver = Arc::new(Receiver::default());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let state = receiver.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new()
+                .route("/hook/{name}", axum::routing::post(receive))
+                .with_state(state);
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (receiver, address)
+}
+
+impl Receiver {
+    fn got(&self, name: &str) -> Vec<Received> {
+        self.received
+            .lock()
+            .unwrap()
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn plan(&self, name: &str, answers: &[(u16, Option<u64>)]) {
+        self.plans
+            .lock()
+            .unwrap()
+            .insert(name.to_string(), answers.iter().copied().collect());
+    }
+}
+
+const SECRET_KEY: &[u8] = b"a key only this test knows";
+
+fn config(receiver: SocketAddr, dir: &Path) -> String {
+    let url = |name: &str| format!("http://{receiver}/hook/{name}");
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(SECRET_KEY)
+    );
+    json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"},
+                {"name": "y high", "field": "y", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": [
+                {"name": "signed", "type": "webhook", "url": url("signed"),
+                 "headers": {"X-Team": "ops"}, "secret": secret},
+                {"name": "resolved-only", "type": "webhook", "url": url("resolved-only"),
+                 "events": ["resolved"]},
+                {"name": "other-rule", "type": "webhook", "url": url("other-rule"),
+                 "rules": ["y high"]},
+                {"name": "chat", "type": "slack", "url": url("chat")},
+                {"name": "pager", "type": "exec", "path": dir.join("pager.sh"),
+                 "args": ["--team", "ops"]},
+                {"name": "flaky", "type": "webhook", "url": url("flaky")},
+                {"name": "refusing", "type": "webhook", "url": url("refusing")}
+            ]
+        },
+        "server": {"publicUrl": "https://alerts.example.com/"},
+        "hooks": {"timeout": "5s"}
+    })
+    .to_string()
+}
+
+#[test]
+fn targets_are_told_signed_readable_filtered_and_tried_again_as_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let paged = dir.path().join("paged.log");
+    std::fs::write(
+        dir.path().join("pager.sh"),
+        format!(
+            "#!/bin/sh\necho \"$INCIDENT_STATUS $* $(cat)\" >> '{}'\n",
+            paged.display()
+        ),
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(dir.path().join("pager.sh"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(dir.path().join("pager.sh"), permissions).unwrap();
+    // flaky: busy once (try again in 2 s), then fine; refusing: 400.
+    receiver.plan("flaky", &[(503, Some(2))]);
+    receiver.plan("refusing", &[(400, None)]);
+    let alertd = Alertd::start(dir.path(), &config(address, dir.path()));
+
+    let (status, _) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 50}}]));
+    assert_eq!(status, 200);
+    let opened = wait_for("the signed webhook's opening", 10, || {
+        receiver.got("signed").first().cloned()
+    });
+    let (status, _) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 1}}]));
+    assert_eq!(status, 200);
+    let signed = wait_for("the signed webhook's resolution", 10, || {
+        let got = receiver.got("signed");
+        (got.len() == 2).then_some(got)
+    });
+
+    // The body: the event, the incident, its rule, a link.
+    let body: Value = serde_json::from_str(&opened.body).unwrap();
+    assert_eq!(body["type"], "incident.opened");
+    assert_eq!(body["event"], "opened");
+    let id = body["incident"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["incident"]["ruleName"], "x high");
+    assert_eq!(body["incident"]["hostName"], "web-1");
+    assert_eq!(body["incident"]["triggerValue"], 50);
+    assert_eq!(body["rule"]["operand"], "equalOrMoreThan");
+    assert_eq!(body["rule"]["value"], 10.0);
+    assert_eq!(
+        body["url"],
+        format!("https://alerts.example.com/incidents/{id}")
+    );
+    let resolved: Value = serde_json::from_str(&signed[1].body).unwrap();
+    assert_eq!(resolved["event"], "resolved");
+    assert!(resolved["incident"]["endTime"].is_string());
+
+    // Signed as Standard Webhooks: checked here with the secret's key.
+    for (request, event) in signed.iter().zip(["opened", "resolved"]) {
+        let headers = &request.headers;
+        assert_eq!(headers["webhook-id"], format!("{id}.{event}"));
+        assert_eq!(headers["x-team"], "ops");
+        assert_eq!(headers["content-type"], "application/json");
+        let timestamp: i64 = headers["webhook-timestamp"].parse().unwrap();
+        assert!((now() / 1000 - timestamp).abs() < 30);
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(SECRET_KEY).unwrap();
+        mac.update(format!("{}.{timestamp}.{}", headers["webhook-id"], request.body).as_bytes());
+        let expected = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        );
+        assert_eq!(headers["webhook-signature"], expected);
+    }
+
+    // Filters: by event, by rule.
+    let only = wait_for("the resolved-only target", 10, || {
+        receiver.got("resolved-only").first().cloned()
+    });
+    let only: Value = serde_json::from_str(&only.body).unwrap();
+    assert_eq!(only["event"], "resolved");
+    assert!(receiver.got("other-rule").is_empty());
+
+    // Slack: readable, with the value, the threshold and the link.
+    let chat = wait_for("both Slack messages", 10, || {
+        let got = receiver.got("chat");
+        (got.len() == 2).then_some(got)
+    });
+    let text: Vec<String> = chat
+        .iter()
+        .map(|request| {
+            let body: Value = serde_json::from_str(&request.body).unwrap();
+            body["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(text[0].contains("*Opened*: x high on web-1"), "{}", text[0]);
+    assert!(
+        text[0].contains("Value 50 (last of x over 2s; threshold >= 10)"),
+        "{}",
+        text[0]
+    );
+    assert!(
+        text[0].contains(&format!(
+            "<https://alerts.example.com/incidents/{id}|Open the incident>"
+        )),
+        "{}",
+        text[0]
+    );
+    assert!(
+        text[1].contains("*Resolved*: x high on web-1"),
+        "{}",
+        text[1]
+    );
+    assert!(text[1].contains("ended"), "{}", text[1]);
+
+    // A program, with its arguments and the incident on its input.
+    let pages = wait_for("both pages", 10, || {
+        let text = std::fs::read_to_string(&paged).unwrap_or_default();
+        (text.lines().count() == 2).then_some(text)
+    });
+    let lines: Vec<&str> = pages.lines().collect();
+    assert!(lines[0].starts_with("opened --team ops {"), "{}", lines[0]);
+    assert!(lines[0].contains(&id), "{}", lines[0]);
+    assert!(
+        lines[1].starts_with("resolved --team ops {"),
+        "{}",
+        lines[1]
+    );
+
+    // 503 with Retry-After: 2 is tried again, not sooner; the resolution
+    // waits behind the opening.
+    let flaky = wait_for("the flaky target's three calls", 15, || {
+        let got = receiver.got("flaky");
+        (got.len() == 3).then_some(got)
+    });
+    assert!(
+        flaky[1].at.duration_since(flaky[0].at) >= Duration::from_millis(1900),
+        "tried again after {:?}",
+        flaky[1].at.duration_since(flaky[0].at)
+    );
+    let events: Vec<String> = flaky
+        .iter()
+        .map(|request| serde_json::from_str::<Value>(&request.body).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(events, ["\"opened\"", "\"opened\"", "\"resolved\""]);
+    // 400 is not tried again: recorded as refused.
+    let detail = wait_for("every call recorded", 15, || {
+        let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        (detail["pendingHooks"].as_array().unwrap().is_empty()).then_some(detail)
+    });
+    let refused: Vec<&Value> = detail["hookCalls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["target"] == "notify:refusing")
+        .collect();
+    assert_eq!(refused.len(), 2, "opened and resolved, each once");
+    assert_eq!(refused[0]["outcome"], "HTTP 400: refused, not tried again");
+    assert_eq!(refused[0]["succeeded"], false);
+    assert_eq!(receiver.got("refusing").len(), 2);
+}
+
+#[test]
+fn a_bad_target_is_refused_with_where_and_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = json!({
+        "alerting": {"enabled": true, "rules": [
+            {"name": "x high", "field": "x", "aggregation": "last",
+             "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}],
+         "notify": [
+            {"type": "webhook", "url": "ftp://example.com"},
+            {"type": "webhook", "url": "https://example.com", "secret": "not-whsec"},
+            {"type": "slack", "url": "https://hooks.slack.com/x", "rules": ["y high"]},
+            {"type": "pager"},
+            {"name": "a", "type": "exec", "path": "/bin/true"},
+            {"name": "a", "type": "exec", "path": "/bin/true", "events": ["closed"]}
+         ]}
+    });
+    std::fs::write(dir.path().join("alertd.json"), bad.to_string()).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("alertd.json"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let text = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    for expected in [
+        "alerting.notify[0]",
+        "expected an http:// or https:// URL",
+        "alerting.notify[1]",
+        "whsec_",
+        "alerting.notify[2]",
+        "no rule is named \"y high\"",
+        "alerting.notify[3]",
+        "type \"pager\": expected exec, webhook or slack",
+        "alerting.notify[5]",
+        "\"closed\" is not opened or resolved",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+}
