@@ -27,11 +27,14 @@ struct Received {
     at: Instant,
 }
 
+/// An answer to give: status, and `Retry-After` in seconds.
+type Answer = (u16, Option<u64>);
+
 #[derive(Default)]
 struct Receiver {
     received: Mutex<BTreeMap<String, Vec<Received>>>,
     /// Per name, the answers to give first (status, Retry-After); then 200.
-    plans: Mutex<BTreeMap<String, VecDeque<(u16, Option<u64>)>>>,
+    plans: Mutex<BTreeMap<String, VecDeque<Answer>>>,
 }
 
 async fn receive(
@@ -108,7 +111,7 @@ impl Receiver {
             .unwrap_or_default()
     }
 
-    fn plan(&self, name: &str, answers: &[(u16, Option<u64>)]) {
+    fn plan(&self, name: &str, answers: &[Answer]) {
         self.plans
             .lock()
             .unwrap()
