@@ -735,6 +735,61 @@ pub fn each_transition_goes_to_its_own_targets(store: &dyn Store) {
     assert_eq!(store.pending_deliveries().unwrap(), 4);
 }
 
+pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
+    let hooks = targets(&["notify:ops"]);
+    store
+        .record(&[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    store
+        .record(&[resolved("i1", "r", "h", 100, 200)], &hooks)
+        .unwrap();
+    let due = store.due(1000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    store
+        .bury_delivery(
+            due[0].id,
+            &call("i1", "notify:ops", TransitionKind::Opened, false),
+        )
+        .unwrap();
+    assert!(
+        store.due(1000, 10).unwrap().is_empty(),
+        "dead, and holding back the resolution"
+    );
+    assert_eq!(store.next_delivery_time().unwrap(), None);
+    assert_eq!(store.pending_deliveries().unwrap(), 2);
+    let detail = store.incident("i1").unwrap().unwrap();
+    let dead: Vec<bool> = detail.pending.iter().map(|d| d.dead).collect();
+    assert_eq!(dead, [true, false]);
+    assert_eq!(detail.pending[0].attempts, 1);
+    assert_eq!(detail.calls.len(), 1);
+    assert_eq!(
+        store.delete_incidents_resolved_before(i64::MAX).unwrap(),
+        0,
+        "kept"
+    );
+    assert_eq!(store.retry_dead("other", 7000).unwrap(), 0);
+    assert_eq!(store.retry_dead("i1", 7000).unwrap(), 1);
+    assert!(
+        store.due(6999, 10).unwrap().is_empty(),
+        "due when brought back"
+    );
+    let again = store.due(7000, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        (again[0].kind, again[0].attempts, again[0].dead),
+        (TransitionKind::Opened, 1, false)
+    );
+    store
+        .finish_delivery(
+            again[0].id,
+            &call("i1", "notify:ops", TransitionKind::Opened, true),
+            None,
+        )
+        .unwrap();
+    let next = store.due(7000, 10).unwrap();
+    assert_eq!(next[0].kind, TransitionKind::Resolved);
+}
+
 pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
     store
         .record(
@@ -1308,6 +1363,12 @@ macro_rules! conformance {
             }
 
             #[test]
+            fn a_dead_delivery_waits_to_be_retried() {
+                let (_dir, store) = fresh();
+                super::a_dead_delivery_waits_to_be_retried(store.as_ref());
+            }
+
+            #[test]
             fn incident_ranges_include_touching_incidents() {
                 let (_dir, store) = fresh();
                 super::incident_ranges_include_touching_incidents(store.as_ref());
@@ -1453,4 +1514,31 @@ fn sqlite_moves_the_samples_of_a_version_1_store() {
         )
         .unwrap();
     assert_eq!(old, 0);
+}
+
+#[test]
+fn sqlite_adds_dead_deliveries_to_an_earlier_version_2_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        let store: &dyn Store = &store;
+        store
+            .record(&[opened("i1", "r", "h", 100)], &targets(&["exec:a"]))
+            .unwrap();
+    }
+    // As written by the alertd before dead deliveries.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE outbox DROP COLUMN dead")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    let store: &dyn Store = &store;
+    let due = store.due(1000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(!due[0].dead);
+    store
+        .bury_delivery(due[0].id, &call("i1", "exec:a", TransitionKind::Opened, false))
+        .unwrap();
+    assert!(store.incident("i1").unwrap().unwrap().pending[0].dead);
 }

@@ -198,6 +198,10 @@ pub struct Delivery {
     pub attempts: u32,
     /// Not to be tried before this time.
     pub next_attempt: Millis,
+    /// Given up on (see [`Store::bury_delivery`]): kept, not tried again
+    /// unless asked ([`Store::retry_dead`]), and holding back the later
+    /// deliveries of its incident to its target.
+    pub dead: bool,
 }
 
 /// The record of one hook call.
@@ -425,7 +429,7 @@ pub trait Store: Send + Sync {
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
 
     /// Claims for `claim.node`, until `claim.until`, up to `limit`
-    /// deliveries that are due at `now` and that no other node has claimed
+    /// deliveries, not dead, that are due at `now` and that no other node has claimed
     /// (or whose claim ran out), oldest first; leaves out any that has an
     /// older delivery of the same incident to the same target still waiting,
     /// claimed or not (so that a hook sees "opened" before "resolved").
@@ -452,7 +456,15 @@ pub trait Store: Send + Sync {
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError>;
 
-    /// How many deliveries are waiting.
+    /// Records a call of a delivery's hook and gives the delivery up: it
+    /// stays, marked dead, until [`Store::retry_dead`] brings it back.
+    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
+
+    /// Brings back every dead delivery of the incident `id`, due at `now`,
+    /// with its count of attempts kept. Returns how many.
+    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
+
+    /// How many deliveries are waiting, dead ones included.
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
 
     /// Deletes resolved incidents with `endTime < before` whose deliveries are

@@ -216,6 +216,12 @@ impl Store for Observed {
             store.finish_delivery(delivery, call, retry_at)
         })
     }
+    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
+        self.call("bury_delivery", |store| store.bury_delivery(delivery, call))
+    }
+    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
+        self.call("retry_dead", |store| store.retry_dead(id, now))
+    }
     fn pending_deliveries(&self) -> Result<u64, StoreError> {
         self.call("pending_deliveries", |store| store.pending_deliveries())
     }

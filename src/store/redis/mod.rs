@@ -16,7 +16,7 @@
 //! | `incident` | hash | per incident id: its record (JSON) |
 //! | `open`, `last_end` | hashes | per (rule, host): the open incident's id; the last resolution |
 //! | `resolved` | sorted set | resolved incident ids by end time |
-//! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks, their claims, per incident how many wait |
+//! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on), their claims, per incident how many wait |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start |
@@ -764,7 +764,13 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut invocation = SCRIPTS.claim.prepare_invoke();
-        for name in ["outbox_ids", "outbox_key", "outbox_next", "claims"] {
+        for name in [
+            "outbox_ids",
+            "outbox_key",
+            "outbox_next",
+            "claims",
+            "outbox_dead",
+        ] {
             invocation.key(self.key(name));
         }
         invocation
@@ -779,7 +785,13 @@ impl Store for RedisStore {
 
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
         let mut invocation = SCRIPTS.next_due.prepare_invoke();
-        for name in ["outbox_ids", "outbox_key", "outbox_next", "claims"] {
+        for name in [
+            "outbox_ids",
+            "outbox_key",
+            "outbox_next",
+            "claims",
+            "outbox_dead",
+        ] {
             invocation.key(self.key(name));
         }
         let next: Option<String> =
@@ -797,6 +809,41 @@ impl Store for RedisStore {
         call: &HookCall,
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
+        let then = retry_at.map(|at| at.to_string()).unwrap_or_default();
+        self.finish(delivery, call, then)
+    }
+
+    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
+        self.finish(delivery, call, "dead".to_string())
+    }
+
+    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
+        let mut invocation = SCRIPTS.retry_dead.prepare_invoke();
+        for name in ["outbox_key", "outbox_dead", "outbox_next"] {
+            invocation.key(self.key(name));
+        }
+        invocation.arg(id).arg(now);
+        self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+    }
+
+    fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        let ids = self.key("outbox_ids");
+        self.run(move |mut c| async move { c.zcard(ids).await })
+    }
+
+    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let mut invocation = SCRIPTS.delete_incidents.prepare_invoke();
+        for name in ["resolved", "incident", "calls", "pending"] {
+            invocation.key(self.key(name));
+        }
+        invocation.arg(before);
+        self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+    }
+}
+
+impl RedisStore {
+    /// Records a call and does `then` to its delivery (see `FINISH`).
+    fn finish(&self, delivery: i64, call: &HookCall, then: String) -> Result<(), StoreError> {
         let record = serde_json::to_string(&CallRecord {
             incident: call.incident_id.clone(),
             target: call.target.clone(),
@@ -820,6 +867,7 @@ impl Store for RedisStore {
             "outbox_ids",
             "claims",
             "pending",
+            "outbox_dead",
         ] {
             invocation.key(self.key(name));
         }
@@ -827,51 +875,43 @@ impl Store for RedisStore {
             .arg(delivery)
             .arg(&call.incident_id)
             .arg(record)
-            .arg(retry_at.map(|at| at.to_string()).unwrap_or_default());
+            .arg(then);
         self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
         Ok(())
     }
 
-    fn pending_deliveries(&self) -> Result<u64, StoreError> {
-        let ids = self.key("outbox_ids");
-        self.run(move |mut c| async move { c.zcard(ids).await })
-    }
-
-    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
-        let mut invocation = SCRIPTS.delete_incidents.prepare_invoke();
-        for name in ["resolved", "incident", "calls", "pending"] {
-            invocation.key(self.key(name));
-        }
-        invocation.arg(before);
-        self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
-    }
-}
-
-impl RedisStore {
     /// The deliveries `ids` (those still waiting), in id order.
     fn deliveries(&self, mut ids: Vec<i64>) -> Result<Vec<Delivery>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         ids.sort_unstable();
-        let (outbox, next, attempts) = (
+        let (outbox, next, attempts, dead) = (
             self.key("outbox"),
             self.key("outbox_next"),
             self.key("outbox_attempts"),
+            self.key("outbox_dead"),
         );
         let wanted = ids.clone();
-        let (payloads, nexts, tries): (Values, Vec<Option<Millis>>, Vec<Option<u32>>) =
-            self.run(move |mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .hmget(outbox, &wanted)
-                    .hmget(next, &wanted)
-                    .hmget(attempts, &wanted)
-                    .query_async(&mut c)
-                    .await
-            })?;
+        type Found = (
+            Values,
+            Vec<Option<Millis>>,
+            Vec<Option<u32>>,
+            Vec<Option<u8>>,
+        );
+        let (payloads, nexts, tries, deaths): Found = self.run(move |mut c| async move {
+            redis::pipe()
+                .atomic()
+                .hmget(outbox, &wanted)
+                .hmget(next, &wanted)
+                .hmget(attempts, &wanted)
+                .hmget(dead, &wanted)
+                .query_async(&mut c)
+                .await
+        })?;
         let mut deliveries = Vec::with_capacity(ids.len());
-        for (((id, payload), next), tries) in ids.into_iter().zip(payloads).zip(nexts).zip(tries) {
+        let found = payloads.into_iter().zip(nexts).zip(tries).zip(deaths);
+        for (id, (((payload, next), tries), dead)) in ids.into_iter().zip(found) {
             let (Some(payload), Some(next)) = (payload, next) else {
                 continue;
             };
@@ -888,6 +928,7 @@ impl RedisStore {
                 incident: incident_from(record)?,
                 attempts: tries.unwrap_or(0),
                 next_attempt: next,
+                dead: dead.is_some(),
             });
         }
         Ok(deliveries)

@@ -279,9 +279,10 @@ return {'ok'}
 /// Claims due deliveries for a node, oldest first, skipping any with an
 /// older delivery of the same incident to the same target still waiting.
 ///
-/// KEYS: outbox_ids, outbox_key, outbox_next, claims.
+/// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
 /// ARGV: now, node, the claim's end, the most to claim.
-/// Returns the claimed deliveries' ids.
+/// Returns the claimed deliveries' ids. Dead deliveries are not claimed,
+/// and hold back the later ones of their incident and target.
 pub const CLAIM: &str = r"
 local now, node, till, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local claimed, seen = {}, {}
@@ -290,7 +291,7 @@ for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = redis.call('HGET', KEYS[2], d)
   if not seen[key] then
     seen[key] = true
-    if tonumber(redis.call('HGET', KEYS[3], d)) <= now then
+    if redis.call('HEXISTS', KEYS[5], d) == 0 and tonumber(redis.call('HGET', KEYS[3], d)) <= now then
       local claim = redis.call('HGET', KEYS[4], d)
       local free = true
       if claim then
@@ -309,14 +310,17 @@ return claimed
 ";
 
 /// The earliest time a waiting delivery, not blocked by an older one, is
-/// due or its claim runs out; nil when none waits.
+/// due or its claim runs out; nil when none waits. Dead ones are left out
+/// (and hold back the later ones of their incident and target).
 ///
-/// KEYS: outbox_ids, outbox_key, outbox_next, claims.
+/// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
 pub const NEXT_DUE: &str = r"
 local earliest, seen = false, {}
 for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = redis.call('HGET', KEYS[2], d)
-  if not seen[key] then
+  if not seen[key] and redis.call('HEXISTS', KEYS[5], d) == 1 then
+    seen[key] = true
+  elseif not seen[key] then
     seen[key] = true
     local at = tonumber(redis.call('HGET', KEYS[3], d))
     local claim = redis.call('HGET', KEYS[4], d)
@@ -334,9 +338,10 @@ return false
 /// Records a hook call and removes its delivery, or schedules its retry.
 ///
 /// KEYS: calls, outbox, outbox_key, outbox_next, outbox_attempts,
-/// outbox_ids, claims, pending.
-/// ARGV: delivery, incident id, the call's record, the retry time (empty
-/// for none).
+/// outbox_ids, claims, pending, outbox_dead.
+/// ARGV: delivery, incident id, the call's record, then what becomes of
+/// the delivery: empty (done: removed), `dead` (given up on), or the time
+/// of its next try.
 pub const FINISH: &str = r"
 local d, id = ARGV[1], ARGV[2]
 local calls = redis.call('HGET', KEYS[1], id)
@@ -344,10 +349,14 @@ if calls then calls = calls .. '\n' .. ARGV[3] else calls = ARGV[3] end
 redis.call('HSET', KEYS[1], id, calls)
 redis.call('HDEL', KEYS[7], d)
 if redis.call('HEXISTS', KEYS[2], d) == 1 then
-  if ARGV[4] ~= '' then
+  if ARGV[4] == 'dead' then
+    redis.call('HINCRBY', KEYS[5], d, 1)
+    redis.call('HSET', KEYS[9], d, 1)
+  elseif ARGV[4] ~= '' then
     redis.call('HINCRBY', KEYS[5], d, 1)
     redis.call('HSET', KEYS[4], d, ARGV[4])
   else
+    redis.call('HDEL', KEYS[9], d)
     redis.call('HDEL', KEYS[2], d)
     redis.call('HDEL', KEYS[3], d)
     redis.call('HDEL', KEYS[4], d)
@@ -357,6 +366,24 @@ if redis.call('HEXISTS', KEYS[2], d) == 1 then
   end
 end
 return 1
+";
+
+/// Brings back an incident's dead deliveries, due now. Returns how many.
+///
+/// KEYS: outbox_key, outbox_dead, outbox_next. ARGV: the incident id, now.
+pub const RETRY_DEAD: &str = r"
+local prefix = ARGV[1] .. '\0'
+local revived = 0
+local entries = redis.call('HGETALL', KEYS[1])
+for i = 1, #entries, 2 do
+  local d, key = entries[i], entries[i + 1]
+  if string.sub(key, 1, #prefix) == prefix and redis.call('HEXISTS', KEYS[2], d) == 1 then
+    redis.call('HDEL', KEYS[2], d)
+    redis.call('HSET', KEYS[3], d, ARGV[2])
+    revived = revived + 1
+  end
+end
+return revived
 ";
 
 /// Deletes resolved incidents that ended before a time and have no
@@ -391,6 +418,7 @@ pub struct Scripts {
     pub claim: Script,
     pub next_due: Script,
     pub finish: Script,
+    pub retry_dead: Script,
     pub delete_incidents: Script,
 }
 
@@ -409,6 +437,7 @@ impl Scripts {
             claim: Script::new(CLAIM),
             next_due: Script::new(NEXT_DUE),
             finish: Script::new(FINISH),
+            retry_dead: Script::new(RETRY_DEAD),
             delete_incidents: Script::new(DELETE_INCIDENTS),
         }
     }

@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     end_time INTEGER,
     trigger_value REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt INTEGER NOT NULL
+    next_attempt INTEGER NOT NULL,
+    dead INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_by_incident ON outbox (incident_id, target);
 CREATE TABLE IF NOT EXISTS hook_calls (
@@ -470,6 +471,14 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     let transaction = connection.unchecked_transaction()?;
     transaction.execute_batch(SCHEMA)?;
     samples::migrate_rows(&transaction)?;
+    // Added to version 2 files: dead deliveries.
+    let has_dead: bool = transaction
+        .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'dead'")?
+        .exists([])?;
+    if !has_dead {
+        transaction
+            .execute_batch("ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")?;
+    }
     // The data directory's lock makes this process the only one on the
     // file: a lease left by an earlier process is void.
     transaction.execute("UPDATE lease SET expires = 0", [])?;

@@ -63,11 +63,33 @@ fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
 const INCIDENT_COLUMNS: &str = "id, rule, host, start_time, end_time, trigger_value";
 
 const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
-     incident_id, rule, host, start_time, end_time, trigger_value";
+     incident_id, rule, host, start_time, end_time, trigger_value, dead";
 
 /// A delivery `o` with no older delivery of its incident to its target.
 const UNBLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p \
      WHERE p.incident_id = o.incident_id AND p.target = o.target AND p.id < o.id)";
+
+/// Records a hook call, in the caller's transaction.
+fn insert_call(connection: &rusqlite::Connection, call: &HookCall) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO hook_calls (incident_id, target, kind, attempt, started, duration_ms, \
+             outcome, succeeded, stdout, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            call.incident_id,
+            call.target,
+            call.kind.as_str(),
+            call.attempt,
+            call.started,
+            i64::try_from(call.duration_ms).unwrap_or(i64::MAX),
+            call.outcome,
+            call.succeeded,
+            call.stdout,
+            call.stderr,
+        ])?;
+    Ok(())
+}
 
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
@@ -77,6 +99,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         attempts: row.get(3)?,
         next_attempt: row.get(4)?,
         incident: incident_at(row, 5)?,
+        dead: row.get(11)?,
     })
 }
 
@@ -502,7 +525,7 @@ impl Store for SqliteStore {
             let claimed: Vec<Delivery> = {
                 let mut query = transaction.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
-                     AND {UNBLOCKED} AND NOT EXISTS (SELECT 1 FROM claims c \
+                     AND dead = 0 AND {UNBLOCKED} AND NOT EXISTS (SELECT 1 FROM claims c \
                      WHERE c.delivery = o.id AND c.node != ?2 AND c.until > ?1) \
                      ORDER BY id LIMIT ?3"
                 ))?;
@@ -530,7 +553,7 @@ impl Store for SqliteStore {
             Ok(connection.query_row(
                 &format!(
                     "SELECT min(max(next_attempt, coalesce((SELECT until FROM claims c \
-                     WHERE c.delivery = o.id), next_attempt))) FROM outbox o WHERE {UNBLOCKED}"
+                     WHERE c.delivery = o.id), next_attempt))) FROM outbox o WHERE dead = 0 AND {UNBLOCKED}"
                 ),
                 [],
                 |row| row.get(0),
@@ -546,22 +569,7 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(|connection| {
             let transaction = connection.transaction()?;
-            transaction.execute(
-                "INSERT INTO hook_calls (incident_id, target, kind, attempt, started, duration_ms, \
-             outcome, succeeded, stdout, stderr) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    call.incident_id,
-                    call.target,
-                    call.kind.as_str(),
-                    call.attempt,
-                    call.started,
-                    i64::try_from(call.duration_ms).unwrap_or(i64::MAX),
-                    call.outcome,
-                    call.succeeded,
-                    call.stdout,
-                    call.stderr,
-                ],
-            )?;
+            insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             match retry_at {
                 None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
@@ -572,6 +580,30 @@ impl Store for SqliteStore {
             };
             transaction.commit()?;
             Ok(())
+        })
+    }
+
+    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            insert_call(&transaction, call)?;
+            transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
+            transaction.execute(
+                "UPDATE outbox SET dead = 1, attempts = attempts + 1 WHERE id = ?1",
+                [delivery],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let revived = connection.execute(
+                "UPDATE outbox SET dead = 0, next_attempt = ?2 WHERE incident_id = ?1 AND dead = 1",
+                params![id, now],
+            )?;
+            Ok(revived as u64)
         })
     }
 
