@@ -387,6 +387,17 @@ impl Backoff {
         let doublings = attempt.saturating_sub(1).min(31);
         self.first.saturating_mul(1 << doublings).min(self.longest)
     }
+
+    /// [`Backoff::delay`] less up to a fifth, at random: targets that failed
+    /// together are not all tried again in the same instant.
+    pub fn jittered(&self, attempt: u32) -> Duration {
+        let delay = self.delay(attempt);
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let fraction = f64::from(noise % 1000) / 1000.0;
+        delay.mul_f64(1.0 - 0.2 * fraction)
+    }
 }
 
 #[cfg(test)]

@@ -148,11 +148,12 @@ fn config(receiver: SocketAddr, dir: &Path) -> String {
                 {"name": "pager", "type": "exec", "path": dir.join("pager.sh"),
                  "args": ["--team", "ops"]},
                 {"name": "flaky", "type": "webhook", "url": url("flaky")},
-                {"name": "refusing", "type": "webhook", "url": url("refusing")}
+                {"name": "refusing", "type": "webhook", "url": url("refusing")},
+                {"name": "down", "type": "webhook", "url": url("down"), "events": ["opened"]}
             ]
         },
         "server": {"publicUrl": "https://alerts.example.com/"},
-        "hooks": {"timeout": "5s"}
+        "hooks": {"timeout": "5s", "giveUpAfter": "4s"}
     })
     .to_string()
 }
@@ -178,6 +179,7 @@ fn targets_are_told_signed_readable_filtered_and_tried_again_as_told() {
     // flaky: busy once (try again in 2 s), then fine; refusing: 400.
     receiver.plan("flaky", &[(503, Some(2))]);
     receiver.plan("refusing", &[(400, None)]);
+    receiver.plan("down", &[(500, None); 100]);
     let alertd = Alertd::start(dir.path(), &config(address, dir.path()));
 
     let (status, _) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 50}}]));
@@ -297,21 +299,77 @@ fn targets_are_told_signed_readable_filtered_and_tried_again_as_told() {
         .map(|request| serde_json::from_str::<Value>(&request.body).unwrap()["event"].to_string())
         .collect();
     assert_eq!(events, ["\"opened\"", "\"opened\"", "\"resolved\""]);
-    // 400 is not tried again: recorded as refused.
-    let detail = wait_for("every call recorded", 15, || {
+    // 400 is not tried again: given up on at once, kept, and holding back
+    // the resolution; 500 is tried again until `giveUpAfter`, then given up.
+    let detail = wait_for("both targets given up on", 20, || {
         let detail = alertd.get_json(&format!("/api/v1/incidents/{id}"));
-        (detail["pendingHooks"].as_array().unwrap().is_empty()).then_some(detail)
+        let dead = detail["pendingHooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|delivery| delivery["dead"] == true)
+            .count();
+        (dead == 2).then_some(detail)
     });
+    let pending: Vec<(String, String, bool)> = detail["pendingHooks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|delivery| {
+            (
+                delivery["target"].as_str().unwrap().to_string(),
+                delivery["event"].as_str().unwrap().to_string(),
+                delivery["dead"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pending,
+        [
+            ("notify:refusing".to_string(), "opened".to_string(), true),
+            ("notify:down".to_string(), "opened".to_string(), true),
+            ("notify:refusing".to_string(), "resolved".to_string(), false),
+        ]
+    );
     let refused: Vec<&Value> = detail["hookCalls"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|call| call["target"] == "notify:refusing")
         .collect();
-    assert_eq!(refused.len(), 2, "opened and resolved, each once");
+    assert_eq!(refused.len(), 1);
     assert_eq!(refused[0]["outcome"], "HTTP 400: refused, not tried again");
-    assert_eq!(refused[0]["succeeded"], false);
-    assert_eq!(receiver.got("refusing").len(), 2);
+    let down = receiver.got("down");
+    assert!(down.len() >= 3, "tried {} times", down.len());
+    let span = down.last().unwrap().at.duration_since(down[0].at);
+    assert!(span >= Duration::from_secs(2), "given up after {span:?}");
+    assert_eq!(alertd.metric("alertd_deliveries_dead_total"), 2.0);
+    let (_, page) = alertd.get(&format!("/incidents/{id}"));
+    assert!(page.contains("given up"), "{page}");
+    assert!(
+        page.contains(&format!("action=\"/incidents/{id}/retry\"")),
+        "{page}"
+    );
+
+    // Fixed: tried again on demand, in order.
+    let before = receiver.got("refusing").len();
+    let (status, body) = alertd.post(
+        &format!("/api/v1/incidents/{id}/retry"),
+        "application/json",
+        "",
+    );
+    assert_eq!((status, body.as_str()), (200, r#"{"retried":2}"#));
+    let refusing = wait_for("the refused deliveries made", 10, || {
+        let got = receiver.got("refusing");
+        (got.len() == before + 2).then_some(got)
+    });
+    let events: Vec<String> = refusing[before..]
+        .iter()
+        .map(|request| serde_json::from_str::<Value>(&request.body).unwrap()["event"].to_string())
+        .collect();
+    assert_eq!(events, ["\"opened\"", "\"resolved\""]);
+    let (status, _) = alertd.post("/api/v1/incidents/nope/retry", "application/json", "");
+    assert_eq!(status, 404);
 }
 
 #[test]

@@ -1538,7 +1538,10 @@ fn sqlite_adds_dead_deliveries_to_an_earlier_version_2_file() {
     assert_eq!(due.len(), 1);
     assert!(!due[0].dead);
     store
-        .bury_delivery(due[0].id, &call("i1", "exec:a", TransitionKind::Opened, false))
+        .bury_delivery(
+            due[0].id,
+            &call("i1", "exec:a", TransitionKind::Opened, false),
+        )
         .unwrap();
     assert!(store.incident("i1").unwrap().unwrap().pending[0].dead);
 }

@@ -52,6 +52,9 @@ pub struct Service {
     pub lease: Option<Millis>,
     /// `hooks.timeout`: a hook still running after this is killed.
     pub hook_timeout: Millis,
+    /// `hooks.giveUpAfter`: a delivery still failing this long after its
+    /// transition is given up on (kept as dead, retried on demand).
+    pub give_up_after: Millis,
     /// `hooks.node`: the Node.js that runs `.js` hooks (`node` from the `PATH`).
     pub node: String,
     /// `server.maxFutureSkew`: a pushed sample whose `ts` is further ahead of
@@ -76,6 +79,7 @@ impl Default for Service {
             backend: Backend::Sqlite,
             lease: None,
             hook_timeout: 10_000,
+            give_up_after: 86_400_000,
             node: "node".to_string(),
             max_future_skew: 300_000,
             idle_timeout: 30_000,

@@ -182,10 +182,12 @@ pub struct RawHooks {
     pub timeout: Raw<String>,
     #[serde(default)]
     pub node: Raw<String>,
+    #[serde(default)]
+    pub give_up_after: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawHooks {
-    pub const KEYS: &[&str] = &["timeout", "node"];
+    pub const KEYS: &[&str] = &["timeout", "node", "giveUpAfter"];
 }

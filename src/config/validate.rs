@@ -298,6 +298,7 @@ impl Checker {
         let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
         service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
+        service.give_up_after = self.interval("hooks", "giveUpAfter", &raw.give_up_after, "1d");
         if let Some(node) = self.text("hooks", "node", raw.node) {
             service.node = node;
         }

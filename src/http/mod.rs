@@ -37,6 +37,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/samples", post(push::samples))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
+        .route("/api/v1/incidents/{id}/retry", post(retry_dead))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/cluster", get(cluster))
@@ -237,7 +238,27 @@ fn delivery_json(delivery: &Delivery) -> Value {
         "event": delivery.kind.as_str(),
         "failedAttempts": delivery.attempts,
         "nextAttempt": delivery.next_attempt,
+        "dead": delivery.dead,
     })
+}
+
+/// `POST /api/v1/incidents/{id}/retry`: brings back the incident's dead
+/// deliveries, due now.
+async fn retry_dead(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    blocking(move || {
+        if service.store().incident(&id)?.is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no incident {id:?}"),
+            ));
+        }
+        let retried = service.retry_dead(&id)?;
+        Ok(json!({ "retried": retried }))
+    })
+    .await
 }
 
 /// `GET /api/v1/incidents/{id}`: one incident, its hook calls and what waits.

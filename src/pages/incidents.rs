@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{Html, Response};
+use axum::response::{Html, IntoResponse, Response};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
@@ -351,10 +351,19 @@ pub(super) async fn detail(
                                             td { code { (delivery.target) } }
                                             td { (delivery.kind.as_str()) }
                                             td.num { (delivery.attempts) }
-                                            td.time { (format::time(delivery.next_attempt)) }
+                                            @if delivery.dead {
+                                                td { b { "given up" } }
+                                            } @else {
+                                                td.time { (format::time(delivery.next_attempt)) }
+                                            }
                                         }
                                     }
                                 }
+                            }
+                        }
+                        @if detail.pending.iter().any(|delivery| delivery.dead) {
+                            form method="post" action=(format!("/incidents/{}/retry", incident.id)) {
+                                button type="submit" { "Try the given-up calls again" }
                             }
                         }
                     }
@@ -365,4 +374,28 @@ pub(super) async fn detail(
             Ok(context.render(&title, Nav::Incidents, None, content))
         })
         .await
+}
+
+/// `POST /incidents/{id}/retry`: the page's button that brings back the
+/// incident's dead deliveries; back to the incident's page.
+pub(super) async fn retry_dead(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+) -> Response {
+    let worker = service.clone();
+    let target = id.clone();
+    let retried = tokio::task::spawn_blocking(move || worker.retry_dead(&target)).await;
+    match retried {
+        Ok(Ok(_)) => {
+            let path = format!(
+                "/incidents/{}",
+                serde_urlencoded::to_string([("", &id)])
+                    .unwrap_or_default()
+                    .trim_start_matches('=')
+            );
+            axum::response::Redirect::to(&path).into_response()
+        }
+        Ok(Err(error)) => PageContext::new(service).error(super::PageError::from(error)),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
 }

@@ -42,6 +42,10 @@ pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
     let pages = Router::new()
         .route("/", get(incidents::page))
         .route("/incidents/{id}", get(incidents::detail))
+        .route(
+            "/incidents/{id}/retry",
+            axum::routing::post(incidents::retry_dead),
+        )
         .route("/monitoring", get(monitoring::page))
         .route("/rules", get(rules::page))
         .route_layer(middleware::from_fn_with_state(

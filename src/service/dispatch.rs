@@ -82,41 +82,92 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
     }
 }
 
-/// Calls the hook of one delivery and records the call.
+impl Service {
+    /// Brings back the dead deliveries of incident `id`, due now, and wakes
+    /// the dispatcher. Blocking. Returns how many.
+    pub fn retry_dead(&self, id: &str) -> Result<u64, crate::store::StoreError> {
+        let revived = self.store.retry_dead(id, self.now())?;
+        if revived > 0 {
+            info!(
+                id,
+                deliveries = revived,
+                "dead deliveries brought back on demand"
+            );
+            self.outbox.notify_one();
+        }
+        Ok(revived)
+    }
+}
+
+/// What becomes of a delivery after a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Done (delivered, or dropped): it leaves the outbox.
+    Done,
+    /// Tried again at this time.
+    RetryAt(i64),
+    /// Given up on: kept as dead until retried on demand.
+    Dead,
+}
+
+/// Calls the target of one delivery and records the call.
 async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) {
     let started = service.now();
     let called = call(service, &delivery).await;
     let attempt = delivery.attempts + 1;
-    let backoff_at = || service.now() + backoff.delay(attempt).as_millis() as i64;
-    let retry_at = match called.retry {
-        _ if called.succeeded => None,
-        Retry::Never | Retry::Missing => None,
-        Retry::Later => Some(backoff_at()),
-        Retry::After(wait) => Some(backoff_at().max(service.now() + wait.as_millis() as i64)),
-    };
+    let now = service.now();
+    let backoff_at = || now + backoff.jittered(attempt).as_millis() as i64;
     let incident = &delivery.incident;
+    // The transition's time: how old the delivery is.
+    let since = match delivery.kind {
+        crate::incident::TransitionKind::Opened => incident.start_time,
+        crate::incident::TransitionKind::Resolved => {
+            incident.end_time.unwrap_or(incident.start_time)
+        }
+    };
+    let give_up_at = since.saturating_add(service.read_config(|c| c.service.give_up_after));
+    let then = match called.retry {
+        _ if called.succeeded => Then::Done,
+        Retry::Missing => Then::Done,
+        Retry::Never => Then::Dead,
+        Retry::Later | Retry::After(_) if now >= give_up_at => Then::Dead,
+        Retry::Later => Then::RetryAt(backoff_at()),
+        Retry::After(wait) => Then::RetryAt(backoff_at().max(now + wait.as_millis() as i64)),
+    };
     if called.succeeded {
         info!(
-            hook = delivery.target,
+            target = delivery.target,
             event = delivery.kind.as_str(),
             id = incident.id,
             attempt,
             duration_ms = called.duration.as_millis() as u64,
-            "hook called"
+            "delivered"
         );
     } else {
         warn!(
-            hook = delivery.target,
+            target = delivery.target,
             event = delivery.kind.as_str(),
             id = incident.id,
             attempt,
             outcome = called.outcome,
             stderr = called.stderr.trim_end(),
-            retry_at,
-            "hook call failed"
+            then = ?then,
+            "delivery failed"
         );
     }
     service.metrics.hook_call(called.succeeded);
+    if then == Then::Dead {
+        service.metrics.delivery_dead();
+        error!(
+            target = delivery.target,
+            event = delivery.kind.as_str(),
+            id = incident.id,
+            attempt,
+            "delivery given up on: kept as dead; retry it from the incident's page or \
+             POST /api/v1/incidents/{}/retry",
+            incident.id
+        );
+    }
     let record = HookCall {
         incident_id: incident.id.clone(),
         target: delivery.target.clone(),
@@ -131,11 +182,17 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
     };
     let store = service.store.clone();
     let id = delivery.id;
-    match tokio::task::spawn_blocking(move || store.finish_delivery(id, &record, retry_at)).await {
+    let recorded = tokio::task::spawn_blocking(move || match then {
+        Then::Done => store.finish_delivery(id, &record, None),
+        Then::RetryAt(at) => store.finish_delivery(id, &record, Some(at)),
+        Then::Dead => store.bury_delivery(id, &record),
+    })
+    .await;
+    match recorded {
         Ok(Ok(())) => {}
         // The delivery stays in the outbox: it is called again.
-        Ok(Err(error)) => error!(%error, "cannot record a hook call"),
-        Err(error) => error!(%error, "recording a hook call panicked"),
+        Ok(Err(error)) => error!(%error, "cannot record a delivery's call"),
+        Err(error) => error!(%error, "recording a delivery's call panicked"),
     }
 }
 

@@ -25,6 +25,7 @@ pub struct Metrics {
     hook_failures: AtomicU64,
     pending_deliveries: AtomicU64,
     leader: AtomicU64,
+    deliveries_dead: AtomicU64,
     lease_changes: AtomicU64,
 }
 
@@ -86,6 +87,11 @@ impl Metrics {
         self.pending_deliveries.store(pending, Relaxed);
     }
 
+    /// A delivery was given up on.
+    pub fn delivery_dead(&self) {
+        self.deliveries_dead.fetch_add(1, Relaxed);
+    }
+
     /// This node took (`true`) or lost the lease.
     pub fn leading(&self, leading: bool) {
         self.leader.store(u64::from(leading), Relaxed);
@@ -120,6 +126,12 @@ impl Metrics {
             "counter",
             "Sample batches rejected whole.",
             &[("", get(&self.batches_rejected))],
+        );
+        metric(
+            "alertd_deliveries_dead_total",
+            "counter",
+            "Deliveries this node gave up on (kept as dead; retried on demand).",
+            &[("", get(&self.deliveries_dead))],
         );
         metric(
             "alertd_leader",
