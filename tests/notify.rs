@@ -35,6 +35,8 @@ struct Receiver {
     received: Mutex<BTreeMap<String, Vec<Received>>>,
     /// Per name, the answers to give first (status, Retry-After); then 200.
     plans: Mutex<BTreeMap<String, VecDeque<Answer>>>,
+    /// Per name, how long to take before answering.
+    delays: Mutex<BTreeMap<String, Duration>>,
 }
 
 async fn receive(
@@ -58,6 +60,10 @@ async fn receive(
             body,
             at: Instant::now(),
         });
+    let delay = receiver.delays.lock().unwrap().get(&name).copied();
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let planned = receiver
         .plans
         .lock()
@@ -413,6 +419,75 @@ fn a_bad_target_is_refused_with_where_and_what() {
         assert!(
             text.contains(expected),
             "{expected:?} missing from:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_slow_target_delays_neither_the_others_nor_its_own_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    receiver
+        .delays
+        .lock()
+        .unwrap()
+        .insert("slow".to_string(), Duration::from_secs(3));
+    let url = |name: &str| format!("http://{address}/hook/{name}");
+    let config = json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [{"name": "x high", "field": "x", "aggregation": "last",
+                       "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}],
+            "notify": [
+                {"name": "slow", "type": "webhook", "url": url("slow")},
+                {"name": "fast", "type": "webhook", "url": url("fast")}
+            ]
+        },
+        "hooks": {"timeout": "10s", "concurrency": 8}
+    });
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let samples = |x: f64| {
+        let at = now();
+        json!(
+            (0..5)
+                .map(|h| json!({"host": format!("h{h}"), "ts": at, "metrics": {"x": x}}))
+                .collect::<Vec<_>>()
+        )
+    };
+    let pushed = Instant::now();
+    assert_eq!(alertd.push(samples(50.0)).0, 200);
+    // Five incidents open in one tick: the fast target hears of all five
+    // while the slow one is still answering its first calls.
+    wait_for("the fast target's five openings", 10, || {
+        (receiver.got("fast").len() == 5).then_some(())
+    });
+    assert!(
+        pushed.elapsed() < Duration::from_millis(2_900),
+        "the fast target waited {:?}",
+        pushed.elapsed()
+    );
+    assert_eq!(alertd.push(samples(1.0)).0, 200);
+    let slow = wait_for("the slow target's ten calls", 30, || {
+        let got = receiver.got("slow");
+        (got.len() == 10).then_some(got)
+    });
+    // Per incident: opened, then resolved, the second sent only once the
+    // first was answered.
+    let mut seen: BTreeMap<String, Vec<(String, Instant)>> = BTreeMap::new();
+    for request in &slow {
+        let body: Value = serde_json::from_str(&request.body).unwrap();
+        seen.entry(body["incident"]["id"].as_str().unwrap().to_string())
+            .or_default()
+            .push((body["event"].as_str().unwrap().to_string(), request.at));
+    }
+    assert_eq!(seen.len(), 5);
+    for (id, calls) in seen {
+        let events: Vec<&str> = calls.iter().map(|(event, _)| event.as_str()).collect();
+        assert_eq!(events, ["opened", "resolved"], "{id}");
+        assert!(
+            calls[1].1.duration_since(calls[0].1) >= Duration::from_millis(2_900),
+            "{id}: resolved sent before opened was answered"
         );
     }
 }

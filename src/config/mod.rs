@@ -52,6 +52,8 @@ pub struct Service {
     pub lease: Option<Millis>,
     /// `hooks.timeout`: a hook still running after this is killed.
     pub hook_timeout: Millis,
+    /// `hooks.concurrency`: the most calls made at once by this node.
+    pub hook_concurrency: usize,
     /// `hooks.giveUpAfter`: a delivery still failing this long after its
     /// transition is given up on (kept as dead, retried on demand).
     pub give_up_after: Millis,
@@ -80,6 +82,7 @@ impl Default for Service {
             lease: None,
             hook_timeout: 10_000,
             give_up_after: 86_400_000,
+            hook_concurrency: 8,
             node: "node".to_string(),
             max_future_skew: 300_000,
             idle_timeout: 30_000,

@@ -184,10 +184,12 @@ pub struct RawHooks {
     pub node: Raw<String>,
     #[serde(default)]
     pub give_up_after: Raw<String>,
+    #[serde(default)]
+    pub concurrency: Raw<u64>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawHooks {
-    pub const KEYS: &[&str] = &["timeout", "node", "giveUpAfter"];
+    pub const KEYS: &[&str] = &["timeout", "node", "giveUpAfter", "concurrency"];
 }

@@ -299,6 +299,20 @@ impl Checker {
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
         service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
         service.give_up_after = self.interval("hooks", "giveUpAfter", &raw.give_up_after, "1d");
+        match raw.concurrency {
+            Raw::Missing => {}
+            Raw::Valid(bound) if (1..=256).contains(&bound) => {
+                service.hook_concurrency = bound as usize;
+            }
+            Raw::Valid(bound) => self.problem(
+                "hooks",
+                format!("concurrency {bound}: must be from 1 to 256"),
+            ),
+            Raw::Invalid(value) => self.problem(
+                "hooks",
+                format!("concurrency {}: expected a number of calls", show(&value)),
+            ),
+        }
         if let Some(node) = self.text("hooks", "node", raw.node) {
             service.node = node;
         }

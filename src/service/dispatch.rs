@@ -1,19 +1,23 @@
-//! The hook dispatcher: calls the hooks of the deliveries waiting in the
-//! store's outbox, one at a time, oldest first.
+//! The dispatcher: makes the calls of the deliveries waiting in the store's
+//! outbox, several at once (`hooks.concurrency`), oldest first.
 //!
 //! A delivery leaves the outbox only once its call succeeded, in the same
 //! transaction that records the call, so a crash at any point means the call
 //! is made (again) after the restart: at least once. A failed call is tried
 //! again after a back-off; while it waits, later transitions of the same
-//! incident to the same hook wait too, so "opened" always comes first.
+//! incident to the same target wait too (the store holds them back), so
+//! "opened" always comes first, however many calls run at once. A target
+//! that hangs holds one slot for at most `hooks.timeout`; the others go on.
 //!
-//! A delivery's target names the kind of hook (`exec:<file name>` for an
-//! executable); more kinds plug in at [`call`].
+//! A delivery's target names a notifier ([`crate::notify`]): a hook of the
+//! hooks folder, or a target of `alerting.notify`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::Service;
@@ -21,10 +25,8 @@ use crate::hooks::Backoff;
 use crate::notify::{Called, Notification, Retry};
 use crate::store::{Delivery, HookCall};
 
-/// How many due deliveries are claimed at once.
-const BATCH: usize = 4;
-/// How long a claim outlasts the longest its deliveries' calls may take:
-/// past it, another node may claim them.
+/// How long a claim outlasts the longest a call may take: past it, another
+/// node may claim the delivery.
 const CLAIM_MARGIN: i64 = 10_000;
 /// The longest the dispatcher sleeps without looking at the outbox, in ms.
 const IDLE: i64 = 60_000;
@@ -33,53 +35,83 @@ const READ_RETRY: i64 = 1_000;
 
 pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let backoff = Backoff::default();
+    let mut running: JoinSet<()> = JoinSet::new();
+    // The deliveries being called, by task: the store gives them again (they
+    // are this node's claims), and they must not be called twice at once.
+    let mut calling: HashMap<tokio::task::Id, i64> = HashMap::new();
     loop {
         if *stop.borrow() {
-            return;
+            break;
         }
         let now = service.now();
-        let store = service.store.clone();
-        let node = service.host_name().to_string();
-        let until = now
-            + BATCH as i64 * service.read_config(|config| config.service.hook_timeout)
-            + CLAIM_MARGIN;
-        let due = tokio::task::spawn_blocking(move || {
-            let claim = crate::store::Claim { node: &node, until };
-            let due = store.claim_deliveries(now, &claim, BATCH)?;
-            let next = store.next_delivery_time()?;
-            let pending = store.pending_deliveries()?;
-            Ok::<_, crate::store::StoreError>((due, next, pending))
-        })
-        .await;
-        let wait = match due {
-            Ok(Ok((due, next, pending))) => {
-                service.metrics.pending_deliveries(pending);
-                if !due.is_empty() {
-                    for delivery in due {
-                        deliver(&service, delivery, &backoff).await;
-                        if *stop.borrow() {
-                            return;
+        let (bound, timeout) = service
+            .read_config(|config| (config.service.hook_concurrency, config.service.hook_timeout));
+        let wait = if running.len() >= bound {
+            // Every slot is busy: wait for a call to end.
+            now + IDLE
+        } else {
+            let store = service.store.clone();
+            let node = service.host_name().to_string();
+            let until = now + timeout + CLAIM_MARGIN;
+            let due = tokio::task::spawn_blocking(move || {
+                let claim = crate::store::Claim { node: &node, until };
+                let due = store.claim_deliveries(now, &claim, bound)?;
+                let next = store.next_delivery_time()?;
+                let pending = store.pending_deliveries()?;
+                Ok::<_, crate::store::StoreError>((due, next, pending))
+            })
+            .await;
+            match due {
+                Ok(Ok((due, next, pending))) => {
+                    service.metrics.pending_deliveries(pending);
+                    let free = bound - running.len();
+                    let new: Vec<Delivery> = due
+                        .into_iter()
+                        .filter(|delivery| !calling.values().any(|id| *id == delivery.id))
+                        .take(free)
+                        .collect();
+                    if !new.is_empty() {
+                        for delivery in new {
+                            let id = delivery.id;
+                            let worker = service.clone();
+                            let task = running.spawn(async move {
+                                deliver(&worker, delivery, &backoff).await;
+                            });
+                            calling.insert(task.id(), id);
                         }
+                        continue;
                     }
-                    continue;
+                    next.map_or(now + IDLE, |at| at.clamp(now + 1, now + IDLE))
                 }
-                next.map_or(now + IDLE, |at| at.clamp(now + 1, now + IDLE))
-            }
-            Ok(Err(error)) => {
-                error!(%error, "cannot read the outbox");
-                now + READ_RETRY
-            }
-            Err(error) => {
-                error!(%error, "outbox read panicked");
-                now + READ_RETRY
+                Ok(Err(error)) => {
+                    error!(%error, "cannot read the outbox");
+                    now + READ_RETRY
+                }
+                Err(error) => {
+                    error!(%error, "outbox read panicked");
+                    now + READ_RETRY
+                }
             }
         };
         tokio::select! {
+            Some(done) = running.join_next_with_id(), if !running.is_empty() => {
+                let task = match done {
+                    Ok((task, ())) => task,
+                    Err(error) => {
+                        // Its claim runs out, and it is called again.
+                        error!(%error, "a delivery's call panicked");
+                        error.id()
+                    }
+                };
+                calling.remove(&task);
+            }
             _ = service.clock.sleep_until(wait) => {}
             _ = service.outbox.notified() => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+            _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
+    // The calls under way finish and are recorded before the service stops.
+    while running.join_next().await.is_some() {}
 }
 
 impl Service {
