@@ -491,3 +491,85 @@ fn a_slow_target_delays_neither_the_others_nor_its_own_order() {
         );
     }
 }
+
+/// The figures of docs/performance.md ("Notifications"):
+/// `cargo test --release --test notify -- --ignored figures --nocapture`.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn figures_webhook_latency_and_memory_under_a_loud_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let config = json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [{"name": "x high", "field": "x", "aggregation": "last",
+                       "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}],
+            "notify": [{"name": "hook", "type": "webhook", "url": format!("http://{address}/hook/w")}]
+        }
+    });
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let rss = |field: &str| -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", alertd.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|rest| rest.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = rss("VmRSS:");
+    let at = now();
+    let samples: Vec<Value> = (0..1000)
+        .map(|h| json!({"host": format!("h{h:04}"), "ts": at, "metrics": {"x": 50}}))
+        .collect();
+    assert_eq!(alertd.push(json!(samples)).0, 200);
+    let got = wait_for("1,000 webhooks", 120, || {
+        let got = receiver.got("w");
+        (got.len() == 1000).then_some(got)
+    });
+    let mut latency: Vec<i64> = got
+        .iter()
+        .map(|request| {
+            let body: Value = serde_json::from_str(&request.body).unwrap();
+            let start = body["incident"]["startTime"].as_str().unwrap();
+            let start = humantime::parse_rfc3339(start).unwrap();
+            let arrived = std::time::SystemTime::now() - request.at.elapsed();
+            arrived.duration_since(start).unwrap().as_millis() as i64
+        })
+        .collect();
+    latency.sort_unstable();
+    eprintln!(
+        "1,000 incidents in one tick: webhook arrival after the tick: median {} ms, p99 {} ms, last {} ms",
+        latency[500], latency[990], latency[999]
+    );
+    // Then a hook that prints 10 MB, called for each resolution.
+    support::install_hook(
+        dir.path(),
+        "10-loud",
+        "#!/bin/sh\nhead -c 10000000 /dev/zero | tr '\\\\0' a\n",
+    );
+    let at = now();
+    let samples: Vec<Value> = (0..1000)
+        .map(|h| json!({"host": format!("h{h:04}"), "ts": at, "metrics": {"x": 1}}))
+        .collect();
+    assert_eq!(alertd.push(json!(samples)).0, 200);
+    wait_for("the resolutions", 20, || {
+        alertd.active().is_empty().then_some(())
+    });
+    let calls_done = wait_for("the loud hook's calls", 600, || {
+        let text = alertd.get("/metrics").1;
+        let pending = text
+            .lines()
+            .find_map(|line| line.strip_prefix("alertd_pending_hook_deliveries "))
+            .map(|value| value.trim() == "0");
+        pending.filter(|done| *done)
+    });
+    let _ = calls_done;
+    eprintln!(
+        "RSS before {} kB, after 1,000 calls of a hook printing 10 MB each: {} kB (peak {} kB)",
+        before,
+        rss("VmRSS:"),
+        rss("VmHWM:")
+    );
+}
