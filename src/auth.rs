@@ -1,6 +1,86 @@
 //! What the API and the pages share to check who is asking.
 
-/// Compares secrets in time that does not depend on where they differ.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use sha2::Digest;
+
+/// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW`];
+/// beyond, 429 until the window ends.
+const THROTTLE_FAILURES: u32 = 5;
+const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Failed sign-ins per client address, in the current window.
+#[derive(Default)]
+pub struct SignInThrottle {
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl SignInThrottle {
+    /// How long `client` must wait before trying again, if it must.
+    pub fn wait(&self, client: IpAddr) -> Option<std::time::Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let (count, since) = failures.get(&client)?;
+        let left = THROTTLE_WINDOW.checked_sub(since.elapsed())?;
+        (*count >= THROTTLE_FAILURES).then_some(left)
+    }
+
+    pub fn failed(&self, client: IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() > 10_000 {
+            failures.retain(|_, (_, since)| since.elapsed() < THROTTLE_WINDOW);
+        }
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        if entry.1.elapsed() >= THROTTLE_WINDOW {
+            *entry = (0, Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
+/// Compares secrets in time that depends neither on where they differ nor
+/// on their lengths: both are hashed first, and the digests (of one length)
+/// compared in full.
 pub(crate) fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let (a, b) = (sha2::Sha256::digest(a), sha2::Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// A new random session id: 32 bytes from the operating system, in hex.
+pub(crate) fn session_id() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+}
+
+/// What the store keeps of a session id: its SHA-256, in hex.
+pub(crate) fn session_key(id: &str) -> String {
+    sha2::Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret(b"s3 cret", b"s3 cret"));
+        assert!(!same_secret(b"s3 cret", b"s3 cre"));
+        assert!(!same_secret(b"", b"x"));
+        let a = session_id().unwrap();
+        let b = session_id().unwrap();
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, b);
+        assert_eq!(session_key(&a).len(), 64);
+        assert_ne!(session_key(&a), a);
+    }
 }

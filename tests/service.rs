@@ -694,6 +694,30 @@ fn signing_in_sets_a_strict_cookie_and_goes_back_only_to_this_server() {
         .call()
         .unwrap();
     assert_eq!(api.status(), 401, "the cookie does not open the API");
+    // The cookie is a random session id, not the token.
+    let id = session.trim_start_matches("alertd_session=");
+    assert_eq!(id.len(), 64, "{session}");
+    assert!(!id.contains("73332063726574"), "the token in hex");
+    // Signing out ends the session for whoever holds the cookie.
+    let out = agent
+        .post(alertd.url("/logout"))
+        .header("Cookie", session)
+        .send("")
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let page = agent
+        .get(alertd.url("/rules"))
+        .header("Cookie", session)
+        .call()
+        .unwrap();
+    assert_eq!(page.status(), 303, "a revoked session opens nothing");
+    // Five wrong tokens from one address, then it must wait.
+    for _ in 0..4 {
+        assert_eq!(sign_in("token=wrong").status(), 401);
+    }
+    let throttled = sign_in("token=s3+cret");
+    assert_eq!(throttled.status(), 429);
+    assert!(throttled.headers().get("retry-after").is_some());
 }
 
 #[test]

@@ -790,6 +790,19 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
     assert_eq!(next[0].kind, TransitionKind::Resolved);
 }
 
+pub fn sessions_expire_and_end(store: &dyn Store) {
+    store.put_session("k1", 1_000).unwrap();
+    store.put_session("k2", 5_000).unwrap();
+    assert_eq!(store.session_expires("k1").unwrap(), Some(1_000));
+    assert_eq!(store.session_expires("nope").unwrap(), None);
+    store.delete_session("k2").unwrap();
+    assert_eq!(store.session_expires("k2").unwrap(), None);
+    store.put_session("k3", 9_000).unwrap();
+    assert_eq!(store.delete_sessions_expired(2_000).unwrap(), 1);
+    assert_eq!(store.session_expires("k1").unwrap(), None);
+    assert_eq!(store.session_expires("k3").unwrap(), Some(9_000));
+}
+
 pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
     store
         .record(
@@ -1366,6 +1379,12 @@ macro_rules! conformance {
             fn a_dead_delivery_waits_to_be_retried() {
                 let (_dir, store) = fresh();
                 super::a_dead_delivery_waits_to_be_retried(store.as_ref());
+            }
+
+            #[test]
+            fn sessions_expire_and_end() {
+                let (_dir, store) = fresh();
+                super::sessions_expire_and_end(store.as_ref());
             }
 
             #[test]

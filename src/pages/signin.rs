@@ -1,10 +1,14 @@
 //! Signing in to the pages when a token is configured: a form that takes the
-//! token once and a cookie that keeps it, for the pages only (the API still
-//! wants the bearer token).
+//! token once and opens a session, for the pages only (the API still wants
+//! the bearer token). The session's id is random; the store keeps only its
+//! hash, so that sessions survive a restart and work on every node of a
+//! cluster; signing out ends it; it expires after a week. Failed sign-ins
+//! are throttled per client address.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Form, Request, State};
+use axum::extract::{ConnectInfo, Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -13,44 +17,53 @@ use serde::Deserialize;
 
 use super::PageQuery;
 use super::{Chrome, Nav, PageContext, SESSION_COOKIE, layout};
-use crate::auth::same_secret;
+use crate::auth::{same_secret, session_id, session_key};
+use crate::duration::Millis;
 use crate::service::Service;
 
+/// How long a session lasts.
+const SESSION_LIFETIME: Millis = 7 * 24 * 3600 * 1000;
 /// Redirects to the sign-in form when a token is configured and the
-/// request has no session cookie with it.
+/// request has no live session.
 pub(super) async fn require_session(
     State(service): State<Arc<Service>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(token) = service.token()
-        && !has_session(request.headers(), token)
-    {
-        let target = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |target| target.as_str());
-        let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
-        return Redirect::to(&format!("/login?{query}")).into_response();
+    if service.token().is_some() {
+        let key = session_cookie(request.headers()).map(session_key);
+        let worker = service.clone();
+        let live = match key {
+            None => false,
+            Some(key) => tokio::task::spawn_blocking(move || worker.store().session_expires(&key))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .flatten()
+                .is_some_and(|expires| expires > service.now()),
+        };
+        if !live {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |target| target.as_str());
+            let query = serde_urlencoded::to_string([("next", target)]).unwrap_or_default();
+            return Redirect::to(&format!("/login?{query}")).into_response();
+        }
     }
     next.run(request).await
 }
 
-fn has_session(headers: &HeaderMap, token: &str) -> bool {
-    let expected = hex(token);
+/// The session id the request's cookie carries.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .any(|(name, value)| {
-            name == SESSION_COOKIE && same_secret(value.as_bytes(), expected.as_bytes())
-        })
-}
-
-fn hex(text: &str) -> String {
-    text.bytes().map(|byte| format!("{byte:02x}")).collect()
+        .find(|(name, value)| *name == SESSION_COOKIE && !value.is_empty())
+        .map(|(_, value)| value)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,25 +132,71 @@ pub(super) async fn login_form(
 
 pub(super) async fn login(
     State(service): State<Arc<Service>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = local_target(form.next.as_deref()).to_string();
     let Some(token) = service.token() else {
         return Redirect::to(&next).into_response();
     };
+    let client = client.ip();
+    if let Some(wait) = service.sign_in_throttle().wait(client) {
+        tracing::warn!(%client, "sign-in refused: too many failures from this address");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
+            "Too many failed sign-ins from this address: wait a minute.",
+        )
+            .into_response();
+    }
     if !same_secret(form.token.trim().as_bytes(), token.as_bytes()) {
-        tracing::warn!("a sign-in to the pages failed");
+        service.sign_in_throttle().failed(client);
+        tracing::warn!(%client, "a sign-in to the pages failed");
         let page = login_page(&PageContext::new(service.clone()), &next, true);
         return (StatusCode::UNAUTHORIZED, page).into_response();
     }
+    let id = match session_id() {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::error!(%error, "cannot make a session id");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "cannot make a session").into_response();
+        }
+    };
+    let now = service.now();
+    let key = session_key(&id);
+    let worker = service.clone();
+    let stored = tokio::task::spawn_blocking(move || {
+        let store = worker.store();
+        // Sessions that ran out go at each sign-in.
+        store.delete_sessions_expired(now)?;
+        store.put_session(&key, now + SESSION_LIFETIME)
+    })
+    .await;
+    if !matches!(stored, Ok(Ok(()))) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store cannot keep the session",
+        )
+            .into_response();
+    }
+    let secure = service
+        .read_config(|config| config.service.public_url.clone())
+        .is_some_and(|url| url.starts_with("https://"));
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
-        hex(token)
+        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        SESSION_LIFETIME / 1000,
+        if secure { "; Secure" } else { "" }
     );
     session_redirect(&next, &cookie)
 }
 
-pub(super) async fn logout() -> Response {
+/// Ends the session: it no longer opens the pages, whoever holds the
+/// cookie.
+pub(super) async fn logout(State(service): State<Arc<Service>>, headers: HeaderMap) -> Response {
+    if let Some(key) = session_cookie(&headers).map(session_key) {
+        let worker = service.clone();
+        let _ = tokio::task::spawn_blocking(move || worker.store().delete_session(&key)).await;
+    }
     session_redirect(
         "/login",
         &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),

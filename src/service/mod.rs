@@ -121,6 +121,8 @@ pub struct Service {
     /// With a shared store, while leading: where the samples the engine has
     /// not seen yet start.
     tail: Mutex<Option<SampleCursor>>,
+    /// Failed sign-ins to the pages, per client address.
+    sign_in: crate::auth::SignInThrottle,
     /// What hook calls and HTTP targets share (the HTTP client).
     notifiers: crate::notify::Notifiers,
     counters: Counters,
@@ -201,6 +203,7 @@ impl Service {
             shared,
             cluster: Mutex::default(),
             tail: Mutex::new(None),
+            sign_in: crate::auth::SignInThrottle::default(),
             notifiers: crate::notify::Notifiers::default(),
             counters: Counters::default(),
             metrics: Metrics::default(),
@@ -259,6 +262,11 @@ impl Service {
     /// is then not healthy, even if the store answers a simple query.
     pub fn store_failure(&self) -> Option<String> {
         self.observed.failed_within(Duration::from_secs(60))
+    }
+
+    /// Failed sign-ins to the pages, per client address.
+    pub(crate) fn sign_in_throttle(&self) -> &crate::auth::SignInThrottle {
+        &self.sign_in
     }
 
     /// The bearer token the API wants, if any.

@@ -381,6 +381,19 @@ pub trait Store: Send + Sync {
     /// What the leader last published.
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Keeps a sign-in session of the pages until `expires`, by `key` (a
+    /// hash of its id: the store never holds a usable id).
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError>;
+
+    /// When the session `key` expires, if it exists.
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError>;
+
+    /// Ends the session `key` (signing out).
+    fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes the sessions that expired before `now`; returns how many.
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError>;
+
     /// Records `status` as its node's latest report.
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
 

@@ -165,6 +165,20 @@ impl Store for Observed {
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.call("published_states", |store| store.published_states())
     }
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
+        self.call("put_session", |store| store.put_session(key, expires))
+    }
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        self.call("session_expires", |store| store.session_expires(key))
+    }
+    fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        self.call("delete_session", |store| store.delete_session(key))
+    }
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        self.call("delete_sessions_expired", |store| {
+            store.delete_sessions_expired(now)
+        })
+    }
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
         self.call("heartbeat", |store| store.heartbeat(status))
     }

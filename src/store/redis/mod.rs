@@ -21,6 +21,7 @@
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start |
 //! | `nodes` | hash | per node: its last report (JSON) |
+//! | `sessions` | hash | per sign-in session of the pages (a SHA-256 of its id): when it expires |
 //! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
 //!
@@ -520,6 +521,40 @@ impl Store for RedisStore {
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key("states");
         self.run(move |mut c| async move { c.get(key).await })
+    }
+
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
+        let (sessions, key) = (self.key("sessions"), key.to_string());
+        self.run(move |mut c| async move { c.hset::<_, _, _, ()>(sessions, key, expires).await })
+    }
+
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        let (sessions, key) = (self.key("sessions"), key.to_string());
+        self.run(move |mut c| async move { c.hget(sessions, key).await })
+    }
+
+    fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        let (sessions, key) = (self.key("sessions"), key.to_string());
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(sessions, key).await })
+    }
+
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        let sessions = self.key("sessions");
+        let all: std::collections::BTreeMap<String, Millis> = {
+            let sessions = sessions.clone();
+            self.run(move |mut c| async move { c.hgetall(sessions).await })?
+        };
+        let expired: Vec<String> = all
+            .into_iter()
+            .filter(|(_, expires)| *expires < now)
+            .map(|(key, _)| key)
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let count = expired.len() as u64;
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(sessions, expired).await })?;
+        Ok(count)
     }
 
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {

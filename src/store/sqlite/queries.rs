@@ -277,6 +277,42 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO sessions (key, expires) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET expires = excluded.expires",
+                params![key, expires],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT expires FROM sessions WHERE key = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
+            Ok(())
+        })
+    }
+
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            Ok(connection.execute("DELETE FROM sessions WHERE expires < ?1", [now])? as u64)
+        })
+    }
+
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
         let json = serde_json::to_string(status)
             .map_err(|error| StoreError::Corrupt(format!("a node's status: {error}")))?;
