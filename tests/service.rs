@@ -1193,3 +1193,22 @@ fn behind_a_proxy_the_public_url_is_this_servers_origin_and_name() {
     assert_eq!(post(&local, "https://evil.example"), 403);
     assert_eq!(post("evil.example", "https://evil.example"), 421);
 }
+
+#[test]
+fn answers_are_gzipped_for_clients_that_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    for path in ["/", "/api/v1/rules", "/static/alertd.css"] {
+        let mut zipped = alertd
+            .agent
+            .get(alertd.url(path))
+            .header("Accept-Encoding", "gzip")
+            .call()
+            .unwrap();
+        assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
+        let packed = zipped.body_mut().read_to_vec().unwrap();
+        assert_eq!(&packed[..2], [0x1f, 0x8b], "{path}: a gzip stream");
+        let plain = alertd.agent.get(alertd.url(path)).call().unwrap();
+        assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+    }
+}

@@ -50,6 +50,8 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
+        // Pages and answers are gzipped for clients that take it.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(middleware::from_fn(serve::request_timeout))
         .layer(middleware::map_response(security_headers))
         .with_state(service)
