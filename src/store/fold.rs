@@ -30,6 +30,16 @@ pub fn span(stamps: impl Iterator<Item = Millis>) -> (Millis, Millis) {
 
 /// What a fold reads of what the backend holds already.
 pub trait Stored {
+    /// Told, before any other call, every block and rollup row the fold
+    /// will ask for: a backend far away reads them all at once here.
+    fn prefetch(
+        &mut self,
+        _blocks: &[(Millis, &str)],
+        _rows: &[(Step, &str, Millis)],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// The block of `host` for the period starting at `start`, and the
     /// highest sequence number among its samples.
     fn block(&mut self, start: Millis, host: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError>;
@@ -109,6 +119,19 @@ pub fn fold(
         }
         fold.removed.push(first);
         fold.kept.extend(Sequenced::new(&kept));
+    }
+    {
+        let blocks: Vec<(Millis, &str)> = groups
+            .keys()
+            .map(|(start, host)| (*start, host.as_str()))
+            .collect();
+        let mut rows: Vec<(Step, &str, Millis)> = blocks
+            .iter()
+            .flat_map(|(start, host)| Step::ALL.map(|step| (step, *host, step.row_of(*start))))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
+        stored.prefetch(&blocks, &rows)?;
     }
     // Rollup points to add, by row.
     let mut points: BTreeMap<(Step, String, Millis), Vec<Point>> = BTreeMap::new();

@@ -127,15 +127,89 @@ struct FoldWrite {
     drop_hosts_before: Option<Millis>,
 }
 
-/// What a fold reads of the blocks and rollups stored in Redis.
-struct InRedis<'s>(&'s RedisStore);
+/// What a fold reads of the blocks and rollups stored in Redis: all at once
+/// ([`Stored::prefetch`]), then from memory.
+struct InRedis<'s> {
+    store: &'s RedisStore,
+    /// Block field: (data, highest sequence number).
+    blocks: BTreeMap<String, (Vec<u8>, i64)>,
+    /// (step, row field): data.
+    rows: BTreeMap<(Step, String), Vec<u8>>,
+    fetched: bool,
+}
+
+impl<'s> InRedis<'s> {
+    fn new(store: &'s RedisStore) -> Self {
+        InRedis {
+            store,
+            blocks: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            fetched: false,
+        }
+    }
+}
 
 impl Stored for InRedis<'_> {
+    fn prefetch(
+        &mut self,
+        blocks: &[(Millis, &str)],
+        rows: &[(Step, &str, Millis)],
+    ) -> Result<(), StoreError> {
+        let fields: Vec<String> = blocks
+            .iter()
+            .map(|(start, host)| field(*start, host))
+            .collect();
+        if !fields.is_empty() {
+            let (meta, data) = (self.store.key("block_meta"), self.store.key("block"));
+            let wanted = fields.clone();
+            let (metas, datas): (Values, Values) = self.store.run(move |mut c| async move {
+                redis::pipe()
+                    .atomic()
+                    .hmget(meta, &wanted)
+                    .hmget(data, &wanted)
+                    .query_async(&mut c)
+                    .await
+            })?;
+            for ((field, meta), data) in fields.into_iter().zip(metas).zip(datas) {
+                if let (Some(meta), Some(data)) = (meta, data) {
+                    self.blocks
+                        .insert(field, (data, BlockMeta::parse(&meta)?.max_seq));
+                }
+            }
+        }
+        for step in Step::ALL {
+            let fields: Vec<String> = rows
+                .iter()
+                .filter(|(row_step, _, _)| *row_step == step)
+                .map(|(_, host, start)| field(*start, host))
+                .collect();
+            if fields.is_empty() {
+                continue;
+            }
+            let key = self.store.key(&format!("rollup:{}", step.id()));
+            let wanted = fields.clone();
+            let found: Values = self
+                .store
+                .run(move |mut c| async move { c.hmget(key, wanted).await })?;
+            for (field, data) in fields.into_iter().zip(found) {
+                if let Some(data) = data {
+                    self.rows.insert((step, field), data);
+                }
+            }
+        }
+        self.fetched = true;
+        Ok(())
+    }
+
     fn block(&mut self, start: Millis, host: &str) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
-        let (meta, data) = (self.0.key("block_meta"), self.0.key("block"));
+        if self.fetched {
+            return Ok(self.blocks.remove(&field(start, host)));
+        }
+        let store = self.store;
+        let (meta, data) = (store.key("block_meta"), store.key("block"));
         let wanted = field(start, host);
         let (meta, data): (Option<Vec<u8>>, Option<Vec<u8>>) =
-            self.0.run(move |mut c| async move {
+            store.run(move |mut c| async move {
                 redis::pipe()
                     .atomic()
                     .hget(meta, &wanted)
@@ -155,9 +229,12 @@ impl Stored for InRedis<'_> {
         host: &str,
         start: Millis,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        let rows = self.0.key(&format!("rollup:{}", step.id()));
+        if self.fetched {
+            return Ok(self.rows.remove(&(step, field(start, host))));
+        }
+        let rows = self.store.key(&format!("rollup:{}", step.id()));
         let wanted = field(start, host);
-        self.0
+        self.store
             .run(move |mut c| async move { c.hget(rows, wanted).await })
     }
 }
@@ -393,7 +470,7 @@ impl RedisStore {
                     break;
                 }
             }
-            let fold = fold::fold(batches, before, &mut InRedis(self))?;
+            let fold = fold::fold(batches, before, &mut InRedis::new(self))?;
             if fold.folded == 0 && !complete {
                 return Ok(0);
             }
