@@ -196,6 +196,57 @@ fn merged_block(
     })
 }
 
+/// A block after a deletion of its samples before some time.
+#[derive(Debug, Clone)]
+pub struct TrimmedBlock {
+    pub data: Vec<u8>,
+    pub count: i64,
+    pub min_ts: Millis,
+    pub max_ts: Millis,
+}
+
+/// The samples of `host`'s block `data` with `ts >= before`, encoded again,
+/// and how many were left out. The block must keep at least one sample.
+pub fn trim_block(
+    data: &[u8],
+    host: &str,
+    before: Millis,
+) -> Result<(TrimmedBlock, u64), StoreError> {
+    let samples = BlockReader::new(data)?.samples(host)?;
+    let kept: Vec<&Sample> = samples.iter().filter(|s| s.ts >= before).collect();
+    let left_out = (samples.len() - kept.len()) as u64;
+    let (min_ts, max_ts) = span(kept.iter().map(|s| s.ts));
+    let data = block::encode(&kept)
+        .ok_or_else(|| StoreError::Corrupt("a block to keep has no samples".to_string()))?;
+    let count = kept.len() as i64;
+    Ok((
+        TrimmedBlock {
+            data,
+            count,
+            min_ts,
+            max_ts,
+        },
+        left_out,
+    ))
+}
+
+/// The samples of the batch `data` (first numbered `first`) with
+/// `ts >= before`, with their sequence numbers, and how many were left out.
+pub fn trim_batch(
+    data: &[u8],
+    first: i64,
+    before: Millis,
+) -> Result<(Vec<(i64, Sample)>, u64), StoreError> {
+    let samples = batch::decode(data, first)?;
+    let total = samples.len();
+    let kept: Vec<(i64, Sample)> = samples
+        .into_iter()
+        .filter(|(_, sample)| sample.ts >= before)
+        .collect();
+    let left_out = (total - kept.len()) as u64;
+    Ok((kept, left_out))
+}
+
 /// The points of a rollup row (`existing`) that `keep` keeps, with `added`
 /// merged into them, encoded (`None`: no point left), and how many points
 /// were left out.

@@ -13,8 +13,8 @@ use super::{RedisStore, SCRIPTS, Values, corrupt};
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Sequenced};
-use crate::store::block::{self, BlockReader};
-use crate::store::fold::{self, Stored, merged_points, period_of, span};
+use crate::store::block::BlockReader;
+use crate::store::fold::{self, Stored, merged_points, period_of, trim_batch, trim_block};
 use crate::store::rollup::{self, Point, Step};
 use crate::store::{BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
 
@@ -553,13 +553,8 @@ impl RedisStore {
                     deleted += meta.count;
                     continue;
                 }
-                let samples = batch::decode(&data, first)?;
-                let kept: Vec<(i64, Sample)> = samples
-                    .iter()
-                    .filter(|(_, sample)| sample.ts >= before)
-                    .cloned()
-                    .collect();
-                deleted += (samples.len() - kept.len()) as u64;
+                let (kept, left_out) = trim_batch(&data, first, before)?;
+                deleted += left_out;
                 write.added_batches.extend(Sequenced::new(&kept));
             }
             let (index, metas, blocks) = (
@@ -595,16 +590,11 @@ impl RedisStore {
                         continue;
                     }
                     let host = host_of(field.as_bytes())?;
-                    let samples = BlockReader::new(&data)?.samples(&host)?;
-                    let kept: Vec<&Sample> = samples.iter().filter(|s| s.ts >= before).collect();
-                    deleted += (samples.len() - kept.len()) as u64;
-                    let (min, max) = span(kept.iter().map(|s| s.ts));
-                    let data = block::encode(&kept).ok_or_else(|| {
-                        StoreError::Corrupt("a block to keep has no samples".to_string())
-                    })?;
+                    let (kept, left_out) = trim_block(&data, &host, before)?;
+                    deleted += left_out;
                     let start = period_of(meta.min_ts);
-                    let meta = BlockMeta::text(min, max, kept.len() as i64, meta.max_seq);
-                    write.blocks.push((field, start, meta, data));
+                    let meta = BlockMeta::text(kept.min_ts, kept.max_ts, kept.count, meta.max_seq);
+                    write.blocks.push((field, start, meta, kept.data));
                 }
             }
             self.write_fold(write)?;

@@ -19,8 +19,8 @@ use super::SqliteStore;
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Encoded};
-use crate::store::block::{self, BlockReader};
-use crate::store::fold::span;
+use crate::store::block::BlockReader;
+use crate::store::fold::{trim_batch, trim_block};
 use crate::store::{
     BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
 };
@@ -407,17 +407,12 @@ impl SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             for (id, host, _, data) in straddling {
-                let samples = BlockReader::new(&data)?.samples(&host)?;
-                let kept: Vec<&Sample> = samples.iter().filter(|s| s.ts >= before).collect();
-                deleted += (samples.len() - kept.len()) as u64;
-                let (min, max) = span(kept.iter().map(|s| s.ts));
-                let data = block::encode(&kept).ok_or_else(|| {
-                    StoreError::Corrupt("a block to keep has no samples".to_string())
-                })?;
+                let (kept, left_out) = trim_block(&data, &host, before)?;
+                deleted += left_out;
                 transaction.execute(
                     "UPDATE blocks SET data = ?2, count = ?3, min_ts = ?4, max_ts = ?5 \
                      WHERE id = ?1",
-                    params![id, data, kept.len() as i64, min, max],
+                    params![id, kept.data, kept.count, kept.min_ts, kept.max_ts],
                 )?;
             }
             let straddling: Vec<(i64, Vec<u8>)> = transaction
@@ -425,13 +420,8 @@ impl SqliteStore {
                 .query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (seq, data) in straddling {
-                let samples = read_recent(&data, seq)?;
-                let kept: Vec<(i64, Sample)> = samples
-                    .iter()
-                    .filter(|(_, s)| s.ts >= before)
-                    .cloned()
-                    .collect();
-                deleted += (samples.len() - kept.len()) as u64;
+                let (kept, left_out) = trim_batch(&data, seq, before)?;
+                deleted += left_out;
                 transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
                 insert_recent(&transaction, &kept)?;
             }
