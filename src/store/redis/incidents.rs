@@ -1,0 +1,490 @@
+//! Incidents, their deliveries and hook calls in Redis: the recording of a
+//! tick's transitions (fenced by the lease, conditional on no other open
+//! incident of a pair), the queries, and the outbox's claims.
+
+use redis::{AsyncCommands, Value};
+use serde::{Deserialize, Serialize};
+
+use super::{RedisStore, SCRIPTS, Values, corrupt};
+use crate::duration::Millis;
+use crate::incident::{Incident, PairRecord, Transition, TransitionKind};
+use crate::store::{Claim, Delivery, HookCall, IncidentDetail, Incidents, Lease, StoreError};
+
+/// A stored incident: its fields, the trigger value exactly.
+#[derive(Serialize, Deserialize)]
+struct IncidentRecord {
+    id: String,
+    rule: String,
+    host: String,
+    start: Millis,
+    end: Option<Millis>,
+    value: f64,
+}
+
+impl IncidentRecord {
+    fn of(incident: &Incident) -> IncidentRecord {
+        IncidentRecord {
+            id: incident.id.clone(),
+            rule: incident.rule_name.to_string(),
+            host: incident.host_name.to_string(),
+            start: incident.start_time,
+            end: incident.end_time,
+            value: incident.trigger_value,
+        }
+    }
+
+    fn into_incident(self) -> Incident {
+        Incident {
+            id: self.id,
+            rule_name: self.rule.into(),
+            host_name: self.host.into(),
+            start_time: self.start,
+            end_time: self.end,
+            trigger_value: self.value,
+        }
+    }
+}
+
+/// A stored hook call.
+#[derive(Serialize, Deserialize)]
+struct CallRecord {
+    incident: String,
+    target: String,
+    kind: String,
+    attempt: u32,
+    started: Millis,
+    duration_ms: u64,
+    outcome: String,
+    succeeded: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn kind_from(text: &str) -> Result<TransitionKind, StoreError> {
+    match text {
+        "opened" => Ok(TransitionKind::Opened),
+        "resolved" => Ok(TransitionKind::Resolved),
+        other => Err(corrupt(&format!("unknown transition kind {other:?}"))),
+    }
+}
+
+fn incident_from(json: &[u8]) -> Result<Incident, StoreError> {
+    serde_json::from_slice::<IncidentRecord>(json)
+        .map(IncidentRecord::into_incident)
+        .map_err(|error| corrupt(&format!("an incident record: {error}")))
+}
+
+fn incident_json(incident: &Incident) -> String {
+    // Serializing plain fields cannot fail.
+    serde_json::to_string(&IncidentRecord::of(incident)).unwrap_or_default()
+}
+
+/// `rule\0host`: a pair's field in the `open` and `last_end` hashes.
+fn pair_key(rule: &str, host: &str) -> String {
+    format!("{rule}\0{host}")
+}
+
+pub(super) fn record_transitions_to(
+    store: &RedisStore,
+    lease: &Lease,
+    transitions: &[Transition],
+    targets: &[Vec<String>],
+) -> Result<(), StoreError> {
+    let mut invocation = SCRIPTS.record.prepare_invoke();
+    for name in [
+        "lease",
+        "incident",
+        "open",
+        "last_end",
+        "resolved",
+        "outbox_seq",
+        "outbox",
+        "outbox_key",
+        "outbox_next",
+        "outbox_ids",
+        "pending",
+    ] {
+        invocation.key(store.key(name));
+    }
+    invocation
+        .arg(format!("{} {}", lease.token, lease.node))
+        .arg(transitions.len());
+    for (index, transition) in transitions.iter().enumerate() {
+        let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
+        let incident = &transition.incident;
+        invocation
+            .arg(transition.kind.as_str())
+            .arg(&incident.id)
+            .arg(pair_key(&incident.rule_name, &incident.host_name))
+            .arg(incident_json(incident))
+            .arg(
+                incident
+                    .end_time
+                    .map(|end| end.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(transition.at)
+            .arg(targets.len());
+        for target in targets {
+            invocation.arg(target);
+        }
+    }
+    let outcome: Vec<String> =
+        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    match outcome.first().map(String::as_str) {
+        Some("ok") => Ok(()),
+        Some("fenced") => Err(StoreError::Fenced {
+            node: lease.node.clone(),
+            token: lease.token,
+        }),
+        Some("open") if outcome.len() == 3 => {
+            let (rule, host) = outcome[1].split_once('\0').unwrap_or((&outcome[1], ""));
+            Err(StoreError::AlreadyOpen {
+                rule: rule.to_string(),
+                host: host.to_string(),
+                open: outcome[2].clone(),
+            })
+        }
+        _ => Err(corrupt(&format!("recording answered {outcome:?}"))),
+    }
+}
+
+pub(super) fn pairs(store: &RedisStore) -> Result<Vec<PairRecord>, StoreError> {
+    let (open, last_end, incident) = (
+        store.key("open"),
+        store.key("last_end"),
+        store.key("incident"),
+    );
+    let (open, ends): (
+        std::collections::BTreeMap<String, String>,
+        std::collections::BTreeMap<String, Millis>,
+    ) = store.run(move |mut c| async move {
+        redis::pipe()
+            .atomic()
+            .hgetall(open)
+            .hgetall(last_end)
+            .query_async(&mut c)
+            .await
+    })?;
+    let ids: Vec<String> = open.values().cloned().collect();
+    let records: Values = if ids.is_empty() {
+        Vec::new()
+    } else {
+        store.run(move |mut c| async move { c.hmget(incident, ids).await })?
+    };
+    let mut incidents = open.keys().zip(records);
+    let mut pairs: std::collections::BTreeMap<(String, String), PairRecord> = Default::default();
+    let split = |key: &str| -> Result<(String, String), StoreError> {
+        key.split_once('\0')
+            .map(|(rule, host)| (rule.to_string(), host.to_string()))
+            .ok_or_else(|| corrupt(&format!("a pair {key:?}")))
+    };
+    for (key, end) in &ends {
+        let (rule, host) = split(key)?;
+        pairs.insert(
+            (rule.clone(), host.clone()),
+            PairRecord {
+                rule_name: rule,
+                host,
+                open: None,
+                last_end: Some(*end),
+            },
+        );
+    }
+    for (key, record) in incidents.by_ref() {
+        let Some(record) = record else {
+            continue;
+        };
+        let (rule, host) = split(key)?;
+        pairs
+            .entry((rule.clone(), host.clone()))
+            .or_insert(PairRecord {
+                rule_name: rule,
+                host,
+                open: None,
+                last_end: None,
+            })
+            .open = Some(incident_from(&record)?);
+    }
+    Ok(pairs.into_values().collect())
+}
+
+pub(super) fn incidents(
+    store: &RedisStore,
+    from: Millis,
+    to: Millis,
+) -> Result<Incidents, StoreError> {
+    let (open, resolved, incident) = (
+        store.key("open"),
+        store.key("resolved"),
+        store.key("incident"),
+    );
+    let (open, ended): (Vec<String>, Vec<String>) = store.run(move |mut c| async move {
+        redis::pipe()
+            .atomic()
+            .hvals(open)
+            .zrangebyscore(resolved, from, "+inf")
+            .query_async(&mut c)
+            .await
+    })?;
+    let read = |ids: Vec<String>| -> Result<Vec<Incident>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let incident = incident.clone();
+        let records: Values =
+            store.run(move |mut c| async move { c.hmget(incident, ids).await })?;
+        let mut incidents = records
+            .into_iter()
+            .flatten()
+            .map(|record| incident_from(&record))
+            .collect::<Result<Vec<_>, _>>()?;
+        incidents.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+        Ok(incidents)
+    };
+    let active = read(open)?;
+    let mut resolved = read(ended)?;
+    resolved.retain(|incident| incident.start_time <= to && incident.end_time.is_some());
+    Ok(Incidents { active, resolved })
+}
+
+pub(super) fn incident(store: &RedisStore, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
+    let (incident, calls, key) = (
+        store.key("incident"),
+        store.key("calls"),
+        store.key("outbox_key"),
+    );
+    let wanted = id.to_string();
+    let (record, lines, keys): (
+        Option<Vec<u8>>,
+        Option<String>,
+        std::collections::BTreeMap<i64, String>,
+    ) = store.run(move |mut c| async move {
+        redis::pipe()
+            .atomic()
+            .hget(incident, &wanted)
+            .hget(calls, &wanted)
+            .hgetall(key)
+            .query_async(&mut c)
+            .await
+    })?;
+    let Some(record) = record else {
+        return Ok(None);
+    };
+    let incident = incident_from(&record)?;
+    let mut hook_calls = Vec::new();
+    for line in lines.iter().flat_map(|lines| lines.lines()) {
+        let call: CallRecord = serde_json::from_str(line)
+            .map_err(|error| corrupt(&format!("a hook call: {error}")))?;
+        hook_calls.push(HookCall {
+            incident_id: call.incident,
+            target: call.target,
+            kind: kind_from(&call.kind)?,
+            attempt: call.attempt,
+            started: call.started,
+            duration_ms: call.duration_ms,
+            outcome: call.outcome,
+            succeeded: call.succeeded,
+            stdout: call.stdout,
+            stderr: call.stderr,
+        });
+    }
+    let prefix = format!("{id}\0");
+    let mine: Vec<i64> = keys
+        .into_iter()
+        .filter(|(_, key)| key.starts_with(&prefix))
+        .map(|(delivery, _)| delivery)
+        .collect();
+    let pending = deliveries(store, mine)?;
+    Ok(Some(IncidentDetail {
+        incident,
+        calls: hook_calls,
+        pending,
+    }))
+}
+
+pub(super) fn claim_deliveries(
+    store: &RedisStore,
+    now: Millis,
+    claim: &Claim<'_>,
+    limit: usize,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut invocation = SCRIPTS.claim.prepare_invoke();
+    for name in [
+        "outbox_ids",
+        "outbox_key",
+        "outbox_next",
+        "claims",
+        "outbox_dead",
+    ] {
+        invocation.key(store.key(name));
+    }
+    invocation
+        .arg(now)
+        .arg(claim.node)
+        .arg(claim.until)
+        .arg(limit);
+    let claimed: Vec<i64> =
+        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    deliveries(store, claimed)
+}
+
+pub(super) fn next_delivery_time(store: &RedisStore) -> Result<Option<Millis>, StoreError> {
+    let mut invocation = SCRIPTS.next_due.prepare_invoke();
+    for name in [
+        "outbox_ids",
+        "outbox_key",
+        "outbox_next",
+        "claims",
+        "outbox_dead",
+    ] {
+        invocation.key(store.key(name));
+    }
+    let next: Option<String> =
+        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    next.map(|at| {
+        at.parse()
+            .map_err(|_| corrupt(&format!("a delivery time {at:?}")))
+    })
+    .transpose()
+}
+
+pub(super) fn finish_delivery(
+    store: &RedisStore,
+    delivery: i64,
+    call: &HookCall,
+    retry_at: Option<Millis>,
+) -> Result<(), StoreError> {
+    let then = retry_at.map(|at| at.to_string()).unwrap_or_default();
+    finish(store, delivery, call, then)
+}
+
+pub(super) fn bury_delivery(
+    store: &RedisStore,
+    delivery: i64,
+    call: &HookCall,
+) -> Result<(), StoreError> {
+    finish(store, delivery, call, "dead".to_string())
+}
+
+pub(super) fn retry_dead(store: &RedisStore, id: &str, now: Millis) -> Result<u64, StoreError> {
+    let mut invocation = SCRIPTS.retry_dead.prepare_invoke();
+    for name in ["outbox_key", "outbox_dead", "outbox_next"] {
+        invocation.key(store.key(name));
+    }
+    invocation.arg(id).arg(now);
+    store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+}
+
+pub(super) fn pending_deliveries(store: &RedisStore) -> Result<u64, StoreError> {
+    let ids = store.key("outbox_ids");
+    store.run(move |mut c| async move { c.zcard(ids).await })
+}
+
+pub(super) fn delete_incidents_resolved_before(
+    store: &RedisStore,
+    before: Millis,
+) -> Result<u64, StoreError> {
+    let mut invocation = SCRIPTS.delete_incidents.prepare_invoke();
+    for name in ["resolved", "incident", "calls", "pending"] {
+        invocation.key(store.key(name));
+    }
+    invocation.arg(before);
+    store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+}
+
+/// Records a call and does `then` to its delivery (see `FINISH`).
+fn finish(
+    store: &RedisStore,
+    delivery: i64,
+    call: &HookCall,
+    then: String,
+) -> Result<(), StoreError> {
+    let record = serde_json::to_string(&CallRecord {
+        incident: call.incident_id.clone(),
+        target: call.target.clone(),
+        kind: call.kind.as_str().to_string(),
+        attempt: call.attempt,
+        started: call.started,
+        duration_ms: call.duration_ms,
+        outcome: call.outcome.clone(),
+        succeeded: call.succeeded,
+        stdout: call.stdout.clone(),
+        stderr: call.stderr.clone(),
+    })
+    .map_err(|error| corrupt(&format!("a hook call: {error}")))?;
+    let mut invocation = SCRIPTS.finish.prepare_invoke();
+    for name in [
+        "calls",
+        "outbox",
+        "outbox_key",
+        "outbox_next",
+        "outbox_attempts",
+        "outbox_ids",
+        "claims",
+        "pending",
+        "outbox_dead",
+    ] {
+        invocation.key(store.key(name));
+    }
+    invocation
+        .arg(delivery)
+        .arg(&call.incident_id)
+        .arg(record)
+        .arg(then);
+    store.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+    Ok(())
+}
+
+/// The deliveries `ids` (those still waiting), in id order.
+fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    ids.sort_unstable();
+    let (outbox, next, attempts, dead) = (
+        store.key("outbox"),
+        store.key("outbox_next"),
+        store.key("outbox_attempts"),
+        store.key("outbox_dead"),
+    );
+    let wanted = ids.clone();
+    type Found = (
+        Values,
+        Vec<Option<Millis>>,
+        Vec<Option<u32>>,
+        Vec<Option<u8>>,
+    );
+    let (payloads, nexts, tries, deaths): Found = store.run(move |mut c| async move {
+        redis::pipe()
+            .atomic()
+            .hmget(outbox, &wanted)
+            .hmget(next, &wanted)
+            .hmget(attempts, &wanted)
+            .hmget(dead, &wanted)
+            .query_async(&mut c)
+            .await
+    })?;
+    let mut deliveries = Vec::with_capacity(ids.len());
+    let found = payloads.into_iter().zip(nexts).zip(tries).zip(deaths);
+    for (id, (((payload, next), tries), dead)) in ids.into_iter().zip(found) {
+        let (Some(payload), Some(next)) = (payload, next) else {
+            continue;
+        };
+        let mut parts = payload.splitn(3, |byte| *byte == 0);
+        let (Some(kind), Some(target), Some(record)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(corrupt("a delivery"));
+        };
+        deliveries.push(Delivery {
+            id,
+            target: String::from_utf8_lossy(target).into_owned(),
+            kind: kind_from(&String::from_utf8_lossy(kind))?,
+            incident: incident_from(record)?,
+            attempts: tries.unwrap_or(0),
+            next_attempt: next,
+            dead: dead.is_some(),
+        });
+    }
+    Ok(deliveries)
+}
