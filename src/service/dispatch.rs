@@ -39,6 +39,7 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
     // The deliveries being called, by task: the store gives them again (they
     // are this node's claims), and they must not be called twice at once.
     let mut calling: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut failing = super::Repeated::default();
     loop {
         if *stop.borrow() {
             break;
@@ -63,6 +64,9 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
             .await;
             match due {
                 Ok(Ok((due, next, pending))) => {
+                    if let Some((failures, lasted)) = failing.recovered() {
+                        info!(failures, lasted = ?lasted, "the outbox can be read again");
+                    }
                     service.metrics.pending_deliveries(pending);
                     let free = bound - running.len();
                     let new: Vec<Delivery> = due
@@ -84,7 +88,13 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
                     next.map_or(now + IDLE, |at| at.clamp(now + 1, now + IDLE))
                 }
                 Ok(Err(error)) => {
-                    error!(%error, "cannot read the outbox");
+                    if let Some(unsaid) = failing.failed() {
+                        error!(
+                            %error,
+                            failures_since_last_said = unsaid,
+                            "cannot read the outbox (said again every minute while it lasts)"
+                        );
+                    }
                     now + READ_RETRY
                 }
                 Err(error) => {

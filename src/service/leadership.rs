@@ -207,6 +207,7 @@ impl Service {
 /// node takes over at once.
 pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let mut renewed = Instant::now();
+    let mut failing = super::Repeated::default();
     loop {
         let ttl = service.config().lease_ttl();
         let worker = service.clone();
@@ -226,6 +227,11 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
             outcome
         })
         .await;
+        if matches!(outcome, Ok(Ok(_)))
+            && let Some((failures, lasted)) = failing.recovered()
+        {
+            info!(failures, lasted = ?lasted, "lease: the store answers again");
+        }
         match outcome {
             Ok(Ok(Some((_, true)))) => renewed = Instant::now(),
             Ok(Ok(Some((_, false)))) => service.step_down("the lease was lost"),
@@ -234,7 +240,13 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
                 if service.is_leading() && renewed.elapsed() >= Duration::from_millis(ttl as u64) {
                     service.step_down("the lease could not be renewed in time");
                 }
-                error!(%error, "lease: cannot reach the store");
+                if let Some(unsaid) = failing.failed() {
+                    error!(
+                        %error,
+                        failures_since_last_said = unsaid,
+                        "lease: cannot reach the store (said again every minute while it lasts)"
+                    );
+                }
             }
             Err(error) => error!(%error, "lease: panicked"),
         }

@@ -359,6 +359,44 @@ impl Service {
     }
 }
 
+/// A failure that repeats while it lasts (a store that stays unreachable):
+/// logged when it starts, then once a minute with how many there were, so
+/// that an outage does not flood the log.
+#[derive(Debug, Default)]
+struct Repeated {
+    since: Option<Instant>,
+    logged: Option<Instant>,
+    /// Failures since the last line logged.
+    unsaid: u64,
+    total: u64,
+}
+
+/// How often a lasting failure is logged again.
+const REPEAT_EVERY: Duration = Duration::from_secs(60);
+
+impl Repeated {
+    /// Counts a failure; `Some(failures not logged since the last line)`
+    /// when this one is to be logged.
+    fn failed(&mut self) -> Option<u64> {
+        self.since.get_or_insert_with(Instant::now);
+        self.total += 1;
+        if self.logged.is_some_and(|at| at.elapsed() < REPEAT_EVERY) {
+            self.unsaid += 1;
+            return None;
+        }
+        self.logged = Some(Instant::now());
+        Some(std::mem::take(&mut self.unsaid))
+    }
+
+    /// The end of a failure: how many there were and how long it lasted.
+    fn recovered(&mut self) -> Option<(u64, Duration)> {
+        let since = self.since.take()?;
+        let total = self.total;
+        *self = Repeated::default();
+        Some((total, since.elapsed()))
+    }
+}
+
 /// Why [`Service::wait_until`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Woke {
@@ -448,4 +486,22 @@ fn heavy_read_slots() -> usize {
 /// The first multiple of `interval` strictly after `now`.
 fn next_multiple(now: Millis, interval: Millis) -> Millis {
     (now.div_euclid(interval) + 1) * interval
+}
+
+#[cfg(test)]
+mod repeated_tests {
+    use super::Repeated;
+
+    #[test]
+    fn a_lasting_failure_is_said_once_then_counted() {
+        let mut failing = Repeated::default();
+        assert_eq!(failing.recovered(), None, "nothing failed");
+        assert_eq!(failing.failed(), Some(0), "the first is said");
+        assert_eq!(failing.failed(), None);
+        assert_eq!(failing.failed(), None);
+        let (failures, _) = failing.recovered().unwrap();
+        assert_eq!(failures, 3);
+        assert_eq!(failing.recovered(), None);
+        assert_eq!(failing.failed(), Some(0), "a new outage is said again");
+    }
 }
