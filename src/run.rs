@@ -67,6 +67,14 @@ pub fn run(args: RunArgs) -> ExitCode {
     let listen = args.listen.unwrap_or_else(|| config.service.listen.clone());
     let idle_timeout = u64::try_from(config.service.idle_timeout).unwrap_or(30_000);
     let open_files = raise_open_files_limit();
+    // A file that may not grow further (RLIMIT_FSIZE) makes the write fail,
+    // like a full disk, instead of killing the process: the store reports
+    // it, refuses what it cannot keep, and goes on when it can.
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" is always sound.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let public_url = config.service.public_url.clone();
     if !config.alerting.enabled {
         warn!("alerting.enabled is false: rules are not evaluated");

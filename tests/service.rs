@@ -1212,3 +1212,76 @@ fn answers_are_gzipped_for_clients_that_take_it() {
         assert!(plain.headers().get("content-encoding").is_none(), "{path}");
     }
 }
+
+#[test]
+fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
+    // RLIMIT_FSIZE stands for a full disk: past it, every write to a file
+    // that would grow it fails (EFBIG), as ENOSPC would.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let alertd = Alertd::start_under(dir.path(), &["prlimit", "--fsize=3000000:unlimited"]);
+    let mut acknowledged = 0usize;
+    let mut refused = 0usize;
+    let mut round = 0i64;
+    let base = now() - 60_000;
+    let batch = |round: i64| -> Value {
+        json!(
+            (0..500)
+                .map(
+                    |i| json!({"host": format!("h{}", i % 50), "ts": base + round * 10 + i / 50,
+                            "metrics": {"x": (round * 500 + i) as f64, "y": 1.5, "z": i}})
+                )
+                .collect::<Vec<_>>()
+        )
+    };
+    while refused < 3 {
+        round += 1;
+        assert!(round < 2_000, "the store never filled");
+        let (status, body) = alertd.push(batch(round));
+        match status {
+            200 => acknowledged += 500,
+            503 => {
+                refused += 1;
+                assert!(body.contains("store"), "{body}");
+            }
+            other => panic!("{other}: {body}"),
+        }
+    }
+    // Still up, and says so.
+    let (status, _) = alertd.get("/healthz");
+    assert_eq!(status, 503, "a store that fails writes is not healthy");
+    let log = alertd.log();
+    assert!(log.contains("the disk refused a write"), "{log}");
+    // Space comes back.
+    let status = std::process::Command::new("prlimit")
+        .args(["--pid", &alertd.child.id().to_string(), "--fsize=unlimited"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut more = 0;
+    for round in round + 1..round + 20 {
+        let (status, body) = alertd.push(batch(round));
+        assert_eq!(status, 200, "after space came back: {body}");
+        more += 500;
+    }
+    // Nothing acknowledged was lost.
+    let hosts = alertd.get_json("/api/v1/hosts");
+    assert_eq!(hosts["hosts"].as_array().unwrap().len(), 50);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported = String::from_utf8(output.stdout).unwrap().lines().count();
+    assert_eq!(
+        exported,
+        acknowledged + more,
+        "every acknowledged sample is stored"
+    );
+}

@@ -259,6 +259,24 @@ impl SqliteStore {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let result = write(&mut connection).map_err(|error| named(&self.path, error));
+        if result.as_ref().is_err_and(is_disk_error) {
+            // A write that the disk refused (full, most likely; the
+            // transaction is rolled back): fold the write-ahead log into the
+            // file and truncate it now, so that the space it held is free
+            // for the next write rather than filled again before the next
+            // checkpoint.
+            match connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+                Ok(()) => tracing::warn!(
+                    "the disk refused a write (full?): the write-ahead log is folded in \
+                     and truncated to free its space"
+                ),
+                Err(error) => tracing::warn!(
+                    %error,
+                    "the disk refused a write (full?), and the checkpoint that would free \
+                     the write-ahead log's space failed too"
+                ),
+            }
+        }
         // Full means the checkpointer has a notice waiting already.
         let _ = self.committed.try_send(());
         result
@@ -296,6 +314,22 @@ impl From<rusqlite::Error> for StoreError {
             source: Box::new(error),
         }
     }
+}
+
+/// Whether SQLite failed for want of disk space or a failed write.
+fn is_disk_error(error: &StoreError) -> bool {
+    let source = match error {
+        StoreError::Backend { source, .. } | StoreError::File { source, .. } => source,
+        _ => return false,
+    };
+    matches!(
+        source.downcast_ref::<rusqlite::Error>(),
+        Some(rusqlite::Error::SqliteFailure(failure, _))
+            if matches!(
+                failure.code,
+                rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+            )
+    )
 }
 
 /// Names the file in a SQLite error.
@@ -464,6 +498,8 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     connection.pragma_update(None, "cache_size", -65_536)?;
     // Checkpoints run on their own thread (see `checkpointer`).
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    // After a checkpoint, the write-ahead log shrinks back to at most 4 MiB.
+    connection.pragma_update(None, "journal_size_limit", 4 * 1024 * 1024)?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     let found: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     if found > SCHEMA_VERSION {
