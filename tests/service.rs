@@ -612,6 +612,12 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
     for path in ["/", "/monitoring", "/rules", "/?frame=7d&page=9"] {
         assert_eq!(alertd.get(path).0, 200, "{path}");
     }
+    // Unreadable parameters: a way to the same page without them.
+    let (_, body) = alertd.get("/rules?frame=1h&frame=2h");
+    assert!(
+        body.contains(r#"<a href="/rules">Open /rules with its defaults</a>"#),
+        "{body}"
+    );
     // An unknown address: a page for a browser, JSON for a program.
     let browser = alertd
         .agent

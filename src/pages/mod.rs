@@ -172,8 +172,17 @@ impl PageContext {
 
     /// An error as a page: what was wrong, with the navigation to go on.
     fn error(&self, error: PageError) -> Response {
+        self.error_at(error, None)
+    }
+
+    /// An error as a page, with a link to `page` (the page asked for) as it
+    /// opens without parameters, when the parameters were what was wrong.
+    fn error_at(&self, error: PageError, page: Option<&str>) -> Response {
         let content = html! {
             p.error role="alert" { (error.message) }
+            @if let Some(page) = page.filter(|page| *page != "/") {
+                p { a href=(page) { "Open " (page) " with its defaults" } }
+            }
             p { a href="/" { "Back to the incidents" } }
         };
         let title = match error.status {
@@ -222,9 +231,12 @@ impl<T: serde::de::DeserializeOwned> axum::extract::FromRequestParts<Arc<Service
         serde_urlencoded::from_str(query)
             .map(PageQuery)
             .map_err(|error| {
-                PageContext::new(service.clone()).error(PageError::bad_request(format!(
-                    "This address's parameters cannot be read: {error}."
-                )))
+                PageContext::new(service.clone()).error_at(
+                    PageError::bad_request(format!(
+                        "This address's parameters cannot be read: {error}."
+                    )),
+                    Some(parts.uri.path()),
+                )
             })
     }
 }
