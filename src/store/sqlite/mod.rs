@@ -265,15 +265,22 @@ impl SqliteStore {
             // file and truncate it now, so that the space it held is free
             // for the next write rather than filled again before the next
             // checkpoint.
-            match connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
-                Ok(()) => tracing::warn!(
+            let busy = connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+            match busy {
+                Ok(0) => tracing::warn!(
                     "the disk refused a write (full?): the write-ahead log is folded in \
                      and truncated to free its space"
                 ),
+                Ok(_) => tracing::warn!(
+                    "the disk refused a write (full?); the write-ahead log could not be \
+                     folded in yet (readers are using it): it will be at the next checkpoint"
+                ),
                 Err(error) => tracing::warn!(
                     %error,
-                    "the disk refused a write (full?), and the checkpoint that would free \
-                     the write-ahead log's space failed too"
+                    "the disk refused a write (full?), and folding the write-ahead log in \
+                     failed too (the file cannot grow either): it will be once space returns"
                 ),
             }
         }
