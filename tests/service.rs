@@ -1258,7 +1258,11 @@ fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
     assert_eq!(status, 503, "a store that fails writes is not healthy");
     let log = alertd.log();
     assert!(log.contains("the disk refused a write"), "{log}");
-    for line in log.lines().filter(|line| line.contains("the disk refused")).take(2) {
+    for line in log
+        .lines()
+        .filter(|line| line.contains("the disk refused"))
+        .take(2)
+    {
         eprintln!("{line}");
     }
     // Space comes back.
