@@ -1298,3 +1298,111 @@ fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
         "every acknowledged sample is stored"
     );
 }
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped.
+struct SmallDisk {
+    path: std::path::PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts `size` of tmpfs at `path`; `None` when this process may not
+    /// mount (not root).
+    fn mount(path: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|status| status.success());
+        mounted.then(|| SmallDisk {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+#[test]
+fn a_really_full_disk_recovers_as_soon_as_space_is_freed() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(_disk) = SmallDisk::mount(&dir.path().join("data"), "6m") else {
+        // Mounting needs root, which CI has (it installs packages as root).
+        assert_ne!(
+            unsafe { libc::geteuid() },
+            0,
+            "root, yet tmpfs could not be mounted"
+        );
+        eprintln!("skipped: mounting a small filesystem needs root");
+        return;
+    };
+    let data = dir.path().join("data");
+    // Ballast, to free later.
+    std::fs::write(data.join("ballast"), vec![7u8; 1_500_000]).unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let alertd = Alertd::start_existing(dir.path());
+    let base = now() - 60_000;
+    let batch = |round: i64| -> Value {
+        json!(
+            (0..500)
+                .map(
+                    |i| json!({"host": format!("h{}", i % 50), "ts": base + round * 10 + i / 50,
+                            "metrics": {"x": (round * 500 + i) as f64, "y": 1.5, "z": i}})
+                )
+                .collect::<Vec<_>>()
+        )
+    };
+    let mut acknowledged = 0usize;
+    let mut round = 0i64;
+    let mut refused = 0;
+    while refused < 3 {
+        round += 1;
+        assert!(round < 5_000, "the disk never filled");
+        match alertd.push(batch(round)) {
+            (200, _) => acknowledged += 500,
+            (503, body) => {
+                refused += 1;
+                assert!(body.contains("full") || body.contains("I/O"), "{body}");
+            }
+            (status, body) => panic!("{status}: {body}"),
+        }
+    }
+    let wal = || std::fs::metadata(data.join("alertd.sqlite-wal")).map_or(0, |m| m.len());
+    eprintln!("full: the write-ahead log holds {} bytes", wal());
+    // 1.5 MB freed: writing goes on at once, and the write-ahead log does not
+    // take the freed space back.
+    std::fs::remove_file(data.join("ballast")).unwrap();
+    for round in round + 1..round + 11 {
+        let (status, body) = alertd.push(batch(round));
+        assert_eq!(status, 200, "after space was freed: {body}");
+        acknowledged += 500;
+    }
+    let after = wal();
+    eprintln!("after 10 more batches: the write-ahead log holds {after} bytes");
+    assert!(
+        after < 1_000_000,
+        "the write-ahead log grew to {after} bytes"
+    );
+    // `/healthz` still reports the failures of the last minute: by design.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let exported = String::from_utf8(output.stdout).unwrap().lines().count();
+    assert_eq!(
+        exported, acknowledged,
+        "every acknowledged sample is stored"
+    );
+}
