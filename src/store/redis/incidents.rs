@@ -90,24 +90,24 @@ pub(super) fn record_transitions_to(
     transitions: &[Transition],
     targets: &[Vec<String>],
 ) -> Result<(), StoreError> {
-    let mut invocation = SCRIPTS.record.prepare_invoke();
-    for name in [
-        "lease",
-        "incident",
-        "open",
-        "last_end",
-        "resolved",
-        "outbox_seq",
-        "outbox",
-        "outbox_key",
-        "outbox_next",
-        "outbox_ids",
-        "pending",
-    ] {
-        invocation.key(store.key(name));
-    }
+    let mut invocation = store.script(
+        &SCRIPTS.record,
+        &[
+            "lease",
+            "incident",
+            "open",
+            "last_end",
+            "resolved",
+            "outbox_seq",
+            "outbox",
+            "outbox_key",
+            "outbox_next",
+            "outbox_ids",
+            "pending",
+        ],
+    );
     invocation
-        .arg(format!("{} {}", lease.token, lease.node))
+        .arg(super::lease_value(lease))
         .arg(transitions.len());
     for (index, transition) in transitions.iter().enumerate() {
         let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
@@ -129,8 +129,7 @@ pub(super) fn record_transitions_to(
             invocation.arg(target);
         }
     }
-    let outcome: Vec<String> =
-        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    let outcome: Vec<String> = store.invoke(invocation)?;
     match outcome.first().map(String::as_str) {
         Some("ok") => Ok(()),
         Some("fenced") => Err(StoreError::Fenced {
@@ -309,39 +308,37 @@ pub(super) fn claim_deliveries(
     claim: &Claim<'_>,
     limit: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let mut invocation = SCRIPTS.claim.prepare_invoke();
-    for name in [
-        "outbox_ids",
-        "outbox_key",
-        "outbox_next",
-        "claims",
-        "outbox_dead",
-    ] {
-        invocation.key(store.key(name));
-    }
+    let mut invocation = store.script(
+        &SCRIPTS.claim,
+        &[
+            "outbox_ids",
+            "outbox_key",
+            "outbox_next",
+            "claims",
+            "outbox_dead",
+        ],
+    );
     invocation
         .arg(now)
         .arg(claim.node)
         .arg(claim.until)
         .arg(limit);
-    let claimed: Vec<i64> =
-        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    let claimed: Vec<i64> = store.invoke(invocation)?;
     deliveries(store, claimed)
 }
 
 pub(super) fn next_delivery_time(store: &RedisStore) -> Result<Option<Millis>, StoreError> {
-    let mut invocation = SCRIPTS.next_due.prepare_invoke();
-    for name in [
-        "outbox_ids",
-        "outbox_key",
-        "outbox_next",
-        "claims",
-        "outbox_dead",
-    ] {
-        invocation.key(store.key(name));
-    }
-    let next: Option<String> =
-        store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+    let invocation = store.script(
+        &SCRIPTS.next_due,
+        &[
+            "outbox_ids",
+            "outbox_key",
+            "outbox_next",
+            "claims",
+            "outbox_dead",
+        ],
+    );
+    let next: Option<String> = store.invoke(invocation)?;
     next.map(|at| {
         at.parse()
             .map_err(|_| corrupt(&format!("a delivery time {at:?}")))
@@ -368,12 +365,12 @@ pub(super) fn bury_delivery(
 }
 
 pub(super) fn retry_dead(store: &RedisStore, id: &str, now: Millis) -> Result<u64, StoreError> {
-    let mut invocation = SCRIPTS.retry_dead.prepare_invoke();
-    for name in ["outbox_key", "outbox_dead", "outbox_next"] {
-        invocation.key(store.key(name));
-    }
+    let mut invocation = store.script(
+        &SCRIPTS.retry_dead,
+        &["outbox_key", "outbox_dead", "outbox_next"],
+    );
     invocation.arg(id).arg(now);
-    store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+    store.invoke(invocation)
 }
 
 pub(super) fn pending_deliveries(store: &RedisStore) -> Result<u64, StoreError> {
@@ -385,12 +382,12 @@ pub(super) fn delete_incidents_resolved_before(
     store: &RedisStore,
     before: Millis,
 ) -> Result<u64, StoreError> {
-    let mut invocation = SCRIPTS.delete_incidents.prepare_invoke();
-    for name in ["resolved", "incident", "calls", "pending"] {
-        invocation.key(store.key(name));
-    }
+    let mut invocation = store.script(
+        &SCRIPTS.delete_incidents,
+        &["resolved", "incident", "calls", "pending"],
+    );
     invocation.arg(before);
-    store.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+    store.invoke(invocation)
 }
 
 /// Records a call and does `then` to its delivery (see `FINISH`).
@@ -413,26 +410,26 @@ fn finish(
         stderr: call.stderr.clone(),
     })
     .map_err(|error| corrupt(&format!("a hook call: {error}")))?;
-    let mut invocation = SCRIPTS.finish.prepare_invoke();
-    for name in [
-        "calls",
-        "outbox",
-        "outbox_key",
-        "outbox_next",
-        "outbox_attempts",
-        "outbox_ids",
-        "claims",
-        "pending",
-        "outbox_dead",
-    ] {
-        invocation.key(store.key(name));
-    }
+    let mut invocation = store.script(
+        &SCRIPTS.finish,
+        &[
+            "calls",
+            "outbox",
+            "outbox_key",
+            "outbox_next",
+            "outbox_attempts",
+            "outbox_ids",
+            "claims",
+            "pending",
+            "outbox_dead",
+        ],
+    );
     invocation
         .arg(delivery)
         .arg(&call.incident_id)
         .arg(record)
         .arg(then);
-    store.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+    store.invoke::<Value>(invocation)?;
     Ok(())
 }
 

@@ -44,7 +44,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisError, RedisResult, Value};
+use redis::{
+    AsyncCommands, FromRedisValue, RedisError, RedisResult, Script, ScriptInvocation, Value,
+};
 
 use super::batch::Encoded;
 use super::rollup::{Point, Step};
@@ -171,6 +173,24 @@ impl RedisStore {
         }
     }
 
+    /// An invocation of `script` on this cluster's `keys` (named without
+    /// the cluster's prefix), for arguments to be added.
+    fn script(&self, script: &'static Script, keys: &[&str]) -> ScriptInvocation<'static> {
+        let mut invocation = script.prepare_invoke();
+        for name in keys {
+            invocation.key(self.key(name));
+        }
+        invocation
+    }
+
+    /// Runs a script's invocation and waits for its answer.
+    fn invoke<T>(&self, invocation: ScriptInvocation<'static>) -> Result<T, StoreError>
+    where
+        T: FromRedisValue + Send + 'static,
+    {
+        self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })
+    }
+
     fn unavailable(&self, detail: String) -> StoreError {
         StoreError::Unavailable {
             backend: BACKEND,
@@ -194,6 +214,11 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// The lease key's value for `lease`: `TOKEN NODE`.
+fn lease_value(lease: &Lease) -> String {
+    format!("{} {}", lease.token, lease.node)
 }
 
 /// `redis://HOST:PORT/DB` without a password.
@@ -224,19 +249,19 @@ impl Store for RedisStore {
         if batches.is_empty() {
             return Ok(());
         }
-        let mut invocation = SCRIPTS.append.prepare_invoke();
-        for name in [
-            "seq",
-            "by_seq",
-            "by_max",
-            "by_min",
-            "batch",
-            "batch_meta",
-            "latest",
-            "latest_ts",
-        ] {
-            invocation.key(self.key(name));
-        }
+        let mut invocation = self.script(
+            &SCRIPTS.append,
+            &[
+                "seq",
+                "by_seq",
+                "by_max",
+                "by_min",
+                "batch",
+                "batch_meta",
+                "latest",
+                "latest_ts",
+            ],
+        );
         invocation.arg(batches.len());
         // Each host's latest sample among these (a later one wins a tie).
         let mut latest: std::collections::BTreeMap<&str, &Sample> = Default::default();
@@ -259,7 +284,7 @@ impl Store for RedisStore {
             encode_metrics(&sample.metrics, &mut fields);
             invocation.arg(host).arg(sample.ts).arg(&fields[..]);
         }
-        self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+        self.invoke::<Value>(invocation)?;
         Ok(())
     }
 
@@ -367,14 +392,9 @@ impl Store for RedisStore {
     }
 
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
-        let mut invocation = SCRIPTS.acquire.prepare_invoke();
-        invocation
-            .key(self.key("lease"))
-            .key(self.key("lease_token"))
-            .arg(node)
-            .arg(ttl.max(1));
-        let token: Option<u64> =
-            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let mut invocation = self.script(&SCRIPTS.acquire, &["lease", "lease_token"]);
+        invocation.arg(node).arg(ttl.max(1));
+        let token: Option<u64> = self.invoke(invocation)?;
         Ok(token.map(|token| Lease {
             node: node.to_string(),
             token,
@@ -382,22 +402,16 @@ impl Store for RedisStore {
     }
 
     fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
-        let mut invocation = SCRIPTS.renew.prepare_invoke();
-        invocation
-            .key(self.key("lease"))
-            .arg(format!("{} {}", lease.token, lease.node))
-            .arg(ttl.max(1));
-        let renewed: i64 =
-            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let mut invocation = self.script(&SCRIPTS.renew, &["lease"]);
+        invocation.arg(lease_value(lease)).arg(ttl.max(1));
+        let renewed: i64 = self.invoke(invocation)?;
         Ok(renewed == 1)
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        let mut invocation = SCRIPTS.release.prepare_invoke();
-        invocation
-            .key(self.key("lease"))
-            .arg(format!("{} {}", lease.token, lease.node));
-        self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+        let mut invocation = self.script(&SCRIPTS.release, &["lease"]);
+        invocation.arg(lease_value(lease));
+        self.invoke::<Value>(invocation)?;
         Ok(())
     }
 
@@ -427,14 +441,9 @@ impl Store for RedisStore {
     }
 
     fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
-        let mut invocation = SCRIPTS.publish.prepare_invoke();
-        invocation
-            .key(self.key("lease"))
-            .key(self.key("states"))
-            .arg(format!("{} {}", lease.token, lease.node))
-            .arg(states);
-        let published: i64 =
-            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let mut invocation = self.script(&SCRIPTS.publish, &["lease", "states"]);
+        invocation.arg(lease_value(lease)).arg(states);
+        let published: i64 = self.invoke(invocation)?;
         if published == 1 {
             Ok(())
         } else {

@@ -252,25 +252,24 @@ impl RedisStore {
         if from > to {
             return Ok(Vec::new());
         }
-        let mut invocation = SCRIPTS.read_range.prepare_invoke();
-        for name in [
-            "by_max",
-            "batch_meta",
-            "batch",
-            "block_by_start",
-            "block_meta",
-            "block",
-        ] {
-            invocation.key(self.key(name));
-        }
+        let mut invocation = self.script(
+            &SCRIPTS.read_range,
+            &[
+                "by_max",
+                "batch_meta",
+                "batch",
+                "block_by_start",
+                "block_meta",
+                "block",
+            ],
+        );
         invocation
             .arg(from)
             .arg(to)
             .arg(cursor)
             .arg(from.saturating_sub(BLOCK_PERIOD))
             .arg(host.unwrap_or(""));
-        let answer: Vec<Value> =
-            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let answer: Vec<Value> = self.invoke(invocation)?;
         let mut parts = answer.into_iter();
         let (Some(batches), Some(blocks)) = (parts.next(), parts.next()) else {
             return Err(corrupt("a scan's answer"));
@@ -320,13 +319,12 @@ impl RedisStore {
         cursor: SampleCursor,
         visit: &mut dyn FnMut(Sample),
     ) -> Result<SampleCursor, StoreError> {
-        let mut invocation = SCRIPTS.read_since.prepare_invoke();
-        for name in ["by_seq", "batch_meta", "batch", "compacted_seq"] {
-            invocation.key(self.key(name));
-        }
+        let mut invocation = self.script(
+            &SCRIPTS.read_since,
+            &["by_seq", "batch_meta", "batch", "compacted_seq"],
+        );
         invocation.arg(cursor);
-        let answer: Value =
-            self.run(move |mut c| async move { invocation.invoke_async(&mut c).await })?;
+        let answer: Value = self.invoke(invocation)?;
         let answer = strings(answer)?;
         let Some((compacted, batches)) = answer.split_first() else {
             return Err(corrupt("the answer of a read since a cursor"));
@@ -356,9 +354,8 @@ impl RedisStore {
         &self,
         work: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<Option<T>, StoreError> {
-        let key = self.key("compacting");
         let token = ulid::Ulid::generate().to_string();
-        let (lock, held) = (key.clone(), token.clone());
+        let (lock, held) = (self.key("compacting"), token.clone());
         let taken: Option<String> = self.run(move |mut c| async move {
             redis::cmd("SET")
                 .arg(lock)
@@ -373,37 +370,36 @@ impl RedisStore {
             return Ok(None);
         }
         let result = work();
-        let mut invocation = SCRIPTS.release.prepare_invoke();
-        invocation.key(key).arg(token);
-        let released =
-            self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await });
+        let mut invocation = self.script(&SCRIPTS.release, &["compacting"]);
+        invocation.arg(token);
+        let released = self.invoke::<Value>(invocation);
         let value = result?;
         released?;
         Ok(Some(value))
     }
 
     fn write_fold(&self, write: FoldWrite) -> Result<(), StoreError> {
-        let mut invocation = SCRIPTS.write_fold.prepare_invoke();
-        for name in [
-            "by_seq",
-            "by_max",
-            "by_min",
-            "batch",
-            "batch_meta",
-            "block",
-            "block_meta",
-            "block_by_start",
-            "rollup:60000",
-            "rollup_by_start:60000",
-            "rollup:600000",
-            "rollup_by_start:600000",
-            "compacted_seq",
-            "rolled_up_until",
-            "latest",
-            "latest_ts",
-        ] {
-            invocation.key(self.key(name));
-        }
+        let mut invocation = self.script(
+            &SCRIPTS.write_fold,
+            &[
+                "by_seq",
+                "by_max",
+                "by_min",
+                "batch",
+                "batch_meta",
+                "block",
+                "block_meta",
+                "block_by_start",
+                "rollup:60000",
+                "rollup_by_start:60000",
+                "rollup:600000",
+                "rollup_by_start:600000",
+                "compacted_seq",
+                "rolled_up_until",
+                "latest",
+                "latest_ts",
+            ],
+        );
         debug_assert_eq!(
             Step::ALL.map(Step::id),
             [60_000, 600_000],
@@ -445,7 +441,7 @@ impl RedisStore {
             .arg(optional(write.compacted_seq))
             .arg(optional(write.rolled_up_until))
             .arg(optional(write.drop_hosts_before));
-        self.run(move |mut c| async move { invocation.invoke_async::<Value>(&mut c).await })?;
+        self.invoke::<Value>(invocation)?;
         Ok(())
     }
 
