@@ -173,6 +173,18 @@ fn check(node: &Alertd, calls: &Path) -> Outcome {
     }
 }
 
+/// Waits for the one incident of a test to resolve and both its calls to be
+/// made, then checks the run ([`check`]): one incident.
+fn resolved_once(node: &Alertd, calls: &Path) -> Outcome {
+    wait_for("the resolution", 10, || {
+        node.active().is_empty().then_some(())
+    });
+    wait_for("both calls", 15, || (lines(calls).len() >= 2).then_some(()));
+    let outcome = check(node, calls);
+    assert_eq!(outcome.incidents.len(), 1);
+    outcome
+}
+
 /// x for `host` at `at`: high for a few seconds, then low, in turn; each
 /// host at its own pace.
 fn value(host: usize, at: i64) -> f64 {
@@ -362,14 +374,7 @@ fn a_paused_leader_is_fenced_and_steps_down() {
         0,
         &json!([{"host": "h", "ts": at, "metrics": {"x": 1}}])
     ));
-    wait_for("the resolution", 10, || {
-        other.active().is_empty().then_some(())
-    });
-    wait_for("both calls", 10, || {
-        (lines(&calls).len() >= 2).then_some(())
-    });
-    let outcome = check(other, &calls);
-    assert_eq!(outcome.incidents.len(), 1);
+    let outcome = resolved_once(other, &calls);
     assert_eq!(outcome.duplicate_calls, 0);
 }
 
@@ -411,15 +416,8 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
     });
     let (status, _) = cut.push(json!([{"host": "h", "ts": now(), "metrics": {"x": 1}}]));
     assert_eq!(status, 200);
-    wait_for("the resolution", 10, || {
-        other.active().is_empty().then_some(())
-    });
+    resolved_once(&other, &calls);
     assert_eq!(leads(&other), Some(true), "the lease stays where it is");
-    wait_for("both calls", 10, || {
-        (lines(&calls).len() >= 2).then_some(())
-    });
-    let outcome = check(&other, &calls);
-    assert_eq!(outcome.incidents.len(), 1);
 }
 
 #[test]
@@ -509,14 +507,7 @@ fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
         send(round, 1.0, &mut acknowledged);
         std::thread::sleep(Duration::from_millis(250));
     }
-    wait_for("the resolution", 10, || {
-        node.active().is_empty().then_some(())
-    });
-    wait_for("both calls", 15, || {
-        (lines(&calls).len() >= 2).then_some(())
-    });
-    let outcome = check(node, &calls);
-    assert_eq!(outcome.incidents.len(), 1);
+    resolved_once(node, &calls);
 }
 
 #[test]

@@ -1219,6 +1219,34 @@ fn answers_are_gzipped_for_clients_that_take_it() {
     }
 }
 
+/// 500 samples of 50 hosts, the `round`-th batch of a disk-filling run.
+fn disk_batch(base: i64, round: i64) -> Value {
+    json!(
+        (0..500)
+            .map(
+                |i| json!({"host": format!("h{}", i % 50), "ts": base + round * 10 + i / 50,
+                            "metrics": {"x": (round * 500 + i) as f64, "y": 1.5, "z": i}})
+            )
+            .collect::<Vec<_>>()
+    )
+}
+
+/// How many samples `alertd export` finds in the data directory `data`.
+fn exported_samples(data: &std::path::Path) -> usize {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .arg("export")
+        .arg("--data-dir")
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().lines().count()
+}
+
 #[test]
 fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
     // RLIMIT_FSIZE stands for a full disk: past it, every write to a file
@@ -1230,16 +1258,7 @@ fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
     let mut refused = 0usize;
     let mut round = 0i64;
     let base = now() - 60_000;
-    let batch = |round: i64| -> Value {
-        json!(
-            (0..500)
-                .map(
-                    |i| json!({"host": format!("h{}", i % 50), "ts": base + round * 10 + i / 50,
-                            "metrics": {"x": (round * 500 + i) as f64, "y": 1.5, "z": i}})
-                )
-                .collect::<Vec<_>>()
-        )
-    };
+    let batch = |round: i64| disk_batch(base, round);
     while refused < 3 {
         round += 1;
         assert!(round < 2_000, "the store never filled");
@@ -1280,18 +1299,7 @@ fn a_full_disk_refuses_samples_loses_none_and_recovers_when_space_returns() {
     // Nothing acknowledged was lost.
     let hosts = alertd.get_json("/api/v1/hosts");
     assert_eq!(hosts["hosts"].as_array().unwrap().len(), 50);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("export")
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let exported = String::from_utf8(output.stdout).unwrap().lines().count();
+    let exported = exported_samples(&dir.path().join("data"));
     assert_eq!(
         exported,
         acknowledged + more,
@@ -1347,16 +1355,7 @@ fn a_really_full_disk_recovers_as_soon_as_space_is_freed() {
     std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
     let alertd = Alertd::start_existing(dir.path());
     let base = now() - 60_000;
-    let batch = |round: i64| -> Value {
-        json!(
-            (0..500)
-                .map(
-                    |i| json!({"host": format!("h{}", i % 50), "ts": base + round * 10 + i / 50,
-                            "metrics": {"x": (round * 500 + i) as f64, "y": 1.5, "z": i}})
-                )
-                .collect::<Vec<_>>()
-        )
-    };
+    let batch = |round: i64| disk_batch(base, round);
     let mut acknowledged = 0usize;
     let mut round = 0i64;
     let mut refused = 0;
@@ -1389,18 +1388,7 @@ fn a_really_full_disk_recovers_as_soon_as_space_is_freed() {
         "the write-ahead log grew to {after} bytes"
     );
     // `/healthz` still reports the failures of the last minute: by design.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
-        .arg("export")
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let exported = String::from_utf8(output.stdout).unwrap().lines().count();
+    let exported = exported_samples(&data);
     assert_eq!(
         exported, acknowledged,
         "every acknowledged sample is stored"
