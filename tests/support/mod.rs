@@ -62,16 +62,21 @@ impl Alertd {
     /// Starts alertd on `<dir>/alertd.json` under a wrapper command (such
     /// as `prlimit --nofile=256:256`).
     pub fn start_under(dir: &Path, wrapper: &[&str]) -> Alertd {
-        Self::launch(dir, wrapper, "node-under-test")
+        Self::launch(dir, wrapper, "node-under-test", free_port())
+    }
+
+    /// Starts alertd on `<dir>/alertd.json` (written already) listening on
+    /// `port`, as a restarted service comes back on its address.
+    pub fn start_on(dir: &Path, port: u16) -> Alertd {
+        Self::launch(dir, &[], "node-under-test", port)
     }
 
     /// Starts a node named `name` on `<dir>/alertd.json` (written already).
     pub fn start_node(dir: &Path, name: &str) -> Alertd {
-        Self::launch(dir, &[], name)
+        Self::launch(dir, &[], name, free_port())
     }
 
-    fn launch(dir: &Path, wrapper: &[&str], name: &str) -> Alertd {
-        let port = free_port();
+    fn launch(dir: &Path, wrapper: &[&str], name: &str, port: u16) -> Alertd {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,0 +1,280 @@
+/**
+ * alertd feed: reports this Botpress node's counters to the alertd running beside it.
+ *
+ * Install as `data/global/hooks/after_server_start/alertd_feed.js` on every node and
+ * restart Botpress. Botpress hooks see only environment variables named EXPOSED_*:
+ *
+ *   EXPOSED_ALERTD_URL       alertd's address on this node, e.g. http://127.0.0.1:7373
+ *                            (required; without it the feed stays off and says so)
+ *   EXPOSED_ALERTD_TOKEN     alertd's API token (`ALERTD_TOKEN`), when it has one
+ *   EXPOSED_ALERTD_INTERVAL  seconds between two reports (default 5)
+ *
+ * Counted as Botpress Pro's own monitoring counted them:
+ *   eventsIn.count, eventsOut.count       every incoming and outgoing event, by a
+ *                                         middleware that runs first and passes it on
+ *   requests.count, requests.latency_sum  every HTTP response of this node's server
+ *                                         (the one on process.PORT), timed to its headers
+ *   warnings.count, errors.count          every logger.warn and logger.error
+ *
+ * Botpress runs global hooks in a vm2 sandbox unless DISABLE_GLOBAL_SANDBOX=true. In the
+ * sandbox a hook can register middleware but cannot reach the HTTP server nor the logger
+ * class (modules it requires are read-only there, and a host object's prototype shows as
+ * the sandbox's own), so there the feed counts events only and says so when it starts.
+ * Set DISABLE_GLOBAL_SANDBOX=true in Botpress' environment to count all six.
+ *
+ * Every interval the counts gathered since the last report are POSTed to
+ * `/api/v1/metrics`, which adds them to alertd's next sample of this node. When alertd
+ * refuses the connection or answers 429 or 5xx, the counts are kept and sent with the
+ * next report; when the request was sent and no answer came, they are dropped rather
+ * than risk counting them twice. Nothing here can fail a request, an event or a log
+ * call: the counting is wrapped, and errors of the feed itself are logged once per outage.
+ */
+
+const http = require('http')
+const https = require('https')
+const { URL } = require('url')
+
+const FIELDS = [
+  'requests.count',
+  'requests.latency_sum',
+  'eventsIn.count',
+  'eventsOut.count',
+  'warnings.count',
+  'errors.count'
+]
+// Marks the feed as running in this process, so that a second run counts nothing twice.
+const MARK = '__alertdFeed'
+const SEND_TIMEOUT_MS = 3000
+
+const settings = readSettings(process.env || {})
+if (typeof settings === 'string') {
+  bp.logger.warn(`alertd feed is off: ${settings}`)
+  return
+}
+if (bp[MARK]) {
+  bp.logger.info('alertd feed: already running in this process')
+  return
+}
+bp[MARK] = true
+
+const counts = {}
+FIELDS.forEach(field => (counts[field] = 0))
+const add = (field, value) => {
+  counts[field] += value
+}
+
+countEvents()
+const requests = countRequests(Number(process.PORT) || undefined)
+const logs = countLogs()
+if (!requests || !logs) {
+  const missing = [requests ? [] : ['requests.count', 'requests.latency_sum'], logs ? [] : ['warnings.count', 'errors.count']]
+  bp.logger.warn(
+    `alertd feed: ${[].concat(...missing).join(', ')} not counted: this hook runs in the sandbox, out of reach of ` +
+      `Botpress' ${requests ? '' : 'HTTP server'}${requests || logs ? '' : ' and '}${logs ? '' : 'loggers'} ` +
+      '(set DISABLE_GLOBAL_SANDBOX=true to count them)'
+  )
+}
+
+let sending = false
+let failing = false
+const timer = setInterval(report, settings.intervalMs)
+if (timer && typeof timer.unref === 'function') {
+  timer.unref()
+}
+bp.logger.info(`alertd feed: reporting to ${settings.url.origin} every ${settings.intervalMs / 1000}s`)
+
+function readSettings(env) {
+  const address = env.EXPOSED_ALERTD_URL
+  if (!address) {
+    return 'set EXPOSED_ALERTD_URL to the address of alertd on this node (e.g. http://127.0.0.1:7373)'
+  }
+  let url
+  try {
+    url = new URL('/api/v1/metrics', address)
+  } catch (err) {
+    return `EXPOSED_ALERTD_URL "${address}" is not a URL`
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    return `EXPOSED_ALERTD_URL "${address}" is neither http nor https`
+  }
+  const interval = env.EXPOSED_ALERTD_INTERVAL === undefined ? 5 : Number(env.EXPOSED_ALERTD_INTERVAL)
+  if (!(interval >= 0.05 && interval <= 3600)) {
+    return `EXPOSED_ALERTD_INTERVAL "${env.EXPOSED_ALERTD_INTERVAL}" is not a number of seconds between 0.05 and 3600`
+  }
+  return { url, token: env.EXPOSED_ALERTD_TOKEN || '', intervalMs: Math.round(interval * 1000) }
+}
+
+// Counts each response of the server listening on `port` (or of every server, when the
+// port is unknown) once its headers are written, with the time taken to get there.
+// Answers whether it could: in the sandbox `http` is read-only and nothing changes.
+function countRequests(port) {
+  const ours = new WeakMap()
+  const isOurs = server => {
+    if (port === undefined) {
+      return true
+    }
+    if (!ours.has(server)) {
+      const address = server.address()
+      if (!address) {
+        return false
+      }
+      ours.set(server, address.port === port)
+    }
+    return ours.get(server)
+  }
+  const patch = Server => {
+    const emit = Server.prototype.emit
+    const counting = function(type, request, response) {
+      if (type === 'request' && response) {
+        try {
+          if (isOurs(this)) {
+            timeResponse(response)
+          }
+        } catch (err) {
+          // Counting never gets in the way of a request.
+        }
+      }
+      return emit.apply(this, arguments)
+    }
+    try {
+      Server.prototype.emit = counting
+    } catch (err) {
+      return false
+    }
+    return Server.prototype.emit === counting
+  }
+  const plain = patch(http.Server)
+  return patch(https.Server) && plain
+}
+
+function timeResponse(response) {
+  const started = Date.now()
+  const writeHead = response.writeHead
+  response.writeHead = function() {
+    response.writeHead = writeHead
+    add('requests.count', 1)
+    add('requests.latency_sum', Date.now() - started)
+    return writeHead.apply(this, arguments)
+  }
+}
+
+function countEvents() {
+  const counter = (direction, field) => ({
+    name: `alertd.${field}`,
+    description: `Counts ${direction} events for alertd (${field})`,
+    direction,
+    order: 0,
+    handler: (event, next) => {
+      add(field, 1)
+      next()
+    }
+  })
+  bp.events.registerMiddleware(counter('incoming', 'eventsIn.count'))
+  bp.events.registerMiddleware(counter('outgoing', 'eventsOut.count'))
+}
+
+// Every Botpress logger shares one class: counting its warn and error counts them all.
+// Answers whether it could: inside the sandbox a host object's prototype shows as the
+// sandbox's own Object.prototype, which must not be touched (every object would change).
+function countLogs() {
+  const shared = Object.getPrototypeOf(bp.logger)
+  const own = method =>
+    shared &&
+    shared !== Object.prototype &&
+    Object.prototype.hasOwnProperty.call(shared, method) &&
+    typeof shared[method] === 'function'
+  if (!own('warn') || !own('error')) {
+    return false
+  }
+  const wrap = (method, field) => {
+    const original = shared[method]
+    shared[method] = function() {
+      add(field, 1)
+      return original.apply(this, arguments)
+    }
+  }
+  wrap('warn', 'warnings.count')
+  wrap('error', 'errors.count')
+  return true
+}
+
+function report() {
+  if (sending) {
+    return
+  }
+  const body = {}
+  let any = false
+  FIELDS.forEach(field => {
+    if (counts[field] !== 0) {
+      body[field] = counts[field]
+      counts[field] = 0
+      any = true
+    }
+  })
+  if (!any) {
+    return
+  }
+  sending = true
+  send(body, (outcome, detail) => {
+    sending = false
+    if (outcome === 'kept') {
+      FIELDS.forEach(field => {
+        if (body[field]) {
+          add(field, body[field])
+        }
+      })
+    }
+    if (outcome === 'sent') {
+      if (failing) {
+        failing = false
+        bp.logger.info(`alertd feed: reporting again to ${settings.url.origin}`)
+      }
+    } else if (!failing) {
+      failing = true
+      const what = outcome === 'kept' ? 'kept for the next report' : 'dropped'
+      bp.logger.warn(`alertd feed: ${settings.url.href}: ${detail}; counts ${what}`)
+    }
+  })
+}
+
+// Calls `done` once with 'sent', 'kept' (alertd surely did not take them) or 'dropped'.
+function send(body, done) {
+  const payload = JSON.stringify(body)
+  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }
+  if (settings.token) {
+    headers.Authorization = `Bearer ${settings.token}`
+  }
+  let finished = false
+  const finish = (outcome, detail) => {
+    if (!finished) {
+      finished = true
+      done(outcome, detail)
+    }
+  }
+  let written = false
+  const client = settings.url.protocol === 'https:' ? https : http
+  const request = client.request(settings.url, { method: 'POST', headers, timeout: SEND_TIMEOUT_MS }, response => {
+    let text = ''
+    response.setEncoding('utf8')
+    response.on('data', chunk => {
+      if (text.length < 500) {
+        text += chunk
+      }
+    })
+    response.on('end', () => {
+      const status = response.statusCode
+      if (status >= 200 && status < 300) {
+        finish('sent')
+      } else if (status === 429 || status >= 500) {
+        finish('kept', `alertd answered ${status} ${text.trim()}`)
+      } else {
+        finish('dropped', `alertd refused them: ${status} ${text.trim()}`)
+      }
+    })
+    response.on('error', err => finish('dropped', `the answer broke off: ${err.message}`))
+  })
+  request.on('finish', () => (written = true))
+  request.on('timeout', () => request.destroy(new Error(`no answer within ${SEND_TIMEOUT_MS} ms`)))
+  request.on('error', err => finish(written ? 'dropped' : 'kept', err.message))
+  request.end(payload)
+}
