@@ -58,11 +58,24 @@ struct Botpress {
 }
 
 impl Botpress {
+    /// Runs the feed hook in `mode` (`vm2` or `trusted`).
     fn start(dir: &Path, mode: &str, env: &[(&str, &str)], runs: u32) -> Botpress {
+        let hook = integration().join("hooks/after_server_start/alertd_feed.js");
+        Self::start_with(dir, &hook, mode, env, runs)
+    }
+
+    /// Runs `target`, a hook file or (mode `module`) a module folder.
+    fn start_with(
+        dir: &Path,
+        target: &Path,
+        mode: &str,
+        env: &[(&str, &str)],
+        runs: u32,
+    ) -> Botpress {
         let log = dir.join(format!("botpress-{mode}.log"));
         let mut child = Command::new("node")
             .arg(integration().join("test/harness.js"))
-            .arg(integration().join("hooks/after_server_start/alertd_feed.js"))
+            .arg(target)
             .args(["--mode", mode, "--runs", &runs.to_string()])
             .env("EXPOSED_ALERTD_INTERVAL", "0.1")
             .envs(env.iter().copied())
@@ -167,12 +180,13 @@ fn expected(botpress: &Botpress, totals: &Value, sandboxed: bool) -> Value {
 const BUSY: &str = r#"{"requests": 20, "other": 5, "incoming": 7, "outgoing": 11,
                        "warnings": 3, "errors": 4, "delayMs": 15}"#;
 
-fn reports_exactly(mode: &str, runs: u32) {
+fn reports_exactly(mode: &str, target: &Path, runs: u32) {
     let dir = tempfile::tempdir().unwrap();
     let alertd = start_alertd(dir.path(), free_port());
     let url = alertd.url("");
-    let mut botpress = Botpress::start(
+    let mut botpress = Botpress::start_with(
         dir.path(),
+        target,
         mode,
         &[
             ("EXPOSED_ALERTD_URL", &url),
@@ -220,16 +234,47 @@ fn reports_exactly(mode: &str, runs: u32) {
     }
 }
 
+fn hook() -> PathBuf {
+    integration().join("hooks/after_server_start/alertd_feed.js")
+}
+
 #[test]
 fn the_feed_reports_exactly_what_a_sandboxed_hook_can_count() {
     if sandbox_available() {
-        reports_exactly("vm2", 1);
+        reports_exactly("vm2", &hook(), 1);
     }
 }
 
 #[test]
 fn the_feed_reports_exactly_outside_the_sandbox_and_counts_once_when_run_twice() {
-    reports_exactly("trusted", 2);
+    reports_exactly("trusted", &hook(), 2);
+}
+
+#[test]
+fn the_packed_module_reports_everything_and_counts_once_when_loaded_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let packed = Command::new("bash")
+        .arg(integration().join("pack-module.sh"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(packed.status.success(), "{packed:?}");
+    let module = dir.path().join("alertd-feed");
+    std::fs::create_dir(&module).unwrap();
+    let extracted = Command::new("tar")
+        .arg("-xzf")
+        .arg(dir.path().join("alertd-feed.tgz"))
+        .arg("-C")
+        .arg(&module)
+        .status()
+        .unwrap();
+    assert!(extracted.success());
+    // The archive holds the hook's code itself, not a path back into this repository.
+    assert_eq!(
+        std::fs::read(module.join("dist/backend/alertd_feed.js")).unwrap(),
+        std::fs::read(hook()).unwrap()
+    );
+    reports_exactly("module", &module, 2);
 }
 
 #[test]

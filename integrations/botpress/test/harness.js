@@ -3,11 +3,14 @@
 // a Botpress server that the alertd feed touches, and makes that server busy on demand.
 //
 //   node harness.js HOOK_FILE [--mode vm2|trusted] [--runs N]
+//   node harness.js MODULE_DIR --mode module [--runs N]
 //
 // Modes: `vm2` (Botpress' default) runs the file in a vm2 NodeVM with `wrapper: 'none'`,
 // the hook's arguments as its sandbox, the filtered `process` (HOST, PORT, EXPOSED_*
 // variables) and `require` resolved outside the sandbox; `trusted` (DISABLE_GLOBAL_SANDBOX)
-// runs it as the body of `new Function(bp, process, printObject, require)`.
+// runs it as the body of `new Function(bp, process, printObject, require)`; `module` loads
+// a module folder as Botpress' module loader does (`require` of the folder, its `default`
+// export or itself, checked against the entry point's shape) and calls `onServerReady(bp)`.
 //
 // The server: a `bp` with `events.registerMiddleware`/`sendEvent` and a logger class shared
 // by every logger, an HTTP server on process.PORT that answers after `delayMs`, and a
@@ -119,6 +122,16 @@ const get = port =>
       .on('error', reject)
   })
 
+function loadModule(folder) {
+  const exported = require(path.resolve(folder))
+  const entryPoint = exported.default ? exported.default : exported
+  const { definition, onServerReady } = entryPoint
+  if (!definition || typeof definition.name !== 'string' || typeof onServerReady !== 'function') {
+    throw new Error(`${folder} is not a module entry point with a definition.name and onServerReady`)
+  }
+  return onServerReady(bp)
+}
+
 function runHook(code, filename) {
   const sandboxProcess = {
     HOST: '127.0.0.1',
@@ -149,9 +162,12 @@ async function main() {
   const other = await listen((request, response) => response.end('other'))
   process.PORT = server.address().port
 
-  const code = fs.readFileSync(hookFile, 'utf8')
   for (let run = 0; run < runs; run++) {
-    await runHook(code, path.resolve(hookFile))
+    if (mode === 'module') {
+      await loadModule(hookFile)
+    } else {
+      await runHook(fs.readFileSync(hookFile, 'utf8'), path.resolve(hookFile))
+    }
   }
 
   const lines = readline.createInterface({ input: process.stdin })

@@ -2,7 +2,8 @@
  * alertd feed: reports this Botpress node's counters to the alertd running beside it.
  *
  * Install as `data/global/hooks/after_server_start/alertd_feed.js` on every node and
- * restart Botpress. Botpress hooks see only environment variables named EXPOSED_*:
+ * restart Botpress, or as the module `alertd-feed` (../../module, ../../pack-module.sh),
+ * which runs this same code outside the sandbox. Botpress hooks see only environment variables named EXPOSED_*:
  *
  *   EXPOSED_ALERTD_URL       alertd's address on this node, e.g. http://127.0.0.1:7373
  *                            (required; without it the feed stays off and says so)
@@ -42,7 +43,9 @@ const FIELDS = [
   'warnings.count',
   'errors.count'
 ]
-// Marks the feed as running in this process, so that a second run counts nothing twice.
+// Marks the feed as running in this process, so that a second run counts nothing twice:
+// on `bp` (the same object for every hook) and on the HTTP server class (the same for a
+// module's every load; read-only, so unmarked, in the sandbox).
 const MARK = '__alertdFeed'
 const SEND_TIMEOUT_MS = 3000
 
@@ -51,11 +54,16 @@ if (typeof settings === 'string') {
   bp.logger.warn(`alertd feed is off: ${settings}`)
   return
 }
-if (bp[MARK]) {
+if (bp[MARK] || http.Server.prototype[MARK]) {
   bp.logger.info('alertd feed: already running in this process')
   return
 }
 bp[MARK] = true
+try {
+  http.Server.prototype[MARK] = true
+} catch (err) {
+  // Read-only in the sandbox, where the mark on `bp` does.
+}
 
 const counts = {}
 FIELDS.forEach(field => (counts[field] = 0))
