@@ -313,6 +313,15 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         active[0].contains("web-2") && active[0].contains("firing"),
         "{active:?}"
     );
+    assert!(
+        active[0].contains(">= 80%"),
+        "the value against the threshold: {active:?}"
+    );
+    let host = browser.find("#table-active td[data-label=Host] a").await;
+    assert_eq!(
+        host.attr("href").await.unwrap().as_deref(),
+        Some("/monitoring?frame=1h&host=web-2")
+    );
     let resolved = browser.rows("#table-resolved").await;
     assert_eq!(resolved.len(), 2, "{resolved:?}");
     assert!(
@@ -369,6 +378,27 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         lanes.matches("<rect").count() > 1 + history,
         "a bar per incident"
     );
+    // Every incident of the frame is a bar of its own, a link to it with a
+    // tooltip, in a row of its rule and host, at least 3 units wide.
+    let links = browser.all("svg.timeline a").await;
+    assert_eq!(links.len(), 1 + 2 + history, "{lanes}");
+    for link in &links {
+        let href = link.attr("href").await.unwrap().unwrap();
+        assert!(href.starts_with("/incidents/"), "{href}");
+        let bar = link.find(Locator::Css("rect")).await.unwrap();
+        let width: f64 = bar.attr("width").await.unwrap().unwrap().parse().unwrap();
+        assert!(width >= 3.0);
+        let title = bar.find(Locator::Css("title")).await.unwrap();
+        let tooltip = title.html(true).await.unwrap();
+        assert!(
+            tooltip.contains(" on ") && tooltip.contains("UTC"),
+            "{tooltip}"
+        );
+    }
+    // Two rules on one host are two rows: web-1 has one, the odd host one,
+    // web-2 one; each host named once, in full in its tooltip.
+    assert_eq!(lanes.matches("<title>db-&lt;1&gt;&amp;</title>").count(), 1);
+    assert!(lanes.contains("UTC"), "the axis says its time zone");
     let shot = browser.screenshot("incidents-5h", 1280).await;
     if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
@@ -459,6 +489,31 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             && facts.contains("avg(cpu.usage) over 1s >= 80"),
         "{facts}"
     );
+    assert!(facts.contains(">= 80%"), "{facts}");
+    let rule_link = browser.find("dl.facts dd a[href^='/rules']").await;
+    assert_eq!(
+        rule_link.attr("href").await.unwrap().as_deref(),
+        Some("/rules#rule-1")
+    );
+    assert!(
+        browser
+            .find("dl.facts dd a[href^='/monitoring']")
+            .await
+            .text()
+            .await
+            .unwrap()
+            == "web-2"
+    );
+    let chart = browser
+        .find("figure.chart svg")
+        .await
+        .html(false)
+        .await
+        .unwrap();
+    assert!(
+        chart.contains("#CF222E") && chart.contains("<polyline"),
+        "the incident's own chart, with its threshold"
+    );
     let hook_calls = browser.rows("#hook-calls").await;
     assert_eq!(hook_calls.len(), 1, "{hook_calls:?}");
     assert!(
@@ -519,7 +574,17 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .unwrap(),
         SCRIPT_RULE
     );
+    assert_eq!(
+        sections[0].attr("id").await.unwrap().as_deref(),
+        Some("rule-1")
+    );
+    let counts = browser.text("section.rule p.counts").await;
+    assert!(counts.starts_with("1 firing"), "{counts}");
     let high_cpu = browser.rows("section.rule:nth-of-type(1) table").await;
+    assert!(
+        high_cpu[0].starts_with("web-2"),
+        "firing first: {high_cpu:?}"
+    );
     assert!(
         high_cpu
             .iter()
@@ -562,6 +627,32 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             browser.fits_width().await,
             "{page} scrolls sideways on a phone"
         );
+        // Chart text is drawn at 13 of 900 units: at least 11 px on screen.
+        let text_px = browser
+            .client
+            .execute(
+                "const svg = document.querySelector('figure.chart svg');\
+                 return svg ? svg.getBoundingClientRect().width * 13 / 900 : 13;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap();
+        assert!(text_px >= 11.0, "{page}: chart text of {text_px} px");
+        if page == "/" {
+            // Every cell of an incident, the value and duration included, within the screen.
+            let beyond = browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('#table-active td')]\
+                     .filter(td => td.getBoundingClientRect().right > window.innerWidth).length",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(beyond, json!(0), "cells off the screen on a phone");
+        }
         browser.screenshot(&format!("{name}-phone"), 390).await;
     }
     browser.close().await;

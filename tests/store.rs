@@ -745,12 +745,20 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
         .unwrap();
     let due = store.due(1000, 10).unwrap();
     assert_eq!(due.len(), 1);
+    assert!(
+        store.undelivered().unwrap().is_empty(),
+        "not tried yet: nothing failed"
+    );
     store
         .bury_delivery(
             due[0].id,
             &call("i1", "notify:ops", TransitionKind::Opened, false),
         )
         .unwrap();
+    assert_eq!(
+        store.undelivered().unwrap().into_iter().collect::<Vec<_>>(),
+        [("i1".to_string(), true)]
+    );
     assert!(
         store.due(1000, 10).unwrap().is_empty(),
         "dead, and holding back the resolution"
@@ -788,6 +796,19 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
         .unwrap();
     let next = store.due(7000, 10).unwrap();
     assert_eq!(next[0].kind, TransitionKind::Resolved);
+    assert!(store.undelivered().unwrap().is_empty(), "delivered");
+    store
+        .finish_delivery(
+            next[0].id,
+            &call("i1", "notify:ops", TransitionKind::Resolved, false),
+            Some(9000),
+        )
+        .unwrap();
+    assert_eq!(
+        store.undelivered().unwrap().into_iter().collect::<Vec<_>>(),
+        [("i1".to_string(), false)],
+        "failed once, waiting"
+    );
 }
 
 pub fn sessions_expire_and_end(store: &dyn Store) {

@@ -1,5 +1,6 @@
 //! How the pages write times, durations and values.
 
+use crate::config::{Aggregation, Rule};
 use crate::duration::Millis;
 use crate::incident::rfc3339;
 
@@ -17,14 +18,17 @@ pub fn time_input(at: Millis) -> String {
     text
 }
 
-/// A time on a chart's axis: `10:00`, or `11-23 10:00` for a frame longer
-/// than a day and a half.
+/// A time on a chart's axis (UTC): `10:00:20` for a frame of ten minutes or
+/// less, `10:00` up to twelve hours, `11-23 10:00` beyond, so that a day's
+/// axis says which day.
 pub fn axis_time(at: Millis, frame: Millis) -> String {
     let text = rfc3339(at);
-    if frame > 36 * 3_600_000 {
+    if frame > 12 * 3_600_000 {
         format!("{} {}", &text[5..10], &text[11..16])
-    } else {
+    } else if frame > 10 * 60_000 {
         text[11..16].to_string()
+    } else {
+        text[11..19].to_string()
     }
 }
 
@@ -78,6 +82,39 @@ pub fn value(value: f64) -> String {
     }
 }
 
+/// The unit of a built-in field's values, with its leading space where it
+/// takes one: `%`, ` KB`, ` ms`; empty for counters and custom fields.
+pub fn unit(field: &str) -> &'static str {
+    match field {
+        "cpu.usage" | "mem.usage" => "%",
+        "mem.free" => " KB",
+        "requests.latency_sum" | "requests.latency_avg" => " ms",
+        _ => "",
+    }
+}
+
+/// A rule's aggregate with its unit: `71.5%`, `440,129 KB`, `3 samples`.
+pub fn measured(value: f64, rule: &Rule) -> String {
+    match rule.aggregation {
+        Aggregation::Count => format!(
+            "{} sample{}",
+            self::value(value),
+            if value == 1.0 { "" } else { "s" }
+        ),
+        _ => format!("{}{}", self::value(value), unit(&rule.field)),
+    }
+}
+
+/// A rule's aggregate against its threshold: `440,129 KB <= 500,000 KB`.
+pub fn against(value: f64, rule: &Rule) -> String {
+    format!(
+        "{} {} {}",
+        measured(value, rule),
+        rule.operand.symbol(),
+        measured(rule.threshold, rule)
+    )
+}
+
 /// A count with thousands apart: `1,234`.
 pub fn count(count: usize) -> String {
     value(count as f64)
@@ -93,6 +130,8 @@ mod tests {
         assert_eq!(time_input(1_732_356_010_000), "2024-11-23T10:00");
         assert_eq!(axis_time(1_732_356_010_000, 3_600_000), "10:00");
         assert_eq!(axis_time(1_732_356_010_000, 7 * 86_400_000), "11-23 10:00");
+        assert_eq!(axis_time(1_732_356_010_000, 86_400_000), "11-23 10:00");
+        assert_eq!(axis_time(1_732_356_010_000, 300_000), "10:00:10");
     }
 
     #[test]
@@ -115,5 +154,28 @@ mod tests {
         assert_eq!(value(1_234_567.891), "1,234,567.89");
         assert_eq!(value(100.0), "100");
         assert_eq!(count(12_345), "12,345");
+    }
+
+    #[test]
+    fn values_say_their_unit_and_threshold() {
+        let rule = |field: &str, aggregation, operand, threshold| Rule {
+            name: "r".into(),
+            field: field.into(),
+            aggregation,
+            operand,
+            threshold,
+            timeframe: 60_000,
+            cooldown: 0,
+        };
+        use crate::config::Operand::{EqualOrLessThan, EqualOrMoreThan};
+        let free = rule("mem.free", Aggregation::Min, EqualOrLessThan, 500_000.0);
+        assert_eq!(against(440_129.0, &free), "440,129 KB <= 500,000 KB");
+        let cpu = rule("cpu.usage", Aggregation::Avg, EqualOrMoreThan, 60.0);
+        assert_eq!(against(71.5, &cpu), "71.5% >= 60%");
+        let silent = rule("cpu.usage", Aggregation::Count, EqualOrLessThan, 0.0);
+        assert_eq!(against(0.0, &silent), "0 samples <= 0 samples");
+        assert_eq!(measured(1.0, &silent), "1 sample");
+        let errors = rule("errors.count", Aggregation::Sum, EqualOrMoreThan, 10.0);
+        assert_eq!(against(12.0, &errors), "12 >= 10");
     }
 }

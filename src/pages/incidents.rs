@@ -13,10 +13,13 @@ use super::PageQuery;
 use super::chart::{self, Bar, Colour, Lane};
 use super::{
     FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, condition, figure, format,
-    frame_selector, given, hidden_frame, href_with, legend,
+    frame_selector, given, hidden_frame, host_link, href_with, legend,
 };
+use crate::config::Rule;
+use crate::duration::Millis;
 use crate::incident::Incident;
 use crate::service::Service;
+use crate::store::HookCall;
 
 /// Resolved incidents per page.
 const PAGE_SIZE: usize = 50;
@@ -72,15 +75,10 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     };
     let incidents = service.store().incidents(frame.from, frame.to)?;
     let known_hosts = service.store().hosts()?;
+    let undelivered = service.store().undelivered()?;
+    let rules = service.read_config(|config| config.alerting.rules.clone());
     // The configured rules first; the incidents may add removed ones below.
-    let mut rule_names: Vec<String> = service.read_config(|config| {
-        config
-            .alerting
-            .rules
-            .iter()
-            .map(|r| r.name.clone())
-            .collect()
-    });
+    let mut rule_names: Vec<String> = rules.iter().map(|rule| rule.name.clone()).collect();
     let now = service.now();
 
     let rule_filter = given(&params.rule);
@@ -89,7 +87,13 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         rule_filter.is_none_or(|rule| *incident.rule_name == *rule)
             && host_filter.is_none_or(|host| *incident.host_name == *host)
     };
-    let active: Vec<&Incident> = incidents.active.iter().filter(shown).collect();
+    let mut active: Vec<&Incident> = incidents.active.iter().filter(shown).collect();
+    // The newest first, as for the resolved ones.
+    active.sort_by(|a, b| {
+        b.start_time
+            .cmp(&a.start_time)
+            .then_with(|| b.id.cmp(&a.id))
+    });
     let mut resolved: Vec<&Incident> = incidents.resolved.iter().filter(shown).collect();
     // The latest first: what an operator looks for.
     resolved.sort_by(|a, b| b.end_time.cmp(&a.end_time).then_with(|| b.id.cmp(&a.id)));
@@ -115,6 +119,12 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         )
         .collect();
 
+    let listing = Listing {
+        rules: &rules,
+        undelivered: &undelivered,
+        frame: frame.preset,
+        now,
+    };
     let content = html! {
         div.toolbar {
             (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; }, &[
@@ -153,17 +163,17 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
 
         section {
             h2 { "Active incidents " span.count { (active.len()) } }
-            (incident_table(&active, now, "No active incident.", "table-active"))
+            (listing.table(&active, "No active incident.", "table-active"))
         }
 
         section {
             h2 { "Timeline" }
-            (timeline(&frame, &active, &resolved, &rule_names, now))
+            (timeline(&frame, &active, &resolved, &rule_names, &listing))
         }
 
         section {
             h2 { "Resolved incidents " span.count { (format::count(resolved.len())) } }
-            (incident_table(on_page, now, "No incident resolved in this time frame.", "table-resolved"))
+            (listing.table(on_page, "No incident resolved in this time frame.", "table-resolved"))
             @if pages > 1 {
                 nav.pager aria-label="Resolved incidents pages" {
                     @if page > 1 {
@@ -191,90 +201,167 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     Ok(context.render("Incidents", Nav::Incidents, refresh, content))
 }
 
-fn incident_table(incidents: &[&Incident], now: i64, empty: &str, id: &str) -> Markup {
-    html! {
-        div.scroll {
-            table id=(id) {
-                thead { tr {
-                    th { "Rule" } th { "Host" } th { "Start" } th { "End" }
-                    th.num { "Duration" } th.num { "Trigger value" }
-                } }
-                tbody {
-                    @for incident in incidents {
-                        tr {
-                            td { a href={ "/incidents/" (incident.id) } { (incident.rule_name) } }
-                            td { (incident.host_name) }
-                            td.time { (format::time(incident.start_time)) }
-                            td.time { @match incident.end_time {
-                                Some(end) => (format::time(end)),
-                                None => (badge("firing")),
-                            } }
-                            td.num { (format::span(incident.end_time.unwrap_or(now) - incident.start_time)) }
-                            td.num title=(incident.trigger_value) { (format::value(incident.trigger_value)) }
+/// What the incident lists and the timeline need to put an incident in context.
+struct Listing<'a> {
+    rules: &'a [Rule],
+    undelivered: &'a BTreeMap<String, bool>,
+    /// The page's frame preset, kept by the links to a host's monitoring.
+    frame: Option<&'a str>,
+    now: Millis,
+}
+
+impl Listing<'_> {
+    fn rule(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|rule| rule.name == name)
+    }
+
+    /// The trigger value with its unit and the rule's threshold, when the
+    /// rule is still configured: `440,129 KB <= 500,000 KB`.
+    fn trigger(&self, incident: &Incident) -> String {
+        match self.rule(&incident.rule_name) {
+            Some(rule) => format::against(incident.trigger_value, rule),
+            None => format::value(incident.trigger_value),
+        }
+    }
+
+    /// `None`, or why on-call may not know: a delivery given up on, or failing.
+    fn delivery_problem(&self, incident: &Incident) -> Option<&'static str> {
+        self.undelivered.get(&*incident.id).map(|dead| {
+            if *dead {
+                "not delivered"
+            } else {
+                "delivery failing"
+            }
+        })
+    }
+
+    fn table(&self, incidents: &[&Incident], empty: &str, id: &str) -> Markup {
+        html! {
+            div.scroll {
+                table.incidents id=(id) {
+                    thead { tr {
+                        th { "Rule" } th { "Host" } th { "Start" } th { "End" }
+                        th.num { "Duration" } th.num { "Trigger value" }
+                    } }
+                    tbody {
+                        @for incident in incidents {
+                            tr {
+                                td data-label="Rule" {
+                                    a href={ "/incidents/" (incident.id) } { (incident.rule_name) }
+                                    @if let Some(problem) = self.delivery_problem(incident) {
+                                        " " span.badge.undelivered title="A hook was not reached: see the incident" { (problem) }
+                                    }
+                                }
+                                td data-label="Host" { (host_link(&incident.host_name, self.frame)) }
+                                td.time data-label="Start" { (format::time(incident.start_time)) }
+                                td.time data-label="End" { @match incident.end_time {
+                                    Some(end) => (format::time(end)),
+                                    None => (badge("firing")),
+                                } }
+                                td.num data-label="Duration" { (format::span(incident.end_time.unwrap_or(self.now) - incident.start_time)) }
+                                td.num data-label="Trigger value" title=(incident.trigger_value) { (self.trigger(incident)) }
+                            }
                         }
-                    }
-                    @if incidents.is_empty() {
-                        tr.empty { td colspan="6" { (empty) } }
+                        @if incidents.is_empty() {
+                            tr.empty { td colspan="6" { (empty) } }
+                        }
                     }
                 }
             }
         }
     }
+
+    /// An incident's tooltip on the timeline.
+    fn tooltip(&self, incident: &Incident) -> String {
+        let end = match incident.end_time {
+            Some(end) => format!("{} UTC", format::time(end)),
+            None => "now (firing)".to_string(),
+        };
+        let mut text = format!(
+            "{} on {}: {} UTC to {}, {}; {}",
+            incident.rule_name,
+            incident.host_name,
+            format::time(incident.start_time),
+            end,
+            format::span(incident.end_time.unwrap_or(self.now) - incident.start_time),
+            self.trigger(incident)
+        );
+        if let Some(problem) = self.delivery_problem(incident) {
+            text.push_str(&format!(" ({problem})"));
+        }
+        text
+    }
 }
 
-/// A lane per host with an incident in the frame, a colour per rule.
+/// A row per rule and host with an incident in the frame, a colour per rule.
 fn timeline(
     frame: &Frame,
     active: &[&Incident],
     resolved: &[&Incident],
     rule_names: &[String],
-    now: i64,
+    listing: &Listing,
 ) -> Markup {
-    let mut by_host: BTreeMap<&str, Vec<&Incident>> = BTreeMap::new();
+    let mut by_pair: BTreeMap<(&str, usize), Vec<&Incident>> = BTreeMap::new();
+    let rule_index = |rule: &str| rule_names.iter().position(|name| name == rule).unwrap_or(0);
     for incident in active.iter().chain(resolved) {
         if incident.start_time <= frame.to {
-            by_host
-                .entry(&incident.host_name)
+            by_pair
+                .entry((&incident.host_name, rule_index(&incident.rule_name)))
                 .or_default()
                 .push(incident);
         }
     }
-    if by_host.is_empty() {
+    if by_pair.is_empty() {
         return html! { p.empty { "No incident in this time frame." } };
     }
-    let colour =
-        |rule: &str| Colour::nth(rule_names.iter().position(|name| name == rule).unwrap_or(0));
-    let total = by_host.len();
-    let lanes: Vec<Lane> = by_host
+    let hosts: BTreeSet<&str> = by_pair.keys().map(|(host, _)| *host).collect();
+    let drawn: BTreeSet<&str> = hosts.iter().copied().take(TIMELINE_HOSTS).collect();
+    let lanes: Vec<Lane> = by_pair
         .into_iter()
-        .take(TIMELINE_HOSTS)
-        .map(|(host, incidents)| Lane {
-            label: host.to_string(),
+        .filter(|((host, _), _)| drawn.contains(host))
+        .map(|((host, rule), incidents)| Lane {
+            host: host.to_string(),
+            rule: rule_names[rule].clone(),
+            colour: Colour::nth(rule),
             bars: incidents
                 .iter()
                 .map(|incident| Bar {
                     start: incident.start_time,
-                    end: incident.end_time.unwrap_or(now),
-                    colour: colour(&incident.rule_name),
+                    end: incident.end_time.unwrap_or(listing.now),
+                    href: format!("/incidents/{}", incident.id),
+                    title: listing.tooltip(incident),
+                    undelivered: listing.delivery_problem(incident).is_some(),
                 })
                 .collect(),
         })
         .collect();
-    let used: BTreeSet<&str> = active
-        .iter()
-        .chain(resolved)
-        .map(|i| &*i.rule_name)
-        .collect();
-    let caption = if total > TIMELINE_HOSTS {
-        format!(
-            "When each incident was open, per host: the first {TIMELINE_HOSTS} of {total} hosts (filter by host to see others)."
-        )
-    } else {
-        "When each incident was open, per host.".to_string()
+    let used: BTreeSet<&str> = lanes.iter().map(|lane| lane.rule.as_str()).collect();
+    let mut caption = "When each incident was open: a row per rule and host. Each bar opens its incident (or, where incidents are closer than the chart can tell apart, their list); bars outlined in red did not reach every hook.".to_string();
+    if hosts.len() > TIMELINE_HOSTS {
+        caption.push_str(&format!(
+            " The first {TIMELINE_HOSTS} of {} hosts: filter by host to see the others.",
+            hosts.len()
+        ));
+    }
+    let group_href = |lane: &Lane, from: Millis, to: Millis| {
+        let params = IncidentsParams {
+            frame: FrameParams {
+                frame: Some("custom".to_string()),
+                from: Some(format::time_input(from)),
+                to: Some(format::time_input(to + 60_000)),
+            },
+            rule: Some(lane.rule.clone()),
+            host: Some(lane.host.clone()),
+            ..IncidentsParams::default()
+        };
+        super::href("/", &params)
     };
     html! {
-        (figure(chart::timeline(frame.from, frame.to, &lanes), &caption))
-        (legend(rule_names.iter().filter(|name| used.contains(name.as_str())).map(|name| (name.as_str(), colour(name)))))
+        figure.chart {
+            (chart::timeline(frame.from, frame.to, &lanes, &group_href))
+            figcaption { (caption) }
+        }
+        (legend(rule_names.iter().filter(|name| used.contains(name.as_str())).map(|name| (name.as_str(), Colour::nth(rule_index(name))))))
     }
 }
 
@@ -291,44 +378,71 @@ pub(super) async fn detail(
                 message: format!("There is no incident {id:?}: it may have been deleted after the retention period."),
             })?;
             let incident = &detail.incident;
-            let rule = service.read_config(|config| {
-                config
-                    .alerting
-                    .rules
-                    .iter()
-                    .find(|rule| rule.name == *incident.rule_name)
-                    .map(condition)
+            let (rules, retention, watcher_interval) = service.read_config(|config| {
+                (
+                    config.alerting.rules.clone(),
+                    config.monitoring.retention_period,
+                    config.alerting.watcher_interval,
+                )
             });
+            let index = rules.iter().position(|rule| rule.name == *incident.rule_name);
+            let rule = index.map(|index| &rules[index]);
             let now = service.now();
+            let chart = match rule {
+                Some(rule) => Some(incident_chart(service, rule, incident, retention, watcher_interval, now)?),
+                None => None,
+            };
+            let deliveries = deliveries(&detail.calls);
             let content = html! {
                 dl.facts {
-                    dt { "Rule" } dd { (incident.rule_name) }
-                    dt { "Host" } dd { (incident.host_name) }
+                    dt { "Rule" } dd { @match index {
+                        Some(index) => a href={ "/rules#" (super::rule_anchor(index)) } { (incident.rule_name) },
+                        None => (incident.rule_name),
+                    } }
+                    dt { "Host" } dd { (host_link(&incident.host_name, None)) }
                     dt { "State" } dd { @if incident.is_open() { (badge("firing")) } @else { (badge("resolved")) } }
                     dt { "Start" } dd { (format::time(incident.start_time)) " UTC" }
                     dt { "End" } dd { @match incident.end_time { Some(end) => { (format::time(end)) " UTC" }, None => "open" } }
                     dt { "Duration" } dd { (format::span(incident.end_time.unwrap_or(now) - incident.start_time)) }
-                    dt { "Trigger value" } dd { (incident.trigger_value) }
-                    dt { "Condition" } dd { @match &rule { Some(rule) => code { (rule) }, None => "the rule is no longer configured" } }
+                    dt { "Trigger value" } dd {
+                        @if let Some(rule) = rule { (format::against(incident.trigger_value, rule)) " (exactly " (incident.trigger_value) ")" }
+                        @else { (incident.trigger_value) }
+                    }
+                    dt { "Condition" } dd { @match rule { Some(rule) => code { (condition(rule)) }, None => "the rule is no longer configured" } }
                     dt { "Id" } dd { code { (incident.id) } }
                 }
+                @if let Some(chart) = chart { (chart) }
                 section {
                     h2 { "Hook calls " span.count { (detail.calls.len()) } }
                     div.scroll {
                         table #hook-calls {
-                            thead { tr { th { "Started" } th { "Hook" } th { "Event" } th.num { "Attempt" } th { "Outcome" } th.num { "Took" } th { "Output" } } }
+                            thead { tr { th { "Hook" } th { "Event" } th.num { "Attempts" } th { "Last outcome" } th { "Last started" } th.num { "Took" } th { "Output" } } }
                             tbody {
-                                @for call in &detail.calls {
+                                @for attempts in &deliveries {
+                                    @let last = attempts[attempts.len() - 1];
                                     tr {
-                                        td.time { (format::time(call.started)) }
-                                        td { code { (call.target) } }
-                                        td { (call.kind.as_str()) }
-                                        td.num { (call.attempt) }
-                                        td { (badge(if call.succeeded { "ok" } else { "failed" })) " " (call.outcome) }
-                                        td.num { (format::span(call.duration_ms as i64)) }
+                                        td { code { (last.target) } }
+                                        td { (last.kind.as_str()) }
+                                        td.num { (attempts.len()) }
+                                        td { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) }
+                                        td.time { (format::time(last.started)) }
+                                        td.num { (format::span(last.duration_ms as i64)) }
                                         td {
-                                            @if !call.stdout.is_empty() { pre { (call.stdout) } }
-                                            @if !call.stderr.is_empty() { pre.stderr { (call.stderr) } }
+                                            @if !last.stdout.is_empty() { pre { (last.stdout) } }
+                                            @if !last.stderr.is_empty() { pre.stderr { (last.stderr) } }
+                                            @if attempts.len() > 1 {
+                                                details.attempts {
+                                                    summary { "All " (attempts.len()) " attempts" }
+                                                    ol {
+                                                        @for call in attempts {
+                                                            li {
+                                                                (format::time(call.started)) ": " (call.outcome) " (" (format::span(call.duration_ms as i64)) ")"
+                                                                @if !call.stderr.is_empty() { pre.stderr { (call.stderr) } }
+                                                            }
+                                                        }
+                                                    }
+                                                }
+                                            }
                                         }
                                     }
                                 }
@@ -344,17 +458,20 @@ pub(super) async fn detail(
                         h2 { "Waiting hook calls " span.count { (detail.pending.len()) } }
                         div.scroll {
                             table #pending-hooks {
-                                thead { tr { th { "Hook" } th { "Event" } th.num { "Failed attempts" } th { "Next attempt" } } }
+                                thead { tr { th { "Hook" } th { "Event" } th.num { "Failed attempts" } th { "Waits for" } } }
                                 tbody {
-                                    @for delivery in &detail.pending {
+                                    @for (position, delivery) in detail.pending.iter().enumerate() {
+                                        @let ahead = detail.pending[..position].iter().find(|earlier| earlier.target == delivery.target);
                                         tr {
                                             td { code { (delivery.target) } }
                                             td { (delivery.kind.as_str()) }
                                             td.num { (delivery.attempts) }
                                             @if delivery.dead {
-                                                td { b { "given up" } }
+                                                td { b { "nothing: given up" } " after " (delivery.attempts) " attempt" @if delivery.attempts != 1 { "s" } }
+                                            } @else if let Some(ahead) = ahead {
+                                                td { "the " (ahead.kind.as_str()) " call to this hook, first" }
                                             } @else {
-                                                td.time { (format::time(delivery.next_attempt)) }
+                                                td.time { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
                                             }
                                         }
                                     }
@@ -374,6 +491,76 @@ pub(super) async fn detail(
             Ok(context.render(&title, Nav::Incidents, None, content))
         })
         .await
+}
+
+/// The calls of each delivery (one hook, one event), in the order of their
+/// first attempt; each delivery's attempts oldest first.
+fn deliveries(calls: &[HookCall]) -> Vec<Vec<&HookCall>> {
+    let mut deliveries: Vec<Vec<&HookCall>> = Vec::new();
+    for call in calls {
+        match deliveries
+            .iter_mut()
+            .find(|attempts| attempts[0].target == call.target && attempts[0].kind == call.kind)
+        {
+            Some(attempts) => attempts.push(call),
+            None => deliveries.push(vec![call]),
+        }
+    }
+    deliveries
+}
+
+/// The rule's aggregate on the incident's host over the incident's own span
+/// (and as much again before and after, at least a timeframe), threshold drawn.
+fn incident_chart(
+    service: &Service,
+    rule: &Rule,
+    incident: &Incident,
+    retention: Millis,
+    watcher_interval: Millis,
+    now: Millis,
+) -> Result<Markup, PageError> {
+    let end = incident.end_time.unwrap_or(now);
+    let margin = (end - incident.start_time).max(rule.timeframe).max(60_000);
+    let (from, to) = (
+        incident.start_time - margin,
+        (end + margin).min(now.max(end)),
+    );
+    let step = ((to - from) / 150).max(1000) / 1000 * 1000;
+    let hosts: BTreeSet<&str> = [&*incident.host_name].into_iter().collect();
+    let history = super::rules::history(
+        service.store(),
+        std::slice::from_ref(rule),
+        retention,
+        watcher_interval,
+        (from, to),
+        step,
+        &hosts,
+    )?;
+    let chart = chart::TimeChart {
+        from,
+        to,
+        step,
+        width: chart::WIDE,
+        height: 220,
+        top: None,
+        unit: format::unit(&rule.field).trim(),
+        threshold: Some(rule.threshold),
+        lines: vec![chart::Line {
+            colour: Colour::nth(0),
+            points: history[0]
+                .get(&*incident.host_name)
+                .cloned()
+                .unwrap_or_default(),
+        }],
+    };
+    let caption = format!(
+        "{}({}) over {} on {} around the incident, as the rule saw it at each tick; the dashed line is the threshold.",
+        rule.aggregation,
+        rule.field,
+        crate::duration::HumanDuration(rule.timeframe),
+        incident.host_name
+    );
+    Ok(figure(chart.svg(), &caption))
 }
 
 /// `POST /incidents/{id}/retry`: the page's button that brings back the

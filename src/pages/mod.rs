@@ -290,6 +290,21 @@ fn href_with<P: Serialize + Clone>(path: &str, params: &P, change: impl FnOnce(&
     href(path, &changed)
 }
 
+/// A host's monitoring view over `frame` (a preset name) or the default frame.
+pub(super) fn host_href(host: &str, frame: Option<&str>) -> String {
+    href("/monitoring", &[("frame", frame), ("host", Some(host))])
+}
+
+/// A host's name linking to its monitoring view.
+fn host_link(host: &str, frame: Option<&str>) -> Markup {
+    html! { a href=(host_href(host, frame)) title={ "Monitoring of " (host) } { (host) } }
+}
+
+/// The anchor of a rule's section on the rules page.
+fn rule_anchor(index: usize) -> String {
+    format!("rule-{}", index + 1)
+}
+
 /// A query parameter that was given and is not blank.
 fn given(value: &Option<String>) -> Option<&str> {
     value

@@ -5,7 +5,7 @@
 //! raises incidents, from the stored samples. What the chart shows is what
 //! the rule saw, tick by tick.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -17,11 +17,11 @@ use super::PageQuery;
 use super::chart::{Colour, Line, TimeChart, WIDE};
 use super::{
     FrameParams, Nav, PageContext, PageError, badge, condition, figure, format, frame_selector,
-    legend,
+    host_link, legend, rule_anchor,
 };
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
-use crate::engine::{Engine, PairStatus};
+use crate::engine::{Engine, PairState, PairStatus};
 use crate::incident::SequentialIds;
 use crate::service::{RuleStates, Service};
 use crate::store::{Store, StoreError};
@@ -29,7 +29,7 @@ use crate::store::{Store, StoreError};
 /// The frames of this page: up to a day, since its history is computed.
 const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(5).0;
 /// About this many points per chart.
-const POINTS: i64 = 150;
+const POINTS: i64 = 120;
 /// The most hosts drawn on a rule's chart.
 const CHART_HOSTS: usize = 10;
 
@@ -41,7 +41,7 @@ pub(super) struct RulesParams {
 }
 
 /// A rule's aggregate per host at each point: `history[rule][host]`.
-type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
+pub(super) type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
 
 pub(super) async fn page(
     State(service): State<Arc<Service>>,
@@ -64,6 +64,28 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
             config.alerting.enabled,
         )
     });
+    // The live state, as the watcher last evaluated it.
+    let RuleStates {
+        evaluated,
+        hosts: states,
+        ..
+    } = service.rule_states();
+    let incidents = service.store().incidents(frame.from, frame.to)?;
+    let fired: BTreeSet<(&str, &str)> = incidents
+        .active
+        .iter()
+        .chain(&incidents.resolved)
+        .map(|incident| (&*incident.rule_name, &*incident.host_name))
+        .collect();
+    let sorted: Vec<RuleHosts> = rules
+        .iter()
+        .enumerate()
+        .map(|(index, rule)| RuleHosts::sort(index, rule, &states, &fired))
+        .collect();
+    let drawn: BTreeSet<&str> = sorted
+        .iter()
+        .flat_map(|hosts| hosts.charted.iter().copied())
+        .collect();
     let history = history(
         service.store(),
         &rules,
@@ -71,13 +93,9 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
         watcher_interval,
         (frame.from, frame.to),
         step,
+        &drawn,
     )?;
-    // The live state, as the watcher last evaluated it.
-    let RuleStates {
-        evaluated,
-        hosts: states,
-        ..
-    } = service.rule_states();
+    let frame_name = frame.preset;
     let content = html! {
         div.toolbar {
             (frame_selector("/rules", &frame, FRAMES, params, |p, f| p.frame = f, &[]))
@@ -94,82 +112,168 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
             p.empty { "No rule is configured (alerting.rules)." }
         }
         @for (index, rule) in rules.iter().enumerate() {
-            section.rule {
+            @let hosts = &sorted[index];
+            section.rule id=(rule_anchor(index)) {
                 h2 { (rule.name) }
                 p { code { (condition(rule)) } }
-                div.scroll {
-                    table.rule-hosts {
-                        thead { tr {
-                            th { "Host" } th.num { "Aggregate" } th.num { "Threshold" } th.num { "Samples" } th { "State" } th { "" }
-                        } }
-                        tbody {
-                            @for (host, statuses) in &states {
-                                @if let Some(status) = statuses.get(index) {
-                                    tr {
-                                        td { (host) }
-                                        td.num { @match status.aggregate {
-                                            Some(value) => (format::value(value)),
-                                            None => "—",
-                                        } }
-                                        td.num { (rule.operand.symbol()) " " (format::value(rule.threshold)) }
-                                        td.num { (status.samples) }
-                                        td { (badge(status.state.as_str())) }
-                                        td {
-                                            @if let Some(open) = &status.open {
-                                                a href={ "/incidents/" (open.id) } { "open incident" }
-                                            } @else if let Some(end) = status.last_end.filter(|_| status.state.as_str() == "cooldown") {
-                                                "until " (format::time(end + rule.cooldown))
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                            @if states.is_empty() {
-                                tr.empty { td colspan="6" { "No host has reported yet." } }
-                            }
-                        }
+                p.counts { (hosts.counts()) }
+                @if hosts.shown.is_empty() {
+                    p.empty { "No host fired in this time frame." }
+                } @else {
+                    (host_table(rule, &hosts.shown, frame_name))
+                }
+                @if !hosts.folded.is_empty() {
+                    details.hosts {
+                        summary { (hosts.folded.len()) " other host" @if hosts.folded.len() != 1 { "s" } ": no incident in this time frame" }
+                        (folded_hosts(rule, &hosts.folded, frame_name))
                     }
                 }
-                (rule_chart(rule, &history[index], &firing(&states, index), (frame.from, frame.to), step))
+                (rule_chart(rule, &history[index], &hosts.charted, hosts.total, (frame.from, frame.to), step))
             }
         }
     };
     Ok(context.render("Rules", Nav::Rules, None, content))
 }
 
-/// The hosts on which rule `index` has an open incident.
-fn firing(states: &[(String, Vec<PairStatus>)], index: usize) -> Vec<&str> {
-    states
-        .iter()
-        .filter(|(_, statuses)| {
-            statuses
-                .get(index)
-                .is_some_and(|status| status.open.is_some())
-        })
-        .map(|(host, _)| host.as_str())
-        .collect()
+/// A rule's hosts, in the order an operator looks at them.
+struct RuleHosts<'s> {
+    /// Firing first, then in cooldown, then the others that fired in the frame.
+    shown: Vec<(&'s str, &'s PairStatus)>,
+    /// The hosts with no incident in the frame, by name.
+    folded: Vec<(&'s str, &'s PairStatus)>,
+    /// The hosts on the chart: those shown, then the others by name, up to
+    /// [`CHART_HOSTS`].
+    charted: Vec<&'s str>,
+    total: usize,
+    states: [usize; 4],
 }
 
-/// The chart of a rule's aggregate: the firing hosts first, then the others
-/// in name order, up to [`CHART_HOSTS`].
+impl<'s> RuleHosts<'s> {
+    fn sort(
+        index: usize,
+        rule: &Rule,
+        states: &'s [(String, Vec<PairStatus>)],
+        fired: &BTreeSet<(&str, &str)>,
+    ) -> Self {
+        let statuses: Vec<(&str, &PairStatus)> = states
+            .iter()
+            .filter_map(|(host, statuses)| Some((host.as_str(), statuses.get(index)?)))
+            .collect();
+        let rank = |(host, status): &(&str, &PairStatus)| match status.state {
+            PairState::Firing => Some(0),
+            PairState::Cooldown => Some(1),
+            _ if fired.contains(&(rule.name.as_str(), *host)) => Some(2),
+            _ => None,
+        };
+        let mut shown: Vec<(&str, &PairStatus)> = statuses
+            .iter()
+            .filter(|pair| rank(pair).is_some())
+            .copied()
+            .collect();
+        shown.sort_by_key(|pair| (rank(pair), pair.0));
+        let folded: Vec<(&str, &PairStatus)> = statuses
+            .iter()
+            .filter(|pair| rank(pair).is_none())
+            .copied()
+            .collect();
+        let mut charted: Vec<&str> = shown
+            .iter()
+            .chain(&folded)
+            .map(|(host, _)| *host)
+            .take(CHART_HOSTS)
+            .collect();
+        charted.sort_unstable();
+        let mut counts = [0; 4];
+        for (_, status) in &statuses {
+            counts[status.state as usize] += 1;
+        }
+        RuleHosts {
+            shown,
+            folded,
+            charted,
+            total: statuses.len(),
+            states: counts,
+        }
+    }
+
+    /// `2 firing · 1 in cooldown · 97 ok`
+    fn counts(&self) -> String {
+        let labels = ["firing", "in cooldown", "with no data", "ok"];
+        let parts: Vec<String> = self
+            .states
+            .iter()
+            .zip(labels)
+            .filter(|(count, _)| **count > 0)
+            .map(|(count, label)| format!("{} {label}", format::count(*count)))
+            .collect();
+        match parts.is_empty() {
+            true => "No host has reported yet.".to_string(),
+            false => parts.join(" · "),
+        }
+    }
+}
+
+/// A row per host: the aggregate against the threshold, the samples in the
+/// window, the state and its incident.
+fn host_table(rule: &Rule, hosts: &[(&str, &PairStatus)], frame: Option<&str>) -> maud::Markup {
+    html! {
+        div.scroll {
+            table.rule-hosts {
+                thead { tr {
+                    th { "Host" } th { "State" } th.num { "Aggregate" } th.num { "Samples" } th { "" }
+                } }
+                tbody {
+                    @for (host, status) in hosts {
+                        tr {
+                            td { (host_link(host, frame)) }
+                            td { (badge(status.state.as_str())) }
+                            td.num { @match status.aggregate {
+                                Some(value) => (format::against(value, rule)),
+                                None => { "— " (rule.operand.symbol()) " " (format::measured(rule.threshold, rule)) },
+                            } }
+                            td.num { (status.samples) }
+                            td {
+                                @if let Some(open) = &status.open {
+                                    a href={ "/incidents/" (open.id) } { "open incident" }
+                                } @else if let Some(end) = status.last_end.filter(|_| status.state == PairState::Cooldown) {
+                                    "until " (format::time(end + rule.cooldown))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The quiet hosts, compactly: each name (a link to its monitoring) and its
+/// aggregate, or "no data".
+fn folded_hosts(rule: &Rule, hosts: &[(&str, &PairStatus)], frame: Option<&str>) -> maud::Markup {
+    html! {
+        ul.folded {
+            @for (host, status) in hosts {
+                li {
+                    a href=(super::host_href(host, frame)) { (host) } " "
+                    @match status.aggregate {
+                        Some(value) => span.num { (format::measured(value, rule)) },
+                        None => span.nodata { "no data" },
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The chart of a rule's aggregate for `hosts`.
 fn rule_chart(
     rule: &Rule,
     history: &BTreeMap<String, Vec<(Millis, f64)>>,
-    firing: &[&str],
+    hosts: &[&str],
+    total: usize,
     (from, to): (Millis, Millis),
     step: Millis,
 ) -> maud::Markup {
-    let mut hosts: Vec<&String> = history
-        .keys()
-        .filter(|host| firing.contains(&host.as_str()))
-        .chain(
-            history
-                .keys()
-                .filter(|host| !firing.contains(&host.as_str())),
-        )
-        .take(CHART_HOSTS)
-        .collect();
-    hosts.sort();
     let chart = TimeChart {
         from,
         to,
@@ -184,7 +288,7 @@ fn rule_chart(
             .enumerate()
             .map(|(index, host)| Line {
                 colour: Colour::nth(index),
-                points: history[*host].clone(),
+                points: history.get(*host).cloned().unwrap_or_default(),
             })
             .collect(),
     };
@@ -194,33 +298,36 @@ fn rule_chart(
         rule.field,
         crate::duration::HumanDuration(rule.timeframe)
     );
-    if history.len() > CHART_HOSTS {
+    if total > hosts.len() {
         caption.push_str(&format!(
-            " The first {CHART_HOSTS} of {} hosts.",
-            history.len()
+            " {} of {total} hosts: those that fired in the frame first.",
+            hosts.len()
         ));
     }
     html! {
         (figure(chart.svg(), &caption))
-        (legend(hosts.iter().enumerate().map(|(index, host)| (host.as_str(), Colour::nth(index)))))
+        (legend(hosts.iter().enumerate().map(|(index, host)| (*host, Colour::nth(index)))))
     }
 }
 
 /// The most evaluations per host the history may take.
 const MAX_TICKS: i64 = 20_000;
 
-/// Runs the stored samples of `[from - longest timeframe, to]` through a
-/// fresh engine with `rules`, evaluating at the watcher's ticks (coarser
-/// over a long frame, at most [`MAX_TICKS`]), and keeps per chart point of
-/// `step` the value closest to firing: the highest for `>=`, the lowest for
-/// `<=`. A crossing between two points still shows.
-fn history(
+/// Runs each of `hosts`' stored samples of `[from - longest timeframe, to]`
+/// through a fresh engine with `rules`, evaluating at the watcher's ticks
+/// (coarser over a long frame, at most [`MAX_TICKS`]), and keeps per chart
+/// point of `step` the value closest to firing: the highest for `>=`, the
+/// lowest for `<=`. A crossing between two points still shows. Hosts are
+/// evaluated independently by the engine, so one at a time gives the same
+/// figures as all together, reading only the hosts drawn.
+pub(super) fn history(
     store: &dyn Store,
     rules: &[Rule],
     retention: Millis,
     watcher_interval: Millis,
     (from, to): (Millis, Millis),
     step: Millis,
+    hosts: &BTreeSet<&str>,
 ) -> Result<History, StoreError> {
     let mut history: History = vec![BTreeMap::new(); rules.len()];
     if rules.is_empty() {
@@ -228,28 +335,25 @@ fn history(
     }
     let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
     let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
-    let mut engine = Engine::new(rules, retention);
     let mut ids = SequentialIds(0);
     let mut transitions = Vec::new();
-    let mut next_tick = from.div_euclid(interval) * interval;
-    let mut evaluate = |engine: &mut Engine, at: Millis, history: &mut History| {
-        transitions.clear();
-        // Ticks only move forward here, the one thing evaluate checks.
-        if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
-            return;
-        }
-        let point = from + (at - from) / step * step;
-        for host in engine.host_names() {
+    for host in hosts {
+        let mut engine = Engine::new(rules, retention);
+        let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); rules.len()];
+        let mut next_tick = from.div_euclid(interval) * interval;
+        let mut evaluate = |engine: &mut Engine, at: Millis, series: &mut [Vec<(Millis, f64)>]| {
+            transitions.clear();
+            // Ticks only move forward here, the one thing evaluate checks.
+            if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
+                return;
+            }
             let Some(statuses) = engine.host_status(host) else {
-                continue;
+                return;
             };
-            for ((rule, status), series) in rules.iter().zip(&statuses).zip(history.iter_mut()) {
+            let point = from + (at - from) / step * step;
+            for ((rule, status), points) in rules.iter().zip(&statuses).zip(series.iter_mut()) {
                 let Some(value) = status.aggregate else {
                     continue;
-                };
-                let points = match series.get_mut(host) {
-                    Some(points) => points,
-                    None => series.entry(host.to_string()).or_default(),
                 };
                 match points.last_mut() {
                     Some((last, kept)) if *last == point => {
@@ -265,18 +369,23 @@ fn history(
                     _ => points.push((point, value)),
                 }
             }
-        }
-    };
-    store.scan_samples(from.saturating_sub(longest), to, &mut |sample| {
-        while next_tick < sample.ts && next_tick <= to {
-            evaluate(&mut engine, next_tick, &mut history);
+        };
+        store.scan_host_samples(host, from.saturating_sub(longest), to, &mut |sample| {
+            while next_tick < sample.ts && next_tick <= to {
+                evaluate(&mut engine, next_tick, &mut series);
+                next_tick += interval;
+            }
+            engine.ingest(&sample);
+        })?;
+        while next_tick <= to {
+            evaluate(&mut engine, next_tick, &mut series);
             next_tick += interval;
         }
-        engine.ingest(&sample);
-    })?;
-    while next_tick <= to {
-        evaluate(&mut engine, next_tick, &mut history);
-        next_tick += interval;
+        for (rule_history, points) in history.iter_mut().zip(series) {
+            if !points.is_empty() {
+                rule_history.insert(host.to_string(), points);
+            }
+        }
     }
     Ok(history)
 }

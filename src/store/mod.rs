@@ -23,6 +23,8 @@ pub use observed::Observed;
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use crate::duration::Millis;
 use crate::incident::{Incident, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
@@ -479,6 +481,11 @@ pub trait Store: Send + Sync {
 
     /// How many deliveries are waiting, dead ones included.
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
+
+    /// The incidents that have not reached every hook: those with a
+    /// delivery that failed at least once and still waits (`false`) or was
+    /// given up on (`true`, dead), by incident id.
+    fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError>;
 
     /// Deletes resolved incidents with `endTime < before` whose deliveries are
     /// all done, with their hook calls. Returns how many were deleted.

@@ -239,6 +239,9 @@ impl Store for Observed {
     fn pending_deliveries(&self) -> Result<u64, StoreError> {
         self.call("pending_deliveries", |store| store.pending_deliveries())
     }
+    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        self.call("undelivered", |store| store.undelivered())
+    }
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
         self.call("delete_incidents_resolved_before", |store| {
             store.delete_incidents_resolved_before(before)

@@ -378,6 +378,43 @@ pub(super) fn pending_deliveries(store: &RedisStore) -> Result<u64, StoreError> 
     store.run(move |mut c| async move { c.zcard(ids).await })
 }
 
+pub(super) fn undelivered(
+    store: &RedisStore,
+) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+    let (key, attempts, dead) = (
+        store.key("outbox_key"),
+        store.key("outbox_attempts"),
+        store.key("outbox_dead"),
+    );
+    type Found = (
+        std::collections::HashMap<i64, Vec<u8>>,
+        std::collections::HashMap<i64, u32>,
+        std::collections::HashMap<i64, u8>,
+    );
+    let (keys, tries, deaths): Found = store.run(move |mut c| async move {
+        redis::pipe()
+            .atomic()
+            .hgetall(key)
+            .hgetall(attempts)
+            .hgetall(dead)
+            .query_async(&mut c)
+            .await
+    })?;
+    let mut undelivered = std::collections::BTreeMap::new();
+    for (delivery, key) in keys {
+        let dead = deaths.contains_key(&delivery);
+        if !dead && tries.get(&delivery).copied().unwrap_or(0) == 0 {
+            continue;
+        }
+        let incident = key.split(|byte| *byte == 0).next().unwrap_or_default();
+        let entry = undelivered
+            .entry(String::from_utf8_lossy(incident).into_owned())
+            .or_insert(false);
+        *entry |= dead;
+    }
+    Ok(undelivered)
+}
+
 pub(super) fn delete_incidents_resolved_before(
     store: &RedisStore,
     before: Millis,

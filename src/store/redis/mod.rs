@@ -573,6 +573,10 @@ impl Store for RedisStore {
         incidents::pending_deliveries(self)
     }
 
+    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        incidents::undelivered(self)
+    }
+
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
         incidents::delete_incidents_resolved_before(self, before)
     }

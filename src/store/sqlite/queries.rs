@@ -1,6 +1,8 @@
 //! The SQL of the embedded store: each [`Store`] method as statements on
 //! the writer's connection or a reader's, and the decoding of rows.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
@@ -648,6 +650,18 @@ impl Store for SqliteStore {
             let count: i64 =
                 connection.query_row("SELECT count(*) FROM outbox", [], |row| row.get(0))?;
             Ok(count as u64)
+        })
+    }
+
+    fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare(
+                "SELECT incident_id, max(dead) FROM outbox \
+                 WHERE attempts > 0 OR dead = 1 GROUP BY incident_id",
+            )?;
+            let rows =
+                statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? != 0)))?;
+            Ok(rows.collect::<Result<BTreeMap<String, bool>, _>>()?)
         })
     }
 
