@@ -18,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use alertd::incident::{Incident, Transition, TransitionKind};
-use alertd::store::{SqliteStore, Store};
+use alertd::store::{Claim, HookCall, SqliteStore, Store};
 use support::{Alertd, free_port, install_logging_hook, lines, now, wait_for};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -740,7 +740,30 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
             })
             .collect();
         let lease = store.acquire_lease("seed", 60_000).unwrap().unwrap();
-        store.record_transitions(&lease, &transitions, &[]).unwrap();
+        // The newest one's hook was given up on: on-call never heard of it.
+        let mut targets = vec![Vec::new(); transitions.len()];
+        targets[2999] = vec!["exec:pager".to_string()];
+        store
+            .record_transitions_to(&lease, &transitions, &targets)
+            .unwrap();
+        let claim = Claim {
+            node: "seed",
+            until: i64::MAX,
+        };
+        let delivery = &store.claim_deliveries(now(), &claim, 10).unwrap()[0];
+        let call = HookCall {
+            incident_id: delivery.incident.id.clone(),
+            target: delivery.target.clone(),
+            kind: delivery.kind,
+            attempt: 1,
+            started: now(),
+            duration_ms: 5,
+            outcome: "exited with status 1".to_string(),
+            succeeded: false,
+            stdout: String::new(),
+            stderr: "no route to pager".to_string(),
+        };
+        store.bury_delivery(delivery.id, &call).unwrap();
     }
     let config = json!({
         "monitoring": {"enabled": false},
@@ -794,6 +817,56 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
     assert!(browser.text("nav.pager").await.contains("Page 1 of 60"));
     let newest = browser.rows("#table-resolved").await[0].clone();
     assert!(newest.contains("node-29"), "the latest first: {newest}");
+    assert!(
+        newest.contains("not delivered"),
+        "marked undelivered: {newest}"
+    );
+    assert_eq!(
+        browser
+            .all("#table-resolved .badge.undelivered")
+            .await
+            .len(),
+        1
+    );
+    // Each of the 3,000 incidents is under a linked bar: its own, or one of
+    // at most 1,000 that stand for several (their tooltip says how many); the
+    // undelivered one outlined in red.
+    let timeline = browser
+        .find("svg.timeline")
+        .await
+        .html(false)
+        .await
+        .unwrap();
+    let bars = timeline.matches("<a href=").count();
+    assert!(bars <= 1000, "{bars} bars");
+    let single = timeline.matches("<a href=\"/incidents/").count();
+    let grouped: usize = timeline
+        .split("<title>")
+        .filter_map(|title| {
+            title
+                .split_once(" incidents from ")?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(single + grouped, 3000);
+    assert_eq!(timeline.matches("stroke=\"#cf222e\"").count(), 1);
+    // Over a week they are closer than a pixel: fewer bars, each a link to
+    // the list of the incidents it stands for.
+    browser.goto(&format!("{base}/?frame=7d")).await;
+    let links = browser.all("svg.timeline a").await;
+    assert!(links.len() < 300, "{} bars", links.len());
+    let merged = links[0].attr("href").await.unwrap().unwrap();
+    assert!(merged.starts_with("/?frame=custom"), "{merged}");
+    browser.goto(&format!("{base}{merged}")).await;
+    let listed = browser.rows("#table-resolved").await;
+    assert!(!listed.is_empty());
+    assert!(
+        listed.iter().all(|row| row.contains("node-00")),
+        "{listed:?}"
+    );
+    browser.goto(&format!("{base}/")).await;
     browser.click_text("Next ›").await;
     assert!(browser.text("nav.pager").await.contains("Page 2 of 60"));
     assert_ne!(browser.rows("#table-resolved").await[0], newest);

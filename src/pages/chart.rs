@@ -145,14 +145,15 @@ impl TimeChart {
             .axis_style(AXIS)
             .label_style(("sans-serif", 13).into_font().color(&AXIS))
             .draw()?;
-        if let Some(threshold) = self.threshold.and_then(drawable) {
-            chart.draw_series(DashedLineSeries::new(
-                [(self.from, threshold), (self.to, threshold)],
-                6,
-                4,
-                THRESHOLD.stroke_width(2),
-            ))?;
-        }
+        // The threshold: one dashed line, written after the rest (plotters
+        // would write each dash as a line of its own).
+        let threshold = self.threshold.and_then(drawable).map(|threshold| {
+            let (left, y) = chart.backend_coord(&(self.from, threshold));
+            let (right, _) = chart.backend_coord(&(self.to, threshold));
+            format!(
+                r##"<line x1="{left}" y1="{y}" x2="{right}" y2="{y}" stroke="#CF222E" stroke-width="2" stroke-dasharray="6 4"/>"##
+            )
+        });
         for line in &self.lines {
             let style = line.colour.rgb().stroke_width(2);
             let points: Vec<(Millis, f64)> = line
@@ -174,6 +175,13 @@ impl TimeChart {
             }
         }
         root.present()?;
+        drop(chart);
+        drop(root);
+        if let Some(line) = threshold
+            && let Some(end) = svg.rfind("</svg>")
+        {
+            svg.insert_str(end, &line);
+        }
         Ok(())
     }
 }
@@ -274,6 +282,8 @@ pub struct Lane {
 /// given the lane and the span of the bar.
 pub type GroupHref<'a> = &'a dyn Fn(&Lane, Millis, Millis) -> String;
 
+/// The most bars a timeline draws (see [`timeline`]).
+const MAX_BARS: usize = 1000;
 const ROW: i64 = 20;
 const BAR_HEIGHT: i64 = 14;
 const TOP: i64 = 6;
@@ -295,7 +305,21 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
     let rows = lanes.len() as i64;
     let height = TOP + rows * ROW + AXIS_HEIGHT;
     let bottom = TOP + rows * ROW;
-    let pixel = (span / plot).max(1);
+    // Bars closer than a pixel are one; past MAX_BARS in all, closer than
+    // two, four... pixels, so that a busy frame stays a page of a few
+    // hundred kilobytes, every incident still under a link.
+    let mut pixel = (span / plot).max(1);
+    let mut drawn: Vec<Vec<Drawn>> = lanes
+        .iter()
+        .map(|lane| merged(&lane.bars, from, to, pixel))
+        .collect();
+    while drawn.iter().map(Vec::len).sum::<usize>() > MAX_BARS && pixel < span {
+        pixel = pixel.saturating_mul(2);
+        drawn = lanes
+            .iter()
+            .map(|lane| merged(&lane.bars, from, to, pixel))
+            .collect();
+    }
     let ticks = time_ticks(from, to);
     let incidents: usize = lanes.iter().map(|lane| lane.bars.len()).sum();
     let hosts = lanes
@@ -331,7 +355,7 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
                         (shorten(&lane.host, 22))
                     }
                 }
-                @for bar in merged(&lane.bars, from, to, pixel) {
+                @for bar in &drawn[index] {
                     @let (left, right) = (x(bar.start), x(bar.end).max(x(bar.start) + 3));
                     a href=(bar.href.clone().unwrap_or_else(|| group_href(lane, bar.start, bar.end))) {
                         rect x=(left) y=(y + (ROW - BAR_HEIGHT) / 2) width=(right - left) height=(BAR_HEIGHT)

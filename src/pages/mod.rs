@@ -291,7 +291,7 @@ fn href_with<P: Serialize + Clone>(path: &str, params: &P, change: impl FnOnce(&
 }
 
 /// A host's monitoring view over `frame` (a preset name) or the default frame.
-pub(super) fn host_href(host: &str, frame: Option<&str>) -> String {
+fn host_href(host: &str, frame: Option<&str>) -> String {
     href("/monitoring", &[("frame", frame), ("host", Some(host))])
 }
 
