@@ -527,7 +527,22 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // Monitoring: four charts with lines, a row per host, and the resolution.
     browser.goto(&format!("{base}/monitoring")).await;
     let charts = browser.all("figure.chart svg").await;
-    assert_eq!(charts.len(), 4);
+    // CPU and memory, requests, events, warnings and errors (their own
+    // scale), CPU per host, memory per host.
+    assert_eq!(charts.len(), 6);
+    let headings: Vec<String> = {
+        let mut texts = Vec::new();
+        for heading in browser.all("div.grid h2").await {
+            texts.push(heading.text().await.unwrap());
+        }
+        texts
+    };
+    assert!(
+        headings
+            .iter()
+            .any(|h| h.starts_with("Warnings & errors per minute")),
+        "{headings:?}"
+    );
     for chart in &charts {
         let svg = chart.html(false).await.unwrap();
         assert!(
@@ -559,6 +574,21 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         browser.url().await.contains("frame=5h") && browser.url().await.contains("resolution=30s")
     );
     assert_eq!(browser.rows("#overview").await.len(), 3);
+    // Auto-refresh, as on the incidents page.
+    browser.click_text("Auto-refresh off").await;
+    assert_eq!(browser.all("meta[http-equiv=refresh]").await.len(), 1);
+    // A host silent in the frame: said in words, not four empty charts.
+    browser
+        .goto(&format!(
+            "{base}/monitoring?frame=custom&from=2020-01-01+00:00&to=2020-01-01+12:00&host=web-1"
+        ))
+        .await;
+    let silent = browser.text("p.silent").await;
+    assert!(
+        silent.starts_with("web-1 sent no sample in this time frame: no data since "),
+        "{silent}"
+    );
+    assert!(browser.all("figure.chart").await.is_empty());
 
     // Rules: the state per host and the aggregate against the threshold.
     browser.goto(&format!("{base}/rules")).await;
@@ -873,6 +903,14 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
     browser.click_text("Last »").await;
     assert!(browser.text("nav.pager").await.contains("Page 60 of 60"));
     assert_eq!(browser.rows("#table-resolved").await.len(), 50);
+    // A page size of the reader's choice.
+    browser.click_text("200").await;
+    assert!(browser.text("nav.pager").await.contains("Page 1 of 15"));
+    assert_eq!(browser.rows("#table-resolved").await.len(), 200);
+    browser.click_text("Next ›").await;
+    assert!(browser.url().await.contains("size=200"));
+    assert!(browser.text("nav.pager").await.contains("Page 2 of 15"));
+    browser.goto(&format!("{base}/?page=60")).await;
     let lanes = browser
         .find("figure.chart svg")
         .await

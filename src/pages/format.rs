@@ -11,11 +11,11 @@ pub fn time(at: Millis) -> String {
     text.replace('T', " ")
 }
 
-/// `2026-11-23T10:00`, the value of a date-time field.
+/// `2026-11-23 10:00`, the value of a custom range's field.
 pub fn time_input(at: Millis) -> String {
     let mut text = rfc3339(at);
     text.truncate(16);
-    text
+    text.replace('T', " ")
 }
 
 /// A time on a chart's axis (UTC): `10:00:20` for a frame of ten minutes or
@@ -127,7 +127,7 @@ mod tests {
     #[test]
     fn times_are_utc() {
         assert_eq!(time(1_732_356_010_000), "2024-11-23 10:00:10");
-        assert_eq!(time_input(1_732_356_010_000), "2024-11-23T10:00");
+        assert_eq!(time_input(1_732_356_010_000), "2024-11-23 10:00");
         assert_eq!(axis_time(1_732_356_010_000, 3_600_000), "10:00");
         assert_eq!(axis_time(1_732_356_010_000, 7 * 86_400_000), "11-23 10:00");
         assert_eq!(axis_time(1_732_356_010_000, 86_400_000), "11-23 10:00");

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::PageQuery;
 use super::chart::{self, Bar, Colour, Lane};
 use super::{
-    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, badge, condition, figure, format,
-    frame_selector, given, hidden_frame, host_link, href_with, legend,
+    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, condition,
+    figure, format, frame_selector, given, hidden_frame, host_link, href_with, legend,
+    refresh_toggle,
 };
 use crate::config::Rule;
 use crate::duration::Millis;
@@ -21,12 +22,11 @@ use crate::incident::Incident;
 use crate::service::Service;
 use crate::store::HookCall;
 
-/// Resolved incidents per page.
+/// Resolved incidents per page, unless the address chooses one of [`PAGE_SIZES`].
 const PAGE_SIZE: usize = 50;
+const PAGE_SIZES: [usize; 4] = [25, 50, 100, 200];
 /// The most hosts the timeline draws.
 const TIMELINE_HOSTS: usize = 40;
-/// Seconds between reloads with auto-refresh on.
-const REFRESH_SECONDS: u32 = 10;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -43,6 +43,9 @@ pub(super) struct IncidentsParams {
     /// `on` to reload the page every few seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh: Option<String>,
+    /// Resolved incidents per page: one of [`PAGE_SIZES`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    size: Option<String>,
 }
 
 impl IncidentsParams {
@@ -73,6 +76,18 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
             PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
         })?,
     };
+    let page_size = match given(&params.size) {
+        None => PAGE_SIZE,
+        Some(text) => text
+            .parse()
+            .ok()
+            .filter(|size| PAGE_SIZES.contains(size))
+            .ok_or_else(|| {
+                PageError::bad_request(format!(
+                    "Page size {text:?}: expected one of 25, 50, 100 or 200."
+                ))
+            })?,
+    };
     let incidents = service.store().incidents(frame.from, frame.to)?;
     let known_hosts = service.store().hosts()?;
     let undelivered = service.store().undelivered()?;
@@ -97,9 +112,9 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     let mut resolved: Vec<&Incident> = incidents.resolved.iter().filter(shown).collect();
     // The latest first: what an operator looks for.
     resolved.sort_by(|a, b| b.end_time.cmp(&a.end_time).then_with(|| b.id.cmp(&a.id)));
-    let pages = resolved.len().div_ceil(PAGE_SIZE).max(1);
+    let pages = resolved.len().div_ceil(page_size).max(1);
     let page = page.min(pages);
-    let on_page = &resolved[(page - 1) * PAGE_SIZE..(page * PAGE_SIZE).min(resolved.len())];
+    let on_page = &resolved[(page - 1) * page_size..(page * page_size).min(resolved.len())];
 
     // Every rule and host worth filtering by.
     for incident in incidents.active.iter().chain(&incidents.resolved) {
@@ -129,6 +144,7 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         div.toolbar {
             (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; }, &[
                 ("rule", rule_filter), ("host", host_filter), ("refresh", given(&params.refresh)),
+                ("size", given(&params.size)),
             ]))
             form.filters method="get" action="/" {
                 (hidden_frame(&params.frame))
@@ -154,10 +170,7 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
                     a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; })) { "Clear" }
                 }
             }
-            a.toggle href=(params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string())))
-                role="switch" aria-checked=(params.refreshing()) {
-                "Auto-refresh " b { @if params.refreshing() { "on" } @else { "off" } }
-            }
+            (refresh_toggle(params.refreshing(), params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string()))))
         }
         p.range { "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC" }
 
@@ -174,7 +187,7 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         section {
             h2 { "Resolved incidents " span.count { (format::count(resolved.len())) } }
             (listing.table(on_page, "No incident resolved in this time frame.", "table-resolved"))
-            @if pages > 1 {
+            @if resolved.len() > PAGE_SIZES[0] {
                 nav.pager aria-label="Resolved incidents pages" {
                     @if page > 1 {
                         a href=(params.with(|p| p.page = None)) { "« First" }
@@ -190,8 +203,17 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
                         @if let Some(rule) = rule_filter { input type="hidden" name="rule" value=(rule); }
                         @if let Some(host) = host_filter { input type="hidden" name="host" value=(host); }
                         @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
+                        @if let Some(size) = given(&params.size) { input type="hidden" name="size" value=(size); }
                         label { "Go to " input type="number" name="page" min="1" max=(pages) value=(page) ; }
                         button type="submit" { "Go" }
+                    }
+                    span.sizes {
+                        "Per page:"
+                        @for size in PAGE_SIZES {
+                            " "
+                            @if size == page_size { b aria-current="true" { (size) } }
+                            @else { a href=(params.with(|p| { p.size = (size != PAGE_SIZE).then(|| size.to_string()); p.page = None; })) { (size) } }
+                        }
                     }
                 }
             }

@@ -317,7 +317,8 @@ const MINUTE: Millis = 60_000;
 const HOUR: Millis = 60 * MINUTE;
 
 /// The time frames a page offers, by the name used in its query string.
-const FRAMES: [(&str, Millis); 6] = [
+const FRAMES: [(&str, Millis); 7] = [
+    ("30m", HOUR / 2),
     ("1h", HOUR),
     ("2h", 2 * HOUR),
     ("5h", 5 * HOUR),
@@ -325,6 +326,22 @@ const FRAMES: [(&str, Millis); 6] = [
     ("24h", 24 * HOUR),
     ("7d", 7 * 24 * HOUR),
 ];
+
+/// The frame a page shows when its address names none.
+const DEFAULT_FRAME: &str = "1h";
+
+/// Seconds between reloads of a page with auto-refresh on.
+const REFRESH_SECONDS: u32 = 10;
+
+/// The auto-refresh switch of a page: a link to the same view with
+/// `refresh=on` (or without it).
+fn refresh_toggle(on: bool, href: String) -> Markup {
+    html! {
+        a.toggle href=(href) role="switch" aria-checked=(on) {
+            "Auto-refresh " b { @if on { "on" } @else { "off" } }
+        }
+    }
+}
 
 /// The time frame of a page, from its `frame`, `from` and `to` parameters.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -352,7 +369,11 @@ impl FrameParams {
     /// The frame these parameters name, ending now unless custom.
     /// `presets` limits the choice (a page may offer fewer).
     fn resolve(&self, now: Millis, presets: &[(&'static str, Millis)]) -> Result<Frame, PageError> {
-        let name = given(&self.frame).unwrap_or(presets[0].0);
+        let default = match presets.iter().any(|(preset, _)| *preset == DEFAULT_FRAME) {
+            true => DEFAULT_FRAME,
+            false => presets[0].0,
+        };
+        let name = given(&self.frame).unwrap_or(default);
         if name == "custom" {
             let from = parse_time("from", given(&self.from))?;
             let to = match given(&self.to) {
@@ -399,7 +420,11 @@ impl FrameParams {
     }
 }
 
-/// Parses a date-time field's value, `2026-11-23T10:00` or with seconds, as UTC.
+/// What a custom range's fields take: a date and a 24-hour time, UTC.
+const TIME_PATTERN: &str = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?";
+
+/// Parses a date-time field's value, `2026-11-23 10:00` (or with a `T`, or
+/// with seconds), as UTC.
 fn parse_time(name: &str, value: Option<&str>) -> Result<Millis, PageError> {
     let Some(text) = value else {
         return Err(PageError::bad_request(format!(
@@ -456,8 +481,12 @@ fn frame_selector<P: Serialize + Clone>(
                             input type="hidden" name=(name) value=(value);
                         }
                     }
-                    label { "From " input type="datetime-local" name="from" required value=(format::time_input(frame.from)); }
-                    label { "To " input type="datetime-local" name="to" value=(format::time_input(frame.to)); }
+                    // Text, not the browser's date-time field, which follows the
+                    // browser's locale (12-hour clocks) while the page is UTC.
+                    label { "From " input type="text" name="from" required size="16" inputmode="numeric"
+                        pattern=(TIME_PATTERN) placeholder="2026-11-23 10:00" value=(format::time_input(frame.from)); }
+                    label { "To " input type="text" name="to" size="16" inputmode="numeric"
+                        pattern=(TIME_PATTERN) placeholder="2026-11-23 11:00" value=(format::time_input(frame.to)); }
                     span.hint { "UTC" }
                     button type="submit" { "Apply" }
                 }

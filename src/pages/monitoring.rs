@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::PageQuery;
 use super::chart::{Colour, Line, NARROW, TimeChart};
 use super::{
-    FRAMES, FrameParams, Nav, PageContext, PageError, figure, format, frame_selector, given,
-    hidden_frame, href_with, legend,
+    FRAMES, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, figure, format,
+    frame_selector, given, hidden_frame, href_with, legend, refresh_toggle,
 };
 use crate::duration::{HumanDuration, Millis, parse_duration};
 use crate::service::Service;
@@ -28,6 +28,17 @@ const COUNTERS: [(&str, &str); 5] = [
     ("warnings.count", "Warnings"),
     ("errors.count", "Errors"),
 ];
+/// The counter charts: a title, the counters (by index in [`COUNTERS`]), and
+/// the rate's unit in milliseconds with its name. Warnings and errors, a few
+/// a minute, get their own chart: beside requests they would be a flat line.
+const COUNTER_CHARTS: [(&str, &[usize], Millis, &str); 3] = [
+    ("Requests", &[0], 1000, "per second"),
+    ("Events", &[1, 2], 1000, "per second"),
+    ("Warnings & errors", &[3, 4], 60_000, "per minute"),
+];
+/// A host is marked silent in the overview once it has missed this many
+/// collection intervals.
+const SILENT_INTERVALS: i64 = 3;
 /// The resolutions offered besides the automatic one.
 const RESOLUTIONS: [&str; 7] = ["10s", "30s", "1m", "5m", "15m", "1h", "6h"];
 /// The most hosts drawn on a per-host chart.
@@ -44,6 +55,9 @@ pub(super) struct MonitoringParams {
     /// One host only.
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
+    /// `on` to reload the page every few seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh: Option<String>,
 }
 
 /// One host's figures over the frame.
@@ -67,8 +81,9 @@ pub(super) async fn page(
 fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<String>, PageError> {
     let service = &context.service;
     let frame = params.frame.resolve(service.now(), &FRAMES)?;
+    let interval = service.read_config(|config| config.monitoring.collection_interval);
     let resolution = match given(&params.resolution) {
-        None => StatsQuery::auto_resolution(frame.from, frame.to),
+        None => aligned(StatsQuery::auto_resolution(frame.from, frame.to), interval),
         Some(text) => match parse_duration(text) {
             Ok(resolution) if resolution >= 1000 => resolution,
             _ => {
@@ -131,69 +146,85 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             },
         ],
     );
-    let counters = chart(
-        false,
-        COUNTERS
-            .iter()
-            .enumerate()
-            .map(|(index, (field, _))| Line {
-                colour: Colour::nth(index + 2),
-                points: total_across_hosts(&buckets, field),
-            })
-            .collect(),
-    );
-    // The busiest hosts, by peak CPU, when there are too many to draw.
-    let mut busiest: Vec<(&String, &Overview)> = overview.iter().collect();
-    busiest.sort_by(|a, b| {
-        b.1.peak_cpu
-            .unwrap_or(0.0)
-            .total_cmp(&a.1.peak_cpu.unwrap_or(0.0))
-            .then(a.0.cmp(b.0))
-    });
-    busiest.truncate(CHART_HOSTS);
-    busiest.sort_by(|a, b| a.0.cmp(b.0));
-    let per_host = |field: &str| {
+    let counters: Vec<TimeChart> = COUNTER_CHARTS
+        .iter()
+        .map(|(_, counters, per, _)| {
+            chart(
+                false,
+                counters
+                    .iter()
+                    .map(|&index| Line {
+                        colour: Colour::nth(index + 2),
+                        points: rate(&buckets, COUNTERS[index].0, resolution, *per, frame.to),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    // Too many hosts to draw: those with the highest peak of the field drawn.
+    let busiest = |peak: fn(&Overview) -> Option<f64>| {
+        let mut busiest: Vec<&String> = overview.keys().collect();
+        busiest.sort_by(|a, b| {
+            peak(&overview[*b])
+                .unwrap_or(f64::NEG_INFINITY)
+                .total_cmp(&peak(&overview[*a]).unwrap_or(f64::NEG_INFINITY))
+                .then(a.cmp(b))
+        });
+        busiest.truncate(CHART_HOSTS);
+        busiest.sort();
+        busiest
+    };
+    let busiest_cpu = busiest(|figures| figures.peak_cpu);
+    let busiest_memory = busiest(|figures| figures.peak_memory);
+    let per_host = |hosts: &[&String], field: &str| {
         chart(
             true,
-            busiest
+            hosts
                 .iter()
                 .enumerate()
-                .map(|(index, (host, _))| Line {
+                .map(|(index, host)| Line {
                     colour: Colour::nth(index),
                     points: host_series(&buckets, host, field),
                 })
                 .collect(),
         )
     };
-    let host_legend = || {
+    let host_legend = |hosts: &[&String]| {
         legend(
-            busiest
+            hosts
                 .iter()
                 .enumerate()
-                .map(|(index, (host, _))| (host.as_str(), Colour::nth(index))),
+                .map(|(index, host)| (host.as_str(), Colour::nth(index))),
         )
     };
-    let per_host_note = if overview.len() > CHART_HOSTS {
-        format!(
-            " The {CHART_HOSTS} hosts with the highest CPU peak of {}; choose a host to see another.",
-            overview.len()
-        )
-    } else {
-        String::new()
+    let per_host_note = |what: &str| {
+        if overview.len() > CHART_HOSTS {
+            format!(
+                " The {CHART_HOSTS} hosts of {} with the highest {what} peak; choose a host to see another.",
+                overview.len()
+            )
+        } else {
+            String::new()
+        }
     };
     let last_seen: BTreeMap<&str, Millis> = known_hosts
         .iter()
         .map(|seen| (seen.host.as_str(), seen.last_seen))
         .collect();
     let now = service.now();
+    // One host that sent nothing in the frame: say so rather than draw empty charts.
+    let silent_host = host_filter.filter(|_| buckets.values().all(|series| series.is_empty()));
+    let refreshing = given(&params.refresh) == Some("on");
 
     let content = html! {
         div.toolbar {
             (frame_selector("/monitoring", &frame, &FRAMES, params, |p, f| p.frame = f, &[
                 ("resolution", given(&params.resolution)), ("host", host_filter),
+                ("refresh", given(&params.refresh)),
             ]))
             form.filters method="get" action="/monitoring" {
                 (hidden_frame(&params.frame))
+                @if refreshing { input type="hidden" name="refresh" value="on"; }
                 label { "Resolution "
                     select name="resolution" {
                         option value="" { "Auto (" (HumanDuration(StatsQuery::auto_resolution(frame.from, frame.to))) ")" }
@@ -212,33 +243,46 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 }
                 button type="submit" { "Show" }
             }
+            (refresh_toggle(refreshing, href_with("/monitoring", params, |p| p.refresh = (!refreshing).then(|| "on".to_string()))))
         }
         p.range {
             "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC, one point per "
             (HumanDuration(resolution))
             @if let Some(host) = host_filter { ", host " b { (host) } }
         }
+        @if let Some(host) = silent_host {
+            p.empty.silent {
+                b { (host) } " sent no sample in this time frame"
+                @match last_seen.get(host) {
+                    Some(&at) => { ": no data since " (format::time(at)) " UTC (" (format::span(now - at)) " ago)." },
+                    None => ": it has never reported.",
+                }
+            }
+        } @else {
         div.grid {
             section {
                 h2 { "CPU & memory " span.hint { "average across hosts" } }
                 (figure(cpu_memory.svg(), "Average CPU and memory use, in percent."))
                 (legend([("CPU", Colour::nth(0)), ("Memory", Colour::nth(1))]))
             }
-            section {
-                h2 { "Counters " span.hint { "total across hosts" } }
-                (figure(counters.svg(), "Counts per point, summed over the hosts."))
-                (legend(COUNTERS.iter().enumerate().map(|(index, (_, label))| (*label, Colour::nth(index + 2)))))
+            @for ((title, fields, _, per), chart) in COUNTER_CHARTS.iter().zip(&counters) {
+                section {
+                    h2 { (title) " " span.hint { (per) ", across hosts" } }
+                    (figure(chart.svg(), &format!("{title} {per}, summed over the hosts, in points of {} (a whole number of collection intervals).", HumanDuration(resolution))))
+                    (legend(fields.iter().map(|&index| (COUNTERS[index].1, Colour::nth(index + 2)))))
+                }
             }
             section {
                 h2 { "CPU per host" }
-                (figure(per_host(CPU).svg(), &format!("CPU use, in percent.{per_host_note}")))
-                (host_legend())
+                (figure(per_host(&busiest_cpu, CPU).svg(), &format!("CPU use, in percent.{}", per_host_note("CPU"))))
+                (host_legend(&busiest_cpu))
             }
             section {
                 h2 { "Memory per host" }
-                (figure(per_host(MEMORY).svg(), &format!("Memory use, in percent.{per_host_note}")))
-                (host_legend())
+                (figure(per_host(&busiest_memory, MEMORY).svg(), &format!("Memory use, in percent.{}", per_host_note("memory"))))
+                (host_legend(&busiest_memory))
             }
+        }
         }
         section {
             h2 { "Overview" }
@@ -253,7 +297,12 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                             tr {
                                 td { a href=(href_with("/monitoring", params, |p| p.host = Some(host.to_string()))) { (host) } }
                                 td.time { @match last_seen.get(host.as_str()) {
-                                    Some(&at) => { (format::span(now - at)) " ago" },
+                                    Some(&at) => {
+                                        (format::span(now - at)) " ago"
+                                        @if now - at > SILENT_INTERVALS * interval {
+                                            " " span.badge.silent title={ "No sample for more than " (SILENT_INTERVALS) " collection intervals" } { "silent" }
+                                        }
+                                    },
                                     None => "—",
                                 } }
                                 td.num { (format::count(figures.samples as usize)) }
@@ -270,7 +319,8 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             }
         }
     };
-    Ok(context.render("Monitoring", Nav::Monitoring, None, content))
+    let refresh = refreshing.then_some(REFRESH_SECONDS);
+    Ok(context.render("Monitoring", Nav::Monitoring, refresh, content))
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -320,17 +370,42 @@ fn average_across_hosts(buckets: &HostBuckets, field: &str) -> Vec<(Millis, f64)
         .collect()
 }
 
-/// Per point, the sum over hosts.
-fn total_across_hosts(buckets: &HostBuckets, field: &str) -> Vec<(Millis, f64)> {
+/// Per point, the sum over hosts as a rate: per `per` milliseconds over the
+/// point's `resolution`. The last point, still filling up to `to`, is left
+/// out: a part of a point would read as a drop.
+fn rate(
+    buckets: &HostBuckets,
+    field: &str,
+    resolution: Millis,
+    per: Millis,
+    to: Millis,
+) -> Vec<(Millis, f64)> {
     let mut points: BTreeMap<Millis, f64> = BTreeMap::new();
     for series in buckets.values() {
         for (at, bucket) in series {
-            if let Some(stats) = bucket.fields.get(field) {
+            if let Some(stats) = bucket.fields.get(field)
+                && at.saturating_add(resolution) <= to
+            {
                 *points.entry(*at).or_default() += stats.sum;
             }
         }
     }
-    points.into_iter().collect()
+    let scale = per as f64 / resolution as f64;
+    points
+        .into_iter()
+        .map(|(at, sum)| (at, sum * scale))
+        .collect()
+}
+
+/// `resolution` made a whole number of collection intervals, below a minute
+/// (whole minutes already are, for intervals that divide one): then every
+/// point holds as many samples of a host reporting steadily, and a steady
+/// rate draws a flat line instead of a ripple.
+fn aligned(resolution: Millis, interval: Millis) -> Millis {
+    if resolution >= 60_000 || interval <= 0 || interval > 60_000 {
+        return resolution;
+    }
+    (resolution + interval - 1) / interval * interval
 }
 
 fn host_series(buckets: &HostBuckets, host: &str, field: &str) -> Vec<(Millis, f64)> {
@@ -340,4 +415,47 @@ fn host_series(buckets: &HostBuckets, host: &str, field: &str) -> Vec<(Millis, f
             .filter_map(|(at, bucket)| Some((*at, bucket.fields.get(field)?.avg())))
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Sample;
+    use crate::store::{SqliteStore, Store};
+
+    /// A host reporting 5 requests every 10 s for an hour, at an odd phase:
+    /// with the automatic resolution made a whole number of intervals, every
+    /// point of the rate is the same (at 12 s points would hold 1 or 2 samples).
+    #[test]
+    fn a_steady_counter_draws_a_flat_rate() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let start = 1_795_428_003_700;
+        let samples: Vec<Sample> = (0..360)
+            .map(|n| Sample::new("web-1", start + n * 10_000, &[("requests.count", 5.0)]))
+            .collect();
+        store.append_samples(&samples).unwrap();
+        let (from, to) = (start + 60_000, start + 3_560_000);
+        let auto = StatsQuery::auto_resolution(from, to);
+        assert_eq!(auto, 12_000, "the unaligned resolution this guards against");
+        let resolution = aligned(auto, 10_000);
+        assert_eq!(resolution, 20_000);
+        let query = StatsQuery::new(
+            from,
+            to,
+            resolution,
+            None,
+            Some(vec!["requests.count".to_string()]),
+        );
+        let buckets = query.run(&store).unwrap();
+        let points = rate(&buckets, "requests.count", resolution, 1000, to);
+        assert!(points.len() > 150, "{}", points.len());
+        assert!(points.iter().all(|(_, value)| *value == 0.5), "{points:?}");
+        // Per minute, the same flat line.
+        let per_minute = rate(&buckets, "requests.count", resolution, 60_000, to);
+        assert!(per_minute.iter().all(|(_, value)| *value == 30.0));
+        // A minute and beyond are whole intervals already.
+        assert_eq!(aligned(60_000, 10_000), 60_000);
+        assert_eq!(aligned(5_000, 7_000), 7_000);
+    }
 }

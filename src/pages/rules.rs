@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::PageQuery;
 use super::chart::{Colour, Line, TimeChart, WIDE};
 use super::{
-    FrameParams, Nav, PageContext, PageError, badge, condition, figure, format, frame_selector,
-    host_link, legend, rule_anchor,
+    FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, condition, figure, format,
+    frame_selector, given, host_link, legend, refresh_toggle, rule_anchor,
 };
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
@@ -27,7 +27,7 @@ use crate::service::{RuleStates, Service};
 use crate::store::{Store, StoreError};
 
 /// The frames of this page: up to a day, since its history is computed.
-const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(5).0;
+const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(6).0;
 /// About this many points per chart.
 const POINTS: i64 = 100;
 /// The most hosts drawn on a rule's chart.
@@ -38,6 +38,9 @@ const CHART_HOSTS: usize = 10;
 pub(super) struct RulesParams {
     #[serde(flatten)]
     frame: FrameParams,
+    /// `on` to reload the page every few seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh: Option<String>,
 }
 
 /// A rule's aggregate per host at each point: `history[rule][host]`.
@@ -96,9 +99,11 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
         &drawn,
     )?;
     let frame_name = frame.preset;
+    let refreshing = given(&params.refresh) == Some("on");
     let content = html! {
         div.toolbar {
-            (frame_selector("/rules", &frame, FRAMES, params, |p, f| p.frame = f, &[]))
+            (frame_selector("/rules", &frame, FRAMES, params, |p, f| p.frame = f, &[("refresh", given(&params.refresh))]))
+            (refresh_toggle(refreshing, super::href_with("/rules", params, |p| p.refresh = (!refreshing).then(|| "on".to_string()))))
         }
         p.range {
             @if !alerting { b { "Alerting is disabled: " } "the rules are not evaluated. " }
@@ -132,7 +137,8 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
             }
         }
     };
-    Ok(context.render("Rules", Nav::Rules, None, content))
+    let refresh = refreshing.then_some(REFRESH_SECONDS);
+    Ok(context.render("Rules", Nav::Rules, refresh, content))
 }
 
 /// A rule's hosts, in the order an operator looks at them.
