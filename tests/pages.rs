@@ -405,6 +405,18 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         std::fs::create_dir_all(&docs).unwrap();
         std::fs::copy(shot, docs.join("incidents.png")).unwrap();
     }
+    // Every chart has a role and a text alternative.
+    for chart in browser.all("figure.chart svg").await {
+        assert_eq!(chart.attr("role").await.unwrap().as_deref(), Some("img"));
+        assert!(
+            !chart
+                .attr("aria-label")
+                .await
+                .unwrap()
+                .unwrap_or_default()
+                .is_empty()
+        );
+    }
 
     // The time frame: a preset link, then a custom range from the form.
     browser.click_text("2h").await;
@@ -522,7 +534,11 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             && hook_calls[0].contains("exited with status 0"),
         "{hook_calls:?}"
     );
-    browser.screenshot("incident", 1280).await;
+    let shot = browser.screenshot("incident", 1280).await;
+    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::copy(shot, docs.join("incident.png")).unwrap();
+    }
 
     // Monitoring: four charts with lines, a row per host, and the resolution.
     browser.goto(&format!("{base}/monitoring")).await;
@@ -562,7 +578,11 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .any(|row| row.starts_with("web-2") && row.contains("97%")),
         "peak CPU: {overview:?}"
     );
-    browser.screenshot("monitoring", 1280).await;
+    let shot = browser.screenshot("monitoring", 1280).await;
+    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::copy(shot, docs.join("monitoring.png")).unwrap();
+    }
     browser
         .select("form.filters select[name=resolution]", "30s")
         .await;
@@ -643,7 +663,11 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         chart.matches("<polyline").count() >= 3,
         "a line per host and the threshold"
     );
-    browser.screenshot("rules", 1280).await;
+    let shot = browser.screenshot("rules", 1280).await;
+    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::copy(shot, docs.join("rules.png")).unwrap();
+    }
 
     // A phone: nothing wider than the screen.
     for (page, name) in [
@@ -683,7 +707,11 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
                 .unwrap();
             assert_eq!(beyond, json!(0), "cells off the screen on a phone");
         }
-        browser.screenshot(&format!("{name}-phone"), 390).await;
+        let shot = browser.screenshot(&format!("{name}-phone"), 390).await;
+        if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+            let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+            std::fs::copy(shot, docs.join(format!("{name}-phone.png"))).unwrap();
+        }
     }
     browser.close().await;
 }

@@ -549,7 +549,12 @@ fn figure(svg: Result<String, String>, caption: &str) -> Markup {
     html! {
         figure.chart {
             @match svg {
-                Ok(svg) => (PreEscaped(svg)),
+                // The caption is the chart's text alternative too.
+                Ok(svg) => (PreEscaped(svg.replacen(
+                    "<svg ",
+                    &format!(r#"<svg role="img" aria-label="{}" "#, maud::html! { (caption) }.into_string()),
+                    1,
+                ))),
                 Err(error) => p.error { "The chart could not be drawn: " (error) },
             }
             figcaption { (caption) }

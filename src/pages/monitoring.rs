@@ -227,7 +227,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 @if refreshing { input type="hidden" name="refresh" value="on"; }
                 label { "Resolution "
                     select name="resolution" {
-                        option value="" { "Auto (" (HumanDuration(StatsQuery::auto_resolution(frame.from, frame.to))) ")" }
+                        option value="" { "Auto (" (HumanDuration(aligned(StatsQuery::auto_resolution(frame.from, frame.to), interval))) ")" }
                         @for option in RESOLUTIONS {
                             option value=(option) selected[given(&params.resolution) == Some(option)] { (option) }
                         }
