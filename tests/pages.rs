@@ -569,6 +569,12 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     let overview = browser.rows("#overview").await;
     assert_eq!(overview.len(), 3, "{overview:?}");
     assert!(
+        browser
+            .text("#overview thead")
+            .await
+            .contains("Reporting for")
+    );
+    assert!(
         overview.iter().any(|row| row.starts_with(ODD_HOST)),
         "{overview:?}"
     );

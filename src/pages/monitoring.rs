@@ -64,6 +64,9 @@ pub(super) struct MonitoringParams {
 #[derive(Debug, Default)]
 struct Overview {
     samples: u64,
+    /// The start of its latest run of points without a gap, if it reported
+    /// in the frame.
+    reporting_since: Option<Millis>,
     peak_cpu: Option<f64>,
     peak_memory: Option<f64>,
     totals: [f64; COUNTERS.len()],
@@ -113,7 +116,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     let known_hosts = service.store().hosts()?;
     let host_filter = given(&params.host);
 
-    let mut overview = overview(&buckets);
+    let mut overview = overview(&buckets, resolution);
     // Hosts that sent nothing in the frame are worth seeing too.
     for seen in &known_hosts {
         if host_filter.is_none_or(|host| host == seen.host) {
@@ -289,7 +292,8 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             div.scroll {
                 table #overview {
                     thead { tr {
-                        th { "Host" } th { "Last seen" } th.num { "Samples" } th.num { "Peak CPU" } th.num { "Peak memory" }
+                        th { "Host" } th { "Last seen" } th.num title="Since its last gap of a point or more in the frame" { "Reporting for" }
+                        th.num { "Samples" } th.num { "Peak CPU" } th.num { "Peak memory" }
                         @for (_, label) in COUNTERS { th.num { (label) } }
                     } }
                     tbody {
@@ -305,6 +309,13 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                                     },
                                     None => "—",
                                 } }
+                                td.num { @match (figures.reporting_since, last_seen.get(host.as_str())) {
+                                    (Some(since), Some(&at)) if now - at <= SILENT_INTERVALS * interval => {
+                                        @if since <= frame.from + resolution { "the whole frame" }
+                                        @else { (format::span(now - since)) }
+                                    },
+                                    _ => "—",
+                                } }
                                 td.num { (format::count(figures.samples as usize)) }
                                 td.num { (percent(figures.peak_cpu)) }
                                 td.num { (percent(figures.peak_memory)) }
@@ -312,7 +323,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                             }
                         }
                         @if overview.is_empty() {
-                            tr.empty { td colspan=(5 + COUNTERS.len()) { "No sample in this time frame." } }
+                            tr.empty { td colspan=(6 + COUNTERS.len()) { "No sample in this time frame." } }
                         }
                     }
                 }
@@ -330,11 +341,21 @@ fn percent(value: Option<f64>) -> String {
     )
 }
 
-fn overview(buckets: &HostBuckets) -> BTreeMap<String, Overview> {
+fn overview(buckets: &HostBuckets, resolution: Millis) -> BTreeMap<String, Overview> {
     buckets
         .iter()
         .map(|(host, series)| {
             let mut figures = Overview::default();
+            // Back from the latest point while each point follows the one before.
+            let mut points = series.keys().rev();
+            let mut since = points.next().copied();
+            for &at in points {
+                match since {
+                    Some(later) if later - at <= resolution => since = Some(at),
+                    _ => break,
+                }
+            }
+            figures.reporting_since = since;
             for bucket in series.values() {
                 figures.samples += u64::from(bucket.samples);
                 let peak = |current: Option<f64>, field: &str| match bucket.fields.get(field) {
@@ -454,6 +475,24 @@ mod tests {
         // Per minute, the same flat line.
         let per_minute = rate(&buckets, "requests.count", resolution, 60_000, to);
         assert!(per_minute.iter().all(|(_, value)| *value == 30.0));
+        // Reporting all through the frame: its run starts at the first point.
+        let figures = &overview(&buckets, resolution)["web-1"];
+        assert_eq!(figures.reporting_since, Some(from));
+        // A gap of a minute: reporting since the end of it.
+        let gapped: Vec<Sample> = (0..360)
+            .filter(|n| !(200..206).contains(n))
+            .map(|n| Sample::new("web-2", start + n * 10_000, &[("requests.count", 5.0)]))
+            .collect();
+        store.append_samples(&gapped).unwrap();
+        let buckets = query.run(&store).unwrap();
+        let since = overview(&buckets, resolution)["web-2"]
+            .reporting_since
+            .unwrap();
+        let resumed = start + 206 * 10_000;
+        assert!(
+            since <= resumed && resumed - since < resolution,
+            "{since} for {resumed}"
+        );
         // A minute and beyond are whole intervals already.
         assert_eq!(aligned(60_000, 10_000), 60_000);
         assert_eq!(aligned(5_000, 7_000), 7_000);
