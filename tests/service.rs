@@ -565,7 +565,7 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
         (
             "/?frame=3h",
             400,
-            "expected one of 1h, 2h, 5h, 15h, 24h, 7d",
+            "expected one of 30m, 1h, 2h, 5h, 15h, 24h, 7d",
         ),
         ("/?page=0", 400, "expected a number from 1"),
         ("/?frame=custom&from=yesterday", 400, "yesterday"),
@@ -585,7 +585,7 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
         (
             "/rules?frame=7d",
             400,
-            "expected one of 1h, 2h, 5h, 15h, 24h",
+            "expected one of 30m, 1h, 2h, 5h, 15h, 24h",
         ),
         ("/incidents/nope", 404, "There is no incident"),
         (

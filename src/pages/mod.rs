@@ -349,7 +349,7 @@ fn refresh_toggle(on: bool, href: String) -> Markup {
 struct FrameParams {
     #[serde(skip_serializing_if = "Option::is_none")]
     frame: Option<String>,
-    /// With `frame=custom`: `2026-11-23T10:00` (UTC), as a date-time field sends it.
+    /// With `frame=custom`: `2026-11-23 10:00` (UTC; a `T` for the space is taken too).
     #[serde(skip_serializing_if = "Option::is_none")]
     from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -428,7 +428,7 @@ const TIME_PATTERN: &str = r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?";
 fn parse_time(name: &str, value: Option<&str>) -> Result<Millis, PageError> {
     let Some(text) = value else {
         return Err(PageError::bad_request(format!(
-            "A custom range needs \"{name}\", a date and time such as 2026-11-23T10:00 (UTC)."
+            "A custom range needs \"{name}\", a date and time such as 2026-11-23 10:00 (UTC)."
         )));
     };
     let full = if text.len() == 16 {
@@ -442,7 +442,7 @@ fn parse_time(name: &str, value: Option<&str>) -> Result<Millis, PageError> {
         .map(|since| since.as_millis() as Millis)
         .ok_or_else(|| {
             PageError::bad_request(format!(
-                "\"{name}\" is {text:?}: expected a date and time such as 2026-11-23T10:00 (UTC)."
+                "\"{name}\" is {text:?}: expected a date and time such as 2026-11-23 10:00 (UTC)."
             ))
         })
 }
