@@ -103,6 +103,28 @@ pub fn chart(data: &[u8]) {
         }],
     };
     assert!(chart.svg().is_ok(), "the chart could not be drawn");
+    // The same frame as a timeline: bars from the values' bits, anywhere in
+    // time, any length, even ending before they start.
+    use crate::pages::chart::{Bar, Lane, timeline};
+    let bars: Vec<Bar> = chart.lines[0]
+        .points
+        .chunks_exact(2)
+        .map(|pair| Bar {
+            start: pair[0].1.to_bits() as i64,
+            end: pair[1].1.to_bits() as i64,
+            href: "/incidents/x".to_string(),
+            title: "t".to_string(),
+            undelivered: pair[0].1 > 0.0,
+        })
+        .collect();
+    let lanes = [Lane {
+        host: "h".to_string(),
+        rule: "r".to_string(),
+        colour: Colour::nth(1),
+        bars,
+    }];
+    let svg = timeline(from, to, &lanes, &|_, _, _| "/".to_string()).into_string();
+    assert!(svg.starts_with("<svg"), "the timeline could not be drawn");
 }
 
 /// Any bytes, as stored data: decoding them as a batch, a block or a rollup

@@ -405,9 +405,9 @@ fn merged(bars: &[Bar], from: Millis, to: Millis, pixel: Millis) -> Vec<Drawn> {
     let mut out: Vec<Drawn> = Vec::new();
     for bar in sorted {
         let end = bar.end.min(to).max(bar.start.saturating_add(pixel)).min(to);
-        let start = bar.start.max(from).min(end - pixel);
+        let start = bar.start.max(from).min(end.saturating_sub(pixel));
         if let Some(last) = out.last_mut()
-            && start <= last.end + pixel
+            && start <= last.end.saturating_add(pixel)
         {
             last.end = last.end.max(end);
             last.count += 1;
