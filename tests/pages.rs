@@ -194,6 +194,22 @@ impl Browser {
         path
     }
 
+    /// The markup of the first element at `css` (an SVG chart, say).
+    async fn html(&self, css: &str) -> String {
+        self.find(css).await.html(false).await.unwrap()
+    }
+
+    /// [`Browser::screenshot`], also copied to `docs/screenshots/<docs>.png`
+    /// with `ALERTD_UPDATE_DOCS` set.
+    async fn screenshot_for_docs(&self, name: &str, width: u32, docs: &str) {
+        let shot = self.screenshot(name, width).await;
+        if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(shot, dir.join(format!("{docs}.png"))).unwrap();
+        }
+    }
+
     async fn close(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill();
@@ -348,12 +364,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         bars >= 4,
         "the timeline has a bar per incident and a background: {bars} rects"
     );
-    let timeline = browser
-        .find("figure.chart svg")
-        .await
-        .html(false)
-        .await
-        .unwrap();
+    let timeline = browser.html("figure.chart svg").await;
     assert!(
         timeline.contains("db-&lt;1&gt;&amp;"),
         "the host's lane, escaped"
@@ -368,12 +379,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // Five hours: the recorded history too, on the timeline and in the table.
     browser.goto(&format!("{base}/?frame=5h")).await;
     assert_eq!(browser.rows("#table-resolved").await.len(), 2 + history);
-    let lanes = browser
-        .find("figure.chart svg")
-        .await
-        .html(false)
-        .await
-        .unwrap();
+    let lanes = browser.html("figure.chart svg").await;
     assert!(
         lanes.matches("<rect").count() > 1 + history,
         "a bar per incident"
@@ -399,12 +405,9 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // web-2 one; each host named once, in full in its tooltip.
     assert_eq!(lanes.matches("<title>db-&lt;1&gt;&amp;</title>").count(), 1);
     assert!(lanes.contains("UTC"), "the axis says its time zone");
-    let shot = browser.screenshot("incidents-5h", 1280).await;
-    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::copy(shot, docs.join("incidents.png")).unwrap();
-    }
+    browser
+        .screenshot_for_docs("incidents-5h", 1280, "incidents")
+        .await;
     // Every chart has a role and a text alternative.
     for chart in browser.all("figure.chart svg").await {
         assert_eq!(chart.attr("role").await.unwrap().as_deref(), Some("img"));
@@ -516,12 +519,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .unwrap()
             == "web-2"
     );
-    let chart = browser
-        .find("figure.chart svg")
-        .await
-        .html(false)
-        .await
-        .unwrap();
+    let chart = browser.html("figure.chart svg").await;
     assert!(
         chart.contains("#CF222E") && chart.contains("<polyline"),
         "the incident's own chart, with its threshold"
@@ -534,11 +532,9 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             && hook_calls[0].contains("exited with status 0"),
         "{hook_calls:?}"
     );
-    let shot = browser.screenshot("incident", 1280).await;
-    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::copy(shot, docs.join("incident.png")).unwrap();
-    }
+    browser
+        .screenshot_for_docs("incident", 1280, "incident")
+        .await;
 
     // Monitoring: four charts with lines, a row per host, and the resolution.
     browser.goto(&format!("{base}/monitoring")).await;
@@ -584,11 +580,9 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .any(|row| row.starts_with("web-2") && row.contains("97%")),
         "peak CPU: {overview:?}"
     );
-    let shot = browser.screenshot("monitoring", 1280).await;
-    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::copy(shot, docs.join("monitoring.png")).unwrap();
-    }
+    browser
+        .screenshot_for_docs("monitoring", 1280, "monitoring")
+        .await;
     browser
         .select("form.filters select[name=resolution]", "30s")
         .await;
@@ -669,11 +663,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         chart.matches("<polyline").count() >= 3,
         "a line per host and the threshold"
     );
-    let shot = browser.screenshot("rules", 1280).await;
-    if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-        std::fs::copy(shot, docs.join("rules.png")).unwrap();
-    }
+    browser.screenshot_for_docs("rules", 1280, "rules").await;
 
     // A phone: nothing wider than the screen.
     for (page, name) in [
@@ -713,11 +703,9 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
                 .unwrap();
             assert_eq!(beyond, json!(0), "cells off the screen on a phone");
         }
-        let shot = browser.screenshot(&format!("{name}-phone"), 390).await;
-        if std::env::var_os("ALERTD_UPDATE_DOCS").is_some() {
-            let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
-            std::fs::copy(shot, docs.join(format!("{name}-phone.png"))).unwrap();
-        }
+        browser
+            .screenshot_for_docs(&format!("{name}-phone"), 390, &format!("{name}-phone"))
+            .await;
     }
     browser.close().await;
 }
@@ -895,12 +883,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
     // Each of the 3,000 incidents is under a linked bar: its own, or one of
     // at most 1,000 that stand for several (their tooltip says how many); the
     // undelivered one outlined in red.
-    let timeline = browser
-        .find("svg.timeline")
-        .await
-        .html(false)
-        .await
-        .unwrap();
+    let timeline = browser.html("svg.timeline").await;
     let bars = timeline.matches("<a href=").count();
     assert!(bars <= 1000, "{bars} bars");
     let single = timeline.matches("<a href=\"/incidents/").count();
@@ -945,12 +928,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
     assert!(browser.url().await.contains("size=200"));
     assert!(browser.text("nav.pager").await.contains("Page 2 of 15"));
     browser.goto(&format!("{base}/?page=60")).await;
-    let lanes = browser
-        .find("figure.chart svg")
-        .await
-        .html(false)
-        .await
-        .unwrap();
+    let lanes = browser.html("figure.chart svg").await;
     assert!(
         lanes.contains("node-00") && lanes.contains("node-29"),
         "a lane per host"
