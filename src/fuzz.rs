@@ -105,7 +105,7 @@ pub fn chart(data: &[u8]) {
     assert!(chart.svg().is_ok(), "the chart could not be drawn");
     // The same frame as a timeline: bars from the values' bits, anywhere in
     // time, any length, even ending before they start.
-    use crate::pages::chart::{Bar, Lane, timeline};
+    use crate::pages::timeline::{Bar, Lane, timeline};
     let bars: Vec<Bar> = chart.lines[0]
         .points
         .chunks_exact(2)

@@ -3,24 +3,22 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse, Response};
+use axum::extract::State;
+use axum::response::{Html, Response};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
 
 use super::PageQuery;
-use super::chart::{self, Bar, Colour, Lane};
+use super::chart::Colour;
+use super::timeline::{self, Bar, Lane};
 use super::{
-    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, condition,
-    figure, format, frame_selector, given, hidden_frame, host_link, href_with, legend,
-    refresh_toggle,
+    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, format,
+    frame_selector, given, hidden_frame, host_link, href_with, legend, refresh_toggle,
 };
 use crate::config::Rule;
 use crate::duration::Millis;
 use crate::incident::Incident;
 use crate::service::Service;
-use crate::store::HookCall;
 
 /// Resolved incidents per page, unless the address chooses one of [`PAGE_SIZES`].
 const PAGE_SIZE: usize = 50;
@@ -380,231 +378,9 @@ fn timeline(
     };
     html! {
         figure.chart {
-            (chart::timeline(frame.from, frame.to, &lanes, &group_href))
+            (timeline::timeline(frame.from, frame.to, &lanes, &group_href))
             figcaption { (caption) }
         }
         (legend(rule_names.iter().filter(|name| used.contains(name.as_str())).map(|name| (name.as_str(), Colour::nth(rule_index(name))))))
-    }
-}
-
-/// `GET /incidents/{id}`: an incident, its hook calls and what still waits.
-pub(super) async fn detail(
-    State(service): State<Arc<Service>>,
-    Path(id): Path<String>,
-) -> Response {
-    PageContext::new(service)
-        .respond(move |context| {
-            let service = &context.service;
-            let detail = service.store().incident(&id)?.ok_or_else(|| PageError {
-                status: StatusCode::NOT_FOUND,
-                message: format!("There is no incident {id:?}: it may have been deleted after the retention period."),
-            })?;
-            let incident = &detail.incident;
-            let (rules, retention, watcher_interval) = service.read_config(|config| {
-                (
-                    config.alerting.rules.clone(),
-                    config.monitoring.retention_period,
-                    config.alerting.watcher_interval,
-                )
-            });
-            let index = rules.iter().position(|rule| rule.name == *incident.rule_name);
-            let rule = index.map(|index| &rules[index]);
-            let now = service.now();
-            let chart = match rule {
-                Some(rule) => Some(incident_chart(service, rule, incident, retention, watcher_interval, now)?),
-                None => None,
-            };
-            let deliveries = deliveries(&detail.calls);
-            let content = html! {
-                dl.facts {
-                    dt { "Rule" } dd { @match index {
-                        Some(index) => a href={ "/rules#" (super::rule_anchor(index)) } { (incident.rule_name) },
-                        None => (incident.rule_name),
-                    } }
-                    dt { "Host" } dd { (host_link(&incident.host_name, None)) }
-                    dt { "State" } dd { @if incident.is_open() { (badge("firing")) } @else { (badge("resolved")) } }
-                    dt { "Start" } dd { (format::time(incident.start_time)) " UTC" }
-                    dt { "End" } dd { @match incident.end_time { Some(end) => { (format::time(end)) " UTC" }, None => "open" } }
-                    dt { "Duration" } dd { (format::span(incident.end_time.unwrap_or(now) - incident.start_time)) }
-                    dt { "Trigger value" } dd {
-                        @if let Some(rule) = rule { (format::against(incident.trigger_value, rule)) " (exactly " (incident.trigger_value) ")" }
-                        @else { (incident.trigger_value) }
-                    }
-                    dt { "Condition" } dd { @match rule { Some(rule) => code { (condition(rule)) }, None => "the rule is no longer configured" } }
-                    dt { "Id" } dd { code { (incident.id) } }
-                }
-                @if let Some(chart) = chart { (chart) }
-                section {
-                    h2 { "Hook calls " span.count { (detail.calls.len()) } }
-                    div.scroll {
-                        table #hook-calls {
-                            thead { tr { th { "Hook" } th { "Event" } th.num { "Attempts" } th { "Last outcome" } th { "Last started" } th.num { "Took" } th { "Output" } } }
-                            tbody {
-                                @for attempts in &deliveries {
-                                    @let last = attempts[attempts.len() - 1];
-                                    tr {
-                                        td { code { (last.target) } }
-                                        td { (last.kind.as_str()) }
-                                        td.num { (attempts.len()) }
-                                        td { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) }
-                                        td.time { (format::time(last.started)) }
-                                        td.num { (format::span(last.duration_ms as i64)) }
-                                        td {
-                                            @if !last.stdout.is_empty() { pre { (last.stdout) } }
-                                            @if !last.stderr.is_empty() { pre.stderr { (last.stderr) } }
-                                            @if attempts.len() > 1 {
-                                                details.attempts {
-                                                    summary { "All " (attempts.len()) " attempts" }
-                                                    ol {
-                                                        @for call in attempts {
-                                                            li {
-                                                                (format::time(call.started)) ": " (call.outcome) " (" (format::span(call.duration_ms as i64)) ")"
-                                                                @if !call.stderr.is_empty() { pre.stderr { (call.stderr) } }
-                                                            }
-                                                        }
-                                                    }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                                @if detail.calls.is_empty() {
-                                    tr.empty { td colspan="7" { "No hook has been called for this incident." } }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if !detail.pending.is_empty() {
-                    section {
-                        h2 { "Waiting hook calls " span.count { (detail.pending.len()) } }
-                        div.scroll {
-                            table #pending-hooks {
-                                thead { tr { th { "Hook" } th { "Event" } th.num { "Failed attempts" } th { "Waits for" } } }
-                                tbody {
-                                    @for (position, delivery) in detail.pending.iter().enumerate() {
-                                        @let ahead = detail.pending[..position].iter().find(|earlier| earlier.target == delivery.target);
-                                        tr {
-                                            td { code { (delivery.target) } }
-                                            td { (delivery.kind.as_str()) }
-                                            td.num { (delivery.attempts) }
-                                            @if delivery.dead {
-                                                td { b { "nothing: given up" } " after " (delivery.attempts) " attempt" @if delivery.attempts != 1 { "s" } }
-                                            } @else if let Some(ahead) = ahead {
-                                                td { "the " (ahead.kind.as_str()) " call to this hook, first" }
-                                            } @else {
-                                                td.time { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        @if detail.pending.iter().any(|delivery| delivery.dead) {
-                            form method="post" action=(format!("/incidents/{}/retry", incident.id)) {
-                                button type="submit" { "Try the given-up calls again" }
-                            }
-                        }
-                    }
-                }
-                p { a href="/" { "« All incidents" } }
-            };
-            let title = format!("Incident: {} on {}", incident.rule_name, incident.host_name);
-            Ok(context.render(&title, Nav::Incidents, None, content))
-        })
-        .await
-}
-
-/// The calls of each delivery (one hook, one event), in the order of their
-/// first attempt; each delivery's attempts oldest first.
-fn deliveries(calls: &[HookCall]) -> Vec<Vec<&HookCall>> {
-    let mut deliveries: Vec<Vec<&HookCall>> = Vec::new();
-    for call in calls {
-        match deliveries
-            .iter_mut()
-            .find(|attempts| attempts[0].target == call.target && attempts[0].kind == call.kind)
-        {
-            Some(attempts) => attempts.push(call),
-            None => deliveries.push(vec![call]),
-        }
-    }
-    deliveries
-}
-
-/// The rule's aggregate on the incident's host over the incident's own span
-/// (and as much again before and after, at least a timeframe), threshold drawn.
-fn incident_chart(
-    service: &Service,
-    rule: &Rule,
-    incident: &Incident,
-    retention: Millis,
-    watcher_interval: Millis,
-    now: Millis,
-) -> Result<Markup, PageError> {
-    let end = incident.end_time.unwrap_or(now);
-    let margin = (end - incident.start_time).max(rule.timeframe).max(60_000);
-    let (from, to) = (
-        incident.start_time - margin,
-        (end + margin).min(now.max(end)),
-    );
-    let step = ((to - from) / 150).max(1000) / 1000 * 1000;
-    let hosts: BTreeSet<&str> = [&*incident.host_name].into_iter().collect();
-    let history = super::rules::history(
-        service.store(),
-        std::slice::from_ref(rule),
-        retention,
-        watcher_interval,
-        (from, to),
-        step,
-        &hosts,
-    )?;
-    let chart = chart::TimeChart {
-        from,
-        to,
-        step,
-        width: chart::WIDE,
-        height: 220,
-        top: None,
-        unit: format::unit(&rule.field).trim(),
-        threshold: Some(rule.threshold),
-        lines: vec![chart::Line {
-            colour: Colour::nth(0),
-            points: history[0]
-                .get(&*incident.host_name)
-                .cloned()
-                .unwrap_or_default(),
-        }],
-    };
-    let caption = format!(
-        "{}({}) over {} on {} around the incident, as the rule saw it at each tick; the dashed line is the threshold.",
-        rule.aggregation,
-        rule.field,
-        crate::duration::HumanDuration(rule.timeframe),
-        incident.host_name
-    );
-    Ok(figure(chart.svg(), &caption))
-}
-
-/// `POST /incidents/{id}/retry`: the page's button that brings back the
-/// incident's dead deliveries; back to the incident's page.
-pub(super) async fn retry_dead(
-    State(service): State<Arc<Service>>,
-    Path(id): Path<String>,
-) -> Response {
-    let worker = service.clone();
-    let target = id.clone();
-    let retried = tokio::task::spawn_blocking(move || worker.retry_dead(&target)).await;
-    match retried {
-        Ok(Ok(_)) => {
-            let path = format!(
-                "/incidents/{}",
-                serde_urlencoded::to_string([("", &id)])
-                    .unwrap_or_default()
-                    .trim_start_matches('=')
-            );
-            axum::response::Redirect::to(&path).into_response()
-        }
-        Ok(Err(error)) => PageContext::new(service).error(super::PageError::from(error)),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }

@@ -13,10 +13,12 @@
 
 pub(crate) mod chart;
 mod format;
+mod incident;
 mod incidents;
 mod monitoring;
 mod rules;
 mod signin;
+pub(crate) mod timeline;
 
 use std::sync::Arc;
 
@@ -41,10 +43,10 @@ const SESSION_COOKIE: &str = "alertd_session";
 pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
     let pages = Router::new()
         .route("/", get(incidents::page))
-        .route("/incidents/{id}", get(incidents::detail))
+        .route("/incidents/{id}", get(incident::detail))
         .route(
             "/incidents/{id}/retry",
-            axum::routing::post(incidents::retry_dead),
+            axum::routing::post(incident::retry_dead),
         )
         .route("/monitoring", get(monitoring::page))
         .route("/rules", get(rules::page))
