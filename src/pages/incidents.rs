@@ -363,12 +363,17 @@ fn timeline(
             hosts.len()
         ));
     }
+    // A merged bar opens the list of its incidents: a custom range around it
+    // (whole minutes, as the fields take them), at most the 7 days a custom
+    // range may last, on its rule and host.
     let group_href = |lane: &Lane, from: Millis, to: Millis| {
+        let to = to.saturating_add(60_000);
+        let from = from.max(to - FRAMES[FRAMES.len() - 1].1 + 60_000);
         let params = IncidentsParams {
             frame: FrameParams {
                 frame: Some("custom".to_string()),
                 from: Some(format::time_input(from)),
-                to: Some(format::time_input(to + 60_000)),
+                to: Some(format::time_input(to)),
             },
             rule: Some(lane.rule.clone()),
             host: Some(lane.host.clone()),

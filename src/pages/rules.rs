@@ -191,7 +191,13 @@ impl<'s> RuleHosts<'s> {
         charted.sort_unstable();
         let mut counts = [0; 4];
         for (_, status) in &statuses {
-            counts[status.state as usize] += 1;
+            let slot = match status.state {
+                PairState::Firing => 0,
+                PairState::Cooldown => 1,
+                PairState::NoData => 2,
+                PairState::Ok => 3,
+            };
+            counts[slot] += 1;
         }
         RuleHosts {
             shown,
