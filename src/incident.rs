@@ -80,6 +80,30 @@ pub struct PairRecord {
     pub last_end: Option<Millis>,
 }
 
+/// Pair records as a store gathers them (the ends of resolved incidents,
+/// then the open ones), by rule and host.
+#[derive(Debug, Default)]
+pub(crate) struct PairRecords(std::collections::BTreeMap<(String, String), PairRecord>);
+
+impl PairRecords {
+    /// The record of `rule` on `host`, empty until filled in.
+    pub(crate) fn pair(&mut self, rule: String, host: String) -> &mut PairRecord {
+        self.0
+            .entry((rule.clone(), host.clone()))
+            .or_insert(PairRecord {
+                rule_name: rule,
+                host,
+                open: None,
+                last_end: None,
+            })
+    }
+
+    /// By rule name, then host name.
+    pub(crate) fn into_vec(self) -> Vec<PairRecord> {
+        self.0.into_values().collect()
+    }
+}
+
 /// Whether a transition opened or resolved its incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TransitionKind {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, SCRIPTS, Values, corrupt};
 use crate::duration::Millis;
-use crate::incident::{Incident, PairRecord, Transition, TransitionKind};
+use crate::incident::{Incident, PairRecord, PairRecords, Transition, TransitionKind};
 use crate::store::{Claim, Delivery, HookCall, IncidentDetail, Incidents, Lease, StoreError};
 
 /// A stored incident: its fields, the trigger value exactly.
@@ -172,7 +172,7 @@ pub(super) fn pairs(store: &RedisStore) -> Result<Vec<PairRecord>, StoreError> {
         store.run(move |mut c| async move { c.hmget(incident, ids).await })?
     };
     let mut incidents = open.keys().zip(records);
-    let mut pairs: std::collections::BTreeMap<(String, String), PairRecord> = Default::default();
+    let mut pairs = PairRecords::default();
     let split = |key: &str| -> Result<(String, String), StoreError> {
         key.split_once('\0')
             .map(|(rule, host)| (rule.to_string(), host.to_string()))
@@ -180,32 +180,16 @@ pub(super) fn pairs(store: &RedisStore) -> Result<Vec<PairRecord>, StoreError> {
     };
     for (key, end) in &ends {
         let (rule, host) = split(key)?;
-        pairs.insert(
-            (rule.clone(), host.clone()),
-            PairRecord {
-                rule_name: rule,
-                host,
-                open: None,
-                last_end: Some(*end),
-            },
-        );
+        pairs.pair(rule, host).last_end = Some(*end);
     }
     for (key, record) in incidents.by_ref() {
         let Some(record) = record else {
             continue;
         };
         let (rule, host) = split(key)?;
-        pairs
-            .entry((rule.clone(), host.clone()))
-            .or_insert(PairRecord {
-                rule_name: rule,
-                host,
-                open: None,
-                last_end: None,
-            })
-            .open = Some(incident_from(&record)?);
+        pairs.pair(rule, host).open = Some(incident_from(&record)?);
     }
-    Ok(pairs.into_values().collect())
+    Ok(pairs.into_vec())
 }
 
 pub(super) fn incidents(

@@ -149,6 +149,9 @@ impl<'s> InRedis<'s> {
     }
 }
 
+/// A field of a hash, its entry in the matching meta hash, and its data.
+type WithMeta<F> = (F, Vec<u8>, Vec<u8>);
+
 impl Stored for InRedis<'_> {
     fn prefetch(
         &mut self,
@@ -159,23 +162,8 @@ impl Stored for InRedis<'_> {
             .iter()
             .map(|(start, host)| field(*start, host))
             .collect();
-        if !fields.is_empty() {
-            let (meta, data) = (self.store.key("block_meta"), self.store.key("block"));
-            let wanted = fields.clone();
-            let (metas, datas): (Values, Values) = self.store.run(move |mut c| async move {
-                redis::pipe()
-                    .atomic()
-                    .hmget(meta, &wanted)
-                    .hmget(data, &wanted)
-                    .query_async(&mut c)
-                    .await
-            })?;
-            for ((field, meta), data) in fields.into_iter().zip(metas).zip(datas) {
-                if let (Some(meta), Some(data)) = (meta, data) {
-                    self.blocks
-                        .insert(field, (data, BlockMeta::parse(&meta)?.max_seq));
-                }
-            }
+        for (field, meta, data) in self.store.blocks(fields)? {
+            self.blocks.insert(field, (data, meta.max_seq));
         }
         for step in Step::ALL {
             let fields: Vec<String> = rows
@@ -511,23 +499,51 @@ impl RedisStore {
         if firsts.is_empty() {
             return Ok(Vec::new());
         }
-        let (meta, data) = (self.key("batch_meta"), self.key("batch"));
-        let wanted = firsts.to_vec();
-        let (metas, datas): (Values, Values) = self.run(move |mut c| async move {
-            redis::pipe()
-                .atomic()
-                .hmget(meta, &wanted)
-                .hmget(data, &wanted)
-                .query_async(&mut c)
-                .await
-        })?;
-        let mut found = Vec::with_capacity(firsts.len());
-        for ((first, meta), data) in firsts.iter().zip(metas).zip(datas) {
-            if let (Some(meta), Some(data)) = (meta, data) {
-                found.push((*first, BatchMeta::parse(&meta)?, data));
-            }
+        self.with_meta("batch_meta", "batch", firsts.to_vec())?
+            .into_iter()
+            .map(|(first, meta, data)| Ok((first, BatchMeta::parse(&meta)?, data)))
+            .collect()
+    }
+
+    /// The blocks `fields` (`<start>:<host>`) that are there, with their entries.
+    fn blocks(&self, fields: Vec<String>) -> Result<Vec<(String, BlockMeta, Vec<u8>)>, StoreError> {
+        self.with_meta("block_meta", "block", fields)?
+            .into_iter()
+            .map(|(field, meta, data)| Ok((field, BlockMeta::parse(&meta)?, data)))
+            .collect()
+    }
+
+    /// The `fields` of the hash `data` that are there, each with its entry
+    /// in the hash `meta`, read in one atomic step.
+    fn with_meta<F>(
+        &self,
+        meta: &str,
+        data: &str,
+        fields: Vec<F>,
+    ) -> Result<Vec<WithMeta<F>>, StoreError>
+    where
+        F: redis::ToRedisArgs + Send + Sync + 'static,
+    {
+        if fields.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        let (meta, data) = (self.key(meta), self.key(data));
+        let (fields, metas, datas): (Vec<F>, Values, Values) =
+            self.run(move |mut c| async move {
+                let (metas, datas) = redis::pipe()
+                    .atomic()
+                    .hmget(meta, &fields)
+                    .hmget(data, &fields)
+                    .query_async(&mut c)
+                    .await?;
+                Ok((fields, metas, datas))
+            })?;
+        Ok(fields
+            .into_iter()
+            .zip(metas)
+            .zip(datas)
+            .filter_map(|((field, meta), data)| Some((field, meta?, data?)))
+            .collect())
     }
 
     /// Deletes the samples with `ts < before`, from batches and blocks, and
@@ -553,45 +569,25 @@ impl RedisStore {
                 deleted += left_out;
                 write.added_batches.extend(Sequenced::new(&kept));
             }
-            let (index, metas, blocks) = (
-                self.key("block_by_start"),
-                self.key("block_meta"),
-                self.key("block"),
-            );
+            let index = self.key("block_by_start");
             let fields: Vec<String> = self.run(move |mut c| async move {
                 c.zrangebyscore(index, "-inf", format!("({before}")).await
             })?;
-            if !fields.is_empty() {
-                let wanted = fields.clone();
-                let (found_metas, found_data): (Values, Values) =
-                    self.run(move |mut c| async move {
-                        redis::pipe()
-                            .atomic()
-                            .hmget(metas, &wanted)
-                            .hmget(blocks, &wanted)
-                            .query_async(&mut c)
-                            .await
-                    })?;
-                for ((field, meta), data) in fields.into_iter().zip(found_metas).zip(found_data) {
-                    let (Some(meta), Some(data)) = (meta, data) else {
-                        continue;
-                    };
-                    let meta = BlockMeta::parse(&meta)?;
-                    if meta.min_ts >= before {
-                        continue;
-                    }
-                    if meta.max_ts < before {
-                        deleted += meta.count;
-                        write.removed_blocks.push(field);
-                        continue;
-                    }
-                    let host = host_of(field.as_bytes())?;
-                    let (kept, left_out) = trim_block(&data, &host, before)?;
-                    deleted += left_out;
-                    let start = period_of(meta.min_ts);
-                    let meta = BlockMeta::text(kept.min_ts, kept.max_ts, kept.count, meta.max_seq);
-                    write.blocks.push((field, start, meta, kept.data));
+            for (field, meta, data) in self.blocks(fields)? {
+                if meta.min_ts >= before {
+                    continue;
                 }
+                if meta.max_ts < before {
+                    deleted += meta.count;
+                    write.removed_blocks.push(field);
+                    continue;
+                }
+                let host = host_of(field.as_bytes())?;
+                let (kept, left_out) = trim_block(&data, &host, before)?;
+                deleted += left_out;
+                let start = period_of(meta.min_ts);
+                let meta = BlockMeta::text(kept.min_ts, kept.max_ts, kept.count, meta.max_seq);
+                write.blocks.push((field, start, meta, kept.data));
             }
             self.write_fold(write)?;
             Ok(deleted)

@@ -7,8 +7,8 @@ use rusqlite::{OptionalExtension, Row, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
-use crate::incident::PairRecord;
 use crate::incident::{Incident, Transition, TransitionKind};
+use crate::incident::{PairRecord, PairRecords};
 use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
@@ -445,8 +445,7 @@ impl Store for SqliteStore {
 
     fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {
         self.read(|connection| {
-            let mut pairs: std::collections::BTreeMap<(String, String), PairRecord> =
-                Default::default();
+            let mut pairs = PairRecords::default();
             let mut query = connection.prepare_cached("SELECT rule, host, last_end FROM pairs")?;
             for row in query.query_map([], |row| {
                 Ok((
@@ -456,15 +455,7 @@ impl Store for SqliteStore {
                 ))
             })? {
                 let (rule, host, last_end) = row?;
-                pairs.insert(
-                    (rule.clone(), host.clone()),
-                    PairRecord {
-                        rule_name: rule,
-                        host,
-                        open: None,
-                        last_end: Some(last_end),
-                    },
-                );
+                pairs.pair(rule, host).last_end = Some(last_end);
             }
             let mut query = connection.prepare_cached(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE end_time IS NULL"
@@ -472,17 +463,9 @@ impl Store for SqliteStore {
             for row in query.query_map([], |row| incident_at(row, 0))? {
                 let open = row?;
                 let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
-                pairs
-                    .entry((rule.clone(), host.clone()))
-                    .or_insert(PairRecord {
-                        rule_name: rule,
-                        host,
-                        open: None,
-                        last_end: None,
-                    })
-                    .open = Some(open);
+                pairs.pair(rule, host).open = Some(open);
             }
-            Ok(pairs.into_values().collect())
+            Ok(pairs.into_vec())
         })
     }
 
