@@ -1009,12 +1009,18 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
             .collect();
         alertd::store::Store::append_samples(&store, &samples).unwrap();
     }
-    // Everything in the file itself, not in the write-ahead log.
+    // Everything in the file itself, not in the write-ahead log. The store's
+    // checkpointer thread may still be finishing a checkpoint of its own
+    // (it outlives the store by that much): until it has, this one is busy
+    // and would leave pages in the log, which would then hide the damage.
     let file = data.join("alertd.sqlite");
     let connection = rusqlite::Connection::open(&file).unwrap();
-    connection
-        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-        .unwrap();
+    wait_for("a complete checkpoint", 20, || {
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .unwrap();
+        (busy == 0).then_some(())
+    });
     let page: i64 = connection
         .query_row("PRAGMA page_size", [], |row| row.get(0))
         .unwrap();
