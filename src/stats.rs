@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::rollup::{Point, Step};
-use crate::store::{RollupQuery, Store, StoreError};
+use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
 /// The most buckets one query may have per host.
 pub(crate) const MAX_BUCKETS: i64 = 10_000;
@@ -49,12 +49,14 @@ pub(crate) type HostBuckets = BTreeMap<String, BTreeMap<Millis, Bucket>>;
 
 /// The answer of `/api/v1/stats`, written straight from the buckets:
 /// `{"from", "hosts": {host: [{"avg", "max", "samples", "sum", "t"}]},
-/// "resolution", "to"}`, keys in name order.
+/// "resolution", "to"}`, keys in name order; across hosts, `"points"`
+/// (the buckets of every host together) in place of `"hosts"`.
 pub(crate) struct StatsAnswer {
     pub from: Millis,
     pub to: Millis,
     pub resolution: Millis,
     pub hosts: HostBuckets,
+    pub across_hosts: bool,
 }
 
 impl serde::Serialize for StatsAnswer {
@@ -62,7 +64,13 @@ impl serde::Serialize for StatsAnswer {
         use serde::ser::SerializeMap;
         let mut answer = serializer.serialize_map(Some(4))?;
         answer.serialize_entry("from", &self.from)?;
-        answer.serialize_entry("hosts", &Hosts(&self.hosts))?;
+        if self.across_hosts {
+            let points = self.hosts.get(ALL_HOSTS).into_iter().flatten();
+            let points = points.map(|(t, bucket)| BucketAt(*t, bucket));
+            answer.serialize_entry("points", &Seq(std::cell::Cell::new(Some(points))))?;
+        } else {
+            answer.serialize_entry("hosts", &Hosts(&self.hosts))?;
+        }
         answer.serialize_entry("resolution", &self.resolution)?;
         answer.serialize_entry("to", &self.to)?;
         answer.end()
@@ -124,6 +132,8 @@ pub(crate) struct StatsQuery {
     pub host: Option<String>,
     /// These fields only.
     pub fields: Option<Vec<String>>,
+    /// Every host's samples in the same buckets, under [`ALL_HOSTS`].
+    pub across_hosts: bool,
 }
 
 impl StatsQuery {
@@ -144,6 +154,7 @@ impl StatsQuery {
             resolution,
             host,
             fields,
+            across_hosts: false,
         };
         if let Some(step) = query.step() {
             query.from = step.start_of(from);
@@ -193,9 +204,18 @@ impl StatsQuery {
         (i128::from(self.from) + offset) as Millis
     }
 
+    /// The same query, with every host's samples in the same buckets.
+    pub fn across_hosts(self) -> Self {
+        StatsQuery {
+            across_hosts: true,
+            ..self
+        }
+    }
+
     /// Reads `[from, to]` into buckets: from the rolled-up series where the
-    /// samples are rolled up and the resolution allows, from the samples
-    /// themselves elsewhere. Blocking.
+    /// samples are rolled up and the resolution allows (across hosts, the
+    /// series of every host together), from the samples themselves
+    /// elsewhere. Blocking.
     pub fn run(&self, store: &dyn Store) -> Result<HostBuckets, StoreError> {
         let mut hosts = HostBuckets::new();
         let mut raw_from = self.from;
@@ -207,7 +227,10 @@ impl StatsQuery {
                     step,
                     from: self.from,
                     to: end,
-                    host: self.host.as_deref(),
+                    host: match self.across_hosts {
+                        true => Some(ALL_HOSTS),
+                        false => self.host.as_deref(),
+                    },
                     fields: self.fields.as_deref(),
                 };
                 store.scan_rollups(&query, &mut |host, point| {
@@ -215,6 +238,12 @@ impl StatsQuery {
                 })?;
                 raw_from = until;
             }
+        }
+        if self.across_hosts {
+            let mut together = Together::new(self);
+            store.visit_samples(raw_from, self.to, &mut together)?;
+            together.add_to(self.buckets_of(&mut hosts, ALL_HOSTS));
+            return Ok(hosts);
         }
         let mut add = |sample| self.add_sample(&mut hosts, sample);
         match &self.host {
@@ -230,14 +259,27 @@ impl StatsQuery {
             .is_none_or(|fields| fields.iter().any(|f| f == field))
     }
 
+    /// The buckets of `host`'s samples (of every host's, across hosts).
+    fn buckets_of<'h>(
+        &self,
+        hosts: &'h mut HostBuckets,
+        host: &str,
+    ) -> &'h mut BTreeMap<Millis, Bucket> {
+        let host = if self.across_hosts { ALL_HOSTS } else { host };
+        // A host's name is copied once, not once per point.
+        if !hosts.contains_key(host) {
+            hosts.insert(host.to_string(), BTreeMap::new());
+        }
+        hosts.get_mut(host).expect("inserted above")
+    }
+
     fn add_sample(&self, hosts: &mut HostBuckets, sample: Sample) {
         if self.host.as_ref().is_some_and(|host| *host != sample.host) {
             return;
         }
         let start = self.bucket_start(sample.ts);
-        let bucket = hosts
-            .entry(sample.host)
-            .or_default()
+        let bucket = self
+            .buckets_of(hosts, &sample.host)
             .entry(start)
             .or_default();
         bucket.samples += 1;
@@ -255,14 +297,7 @@ impl StatsQuery {
     /// Adds a rolled-up point (already narrowed to the wanted fields).
     fn add_point(&self, hosts: &mut HostBuckets, host: &str, point: &Point) {
         let start = self.bucket_start(point.ts);
-        // A host's name is copied once, not once per point.
-        if !hosts.contains_key(host) {
-            hosts.insert(host.to_string(), BTreeMap::new());
-        }
-        let Some(buckets) = hosts.get_mut(host) else {
-            return;
-        };
-        let bucket = buckets.entry(start).or_default();
+        let bucket = self.buckets_of(hosts, host).entry(start).or_default();
         bucket.samples += u32::try_from(point.samples).unwrap_or(u32::MAX);
         for (field, aggregate) in &point.fields {
             let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
@@ -274,6 +309,80 @@ impl StatsQuery {
                     .or_insert(FieldStats::EMPTY),
             };
             stats.add(count, aggregate.sum, aggregate.max);
+        }
+    }
+}
+
+/// Every host's samples added up in the buckets of one query, without
+/// copying them and with each field looked up by name once per run of
+/// samples that name their fields alike.
+struct Together<'q> {
+    query: &'q StatsQuery,
+    /// The wanted fields met so far.
+    fields: Vec<String>,
+    /// For each of the current names, its place in `fields` (`None`: not
+    /// wanted).
+    places: Vec<Option<usize>>,
+    /// Bucket start: samples, and per place in `fields` its figures.
+    buckets: BTreeMap<Millis, (u32, Vec<FieldStats>)>,
+}
+
+impl<'q> Together<'q> {
+    fn new(query: &'q StatsQuery) -> Self {
+        Together {
+            query,
+            fields: Vec::new(),
+            places: Vec::new(),
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the buckets to `buckets`.
+    fn add_to(self, buckets: &mut BTreeMap<Millis, Bucket>) {
+        for (start, (samples, figures)) in self.buckets {
+            let bucket = buckets.entry(start).or_default();
+            bucket.samples = bucket.samples.saturating_add(samples);
+            for (field, stats) in self.fields.iter().zip(figures) {
+                if stats.count > 0 {
+                    bucket
+                        .fields
+                        .entry(field.clone())
+                        .or_insert(FieldStats::EMPTY)
+                        .add(stats.count, stats.sum, stats.max);
+                }
+            }
+        }
+    }
+}
+
+impl SampleVisitor for Together<'_> {
+    fn names(&mut self, names: &[&str]) {
+        self.places.clear();
+        for name in names {
+            let place = match self.fields.iter().position(|field| field == name) {
+                Some(place) => Some(place),
+                None if self.query.wanted(name) => {
+                    self.fields.push(name.to_string());
+                    Some(self.fields.len() - 1)
+                }
+                None => None,
+            };
+            self.places.push(place);
+        }
+    }
+
+    fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
+        let start = self.query.bucket_start(ts);
+        let (samples, figures) = self.buckets.entry(start).or_default();
+        *samples = samples.saturating_add(1);
+        for &(name, value) in values {
+            let Some(&Some(place)) = self.places.get(name) else {
+                continue;
+            };
+            if figures.len() <= place {
+                figures.resize(place + 1, FieldStats::EMPTY);
+            }
+            figures[place].add(1, value, value);
         }
     }
 }
@@ -317,19 +426,48 @@ mod tests {
             (base - 3_600_000, 1_800_000, Some("b".to_string())),
             (base + 7, 1_000, None),
         ] {
-            let query = StatsQuery::new(from, end + 1, resolution, host, None);
+            let query = StatsQuery::new(from, end + 1, resolution, host.clone(), None);
             let (a, b) = (query.run(&compacted).unwrap(), query.run(&raw).unwrap());
-            assert_eq!(a.len(), b.len());
-            for ((host_a, buckets_a), (host_b, buckets_b)) in a.iter().zip(&b) {
-                assert_eq!(host_a, host_b);
-                assert_eq!(buckets_a.len(), buckets_b.len());
-                for ((t_a, x), (t_b, y)) in buckets_a.iter().zip(buckets_b) {
-                    assert_eq!((t_a, x.samples), (t_b, y.samples), "{resolution}");
-                    assert_eq!(x.fields.len(), y.fields.len());
-                    for ((f, p), (g, q)) in x.fields.iter().zip(&y.fields) {
-                        assert_eq!((f, p.count, p.max), (g, q.count, q.max));
-                        assert!((p.sum - q.sum).abs() < 1e-9 * q.sum.abs().max(1.0));
+            assert_same_buckets(&a, &b, resolution);
+            if host.is_none() {
+                // Across hosts: the same buckets in both stores, and the
+                // per-host buckets added up.
+                let across = query.clone().across_hosts();
+                let (c, d) = (across.run(&compacted).unwrap(), across.run(&raw).unwrap());
+                assert_same_buckets(&c, &d, resolution);
+                assert_eq!(c.keys().collect::<Vec<_>>(), [ALL_HOSTS]);
+                let mut added = HostBuckets::new();
+                for (t, bucket) in a.values().flatten() {
+                    let total: &mut Bucket = added
+                        .entry(ALL_HOSTS.to_string())
+                        .or_default()
+                        .entry(*t)
+                        .or_default();
+                    total.samples += bucket.samples;
+                    for (field, stats) in &bucket.fields {
+                        total
+                            .fields
+                            .entry(field.clone())
+                            .or_insert(FieldStats::EMPTY)
+                            .add(stats.count, stats.sum, stats.max);
                     }
+                }
+                assert_same_buckets(&c, &added, resolution);
+            }
+        }
+    }
+
+    fn assert_same_buckets(a: &HostBuckets, b: &HostBuckets, resolution: Millis) {
+        assert_eq!(a.len(), b.len());
+        for ((host_a, buckets_a), (host_b, buckets_b)) in a.iter().zip(b) {
+            assert_eq!(host_a, host_b);
+            assert_eq!(buckets_a.len(), buckets_b.len());
+            for ((t_a, x), (t_b, y)) in buckets_a.iter().zip(buckets_b) {
+                assert_eq!((t_a, x.samples), (t_b, y.samples), "{resolution}");
+                assert_eq!(x.fields.len(), y.fields.len());
+                for ((f, p), (g, q)) in x.fields.iter().zip(&y.fields) {
+                    assert_eq!((f, p.count, p.max), (g, q.count, q.max));
+                    assert!((p.sum - q.sum).abs() < 1e-9 * q.sum.abs().max(1.0));
                 }
             }
         }
@@ -343,6 +481,7 @@ mod tests {
             resolution: 1,
             host: None,
             fields: None,
+            across_hosts: false,
         };
         assert_eq!(query.buckets(), i64::MAX);
         assert_eq!(query.bucket_start(5), 5);

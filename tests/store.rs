@@ -11,7 +11,8 @@ use alertd::store::rollup::{Point, Step};
 mod support;
 
 use alertd::store::{
-    Claim, Delivery, HookCall, Lease, RedisStore, RollupQuery, SqliteStore, Store,
+    ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, RollupQuery, SampleVisitor,
+    SqliteStore, Store,
 };
 
 /// What most cases need of a store: to record transitions as the one node
@@ -384,6 +385,39 @@ pub fn compacted_and_recent_samples_read_back_exactly(store: &dyn Store) {
     );
 }
 
+/// Samples in an order that does not depend on the order given.
+fn in_any_order(mut samples: Vec<Sample>) -> Vec<Sample> {
+    samples.sort_by_cached_key(|sample| (sample.ts, format!("{sample:?}")));
+    samples
+}
+
+/// The samples [`Store::visit_samples`] hands over, normalized, in any order.
+fn visited(store: &dyn Store, from: i64, to: i64) -> Vec<Sample> {
+    struct Collect {
+        names: Vec<String>,
+        samples: Vec<Sample>,
+    }
+    impl SampleVisitor for Collect {
+        fn names(&mut self, names: &[&str]) {
+            self.names = names.iter().map(|name| name.to_string()).collect();
+        }
+        fn sample(&mut self, host: &str, ts: i64, values: &[(usize, f64)]) {
+            let fields: Vec<(&str, f64)> = values
+                .iter()
+                .map(|&(name, value)| (self.names[name].as_str(), value))
+                .collect();
+            self.samples
+                .push(normalized(Sample::new(host, ts, &fields)));
+        }
+    }
+    let mut collect = Collect {
+        names: Vec::new(),
+        samples: Vec::new(),
+    };
+    store.visit_samples(from, to, &mut collect).unwrap();
+    in_any_order(collect.samples)
+}
+
 /// One step of [`samples_match_a_model`].
 #[derive(Debug, Clone)]
 pub enum Op {
@@ -489,6 +523,20 @@ pub fn samples_match_a_model(
             expected(&model, from, to),
             "step {i}: range"
         );
+        assert_eq!(
+            visited(store.as_ref(), from, to),
+            in_any_order(expected(&model, from, to)),
+            "step {i}: visited"
+        );
+        // Both ends of the range hold samples.
+        if let (Some(first), Some(last)) = (model.first(), model.last()) {
+            let (from, to) = (first.ts.min(last.ts), first.ts.max(last.ts));
+            assert_eq!(
+                visited(store.as_ref(), from, to),
+                in_any_order(expected(&model, from, to)),
+                "step {i}: visited from {from} to {to}"
+            );
+        }
         let mut one_host = Vec::new();
         store
             .scan_host_samples("h1", from, to, &mut |s| one_host.push(normalized(s)))
@@ -526,36 +574,41 @@ pub fn samples_match_a_model(
 
 /// The stored rollups of `step` are the aggregates of `rolled` (in the
 /// order compacted): counts, minimums, maximums and last values exactly,
-/// sums to rounding.
+/// sums to rounding; each host's, and every host's together under
+/// [`ALL_HOSTS`] (whose last value may be any host's that sent last).
 fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str) {
     use std::collections::BTreeMap;
     let mut sorted: Vec<&Sample> = rolled.iter().collect();
     sorted.sort_by_key(|s| s.ts);
     let mut expected: BTreeMap<(String, i64), Vec<&Sample>> = BTreeMap::new();
     for sample in sorted {
-        expected
-            .entry((sample.host.clone(), step.start_of(sample.ts)))
-            .or_default()
-            .push(sample);
+        for host in [sample.host.as_str(), ALL_HOSTS] {
+            expected
+                .entry((host.to_string(), step.start_of(sample.ts)))
+                .or_default()
+                .push(sample);
+        }
     }
     let mut stored: BTreeMap<(String, i64), Point> = BTreeMap::new();
-    let all = RollupQuery {
-        step,
-        from: i64::MIN,
-        to: i64::MAX,
-        host: None,
-        fields: None,
-    };
-    store
-        .scan_rollups(&all, &mut |host, point| {
-            let old = stored.insert((host.to_string(), point.ts), point.clone());
-            assert!(
-                old.is_none(),
-                "{context}: two points for {host} at {}",
-                point.ts
-            );
-        })
-        .unwrap();
+    for host in [None, Some(ALL_HOSTS)] {
+        let query = RollupQuery {
+            step,
+            from: i64::MIN,
+            to: i64::MAX,
+            host,
+            fields: None,
+        };
+        store
+            .scan_rollups(&query, &mut |host, point| {
+                let old = stored.insert((host.to_string(), point.ts), point.clone());
+                assert!(
+                    old.is_none(),
+                    "{context}: two points for {host:?} at {}",
+                    point.ts
+                );
+            })
+            .unwrap();
+    }
     let keys: Vec<_> = stored.keys().collect();
     let wanted: Vec<_> = expected.keys().collect();
     assert_eq!(keys, wanted, "{context}: points");
@@ -590,7 +643,17 @@ fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str
         want_fields.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(got_fields.len(), want_fields.len(), "{context}: {key:?}");
         for ((name, got), (_, want)) in got_fields.iter().zip(&want_fields) {
-            let &(count, sum, min, max, last, last_ts) = want;
+            let &(count, sum, min, max, mut last, last_ts) = want;
+            if key.0 == ALL_HOSTS {
+                let at_last = samples.iter().filter(|s| s.ts == last_ts);
+                let mut values =
+                    at_last.filter_map(|s| s.metrics.iter().find(|(f, _)| **f == **name));
+                assert!(
+                    values.any(|(_, value)| *value == got.last),
+                    "{context}: {key:?} {name}"
+                );
+                last = got.last;
+            }
             assert_eq!(
                 (got.count, got.min, got.max, got.last, got.last_ts),
                 (count, min, max, last, last_ts),
@@ -1478,7 +1541,7 @@ fn sqlite_refuses_a_newer_schema() {
     let error = SqliteStore::open(&path).err().expect("refused");
     assert_eq!(
         error.to_string(),
-        "the store's schema version is 99, this alertd knows 2: upgrade alertd"
+        "the store's schema version is 99, this alertd knows 3: upgrade alertd"
     );
 }
 
@@ -1545,7 +1608,7 @@ fn sqlite_moves_the_samples_of_a_version_1_store() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let old: i64 = connection
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('samples', 'hosts')",
@@ -1584,4 +1647,83 @@ fn sqlite_adds_dead_deliveries_to_an_earlier_version_2_file() {
         )
         .unwrap();
     assert!(store.incident("i1").unwrap().unwrap().pending[0].dead);
+}
+
+/// Every point of `step` of all hosts together, by time.
+fn all_hosts_points(store: &dyn Store, step: Step) -> Vec<Point> {
+    let mut points = Vec::new();
+    let query = RollupQuery {
+        step,
+        from: i64::MIN,
+        to: i64::MAX,
+        host: Some(ALL_HOSTS),
+        fields: None,
+    };
+    store
+        .scan_rollups(&query, &mut |_, point| points.push(point.clone()))
+        .unwrap();
+    points
+}
+
+/// Two hours of three hosts, compacted but for the last ten minutes.
+fn fill_and_compact(store: &dyn Store) -> [Vec<Point>; 2] {
+    let base = 1_700_000_400_000 / alertd::store::BLOCK_PERIOD * alertd::store::BLOCK_PERIOD;
+    let samples: Vec<Sample> = (0..720i64)
+        .flat_map(|i| {
+            ["a", "b", "c"].map(|host| {
+                let value = (i * 7 % 23) as f64 + host.len() as f64;
+                Sample::new(host, base + i * 10_000, &[("v", value), ("w", -value)])
+            })
+        })
+        .collect();
+    for batch in samples.chunks(90) {
+        store.append_samples(batch).unwrap();
+    }
+    while store.compact_samples(base + 6_600_000).unwrap() > 0 {}
+    let points = Step::ALL.map(|step| all_hosts_points(store, step));
+    assert_eq!(points[0].len(), 110, "110 minutes");
+    assert_eq!(points[0][0].samples, 18, "3 hosts at 10 s");
+    points
+}
+
+#[test]
+fn sqlite_rolls_up_all_hosts_of_an_earlier_version_2_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    let points = fill_and_compact(&SqliteStore::open(&path).unwrap());
+    // As written by the alertd before the rows of all hosts.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DELETE FROM rollups WHERE host = ''; PRAGMA user_version = 2;")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
+}
+
+#[test]
+fn redis_rolls_up_all_hosts_of_a_store_written_before_they_were_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::redis::RedisServer::start(dir.path());
+    let store = RedisStore::open(&server.url(), "old").unwrap();
+    let points = fill_and_compact(&store);
+    // As written by the alertd before the rows of all hosts: no row whose
+    // field (`start\0host`) ends with its separator.
+    let script = "for i = 1, #KEYS, 2 do \
+        for _, f in ipairs(redis.call('HKEYS', KEYS[i])) do \
+          if string.sub(f, -1) == '\\0' then \
+            redis.call('HDEL', KEYS[i], f); redis.call('ZREM', KEYS[i + 1], f) \
+          end \
+        end \
+      end";
+    let keys = [
+        "{old}:rollup:60000",
+        "{old}:rollup_by_start:60000",
+        "{old}:rollup:600000",
+        "{old}:rollup_by_start:600000",
+    ];
+    server.cli(&[&["EVAL", script, "4"][..], &keys[..]].concat());
+    server.cli(&["DEL", "{old}:all_hosts_rolled_up"]);
+    assert!(all_hosts_points(&store, Step::Minute).is_empty());
+    store.compact_samples(0).unwrap();
+    assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
 }

@@ -411,11 +411,13 @@ struct StatsParams {
     host: Option<String>,
     /// Comma-separated field names; all fields when absent.
     fields: Option<String>,
+    /// `hosts`: every host's samples in the same buckets.
+    across: Option<String>,
 }
 
 /// `GET /api/v1/stats?from=MS&to=MS&resolution=1m`: samples per host,
 /// downsampled into buckets of `resolution` with each field's average,
-/// maximum and sum.
+/// maximum and sum; with `across=hosts`, every host's samples together.
 async fn stats(
     State(service): State<Arc<Service>>,
     query: Result<Query<StatsParams>, QueryRejection>,
@@ -437,7 +439,21 @@ async fn stats(
         },
         None => StatsQuery::auto_resolution(from, to),
     };
-    let query = StatsQuery::new(
+    let across_hosts = match (params.across.as_deref(), &params.host) {
+        (None, _) => false,
+        (Some("hosts"), None) => true,
+        (Some("hosts"), Some(host)) => {
+            return Err(ApiError::bad_request(format!(
+                "across=hosts and host={host:?}: ask for one host or for all together, not both"
+            )));
+        }
+        (Some(other), _) => {
+            return Err(ApiError::bad_request(format!(
+                "across={other:?}: the one choice is \"hosts\""
+            )));
+        }
+    };
+    let mut query = StatsQuery::new(
         from,
         to,
         resolution,
@@ -446,6 +462,9 @@ async fn stats(
             .fields
             .map(|list| list.split(',').map(|f| f.trim().to_string()).collect()),
     );
+    if across_hosts {
+        query = query.across_hosts();
+    }
     let from = query.from;
     let buckets = query.buckets();
     if buckets > MAX_BUCKETS {
@@ -461,6 +480,7 @@ async fn stats(
             to,
             resolution,
             hosts: query.run(service.store())?,
+            across_hosts,
         })
     })
     .await

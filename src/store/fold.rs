@@ -1,6 +1,7 @@
 //! Compaction's work, the same for every backend: recent batches of
 //! samples folded into one block per host and [`BLOCK_PERIOD`], and into the
-//! rolled-up series. A backend reads what to fold and what is stored
+//! rolled-up series, each host's and every host's together (under
+//! [`ALL_HOSTS`]). A backend reads what to fold and what is stored
 //! already ([`Stored`]), calls [`fold`], and writes the [`Fold`] in one
 //! atomic step.
 
@@ -9,7 +10,7 @@ use std::collections::BTreeMap;
 use super::batch::{self, Sequenced};
 use super::block::{self, BlockReader};
 use super::rollup::{self, Point, Step};
-use super::{BLOCK_PERIOD, StoreError};
+use super::{ALL_HOSTS, BLOCK_PERIOD, StoreError};
 use crate::duration::Millis;
 use crate::sample::Sample;
 
@@ -127,7 +128,8 @@ pub fn fold(
             .collect();
         let mut rows: Vec<(Step, &str, Millis)> = blocks
             .iter()
-            .flat_map(|(start, host)| Step::ALL.map(|step| (step, *host, step.row_of(*start))))
+            .flat_map(|(start, host)| [(*start, *host), (*start, ALL_HOSTS)])
+            .flat_map(|(start, host)| Step::ALL.map(|step| (step, host, step.row_of(start))))
             .collect();
         rows.sort_unstable();
         rows.dedup();
@@ -139,10 +141,16 @@ pub fn fold(
         // Stable: ties stay in append order.
         new.sort_by_key(|(_, sample)| sample.ts);
         for step in Step::ALL {
+            let rolled = rollup::roll_up(new.iter().map(|(_, sample)| sample), step);
+            let row = step.row_of(start);
             points
-                .entry((step, host.clone(), step.row_of(start)))
+                .entry((step, ALL_HOSTS.to_string(), row))
                 .or_default()
-                .extend(rollup::roll_up(new.iter().map(|(_, sample)| sample), step));
+                .extend(rolled.iter().cloned());
+            points
+                .entry((step, host.clone(), row))
+                .or_default()
+                .extend(rolled);
         }
         let existing = stored.block(start, &host)?;
         fold.blocks.push(merged_block(start, host, existing, new)?);

@@ -155,6 +155,12 @@ pub struct Claim<'a> {
 /// aligned to multiples of it.
 pub const BLOCK_PERIOD: Millis = 10 * 60 * 1000;
 
+/// The name under which the rollups hold every host's samples together:
+/// each step's aggregates across hosts (a sum of sums, the largest maximum,
+/// the last value of whichever host sent last). No host has this name, as
+/// a host name is never empty.
+pub const ALL_HOSTS: &str = "";
+
 /// Which rolled-up points to read (see [`Store::scan_rollups`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RollupQuery<'a> {
@@ -162,10 +168,35 @@ pub struct RollupQuery<'a> {
     /// Points with `from <= ts <= to`.
     pub from: Millis,
     pub to: Millis,
-    /// This host's only.
+    /// This host's only ([`ALL_HOSTS`]: the aggregates across hosts); each
+    /// host's, but not the aggregates, for `None`.
     pub host: Option<&'a str>,
     /// With these fields only.
     pub fields: Option<&'a [String]>,
+}
+
+/// What [`Store::visit_samples`] hands samples to.
+pub trait SampleVisitor {
+    /// The samples that follow give their fields by place in `names`.
+    fn names(&mut self, names: &[&str]);
+
+    /// One sample: its host, its time, and its fields (by place in the
+    /// names last given) with their values.
+    fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]);
+}
+
+/// Hands one sample to `visitor`, with its own names (`values`: room for
+/// its fields).
+pub(crate) fn visit_sample(
+    visitor: &mut dyn SampleVisitor,
+    sample: &Sample,
+    values: &mut Vec<(usize, f64)>,
+) {
+    let names: Vec<&str> = sample.metrics.iter().map(|(name, _)| &**name).collect();
+    visitor.names(&names);
+    values.clear();
+    values.extend(sample.metrics.iter().map(|(_, value)| *value).enumerate());
+    visitor.sample(&sample.host, sample.ts, values);
 }
 
 /// A place in the order samples were appended (see [`Store::sample_cursor`]).
@@ -275,6 +306,21 @@ pub trait Store: Send + Sync {
         self.scan_samples_before(from, to, SampleCursor::MAX, visit)
     }
 
+    /// Hands every sample with `from <= ts <= to` to `visitor` without
+    /// copying it, in no particular order: for a reader that only adds
+    /// samples up, faster than [`Store::scan_samples`].
+    fn visit_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        let mut values = Vec::new();
+        self.scan_samples(from, to, &mut |sample| {
+            visit_sample(visitor, &sample, &mut values)
+        })
+    }
+
     /// [`Store::scan_samples`] for one host's samples only.
     fn scan_host_samples(
         &self,
@@ -342,7 +388,8 @@ pub trait Store: Send + Sync {
     /// points in time order. Each (host, step) has one point, made from its
     /// samples when they were compacted: the rollups cover samples before
     /// [`Store::rolled_up_until`], and a sample that came later than that
-    /// for an earlier time once the next compaction ran.
+    /// for an earlier time once the next compaction ran. The points of
+    /// [`ALL_HOSTS`] aggregate every host's of the same step.
     fn scan_rollups(
         &self,
         query: &RollupQuery<'_>,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
-    SampleCursor, Store, StoreError,
+    SampleCursor, SampleVisitor, Store, StoreError,
 };
 use crate::duration::Millis;
 use crate::incident::PairRecord;
@@ -104,6 +104,16 @@ impl Store for Observed {
     ) -> Result<(), StoreError> {
         self.call("scan_host_samples", |store| {
             store.scan_host_samples(host, from, to, visit)
+        })
+    }
+    fn visit_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        self.call("visit_samples", |store| {
+            store.visit_samples(from, to, visitor)
         })
     }
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError> {

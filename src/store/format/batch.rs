@@ -221,52 +221,88 @@ impl<'a> BatchReader<'a> {
     /// The next sample of `host` (of any host for `None`), skipping the
     /// others without decoding their fields; `None` after the last.
     pub fn next_of(&mut self, host: Option<&str>) -> Result<Option<(i64, Sample)>, StoreError> {
-        loop {
-            if self.left == 0 {
-                return if self.bytes.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(self.bytes.error())
-                };
-            }
-            self.left -= 1;
-            let reader = &mut self.bytes;
-            let gap = reader.varint()?;
-            self.seq = self.seq.wrapping_add(1).wrapping_add(gap as i64);
-            let name = *self
-                .hosts
-                .get(reader.count(usize::MAX)?)
-                .ok_or_else(|| reader.error())?;
-            self.ts = self.ts.wrapping_add(reader.signed()?);
-            let count = reader.count(self.fields.len())?;
+        while let Some((name, count)) = self.next_head()? {
             if host.is_some_and(|host| host != name) {
                 for _ in 0..count {
-                    reader.varint()?;
-                    reader.take(8)?;
+                    self.bytes.varint()?;
+                    self.bytes.take(8)?;
                 }
                 continue;
             }
             let mut metrics = Vec::with_capacity(count);
             for _ in 0..count {
-                let field = *self
-                    .fields
-                    .get(reader.count(usize::MAX)?)
-                    .ok_or_else(|| reader.error())?;
-                let value = reader.f64()?;
-                if !value.is_finite() {
-                    return Err(reader.error());
-                }
-                metrics.push((field.to_string(), value));
+                let (field, value) = self.next_value()?;
+                metrics.push((self.fields[field].to_string(), value));
             }
-            return Ok(Some((
-                self.seq,
-                Sample {
-                    host: name.to_string(),
-                    ts: self.ts,
-                    metrics,
-                },
-            )));
+            let sample = Sample {
+                host: name.to_string(),
+                ts: self.ts,
+                metrics,
+            };
+            return Ok(Some((self.seq, sample)));
         }
+        Ok(None)
+    }
+
+    /// The names of the fields, which [`BatchReader::next_values`] gives by
+    /// their place in this list.
+    pub fn field_names(&self) -> &[&'a str] {
+        &self.fields
+    }
+
+    /// The next sample without copying it: its sequence number, host and
+    /// time, and in `values` its fields (by their place in
+    /// [`BatchReader::field_names`]) with their values; `None` after the
+    /// last.
+    pub fn next_values(
+        &mut self,
+        values: &mut Vec<(usize, f64)>,
+    ) -> Result<Option<(i64, &'a str, Millis)>, StoreError> {
+        values.clear();
+        let Some((name, count)) = self.next_head()? else {
+            return Ok(None);
+        };
+        for _ in 0..count {
+            values.push(self.next_value()?);
+        }
+        Ok(Some((self.seq, name, self.ts)))
+    }
+
+    /// Reads the next sample up to its fields: its host and how many fields
+    /// it has; `None` after the last.
+    fn next_head(&mut self) -> Result<Option<(&'a str, usize)>, StoreError> {
+        if self.left == 0 {
+            return if self.bytes.is_empty() {
+                Ok(None)
+            } else {
+                Err(self.bytes.error())
+            };
+        }
+        self.left -= 1;
+        let reader = &mut self.bytes;
+        let gap = reader.varint()?;
+        self.seq = self.seq.wrapping_add(1).wrapping_add(gap as i64);
+        let name = *self
+            .hosts
+            .get(reader.count(usize::MAX)?)
+            .ok_or_else(|| reader.error())?;
+        self.ts = self.ts.wrapping_add(reader.signed()?);
+        let count = reader.count(self.fields.len())?;
+        Ok(Some((name, count)))
+    }
+
+    /// One field of a sample: its place in the field names, and its value.
+    fn next_value(&mut self) -> Result<(usize, f64), StoreError> {
+        let reader = &mut self.bytes;
+        let field = reader.count(usize::MAX)?;
+        if field >= self.fields.len() {
+            return Err(reader.error());
+        }
+        let value = reader.f64()?;
+        if !value.is_finite() {
+            return Err(reader.error());
+        }
+        Ok((field, value))
     }
 }
 

@@ -19,7 +19,8 @@
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on), their claims, per incident how many wait |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
-//! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start |
+//! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start; host `""` aggregates every host's |
+//! | `all_hosts_rolled_up` | string | set once the rows of every host together were made for the rows rolled up before they were kept |
 //! | `nodes` | hash | per node: its last report (JSON) |
 //! | `sessions` | hash | per sign-in session of the pages (a SHA-256 of its id): when it expires |
 //! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |

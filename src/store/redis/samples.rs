@@ -16,7 +16,7 @@ use crate::store::batch::{self, BatchReader, Sequenced};
 use crate::store::block::BlockReader;
 use crate::store::fold::{self, Stored, merged_points, period_of, trim_batch, trim_block};
 use crate::store::rollup::{self, Point, Step};
-use crate::store::{BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
+use crate::store::{ALL_HOSTS, BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
 
 /// The most samples one compaction folds.
 const COMPACTION_SAMPLES: u64 = 200_000;
@@ -438,6 +438,7 @@ impl RedisStore {
     pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
         let before = period_of(before);
         let done = self.exclusively(|| {
+            self.add_all_hosts_rows()?;
             let by_min = self.key("by_min");
             let mut old: Vec<i64> = self.run(move |mut c| async move {
                 c.zrangebyscore(by_min, "-inf", format!("({before}")).await
@@ -489,6 +490,66 @@ impl RedisStore {
             Ok(folded)
         })?;
         Ok(done.unwrap_or(0))
+    }
+
+    /// Writes the rows of [`ALL_HOSTS`] of a store rolled up before they
+    /// were kept, each from every host's row of the same step and start,
+    /// once (`all_hosts_rolled_up` marks it done). Holding the compaction
+    /// lock: no fold adds to a row meanwhile, and a row made again after a
+    /// failure is made whole again.
+    fn add_all_hosts_rows(&self) -> Result<(), StoreError> {
+        let done = self.key("all_hosts_rolled_up");
+        let marked = done.clone();
+        let is_done: bool = self.run(move |mut c| async move { c.exists(marked).await })?;
+        if is_done {
+            return Ok(());
+        }
+        let mut written = 0usize;
+        for step in Step::ALL {
+            let (index, rows) = (
+                self.key(&format!("rollup_by_start:{}", step.id())),
+                self.key(&format!("rollup:{}", step.id())),
+            );
+            let found: Vec<String> =
+                self.run(move |mut c| async move { c.zrange(index, 0, -1).await })?;
+            let mut by_start: BTreeMap<Millis, Vec<String>> = BTreeMap::new();
+            for field in found {
+                if host_of(field.as_bytes())? == ALL_HOSTS {
+                    continue;
+                }
+                let start = numbers::<1>(
+                    field.split('\0').next().unwrap_or_default().as_bytes(),
+                    "a rollup row",
+                )?[0];
+                by_start.entry(start).or_default().push(field);
+            }
+            let starts: Vec<(Millis, Vec<String>)> = by_start.into_iter().collect();
+            // A few rows of every host at a time.
+            for chunk in starts.chunks(8) {
+                let mut write = FoldWrite::default();
+                for (start, fields) in chunk {
+                    let (rows, mut names) = (rows.clone(), fields.clone());
+                    names.sort_unstable();
+                    let data: Values =
+                        self.run(move |mut c| async move { c.hmget(rows, names).await })?;
+                    let mut points = Vec::new();
+                    for data in data.into_iter().flatten() {
+                        points.extend(rollup::decode(&data)?);
+                    }
+                    let (data, _) = merged_points(None, |_| true, points)?;
+                    write
+                        .rollups
+                        .push((step, field(*start, ALL_HOSTS), *start, data));
+                }
+                written += write.rollups.len();
+                self.write_fold(write)?;
+            }
+        }
+        self.run(move |mut c| async move { c.set::<_, _, ()>(done, 1).await })?;
+        if written > 0 {
+            tracing::info!(rows = written, "rolled up every host's samples together");
+        }
+        Ok(())
     }
 
     /// The entries and data of the batches `firsts` that are still there.
@@ -623,7 +684,7 @@ impl RedisStore {
         let mut wanted: BTreeMap<(String, Millis), String> = BTreeMap::new();
         for field in found {
             let row_host = host_of(field.as_bytes())?;
-            if host.is_some_and(|host| host != row_host) {
+            if host.map_or(row_host == ALL_HOSTS, |host| host != row_host) {
                 continue;
             }
             let start = numbers::<1>(

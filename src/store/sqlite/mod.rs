@@ -21,8 +21,9 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{SampleCursor, StoreError};
 
-/// Bumped whenever the schema changes; a newer file is refused.
-const SCHEMA_VERSION: i64 = 2;
+/// Bumped whenever the schema changes; a newer file is refused. Version 3
+/// added the rollups of [`ALL_HOSTS`](crate::store::ALL_HOSTS).
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -518,6 +519,9 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     let transaction = connection.unchecked_transaction()?;
     transaction.execute_batch(SCHEMA)?;
     samples::migrate_rows(&transaction)?;
+    if found < 3 {
+        rollups::add_all_hosts_rows(&transaction)?;
+    }
     // Added to version 2 files: dead deliveries.
     let has_dead: bool = transaction
         .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'dead'")?

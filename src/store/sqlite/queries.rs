@@ -14,7 +14,7 @@ use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
     Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
-    SampleCursor, Store, StoreError,
+    SampleCursor, SampleVisitor, Store, StoreError,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -126,6 +126,15 @@ impl Store for SqliteStore {
         visit: &mut dyn FnMut(Sample),
     ) -> Result<(), StoreError> {
         self.scan(from, to, cursor, None, visit)
+    }
+
+    fn visit_samples(
+        &self,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        self.visit(from, to, visitor)
     }
 
     fn scan_host_samples(

@@ -9,7 +9,7 @@ use super::SqliteStore;
 use crate::duration::Millis;
 use crate::store::fold::merged_points;
 use crate::store::rollup::{self, Point, Step};
-use crate::store::{RollupQuery, StoreError};
+use crate::store::{ALL_HOSTS, RollupQuery, StoreError};
 
 /// Rewrites one row with its points that `keep` keeps, and `added` merged
 /// into them. Returns how many points were left out.
@@ -75,6 +75,41 @@ pub(super) fn put_row(
     Ok(())
 }
 
+/// Writes the rows of [`ALL_HOSTS`] of a store rolled up before they were
+/// kept, each from every host's row of the same step and start, in the
+/// caller's transaction. Returns how many rows it wrote.
+pub(super) fn add_all_hosts_rows(connection: &Connection) -> Result<u64, StoreError> {
+    let rows: Vec<(i64, Millis)> = connection
+        .prepare("SELECT DISTINCT step, start FROM rollups WHERE host <> ''")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut written = 0u64;
+    for (id, start) in rows {
+        let Some(step) = Step::ALL.into_iter().find(|step| step.id() == id) else {
+            return Err(StoreError::Corrupt(format!("a rollup row of step {id}")));
+        };
+        let mut points = Vec::new();
+        {
+            let mut query = connection.prepare_cached(
+                "SELECT data FROM rollups WHERE step = ?1 AND start = ?2 AND host <> '' \
+                 ORDER BY host",
+            )?;
+            let mut found = query.query(params![id, start])?;
+            while let Some(row) = found.next()? {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                points.extend(rollup::decode(data)?);
+            }
+        }
+        let (data, _) = merged_points(None, |_| true, points)?;
+        put_row(connection, step, ALL_HOSTS, start, data.as_deref())?;
+        written += 1;
+    }
+    if written > 0 {
+        tracing::info!(rows = written, "rolled up every host's samples together");
+    }
+    Ok(written)
+}
+
 impl SqliteStore {
     pub(super) fn rollups(
         &self,
@@ -93,10 +128,17 @@ impl SqliteStore {
         }
         self.read(|connection| {
             let first = step.row_of(from);
-            let mut query = connection.prepare_cached(
-                "SELECT host, data FROM rollups WHERE step = ?1 AND start >= ?2 AND start <= ?3 \
-                 AND (?4 IS NULL OR host = ?4) ORDER BY host, start",
-            )?;
+            // Two statements, so that one host's rows are found by the key.
+            let mut query = connection.prepare_cached(match host {
+                Some(_) => {
+                    "SELECT host, data FROM rollups \
+                     WHERE step = ?1 AND host = ?4 AND start >= ?2 AND start <= ?3 ORDER BY start"
+                }
+                None => {
+                    "SELECT host, data FROM rollups WHERE step = ?1 AND start >= ?2 \
+                     AND start <= ?3 AND host <> '' AND ?4 IS NULL ORDER BY host, start"
+                }
+            })?;
             let mut rows = query.query(params![step.id(), first, to, host])?;
             while let Some(row) = rows.next()? {
                 let host: String = row.get(0)?;

@@ -22,7 +22,8 @@ use crate::store::batch::{self, BatchReader, Encoded};
 use crate::store::block::BlockReader;
 use crate::store::fold::{trim_batch, trim_block};
 use crate::store::{
-    BLOCK_PERIOD, HostSeen, SampleCursor, StoreError, decode_metrics, encode_metrics,
+    BLOCK_PERIOD, HostSeen, SampleCursor, SampleVisitor, StoreError, decode_metrics,
+    encode_metrics, visit_sample,
 };
 
 /// A host's latest sample, its fields encoded by [`encode_metrics`].
@@ -348,6 +349,54 @@ impl SqliteStore {
             merge_period(&period, from, to, &mut recent, visit)?;
             while let Some(sample) = recent.pop()? {
                 visit(sample);
+            }
+            Ok(())
+        })
+    }
+
+    /// Hands every sample of `[from, to]` to `visitor`: blocks first, then
+    /// recent rows, in one read transaction; a recent row's samples as they
+    /// are in it, without copying them.
+    pub(super) fn visit(
+        &self,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        self.read(|connection| {
+            let snapshot = connection.unchecked_transaction()?;
+            let mut blocks = snapshot.prepare_cached(
+                "SELECT host, data FROM blocks \
+                 WHERE start > ?1 AND start <= ?2 AND max_ts >= ?3 AND min_ts <= ?2",
+            )?;
+            let mut rows = blocks.query(params![from.saturating_sub(BLOCK_PERIOD), to, from])?;
+            let mut values = Vec::new();
+            while let Some(row) = rows.next()? {
+                let host = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                for sample in BlockReader::new(data)?.samples(host)? {
+                    if sample.ts < from || sample.ts > to {
+                        continue;
+                    }
+                    visit_sample(visitor, &sample, &mut values);
+                }
+            }
+            let mut recent = snapshot.prepare_cached(
+                "SELECT seq, data FROM recent WHERE max_ts >= ?1 AND min_ts <= ?2",
+            )?;
+            let mut rows = recent.query(params![from, to])?;
+            while let Some(row) = rows.next()? {
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                let mut reader = BatchReader::new(data, row.get(0)?)?;
+                visitor.names(reader.field_names());
+                while let Some((_, host, ts)) = reader.next_values(&mut values)? {
+                    if ts >= from && ts <= to {
+                        visitor.sample(host, ts, &values);
+                    }
+                }
             }
             Ok(())
         })
