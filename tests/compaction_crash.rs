@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alertd::sample::Sample;
-use alertd::store::{BLOCK_PERIOD, SqliteStore, Store};
+use alertd::store::rollup::{Point, Step};
+use alertd::store::{ALL_HOSTS, BLOCK_PERIOD, RollupQuery, SqliteStore, Store};
 
 const DIR_VARIABLE: &str = "ALERTD_COMPACTION_CRASH_DIR";
 const HOSTS: i64 = 20;
@@ -61,6 +62,55 @@ fn read_all(dir: &Path) -> Vec<Sample> {
         .scan_samples(i64::MIN, i64::MAX, &mut |s| samples.push(s))
         .unwrap();
     sorted(samples)
+}
+
+/// The rollups of all hosts together are each host's added up, step by
+/// step: written in the same transaction, a kill leaves both or neither.
+fn check_rollups_of_all_hosts(dir: &Path, round: i64) {
+    let store = SqliteStore::open_dir(dir).unwrap();
+    for step in Step::ALL {
+        let mut added: std::collections::BTreeMap<i64, Point> = Default::default();
+        let mut together = Vec::new();
+        for host in [None, Some(ALL_HOSTS)] {
+            let query = RollupQuery {
+                step,
+                from: i64::MIN,
+                to: i64::MAX,
+                host,
+                fields: None,
+            };
+            store
+                .scan_rollups(&query, &mut |_, point| match host {
+                    Some(_) => together.push(point.clone()),
+                    None => match added.get_mut(&point.ts) {
+                        Some(sum) => sum.merge(point),
+                        None => drop(added.insert(point.ts, point.clone())),
+                    },
+                })
+                .unwrap();
+        }
+        assert!(
+            !together.is_empty(),
+            "round {round}: {step:?}: nothing rolled up"
+        );
+        assert_eq!(together.len(), added.len(), "round {round}: {step:?}");
+        for (point, sum) in together.iter().zip(added.values()) {
+            assert_eq!(
+                (point.ts, point.samples),
+                (sum.ts, sum.samples),
+                "round {round}"
+            );
+            for (name, aggregate) in &sum.fields {
+                let (_, stored) = point.fields.iter().find(|(n, _)| n == name).unwrap();
+                assert_eq!(
+                    (stored.count, stored.min, stored.max),
+                    (aggregate.count, aggregate.min, aggregate.max),
+                    "round {round}: {step:?} {name}"
+                );
+                assert!((stored.sum - aggregate.sum).abs() <= 1e-9 * aggregate.sum.abs().max(1.0));
+            }
+        }
+    }
 }
 
 /// Compacts everything, as fast as it can, until killed or done.
@@ -127,6 +177,7 @@ fn compaction_killed_at_any_moment_loses_nothing() {
             expected.len().abs_diff(read.len())
         );
         assert!(read == expected, "round {round}: samples differ");
+        check_rollups_of_all_hosts(dir.path(), round);
     }
     eprintln!("{kills} kills, {finished} compactions finished; whole compaction {full:?}");
     assert!(kills >= 6, "only {kills} kills ({finished} finished)");

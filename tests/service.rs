@@ -126,6 +126,13 @@ fn a_hook_sees_opened_then_resolved_and_the_api_shows_it() {
     assert_eq!(web1[0]["max"]["x"], 50.0);
     assert_eq!(web1[0]["sum"]["x"], 52.0);
     assert_eq!(web1[0]["avg"]["x"], 26.0);
+    let together = alertd.get_json("/api/v1/stats?resolution=1h&fields=x&across=hosts");
+    assert!(together.get("hosts").is_none(), "{together}");
+    let points = together["points"].as_array().unwrap();
+    assert_eq!(points.len(), 1, "{together}");
+    let both = stats["hosts"]["web-2"][0]["samples"].as_u64().unwrap() + 2;
+    assert_eq!(points[0]["samples"], both, "{stats} {together}");
+    assert_eq!(points[0]["max"]["x"], 50.0);
 
     let (status, metrics) = alertd.get("/metrics");
     assert_eq!(status, 200);
@@ -328,6 +335,8 @@ fn bad_inputs_get_a_reason_and_change_nothing() {
             "/api/v1/stats?from=-9223372036854775808&to=9223372036854775807&resolution=1",
             "9223372036854775807 buckets per host",
         ),
+        ("/api/v1/stats?across=rules", "across=\\\"rules\\\""),
+        ("/api/v1/stats?across=hosts&host=web-1", "not both"),
     ] {
         let (status, answer) = alertd.get(path);
         assert_eq!(status, 400, "{path}: {answer}");
@@ -337,6 +346,9 @@ fn bad_inputs_get_a_reason_and_change_nothing() {
     // The widest range is fine with the automatic resolution.
     let stats = alertd.get_json("/api/v1/stats?from=-9223372036854775808&to=9223372036854775807");
     assert_eq!(stats["hosts"], json!({}));
+    let stats = alertd
+        .get_json("/api/v1/stats?from=-9223372036854775808&to=9223372036854775807&across=hosts");
+    assert_eq!(stats["points"], json!([]));
 
     // Nothing of any of it was stored.
     assert_eq!(alertd.get_json("/api/v1/hosts"), json!({"hosts": []}));
