@@ -135,7 +135,29 @@ pub fn stored(data: &[u8]) {
     use crate::store::{batch, block, rollup};
     // As stored bytes.
     if let Ok(mut reader) = batch::BatchReader::new(data, 1) {
-        while let Ok(Some(_)) = reader.next_sample() {}
+        // Read whole and read without copying, the same samples or error.
+        let mut viewer = batch::BatchReader::new(data, 1).expect("read once");
+        let mut values = Vec::new();
+        loop {
+            match (reader.next_sample(), viewer.next_values(&mut values)) {
+                (Ok(Some((seq, sample))), Ok(Some((seq_too, host, ts)))) => {
+                    let names = viewer.field_names();
+                    let viewed: Vec<(&str, u64)> = values
+                        .iter()
+                        .map(|&(name, value)| (names[name], value.to_bits()))
+                        .collect();
+                    let read: Vec<(&str, u64)> = sample
+                        .metrics
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.to_bits()))
+                        .collect();
+                    assert_eq!((seq, &*sample.host, sample.ts), (seq_too, host, ts));
+                    assert_eq!(read, viewed);
+                }
+                (Ok(None), Ok(None)) | (Err(_), Err(_)) => break,
+                (whole, viewed) => panic!("read whole: {whole:?}; viewed: {viewed:?}"),
+            }
+        }
     }
     if let Ok(reader) = block::BlockReader::new(data) {
         let _ = reader.samples("h");

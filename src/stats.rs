@@ -278,8 +278,9 @@ impl StatsQuery {
             return;
         }
         let start = self.bucket_start(sample.ts);
-        let bucket = self
-            .buckets_of(hosts, &sample.host)
+        let bucket = hosts
+            .entry(sample.host)
+            .or_default()
             .entry(start)
             .or_default();
         bucket.samples += 1;
