@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use alertd::sample::Sample;
 use alertd::store::rollup::{Point, Step};
-use alertd::store::{ALL_HOSTS, BLOCK_PERIOD, RollupQuery, SqliteStore, Store};
+use alertd::store::{ALL_HOSTS, BLOCK_PERIOD, SqliteStore, Store};
+
+mod support;
 
 const DIR_VARIABLE: &str = "ALERTD_COMPACTION_CRASH_DIR";
 const HOSTS: i64 = 20;
@@ -70,25 +72,16 @@ fn check_rollups_of_all_hosts(dir: &Path, round: i64) {
     let store = SqliteStore::open_dir(dir).unwrap();
     for step in Step::ALL {
         let mut added: std::collections::BTreeMap<i64, Point> = Default::default();
-        let mut together = Vec::new();
-        for host in [None, Some(ALL_HOSTS)] {
-            let query = RollupQuery {
-                step,
-                from: i64::MIN,
-                to: i64::MAX,
-                host,
-                fields: None,
-            };
-            store
-                .scan_rollups(&query, &mut |_, point| match host {
-                    Some(_) => together.push(point.clone()),
-                    None => match added.get_mut(&point.ts) {
-                        Some(sum) => sum.merge(point),
-                        None => drop(added.insert(point.ts, point.clone())),
-                    },
-                })
-                .unwrap();
+        for (_, point) in support::rollups(&store, step, None) {
+            match added.get_mut(&point.ts) {
+                Some(sum) => sum.merge(&point),
+                None => drop(added.insert(point.ts, point)),
+            }
         }
+        let together: Vec<Point> = support::rollups(&store, step, Some(ALL_HOSTS))
+            .into_iter()
+            .map(|(_, point)| point)
+            .collect();
         assert!(
             !together.is_empty(),
             "round {round}: {step:?}: nothing rolled up"

@@ -11,8 +11,7 @@ use alertd::store::rollup::{Point, Step};
 mod support;
 
 use alertd::store::{
-    ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, RollupQuery, SampleVisitor,
-    SqliteStore, Store,
+    ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, SampleVisitor, SqliteStore, Store,
 };
 
 /// What most cases need of a store: to record transitions as the one node
@@ -591,23 +590,11 @@ fn check_rollups(store: &dyn Store, step: Step, rolled: &[Sample], context: &str
     }
     let mut stored: BTreeMap<(String, i64), Point> = BTreeMap::new();
     for host in [None, Some(ALL_HOSTS)] {
-        let query = RollupQuery {
-            step,
-            from: i64::MIN,
-            to: i64::MAX,
-            host,
-            fields: None,
-        };
-        store
-            .scan_rollups(&query, &mut |host, point| {
-                let old = stored.insert((host.to_string(), point.ts), point.clone());
-                assert!(
-                    old.is_none(),
-                    "{context}: two points for {host:?} at {}",
-                    point.ts
-                );
-            })
-            .unwrap();
+        for (host, point) in support::rollups(store, step, host) {
+            let at = point.ts;
+            let old = stored.insert((host.clone(), at), point);
+            assert!(old.is_none(), "{context}: two points for {host:?} at {at}");
+        }
     }
     let keys: Vec<_> = stored.keys().collect();
     let wanted: Vec<_> = expected.keys().collect();
@@ -1651,18 +1638,8 @@ fn sqlite_adds_dead_deliveries_to_an_earlier_version_2_file() {
 
 /// Every point of `step` of all hosts together, by time.
 fn all_hosts_points(store: &dyn Store, step: Step) -> Vec<Point> {
-    let mut points = Vec::new();
-    let query = RollupQuery {
-        step,
-        from: i64::MIN,
-        to: i64::MAX,
-        host: Some(ALL_HOSTS),
-        fields: None,
-    };
-    store
-        .scan_rollups(&query, &mut |_, point| points.push(point.clone()))
-        .unwrap();
-    points
+    let points = support::rollups(store, step, Some(ALL_HOSTS));
+    points.into_iter().map(|(_, point)| point).collect()
 }
 
 /// Two hours of three hosts, compacted but for the last ten minutes.

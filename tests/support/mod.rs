@@ -11,6 +11,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+/// Every rolled-up point of `step`, with its host: `host`'s, or each
+/// host's for `None`.
+pub fn rollups(
+    store: &dyn alertd::store::Store,
+    step: alertd::store::rollup::Step,
+    host: Option<&str>,
+) -> Vec<(String, alertd::store::rollup::Point)> {
+    let query = alertd::store::RollupQuery {
+        step,
+        from: i64::MIN,
+        to: i64::MAX,
+        host,
+        fields: None,
+    };
+    let mut points = Vec::new();
+    store
+        .scan_rollups(&query, &mut |host, point| {
+            points.push((host.to_string(), point.clone()))
+        })
+        .unwrap();
+    points
+}
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
