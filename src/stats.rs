@@ -324,8 +324,13 @@ struct Together<'q> {
     /// For each of the current names, its place in `fields` (`None`: not
     /// wanted).
     places: Vec<Option<usize>>,
-    /// Bucket start: samples, and per place in `fields` its figures.
-    buckets: BTreeMap<Millis, (u32, Vec<FieldStats>)>,
+    /// Per bucket: how many samples, and per place in `fields` its figures.
+    buckets: Vec<(u32, Vec<FieldStats>)>,
+    /// Bucket start: its place in `buckets`.
+    starts: BTreeMap<Millis, usize>,
+    /// The start and place of the bucket the last sample went into: the
+    /// next sample most likely goes there too.
+    last: Option<(Millis, usize)>,
 }
 
 impl<'q> Together<'q> {
@@ -334,13 +339,34 @@ impl<'q> Together<'q> {
             query,
             fields: Vec::new(),
             places: Vec::new(),
-            buckets: BTreeMap::new(),
+            buckets: Vec::new(),
+            starts: BTreeMap::new(),
+            last: None,
         }
     }
 
+    /// The place in `buckets` of the bucket that holds `ts`.
+    fn bucket(&mut self, ts: Millis) -> usize {
+        if let Some((start, place)) = self.last {
+            // At most `u64::MAX` apart when `ts >= start`.
+            if ts >= start && (ts.wrapping_sub(start) as u64) < self.query.resolution as u64 {
+                return place;
+            }
+        }
+        let start = self.query.bucket_start(ts);
+        let next = self.buckets.len();
+        let place = *self.starts.entry(start).or_insert(next);
+        if place == next {
+            self.buckets.push((0, Vec::new()));
+        }
+        self.last = Some((start, place));
+        place
+    }
+
     /// Adds the buckets to `buckets`.
-    fn add_to(self, buckets: &mut BTreeMap<Millis, Bucket>) {
-        for (start, (samples, figures)) in self.buckets {
+    fn add_to(mut self, buckets: &mut BTreeMap<Millis, Bucket>) {
+        for (start, place) in self.starts {
+            let (samples, figures) = std::mem::take(&mut self.buckets[place]);
             let bucket = buckets.entry(start).or_default();
             bucket.samples = bucket.samples.saturating_add(samples);
             for (field, stats) in self.fields.iter().zip(figures) {
@@ -373,8 +399,8 @@ impl SampleVisitor for Together<'_> {
     }
 
     fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
-        let start = self.query.bucket_start(ts);
-        let (samples, figures) = self.buckets.entry(start).or_default();
+        let bucket = self.bucket(ts);
+        let (samples, figures) = &mut self.buckets[bucket];
         *samples = samples.saturating_add(1);
         for &(name, value) in values {
             let Some(&Some(place)) = self.places.get(name) else {
