@@ -1703,4 +1703,19 @@ fn redis_rolls_up_all_hosts_of_a_store_written_before_they_were_kept() {
     assert!(all_hosts_points(&store, Step::Minute).is_empty());
     store.compact_samples(0).unwrap();
     assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
+
+    // A row of all hosts that misses hosts (as compacted by an earlier
+    // version after the upgrade began): one host's row in its place. Made
+    // again once the key that says they were made is deleted.
+    let script = "local fleet, one \
+      for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do \
+        if string.sub(f, -1) == '\\0' then fleet = fleet or f else one = one or f end \
+      end \
+      redis.call('HSET', KEYS[1], fleet, redis.call('HGET', KEYS[1], one)) \
+      return fleet";
+    server.cli(&["EVAL", script, "1", keys[0]]);
+    assert_ne!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
+    server.cli(&["DEL", "{old}:all_hosts_rolled_up"]);
+    store.compact_samples(0).unwrap();
+    assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
 }
