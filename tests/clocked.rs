@@ -257,3 +257,214 @@ fn after_a_start_rules_that_missing_samples_would_fire_wait_for_a_whole_window()
         .find(|i| &*i.rule_name == "x sparse");
     assert_eq!(sparse.map(|i| i.start_time), Some(T0 + 60_000));
 }
+
+mod pushes {
+    //! Whatever is pushed to either endpoint, in any order, the store that
+    //! results restarts and exports, and every value read back is finite.
+
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use alertd::clock::Clock;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use proptest::prelude::*;
+    use tower::ServiceExt;
+
+    const CONFIG: &str = r#"{
+        "monitoring": {"enabled": true, "collectionInterval": "10s"},
+        "alerting": {"enabled": true, "watcherInterval": "10s", "rules": [
+            {"name": "errors", "field": "errors.count", "aggregation": "avg",
+             "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"},
+            {"name": "latency", "field": "requests.latency_avg", "aggregation": "sum",
+             "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"},
+            {"name": "x", "field": "x", "aggregation": "avg",
+             "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"}]}}"#;
+
+    #[derive(Debug, Clone)]
+    enum Push {
+        Counters(Vec<(&'static str, f64)>),
+        Samples(Vec<f64>),
+        /// The next collection of this node's sample (and tick).
+        Collect,
+    }
+
+    /// Values at the edges of what a double holds, and ordinary ones.
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            Just(1.7e308),
+            Just(1.7e308),
+            Just(-1.7e308),
+            Just(f64::MAX),
+            Just(-f64::MAX),
+            Just(1e308),
+            Just(1e300),
+            Just(1e-300),
+            Just(-1e-300),
+            Just(5e-324),
+            Just(0.0),
+            -1e6f64..1e6,
+        ]
+    }
+
+    fn push() -> impl Strategy<Value = Push> {
+        let field = prop::sample::select(vec![
+            "requests.count",
+            "requests.latency_sum",
+            "requests.latency_avg",
+            "errors.count",
+            "errors.count",
+            "custom.total",
+        ]);
+        prop_oneof![
+            // One value per field: a JSON object's keys are unique.
+            prop::collection::btree_map(field, value(), 1..4)
+                .prop_map(|values| Push::Counters(values.into_iter().collect())),
+            prop::collection::vec(value(), 1..4).prop_map(Push::Samples),
+            Just(Push::Collect),
+        ]
+    }
+
+    fn post(alertd: &Clocked, path: &str, body: String) -> StatusCode {
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let router = alertd::http::router(alertd.service.clone());
+        alertd
+            .runtime
+            .block_on(router.oneshot(request))
+            .unwrap()
+            .status()
+    }
+
+    fn get(alertd: &Clocked, path: &str) -> StatusCode {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let router = alertd::http::router(alertd.service.clone());
+        alertd
+            .runtime
+            .block_on(router.oneshot(request))
+            .unwrap()
+            .status()
+    }
+
+    /// Moves the clock to the next collections until one has stored this
+    /// node's sample (the collector may not have been waiting yet).
+    fn collect(alertd: &Clocked) {
+        let before = alertd.metric("alertd_samples_ingested_total");
+        for _ in 0..100 {
+            let now = alertd.clock.now();
+            alertd.clock.set(now - now % 10_000 + 10_000);
+            for _ in 0..20 {
+                if alertd.metric("alertd_samples_ingested_total") > before {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        panic!("no collection");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_pushes_leave_a_store_that_restarts_and_exports(
+            pushes in prop::collection::vec(push(), 1..8)
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(dir.path().join("alertd.json"), CONFIG).unwrap();
+            {
+                let alertd = Clocked::start(dir.path(), CONFIG);
+                // The counters since the last collection, as the service
+                // must hold them.
+                let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+                for push in &pushes {
+                    match push {
+                        Push::Counters(values) => {
+                            let mut after = totals.clone();
+                            for (field, value) in values {
+                                *after.entry(field).or_insert(0.0) += value;
+                            }
+                            let total = |field| after.get(field).copied().unwrap_or(0.0);
+                            let (count, sum) = (total("requests.count"), total("requests.latency_sum"));
+                            // Every partial sum too: a total that overflows
+                            // and comes back is refused all the same.
+                            let mut partial = totals.clone();
+                            let overflows = values.iter().any(|(field, value)| {
+                                let held = partial.entry(field).or_insert(0.0);
+                                *held += value;
+                                !held.is_finite()
+                            }) || (count > 0.0 && !(sum / count).is_finite());
+                            let body: serde_json::Map<String, serde_json::Value> = values
+                                .iter()
+                                .map(|(field, value)| (field.to_string(), (*value).into()))
+                                .collect();
+                            let status = post(
+                                &alertd,
+                                "/api/v1/metrics",
+                                serde_json::Value::Object(body).to_string(),
+                            );
+                            if overflows {
+                                prop_assert_eq!(status, StatusCode::BAD_REQUEST, "{:?}", values);
+                            } else {
+                                prop_assert_eq!(status, StatusCode::NO_CONTENT, "{:?}", values);
+                                totals = after;
+                            }
+                        }
+                        Push::Samples(values) => {
+                            let samples: Vec<serde_json::Value> = values
+                                .iter()
+                                .enumerate()
+                                .map(|(i, x)| serde_json::json!({
+                                    "host": format!("h{i}"), "ts": alertd.clock.now(),
+                                    "metrics": {"x": x}
+                                }))
+                                .collect();
+                            let status = post(
+                                &alertd,
+                                "/api/v1/samples",
+                                serde_json::Value::Array(samples).to_string(),
+                            );
+                            prop_assert_eq!(status, StatusCode::OK, "{:?}", values);
+                        }
+                        Push::Collect => {
+                            collect(&alertd);
+                            totals.clear();
+                        }
+                    }
+                }
+                collect(&alertd);
+                prop_assert_eq!(get(&alertd, "/healthz"), StatusCode::OK);
+            }
+            // The store restarts, answers, and exports every sample, finite.
+            let skipped = alertd::store::damage::rows_skipped();
+            let alertd = Clocked::start(dir.path(), CONFIG);
+            collect(&alertd);
+            for path in ["/healthz", "/api/v1/stats?from=0", "/monitoring", "/rules", "/"] {
+                prop_assert_eq!(get(&alertd, path), StatusCode::OK, "{}", path);
+            }
+            let mut out = Vec::new();
+            let options = alertd::export::ExportOptions {
+                from: 0,
+                to: i64::MAX,
+                hosts: Vec::new(),
+                fields: None,
+            };
+            let written = alertd::export::export(alertd.service.store(), &options, &mut out)
+                .expect("the store exports");
+            prop_assert!(written >= 2, "the two collections at least");
+            for line in out.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
+                let sample: serde_json::Value = serde_json::from_slice(line).unwrap();
+                for value in sample["metrics"].as_object().unwrap().values() {
+                    prop_assert!(value.as_f64().is_some_and(f64::is_finite), "{}", sample);
+                }
+            }
+            let incidents = alertd.service.store().incidents(0, i64::MAX).unwrap();
+            for incident in incidents.active.iter().chain(&incidents.resolved) {
+                prop_assert!(incident.trigger_value.is_finite(), "{:?}", incident);
+            }
+            prop_assert_eq!(alertd::store::damage::rows_skipped(), skipped, "nothing damaged");
+        }
+    }
+}

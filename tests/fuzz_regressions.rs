@@ -8,7 +8,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use support::queries;
+use support::{pushes, queries};
 
 fn saved_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
@@ -141,5 +141,19 @@ fn query_inputs() {
         .unwrap();
     run("query", 300, |bytes| {
         runtime.block_on(queries::check(&service, bytes))
+    });
+}
+
+#[test]
+fn pushes_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = pushes::fixture(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    run("pushes", 2_000, |bytes| {
+        runtime.block_on(pushes::check(&service, bytes))
     });
 }

@@ -1055,6 +1055,96 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
     assert!(stderr.contains(".recover"), "{stderr}");
 }
 
+/// The pushes that made the node's next sample infinite (and the store
+/// unreadable) before counters were checked: refused, naming the field.
+#[test]
+fn counters_that_would_overflow_are_refused_and_the_store_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(
+            &[RULE_X],
+            r#", "monitoring": {"enabled": true, "collectionInterval": "1s"}"#,
+        ),
+    );
+    let metrics = |body: &str| alertd.post("/api/v1/metrics", "application/json", body);
+    assert_eq!(metrics(r#"{"errors.count": 1.7e308}"#).0, 204);
+    let (status, body) = metrics(r#"{"errors.count": 1.7e308}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("errors.count"), "{body}");
+    assert!(body.contains("nothing of this push was counted"), "{body}");
+    let (status, body) = metrics(r#"{"requests.count": 1e-300, "requests.latency_sum": 1e300}"#);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("requests.latency_avg"), "{body}");
+    // Two collections later every page and the export still answer.
+    let collected = alertd.metric("alertd_samples_ingested_total");
+    wait_for("two collections", 20, || {
+        (alertd.metric("alertd_samples_ingested_total") >= collected + 2.0).then_some(())
+    });
+    for path in ["/healthz", "/monitoring", "/rules", "/api/v1/stats"] {
+        assert_eq!(alertd.get(path).0, 200, "{path}");
+    }
+    drop(alertd);
+    let exported = exported_samples(&dir.path().join("data"));
+    assert!(exported >= 2, "{exported}");
+    let again = Alertd::start_existing(dir.path());
+    assert_eq!(again.metric("alertd_store_rows_skipped_total"), 0.0);
+}
+
+/// A store that an earlier alertd left with a row it cannot decode (the
+/// infinite value of an overflowing counter): the service starts on it, the
+/// row is left out and counted, everything else is read, and the next
+/// compaction drops the row.
+#[test]
+fn a_row_that_cannot_be_decoded_costs_that_row_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let data = dir.path().join("data");
+    let base = now() - 60_000;
+    {
+        let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
+        let good: Vec<_> = (0..10)
+            .map(|i| alertd::sample::Sample::new("web-1", base + i * 1_000, &[("x", 1.0)]))
+            .collect();
+        alertd::store::Store::append_samples(&store, &good).unwrap();
+    }
+    // Written as the store wrote a batch before it refused infinities.
+    let bad = [alertd::sample::Sample::new(
+        "node",
+        base + 500,
+        &[("errors.count", f64::INFINITY)],
+    )];
+    let mut bytes = Vec::new();
+    alertd::store::batch::encode(&bad, &mut bytes);
+    let connection = rusqlite::Connection::open(data.join("alertd.sqlite")).unwrap();
+    connection
+        .execute(
+            "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
+             VALUES (1000, 1000, 1, ?1, ?1, ?2)",
+            rusqlite::params![base + 500, bytes],
+        )
+        .unwrap();
+    drop(connection);
+    let alertd = Alertd::start_existing(dir.path());
+    assert!(alertd.metric("alertd_store_rows_skipped_total") >= 1.0);
+    for path in ["/healthz", "/monitoring", "/rules", "/api/v1/stats?from=0"] {
+        assert_eq!(alertd.get(path).0, 200, "{path}");
+    }
+    assert!(alertd.log().contains("a stored row cannot be decoded"));
+    drop(alertd);
+    assert_eq!(exported_samples(&data), 10);
+    // Compaction folds the good samples and drops the damaged row.
+    let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
+    alertd::store::Store::compact_samples(&store, i64::MAX).unwrap();
+    drop(store);
+    let connection = rusqlite::Connection::open(data.join("alertd.sqlite")).unwrap();
+    let left: i64 = connection
+        .query_row("SELECT count(*) FROM recent", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(left, 0);
+    assert_eq!(exported_samples(&data), 10);
+}
+
 #[test]
 fn counters_that_are_not_json_say_what_and_where() {
     let dir = tempfile::tempdir().unwrap();

@@ -166,6 +166,27 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
     assert_eq!(store.latest_samples().unwrap().len(), 71);
 }
 
+/// A value that could not be read back is refused before anything is
+/// written: the store stays readable.
+pub fn a_value_that_cannot_be_read_back_is_refused(store: &dyn Store) {
+    let good = vec![Sample::new("a", 10, &[("x", 1.0)])];
+    store.append_samples(&good).unwrap();
+    for bad in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+        let batch = vec![
+            Sample::new("a", 20, &[("x", 2.0)]),
+            Sample::new("b", 20, &[("x", 3.0), ("errors.count", bad)]),
+        ];
+        let error = store.append_samples(&batch).unwrap_err();
+        assert!(
+            matches!(error, alertd::store::StoreError::Unstorable(_)),
+            "{error}"
+        );
+        assert!(error.to_string().contains("errors.count"), "{error}");
+    }
+    assert_eq!(scan(store, i64::MIN, i64::MAX), good);
+    assert_eq!(store.latest_samples().unwrap(), good);
+}
+
 pub fn batches_append_in_order(store: &dyn Store) {
     use alertd::store::batch::Encoded;
     let first = vec![
@@ -176,7 +197,7 @@ pub fn batches_append_in_order(store: &dyn Store) {
     let second = vec![Sample::new("a", 20, &[("x", 3.0)])];
     let encoded: Vec<Encoded> = [&first, &empty, &second]
         .iter()
-        .map(|samples| Encoded::new(samples))
+        .map(|samples| Encoded::new(samples).unwrap())
         .collect();
     let cursor = store.sample_cursor().unwrap();
     store
@@ -1402,6 +1423,12 @@ macro_rules! conformance {
             fn a_large_batch_reads_back_whole() {
                 let (_dir, store) = fresh();
                 super::a_large_batch_reads_back_whole(store.as_ref());
+            }
+
+            #[test]
+            fn a_value_that_cannot_be_read_back_is_refused() {
+                let (_dir, store) = fresh();
+                super::a_value_that_cannot_be_read_back_is_refused(store.as_ref());
             }
 
             #[test]

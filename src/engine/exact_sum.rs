@@ -7,21 +7,56 @@
 //! (all integers, and decimals such as 12.345 or 0.001) is held exactly as a
 //! 128-bit fixed-point integer, so the sum is exact whatever the history and is
 //! rounded once when read. Values outside that range (rare in metrics: below
-//! about 1e-4 with a long fraction, or above 6.8e10) go to an `f64` side sum
-//! that is reset to exactly 0 whenever its last value leaves; for integers up
-//! to 2^53 that side sum is exact as well.
+//! about 1e-4 with a long fraction, or above 6.8e10) go to `f64` side sums
+//! that are reset to exactly 0 whenever their last value leaves; for integers
+//! up to 2^53 those are exact as well.
+//!
+//! The side sum of large values is kept scaled down by 2^64 (exact: only the
+//! exponent changes), so that no number of finite values makes it overflow:
+//! the sum itself may still be past the largest `f64` (then it reads as an
+//! infinity), but [`ExactSum::mean`] of finite values is always finite.
 
 /// Bits after the binary point in the fixed-point part.
 const FRACTION_BITS: i32 = 64;
 /// Values with magnitude at or above 2^LIMIT_BITS use the `f64` side sum. With
 /// at most 2^27 values in one window the fixed-point total cannot overflow.
 const LIMIT_BITS: i32 = 36;
+/// 2^-64 and 2^64: the scale of the fixed-point part and of the large side sum.
+const DOWN: f64 = f64::from_bits(((1023 - FRACTION_BITS) as u64) << 52);
+const UP: f64 = f64::from_bits(((1023 + FRACTION_BITS) as u64) << 52);
 
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ExactSum {
     fixed: i128,
-    loose: f64,
-    loose_count: u32,
+    /// Values below 2^LIMIT_BITS that the fixed-point part cannot hold.
+    fine: Side,
+    /// Values of at least 2^LIMIT_BITS, each multiplied by 2^-64.
+    large: Side,
+}
+
+/// A plain `f64` sum that returns to exactly 0 when its last value leaves.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Side {
+    sum: f64,
+    count: u32,
+}
+
+impl Side {
+    #[inline]
+    fn add(&mut self, value: f64) {
+        self.sum += value;
+        self.count += 1;
+    }
+
+    #[inline]
+    fn remove(&mut self, value: f64) {
+        self.count -= 1;
+        self.sum = if self.count == 0 {
+            0.0
+        } else {
+            self.sum - value
+        };
+    }
 }
 
 impl ExactSum {
@@ -29,10 +64,8 @@ impl ExactSum {
     pub fn add(&mut self, value: f64) {
         match to_fixed(value) {
             Some(fixed) => self.fixed = self.fixed.wrapping_add(fixed),
-            None => {
-                self.loose += value;
-                self.loose_count += 1;
-            }
+            None if value.abs() < UP_LIMIT => self.fine.add(value),
+            None => self.large.add(value * DOWN),
         }
     }
 
@@ -41,29 +74,42 @@ impl ExactSum {
     pub fn remove(&mut self, value: f64) {
         match to_fixed(value) {
             Some(fixed) => self.fixed = self.fixed.wrapping_sub(fixed),
-            None => {
-                self.loose_count -= 1;
-                self.loose = if self.loose_count == 0 {
-                    0.0
-                } else {
-                    self.loose - value
-                };
-            }
+            None if value.abs() < UP_LIMIT => self.fine.remove(value),
+            None => self.large.remove(value * DOWN),
         }
     }
 
-    /// The sum, rounded once to the nearest `f64`.
+    /// The sum, rounded once to the nearest `f64` when every value was held
+    /// exactly; an infinity when it is past the largest `f64`.
     #[inline]
     pub fn value(&self) -> f64 {
         // i128 -> f64 rounds to nearest; scaling by a power of two is exact.
-        let fixed = self.fixed as f64 * f64::from_bits(((1023 - FRACTION_BITS) as u64) << 52);
-        if self.loose_count == 0 {
-            fixed
-        } else {
-            fixed + self.loose
+        let mut sum = self.fixed as f64 * DOWN;
+        if self.fine.count > 0 {
+            sum += self.fine.sum;
         }
+        if self.large.count > 0 {
+            sum += self.large.sum * UP;
+        }
+        sum
+    }
+
+    /// The mean of `count` values (at least one): the sum divided by
+    /// `count`, finite whenever the values are, even where their sum is not.
+    #[inline]
+    pub fn mean(&self, count: u32) -> f64 {
+        let count = f64::from(count);
+        let sum = self.value();
+        if sum.is_finite() {
+            return sum / count;
+        }
+        // Divided before the large part is scaled back up.
+        (self.fixed as f64 * DOWN + self.fine.sum) / count + self.large.sum / count * UP
     }
 }
+
+/// The magnitude from which a value goes to the large side sum: 2^LIMIT_BITS.
+const UP_LIMIT: f64 = (1u64 << LIMIT_BITS) as f64;
 
 /// `value * 2^64` as an integer, when that is exact and small enough.
 #[inline]
@@ -111,6 +157,26 @@ mod tests {
         assert_eq!(to_fixed(2f64.powi(36)), None);
         assert_eq!(to_fixed(1e-30), None);
         assert_eq!(to_fixed(f64::MIN_POSITIVE / 2.0), None);
+    }
+
+    #[test]
+    fn the_mean_of_finite_values_is_finite() {
+        let mut sum = ExactSum::default();
+        sum.add(1.7e308);
+        sum.add(1e308);
+        assert_eq!(sum.value(), f64::INFINITY);
+        assert!((sum.mean(2) - 1.35e308).abs() <= 1.35e308 * f64::EPSILON);
+        sum.add(-f64::MAX);
+        sum.add(-f64::MAX);
+        assert!(sum.value().is_finite());
+        assert!(sum.mean(4).is_finite());
+        // A sum that went past the largest number comes back when its
+        // values leave.
+        for v in [1.7e308, 1e308, -f64::MAX, -f64::MAX] {
+            sum.remove(v);
+        }
+        sum.add(2.5);
+        assert_eq!(sum.value(), 2.5);
     }
 
     #[test]

@@ -56,10 +56,12 @@ pub(super) fn aggregate(
     let count = window.count();
     match (rule.rule.aggregation, rule.state) {
         (Aggregation::Count, _) => Some(f64::from(count)),
-        (Aggregation::Sum, StateSlot::Sum(i)) => Some(sums[i].value()),
-        (Aggregation::Avg, StateSlot::Sum(i)) => {
-            (count > 0).then(|| sums[i].value() / f64::from(count))
-        }
+        // A sum past the largest double stays at it, so that every
+        // aggregate is a finite number that can be stored and shown; no
+        // finite threshold compares differently with it than with infinity
+        // but the largest double itself.
+        (Aggregation::Sum, StateSlot::Sum(i)) => Some(sums[i].value().clamp(-f64::MAX, f64::MAX)),
+        (Aggregation::Avg, StateSlot::Sum(i)) => (count > 0).then(|| sums[i].mean(count)),
         (Aggregation::Last, _) => window.last_value(),
         (_, StateSlot::Min(i) | StateSlot::Max(i)) => extrema[i].front().map(|&(_, value)| value),
         // Engine::new gives every sum, avg, min and max rule its state.

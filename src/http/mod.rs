@@ -132,6 +132,9 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if let StoreError::Unstorable(_) = error {
+            return ApiError::bad_request(error.to_string());
+        }
         tracing::error!(%error, "store failed a request");
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("store: {error}"))
     }

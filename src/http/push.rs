@@ -71,7 +71,10 @@ pub(super) async fn metrics(
         .metrics()
         .map(|(field, value)| (field.to_string(), value))
         .collect();
-    service.counters().add(&counters);
+    service
+        .counters()
+        .add(&counters)
+        .map_err(|overflow| ApiError::bad_request(overflow.to_string()))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -26,13 +26,71 @@ pub const COUNTERS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct Counters(Mutex<BTreeMap<String, f64>>);
 
+/// A push that would take a counter, or the latency average computed from
+/// two of them, past the largest number that can be stored.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error(
+    "{field}: {reason}, past the largest number that can be stored (about 1.8e308); nothing of \
+     this push was counted"
+)]
+pub struct CounterOverflow {
+    pub field: String,
+    pub reason: String,
+}
+
 impl Counters {
-    /// Adds pushed values (already validated: field names, finite numbers).
-    pub fn add(&self, values: &[(String, f64)]) {
+    /// Adds pushed values (already validated: field names, finite numbers),
+    /// all or none: refused when a total, or the latency average the next
+    /// collection computes from the totals, would not be finite.
+    pub fn add(&self, values: &[(String, f64)]) -> Result<(), CounterOverflow> {
         let mut counters = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
         for (field, value) in values {
-            *counters.entry(field.clone()).or_insert(0.0) += value;
+            let total = totals
+                .entry(field)
+                .or_insert_with(|| counters.get(field).copied().unwrap_or(0.0));
+            let sum = *total + value;
+            if !sum.is_finite() {
+                return Err(CounterOverflow {
+                    field: field.clone(),
+                    reason: format!(
+                        "adding {value} to the {total} counted since the last collection gives {sum}"
+                    ),
+                });
+            }
+            *total = sum;
         }
+        let total = |field: &str| {
+            totals
+                .get(field)
+                .or_else(|| counters.get(field))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let (count, sum) = (total("requests.count"), total("requests.latency_sum"));
+        if count > 0.0 && !(sum / count).is_finite() {
+            return Err(CounterOverflow {
+                field: "requests.latency_avg".to_string(),
+                reason: format!(
+                    "requests.latency_sum / requests.count would be {sum} / {count} = {}",
+                    sum / count
+                ),
+            });
+        }
+        for (field, total) in totals {
+            match counters.get_mut(field) {
+                Some(held) => *held = total,
+                None => {
+                    counters.insert(field.to_string(), total);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The counters pushed since the last collection.
+    pub fn totals(&self) -> BTreeMap<String, f64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Takes the counters, leaving them all at 0.
@@ -42,7 +100,7 @@ impl Counters {
 }
 
 /// The metrics of one collection: the OS readings and the counters.
-pub fn collect(system: &mut System, mut counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
+pub fn collect(system: &mut System, counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
     system.refresh_cpu_usage();
     system.refresh_memory();
     let mut metrics = Vec::with_capacity(COUNTERS.len() + 4 + counters.len());
@@ -60,6 +118,14 @@ pub fn collect(system: &mut System, mut counters: BTreeMap<String, f64>) -> Vec<
         "mem.free".to_string(),
         (system.available_memory() / 1024) as f64,
     ));
+    metrics.extend(counter_fields(counters));
+    metrics
+}
+
+/// The fields a collection makes of the pushed counters: every built-in
+/// counter (0 unless pushed), the latency average, and the custom ones.
+pub fn counter_fields(mut counters: BTreeMap<String, f64>) -> Vec<(String, f64)> {
+    let mut metrics = Vec::with_capacity(COUNTERS.len() + 1 + counters.len());
     // Computed below, whatever was pushed under its name.
     counters.remove("requests.latency_avg");
     let count = counters.get("requests.count").copied().unwrap_or(0.0);
@@ -73,6 +139,19 @@ pub fn collect(system: &mut System, mut counters: BTreeMap<String, f64>) -> Vec<
     }
     // Custom counters: pushed fields beyond the built-in ones.
     metrics.extend(counters);
+    // [`Counters::add`] keeps every total and the average finite; should a
+    // reading of the OS ever not be, the field is left out of the sample
+    // rather than the sample refused by the store.
+    metrics.retain(|(field, value)| {
+        let finite = value.is_finite();
+        if !finite {
+            error!(
+                field,
+                value, "a collected value is not finite: left out of this sample"
+            );
+        }
+        finite
+    });
     metrics
 }
 

@@ -29,7 +29,7 @@ impl Service {
     pub fn ingest(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
         // Encoded before any lock: callers encode at once, the committer only
         // writes.
-        let encoded = Encoded::new(&samples);
+        let encoded = Encoded::new(&samples)?;
         let ticket = {
             let mut group = lock(&self.group_commit);
             group.next_ticket += 1;

@@ -128,6 +128,12 @@ impl Metrics {
             &[("", get(&self.batches_rejected))],
         );
         metric(
+            "alertd_store_rows_skipped_total",
+            "counter",
+            "Stored rows left out of reads because they could not be decoded (each is logged).",
+            &[("", crate::store::damage::rows_skipped().to_string())],
+        );
+        metric(
             "alertd_deliveries_dead_total",
             "counter",
             "Deliveries this node gave up on (kept as dead; retried on demand).",

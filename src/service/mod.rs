@@ -52,7 +52,7 @@ use crate::hooks::HOOK_DIR;
 use crate::incident::UlidIds;
 use crate::store::{Lease, Observed, SampleCursor, Store, StoreError};
 
-pub use collector::Counters;
+pub use collector::{CounterOverflow, Counters, counter_fields};
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use leadership::ClusterView;
 pub use metrics::Metrics;

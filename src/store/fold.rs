@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use super::batch::{self, Sequenced};
 use super::block::{self, BlockReader};
+use super::damage::or_skip;
 use super::rollup::{self, Point, Step};
 use super::{ALL_HOSTS, BLOCK_PERIOD, StoreError};
 use crate::duration::Millis;
@@ -108,7 +109,16 @@ pub fn fold(
     // The samples to fold, by period and host, in append order.
     let mut groups: BTreeMap<(Millis, String), Vec<(i64, Sample)>> = BTreeMap::new();
     for (first, data) in batches {
-        let (old, kept): (Vec<_>, Vec<_>) = batch::decode(&data, first)?
+        // A damaged batch is removed with the rest: its samples are lost
+        // already, and keeping it would only say so again at every read.
+        fold.removed.push(first);
+        let Some(samples) = or_skip(batch::decode(&data, first), || {
+            format!("recent samples from seq {first}")
+        })?
+        else {
+            continue;
+        };
+        let (old, kept): (Vec<_>, Vec<_>) = samples
             .into_iter()
             .partition(|(_, sample)| sample.ts < before);
         fold.folded += old.len() as u64;
@@ -118,7 +128,6 @@ pub fn fold(
                 .or_default()
                 .push((seq, sample));
         }
-        fold.removed.push(first);
         fold.kept.extend(Sequenced::new(&kept));
     }
     {
@@ -181,7 +190,9 @@ fn merged_block(
     let mut max_seq = new.iter().map(|(seq, _)| *seq).max().unwrap_or(0);
     let replaces = existing.is_some();
     if let Some((data, seq)) = existing {
-        samples = BlockReader::new(&data)?.samples(&host)?;
+        // A damaged block is replaced by one of the new samples alone.
+        let stored = BlockReader::new(&data).and_then(|block| block.samples(&host));
+        samples = or_skip(stored, || format!("a block of host {host:?}"))?.unwrap_or_default();
         max_seq = max_seq.max(seq);
     }
     samples.extend(new.into_iter().map(|(_, sample)| sample));
@@ -263,8 +274,11 @@ pub fn merged_points(
     keep: impl Fn(&Point) -> bool,
     added: Vec<Point>,
 ) -> Result<(Option<Vec<u8>>, u64), StoreError> {
+    // A damaged row is replaced by the points added (or deleted, for none).
     let mut points = match existing {
-        Some(data) => rollup::decode(data)?,
+        Some(data) => {
+            or_skip(rollup::decode(data), || "a rollup row".to_string())?.unwrap_or_default()
+        }
         None => Vec::new(),
     };
     let before = points.len();

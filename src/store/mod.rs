@@ -11,6 +11,7 @@
 //! service calls it from blocking threads, several at once: reads must not
 //! wait for writes.
 
+pub mod damage;
 mod fold;
 mod format;
 mod observed;
@@ -63,6 +64,10 @@ pub enum StoreError {
     Group(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Refused before anything was written: what was to be stored could
+    /// not be read back.
+    #[error("refused to store: {0}")]
+    Unstorable(String),
     /// Found at start: the store's file is damaged.
     #[error(
         "{path} is damaged ({detail}); alertd will not start on it. Move it aside (with its \
@@ -562,6 +567,9 @@ pub(crate) fn decode_metrics(mut bytes: &[u8]) -> Result<Vec<(String, f64)>, Sto
         }
         let name = std::str::from_utf8(&rest[..len]).map_err(|_| corrupt())?;
         let value = f64::from_le_bytes(rest[len..len + 8].try_into().map_err(|_| corrupt())?);
+        if !value.is_finite() {
+            return Err(corrupt());
+        }
         metrics.push((name.to_string(), value));
         bytes = &rest[len + 8..];
     }

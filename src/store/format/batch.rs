@@ -33,17 +33,36 @@ pub struct Encoded {
 }
 
 impl Encoded {
-    /// Encodes `samples` (with consecutive sequence numbers).
-    pub fn new(samples: &[Sample]) -> Encoded {
+    /// Encodes `samples` (with consecutive sequence numbers); refuses a
+    /// sample with a value that could not be read back (not finite), so
+    /// that nothing written is unreadable.
+    pub fn new(samples: &[Sample]) -> Result<Encoded, StoreError> {
+        storable(samples)?;
         let mut data = Vec::with_capacity(samples.len() * 100);
         encode(samples, &mut data);
-        Encoded {
+        Ok(Encoded {
             data,
             count: samples.len(),
             min_ts: samples.iter().map(|s| s.ts).min().unwrap_or(0),
             max_ts: samples.iter().map(|s| s.ts).max().unwrap_or(0),
+        })
+    }
+}
+
+/// Refuses samples that hold a value the decoders refuse: NaN or an
+/// infinity. Samples parsed from input never do; this guards every other
+/// way in (a sum of pushed counters, a computed field).
+pub fn storable(samples: &[Sample]) -> Result<(), StoreError> {
+    for (index, sample) in samples.iter().enumerate() {
+        if let Some((field, value)) = sample.metrics.iter().find(|(_, v)| !v.is_finite()) {
+            return Err(StoreError::Unstorable(format!(
+                "sample {index} (host {:?}, ts {}): {field} is {value}, and only finite \
+                 numbers can be stored",
+                sample.host, sample.ts
+            )));
         }
     }
+    Ok(())
 }
 
 /// A batch of samples with their sequence numbers (increasing, maybe with

@@ -238,7 +238,7 @@ impl Store for RedisStore {
     }
 
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        let encoded = Encoded::new(samples);
+        let encoded = Encoded::new(samples)?;
         self.append_batches(&[(samples, &encoded)])
     }
 
@@ -347,11 +347,12 @@ impl Store for RedisStore {
             let Some(&ts) = times.get(&host) else {
                 continue;
             };
-            samples.push(Sample {
-                host,
-                ts,
-                metrics: decode_metrics(&fields)?,
-            });
+            let metrics = crate::store::damage::or_skip(decode_metrics(&fields), || {
+                format!("the latest sample of host {host:?}")
+            })?;
+            if let Some(metrics) = metrics {
+                samples.push(Sample { host, ts, metrics });
+            }
         }
         Ok(samples)
     }

@@ -14,6 +14,7 @@ use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Sequenced};
 use crate::store::block::BlockReader;
+use crate::store::damage::or_skip;
 use crate::store::fold::{self, Stored, merged_points, period_of, trim_batch, trim_block};
 use crate::store::rollup::{self, Point, Step};
 use crate::store::{ALL_HOSTS, BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
@@ -31,6 +32,16 @@ pub(super) struct BatchMeta {
     pub count: u64,
     pub min_ts: Millis,
     pub max_ts: Millis,
+}
+
+/// Names a batch in the log of a row left out.
+fn recent_row(first_seq: i64) -> String {
+    format!("recent samples from seq {first_seq}")
+}
+
+/// Names a block in the log of a row left out.
+fn block_row(host: &str) -> String {
+    format!("a block of host {host:?}")
 }
 
 /// Parses space-separated integers.
@@ -274,7 +285,8 @@ impl RedisStore {
                 continue;
             }
             let host = host_of(&entry[0])?;
-            let samples = BlockReader::new(&entry[2])?.samples(&host)?;
+            let samples = BlockReader::new(&entry[2]).and_then(|block| block.samples(&host));
+            let samples = or_skip(samples, || block_row(&host))?.unwrap_or_default();
             for (index, sample) in samples.into_iter().enumerate() {
                 if (from..=to).contains(&sample.ts) {
                     found.push((i64::MIN + index as i64, sample));
@@ -287,8 +299,15 @@ impl RedisStore {
             if meta.min_ts > to {
                 continue;
             }
-            let mut reader = BatchReader::new(&entry[2], first)?;
-            while let Some((seq, sample)) = reader.next_of(host)? {
+            let Some(mut reader) =
+                or_skip(BatchReader::new(&entry[2], first), || recent_row(first))?
+            else {
+                continue;
+            };
+            // A batch damaged part-way costs the rest of that batch.
+            while let Some((seq, sample)) =
+                or_skip(reader.next_of(host), || recent_row(first))?.flatten()
+            {
                 if seq < cursor && (from..=to).contains(&sample.ts) {
                     found.push((seq, sample));
                 }
@@ -326,7 +345,8 @@ impl RedisStore {
             if BatchMeta::parse(&entry[1])?.last < cursor {
                 continue;
             }
-            for (seq, sample) in batch::decode(&entry[2], first)? {
+            let samples = or_skip(batch::decode(&entry[2], first), || recent_row(first))?;
+            for (seq, sample) in samples.unwrap_or_default() {
                 if seq >= cursor {
                     next = next.max(seq + 1);
                     visit(sample);
@@ -534,7 +554,9 @@ impl RedisStore {
                         self.run(move |mut c| async move { c.hmget(rows, names).await })?;
                     let mut points = Vec::new();
                     for data in data.into_iter().flatten() {
-                        points.extend(rollup::decode(&data)?);
+                        let decoded =
+                            or_skip(rollup::decode(&data), || format!("a rollup row at {start}"))?;
+                        points.extend(decoded.unwrap_or_default());
                     }
                     let (data, _) = merged_points(None, |_| true, points)?;
                     write
@@ -626,7 +648,11 @@ impl RedisStore {
                     deleted += meta.count;
                     continue;
                 }
-                let (kept, left_out) = trim_batch(&data, first, before)?;
+                let Some((kept, left_out)) =
+                    or_skip(trim_batch(&data, first, before), || recent_row(first))?
+                else {
+                    continue;
+                };
                 deleted += left_out;
                 write.added_batches.extend(Sequenced::new(&kept));
             }
@@ -644,7 +670,13 @@ impl RedisStore {
                     continue;
                 }
                 let host = host_of(field.as_bytes())?;
-                let (kept, left_out) = trim_block(&data, &host, before)?;
+                // A damaged block goes with the samples it can no longer give.
+                let Some((kept, left_out)) =
+                    or_skip(trim_block(&data, &host, before), || block_row(&host))?
+                else {
+                    write.removed_blocks.push(field);
+                    continue;
+                };
                 deleted += left_out;
                 let start = period_of(meta.min_ts);
                 let meta = BlockMeta::text(kept.min_ts, kept.max_ts, kept.count, meta.max_seq);
@@ -700,7 +732,10 @@ impl RedisStore {
         let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
         for (((row_host, _), _), data) in wanted.into_iter().zip(data) {
             let Some(data) = data else { continue };
-            for point in rollup::decode_fields(&data, fields)? {
+            let points = or_skip(rollup::decode_fields(&data, fields), || {
+                format!("a rollup row of host {row_host:?}")
+            })?;
+            for point in points.unwrap_or_default() {
                 if point.ts >= from && point.ts <= to {
                     visit(&row_host, &point);
                 }

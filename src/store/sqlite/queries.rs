@@ -107,7 +107,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 
 impl Store for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
-        let encoded = crate::store::batch::Encoded::new(samples);
+        let encoded = crate::store::batch::Encoded::new(samples)?;
         self.append(&[(samples, &encoded)])
     }
 

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
+use crate::store::damage::or_skip;
 use crate::store::fold::merged_points;
 use crate::store::rollup::{self, Point, Step};
 use crate::store::{ALL_HOSTS, RollupQuery, StoreError};
@@ -97,7 +98,8 @@ pub(super) fn add_all_hosts_rows(connection: &Connection) -> Result<u64, StoreEr
             let mut found = query.query(params![id, start])?;
             while let Some(row) = found.next()? {
                 let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                points.extend(rollup::decode(data)?);
+                let decoded = or_skip(rollup::decode(data), || format!("a rollup row at {start}"))?;
+                points.extend(decoded.unwrap_or_default());
             }
         }
         let (data, _) = merged_points(None, |_| true, points)?;
@@ -143,7 +145,10 @@ impl SqliteStore {
             while let Some(row) = rows.next()? {
                 let host: String = row.get(0)?;
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                for point in rollup::decode_fields(data, fields)? {
+                let points = or_skip(rollup::decode_fields(data, fields), || {
+                    format!("a rollup row of host {host:?}")
+                })?;
+                for point in points.unwrap_or_default() {
                     if point.ts >= from && point.ts <= to {
                         visit(&host, &point);
                     }

@@ -20,6 +20,7 @@ use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Encoded};
 use crate::store::block::BlockReader;
+use crate::store::damage::or_skip;
 use crate::store::fold::{trim_batch, trim_block};
 use crate::store::{
     BLOCK_PERIOD, HostSeen, SampleCursor, SampleVisitor, StoreError, decode_metrics,
@@ -78,7 +79,8 @@ pub(super) fn load(connection: &Connection) -> Result<(i64, LatestSamples), Stor
     let mut rows = last_blocks.query([])?;
     while let Some(row) = rows.next()? {
         let host: String = row.get(0)?;
-        for sample in BlockReader::new(blob(row, 1)?)?.samples(&host)? {
+        let samples = BlockReader::new(blob(row, 1)?).and_then(|block| block.samples(&host));
+        for sample in or_skip(samples, || block_row(&host))?.unwrap_or_default() {
             note_latest(&mut latest, &sample);
         }
     }
@@ -86,8 +88,9 @@ pub(super) fn load(connection: &Connection) -> Result<(i64, LatestSamples), Stor
     let mut rows = recent.query([])?;
     while let Some(row) = rows.next()? {
         next_seq = next_seq.max(row.get::<_, i64>(1)? + 1);
-        let mut reader = BatchReader::new(blob(row, 2)?, row.get(0)?)?;
-        while let Some((_, sample)) = reader.next_sample()? {
+        let seq = row.get(0)?;
+        let samples = or_skip(batch::decode(blob(row, 2)?, seq), || recent_row(seq))?;
+        for (_, sample) in samples.unwrap_or_default() {
             note_latest(&mut latest, &sample);
         }
     }
@@ -196,6 +199,16 @@ fn insert_recent(connection: &Connection, samples: &[(i64, Sample)]) -> Result<(
 }
 
 /// A BLOB column's bytes.
+/// Names a row of recent samples in the log of a row left out.
+fn recent_row(first_seq: i64) -> String {
+    format!("recent samples from seq {first_seq}")
+}
+
+/// Names a block in the log of a row left out.
+fn block_row(host: &str) -> String {
+    format!("a block of host {host:?}")
+}
+
 fn blob<'r>(row: &'r rusqlite::Row<'_>, column: usize) -> Result<&'r [u8], StoreError> {
     Ok(row
         .get_ref(column)?
@@ -377,7 +390,8 @@ impl SqliteStore {
             while let Some(row) = rows.next()? {
                 let host = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                for sample in BlockReader::new(data)?.samples(host)? {
+                let samples = BlockReader::new(data).and_then(|block| block.samples(host));
+                for sample in or_skip(samples, || block_row(host))?.unwrap_or_default() {
                     if sample.ts < from || sample.ts > to {
                         continue;
                     }
@@ -390,9 +404,16 @@ impl SqliteStore {
             let mut rows = recent.query(params![from, to])?;
             while let Some(row) = rows.next()? {
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let mut reader = BatchReader::new(data, row.get(0)?)?;
+                let seq = row.get(0)?;
+                let Some(mut reader) = or_skip(BatchReader::new(data, seq), || recent_row(seq))?
+                else {
+                    continue;
+                };
                 visitor.names(reader.field_names());
-                while let Some((_, host, ts)) = reader.next_values(&mut values)? {
+                // A row damaged part-way costs the rest of that row.
+                while let Some((_, host, ts)) =
+                    or_skip(reader.next_values(&mut values), || recent_row(seq))?.flatten()
+                {
                     if ts >= from && ts <= to {
                         visitor.sample(host, ts, &values);
                     }
@@ -430,7 +451,9 @@ impl SqliteStore {
             let mut rows = rows.query([cursor])?;
             let mut next = cursor;
             while let Some(row) = rows.next()? {
-                for (seq, sample) in read_recent(blob(row, 1)?, row.get(0)?)? {
+                let first = row.get(0)?;
+                let samples = or_skip(read_recent(blob(row, 1)?, first), || recent_row(first))?;
+                for (seq, sample) in samples.unwrap_or_default() {
                     if seq >= cursor {
                         next = next.max(seq + 1);
                         visit(sample);
@@ -456,7 +479,13 @@ impl SqliteStore {
                 })?
                 .collect::<Result<_, _>>()?;
             for (id, host, _, data) in straddling {
-                let (kept, left_out) = trim_block(&data, &host, before)?;
+                // A damaged block goes with the samples it can no longer give.
+                let Some((kept, left_out)) =
+                    or_skip(trim_block(&data, &host, before), || block_row(&host))?
+                else {
+                    transaction.execute("DELETE FROM blocks WHERE id = ?1", [id])?;
+                    continue;
+                };
                 deleted += left_out;
                 transaction.execute(
                     "UPDATE blocks SET data = ?2, count = ?3, min_ts = ?4, max_ts = ?5 \
@@ -469,9 +498,13 @@ impl SqliteStore {
                 .query_map([before], |row| Ok((row.get(0)?, row.get(1)?)))?
                 .collect::<Result<_, _>>()?;
             for (seq, data) in straddling {
-                let (kept, left_out) = trim_batch(&data, seq, before)?;
-                deleted += left_out;
                 transaction.execute("DELETE FROM recent WHERE seq = ?1", [seq])?;
+                let Some((kept, left_out)) =
+                    or_skip(trim_batch(&data, seq, before), || recent_row(seq))?
+                else {
+                    continue;
+                };
+                deleted += left_out;
                 insert_recent(&transaction, &kept)?;
             }
             let counted: i64 = transaction.query_row(
@@ -518,9 +551,12 @@ fn merge_period(
     // (timestamp, host index): the host index orders by name.
     let mut heads = BinaryHeap::new();
     let mut pending = Vec::with_capacity(period.len());
-    for (index, (_, data)) in period.iter().enumerate() {
-        let mut reader = BlockReader::new(data)?;
-        let head = reader.next_sample()?;
+    for (index, (host, data)) in period.iter().enumerate() {
+        let mut reader = or_skip(BlockReader::new(data), || block_row(host))?;
+        let head = match reader.as_mut() {
+            Some(reader) => or_skip(reader.next_sample(), || block_row(host))?.flatten(),
+            None => None,
+        };
         if let Some((ts, _)) = &head {
             heads.push(Reverse((*ts, index)));
         }
@@ -544,7 +580,11 @@ fn merge_period(
                 metrics,
             });
         }
-        pending[index] = readers[index].next_sample()?;
+        // A block damaged part-way costs the rest of that block.
+        pending[index] = match readers[index].as_mut() {
+            Some(reader) => or_skip(reader.next_sample(), || block_row(host))?.flatten(),
+            None => None,
+        };
         if let Some((ts, _)) = &pending[index] {
             heads.push(Reverse((*ts, index)));
         }
@@ -654,10 +694,15 @@ impl<'c> RecentStream<'c> {
                 .connection
                 .prepare_cached("SELECT data FROM recent WHERE seq = ?1")?
                 .query_row([seq], |row| row.get(0))?;
-            let mut reader = BatchReader::new(&data, seq)?;
-            while let Some((seq, sample)) = reader.next_of(self.host.as_deref())? {
-                if seq < self.cursor && sample.ts >= self.from && sample.ts <= self.to {
-                    self.waiting.push(Reverse(Pending { seq, sample }));
+            let Some(mut reader) = or_skip(BatchReader::new(&data, seq), || recent_row(seq))?
+            else {
+                continue;
+            };
+            while let Some((at, sample)) =
+                or_skip(reader.next_of(self.host.as_deref()), || recent_row(seq))?.flatten()
+            {
+                if at < self.cursor && sample.ts >= self.from && sample.ts <= self.to {
+                    self.waiting.push(Reverse(Pending { seq: at, sample }));
                 }
             }
         }
