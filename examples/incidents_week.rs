@@ -8,7 +8,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alertd::incident::{Incident, Transition, TransitionKind};
-use alertd::store::{SqliteStore, Store};
+use alertd::store::SqliteStore;
+use alertd::store::{Coordination, IncidentLog};
 
 const RULES: [&str; 3] = [
     "High CPU Usage",

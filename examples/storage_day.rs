@@ -13,7 +13,8 @@
 use std::time::Instant;
 
 use alertd::sample::Sample;
-use alertd::store::{SqliteStore, Store};
+use alertd::store::SampleStore;
+use alertd::store::SqliteStore;
 
 /// xorshift64*: enough randomness for shapes, no dependency.
 struct Random(u64);

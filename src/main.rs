@@ -197,22 +197,28 @@ fn export(
         }
     };
     // A cluster's samples are in its Redis; a node's in its data directory.
-    let opened: Result<Box<dyn alertd::store::Store>, _> = match (data_dir, config) {
-        (Some(dir), _) => alertd::store::SqliteStore::open_read_only(dir).map(|s| Box::new(s) as _),
-        (None, Some(path)) => match load(path) {
-            Ok(loaded) => match &loaded.config.service.backend {
-                alertd::config::Backend::Redis { url, cluster } => {
-                    alertd::store::RedisStore::open(url, cluster).map(|s| Box::new(s) as _)
+    use alertd::config::Backend;
+    let (backend, dir) = match (data_dir, config) {
+        (Some(dir), None) => (Backend::Sqlite, dir.to_path_buf()),
+        (data_dir, Some(path)) => match load(path) {
+            Ok(loaded) => {
+                let backend = loaded.config.service.backend.clone();
+                if data_dir.is_some() && backend != Backend::Sqlite {
+                    eprintln!(
+                        "error: --data-dir names a node's store, but {} keeps the samples in \
+                         Redis (storage.backend): drop --data-dir to export the cluster's samples",
+                        path.display()
+                    );
+                    return ExitCode::from(INVALID_INPUT);
                 }
-                alertd::config::Backend::Sqlite => {
-                    let dir = alertd::service::data_dir(None, &loaded.config, path);
-                    alertd::store::SqliteStore::open_read_only(&dir).map(|s| Box::new(s) as _)
-                }
-            },
+                let dir = alertd::service::data_dir(data_dir, &loaded.config, path);
+                (backend, dir)
+            }
             Err(code) => return code,
         },
         (None, None) => unreachable!("clap requires --config without --data-dir"),
     };
+    let opened = alertd::store::open(&backend, &dir, alertd::store::Access::ReadOnly);
     let store = match opened {
         Ok(store) => store,
         Err(error) => {

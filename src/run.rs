@@ -14,7 +14,7 @@ use alertd::clock::SystemClock;
 use alertd::config::Backend;
 use alertd::http::serve::Limits;
 use alertd::service::{self, DataDirLock, Options, Service};
-use alertd::store::{RedisStore, SqliteStore, Store};
+use alertd::store::{self, Access};
 
 use crate::{IO_FAILURE, load};
 
@@ -95,13 +95,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         let listener = service::bind(&listen).await?;
         let _lock = DataDirLock::acquire(&data_dir)?;
         // Hooks stay in each node's data directory, whatever the backend.
-        let store: Arc<dyn Store> = match &config.service.backend {
-            Backend::Sqlite => Arc::new(SqliteStore::open_dir(&data_dir)?),
-            Backend::Redis { url, cluster } => {
-                info!(cluster, "state shared through Redis");
-                Arc::new(RedisStore::open(url, cluster)?)
-            }
-        };
+        if let Backend::Redis { cluster, .. } = &config.service.backend {
+            info!(cluster, "state shared through Redis");
+        }
+        let store = store::open(&config.service.backend, &data_dir, Access::ReadWrite)?;
         let options = Options {
             config_path: args.config.clone(),
             data_dir,

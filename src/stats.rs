@@ -417,6 +417,7 @@ impl SampleVisitor for Together<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SampleStore;
     use crate::store::SqliteStore;
 
     /// The same samples in two stores, one compacted (so rolled up), one

@@ -337,11 +337,39 @@ fn a_config_that_is_not_utf8_is_bad_input_with_its_place() {
     );
 }
 
+/// A data directory named beside a configuration whose samples are in Redis
+/// contradicts it: said, rather than an empty SQLite store looked for.
+#[test]
+fn export_refuses_a_data_dir_that_contradicts_a_redis_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("cluster.json");
+    std::fs::write(
+        &config,
+        r#"{"storage": {"backend": "redis", "redisUrl": "redis://127.0.0.1:1/0"}}"#,
+    )
+    .unwrap();
+    let output = alertd(
+        &[
+            "export",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("drop --data-dir"), "{stderr}");
+    assert!(stderr.contains("Redis"), "{stderr}");
+}
+
 /// `alertd export` of a store that holds the shipped example's samples,
 /// part compacted and part recent, replays to the example's transitions.
 #[test]
 fn export_of_stored_samples_replays_to_the_same_transitions() {
-    use alertd::store::{SqliteStore, Store};
+    use alertd::store::SampleStore;
+    use alertd::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
     let samples: Vec<alertd::sample::Sample> = example_lines()
         .iter()

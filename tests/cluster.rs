@@ -422,7 +422,8 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
 
 #[test]
 fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
-    use alertd::store::{RedisStore, Store};
+    use alertd::store::RedisStore;
+    use alertd::store::SampleStore;
     let root = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start_persistent(&root.path().join("redis"));
     let calls = root.path().join("calls.log");

@@ -9,8 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alertd::sample::Sample;
+use alertd::store::SampleStore;
 use alertd::store::rollup::{Point, Step};
-use alertd::store::{ALL_HOSTS, BLOCK_PERIOD, SqliteStore, Store};
+use alertd::store::{ALL_HOSTS, BLOCK_PERIOD, SqliteStore};
 
 mod support;
 

@@ -28,7 +28,8 @@ use alertd::config::Config;
 use alertd::incident::TransitionKind;
 use alertd::sample::Sample;
 use alertd::service::{Options, Service};
-use alertd::store::{HostSeen, Observed, SqliteStore, Store, StoreError};
+use alertd::store::{HostSeen, Observed, SqliteStore, StoreError};
+use alertd::store::{IncidentLog, SampleStore};
 
 const CONFIG: &str = r#"{
   "monitoring": {"retentionPeriod": "60s"},

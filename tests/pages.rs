@@ -18,7 +18,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
 use alertd::incident::{Incident, Transition, TransitionKind};
-use alertd::store::{Claim, HookCall, SqliteStore, Store};
+use alertd::store::{Claim, HookCall, SqliteStore};
+use alertd::store::{Coordination, IncidentLog};
 use support::{Alertd, free_port, install_logging_hook, lines, now, wait_for};
 
 const CHROMIUM: &str = "/usr/bin/chromium";

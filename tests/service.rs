@@ -1019,7 +1019,7 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
                 )
             })
             .collect();
-        alertd::store::Store::append_samples(&store, &samples).unwrap();
+        alertd::store::SampleStore::append_samples(&store, &samples).unwrap();
     }
     // Everything in the file itself, not in the write-ahead log. The store's
     // checkpointer thread may still be finishing a checkpoint of its own
@@ -1106,7 +1106,7 @@ fn a_row_that_cannot_be_decoded_costs_that_row_only() {
         let good: Vec<_> = (0..10)
             .map(|i| alertd::sample::Sample::new("web-1", base + i * 1_000, &[("x", 1.0)]))
             .collect();
-        alertd::store::Store::append_samples(&store, &good).unwrap();
+        alertd::store::SampleStore::append_samples(&store, &good).unwrap();
     }
     // Written as the store wrote a batch before it refused infinities.
     let bad = [alertd::sample::Sample::new(
@@ -1135,7 +1135,7 @@ fn a_row_that_cannot_be_decoded_costs_that_row_only() {
     assert_eq!(exported_samples(&data), 10);
     // Compaction folds the good samples and drops the damaged row.
     let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
-    alertd::store::Store::compact_samples(&store, i64::MAX).unwrap();
+    alertd::store::SampleStore::compact_samples(&store, i64::MAX).unwrap();
     drop(store);
     let connection = rusqlite::Connection::open(data.join("alertd.sqlite")).unwrap();
     let left: i64 = connection

@@ -11,7 +11,8 @@ use alertd::store::rollup::{Point, Step};
 mod support;
 
 use alertd::store::{
-    ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, SampleVisitor, SqliteStore, Store,
+    ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, SampleStore, SampleVisitor,
+    SqliteStore, Store,
 };
 
 /// What most cases need of a store: to record transitions as the one node
@@ -411,7 +412,7 @@ fn in_any_order(mut samples: Vec<Sample>) -> Vec<Sample> {
     samples
 }
 
-/// The samples [`Store::visit_samples`] hands over, normalized, in any order.
+/// The samples [`SampleStore::visit_samples`] hands over, normalized, in any order.
 fn visited(store: &dyn Store, from: i64, to: i64) -> Vec<Sample> {
     struct Collect {
         names: Vec<String>,

@@ -442,7 +442,8 @@ fn host_series(buckets: &HostBuckets, host: &str, field: &str) -> Vec<(Millis, f
 mod tests {
     use super::*;
     use crate::sample::Sample;
-    use crate::store::{SqliteStore, Store};
+    use crate::store::SampleStore;
+    use crate::store::SqliteStore;
 
     /// A host reporting 5 requests every 10 s for an hour, at an odd phase:
     /// with the automatic resolution made a whole number of intervals, every

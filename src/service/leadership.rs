@@ -1,6 +1,6 @@
 //! Leadership: which node evaluates the rules.
 //!
-//! One node at a time holds the store's lease ([`Store::acquire_lease`]) and
+//! One node at a time holds the store's lease ([`Coordination::acquire_lease`]) and
 //! runs the ticks; every transition it records carries the lease's fencing
 //! token, and the store refuses a token that is no longer current. So a
 //! node that lost its lease without knowing (paused, cut off) cannot write
@@ -10,7 +10,7 @@
 //! With the embedded store the node always leads (the data directory's lock
 //! keeps other processes out); the lease only guards against the node's own
 //! long pauses. With a shared store the leader also follows what every node
-//! appends ([`Store::samples_since`]) rather than what it ingests itself, and
+//! appends ([`SampleStore::samples_since`]) rather than what it ingests itself, and
 //! a node that takes over first rebuilds its engine from the store: windows
 //! from the stored samples, open incidents and cooldowns from the incident
 //! records. It carries on from there without repeating or skipping a

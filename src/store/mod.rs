@@ -1,15 +1,32 @@
-//! Durable state of a running service, behind one trait.
+//! Durable state of a running service, by capability.
 //!
-//! A [`Store`] keeps what must survive a crash or a restart: recent samples
-//! (to rebuild the rule windows), incidents, each (rule, host) pair's last
-//! resolution (its cooldown), the outbox of transitions that hooks have not
-//! yet seen, and the record of every hook call. [`SqliteStore`] is the
-//! embedded default; a clustered backend implements the same trait and must
-//! pass the same conformance suite (`tests/store.rs`).
+//! A store keeps what must survive a crash or a restart, in four parts that
+//! each backend implements side by side:
 //!
-//! The trait is synchronous: every method is one short transaction. The
-//! service calls it from blocking threads, several at once: reads must not
-//! wait for writes.
+//! - [`SampleStore`]: recent samples (to rebuild the rule windows), the
+//!   compacted blocks and the rolled-up series;
+//! - [`IncidentLog`]: incidents, each (rule, host) pair's last resolution
+//!   (its cooldown), the outbox of transitions that hooks have not yet seen,
+//!   and the record of every hook call;
+//! - [`Coordination`]: the lease and its fencing token, the states the
+//!   leader publishes, the nodes' heartbeats;
+//! - [`Sessions`]: the pages' sign-in sessions.
+//!
+//! [`Store`] is all four. [`SqliteStore`] is the embedded default (one file,
+//! one process); [`RedisStore`] is a cluster's, shared by every node. Both
+//! pass one conformance suite (`tests/store.rs`), split the same way.
+//! [`Observed`] wraps either to note failures (for `/healthz`) and to inject
+//! faults in tests.
+//!
+//! The traits are synchronous, and stay so: every method is one short
+//! transaction (a SQLite transaction, or one Redis script or pipeline), the
+//! embedded backend is a synchronous library, and the service calls the
+//! store from blocking threads (`spawn_blocking`), several at once, so that
+//! a slow disk never holds the few async threads every request goes
+//! through. Reads must not wait for writes. The Redis backend pays for this
+//! with a runtime of its own that its calls are handed to; an async trait
+//! would move that cost to every SQLite call instead, which is the common
+//! case.
 
 pub mod damage;
 mod fold;
@@ -68,14 +85,14 @@ pub enum StoreError {
     /// not be read back.
     #[error("refused to store: {0}")]
     Unstorable(String),
-    /// Found at start: the store's file is damaged.
-    #[error(
-        "{path} is damaged ({detail}); alertd will not start on it. Move it aside (with its \
-         -wal and -shm files) to start with an empty store, or recover what it holds: \
-         sqlite3 {path} .recover | sqlite3 {path}.recovered, then put the recovered file in \
-         its place"
-    )]
-    Damaged { path: String, detail: String },
+    /// Found at start: the store is damaged. `place` names it (a file, a
+    /// Redis), `advice` is what the operator can do with this backend.
+    #[error("{place} is damaged ({detail}); alertd will not start on it. {advice}")]
+    Damaged {
+        place: String,
+        detail: String,
+        advice: String,
+    },
     /// A read with a cursor met samples compacted after the cursor was read.
     #[error("samples were compacted while a read with a cursor ran; read again")]
     CompactedAfterCursor,
@@ -99,6 +116,36 @@ pub enum StoreError {
     },
 }
 
+/// Whether a command opens a store to work on it, or only to read it beside
+/// a service that may be writing to it (`alertd export`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+}
+
+/// Opens the store `backend` names: the one place every command chooses
+/// its backend. `data_dir` holds the embedded store's file (a cluster's
+/// nodes keep only their hooks there).
+pub fn open(
+    backend: &crate::config::Backend,
+    data_dir: &std::path::Path,
+    access: Access,
+) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    use crate::config::Backend;
+    Ok(match (backend, access) {
+        (Backend::Sqlite, Access::ReadWrite) => {
+            std::sync::Arc::new(SqliteStore::open_dir(data_dir)?)
+        }
+        (Backend::Sqlite, Access::ReadOnly) => {
+            std::sync::Arc::new(SqliteStore::open_read_only(data_dir)?)
+        }
+        (Backend::Redis { url, cluster }, _) => {
+            std::sync::Arc::new(RedisStore::open(url, cluster)?)
+        }
+    })
+}
+
 impl StoreError {
     /// Whether the store could not be reached, rather than refusing or
     /// failing the operation.
@@ -108,7 +155,7 @@ impl StoreError {
 }
 
 /// The right to evaluate the rules and record transitions, held by one node
-/// at a time (see [`Store::acquire_lease`]).
+/// at a time (see [`Coordination::acquire_lease`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lease {
     /// The node that holds it (its `--host-name`).
@@ -129,7 +176,7 @@ pub struct LeaseHolder {
 }
 
 /// A node of the cluster as it last reported itself (see
-/// [`Store::heartbeat`]).
+/// [`Coordination::heartbeat`]).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeStatus {
@@ -146,7 +193,7 @@ pub struct NodeStatus {
     pub version: String,
 }
 
-/// A delivery claimed by a node (see [`Store::claim_deliveries`]).
+/// A delivery claimed by a node (see [`IncidentLog::claim_deliveries`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim<'a> {
     /// The claiming node.
@@ -166,7 +213,7 @@ pub const BLOCK_PERIOD: Millis = 10 * 60 * 1000;
 /// a host name is never empty.
 pub const ALL_HOSTS: &str = "";
 
-/// Which rolled-up points to read (see [`Store::scan_rollups`]).
+/// Which rolled-up points to read (see [`SampleStore::scan_rollups`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RollupQuery<'a> {
     pub step: Step,
@@ -180,7 +227,7 @@ pub struct RollupQuery<'a> {
     pub fields: Option<&'a [String]>,
 }
 
-/// What [`Store::visit_samples`] hands samples to.
+/// What [`SampleStore::visit_samples`] hands samples to.
 pub trait SampleVisitor {
     /// The samples that follow give their fields by place in `names`.
     fn names(&mut self, names: &[&str]);
@@ -204,7 +251,7 @@ pub(crate) fn visit_sample(
     visitor.sample(&sample.host, sample.ts, values);
 }
 
-/// A place in the order samples were appended (see [`Store::sample_cursor`]).
+/// A place in the order samples were appended (see [`SampleStore::sample_cursor`]).
 pub type SampleCursor = i64;
 
 /// A host and the timestamp of the latest sample it sent.
@@ -236,8 +283,8 @@ pub struct Delivery {
     pub attempts: u32,
     /// Not to be tried before this time.
     pub next_attempt: Millis,
-    /// Given up on (see [`Store::bury_delivery`]): kept, not tried again
-    /// unless asked ([`Store::retry_dead`]), and holding back the later
+    /// Given up on (see [`IncidentLog::bury_delivery`]): kept, not tried again
+    /// unless asked ([`IncidentLog::retry_dead`]), and holding back the later
     /// deliveries of its incident to its target.
     pub dead: bool,
 }
@@ -273,15 +320,9 @@ pub struct IncidentDetail {
     pub pending: Vec<Delivery>,
 }
 
-/// The durable state of the service. Every method is atomic: it either
-/// happens whole or fails changing nothing.
-pub trait Store: Send + Sync {
-    /// Whether other processes (the other nodes of a cluster) write to this
-    /// store too. The embedded store is one process's own.
-    fn shared(&self) -> bool {
-        false
-    }
-
+/// Samples and what is made of them: every host's recent samples, the
+/// compacted blocks, the rolled-up series, each host's latest sample.
+pub trait SampleStore: Send + Sync {
     /// Stores samples (already validated), and each host's latest time.
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
 
@@ -313,7 +354,7 @@ pub trait Store: Send + Sync {
 
     /// Hands every sample with `from <= ts <= to` to `visitor` without
     /// copying it, in no particular order: for a reader that only adds
-    /// samples up, faster than [`Store::scan_samples`].
+    /// samples up, faster than [`SampleStore::scan_samples`].
     fn visit_samples(
         &self,
         from: Millis,
@@ -326,7 +367,7 @@ pub trait Store: Send + Sync {
         })
     }
 
-    /// [`Store::scan_samples`] for one host's samples only.
+    /// [`SampleStore::scan_samples`] for one host's samples only.
     fn scan_host_samples(
         &self,
         host: &str,
@@ -341,8 +382,8 @@ pub trait Store: Send + Sync {
         })
     }
 
-    /// [`Store::scan_samples`], leaving out the samples appended at or after
-    /// `cursor` (see [`Store::sample_cursor`]).
+    /// [`SampleStore::scan_samples`], leaving out the samples appended at or after
+    /// `cursor` (see [`SampleStore::sample_cursor`]).
     fn scan_samples_before(
         &self,
         from: Millis,
@@ -384,7 +425,7 @@ pub trait Store: Send + Sync {
     /// `before`: what every read returns stays the same, in less space. Does
     /// a bounded amount of work; returns how many samples it compacted, 0
     /// once none is left. A read with a cursor
-    /// ([`Store::scan_samples_before`]) fails with
+    /// ([`SampleStore::scan_samples_before`]) fails with
     /// [`StoreError::CompactedAfterCursor`] if samples it should leave out
     /// were compacted after the cursor was read.
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
@@ -392,7 +433,7 @@ pub trait Store: Send + Sync {
     /// Calls `visit` with the rolled-up points the query asks for, a host's
     /// points in time order. Each (host, step) has one point, made from its
     /// samples when they were compacted: the rollups cover samples before
-    /// [`Store::rolled_up_until`], and a sample that came later than that
+    /// [`SampleStore::rolled_up_until`], and a sample that came later than that
     /// for an earlier time once the next compaction ran. The points of
     /// [`ALL_HOSTS`] aggregate every host's of the same step.
     fn scan_rollups(
@@ -408,55 +449,12 @@ pub trait Store: Send + Sync {
     /// Deletes the rolled-up points of `step` with `ts < before`. Returns
     /// how many were deleted.
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError>;
+}
 
-    /// Takes the lease for `node` for `ttl` ms, with a new fencing token
-    /// higher than any before, if no other node holds it: nobody does, its
-    /// holder let it run out, or `node` holds it already (a node that
-    /// restarts takes its lease back at once). `None` while another node
-    /// holds it. Leases run on the store's clock, not the callers'.
-    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError>;
-
-    /// Extends `lease` to `ttl` ms from now if it is still the current one;
-    /// `false` if it was lost (ran out, or was taken).
-    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError>;
-
-    /// Gives `lease` up if it is still the current one, so that another node
-    /// can take over at once.
-    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
-
-    /// Who holds the lease now, if anyone.
-    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
-
-    /// Keeps `states` (the leader's encoding of every pair's state after a
-    /// tick) for the other nodes to show, if `lease` is still current;
-    /// fails with [`StoreError::Fenced`] otherwise.
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError>;
-
-    /// What the leader last published.
-    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
-
-    /// Keeps a sign-in session of the pages until `expires`, by `key` (a
-    /// hash of its id: the store never holds a usable id).
-    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError>;
-
-    /// When the session `key` expires, if it exists.
-    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError>;
-
-    /// Ends the session `key` (signing out).
-    fn delete_session(&self, key: &str) -> Result<(), StoreError>;
-
-    /// Deletes the sessions that expired before `now`; returns how many.
-    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError>;
-
-    /// Records `status` as its node's latest report.
-    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
-
-    /// Every node that ever reported, by name.
-    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;
-
-    /// Forgets the node `name`.
-    fn forget_node(&self, name: &str) -> Result<(), StoreError>;
-
+/// Incidents and their delivery: the transitions the leader records, each
+/// (rule, host) pair's last resolution, the outbox of transitions waiting for
+/// a hook, and the record of every hook call.
+pub trait IncidentLog: Send + Sync {
     /// Records the transitions of one tick under `lease`, in one
     /// transaction: the incidents as they now are, each pair's last
     /// resolution, and one outbox delivery per transition and target, in
@@ -472,7 +470,7 @@ pub trait Store: Send + Sync {
         targets: &[Vec<String>],
     ) -> Result<(), StoreError>;
 
-    /// [`Store::record_transitions_to`] with the same targets for every
+    /// [`IncidentLog::record_transitions_to`] with the same targets for every
     /// transition.
     fn record_transitions(
         &self,
@@ -524,7 +522,7 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Records a call of a delivery's hook and gives the delivery up: it
-    /// stays, marked dead, until [`Store::retry_dead`] brings it back.
+    /// stays, marked dead, until [`IncidentLog::retry_dead`] brings it back.
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
 
     /// Brings back every dead delivery of the incident `id`, due at `now`,
@@ -543,6 +541,75 @@ pub trait Store: Send + Sync {
     /// all done, with their hook calls. Returns how many were deleted.
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError>;
 }
+
+/// What the nodes of a cluster share to act as one: the lease (with its
+/// fencing token) that lets one node evaluate, the states it publishes after
+/// each tick, and every node's heartbeat. A single node uses it alone.
+pub trait Coordination: Send + Sync {
+    /// Whether other processes (the other nodes of a cluster) write to this
+    /// store too. The embedded store is one process's own.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Takes the lease for `node` for `ttl` ms, with a new fencing token
+    /// higher than any before, if no other node holds it: nobody does, its
+    /// holder let it run out, or `node` holds it already (a node that
+    /// restarts takes its lease back at once). `None` while another node
+    /// holds it. Leases run on the store's clock, not the callers'.
+    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError>;
+
+    /// Extends `lease` to `ttl` ms from now if it is still the current one;
+    /// `false` if it was lost (ran out, or was taken).
+    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError>;
+
+    /// Gives `lease` up if it is still the current one, so that another node
+    /// can take over at once.
+    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
+
+    /// Who holds the lease now, if anyone.
+    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
+
+    /// Keeps `states` (the leader's encoding of every pair's state after a
+    /// tick) for the other nodes to show, if `lease` is still current;
+    /// fails with [`StoreError::Fenced`] otherwise.
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError>;
+
+    /// What the leader last published.
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Records `status` as its node's latest report.
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
+
+    /// Every node that ever reported, by name.
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;
+
+    /// Forgets the node `name`.
+    fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// The sign-in sessions of the pages, by the hash of their id.
+pub trait Sessions: Send + Sync {
+    /// Keeps a sign-in session of the pages until `expires`, by `key` (a
+    /// hash of its id: the store never holds a usable id).
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError>;
+
+    /// When the session `key` expires, if it exists.
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError>;
+
+    /// Ends the session `key` (signing out).
+    fn delete_session(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Deletes the sessions that expired before `now`; returns how many.
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError>;
+}
+
+/// The durable state of the service: every capability of one backend.
+/// Every method is atomic: it either happens whole or fails changing
+/// nothing.
+pub trait Store: SampleStore + IncidentLog + Coordination + Sessions {}
+
+impl<T: SampleStore + IncidentLog + Coordination + Sessions + ?Sized> Store for T {}
 
 /// Encodes a sample's metrics compactly: per metric, the name's length (one
 /// byte), the name, and the value as 8 little-endian bytes.

@@ -22,7 +22,7 @@ use crate::store::StoreError;
 
 const VERSION: u8 = 1;
 
-/// A batch encoded ahead of its append (see `Store::append_batches`), with
+/// A batch encoded ahead of its append (see `SampleStore::append_batches`), with
 /// what the store indexes it by.
 #[derive(Debug, Clone, Default)]
 pub struct Encoded {

@@ -52,8 +52,9 @@ use redis::{
 use super::batch::Encoded;
 use super::rollup::{Point, Step};
 use super::{
-    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
-    RollupQuery, SampleCursor, Store, StoreError, decode_metrics, encode_metrics,
+    Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog, Incidents,
+    Lease, LeaseHolder, NodeStatus, RollupQuery, SampleCursor, SampleStore, Sessions, StoreError,
+    decode_metrics, encode_metrics,
 };
 use crate::duration::Millis;
 use crate::incident::{PairRecord, Transition};
@@ -232,11 +233,7 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-impl Store for RedisStore {
-    fn shared(&self) -> bool {
-        true
-    }
-
+impl SampleStore for RedisStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         let encoded = Encoded::new(samples)?;
         self.append_batches(&[(samples, &encoded)])
@@ -392,6 +389,77 @@ impl Store for RedisStore {
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError> {
         self.delete_points_before(step, before)
     }
+}
+
+impl IncidentLog for RedisStore {
+    fn record_transitions_to(
+        &self,
+        lease: &Lease,
+        transitions: &[Transition],
+        targets: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        incidents::record_transitions_to(self, lease, transitions, targets)
+    }
+
+    fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {
+        incidents::pairs(self)
+    }
+
+    fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
+        incidents::incidents(self, from, to)
+    }
+
+    fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
+        incidents::incident(self, id)
+    }
+
+    fn claim_deliveries(
+        &self,
+        now: Millis,
+        claim: &Claim<'_>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        incidents::claim_deliveries(self, now, claim, limit)
+    }
+
+    fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
+        incidents::next_delivery_time(self)
+    }
+
+    fn finish_delivery(
+        &self,
+        delivery: i64,
+        call: &HookCall,
+        retry_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        incidents::finish_delivery(self, delivery, call, retry_at)
+    }
+
+    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
+        incidents::bury_delivery(self, delivery, call)
+    }
+
+    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
+        incidents::retry_dead(self, id, now)
+    }
+
+    fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        incidents::pending_deliveries(self)
+    }
+
+    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+        incidents::undelivered(self)
+    }
+
+    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
+        incidents::delete_incidents_resolved_before(self, before)
+    }
+}
+
+impl Coordination for RedisStore {
+    fn shared(&self) -> bool {
+        true
+    }
 
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
         let mut invocation = self.script(&SCRIPTS.acquire, &["lease", "lease_token"]);
@@ -461,6 +529,33 @@ impl Store for RedisStore {
         self.run(move |mut c| async move { c.get(key).await })
     }
 
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string(status)
+            .map_err(|error| corrupt(&format!("a node's status: {error}")))?;
+        let (nodes, node) = (self.key("nodes"), status.node.clone());
+        self.run(move |mut c| async move { c.hset::<_, _, _, ()>(nodes, node, json).await })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        let nodes = self.key("nodes");
+        let found: std::collections::BTreeMap<String, String> =
+            self.run(move |mut c| async move { c.hgetall(nodes).await })?;
+        found
+            .values()
+            .map(|json| {
+                serde_json::from_str(json)
+                    .map_err(|error| corrupt(&format!("a node's status: {error}")))
+            })
+            .collect()
+    }
+
+    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
+        let (nodes, node) = (self.key("nodes"), name.to_string());
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(nodes, node).await })
+    }
+}
+
+impl Sessions for RedisStore {
     fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
         let (sessions, key) = (self.key("sessions"), key.to_string());
         self.run(move |mut c| async move { c.hset::<_, _, _, ()>(sessions, key, expires).await })
@@ -493,93 +588,5 @@ impl Store for RedisStore {
         let count = expired.len() as u64;
         self.run(move |mut c| async move { c.hdel::<_, _, ()>(sessions, expired).await })?;
         Ok(count)
-    }
-
-    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
-        let json = serde_json::to_string(status)
-            .map_err(|error| corrupt(&format!("a node's status: {error}")))?;
-        let (nodes, node) = (self.key("nodes"), status.node.clone());
-        self.run(move |mut c| async move { c.hset::<_, _, _, ()>(nodes, node, json).await })
-    }
-
-    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
-        let nodes = self.key("nodes");
-        let found: std::collections::BTreeMap<String, String> =
-            self.run(move |mut c| async move { c.hgetall(nodes).await })?;
-        found
-            .values()
-            .map(|json| {
-                serde_json::from_str(json)
-                    .map_err(|error| corrupt(&format!("a node's status: {error}")))
-            })
-            .collect()
-    }
-
-    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
-        let (nodes, node) = (self.key("nodes"), name.to_string());
-        self.run(move |mut c| async move { c.hdel::<_, _, ()>(nodes, node).await })
-    }
-
-    fn record_transitions_to(
-        &self,
-        lease: &Lease,
-        transitions: &[Transition],
-        targets: &[Vec<String>],
-    ) -> Result<(), StoreError> {
-        incidents::record_transitions_to(self, lease, transitions, targets)
-    }
-
-    fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {
-        incidents::pairs(self)
-    }
-
-    fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError> {
-        incidents::incidents(self, from, to)
-    }
-
-    fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError> {
-        incidents::incident(self, id)
-    }
-
-    fn claim_deliveries(
-        &self,
-        now: Millis,
-        claim: &Claim<'_>,
-        limit: usize,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        incidents::claim_deliveries(self, now, claim, limit)
-    }
-
-    fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {
-        incidents::next_delivery_time(self)
-    }
-
-    fn finish_delivery(
-        &self,
-        delivery: i64,
-        call: &HookCall,
-        retry_at: Option<Millis>,
-    ) -> Result<(), StoreError> {
-        incidents::finish_delivery(self, delivery, call, retry_at)
-    }
-
-    fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
-        incidents::bury_delivery(self, delivery, call)
-    }
-
-    fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
-        incidents::retry_dead(self, id, now)
-    }
-
-    fn pending_deliveries(&self) -> Result<u64, StoreError> {
-        incidents::pending_deliveries(self)
-    }
-
-    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
-        incidents::undelivered(self)
-    }
-
-    fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
-        incidents::delete_incidents_resolved_before(self, before)
     }
 }

@@ -485,10 +485,18 @@ fn damaged(path: &Path, error: StoreError) -> StoreError {
         _ => None,
     };
     match corrupt {
-        Some(detail) => StoreError::Damaged {
-            path: path.display().to_string(),
-            detail,
-        },
+        Some(detail) => {
+            let path = path.display().to_string();
+            StoreError::Damaged {
+                advice: format!(
+                    "Move it aside (with its -wal and -shm files) to start with an empty store, \
+                     or recover what it holds: sqlite3 {path} .recover | sqlite3 \
+                     {path}.recovered, then put the recovered file in its place"
+                ),
+                place: path,
+                detail,
+            }
+        }
         None => named(path, error),
     }
 }

@@ -13,8 +13,8 @@ use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Claim, Delivery, HookCall, HostSeen, IncidentDetail, Incidents, Lease, LeaseHolder, NodeStatus,
-    SampleCursor, SampleVisitor, Store, StoreError,
+    Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog, Incidents,
+    Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions, StoreError,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -105,7 +105,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     })
 }
 
-impl Store for SqliteStore {
+impl SampleStore for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         let encoded = crate::store::batch::Encoded::new(samples)?;
         self.append(&[(samples, &encoded)])
@@ -190,176 +190,9 @@ impl Store for SqliteStore {
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError> {
         self.delete_points_before(step, before)
     }
+}
 
-    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
-        self.write(|connection| {
-            let transaction = connection.transaction()?;
-            let now = wall_now();
-            let held: Option<(String, i64, Millis)> = transaction
-                .query_row("SELECT node, token, expires FROM lease", [], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()?;
-            let token = match held {
-                Some((holder, _, expires)) if holder != node && expires > now => return Ok(None),
-                Some((_, token, _)) => token + 1,
-                None => 1,
-            };
-            transaction.execute(
-                "INSERT INTO lease (id, node, token, expires) VALUES (1, ?1, ?2, ?3) \
-                 ON CONFLICT (id) DO UPDATE SET node = excluded.node, token = excluded.token, \
-                 expires = excluded.expires",
-                params![node, token, now.saturating_add(ttl)],
-            )?;
-            transaction.commit()?;
-            Ok(Some(Lease {
-                node: node.to_string(),
-                token: token as u64,
-            }))
-        })
-    }
-
-    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
-        self.write(|connection| {
-            let now = wall_now();
-            let renewed = connection.execute(
-                "UPDATE lease SET expires = ?4 WHERE node = ?1 AND token = ?2 AND expires > ?3",
-                params![lease.node, lease.token as i64, now, now.saturating_add(ttl)],
-            )?;
-            Ok(renewed == 1)
-        })
-    }
-
-    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
-        self.write(|connection| {
-            connection.execute(
-                "UPDATE lease SET expires = 0 WHERE node = ?1 AND token = ?2",
-                params![lease.node, lease.token as i64],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
-        self.read(|connection| {
-            let now = wall_now();
-            Ok(connection
-                .query_row(
-                    "SELECT node, token, expires FROM lease WHERE expires > ?1",
-                    [now],
-                    |row| {
-                        Ok(LeaseHolder {
-                            node: row.get(0)?,
-                            token: row.get::<_, i64>(1)? as u64,
-                            expires_in: row.get::<_, Millis>(2)? - now,
-                        })
-                    },
-                )
-                .optional()?)
-        })
-    }
-
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
-        self.write(|connection| {
-            let transaction = connection.transaction()?;
-            if !lease_is_current(&transaction, lease)? {
-                return Err(StoreError::Fenced {
-                    node: lease.node.clone(),
-                    token: lease.token,
-                });
-            }
-            transaction.execute(
-                "INSERT INTO published (id, data) VALUES (1, ?1) \
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                [states],
-            )?;
-            transaction.commit()?;
-            Ok(())
-        })
-    }
-
-    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read(|connection| {
-            Ok(connection
-                .query_row("SELECT data FROM published WHERE id = 1", [], |row| {
-                    row.get(0)
-                })
-                .optional()?)
-        })
-    }
-
-    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
-        self.write(|connection| {
-            connection.execute(
-                "INSERT INTO sessions (key, expires) VALUES (?1, ?2) \
-                 ON CONFLICT (key) DO UPDATE SET expires = excluded.expires",
-                params![key, expires],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError> {
-        self.read(|connection| {
-            Ok(connection
-                .query_row(
-                    "SELECT expires FROM sessions WHERE key = ?1",
-                    [key],
-                    |row| row.get(0),
-                )
-                .optional()?)
-        })
-    }
-
-    fn delete_session(&self, key: &str) -> Result<(), StoreError> {
-        self.write(|connection| {
-            connection.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
-            Ok(())
-        })
-    }
-
-    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError> {
-        self.write(|connection| {
-            Ok(connection.execute("DELETE FROM sessions WHERE expires < ?1", [now])? as u64)
-        })
-    }
-
-    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
-        let json = serde_json::to_string(status)
-            .map_err(|error| StoreError::Corrupt(format!("a node's status: {error}")))?;
-        self.write(|connection| {
-            connection.execute(
-                "INSERT INTO nodes (node, status) VALUES (?1, ?2) \
-                 ON CONFLICT (node) DO UPDATE SET status = excluded.status",
-                params![status.node, json],
-            )?;
-            Ok(())
-        })
-    }
-
-    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
-        self.read(|connection| {
-            let mut query = connection.prepare_cached("SELECT status FROM nodes ORDER BY node")?;
-            let rows = query.query_map([], |row| row.get::<_, String>(0))?;
-            let mut nodes = Vec::new();
-            for row in rows {
-                nodes.push(
-                    serde_json::from_str(&row?).map_err(|error| {
-                        StoreError::Corrupt(format!("a node's status: {error}"))
-                    })?,
-                );
-            }
-            Ok(nodes)
-        })
-    }
-
-    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
-        self.write(|connection| {
-            connection.execute("DELETE FROM nodes WHERE node = ?1", [name])?;
-            Ok(())
-        })
-    }
-
+impl IncidentLog for SqliteStore {
     fn record_transitions_to(
         &self,
         lease: &Lease,
@@ -675,6 +508,179 @@ impl Store for SqliteStore {
             )?;
             transaction.commit()?;
             Ok(deleted as u64)
+        })
+    }
+}
+
+impl Coordination for SqliteStore {
+    fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            let now = wall_now();
+            let held: Option<(String, i64, Millis)> = transaction
+                .query_row("SELECT node, token, expires FROM lease", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })
+                .optional()?;
+            let token = match held {
+                Some((holder, _, expires)) if holder != node && expires > now => return Ok(None),
+                Some((_, token, _)) => token + 1,
+                None => 1,
+            };
+            transaction.execute(
+                "INSERT INTO lease (id, node, token, expires) VALUES (1, ?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET node = excluded.node, token = excluded.token, \
+                 expires = excluded.expires",
+                params![node, token, now.saturating_add(ttl)],
+            )?;
+            transaction.commit()?;
+            Ok(Some(Lease {
+                node: node.to_string(),
+                token: token as u64,
+            }))
+        })
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
+        self.write(|connection| {
+            let now = wall_now();
+            let renewed = connection.execute(
+                "UPDATE lease SET expires = ?4 WHERE node = ?1 AND token = ?2 AND expires > ?3",
+                params![lease.node, lease.token as i64, now, now.saturating_add(ttl)],
+            )?;
+            Ok(renewed == 1)
+        })
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute(
+                "UPDATE lease SET expires = 0 WHERE node = ?1 AND token = ?2",
+                params![lease.node, lease.token as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError> {
+        self.read(|connection| {
+            let now = wall_now();
+            Ok(connection
+                .query_row(
+                    "SELECT node, token, expires FROM lease WHERE expires > ?1",
+                    [now],
+                    |row| {
+                        Ok(LeaseHolder {
+                            node: row.get(0)?,
+                            token: row.get::<_, i64>(1)? as u64,
+                            expires_in: row.get::<_, Millis>(2)? - now,
+                        })
+                    },
+                )
+                .optional()?)
+        })
+    }
+
+    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = connection.transaction()?;
+            if !lease_is_current(&transaction, lease)? {
+                return Err(StoreError::Fenced {
+                    node: lease.node.clone(),
+                    token: lease.token,
+                });
+            }
+            transaction.execute(
+                "INSERT INTO published (id, data) VALUES (1, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                [states],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row("SELECT data FROM published WHERE id = 1", [], |row| {
+                    row.get(0)
+                })
+                .optional()?)
+        })
+    }
+
+    fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError> {
+        let json = serde_json::to_string(status)
+            .map_err(|error| StoreError::Corrupt(format!("a node's status: {error}")))?;
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO nodes (node, status) VALUES (?1, ?2) \
+                 ON CONFLICT (node) DO UPDATE SET status = excluded.status",
+                params![status.node, json],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError> {
+        self.read(|connection| {
+            let mut query = connection.prepare_cached("SELECT status FROM nodes ORDER BY node")?;
+            let rows = query.query_map([], |row| row.get::<_, String>(0))?;
+            let mut nodes = Vec::new();
+            for row in rows {
+                nodes.push(
+                    serde_json::from_str(&row?).map_err(|error| {
+                        StoreError::Corrupt(format!("a node's status: {error}"))
+                    })?,
+                );
+            }
+            Ok(nodes)
+        })
+    }
+
+    fn forget_node(&self, name: &str) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute("DELETE FROM nodes WHERE node = ?1", [name])?;
+            Ok(())
+        })
+    }
+}
+
+impl Sessions for SqliteStore {
+    fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO sessions (key, expires) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET expires = excluded.expires",
+                params![key, expires],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session_expires(&self, key: &str) -> Result<Option<Millis>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT expires FROM sessions WHERE key = ?1",
+                    [key],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn delete_session(&self, key: &str) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute("DELETE FROM sessions WHERE key = ?1", [key])?;
+            Ok(())
+        })
+    }
+
+    fn delete_sessions_expired(&self, now: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            Ok(connection.execute("DELETE FROM sessions WHERE expires < ?1", [now])? as u64)
         })
     }
 }
