@@ -167,6 +167,57 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
     assert_eq!(store.latest_samples().unwrap().len(), 71);
 }
 
+/// Each node's latest heartbeat is kept, whichever node reads them; a
+/// forgotten node is gone, and forgetting an unknown one is no error.
+pub fn nodes_report_and_are_forgotten(stores: [&dyn Store; 2]) {
+    let [one, two] = stores;
+    let status = |node: &str, heartbeat: i64| alertd::store::NodeStatus {
+        node: node.to_string(),
+        heartbeat,
+        started: 5,
+        rules: format!("rules of {node}"),
+        version: "0.1.0".to_string(),
+    };
+    assert_eq!(one.nodes().unwrap(), []);
+    two.heartbeat(&status("b", 20)).unwrap();
+    one.heartbeat(&status("a", 10)).unwrap();
+    one.heartbeat(&status("a", 30)).unwrap();
+    assert_eq!(two.nodes().unwrap(), [status("a", 30), status("b", 20)]);
+    two.forget_node("a").unwrap();
+    assert_eq!(one.nodes().unwrap(), [status("b", 20)]);
+    one.forget_node("nobody").unwrap();
+    assert_eq!(two.nodes().unwrap(), [status("b", 20)]);
+}
+
+/// Before any compaction nothing is rolled up; after, every sample before
+/// `rolled_up_until` is in the rollups, and none after it.
+pub fn rollups_cover_the_samples_before_rolled_up_until(store: &dyn Store) {
+    use alertd::store::BLOCK_PERIOD;
+    assert_eq!(store.rolled_up_until().unwrap(), i64::MIN);
+    let base = 1_795_428_000_000;
+    let samples: Vec<Sample> = (0..180)
+        .map(|i| Sample::new("a", base + i * 10_000, &[("x", 1.0)]))
+        .collect();
+    store.append_samples(&samples).unwrap();
+    let before = base + 2 * BLOCK_PERIOD + 60_000;
+    while store.compact_samples(before).unwrap() > 0 {}
+    let until = store.rolled_up_until().unwrap();
+    assert!(until > base && until <= before, "{until}");
+    let mut rolled = 0;
+    let query = alertd::store::RollupQuery {
+        step: Step::Minute,
+        from: i64::MIN,
+        to: i64::MAX,
+        host: Some("a"),
+        fields: None,
+    };
+    store
+        .scan_rollups(&query, &mut |_, point| rolled += point.samples)
+        .unwrap();
+    let expected = samples.iter().filter(|s| s.ts < until).count() as u64;
+    assert_eq!(rolled, expected);
+}
+
 /// A value that could not be read back is refused before anything is
 /// written: the store stays readable.
 pub fn a_value_that_cannot_be_read_back_is_refused(store: &dyn Store) {
@@ -1386,7 +1437,7 @@ macro_rules! conformance {
                 (dir, store)
             }
 
-            /// Two nodes on one fresh store.
+            /// Two nodes on one fresh store: two handles on it.
             fn cluster(case: fn([&dyn Store; 2])) {
                 let (dir, store) = fresh();
                 let another: Option<Box<dyn Store>> = $another(dir.path());
@@ -1409,9 +1460,22 @@ macro_rules! conformance {
                 cluster(super::one_delivery_is_claimed_by_one_node_at_a_time);
             }
 
+            /// Two nodes appending samples. The embedded store numbers
+            /// samples in its process, and its data directory's lock keeps
+            /// a second process out: there, the two nodes are one handle.
             #[test]
             fn samples_from_two_nodes_read_back_in_order_through_a_cursor() {
-                cluster(super::samples_from_two_nodes_read_back_in_order_through_a_cursor);
+                let (dir, store) = fresh();
+                let another = if store.shared() {
+                    $another(dir.path())
+                } else {
+                    None
+                };
+                let second = another.as_deref().unwrap_or(store.as_ref());
+                super::samples_from_two_nodes_read_back_in_order_through_a_cursor([
+                    store.as_ref(),
+                    second,
+                ]);
             }
 
             #[test]
@@ -1424,6 +1488,17 @@ macro_rules! conformance {
             fn a_large_batch_reads_back_whole() {
                 let (_dir, store) = fresh();
                 super::a_large_batch_reads_back_whole(store.as_ref());
+            }
+
+            #[test]
+            fn nodes_report_and_are_forgotten() {
+                cluster(super::nodes_report_and_are_forgotten);
+            }
+
+            #[test]
+            fn rollups_cover_the_samples_before_rolled_up_until() {
+                let (_dir, store) = fresh();
+                super::rollups_cover_the_samples_before_rolled_up_until(store.as_ref());
             }
 
             #[test]
@@ -1525,9 +1600,14 @@ macro_rules! conformance {
     };
 }
 
-conformance!(sqlite, |place: &std::path::Path| -> Box<dyn Store> {
-    Box::new(SqliteStore::open_dir(place).unwrap())
-});
+conformance!(
+    sqlite,
+    |place: &std::path::Path| -> Box<dyn Store> { Box::new(SqliteStore::open_dir(place).unwrap()) },
+    // A second handle on the same file, as a second process would open it.
+    |place: &std::path::Path| -> Option<Box<dyn Store>> {
+        Some(Box::new(SqliteStore::open_dir(place).unwrap()))
+    }
+);
 
 /// The cluster a test's place stands for: one per place, on one server.
 fn redis_store(place: &std::path::Path) -> Box<dyn Store> {
@@ -1544,6 +1624,16 @@ conformance!(
     redis_store,
     |place: &std::path::Path| -> Option<Box<dyn Store>> { Some(redis_store(place)) }
 );
+
+/// Whether other processes write to the store: the embedded one is its
+/// process's own, a cluster's Redis is shared.
+#[test]
+fn only_the_redis_store_is_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Box<dyn Store> = Box::new(SqliteStore::open_dir(dir.path()).unwrap());
+    assert!(!sqlite.shared());
+    assert!(redis_store(dir.path()).shared());
+}
 
 #[test]
 fn sqlite_refuses_a_newer_schema() {

@@ -5,7 +5,7 @@
 //! ([`SqliteStore::compacting`]): the rows a compaction read are still as
 //! they were when it writes, since appends only add rows after them.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::SqliteStore;
 use super::rollups::{put_row, stored_row};
@@ -68,7 +68,8 @@ impl SqliteStore {
         let planned = started.elapsed();
         let next_seq = self.next_seq.load(std::sync::atomic::Ordering::Relaxed);
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             apply(&transaction, &plan)?;
             save_next_seq(&transaction, next_seq)?;
             transaction.commit()?;

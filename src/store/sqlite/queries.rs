@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
@@ -200,7 +200,8 @@ impl IncidentLog for SqliteStore {
         targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !lease_is_current(&transaction, lease)? {
                 return Err(StoreError::Fenced {
                     node: lease.node.clone(),
@@ -384,7 +385,8 @@ impl IncidentLog for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let claimed: Vec<Delivery> = {
                 let mut query = transaction.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
@@ -431,7 +433,8 @@ impl IncidentLog for SqliteStore {
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             match retry_at {
@@ -448,7 +451,8 @@ impl IncidentLog for SqliteStore {
 
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             transaction.execute(
@@ -492,7 +496,8 @@ impl IncidentLog for SqliteStore {
 
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let condition = "end_time < ?1 AND NOT EXISTS \
              (SELECT 1 FROM outbox o WHERE o.incident_id = incidents.id)";
             transaction.execute(
@@ -515,7 +520,8 @@ impl IncidentLog for SqliteStore {
 impl Coordination for SqliteStore {
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = wall_now();
             let held: Option<(String, i64, Millis)> = transaction
                 .query_row("SELECT node, token, expires FROM lease", [], |row| {
@@ -583,7 +589,8 @@ impl Coordination for SqliteStore {
 
     fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if !lease_is_current(&transaction, lease)? {
                 return Err(StoreError::Fenced {
                     node: lease.node.clone(),

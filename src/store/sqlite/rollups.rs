@@ -3,7 +3,7 @@
 //! adds the samples it folds into blocks, in the same transaction
 //! ([`compaction`](super::compaction)).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::SqliteStore;
 use crate::duration::Millis;
@@ -180,7 +180,8 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let _compacting = self.compacting();
         self.write(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let row = step.row_of(before);
             let mut deleted = 0u64;
             // Whole rows: count their points from their headers.
