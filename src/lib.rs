@@ -14,7 +14,10 @@
 //! - [`hooks`]: finding and calling the executables told of every transition.
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
-//! - [`store`]: the durable state of the service, behind one trait; SQLite embedded.
+//! - [`export`]: stored samples written as the JSON lines `replay` reads.
+//! - [`store`]: the durable state of the service, by capability (samples, incidents and
+//!   their outbox, coordination, sessions), in SQLite (one node) or Redis (a cluster).
+//! - [`notify`]: the notifiers a delivery calls (hooks, webhooks, Slack) and their outcome.
 //! - [`service`]: `alertd run`'s node: ingestion, the watcher, hook dispatcher, collector, janitor.
 //! - [`http`]: the HTTP API and its error mapping, over the service.
 //! - [`pages`]: the web pages, read-only views over the service.

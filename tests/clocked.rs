@@ -156,6 +156,50 @@ fn a_late_wake_evaluates_the_latest_tick_and_counts_the_missed_ones() {
     );
 }
 
+/// A hook file deleted while its delivery waits for a retry: on a node
+/// alone the delivery is dropped (not buried as dead), so nothing waits and
+/// the incident can be deleted by retention.
+#[test]
+fn a_hook_deleted_while_its_delivery_waits_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    install_hook(
+        dir.path(),
+        "10-failing",
+        "#!/bin/sh
+cat > /dev/null
+exit 1
+",
+    );
+    let alertd = Clocked::start(dir.path(), &config(""));
+    alertd.push("web-1", T0 + 1_000, 50.0);
+    alertd.clock.set(T0 + 10_000);
+    alertd.wait_metric("alertd_hook_calls_total{outcome=\"failure\"}", 1.0);
+    assert_eq!(alertd.metric("alertd_pending_hook_deliveries"), 1.0);
+    std::fs::remove_file(
+        dir.path()
+            .join("data/global/hooks/on_incident_status_changed/10-failing"),
+    )
+    .unwrap();
+    alertd.clock.advance(3_000);
+    alertd.wait_metric("alertd_hook_calls_total{outcome=\"failure\"}", 2.0);
+    wait_for("the delivery to go", 20, || {
+        (alertd.service.store().pending_deliveries().unwrap() == 0).then_some(())
+    });
+    assert_eq!(alertd.metric("alertd_deliveries_dead_total"), 0.0);
+    assert!(alertd.service.store().undelivered().unwrap().is_empty());
+    let id = alertd
+        .service
+        .store()
+        .incidents(0, i64::MAX)
+        .unwrap()
+        .active[0]
+        .id
+        .clone();
+    let detail = alertd.service.store().incident(&id).unwrap().unwrap();
+    let last = detail.calls.last().unwrap();
+    assert!(last.outcome.ends_with("dropped"), "{}", last.outcome);
+}
+
 #[test]
 fn a_failing_hook_is_retried_when_the_clock_reaches_its_back_off() {
     let dir = tempfile::tempdir().unwrap();

@@ -1071,7 +1071,12 @@ fn counters_that_would_overflow_are_refused_and_the_store_stays_readable() {
     assert_eq!(metrics(r#"{"errors.count": 1.7e308}"#).0, 204);
     let (status, body) = metrics(r#"{"errors.count": 1.7e308}"#);
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("errors.count"), "{body}");
+    assert!(
+        body.contains(
+            "errors.count: adding 1.7e308 to the 1.7e308 counted since the last collection gives inf"
+        ),
+        "{body}"
+    );
     assert!(body.contains("nothing of this push was counted"), "{body}");
     let (status, body) = metrics(r#"{"requests.count": 1e-300, "requests.latency_sum": 1e300}"#);
     assert_eq!(status, 400, "{body}");

@@ -54,7 +54,9 @@ impl Counters {
                 return Err(CounterOverflow {
                     field: field.clone(),
                     reason: format!(
-                        "adding {value} to the {total} counted since the last collection gives {sum}"
+                        "adding {} to the {} counted since the last collection gives {sum}",
+                        Short(*value),
+                        Short(*total)
                     ),
                 });
             }
@@ -72,7 +74,9 @@ impl Counters {
             return Err(CounterOverflow {
                 field: "requests.latency_avg".to_string(),
                 reason: format!(
-                    "requests.latency_sum / requests.count would be {sum} / {count} = {}",
+                    "requests.latency_sum / requests.count would be {} / {} = {}",
+                    Short(sum),
+                    Short(count),
                     sum / count
                 ),
             });
@@ -96,6 +100,20 @@ impl Counters {
     /// Takes the counters, leaving them all at 0.
     pub fn take(&self) -> BTreeMap<String, f64> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// A number as a person reads it in an error: `1.7e308`, not 309 digits.
+struct Short(f64);
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let magnitude = self.0.abs();
+        if magnitude != 0.0 && !(1e-6..1e15).contains(&magnitude) {
+            write!(f, "{:e}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
     }
 }
 

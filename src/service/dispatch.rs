@@ -277,9 +277,11 @@ fn missing(service: &Service, called: Called) -> Called {
             ..called
         }
     } else {
+        // Done with: not dead, which would keep the incident from
+        // retention and count as a delivery given up on.
         Called {
             outcome: format!("{}: dropped", called.outcome),
-            retry: Retry::Never,
+            retry: Retry::Missing,
             ..called
         }
     }
