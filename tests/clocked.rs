@@ -369,11 +369,7 @@ mod pushes {
         ]
     }
 
-    fn post(alertd: &Clocked, path: &str, body: String) -> StatusCode {
-        let request = Request::post(path)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap();
+    fn send(alertd: &Clocked, request: Request<Body>) -> StatusCode {
         let router = alertd::http::router(alertd.service.clone());
         alertd
             .runtime
@@ -382,14 +378,15 @@ mod pushes {
             .status()
     }
 
+    fn post(alertd: &Clocked, path: &str, body: String) -> StatusCode {
+        let request = Request::post(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body));
+        send(alertd, request.unwrap())
+    }
+
     fn get(alertd: &Clocked, path: &str) -> StatusCode {
-        let request = Request::get(path).body(Body::empty()).unwrap();
-        let router = alertd::http::router(alertd.service.clone());
-        alertd
-            .runtime
-            .block_on(router.oneshot(request))
-            .unwrap()
-            .status()
+        send(alertd, Request::get(path).body(Body::empty()).unwrap())
     }
 
     /// Moves the clock to the next collections until one has stored this

@@ -2,38 +2,18 @@
 //! of `tests/support/pushes.rs`: counters that overflow, samples at the edges.
 #![no_main]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use alertd::service::Service;
-
+mod fixture;
 #[path = "../../tests/support/pushes.rs"]
 mod pushes;
-
-struct Fixture {
-    runtime: tokio::runtime::Runtime,
-    service: Arc<Service>,
-    _dir: tempfile::TempDir,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let service = pushes::fixture(dir.path());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        Fixture {
-            runtime,
-            service,
-            _dir: dir,
-        }
-    })
-}
+#[allow(dead_code)] // the fixture's service only
+#[path = "../../tests/support/queries.rs"]
+mod queries;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let fixture = fixture();
+    static FIXTURE: OnceLock<fixture::Fixture> = OnceLock::new();
+    let fixture = FIXTURE.get_or_init(|| fixture::Fixture::new(pushes::fixture));
     fixture
         .runtime
         .block_on(pushes::check(&fixture.service, data));

@@ -7,12 +7,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use alertd::clock::SystemClock;
-use alertd::config::Config;
 use alertd::http::router;
 use alertd::sample::Sample;
-use alertd::service::{Options, Service, counter_fields};
-use alertd::store::SqliteStore;
+use alertd::service::{Service, counter_fields};
 use axum::body::Body;
 use axum::http::Request;
 use tower::ServiceExt;
@@ -20,18 +17,12 @@ use tower::ServiceExt;
 /// A service in `dir` that collects its own samples (not started: the test
 /// collects), with a rule on a counter.
 pub fn fixture(dir: &Path) -> Arc<Service> {
-    let config = r#"{"monitoring": {"enabled": true}, "alerting": {"enabled": true, "rules": [
+    super::queries::service(
+        dir,
+        r#"{"monitoring": {"enabled": true}, "alerting": {"enabled": true, "rules": [
         {"name": "errors", "field": "errors.count", "aggregation": "avg",
-         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
-    let config = Config::parse(config, "fixture.json").expect("valid").config;
-    let store = Arc::new(SqliteStore::open_dir(dir).expect("a store"));
-    let options = Options {
-        config_path: dir.join("alertd.json"),
-        data_dir: dir.to_path_buf(),
-        host_name: "fixture".to_string(),
-        token: None,
-    };
-    Service::new(options, config, Arc::new(SystemClock), store).expect("a service")
+         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#,
+    )
 }
 
 /// `data` as pushes: split at each `\n\n`, the parts go in turn to

@@ -19,9 +19,24 @@ use tower::ServiceExt;
 /// A service in `dir` with something on every page: a rule, three hosts'
 /// samples over the last ten minutes, and the incidents of a tick.
 pub fn fixture(dir: &Path) -> Arc<Service> {
-    let config = r#"{"alerting": {"enabled": true, "rules": [
+    let service = service(
+        dir,
+        r#"{"alerting": {"enabled": true, "rules": [
         {"name": "x high", "field": "x", "aggregation": "avg",
-         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#;
+         "operand": "equalOrMoreThan", "value": 10, "timeframe": "1m"}]}}"#,
+    );
+    let now = service.now();
+    let samples = (0..60)
+        .map(|i| Sample::new(format!("h{}", i % 3), now - i * 10_000, &[("x", i as f64)]))
+        .collect();
+    service.ingest(samples).expect("stored");
+    service.tick(now - now % 10_000).expect("a tick");
+    service
+}
+
+/// A service named `fixture` on the configuration `config`, with its store
+/// in `dir`, not started: the caller drives it.
+pub fn service(dir: &Path, config: &str) -> Arc<Service> {
     let config = Config::parse(config, "fixture.json").expect("valid").config;
     let store = Arc::new(SqliteStore::open_dir(dir).expect("a store"));
     let options = Options {
@@ -30,14 +45,7 @@ pub fn fixture(dir: &Path) -> Arc<Service> {
         host_name: "fixture".to_string(),
         token: None,
     };
-    let service = Service::new(options, config, Arc::new(SystemClock), store).expect("a service");
-    let now = service.now();
-    let samples = (0..60)
-        .map(|i| Sample::new(format!("h{}", i % 3), now - i * 10_000, &[("x", i as f64)]))
-        .collect();
-    service.ingest(samples).expect("stored");
-    service.tick(now - now % 10_000).expect("a tick");
-    service
+    Service::new(options, config, Arc::new(SystemClock), store).expect("a service")
 }
 
 /// Every page and API endpoint that reads a query string.
