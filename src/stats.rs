@@ -28,7 +28,9 @@ impl FieldStats {
 
     fn add(&mut self, count: u32, sum: f64, max: f64) {
         self.count = self.count.saturating_add(count);
-        self.sum += sum;
+        // Finite, like every stored value: a sum past the largest number
+        // stays at it, and so the average is a number too.
+        self.sum = (self.sum + sum).clamp(-f64::MAX, f64::MAX);
         self.max = self.max.max(max);
     }
 

@@ -103,8 +103,12 @@ impl ExactSum {
         if sum.is_finite() {
             return sum / count;
         }
-        // Divided before the large part is scaled back up.
-        (self.fixed as f64 * DOWN + self.fine.sum) / count + self.large.sum / count * UP
+        // Divided before the large part is scaled back up. The side sum
+        // rounds at each value that enters or leaves, so after such values
+        // it can stand a little past what the window holds: the mean of
+        // finite values is within the finite range, and is kept there.
+        let mean = (self.fixed as f64 * DOWN + self.fine.sum) / count + self.large.sum / count * UP;
+        mean.clamp(-f64::MAX, f64::MAX)
     }
 }
 
@@ -177,6 +181,39 @@ mod tests {
         }
         sum.add(2.5);
         assert_eq!(sum.value(), 2.5);
+    }
+
+    /// Two values at the most negative leave a window that then holds two at
+    /// the largest: the side sum, rounded at every step, ends past what the
+    /// window holds, and its mean must still be a number.
+    #[test]
+    fn the_mean_stays_finite_after_large_values_leave() {
+        let mut sum = ExactSum::default();
+        // Found by hand against the service: the old values are a little
+        // less than the largest double, which makes the side sum round.
+        let old = -1.797693134862315e308;
+        for v in [old, old, f64::MAX, f64::MAX] {
+            sum.add(v);
+        }
+        sum.remove(old);
+        sum.remove(old);
+        let mean = sum.mean(2);
+        assert!(mean.is_finite(), "{mean}");
+        assert_eq!(mean, f64::MAX);
+    }
+
+    proptest! {
+        /// Whatever entered and left, the mean of what is left is finite.
+        #[test]
+        fn the_mean_of_any_finite_window_is_finite(
+            passed in prop::collection::vec(prop::num::f64::NORMAL | prop::num::f64::ZERO, 0..20),
+            kept in prop::collection::vec(prop::num::f64::NORMAL | prop::num::f64::ZERO, 1..20),
+        ) {
+            let mut sum = ExactSum::default();
+            passed.iter().chain(&kept).for_each(|&v| sum.add(v));
+            passed.iter().for_each(|&v| sum.remove(v));
+            prop_assert!(sum.mean(kept.len() as u32).is_finite());
+        }
     }
 
     #[test]
