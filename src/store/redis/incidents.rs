@@ -18,7 +18,15 @@ struct IncidentRecord {
     host: String,
     start: Millis,
     end: Option<Millis>,
+    /// `null` where an alertd before 0.1's finite aggregates stored an
+    /// infinite `avg`: read as NaN (shown as no value), so that such a
+    /// record no longer makes the whole incident log unreadable.
+    #[serde(deserialize_with = "value_or_nan")]
     value: f64,
+}
+
+fn value_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 impl IncidentRecord {
@@ -505,4 +513,15 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
         });
     }
     Ok(deliveries)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_record_with_a_null_trigger_value_reads_back() {
+        let json = br#"{"id":"i","rule":"e","host":"atk","start":1,"end":null,"value":null}"#;
+        let incident = super::incident_from(json).unwrap();
+        assert!(incident.trigger_value.is_nan());
+        assert_eq!(&*incident.host_name, "atk");
+    }
 }
