@@ -5,11 +5,11 @@
 //! ([`SqliteStore::compacting`]): the rows a compaction read are still as
 //! they were when it writes, since appends only add rows after them.
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::SqliteStore;
 use super::rollups::{put_row, stored_row};
 use super::samples::{RecentRow, save_next_seq};
+use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
 use crate::store::StoreError;
 use crate::store::fold::{self, Fold, Stored, period_of};
@@ -68,8 +68,7 @@ impl SqliteStore {
         let planned = started.elapsed();
         let next_seq = self.next_seq.load(std::sync::atomic::Ordering::Relaxed);
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             apply(&transaction, &plan)?;
             save_next_seq(&transaction, next_seq)?;
             transaction.commit()?;

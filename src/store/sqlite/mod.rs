@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 use super::{SampleCursor, StoreError};
 
@@ -456,6 +456,14 @@ fn check_history(path: PathBuf) {
         }
     }
     tracing::debug!(elapsed = ?started.elapsed(), "the sample history is sound");
+}
+
+/// Begins a write transaction that takes the file's write lock at once
+/// (`BEGIN IMMEDIATE`): another writer on the file then waits for it, within
+/// the busy timeout, instead of failing with "database is locked" when both
+/// would turn a read into a write.
+fn begin_write(connection: &mut Connection) -> rusqlite::Result<Transaction<'_>> {
+    connection.transaction_with_behavior(TransactionBehavior::Immediate)
 }
 
 /// A store that cannot be used as it is: damaged, or not a database at all.

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Row, params};
 
-use super::SqliteStore;
+use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
 use crate::incident::{Incident, Transition, TransitionKind};
 use crate::incident::{PairRecord, PairRecords};
@@ -25,16 +25,25 @@ fn wall_now() -> Millis {
         .map_or(0, |elapsed| elapsed.as_millis() as Millis)
 }
 
-/// Whether `lease` is the current one, in the caller's transaction.
-fn lease_is_current(connection: &rusqlite::Connection, lease: &Lease) -> rusqlite::Result<bool> {
-    connection
+/// Fails with [`StoreError::Fenced`] unless `lease` is the current one, in
+/// the caller's transaction.
+fn check_lease(connection: &rusqlite::Connection, lease: &Lease) -> Result<(), StoreError> {
+    let current = connection
         .query_row(
             "SELECT 1 FROM lease WHERE node = ?1 AND token = ?2 AND expires > ?3",
             params![lease.node, lease.token as i64, wall_now()],
             |_| Ok(()),
         )
-        .optional()
-        .map(|found| found.is_some())
+        .optional()?
+        .is_some();
+    if current {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            node: lease.node.clone(),
+            token: lease.token,
+        })
+    }
 }
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
@@ -200,14 +209,8 @@ impl IncidentLog for SqliteStore {
         targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !lease_is_current(&transaction, lease)? {
-                return Err(StoreError::Fenced {
-                    node: lease.node.clone(),
-                    token: lease.token,
-                });
-            }
+            let transaction = begin_write(connection)?;
+            check_lease(&transaction, lease)?;
             {
                 let mut stored = transaction
                     .prepare_cached("SELECT end_time IS NOT NULL FROM incidents WHERE id = ?1")?;
@@ -385,8 +388,7 @@ impl IncidentLog for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let claimed: Vec<Delivery> = {
                 let mut query = transaction.prepare_cached(&format!(
                     "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
@@ -433,8 +435,7 @@ impl IncidentLog for SqliteStore {
         retry_at: Option<Millis>,
     ) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             match retry_at {
@@ -451,8 +452,7 @@ impl IncidentLog for SqliteStore {
 
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             transaction.execute(
@@ -496,8 +496,7 @@ impl IncidentLog for SqliteStore {
 
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let condition = "end_time < ?1 AND NOT EXISTS \
              (SELECT 1 FROM outbox o WHERE o.incident_id = incidents.id)";
             transaction.execute(
@@ -520,8 +519,7 @@ impl IncidentLog for SqliteStore {
 impl Coordination for SqliteStore {
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let now = wall_now();
             let held: Option<(String, i64, Millis)> = transaction
                 .query_row("SELECT node, token, expires FROM lease", [], |row| {
@@ -589,14 +587,8 @@ impl Coordination for SqliteStore {
 
     fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if !lease_is_current(&transaction, lease)? {
-                return Err(StoreError::Fenced {
-                    node: lease.node.clone(),
-                    token: lease.token,
-                });
-            }
+            let transaction = begin_write(connection)?;
+            check_lease(&transaction, lease)?;
             transaction.execute(
                 "INSERT INTO published (id, data) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",

@@ -3,9 +3,9 @@
 //! adds the samples it folds into blocks, in the same transaction
 //! ([`compaction`](super::compaction)).
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::SqliteStore;
+use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
 use crate::store::damage::or_skip;
 use crate::store::fold::merged_points;
@@ -180,8 +180,7 @@ impl SqliteStore {
     ) -> Result<u64, StoreError> {
         let _compacting = self.compacting();
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let row = step.row_of(before);
             let mut deleted = 0u64;
             // Whole rows: count their points from their headers.

@@ -12,10 +12,10 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::sync::atomic::Ordering::Relaxed;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 
-use super::SqliteStore;
+use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::batch::{self, BatchReader, Encoded};
@@ -239,8 +239,7 @@ impl SqliteStore {
             return Ok(());
         }
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let mut seq = self.next_seq.load(Relaxed);
             {
                 let mut insert = transaction.prepare_cached(
@@ -468,8 +467,7 @@ impl SqliteStore {
     pub(super) fn delete_before(&self, before: Millis) -> Result<u64, StoreError> {
         let _compacting = self.compacting();
         self.write(|connection| {
-            let transaction =
-                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction = begin_write(connection)?;
             let mut deleted = 0u64;
             // Rows with samples on both sides are rewritten with the newer ones.
             let straddling: Vec<(i64, String, i64, Vec<u8>)> = transaction
