@@ -225,6 +225,24 @@ pub async fn run_hook(
     run_hook_with(hook, incident, kind, timeout, Path::new("node")).await
 }
 
+/// Starts the hook's process. A file still open for writing somewhere
+/// cannot be executed ("Text file busy"): a hook being written as it is
+/// called, or the instant between another thread's fork and exec, which
+/// holds every open file. Both pass in milliseconds, so the start is tried
+/// again a few times before the call counts as not started.
+async fn spawn(command: &mut Command) -> std::io::Result<tokio::process::Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && tries < 5 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+            }
+            started => return started,
+        }
+    }
+}
+
 /// Runs `hook` for one transition of `incident`; `.js` hooks with `node`.
 pub async fn run_hook_with(
     hook: &Hook,
@@ -265,7 +283,7 @@ pub async fn run_hook_with(
     // with it.
     #[cfg(unix)]
     command.process_group(0);
-    let mut child = match command.spawn() {
+    let mut child = match spawn(&mut command).await {
         Ok(child) => child,
         Err(error) => {
             return outcome(

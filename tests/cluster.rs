@@ -313,6 +313,9 @@ fn report(run: &Kills) {
 
 #[test]
 fn leader_kills_lose_and_double_nothing() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     report(&leader_kills(6));
 }
 
@@ -320,11 +323,17 @@ fn leader_kills_lose_and_double_nothing() {
 #[test]
 #[ignore = "takes about six minutes; run by hand for docs/performance.md"]
 fn fifty_leader_kills() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     report(&leader_kills(50));
 }
 
 #[test]
 fn a_paused_leader_is_fenced_and_steps_down() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
@@ -380,6 +389,9 @@ fn a_paused_leader_is_fenced_and_steps_down() {
 
 #[test]
 fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
@@ -422,6 +434,9 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
 
 #[test]
 fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     use alertd::store::RedisStore;
     use alertd::store::SampleStore;
     let root = tempfile::tempdir().unwrap();
@@ -513,6 +528,9 @@ fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
 
 #[test]
 fn the_cluster_agrees_with_replay() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
@@ -653,6 +671,9 @@ fn the_cluster_agrees_with_replay() {
 
 #[test]
 fn every_node_lists_the_cluster_and_names_rules_that_differ() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
     let root = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");

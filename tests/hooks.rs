@@ -2,6 +2,9 @@
 //! the incident on standard input and in the environment, timed out, their
 //! output and exit status reported.
 
+#[path = "support/programs.rs"]
+mod programs;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -267,6 +270,9 @@ async fn run_js(source: &str, end_time: Option<i64>) -> HookOutcome {
 
 #[tokio::test]
 async fn the_original_js_hook_runs_unchanged_under_node() {
+    if !programs::needed("node") {
+        return;
+    }
     let opened = run_js(SEED_EXAMPLE, None).await;
     assert_eq!(opened.result, HookResult::Exited(0), "{}", opened.stderr);
     assert!(
@@ -287,6 +293,9 @@ async fn the_original_js_hook_runs_unchanged_under_node() {
 
 #[tokio::test]
 async fn a_js_hook_can_await_log_and_fail() {
+    if !programs::needed("node") {
+        return;
+    }
     let logged = run_js(
         "await new Promise((done) => setTimeout(done, 10));\n\
          bp.logger.warn('paging', incident.hostName, {n: 1});",

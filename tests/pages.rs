@@ -38,21 +38,11 @@ struct Browser {
 
 impl Browser {
     /// Starts the browser, or says why it cannot and returns `None` so that
-    /// the test is skipped. With `ALERTD_REQUIRE_BROWSER` set (as `.ci/run`
-    /// sets it) a missing browser fails the test instead.
+    /// the test is skipped. Under CI (`./test`) a missing browser fails the
+    /// test instead.
     async fn start() -> Option<Browser> {
-        for (path, package) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
-            if !Path::new(path).exists() {
-                let why = format!(
-                    "{path} is missing: install the Debian package {package} (.ci/run does)"
-                );
-                assert!(
-                    std::env::var_os("ALERTD_REQUIRE_BROWSER").is_none(),
-                    "{why}"
-                );
-                eprintln!("SKIPPED: the browser test needs Chromium. {why}");
-                return None;
-            }
+        if !(support::programs::needed(CHROMIUM) && support::programs::needed(CHROMEDRIVER)) {
+            return None;
         }
         let port = free_port();
         let driver = Command::new(CHROMEDRIVER)

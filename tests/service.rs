@@ -1210,6 +1210,9 @@ fn pages_say_how_a_browser_may_use_them() {
 
 #[test]
 fn the_original_js_hook_is_called_and_logs_through_bp_logger() {
+    if !support::programs::needed("node") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let hooks = dir
         .path()
