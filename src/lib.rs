@@ -11,13 +11,12 @@
 //! - [`engine`]: the incremental rule engine. No I/O, no clock: it takes samples and
 //!   an evaluation time and returns [`incident::Transition`]s.
 //! - [`incident`]: incident objects and their JSON form.
-//! - [`hooks`]: finding and calling the executables told of every transition.
 //! - [`replay`]: runs recorded samples through the engine with a simulated clock.
 //! - [`check`]: the one-line-per-rule summary of a configuration.
 //! - [`export`]: stored samples written as the JSON lines `replay` reads.
 //! - [`store`]: the durable state of the service, by capability (samples, incidents and
 //!   their outbox, coordination, sessions), in SQLite (one node) or Redis (a cluster).
-//! - [`notify`]: the notifiers a delivery calls (hooks, webhooks, Slack) and their outcome.
+//! - [`notify`]: who is told of a transition (hooks, webhooks, Slack) and how a call went.
 //! - [`service`]: `alertd run`'s node: ingestion, the watcher, hook dispatcher, collector, janitor.
 //! - [`http`]: the HTTP API and its error mapping, over the service.
 //! - [`pages`]: the web pages, read-only views over the service.
@@ -35,7 +34,6 @@ pub mod engine;
 pub mod export;
 pub mod field;
 pub mod fuzz;
-pub mod hooks;
 pub mod http;
 pub mod incident;
 pub mod notify;

@@ -10,10 +10,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use alertd::hooks::{
+use alertd::incident::{Incident, TransitionKind};
+use alertd::notify::hooks::{
     Hook, HookKind, HookOutcome, HookResult, LOGGER_MARK, OUTPUT_LIMIT, discover, run_hook,
 };
-use alertd::incident::{Incident, TransitionKind};
 
 fn write_hook(dir: &Path, name: &str, script: &str, mode: u32) -> Hook {
     let path = dir.join(name);

@@ -13,13 +13,13 @@
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::incident::{Transition, TransitionKind};
+use crate::incident::TransitionKind;
 
 /// One configured target.
 #[derive(Clone, PartialEq)]
 pub struct Target {
     /// Unique among the targets: `name`, or `TYPE-N` (N from 1, in order).
-    /// Deliveries are queued under `notify:NAME`.
+    /// Deliveries are queued under `notify:NAME` ([`crate::notify::TargetId`]).
     pub name: String,
     pub kind: TargetKind,
     /// Only these rules' incidents (by name); all when `None`.
@@ -73,27 +73,7 @@ fn redacted_url(url: &str) -> String {
     }
 }
 
-/// The prefix of a configured target's deliveries.
-pub const TARGET_PREFIX: &str = "notify:";
-
 impl Target {
-    /// The name of its deliveries in the outbox.
-    pub fn id(&self) -> String {
-        format!("{TARGET_PREFIX}{}", self.name)
-    }
-
-    /// Whether it is told of `transition`.
-    pub fn wants(&self, transition: &Transition) -> bool {
-        let rule = &*transition.incident.rule_name;
-        self.rules
-            .as_ref()
-            .is_none_or(|rules| rules.iter().any(|name| name == rule))
-            && self
-                .events
-                .as_ref()
-                .is_none_or(|events| events.contains(&transition.kind))
-    }
-
     /// The type's name, as written in the file.
     pub fn type_name(&self) -> &'static str {
         match self.kind {

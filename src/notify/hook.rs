@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use tracing::{debug, error, info, warn};
 
+use super::hooks::{Hook, HookResult, LOGGER_MARK, run_hook_with};
 use super::{Called, Calling, Notification, Notifier, Retry};
-use crate::hooks::{Hook, HookResult, LOGGER_MARK, run_hook_with};
 
 /// A hook of the hooks folder, or an `exec` target.
 pub struct HookNotifier {
@@ -17,14 +17,14 @@ pub struct HookNotifier {
 impl Notifier for HookNotifier {
     fn notify<'a>(&'a self, notification: &'a Notification<'a>) -> Calling<'a> {
         Box::pin(async move {
-            let delivery = notification.delivery;
+            let event = notification.event;
             if !self.hook.path.is_file() {
                 return Called::missing(format!("no such file ({})", self.hook.path.display()));
             }
             let outcome = run_hook_with(
                 &self.hook,
-                &delivery.incident,
-                delivery.kind,
+                event.incident,
+                event.kind,
                 notification.timeout,
                 &self.node,
             )

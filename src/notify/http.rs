@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::hooks::OUTPUT_LIMIT;
 use super::{Called, Retry};
-use crate::hooks::OUTPUT_LIMIT;
 
 /// One client for every HTTP target: connections are reused.
 pub fn client() -> reqwest::Client {

@@ -1,28 +1,43 @@
-//! Notifiers: what a delivery's target does with a transition. Each kind of
-//! target is one [`Notifier`]; the dispatcher
-//! ([`crate::service`]) finds the notifier a delivery's target names
-//! ([`notifier_for`]), calls it, and records what came of it.
+//! Notification: who is told of a transition, and how. Everything between
+//! the tick and a target's call lives here, behind two doors:
 //!
-//! - [`hook`]: executables and `.js` files of the hooks folder, and `exec`
-//!   targets of `alerting.notify` (a program with arguments);
+//! - at the tick, [`Targets::targets_for`] names who a transition goes to
+//!   (the hooks present, and the configured targets whose filters let it
+//!   through); the service records one delivery per target in the store's
+//!   outbox, with the transition, before anything is called;
+//! - the dispatcher ([`crate::service`]) takes each delivery due, finds the
+//!   notifier its target names ([`Notifiers::notifier_for`]), gives it the
+//!   [`Event`], and learns from the [`Called`] it returns whether and when to
+//!   try again. When to try again after a failure (back-off, giving up) is
+//!   the dispatcher's, which records every call.
+//!
+//! The kinds of target:
+//!
+//! - [`hooks`]: executables and `.js` files of the hooks folder, and `exec`
+//!   targets of `alerting.notify` (a program with arguments), run as
+//!   processes ([`hook`] is their notifier);
 //! - [`webhook`]: an HTTP POST of the event as JSON, signed as Standard
 //!   Webhooks do when the target has a secret;
 //! - [`slack`]: a readable message to a Slack incoming webhook.
 
 mod hook;
+pub mod hooks;
 mod http;
 mod slack;
+mod target;
 mod webhook;
+
+pub use target::{TargetId, Targets};
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
-use crate::config::notify::{TARGET_PREFIX, TargetKind};
+use crate::config::notify::TargetKind;
 use crate::config::{Config, Rule};
-use crate::hooks::{Hook, HookKind};
-use crate::store::Delivery;
+use crate::incident::{Incident, TransitionKind};
+use hooks::{Hook, HookKind};
 
 /// How a call ended, for the record.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +48,7 @@ pub struct Called {
     /// When to try again after a failure.
     pub retry: Retry,
     /// What the call printed (a hook) or answered (an HTTP target), cut at
-    /// [`crate::hooks::OUTPUT_LIMIT`].
+    /// [`hooks::OUTPUT_LIMIT`].
     pub stdout: String,
     pub stderr: String,
     pub duration: Duration,
@@ -68,9 +83,16 @@ impl Called {
     }
 }
 
+/// A transition of an incident, as a target is told of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub incident: &'a Incident,
+    pub kind: TransitionKind,
+}
+
 /// What a notifier is told of a delivery.
 pub struct Notification<'a> {
-    pub delivery: &'a Delivery,
+    pub event: Event<'a>,
     /// The incident's rule as this node has it (`None` if it has no rule of
     /// that name any more).
     pub rule: Option<&'a Rule>,
@@ -87,7 +109,7 @@ impl Notification<'_> {
         Some(format!(
             "{}/incidents/{}",
             base.trim_end_matches('/'),
-            self.delivery.incident.id
+            self.event.incident.id
         ))
     }
 }
@@ -116,50 +138,55 @@ impl Default for Notifiers {
 
 impl Notifiers {
     /// The notifier `target` names (a hook of `hook_dir`, or a target of
-    /// `config`), or why there is none.
+    /// `config`), or why there is none on this node.
     pub fn notifier_for(
         &self,
-        target: &str,
+        target: &TargetId,
         config: &Config,
         hook_dir: &std::path::Path,
     ) -> Result<Box<dyn Notifier>, String> {
-        if let Some(name) = target.strip_prefix(TARGET_PREFIX) {
-            let Some(found) = config.alerting.notify.iter().find(|t| t.name == name) else {
-                return Err(format!(
-                    "no target is named {name:?} in alerting.notify any more"
-                ));
-            };
-            return Ok(match &found.kind {
-                TargetKind::Exec { path, args } => Box::new(hook::HookNotifier {
-                    hook: Hook {
-                        name: found.name.clone(),
-                        path: PathBuf::from(path),
-                        kind: HookKind::Exec,
-                        args: args.clone(),
-                    },
-                    node: PathBuf::from(&config.service.node),
-                }),
-                TargetKind::Webhook {
-                    url,
-                    headers,
-                    secret,
-                } => Box::new(webhook::WebhookNotifier {
-                    client: self.client.clone(),
-                    url: url.clone(),
-                    headers: headers.clone(),
-                    secret: secret.clone(),
-                }),
-                TargetKind::Slack { url } => Box::new(slack::SlackNotifier {
-                    client: self.client.clone(),
-                    url: url.clone(),
-                }),
-            });
-        }
-        let hook = Hook::from_target(hook_dir, target)
-            .ok_or_else(|| format!("unknown kind of target {target:?}"))?;
-        Ok(Box::new(hook::HookNotifier {
-            hook,
-            node: PathBuf::from(&config.service.node),
-        }))
+        let node = || PathBuf::from(&config.service.node);
+        let name = match target {
+            TargetId::Configured(name) => name,
+            TargetId::Hook { kind, file } => {
+                let hook = Hook {
+                    name: file.clone(),
+                    path: hook_dir.join(file),
+                    kind: *kind,
+                    args: Vec::new(),
+                };
+                return Ok(Box::new(hook::HookNotifier { hook, node: node() }));
+            }
+        };
+        let Some(found) = config.alerting.notify.iter().find(|t| t.name == *name) else {
+            return Err(format!(
+                "no target is named {name:?} in alerting.notify any more"
+            ));
+        };
+        Ok(match &found.kind {
+            TargetKind::Exec { path, args } => Box::new(hook::HookNotifier {
+                hook: Hook {
+                    name: found.name.clone(),
+                    path: PathBuf::from(path),
+                    kind: HookKind::Exec,
+                    args: args.clone(),
+                },
+                node: node(),
+            }),
+            TargetKind::Webhook {
+                url,
+                headers,
+                secret,
+            } => Box::new(webhook::WebhookNotifier {
+                client: self.client.clone(),
+                url: url.clone(),
+                headers: headers.clone(),
+                secret: secret.clone(),
+            }),
+            TargetKind::Slack { url } => Box::new(slack::SlackNotifier {
+                client: self.client.clone(),
+                url: url.clone(),
+            }),
+        })
     }
 }

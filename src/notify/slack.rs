@@ -15,10 +15,10 @@ pub struct SlackNotifier {
 /// The message: what happened to which rule on which host, the value
 /// against the threshold, when, how long, and a link to the incident.
 pub fn text(notification: &Notification<'_>) -> String {
-    let delivery = notification.delivery;
-    let incident = &delivery.incident;
+    let event = notification.event;
+    let incident = &event.incident;
     let value = serde_json::to_string(&JsonNumber(incident.trigger_value)).unwrap_or_default();
-    let mut lines = vec![match delivery.kind {
+    let mut lines = vec![match event.kind {
         TransitionKind::Opened => format!(
             ":rotating_light: *Opened*: {} on {}",
             incident.rule_name, incident.host_name

@@ -21,11 +21,11 @@ pub struct WebhookNotifier {
 /// The body: the event, the incident (SPEC section 6), its rule as this node
 /// has it, and a link when the public URL is known.
 pub fn body(notification: &Notification<'_>) -> serde_json::Value {
-    let delivery = notification.delivery;
+    let event = notification.event;
     json!({
-        "type": format!("incident.{}", delivery.kind.as_str()),
-        "event": delivery.kind.as_str(),
-        "incident": delivery.incident,
+        "type": format!("incident.{}", event.kind.as_str()),
+        "event": event.kind.as_str(),
+        "incident": event.incident,
         "rule": notification.rule.map(|rule| json!({
             "name": rule.name,
             "field": rule.field,
@@ -41,8 +41,8 @@ pub fn body(notification: &Notification<'_>) -> serde_json::Value {
 /// The message id: the same for every try of one delivery, on any node,
 /// so that a receiver can drop what it saw already.
 pub fn message_id(notification: &Notification<'_>) -> String {
-    let delivery = notification.delivery;
-    format!("{}.{}", delivery.incident.id, delivery.kind.as_str())
+    let event = notification.event;
+    format!("{}.{}", event.incident.id, event.kind.as_str())
 }
 
 /// `v1,BASE64(HMAC-SHA256(key, "ID.TIMESTAMP.BODY"))`.

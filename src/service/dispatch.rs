@@ -21,8 +21,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::Service;
-use crate::hooks::Backoff;
-use crate::notify::{Called, Notification, Retry};
+use crate::notify::{Called, Event, Notification, Retry, TargetId};
 use crate::store::{Delivery, HookCall};
 
 /// How long a claim outlasts the longest a call may take: past it, another
@@ -152,6 +151,24 @@ enum Then {
     Dead,
 }
 
+/// What becomes of a delivery after a call at `now`: done when it succeeded
+/// or its target is missing (a cluster has turned a missing target into
+/// [`Retry::Later`] before: see [`missing`]); dead when the target refused
+/// for good or the transition is older than `give_up_at`; else tried again
+/// at `backoff_at`, or later if the target asked for a longer wait.
+fn then(called: &Called, now: i64, give_up_at: i64, backoff_at: i64) -> Then {
+    match called.retry {
+        _ if called.succeeded => Then::Done,
+        Retry::Missing => Then::Done,
+        Retry::Never => Then::Dead,
+        Retry::Later | Retry::After(_) if now >= give_up_at => Then::Dead,
+        Retry::Later => Then::RetryAt(backoff_at),
+        Retry::After(wait) => {
+            Then::RetryAt(backoff_at.max(now.saturating_add(wait.as_millis() as i64)))
+        }
+    }
+}
+
 /// Calls the target of one delivery and records the call.
 async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) {
     let started = service.now();
@@ -168,14 +185,7 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
         }
     };
     let give_up_at = since.saturating_add(service.read_config(|c| c.service.give_up_after));
-    let then = match called.retry {
-        _ if called.succeeded => Then::Done,
-        Retry::Missing => Then::Done,
-        Retry::Never => Then::Dead,
-        Retry::Later | Retry::After(_) if now >= give_up_at => Then::Dead,
-        Retry::Later => Then::RetryAt(backoff_at()),
-        Retry::After(wait) => Then::RetryAt(backoff_at().max(now + wait.as_millis() as i64)),
-    };
+    let then = then(&called, now, give_up_at, backoff_at());
     if called.succeeded {
         info!(
             target = delivery.target,
@@ -241,16 +251,20 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
 /// Makes the call a delivery's target names.
 async fn call(service: &Service, delivery: &Delivery) -> Called {
     let config = service.config();
-    let notifier =
-        match service
+    let notifier = TargetId::parse(&delivery.target).and_then(|target| {
+        service
             .notifiers
-            .notifier_for(&delivery.target, &config, &service.hook_dir())
-        {
-            Ok(notifier) => notifier,
-            Err(why) => return missing(service, Called::missing(why)),
-        };
+            .notifier_for(&target, &config, &service.hook_dir())
+    });
+    let notifier = match notifier {
+        Ok(notifier) => notifier,
+        Err(why) => return missing(service, Called::missing(why)),
+    };
     let notification = Notification {
-        delivery,
+        event: Event {
+            incident: &delivery.incident,
+            kind: delivery.kind,
+        },
         rule: config
             .alerting
             .rules
@@ -284,5 +298,84 @@ fn missing(service: &Service, called: Called) -> Called {
             retry: Retry::Missing,
             ..called
         }
+    }
+}
+
+/// When a failed call is tried again: exponential back-off, capped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub longest: Duration,
+}
+
+impl Default for Backoff {
+    /// 1 s, 2 s, 4 s, ... up to 5 minutes between tries.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(1),
+            longest: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait before try number `attempt + 1`, after `attempt` failed tries (1 or more).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(31);
+        self.first.saturating_mul(1 << doublings).min(self.longest)
+    }
+
+    /// [`Backoff::delay`] less up to a fifth, at random: targets that failed
+    /// together are not all tried again in the same instant.
+    pub fn jittered(&self, attempt: u32) -> Duration {
+        let delay = self.delay(attempt);
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
+        let fraction = f64::from(noise % 1000) / 1000.0;
+        delay.mul_f64(1.0 - 0.2 * fraction)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn called(succeeded: bool, retry: Retry) -> Called {
+        Called {
+            outcome: String::new(),
+            succeeded,
+            retry,
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_call_decides_what_becomes_of_its_delivery() {
+        let (now, give_up_at, backoff_at) = (10_000, 20_000, 12_000);
+        let then = |succeeded, retry| then(&called(succeeded, retry), now, give_up_at, backoff_at);
+        assert_eq!(then(true, Retry::Later), Then::Done);
+        assert_eq!(then(false, Retry::Missing), Then::Done);
+        assert_eq!(then(false, Retry::Never), Then::Dead);
+        assert_eq!(then(false, Retry::Later), Then::RetryAt(12_000));
+        // A longer wait asked for is kept; a shorter one is not.
+        let after = |secs| then(false, Retry::After(Duration::from_secs(secs)));
+        assert_eq!(after(7), Then::RetryAt(17_000));
+        assert_eq!(after(1), Then::RetryAt(12_000));
+        // Past the give-up time, a failure is dead whatever it asks.
+        let late = |retry| super::then(&called(false, retry), give_up_at, give_up_at, backoff_at);
+        assert_eq!(late(Retry::Later), Then::Dead);
+        assert_eq!(late(Retry::After(Duration::from_secs(1))), Then::Dead);
+        assert_eq!(late(Retry::Missing), Then::Done);
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let backoff = Backoff::default();
+        let delays: Vec<u64> = (1..=11).map(|a| backoff.delay(a).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
+        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(300));
     }
 }

@@ -48,8 +48,8 @@ use crate::clock::Clock;
 use crate::config::{Config, ConfigError, Rule};
 use crate::duration::{HumanDuration, Millis};
 use crate::engine::{Engine, PairStatus};
-use crate::hooks::HOOK_DIR;
 use crate::incident::UlidIds;
+use crate::notify::hooks::HOOK_DIR;
 use crate::store::{Lease, Observed, SampleCursor, Store, StoreError};
 
 pub use collector::{CounterOverflow, Counters, counter_fields};

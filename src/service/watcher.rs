@@ -27,9 +27,10 @@ use super::{Evaluator, Service, ServiceError, Woke, lock, next_multiple};
 use crate::config::{Config, Loaded};
 use crate::duration::Millis;
 use crate::engine::Engine;
-use crate::hooks;
 use crate::incident::PairRecord;
 use crate::incident::{Transition, TransitionKind};
+use crate::notify::Targets;
+use crate::notify::hooks;
 use crate::store::{Lease, SampleCursor, Store, StoreError};
 
 /// How long after a failed tick it is tried again (if the next is not due).
@@ -159,47 +160,22 @@ impl Service {
         Ok(())
     }
 
-    /// Records transitions under `lease`, each with one delivery per hook
-    /// present now and per target of `alerting.notify` that wants it.
+    /// Records transitions under `lease`, each with one delivery per target
+    /// it goes to now (the hooks present, the configured targets that want it).
     fn record(&self, lease: &Lease, transitions: &[Transition]) -> Result<(), StoreError> {
-        let hooks = self.targets();
         let config = self.config();
+        let targets = Targets::list(&self.hook_dir(), &config.alerting.notify);
         let each: Vec<Vec<String>> = transitions
             .iter()
             .map(|transition| {
-                let mut targets = hooks.clone();
-                targets.extend(
-                    config
-                        .alerting
-                        .notify
-                        .iter()
-                        .filter(|target| target.wants(transition))
-                        .map(|target| target.id()),
-                );
                 targets
+                    .targets_for(transition)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect()
             })
             .collect();
         self.store.record_transitions_to(lease, transitions, &each)
-    }
-
-    /// The hooks to tell of a transition: `exec:<name>` per executable hook.
-    fn targets(&self) -> Vec<String> {
-        match hooks::discover(&self.hook_dir()) {
-            Ok(discovery) => {
-                for (name, why) in &discovery.skipped {
-                    tracing::debug!(hook = name, "hook skipped: {why}");
-                }
-                discovery
-                    .hooks
-                    .into_iter()
-                    .map(|hook| hook.target())
-                    .collect()
-            }
-            Err(error) => {
-                error!(dir = %self.hook_dir().display(), %error, "cannot list hooks");
-                Vec::new()
-            }
-        }
     }
 
     /// Says, with their paths, which hooks cannot run: files skipped by

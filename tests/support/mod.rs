@@ -5,6 +5,7 @@
 pub mod programs;
 pub mod pushes;
 pub mod queries;
+pub mod receiver;
 pub mod redis;
 
 use std::path::{Path, PathBuf};

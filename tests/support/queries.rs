@@ -48,7 +48,8 @@ pub fn service(dir: &Path, config: &str) -> Arc<Service> {
     Service::new(options, config, Arc::new(SystemClock), store).expect("a service")
 }
 
-/// Every page and API endpoint that reads a query string.
+/// Every page and API endpoint that answers a GET: those that read a query
+/// string, and those that must ignore one.
 pub const PATHS: &[&str] = &[
     "/",
     "/monitoring",
@@ -56,9 +57,13 @@ pub const PATHS: &[&str] = &[
     "/incidents/x",
     "/login",
     "/api/v1/incidents",
+    "/api/v1/incidents/x",
     "/api/v1/stats",
     "/api/v1/rules",
     "/api/v1/hosts",
+    "/api/v1/cluster",
+    "/metrics",
+    "/healthz",
 ];
 
 /// `data` as a query string: bytes outside a safe set are percent-encoded,

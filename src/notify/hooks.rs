@@ -5,10 +5,9 @@
 //! This module finds the hooks ([`discover`]), runs one hook for one
 //! transition ([`run_hook`]): no shell, the incident JSON on standard input,
 //! `INCIDENT_ID`, `INCIDENT_RULE`, `INCIDENT_HOST` and `INCIDENT_STATUS` in the
-//! environment, a timeout, its output captured up to a limit. It also says
-//! when a failed call is tried again ([`Backoff`]). Recording transitions
-//! durably and calling each hook at least once is the service's outbox; this
-//! module only makes the calls.
+//! environment, a timeout, its output captured up to a limit. Recording
+//! transitions durably and calling each hook at least once is the service's
+//! outbox; this module only makes the calls.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -46,38 +45,13 @@ pub enum HookKind {
     Js,
 }
 
-impl Hook {
-    /// The outbox's name for this hook: `exec:<file>` or `js:<file>`.
-    pub fn target(&self) -> String {
-        match self.kind {
-            HookKind::Exec => format!("exec:{}", self.name),
-            HookKind::Js => format!("js:{}", self.name),
-        }
-    }
-
-    /// The hook an outbox target names, in `dir`; `None` for a target of an
-    /// unknown kind. The file may since have gone.
-    pub fn from_target(dir: &Path, target: &str) -> Option<Hook> {
-        let (kind, name) = match target.split_once(':')? {
-            ("exec", name) => (HookKind::Exec, name),
-            ("js", name) => (HookKind::Js, name),
-            _ => return None,
-        };
-        Some(Hook {
-            name: name.to_string(),
-            path: dir.join(name),
-            kind,
-            args: Vec::new(),
-        })
-    }
-}
-
 /// Runs a `.js` hook under Node.js: the file's text is the body of an async
 /// function of `incident` (the incident object, from standard input) and
 /// `bp` (`bp.logger.info/warn/error/debug`, whose lines alertd logs under
 /// the hook's name). The call succeeds when that function's promise
 /// resolves, and fails with the error's stack when it rejects or the body
-/// does not parse.
+/// does not parse, or when the promise is left unsettled with nothing more
+/// to wait for.
 pub const JS_RUNNER: &str = r#"
 const fs = require('fs');
 const util = require('util');
@@ -94,6 +68,12 @@ try {
   console.error(path + ': ' + error.message);
   process.exit(2);
 }
+// Node.js ends with status 0 when nothing is left to wait for, even if the
+// hook's promise never settled: that is no delivery.
+process.on('beforeExit', () => {
+  console.error(path + ': the hook ended with its promise never settled (resolved or rejected)');
+  process.exit(1);
+});
 hook(incident, bp).then(
   () => process.exit(0),
   (error) => { console.error((error && error.stack) || String(error)); process.exit(1); });
@@ -380,53 +360,4 @@ async fn capture(pipe: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
         kept.extend_from_slice(format!("\n[{dropped} more bytes not kept]").as_bytes());
     }
     kept
-}
-
-/// When a failed hook call is tried again: exponential back-off, capped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
-    pub first: Duration,
-    pub longest: Duration,
-}
-
-impl Default for Backoff {
-    /// 1 s, 2 s, 4 s, ... up to 5 minutes between tries.
-    fn default() -> Self {
-        Backoff {
-            first: Duration::from_secs(1),
-            longest: Duration::from_secs(300),
-        }
-    }
-}
-
-impl Backoff {
-    /// The wait before try number `attempt + 1`, after `attempt` failed tries (1 or more).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let doublings = attempt.saturating_sub(1).min(31);
-        self.first.saturating_mul(1 << doublings).min(self.longest)
-    }
-
-    /// [`Backoff::delay`] less up to a fifth, at random: targets that failed
-    /// together are not all tried again in the same instant.
-    pub fn jittered(&self, attempt: u32) -> Duration {
-        let delay = self.delay(attempt);
-        let noise = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.subsec_nanos());
-        let fraction = f64::from(noise % 1000) / 1000.0;
-        delay.mul_f64(1.0 - 0.2 * fraction)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let backoff = Backoff::default();
-        let delays: Vec<u64> = (1..=11).map(|a| backoff.delay(a).as_secs()).collect();
-        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
-        assert_eq!(backoff.delay(u32::MAX), Duration::from_secs(300));
-    }
 }
