@@ -10,7 +10,9 @@ pub fn summary(loaded: &Loaded) -> Vec<String> {
         shape,
         monitoring,
         alerting,
-        service: _,
+        server: _,
+        storage: _,
+        hooks: _,
     } = &loaded.config;
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     let mut lines = vec![format!(

@@ -202,7 +202,7 @@ fn export(
         (Some(dir), None) => (Backend::Sqlite, dir.to_path_buf()),
         (data_dir, Some(path)) => match load(path) {
             Ok(loaded) => {
-                let backend = loaded.config.service.backend.clone();
+                let backend = loaded.config.storage.backend.clone();
                 if data_dir.is_some() && backend != Backend::Sqlite {
                     eprintln!(
                         "error: --data-dir names a node's store, but {} keeps the samples in \

@@ -57,15 +57,15 @@ pub fn run(args: RunArgs) -> ExitCode {
     let token = std::env::var("ALERTD_TOKEN")
         .ok()
         .filter(|token| !token.is_empty())
-        .or_else(|| config.service.token.clone());
+        .or_else(|| config.server.token.clone());
     let host_name = args
         .host_name
-        .or_else(|| config.service.host_name.clone())
+        .or_else(|| config.server.host_name.clone())
         .or_else(sysinfo::System::host_name)
         .unwrap_or_else(|| "localhost".to_string());
     let data_dir = service::data_dir(args.data_dir.as_deref(), &config, &args.config);
-    let listen = args.listen.unwrap_or_else(|| config.service.listen.clone());
-    let idle_timeout = u64::try_from(config.service.idle_timeout).unwrap_or(30_000);
+    let listen = args.listen.unwrap_or_else(|| config.server.listen.clone());
+    let idle_timeout = u64::try_from(config.server.idle_timeout).unwrap_or(30_000);
     let open_files = raise_open_files_limit();
     // A file that may not grow further (RLIMIT_FSIZE) makes the write fail,
     // like a full disk, instead of killing the process: the store reports
@@ -75,7 +75,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     unsafe {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
-    let public_url = config.service.public_url.clone();
+    let public_url = config.server.public_url.clone();
     if !config.alerting.enabled {
         warn!("alerting.enabled is false: rules are not evaluated");
     }
@@ -95,10 +95,10 @@ pub fn run(args: RunArgs) -> ExitCode {
         let listener = service::bind(&listen).await?;
         let _lock = DataDirLock::acquire(&data_dir)?;
         // Hooks stay in each node's data directory, whatever the backend.
-        if let Backend::Redis { cluster, .. } = &config.service.backend {
+        if let Backend::Redis { cluster, .. } = &config.storage.backend {
             info!(cluster, "state shared through Redis");
         }
-        let store = store::open(&config.service.backend, &data_dir, Access::ReadWrite)?;
+        let store = store::open(&config.storage.backend, &data_dir, Access::ReadWrite)?;
         let options = Options {
             config_path: args.config.clone(),
             data_dir,

@@ -25,14 +25,16 @@ pub struct Config {
     pub shape: Shape,
     pub monitoring: Monitoring,
     pub alerting: Alerting,
-    /// The service's own settings (`server`, `storage`, `hooks`); defaults in
-    /// a Botpress-shaped file, which has no place for them.
-    pub service: Service,
+    /// The service's own settings, `server`, `storage` and `hooks`: defaults
+    /// in a Botpress-shaped file, which has no place for them.
+    pub server: Server,
+    pub storage: Storage,
+    pub hooks: Hooks,
 }
 
-/// Settings of `alertd run` that the original product did not have.
+/// `server`: how `alertd run` serves HTTP (not in the original product).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Service {
+pub struct Server {
     /// `server.listen`: the address of the HTTP API, unless `--listen` says otherwise.
     pub listen: String,
     /// `server.token`: the bearer token every `/api` request must carry.
@@ -41,24 +43,6 @@ pub struct Service {
     pub body_limit: usize,
     /// `server.hostName`: the name this node's own samples carry.
     pub host_name: Option<String>,
-    /// `storage.dataDir`: as written; relative paths are resolved against the
-    /// configuration file's directory by the caller.
-    pub data_dir: Option<String>,
-    /// `storage.backend` and what it needs: where the service's state lives.
-    pub backend: Backend,
-    /// `storage.lease`: how long the evaluating node's lease runs unless
-    /// renewed; by default three watcher intervals (see
-    /// [`Config::lease_ttl`]).
-    pub lease: Option<Millis>,
-    /// `hooks.timeout`: a hook still running after this is killed.
-    pub hook_timeout: Millis,
-    /// `hooks.concurrency`: the most calls made at once by this node.
-    pub hook_concurrency: usize,
-    /// `hooks.giveUpAfter`: a delivery still failing this long after its
-    /// transition is given up on (kept as dead, retried on demand).
-    pub give_up_after: Millis,
-    /// `hooks.node`: the Node.js that runs `.js` hooks (`node` from the `PATH`).
-    pub node: String,
     /// `server.maxFutureSkew`: a pushed sample whose `ts` is further ahead of
     /// this node's clock is refused.
     pub max_future_skew: Millis,
@@ -70,20 +54,13 @@ pub struct Service {
     pub public_url: Option<String>,
 }
 
-impl Default for Service {
+impl Default for Server {
     fn default() -> Self {
-        Service {
+        Server {
             listen: DEFAULT_LISTEN.to_string(),
             token: None,
             body_limit: DEFAULT_BODY_LIMIT,
             host_name: None,
-            data_dir: None,
-            backend: Backend::Sqlite,
-            lease: None,
-            hook_timeout: 10_000,
-            give_up_after: 86_400_000,
-            hook_concurrency: 8,
-            node: "node".to_string(),
             max_future_skew: 300_000,
             idle_timeout: 30_000,
             public_url: None,
@@ -91,10 +68,50 @@ impl Default for Service {
     }
 }
 
+/// `storage`: where `alertd run` keeps its state.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Storage {
+    /// `storage.dataDir`: as written; relative paths are resolved against the
+    /// configuration file's directory by the caller.
+    pub data_dir: Option<String>,
+    /// `storage.backend` and what it needs.
+    pub backend: Backend,
+    /// `storage.lease`: how long the evaluating node's lease runs unless
+    /// renewed; by default three watcher intervals (see
+    /// [`Config::lease_ttl`]).
+    pub lease: Option<Millis>,
+}
+
+/// `hooks`: how the calls of hooks and targets are made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hooks {
+    /// `hooks.timeout`: a call still running after this is ended.
+    pub timeout: Millis,
+    /// `hooks.concurrency`: the most calls made at once by this node.
+    pub concurrency: usize,
+    /// `hooks.giveUpAfter`: a delivery still failing this long after its
+    /// transition is given up on (kept as dead, retried on demand).
+    pub give_up_after: Millis,
+    /// `hooks.node`: the Node.js that runs `.js` hooks (`node` from the `PATH`).
+    pub node: String,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            timeout: 10_000,
+            concurrency: 8,
+            give_up_after: 86_400_000,
+            node: "node".to_string(),
+        }
+    }
+}
+
 /// Where the service keeps its state (`storage.backend`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Backend {
     /// One node, one SQLite file in its data directory (the default).
+    #[default]
     Sqlite,
     /// A cluster of nodes sharing one Redis.
     Redis {
@@ -125,7 +142,7 @@ impl Config {
 
     /// How long the evaluating node's lease runs unless renewed.
     pub fn lease_ttl(&self) -> Millis {
-        self.service
+        self.storage
             .lease
             .unwrap_or(3 * self.alerting.watcher_interval)
             .max(1_000)

@@ -16,7 +16,7 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
         check.problem("", format!("expected a JSON object, got {}", show(file)));
         return Err(check.problems);
     };
-    let mut service = Service::default();
+    let (mut server, mut storage, mut hooks) = Default::default();
     let (shape, monitoring, alerting) = match top.get("pro") {
         Some(pro) => {
             // botpress.config.json: everything but pro.monitoring and pro.alerting is ignored.
@@ -32,7 +32,9 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
                     check.unknown_key("top level", key, TOP_LEVEL_KEYS);
                 }
             }
-            service = check.service(top.get("server"), top.get("storage"), top.get("hooks"));
+            server = check.server(top.get("server"));
+            storage = check.storage(top.get("storage"));
+            hooks = check.hooks(top.get("hooks"));
             (Shape::Native, top.get("monitoring"), top.get("alerting"))
         }
     };
@@ -48,7 +50,9 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
                 shape,
                 monitoring,
                 alerting,
-                service,
+                server,
+                storage,
+                hooks,
             },
             warnings: check.warnings,
         })
@@ -205,13 +209,8 @@ impl Checker {
         }
     }
 
-    fn service(
-        &mut self,
-        server: Option<&Value>,
-        storage: Option<&Value>,
-        hooks: Option<&Value>,
-    ) -> Service {
-        let mut service = Service::default();
+    fn server(&mut self, server: Option<&Value>) -> Server {
+        let mut found = Server::default();
         let raw: RawServer = self.section("server", server).unwrap_or_default();
         self.unknown_keys("server", &raw.unknown, RawServer::KEYS);
         if let Some(listen) = self.text("server", "listen", raw.listen) {
@@ -221,14 +220,14 @@ impl Checker {
                     format!("listen {listen:?}: expected an address such as \"127.0.0.1:7373\""),
                 );
             }
-            service.listen = listen;
+            found.listen = listen;
         }
-        service.token = self.text("server", "token", raw.token);
-        service.host_name = self.text("server", "hostName", raw.host_name);
+        found.token = self.text("server", "token", raw.token);
+        found.host_name = self.text("server", "hostName", raw.host_name);
         match raw.body_limit {
             Raw::Missing => {}
             Raw::Valid(limit) if limit >= 1024 => {
-                service.body_limit = usize::try_from(limit).unwrap_or(usize::MAX)
+                found.body_limit = usize::try_from(limit).unwrap_or(usize::MAX)
             }
             Raw::Valid(limit) => self.problem(
                 "server",
@@ -239,9 +238,9 @@ impl Checker {
                 format!("bodyLimit {}: expected a number of bytes", show(&value)),
             ),
         }
-        service.max_future_skew =
+        found.max_future_skew =
             self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
-        service.idle_timeout = self.interval("server", "idleTimeout", &raw.idle_timeout, "30s");
+        found.idle_timeout = self.interval("server", "idleTimeout", &raw.idle_timeout, "30s");
         if let Some(url) = self.text("server", "publicUrl", raw.public_url) {
             if crate::address::url_host(&url).is_none() {
                 self.problem(
@@ -249,11 +248,16 @@ impl Checker {
                     format!("publicUrl {url:?}: expected an http(s) URL such as \"https://alerts.example.com/\""),
                 );
             }
-            service.public_url = Some(url);
+            found.public_url = Some(url);
         }
+        found
+    }
+
+    fn storage(&mut self, storage: Option<&Value>) -> Storage {
+        let mut found = Storage::default();
         let raw: RawStorage = self.section("storage", storage).unwrap_or_default();
         self.unknown_keys("storage", &raw.unknown, RawStorage::KEYS);
-        service.data_dir = self.text("storage", "dataDir", raw.data_dir);
+        found.data_dir = self.text("storage", "dataDir", raw.data_dir);
         let url = self.text("storage", "redisUrl", raw.redis_url);
         let cluster = self.text("storage", "cluster", raw.cluster);
         match self.text("storage", "backend", raw.backend).as_deref() {
@@ -276,7 +280,7 @@ impl Checker {
                             ),
                         );
                     }
-                    service.backend = Backend::Redis { url, cluster };
+                    found.backend = Backend::Redis { url, cluster };
                 }
                 Some(url) => self.problem(
                     "storage",
@@ -293,16 +297,21 @@ impl Checker {
             ),
         }
         if !matches!(raw.lease, Raw::Missing) {
-            service.lease = Some(self.interval("storage", "lease", &raw.lease, "30s"));
+            found.lease = Some(self.interval("storage", "lease", &raw.lease, "30s"));
         }
+        found
+    }
+
+    fn hooks(&mut self, hooks: Option<&Value>) -> Hooks {
+        let mut found = Hooks::default();
         let raw: RawHooks = self.section("hooks", hooks).unwrap_or_default();
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
-        service.hook_timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
-        service.give_up_after = self.interval("hooks", "giveUpAfter", &raw.give_up_after, "1d");
+        found.timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
+        found.give_up_after = self.interval("hooks", "giveUpAfter", &raw.give_up_after, "1d");
         match raw.concurrency {
             Raw::Missing => {}
             Raw::Valid(bound) if (1..=256).contains(&bound) => {
-                service.hook_concurrency = bound as usize;
+                found.concurrency = bound as usize;
             }
             Raw::Valid(bound) => self.problem(
                 "hooks",
@@ -314,9 +323,9 @@ impl Checker {
             ),
         }
         if let Some(node) = self.text("hooks", "node", raw.node) {
-            service.node = node;
+            found.node = node;
         }
-        service
+        found
     }
 
     fn monitoring(&mut self, place: &str, value: Option<&Value>) -> Monitoring {

@@ -31,7 +31,7 @@ use crate::store::{Delivery, StoreError};
 
 /// The service's HTTP routes: the API, `/metrics`, `/healthz` and the pages.
 pub fn router(service: Arc<Service>) -> Router {
-    let limit = service.read_config(|config| config.service.body_limit);
+    let limit = service.read_config(|config| config.server.body_limit);
     let api = Router::new()
         .route("/api/v1/metrics", post(push::metrics))
         .route("/api/v1/samples", post(push::samples))

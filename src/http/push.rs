@@ -261,7 +261,7 @@ pub(super) async fn samples(
         });
     let worker = service.clone();
     let now = service.now();
-    let skew = service.read_config(|config| config.service.max_future_skew);
+    let skew = service.read_config(|config| config.server.max_future_skew);
     let checked = move |samples: Vec<Sample>| plausible(&samples, now, skew).map(|()| samples);
     blocking(move || match parse_batch(&body, ndjson).and_then(checked) {
         Ok(samples) => {

@@ -145,7 +145,7 @@ impl Notifiers {
         config: &Config,
         hook_dir: &std::path::Path,
     ) -> Result<Box<dyn Notifier>, String> {
-        let node = || PathBuf::from(&config.service.node);
+        let node = || PathBuf::from(&config.hooks.node);
         let name = match target {
             TargetId::Configured(name) => name,
             TargetId::Hook { kind, file } => {

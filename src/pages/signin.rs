@@ -180,7 +180,7 @@ pub(super) async fn login(
             .into_response();
     }
     let secure = service
-        .read_config(|config| config.service.public_url.clone())
+        .read_config(|config| config.server.public_url.clone())
         .is_some_and(|url| url.starts_with("https://"));
     let cookie = format!(
         "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",

@@ -75,7 +75,7 @@ pub fn data_dir(flag: Option<&Path>, config: &Config, config_path: &Path) -> Pat
         return dir.to_path_buf();
     }
     let base = config_path.parent().unwrap_or(Path::new("."));
-    base.join(config.service.data_dir.as_deref().unwrap_or("data"))
+    base.join(config.storage.data_dir.as_deref().unwrap_or("data"))
 }
 
 #[cfg(test)]

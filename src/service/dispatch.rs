@@ -44,8 +44,8 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
             break;
         }
         let now = service.now();
-        let (bound, timeout) = service
-            .read_config(|config| (config.service.hook_concurrency, config.service.hook_timeout));
+        let (bound, timeout) =
+            service.read_config(|config| (config.hooks.concurrency, config.hooks.timeout));
         let wait = if running.len() >= bound {
             // Every slot is busy: wait for a call to end.
             now + IDLE
@@ -184,7 +184,7 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
             incident.end_time.unwrap_or(incident.start_time)
         }
     };
-    let give_up_at = since.saturating_add(service.read_config(|c| c.service.give_up_after));
+    let give_up_at = since.saturating_add(service.read_config(|c| c.hooks.give_up_after));
     let then = then(&called, now, give_up_at, backoff_at());
     if called.succeeded {
         info!(
@@ -270,8 +270,8 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
             .rules
             .iter()
             .find(|rule| *rule.name == *delivery.incident.rule_name),
-        public_url: config.service.public_url.as_deref(),
-        timeout: Duration::from_millis(config.service.hook_timeout.max(0) as u64),
+        public_url: config.server.public_url.as_deref(),
+        timeout: Duration::from_millis(config.hooks.timeout.max(0) as u64),
     };
     let called = notifier.notify(&notification).await;
     match called.retry {

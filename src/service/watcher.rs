@@ -202,7 +202,7 @@ impl Service {
         if js.is_empty() {
             return;
         }
-        let node = self.config().service.node.clone();
+        let node = self.config().hooks.node.clone();
         let version = std::process::Command::new(&node)
             .arg("--version")
             .stdin(std::process::Stdio::null())
