@@ -1,8 +1,8 @@
 //! Durations in the format of the `ms` library that the original product used
-//! (SPEC section 2): `"10s"`, `"2m"`, `"1.5h"`, `"2 minutes"`, `"500"`.
+//! (docs/engine.md, Durations): `"10s"`, `"2m"`, `"1.5h"`, `"2 minutes"`, `"500"`.
 //!
 //! Values are converted to whole milliseconds, rounded up. Every comparison the
-//! SPEC makes with a duration is against integer millisecond timestamps
+//! alertd makes with a duration is against integer millisecond timestamps
 //! (`t - timeframe < ts`, `t < endTime + cooldown`), and for those a fractional
 //! duration behaves exactly like its ceiling, so rounding up loses nothing.
 

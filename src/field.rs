@@ -1,7 +1,8 @@
-//! Metric field names (SPEC sections 1 and 9): the built-in fields the
+//! Metric field names (docs/engine.md, Terms and The monitoring collector): the built-in fields the
 //! collector produces, and the syntax every custom field must follow.
 
-/// The fields a monitoring collector reports for its node (SPEC section 9).
+/// The fields a monitoring collector reports for its node (docs/engine.md, The
+/// monitoring collector).
 pub const BUILT_IN_FIELDS: &[&str] = &[
     "cpu.usage",
     "mem.usage",

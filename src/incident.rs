@@ -1,4 +1,4 @@
-//! Incidents (SPEC section 6) and the transitions that open and resolve them.
+//! Incidents (docs/engine.md, The incident object) and the transitions that open and resolve them.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -26,8 +26,8 @@ impl Incident {
     }
 }
 
-/// The JSON object of SPEC section 6: RFC 3339 times with milliseconds, and
-/// `endTime` absent (not null) while open.
+/// The incident's JSON object (docs/engine.md, The incident object): RFC 3339
+/// times with milliseconds, and `endTime` absent (not null) while open.
 impl Serialize for Incident {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
@@ -132,7 +132,7 @@ pub struct Transition {
     pub incident: Incident,
 }
 
-/// `{"event":"opened","at":...,"incident":{...}}`: the replay output line (SPEC section 8).
+/// `{"event":"opened","at":...,"incident":{...}}`: the replay output line (docs/engine.md, Replay).
 impl Serialize for Transition {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(3))?;

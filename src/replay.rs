@@ -1,4 +1,4 @@
-//! Replay (SPEC section 8): recorded samples through the engine with a
+//! Replay (docs/engine.md, Replay): recorded samples through the engine with a
 //! simulated clock, printing the transitions.
 //!
 //! A file in timestamp order (the usual case) is streamed: the ticks before a

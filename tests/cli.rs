@@ -1,5 +1,5 @@
 //! The `alertd` binary end to end: `replay` and `check` on files under
-//! `examples/` and `tests/`, compared with what a reader of SPEC.md expects.
+//! `examples/` and `tests/`, compared with what a reader of docs/engine.md expects.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The engine, stepped through time from a fixed epoch (SPEC section 5).
+//! The engine, stepped through time from a fixed epoch (docs/engine.md, Ticks to Incidents).
 //!
 //! Sample `i` of a series has `ts = EPOCH + i * STEP` and tick `i` is at the
 //! same time, evaluated after sample `i` is ingested. A timeframe of `3 * STEP`

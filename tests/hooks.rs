@@ -1,4 +1,4 @@
-//! Hooks run as real processes (SPEC section 7): found in name order, given
+//! Hooks run as real processes (docs/engine.md, Hooks): found in name order, given
 //! the incident on standard input and in the environment, timed out, their
 //! output and exit status reported.
 

@@ -1,4 +1,5 @@
-//! The incremental engine against a brute-force model of SPEC section 5.
+//! The incremental engine against a brute-force model of what docs/engine.md says
+//! from Ticks to Incidents.
 //!
 //! The model keeps every sample ever ingested and, at each tick, recomputes
 //! each window from scratch by filtering and sorting them. Random traces mix

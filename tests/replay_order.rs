@@ -1,4 +1,4 @@
-//! Replay (SPEC section 8) gives the same transitions whatever the order of
+//! Replay (docs/engine.md, Replay) gives the same transitions whatever the order of
 //! the lines: streamed when in order, sorted in memory when not.
 
 use std::io::Cursor;
@@ -82,8 +82,8 @@ proptest! {
         let cut = shuffle.index(shuffled.len());
         shuffled.rotate_left(cut);
         shuffled.sort_by_key(|(ts, _)| ts / 400_000);
-        // Ties must keep the order they have in `sorted` (the SPEC orders them
-        // by arrival), so only shuffle lines whose timestamps all differ.
+        // Ties must keep the order they have in `sorted` (docs/engine.md,
+        // Windows: by arrival), so only shuffle lines whose timestamps all differ.
         let mut seen = std::collections::HashSet::new();
         prop_assume!(samples.iter().all(|(ts, _)| seen.insert(*ts)));
         let shuffled: Vec<String> = shuffled.into_iter().map(|(_, line)| line).collect();

@@ -1,4 +1,4 @@
-//! Sample parsing (SPEC section 4): what is accepted, and the error every
+//! Sample parsing (docs/engine.md, Samples): what is accepted, and the error every
 //! kind of bad sample gets.
 
 use alertd::sample::{Sample, SampleReader};

@@ -1,4 +1,4 @@
-//! Configuration (SPEC section 3): the two file shapes, defaults, and
+//! Configuration (docs/engine.md, Configuration): the two file shapes, defaults, and
 //! validation into a [`Config`] that cannot be invalid.
 //!
 //! Loading is two steps. The JSON is read into the [`raw`] types, which accept
@@ -202,7 +202,7 @@ pub struct Alerting {
     pub notify: Vec<notify::Target>,
 }
 
-/// An incident rule (SPEC section 3.3).
+/// An incident rule (docs/engine.md, Incident rules).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// Trimmed, non-empty and unique among the rules.

@@ -45,7 +45,8 @@ impl StateSlot {
     }
 }
 
-/// The aggregate of `rule` over `window` (SPEC 5.3); `None` when it has no value.
+/// The aggregate of `rule` over `window` (docs/engine.md, Aggregations); `None`
+/// when it has no value.
 #[inline]
 pub(super) fn aggregate(
     rule: &EngineRule,
@@ -246,7 +247,8 @@ pub(super) fn can_drop(rules: &[EngineRule], host: &Host, at: Millis) -> bool {
         })
 }
 
-/// The resolutions of the open incidents of a host that is no longer known (SPEC 5.4).
+/// The resolutions of the open incidents of a host that is no longer known
+/// (docs/engine.md, Known hosts).
 pub(super) fn forget(rules: &[EngineRule], host: &Host, at: Millis, out: &mut Vec<Transition>) {
     for (rule_index, (rule, alarm)) in rules.iter().zip(&host.alarms).enumerate() {
         if let Some(open) = &alarm.open {
@@ -273,7 +275,7 @@ fn blind(rule: &EngineRule, at: Millis, gap_end: Option<Millis>) -> bool {
     lowered_by_missing_samples && gap_end.is_some_and(|end| at - rule.rule.timeframe < end)
 }
 
-/// The transition of SPEC 5.5 for one (rule, host) pair at one tick, if any.
+/// The transition of one (rule, host) pair at one tick, if any (docs/engine.md, Incidents).
 #[inline]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn decide(

@@ -1,4 +1,4 @@
-//! The rule engine (SPEC sections 4 and 5): pure, incremental, exact.
+//! The rule engine (docs/engine.md, from Samples to Incidents): pure, incremental, exact.
 //!
 //! The engine holds, for every host, the samples its rules can still see and
 //! one [`Window`] per rule, and for every (rule, host) pair the open incident
@@ -314,7 +314,7 @@ impl Engine {
             for (rule_index, rule) in self.rules.iter().enumerate() {
                 let window = &host.windows[rule_index];
                 let Some(value) = aggregate(rule, window, &host.sums, &host.extrema) else {
-                    continue; // no value: nothing changes (SPEC 5.5)
+                    continue; // no value: nothing changes (docs/engine.md, Incidents)
                 };
                 if rule.rule.holds(value) == window.open {
                     continue; // firing and open, or quiet and closed

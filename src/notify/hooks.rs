@@ -1,4 +1,4 @@
-//! Hooks (SPEC section 7): the executables and the original product's `.js`
+//! Hooks (docs/engine.md, Hooks): the executables and the original product's `.js`
 //! hook files that are told of every incident transition, in
 //! `<data dir>/global/hooks/on_incident_status_changed/`.
 //!

@@ -18,7 +18,7 @@ pub struct WebhookNotifier {
     pub secret: Option<Vec<u8>>,
 }
 
-/// The body: the event, the incident (SPEC section 6), its rule as this node
+/// The body: the event, the incident (docs/engine.md, The incident object), its rule as this node
 /// has it, and a link when the public URL is known.
 pub fn body(notification: &Notification<'_>) -> serde_json::Value {
     let event = notification.event;

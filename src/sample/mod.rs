@@ -1,4 +1,4 @@
-//! Samples (SPEC section 4): one host's metrics for one collection tick.
+//! Samples (docs/engine.md, Samples): one host's metrics for one collection tick.
 //!
 //! [`SampleReader`] parses the JSON form `{"host": ..., "ts": ..., "metrics": {...}}`
 //! straight into reusable buffers: nested metric objects are flattened with

@@ -1,5 +1,5 @@
 //! The reference sample parser: serde over any JSON, with the precise
-//! error of each part (SPEC section 4). [`super::fast`] takes the common
+//! error of each part (docs/engine.md, Samples). [`super::fast`] takes the common
 //! shapes first; whatever it declines comes here.
 
 use std::fmt;

@@ -1,6 +1,6 @@
-//! The monitoring collector (SPEC section 9): one sample of this node every
-//! `collectionInterval`, with CPU and memory from the OS and the counters the
-//! application pushed since the last collection.
+//! The monitoring collector (docs/engine.md, The monitoring collector): one
+//! sample of this node every `collectionInterval`, with CPU and memory from the
+//! OS and the counters the application pushed since the last collection.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use tracing::{debug, error};
 use super::{Service, Woke, next_multiple};
 use crate::sample::Sample;
 
-/// The application counters of SPEC section 9, 0 unless pushed.
+/// The application counters, 0 unless pushed (docs/engine.md, The monitoring collector).
 pub const COUNTERS: &[&str] = &[
     "requests.count",
     "requests.latency_sum",

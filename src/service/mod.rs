@@ -7,11 +7,11 @@
 //!   module, never the other way round;
 //! - ingestion ([`ingest`]) commits samples to the [`Store`], many batches in
 //!   one transaction, then hands them to the engine;
-//! - the watcher ([`watcher`]) evaluates the rules at every tick (SPEC 5.1)
+//! - the watcher ([`watcher`]) evaluates the rules at every tick (docs/engine.md, Ticks)
 //!   and records the transitions durably before anything acts on them;
 //! - the dispatcher ([`dispatch`]) calls the hooks from the store's outbox,
 //!   so that a call survives a crash;
-//! - the collector ([`collector`]) samples this node (SPEC 9);
+//! - the collector ([`collector`]) samples this node (docs/engine.md, The monitoring collector);
 //! - the janitor ([`janitor`]) deletes old samples and incidents.
 //!
 //! Locks are short and never held across a read: the configuration is an

@@ -262,7 +262,7 @@ pub struct HostSeen {
     pub last_seen: Millis,
 }
 
-/// The answer to an incident query (SPEC section 6).
+/// The answer to an incident query (docs/engine.md, The incident object).
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Incidents {
     pub active: Vec<Incident>,
