@@ -22,7 +22,7 @@
 //! - [`pages`]: the web pages, read-only views over the service.
 //! - [`stats`]: stored samples downsampled into buckets, for the API and the pages.
 //! - [`clock`]: the service's source of time and waits, injected.
-//! - [`fuzz`]: the properties the fuzz targets check.
+//! - `fuzz` (with the `fuzzing` feature): the properties the fuzz targets check.
 
 pub mod address;
 mod auth;
@@ -33,6 +33,8 @@ pub mod duration;
 pub mod engine;
 pub mod export;
 pub mod field;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
 pub mod fuzz;
 pub mod http;
 pub mod incident;
