@@ -18,6 +18,8 @@
 //!   their outbox, coordination, sessions), in SQLite (one node) or Redis (a cluster).
 //! - [`notify`]: who is told of a transition (hooks, webhooks, Slack) and how a call went.
 //! - [`service`]: `alertd run`'s node: ingestion, the watcher, hook dispatcher, collector, janitor.
+//! - [`query`]: the read layer: typed views of rules and incidents for the API, the
+//!   pages and notifications.
 //! - [`http`]: the HTTP API and its error mapping, over the service.
 //! - [`pages`]: the web pages, read-only views over the service.
 //! - [`stats`]: stored samples downsampled into buckets, for the API and the pages.
@@ -40,6 +42,7 @@ pub mod http;
 pub mod incident;
 pub mod notify;
 pub mod pages;
+pub mod query;
 pub mod replay;
 pub mod sample;
 pub mod service;

@@ -100,6 +100,16 @@ fn targets_are_told_signed_readable_filtered_and_tried_again_as_told() {
     assert_eq!(body["incident"]["triggerValue"], 50);
     assert_eq!(body["rule"]["operand"], "equalOrMoreThan");
     assert_eq!(body["rule"]["value"], 10.0);
+    // The rule as the API shows it, without its hosts: one shape for both.
+    let mut listed = alertd.get_json("/api/v1/rules")["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|rule| rule["name"] == "x high")
+        .unwrap()
+        .clone();
+    listed.as_object_mut().unwrap().remove("hosts");
+    assert_eq!(body["rule"], listed);
     assert_eq!(
         body["url"],
         format!("https://alerts.example.com/incidents/{id}")

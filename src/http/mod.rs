@@ -23,11 +23,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::same_secret;
-use crate::duration::{HumanDuration, Millis, parse_duration};
+use crate::duration::{Millis, parse_duration};
 use crate::incident::rfc3339;
 use crate::service::Service;
 use crate::stats::{MAX_BUCKETS, StatsQuery};
-use crate::store::{Delivery, StoreError};
+use crate::store::StoreError;
 
 /// The service's HTTP routes: the API, `/metrics`, `/healthz` and the pages.
 pub fn router(service: Arc<Service>) -> Router {
@@ -225,26 +225,7 @@ async fn incidents(
     query: Result<Query<Range>, QueryRejection>,
 ) -> ApiResult<Response> {
     let (from, to) = query?.resolve(service.now())?;
-    blocking(move || {
-        let incidents = service.store().incidents(from, to)?;
-        Ok(json!({
-            "from": from,
-            "to": to,
-            "active": incidents.active,
-            "resolved": incidents.resolved,
-        }))
-    })
-    .await
-}
-
-fn delivery_json(delivery: &Delivery) -> Value {
-    json!({
-        "target": delivery.target,
-        "event": delivery.kind.as_str(),
-        "failedAttempts": delivery.attempts,
-        "nextAttempt": delivery.next_attempt,
-        "dead": delivery.dead,
-    })
+    blocking(move || Ok(service.queries().incidents(from, to)?)).await
 }
 
 /// `POST /api/v1/incidents/{id}/retry`: brings back the incident's dead
@@ -272,67 +253,17 @@ async fn incident(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     blocking(move || {
-        let detail = service
-            .store()
+        service
+            .queries()
             .incident(&id)?
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id:?}")))?;
-        Ok(json!({
-            "incident": detail.incident,
-            "hookCalls": detail.calls,
-            "pendingHooks": detail.pending.iter().map(delivery_json).collect::<Vec<_>>(),
-        }))
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id:?}")))
     })
     .await
 }
 
 /// `GET /api/v1/rules`: every rule with its state per host.
 async fn rules(State(service): State<Arc<Service>>) -> ApiResult<Response> {
-    blocking(move || {
-        let states = service.rule_states();
-        let hosts: Vec<&str> = states.hosts.iter().map(|(host, _)| &**host).collect();
-        let statuses: Vec<&Vec<_>> = states.hosts.iter().map(|(_, status)| status).collect();
-        let rules: Vec<Value> = states
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(index, rule)| {
-                let per_host: Vec<Value> = hosts
-                    .iter()
-                    .zip(&statuses)
-                    .filter_map(|(host, status)| {
-                        let status = status.get(index)?;
-                        Some(json!({
-                            "host": host,
-                            "state": status.state.as_str(),
-                            "aggregate": status.aggregate,
-                            "samples": status.samples,
-                            "incidentId": status.open.as_ref().map(|i| &i.id),
-                            "cooldownUntil": status.last_end.map(|end| end + rule.cooldown),
-                        }))
-                    })
-                    .collect();
-                json!({
-                    "name": rule.name,
-                    "field": rule.field,
-                    "aggregation": rule.aggregation.as_str(),
-                    "operand": rule.operand.as_str(),
-                    "value": rule.threshold,
-                    "timeframe": HumanDuration(rule.timeframe).to_string(),
-                    "timeframeMs": rule.timeframe,
-                    "cooldown": HumanDuration(rule.cooldown).to_string(),
-                    "cooldownMs": rule.cooldown,
-                    "summary": rule.to_string(),
-                    "hosts": per_host,
-                })
-            })
-            .collect();
-        Ok(json!({
-            "evaluatedAt": states.evaluated,
-            "alertingEnabled": service.config().alerting.enabled,
-            "rules": rules,
-        }))
-    })
-    .await
+    blocking(move || Ok(service.queries().rules())).await
 }
 
 /// `GET /api/v1/cluster`: the nodes, their last heartbeat, who leads and

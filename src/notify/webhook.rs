@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::http::send;
 use super::{Calling, Notification, Notifier};
-use crate::duration::HumanDuration;
 
 pub struct WebhookNotifier {
     pub client: reqwest::Client,
@@ -18,22 +17,16 @@ pub struct WebhookNotifier {
     pub secret: Option<Vec<u8>>,
 }
 
-/// The body: the event, the incident (docs/engine.md, The incident object), its rule as this node
-/// has it, and a link when the public URL is known.
+/// The body: the event, the incident (docs/engine.md, The incident object),
+/// its rule as this node has it (as `GET /api/v1/rules` shows a rule), and a
+/// link when the public URL is known.
 pub fn body(notification: &Notification<'_>) -> serde_json::Value {
     let event = notification.event;
     json!({
         "type": format!("incident.{}", event.kind.as_str()),
         "event": event.kind.as_str(),
         "incident": event.incident,
-        "rule": notification.rule.map(|rule| json!({
-            "name": rule.name,
-            "field": rule.field,
-            "aggregation": rule.aggregation.as_str(),
-            "operand": rule.operand.as_str(),
-            "value": rule.threshold,
-            "timeframe": HumanDuration(rule.timeframe).to_string(),
-        })),
+        "rule": notification.rule.map(crate::query::RuleView::from),
         "url": notification.link(),
     })
 }
