@@ -175,7 +175,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serializes_as_the_spec_shows() {
+    fn serializes_as_the_incident_object() {
         let mut incident = Incident {
             id: "01JD6Z8J1V6N5WQ3W5G1B8H1QX".into(),
             rule_name: "High CPU Usage".into(),

@@ -18,8 +18,9 @@
 //!   their outbox, coordination, sessions), in SQLite (one node) or Redis (a cluster).
 //! - [`notify`]: who is told of a transition (hooks, webhooks, Slack) and how a call went.
 //! - [`service`]: `alertd run`'s node: ingestion, the watcher, hook dispatcher, collector, janitor.
-//! - [`query`]: the read layer: typed views of rules and incidents for the API, the
-//!   pages and notifications.
+//! - [`view`]: typed views of rules and incidents, one shape for the API, the pages and
+//!   notifications.
+//! - [`query`]: the read layer that makes those views from the node's state.
 //! - [`http`]: the HTTP API and its error mapping, over the service.
 //! - [`pages`]: the web pages, read-only views over the service.
 //! - [`stats`]: stored samples downsampled into buckets, for the API and the pages.
@@ -48,3 +49,4 @@ pub mod sample;
 pub mod service;
 pub mod stats;
 pub mod store;
+pub mod view;

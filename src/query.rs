@@ -1,142 +1,16 @@
-//! The read layer: what the API and the pages show, as typed views that
-//! serialize to the API's JSON. Both call here rather than the store or the
-//! engine, so that a rule or an incident reads the same wherever it is shown,
-//! and a notification tells a rule as the API does.
+//! The read layer: what the API and the pages show, as the typed views of
+//! [`crate::view`]. Both call here rather than the store or the engine, so
+//! that a rule or an incident reads the same wherever it is shown.
 //!
 //! Every method blocks (it may read the store): call it from
 //! `spawn_blocking`.
 
-use serde::Serialize;
-
-use crate::config::Rule;
-use crate::duration::{HumanDuration, Millis};
-use crate::engine::PairStatus;
-use crate::incident::Incident;
+use crate::duration::Millis;
 use crate::service::Service;
-use crate::store::{Delivery, HookCall, StoreError};
-
-/// A rule as configured.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RuleView {
-    pub name: String,
-    pub field: String,
-    pub aggregation: &'static str,
-    pub operand: &'static str,
-    /// The threshold.
-    pub value: f64,
-    /// As written, normalised (`2m`).
-    pub timeframe: String,
-    pub timeframe_ms: Millis,
-    pub cooldown: String,
-    pub cooldown_ms: Millis,
-    /// One readable line: `avg(cpu.usage) over 2m >= 60, cooldown 1m`.
-    pub summary: String,
-}
-
-impl From<&Rule> for RuleView {
-    fn from(rule: &Rule) -> Self {
-        RuleView {
-            name: rule.name.clone(),
-            field: rule.field.clone(),
-            aggregation: rule.aggregation.as_str(),
-            operand: rule.operand.as_str(),
-            value: rule.threshold,
-            timeframe: HumanDuration(rule.timeframe).to_string(),
-            timeframe_ms: rule.timeframe,
-            cooldown: HumanDuration(rule.cooldown).to_string(),
-            cooldown_ms: rule.cooldown,
-            summary: rule.to_string(),
-        }
-    }
-}
-
-/// A rule with its state on every host, as of the last tick.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RuleStatusView {
-    #[serde(flatten)]
-    pub rule: RuleView,
-    pub hosts: Vec<PairView>,
-}
-
-/// One (rule, host) pair as of the last tick.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PairView {
-    pub host: String,
-    /// `firing`, `cooldown`, `nodata` or `ok`.
-    pub state: &'static str,
-    pub aggregate: Option<f64>,
-    pub samples: u32,
-    pub incident_id: Option<String>,
-    pub cooldown_until: Option<Millis>,
-}
-
-impl PairView {
-    fn new(host: &str, rule: &Rule, status: &PairStatus) -> PairView {
-        PairView {
-            host: host.to_string(),
-            state: status.state.as_str(),
-            aggregate: status.aggregate,
-            samples: status.samples,
-            incident_id: status.open.as_ref().map(|open| open.id.clone()),
-            cooldown_until: status.last_end.map(|end| end + rule.cooldown),
-        }
-    }
-}
-
-/// Every rule with its state per host: `GET /api/v1/rules`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RulesView {
-    pub evaluated_at: Option<Millis>,
-    pub alerting_enabled: bool,
-    pub rules: Vec<RuleStatusView>,
-}
-
-/// The incidents of a time range: `GET /api/v1/incidents`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct IncidentsView {
-    pub from: Millis,
-    pub to: Millis,
-    /// Every open incident, by start time.
-    pub active: Vec<Incident>,
-    /// Those resolved that touch the range, by start time.
-    pub resolved: Vec<Incident>,
-}
-
-/// One incident, its calls and what still waits: `GET /api/v1/incidents/{id}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct IncidentView {
-    pub incident: Incident,
-    pub hook_calls: Vec<HookCall>,
-    pub pending_hooks: Vec<PendingView>,
-}
-
-/// A delivery not made yet.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PendingView {
-    pub target: String,
-    /// `opened` or `resolved`.
-    pub event: &'static str,
-    pub failed_attempts: u32,
-    pub next_attempt: Millis,
-    pub dead: bool,
-}
-
-impl From<&Delivery> for PendingView {
-    fn from(delivery: &Delivery) -> Self {
-        PendingView {
-            target: delivery.target.clone(),
-            event: delivery.kind.as_str(),
-            failed_attempts: delivery.attempts,
-            next_attempt: delivery.next_attempt,
-            dead: delivery.dead,
-        }
-    }
-}
+use crate::store::StoreError;
+use crate::view::{
+    IncidentView, IncidentsView, PairView, PendingView, RuleStatusView, RuleView, RulesView,
+};
 
 /// The read layer over one node.
 pub struct Queries<'a> {

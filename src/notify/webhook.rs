@@ -26,7 +26,7 @@ pub fn body(notification: &Notification<'_>) -> serde_json::Value {
         "type": format!("incident.{}", event.kind.as_str()),
         "event": event.kind.as_str(),
         "incident": event.incident,
-        "rule": notification.rule.map(crate::query::RuleView::from),
+        "rule": notification.rule.map(crate::view::RuleView::from),
         "url": notification.link(),
     })
 }
