@@ -5,11 +5,18 @@
 //! Every method blocks (it may read the store): call it from
 //! `spawn_blocking`.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::config::{Operand, Rule};
 use crate::duration::Millis;
+use crate::engine::Engine;
+use crate::incident::SequentialIds;
 use crate::service::Service;
+use crate::stats::{HostBuckets, StatsQuery};
 use crate::store::StoreError;
 use crate::view::{
-    IncidentView, IncidentsView, PairView, PendingView, RuleStatusView, RuleView, RulesView,
+    HostView, HostsView, IncidentView, IncidentsView, PairView, PendingView, RuleStatusView,
+    RuleView, RulesView,
 };
 
 /// The read layer over one node.
@@ -74,4 +81,113 @@ impl Queries<'_> {
             hook_calls: detail.calls,
         }))
     }
+
+    /// Runs each of `hosts`' stored samples of `[from - longest timeframe, to]`
+    /// through a fresh engine with `rules`, evaluating at the watcher's ticks
+    /// (coarser over a long frame, at most [`MAX_TICKS`]), and keeps per chart
+    /// point of `step` the value closest to firing: the highest for `>=`, the
+    /// lowest for `<=`. A crossing between two points still shows. Hosts are
+    /// evaluated independently by the engine, so one at a time gives the same
+    /// figures as all together, reading only the hosts drawn.
+    pub fn rule_history(
+        &self,
+        rules: &[Rule],
+        (from, to): (Millis, Millis),
+        step: Millis,
+        hosts: &BTreeSet<&str>,
+    ) -> Result<History, StoreError> {
+        let (retention, watcher_interval) = self.service.read_config(|config| {
+            (
+                config.monitoring.retention_period,
+                config.alerting.watcher_interval,
+            )
+        });
+        let store = self.service.store();
+        let mut history: History = vec![BTreeMap::new(); rules.len()];
+        if rules.is_empty() {
+            return Ok(history);
+        }
+        let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
+        let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
+        let mut ids = SequentialIds(0);
+        let mut transitions = Vec::new();
+        for host in hosts {
+            let mut engine = Engine::new(rules, retention);
+            let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); rules.len()];
+            let mut next_tick = from.div_euclid(interval) * interval;
+            let mut evaluate = |engine: &mut Engine,
+                                at: Millis,
+                                series: &mut [Vec<(Millis, f64)>]| {
+                transitions.clear();
+                // Ticks only move forward here, the one thing evaluate checks.
+                if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
+                    return;
+                }
+                let Some(statuses) = engine.host_status(host) else {
+                    return;
+                };
+                let point = from + (at - from) / step * step;
+                for ((rule, status), points) in rules.iter().zip(&statuses).zip(series.iter_mut()) {
+                    let Some(value) = status.aggregate else {
+                        continue;
+                    };
+                    match points.last_mut() {
+                        Some((last, kept)) if *last == point => {
+                            // holds(value) against the kept one: the worse of two.
+                            let worse = match rule.operand {
+                                Operand::EqualOrMoreThan => value > *kept,
+                                Operand::EqualOrLessThan => value < *kept,
+                            };
+                            if worse {
+                                *kept = value;
+                            }
+                        }
+                        _ => points.push((point, value)),
+                    }
+                }
+            };
+            store.scan_host_samples(host, from.saturating_sub(longest), to, &mut |sample| {
+                while next_tick < sample.ts && next_tick <= to {
+                    evaluate(&mut engine, next_tick, &mut series);
+                    next_tick += interval;
+                }
+                engine.ingest(&sample);
+            })?;
+            while next_tick <= to {
+                evaluate(&mut engine, next_tick, &mut series);
+                next_tick += interval;
+            }
+            for (rule_history, points) in history.iter_mut().zip(series) {
+                if !points.is_empty() {
+                    rule_history.insert(host.to_string(), points);
+                }
+            }
+        }
+        Ok(history)
+    }
+
+    /// Every host with stored samples and its last report, by name.
+    pub fn hosts(&self) -> Result<HostsView, StoreError> {
+        let hosts = self.service.store().hosts()?;
+        Ok(HostsView {
+            hosts: hosts.into_iter().map(HostView::from).collect(),
+        })
+    }
+
+    /// Per incident id with a delivery not made yet: whether one of them was
+    /// given up on.
+    pub fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError> {
+        self.service.store().undelivered()
+    }
+
+    /// Stored samples downsampled as `query` asks.
+    pub(crate) fn stats(&self, query: &StatsQuery) -> Result<HostBuckets, StoreError> {
+        query.run(self.service.store())
+    }
 }
+
+/// The most evaluations per host the history may take.
+const MAX_TICKS: i64 = 20_000;
+
+/// A rule's aggregate per host at each point: `history[rule][host]`.
+pub type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;

@@ -9,7 +9,7 @@ use crate::config::Rule;
 use crate::duration::{HumanDuration, Millis};
 use crate::engine::PairStatus;
 use crate::incident::Incident;
-use crate::store::{Delivery, HookCall};
+use crate::store::{Delivery, HookCall, HostSeen};
 
 /// A rule as configured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -130,6 +130,34 @@ impl From<&Delivery> for PendingView {
             failed_attempts: delivery.attempts,
             next_attempt: delivery.next_attempt,
             dead: delivery.dead,
+        }
+    }
+}
+
+/// Every host with stored samples: `GET /api/v1/hosts`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostsView {
+    /// By name.
+    pub hosts: Vec<HostView>,
+}
+
+/// A host and its last report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostView {
+    pub host: String,
+    /// The newest sample's `ts`.
+    pub last_seen: Millis,
+    /// The same, RFC 3339.
+    pub last_seen_time: String,
+}
+
+impl From<HostSeen> for HostView {
+    fn from(seen: HostSeen) -> Self {
+        HostView {
+            last_seen_time: crate::incident::rfc3339(seen.last_seen),
+            host: seen.host,
+            last_seen: seen.last_seen,
         }
     }
 }

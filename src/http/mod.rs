@@ -235,7 +235,7 @@ async fn retry_dead(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     blocking(move || {
-        if service.store().incident(&id)?.is_none() {
+        if service.queries().incident(&id)?.is_none() {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 format!("no incident {id:?}"),
@@ -319,21 +319,7 @@ async fn cluster(State(service): State<Arc<Service>>) -> ApiResult<Response> {
 
 /// `GET /api/v1/hosts`: every host with stored samples and its last report.
 async fn hosts(State(service): State<Arc<Service>>) -> ApiResult<Response> {
-    blocking(move || {
-        let hosts = service.store().hosts()?;
-        let hosts: Vec<Value> = hosts
-            .into_iter()
-            .map(|seen| {
-                json!({
-                    "host": seen.host,
-                    "lastSeen": seen.last_seen,
-                    "lastSeenTime": rfc3339(seen.last_seen),
-                })
-            })
-            .collect();
-        Ok(json!({ "hosts": hosts }))
-    })
-    .await
+    blocking(move || Ok(service.queries().hosts()?)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,7 +399,7 @@ async fn stats(
             from,
             to,
             resolution,
-            hosts: query.run(service.store())?,
+            hosts: service.queries().stats(&query)?,
             across_hosts,
         })
     })

@@ -26,26 +26,20 @@ pub(super) async fn detail(
     PageContext::new(service)
         .respond(move |context| {
             let service = &context.service;
-            let detail = service.store().incident(&id)?.ok_or_else(|| PageError {
+            let detail = service.queries().incident(&id)?.ok_or_else(|| PageError {
                 status: StatusCode::NOT_FOUND,
                 message: format!("There is no incident {id:?}: it may have been deleted after the retention period."),
             })?;
             let incident = &detail.incident;
-            let (rules, retention, watcher_interval) = service.read_config(|config| {
-                (
-                    config.alerting.rules.clone(),
-                    config.monitoring.retention_period,
-                    config.alerting.watcher_interval,
-                )
-            });
+            let rules = service.read_config(|config| config.alerting.rules.clone());
             let index = rules.iter().position(|rule| rule.name == *incident.rule_name);
             let rule = index.map(|index| &rules[index]);
             let now = service.now();
             let chart = match rule {
-                Some(rule) => Some(incident_chart(service, rule, incident, retention, watcher_interval, now)?),
+                Some(rule) => Some(incident_chart(service, rule, incident, now)?),
                 None => None,
             };
-            let deliveries = deliveries(&detail.calls);
+            let deliveries = deliveries(&detail.hook_calls);
             let content = html! {
                 dl.facts {
                     dt { "Rule" } dd { @match index {
@@ -66,7 +60,7 @@ pub(super) async fn detail(
                 }
                 @if let Some(chart) = chart { (chart) }
                 section {
-                    h2 { "Hook calls " span.count { (detail.calls.len()) } }
+                    h2 { "Hook calls " span.count { (detail.hook_calls.len()) } }
                     div.scroll {
                         table #hook-calls {
                             thead { tr { th { "Hook" } th { "Event" } th.num { "Attempts" } th { "Last outcome" } th { "Last started" } th.num { "Took" } th { "Output" } } }
@@ -99,30 +93,30 @@ pub(super) async fn detail(
                                         }
                                     }
                                 }
-                                @if detail.calls.is_empty() {
+                                @if detail.hook_calls.is_empty() {
                                     tr.empty { td colspan="7" { "No hook has been called for this incident." } }
                                 }
                             }
                         }
                     }
                 }
-                @if !detail.pending.is_empty() {
+                @if !detail.pending_hooks.is_empty() {
                     section {
-                        h2 { "Waiting hook calls " span.count { (detail.pending.len()) } }
+                        h2 { "Waiting hook calls " span.count { (detail.pending_hooks.len()) } }
                         div.scroll {
                             table #pending-hooks {
                                 thead { tr { th { "Hook" } th { "Event" } th.num { "Failed attempts" } th { "Waits for" } } }
                                 tbody {
-                                    @for (position, delivery) in detail.pending.iter().enumerate() {
-                                        @let ahead = detail.pending[..position].iter().find(|earlier| earlier.target == delivery.target);
+                                    @for (position, delivery) in detail.pending_hooks.iter().enumerate() {
+                                        @let ahead = detail.pending_hooks[..position].iter().find(|earlier| earlier.target == delivery.target);
                                         tr {
                                             td { code { (delivery.target) } }
-                                            td { (delivery.kind.as_str()) }
-                                            td.num { (delivery.attempts) }
+                                            td { (delivery.event) }
+                                            td.num { (delivery.failed_attempts) }
                                             @if delivery.dead {
-                                                td { b { "nothing: given up" } " after " (delivery.attempts) " attempt" @if delivery.attempts != 1 { "s" } }
+                                                td { b { "nothing: given up" } " after " (delivery.failed_attempts) " attempt" @if delivery.failed_attempts != 1 { "s" } }
                                             } @else if let Some(ahead) = ahead {
-                                                td { "the " (ahead.kind.as_str()) " call to this hook, first" }
+                                                td { "the " (ahead.event) " call to this hook, first" }
                                             } @else {
                                                 td.time { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
                                             }
@@ -131,7 +125,7 @@ pub(super) async fn detail(
                                 }
                             }
                         }
-                        @if detail.pending.iter().any(|delivery| delivery.dead) {
+                        @if detail.pending_hooks.iter().any(|delivery| delivery.dead) {
                             form method="post" action=(format!("/incidents/{}/retry", incident.id)) {
                                 button type="submit" { "Try the given-up calls again" }
                             }
@@ -168,8 +162,6 @@ fn incident_chart(
     service: &Service,
     rule: &Rule,
     incident: &Incident,
-    retention: Millis,
-    watcher_interval: Millis,
     now: Millis,
 ) -> Result<Markup, PageError> {
     let end = incident.end_time.unwrap_or(now);
@@ -180,15 +172,10 @@ fn incident_chart(
     );
     let step = ((to - from) / 150).max(1000) / 1000 * 1000;
     let hosts: BTreeSet<&str> = [&*incident.host_name].into_iter().collect();
-    let history = super::rules::history(
-        service.store(),
-        std::slice::from_ref(rule),
-        retention,
-        watcher_interval,
-        (from, to),
-        step,
-        &hosts,
-    )?;
+    let history =
+        service
+            .queries()
+            .rule_history(std::slice::from_ref(rule), (from, to), step, &hosts)?;
     let chart = chart::TimeChart {
         from,
         to,

@@ -86,9 +86,10 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
                 ))
             })?,
     };
-    let incidents = service.store().incidents(frame.from, frame.to)?;
-    let known_hosts = service.store().hosts()?;
-    let undelivered = service.store().undelivered()?;
+    let queries = service.queries();
+    let incidents = queries.incidents(frame.from, frame.to)?;
+    let known_hosts = queries.hosts()?.hosts;
+    let undelivered = queries.undelivered()?;
     let rules = service.read_config(|config| config.alerting.rules.clone());
     // The configured rules first; the incidents may add removed ones below.
     let mut rule_names: Vec<String> = rules.iter().map(|rule| rule.name.clone()).collect();

@@ -112,8 +112,9 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             query.buckets()
         )));
     }
-    let buckets = query.run(service.store())?;
-    let known_hosts = service.store().hosts()?;
+    let queries = service.queries();
+    let buckets = queries.stats(&query)?;
+    let known_hosts = queries.hosts()?.hosts;
     let host_filter = given(&params.host);
 
     let mut overview = overview(&buckets, resolution);

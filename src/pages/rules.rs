@@ -19,12 +19,10 @@ use super::{
     FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, condition, figure, format,
     frame_selector, given, host_link, legend, refresh_toggle, rule_anchor,
 };
-use crate::config::{Operand, Rule};
+use crate::config::Rule;
 use crate::duration::Millis;
-use crate::engine::{Engine, PairState, PairStatus};
-use crate::incident::SequentialIds;
+use crate::engine::{PairState, PairStatus};
 use crate::service::{RuleStates, Service};
-use crate::store::{Store, StoreError};
 
 /// The frames of this page: up to a day, since its history is computed.
 const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(6).0;
@@ -43,9 +41,6 @@ pub(super) struct RulesParams {
     refresh: Option<String>,
 }
 
-/// A rule's aggregate per host at each point: `history[rule][host]`.
-pub(super) type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
-
 pub(super) async fn page(
     State(service): State<Arc<Service>>,
     PageQuery(params): PageQuery<RulesParams>,
@@ -59,21 +54,16 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
     let service = &context.service;
     let frame = params.frame.resolve(service.now(), FRAMES)?;
     let step = (((frame.to - frame.from) / POINTS).max(1000) + 999) / 1000 * 1000;
-    let (rules, retention, watcher_interval, alerting) = service.read_config(|config| {
-        (
-            config.alerting.rules.clone(),
-            config.monitoring.retention_period,
-            config.alerting.watcher_interval,
-            config.alerting.enabled,
-        )
-    });
+    let (rules, alerting) =
+        service.read_config(|config| (config.alerting.rules.clone(), config.alerting.enabled));
     // The live state, as the watcher last evaluated it.
     let RuleStates {
         evaluated,
         hosts: states,
         ..
     } = service.rule_states();
-    let incidents = service.store().incidents(frame.from, frame.to)?;
+    let queries = service.queries();
+    let incidents = queries.incidents(frame.from, frame.to)?;
     let fired: BTreeSet<(&str, &str)> = incidents
         .active
         .iter()
@@ -89,15 +79,7 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
         .iter()
         .flat_map(|hosts| hosts.charted.iter().copied())
         .collect();
-    let history = history(
-        service.store(),
-        &rules,
-        retention,
-        watcher_interval,
-        (frame.from, frame.to),
-        step,
-        &drawn,
-    )?;
+    let history = queries.rule_history(&rules, (frame.from, frame.to), step, &drawn)?;
     let frame_name = frame.preset;
     let refreshing = given(&params.refresh) == Some("on");
     let content = html! {
@@ -320,84 +302,4 @@ fn rule_chart(
         (figure(chart.svg(), &caption))
         (legend(hosts.iter().enumerate().map(|(index, host)| (*host, Colour::nth(index)))))
     }
-}
-
-/// The most evaluations per host the history may take.
-const MAX_TICKS: i64 = 20_000;
-
-/// Runs each of `hosts`' stored samples of `[from - longest timeframe, to]`
-/// through a fresh engine with `rules`, evaluating at the watcher's ticks
-/// (coarser over a long frame, at most [`MAX_TICKS`]), and keeps per chart
-/// point of `step` the value closest to firing: the highest for `>=`, the
-/// lowest for `<=`. A crossing between two points still shows. Hosts are
-/// evaluated independently by the engine, so one at a time gives the same
-/// figures as all together, reading only the hosts drawn.
-pub(super) fn history(
-    store: &dyn Store,
-    rules: &[Rule],
-    retention: Millis,
-    watcher_interval: Millis,
-    (from, to): (Millis, Millis),
-    step: Millis,
-    hosts: &BTreeSet<&str>,
-) -> Result<History, StoreError> {
-    let mut history: History = vec![BTreeMap::new(); rules.len()];
-    if rules.is_empty() {
-        return Ok(history);
-    }
-    let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
-    let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
-    let mut ids = SequentialIds(0);
-    let mut transitions = Vec::new();
-    for host in hosts {
-        let mut engine = Engine::new(rules, retention);
-        let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); rules.len()];
-        let mut next_tick = from.div_euclid(interval) * interval;
-        let mut evaluate = |engine: &mut Engine, at: Millis, series: &mut [Vec<(Millis, f64)>]| {
-            transitions.clear();
-            // Ticks only move forward here, the one thing evaluate checks.
-            if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
-                return;
-            }
-            let Some(statuses) = engine.host_status(host) else {
-                return;
-            };
-            let point = from + (at - from) / step * step;
-            for ((rule, status), points) in rules.iter().zip(&statuses).zip(series.iter_mut()) {
-                let Some(value) = status.aggregate else {
-                    continue;
-                };
-                match points.last_mut() {
-                    Some((last, kept)) if *last == point => {
-                        // holds(value) against the kept one: the worse of two.
-                        let worse = match rule.operand {
-                            Operand::EqualOrMoreThan => value > *kept,
-                            Operand::EqualOrLessThan => value < *kept,
-                        };
-                        if worse {
-                            *kept = value;
-                        }
-                    }
-                    _ => points.push((point, value)),
-                }
-            }
-        };
-        store.scan_host_samples(host, from.saturating_sub(longest), to, &mut |sample| {
-            while next_tick < sample.ts && next_tick <= to {
-                evaluate(&mut engine, next_tick, &mut series);
-                next_tick += interval;
-            }
-            engine.ingest(&sample);
-        })?;
-        while next_tick <= to {
-            evaluate(&mut engine, next_tick, &mut series);
-            next_tick += interval;
-        }
-        for (rule_history, points) in history.iter_mut().zip(series) {
-            if !points.is_empty() {
-                rule_history.insert(host.to_string(), points);
-            }
-        }
-    }
-    Ok(history)
 }
