@@ -11,6 +11,7 @@
 
 use serde::de::{self, DeserializeSeed};
 
+pub mod batch;
 mod fast;
 mod reference;
 
@@ -120,6 +121,21 @@ impl SampleReader {
     pub fn parse_fast(&mut self, text: &[u8]) -> Option<Result<(), SampleError>> {
         self.clear();
         fast::parse(text, self).then(|| self.check_duplicates())
+    }
+
+    /// Parses `text` as a sample's `metrics` object alone (the counters of
+    /// `POST /api/v1/metrics`): the same rules and the same errors as inside
+    /// a sample. The host and time are left empty.
+    pub fn parse_metrics(&mut self, text: &[u8]) -> Result<(), SampleError> {
+        self.clear();
+        let mut deserializer = serde_json::Deserializer::from_slice(text);
+        let parsed = reference::MetricsSeed { reader: self }
+            .deserialize(&mut deserializer)
+            .and_then(|()| deserializer.end());
+        if let Err(e) = parsed {
+            return Err(self.error.take().unwrap_or_else(|| syntax_error(&e)));
+        }
+        self.check_duplicates()
     }
 
     /// The reference parser alone (serde), for tests and fuzzing.

@@ -293,8 +293,8 @@ impl<'de> Visitor<'de> for TsSeed<'_> {
 
 /// Visits the metrics object, or an object nested in it (whose dotted path
 /// is `reader.prefix`).
-struct MetricsSeed<'r> {
-    reader: &'r mut SampleReader,
+pub(super) struct MetricsSeed<'r> {
+    pub(super) reader: &'r mut SampleReader,
 }
 
 seed_is_its_visitor!(MetricsSeed<'_>, (), deserialize_any);

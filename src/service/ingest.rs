@@ -4,7 +4,10 @@
 use tracing::debug;
 
 use super::{Service, lock};
+use crate::duration::{HumanDuration, Millis};
+use crate::incident::rfc3339;
 use crate::sample::Sample;
+use crate::sample::batch::BadSample;
 use crate::store::StoreError;
 use crate::store::batch::Encoded;
 
@@ -18,6 +21,15 @@ pub(super) struct GroupCommit {
 }
 
 impl Service {
+    /// Refuses a pushed batch with a sample that no running host could have
+    /// sent now: one from before 2001 (seconds sent as milliseconds), or one
+    /// further ahead of this node's clock than `server.maxFutureSkew`.
+    /// `replay` and `export` take any valid `ts`.
+    pub fn plausible(&self, samples: &[Sample]) -> Result<(), BadSample> {
+        let skew = self.read_config(|config| config.server.max_future_skew);
+        plausible(samples, self.now(), skew)
+    }
+
     /// Stores valid samples, then hands them to the engine. Blocking.
     ///
     /// Batches that arrive while another is being committed are committed
@@ -89,4 +101,37 @@ impl Service {
         }
         result
     }
+}
+
+/// Timestamps before this (2001-09-09T01:46:40Z) are refused: they are
+/// almost always seconds sent where milliseconds are expected.
+const MIN_PLAUSIBLE_TS: Millis = 1_000_000_000_000;
+
+/// Refuses a batch with a sample that no running host could have sent at
+/// `now`: one from before 2001 (seconds instead of milliseconds) or further
+/// in the future than `skew`.
+fn plausible(samples: &[Sample], now: Millis, skew: Millis) -> Result<(), BadSample> {
+    for (index, sample) in samples.iter().enumerate() {
+        let ts = sample.ts;
+        let message = if ts < MIN_PLAUSIBLE_TS {
+            format!(
+                "sample {index}: ts {ts} is before 2001-09-09 ({MIN_PLAUSIBLE_TS}): ts is in \
+                 milliseconds since the Unix epoch; if {ts} is in seconds, send {}",
+                i128::from(ts) * 1000
+            )
+        } else if ts > now.saturating_add(skew) {
+            format!(
+                "sample {index}: ts {ts} ({}) is {} ahead of this node's clock, more than \
+                 server.maxFutureSkew ({}): check the sender's clock, and that ts is in \
+                 milliseconds",
+                rfc3339(ts),
+                HumanDuration(ts - now),
+                HumanDuration(skew)
+            )
+        } else {
+            continue;
+        };
+        return Err(BadSample { index, message });
+    }
+    Ok(())
 }
