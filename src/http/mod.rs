@@ -297,7 +297,7 @@ async fn cluster(State(service): State<Arc<Service>>) -> ApiResult<Response> {
         .collect();
     let body = json!({
         "node": service.host_name(),
-        "clustered": service.is_clustered(),
+        "clustered": service.topology().is_cluster(),
         "leads": service.is_leading(),
         "leader": view.leader.as_ref().map(|leader| json!({
             "node": leader.node,

@@ -130,7 +130,7 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
 /// "leads a cluster of 3", "follows n1 (token 7)", or what went wrong; `None`
 /// for a node alone.
 fn cluster_line(service: &Service) -> Option<String> {
-    if !service.is_clustered() {
+    if !service.topology().is_cluster() {
         return None;
     }
     let view = service.cluster();

@@ -194,11 +194,11 @@ pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<b
             // Disabled, or woken by a reload: pushed counters are kept for
             // when collection runs (and cleared if it never does).
             if !monitoring.enabled {
-                service.counters.take();
+                service.ingest.counters.take();
             }
             continue;
         }
-        let metrics = collect(&mut system, service.counters.take());
+        let metrics = collect(&mut system, service.ingest.counters.take());
         let sample = Sample {
             host: service.host_name().to_string(),
             ts: at,

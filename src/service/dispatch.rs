@@ -32,6 +32,15 @@ const IDLE: i64 = 60_000;
 /// How long to wait before reading the outbox again after a failed read.
 const READ_RETRY: i64 = 1_000;
 
+/// The dispatch's part of the node.
+#[derive(Default)]
+pub(super) struct Dispatch {
+    /// What hook calls and HTTP targets share (the HTTP client).
+    pub(super) notifiers: crate::notify::Notifiers,
+    /// Woken when the outbox may have something due.
+    pub(super) outbox: tokio::sync::Notify,
+}
+
 pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let backoff = Backoff::default();
     let mut running: JoinSet<()> = JoinSet::new();
@@ -115,7 +124,7 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
                 calling.remove(&task);
             }
             _ = service.clock.sleep_until(wait) => {}
-            _ = service.outbox.notified() => {}
+            _ = service.dispatch.outbox.notified() => {}
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
     }
@@ -134,7 +143,7 @@ impl Service {
                 deliveries = revived,
                 "dead deliveries brought back on demand"
             );
-            self.outbox.notify_one();
+            self.dispatch.outbox.notify_one();
         }
         Ok(revived)
     }
@@ -253,6 +262,7 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
     let config = service.config();
     let notifier = TargetId::parse(&delivery.target).and_then(|target| {
         service
+            .dispatch
             .notifiers
             .notifier_for(&target, &config, &service.hook_dir())
     });
@@ -284,7 +294,7 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
 /// in a cluster, where hooks and targets live in each node's files and
 /// another node may have it, tried again later (here or elsewhere).
 fn missing(service: &Service, called: Called) -> Called {
-    if service.is_clustered() {
+    if service.topology().retries_missing_targets() {
         Called {
             outcome: format!("{} on this node: tried again later", called.outcome),
             retry: Retry::Later,

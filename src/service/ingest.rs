@@ -3,7 +3,9 @@
 
 use tracing::debug;
 
-use super::{Service, lock};
+use std::sync::Mutex;
+
+use super::{Counters, Service, lock};
 use crate::duration::{HumanDuration, Millis};
 use crate::incident::rfc3339;
 use crate::sample::Sample;
@@ -18,6 +20,17 @@ pub(super) struct GroupCommit {
     next_ticket: u64,
     waiting: Vec<(u64, Vec<Sample>, Encoded)>,
     results: rustc_hash::FxHashMap<u64, Result<(), String>>,
+}
+
+/// The ingestion's part of the node.
+#[derive(Default)]
+pub(super) struct Ingest {
+    /// Held by the caller that commits a group of sample batches.
+    pub(super) commit: Mutex<()>,
+    /// Batches of samples waiting to be committed together.
+    pub(super) group: Mutex<GroupCommit>,
+    /// The counters pushed for this node's next sample.
+    pub(super) counters: Counters,
 }
 
 impl Service {
@@ -43,14 +56,14 @@ impl Service {
         // writes.
         let encoded = Encoded::new(&samples)?;
         let ticket = {
-            let mut group = lock(&self.group_commit);
+            let mut group = lock(&self.ingest.group);
             group.next_ticket += 1;
             let ticket = group.next_ticket;
             group.waiting.push((ticket, samples, encoded));
             ticket
         };
-        let commit = lock(&self.commit);
-        let mut group = lock(&self.group_commit);
+        let commit = lock(&self.ingest.commit);
+        let mut group = lock(&self.ingest.group);
         if let Some(result) = group.results.remove(&ticket) {
             // Committed by the caller that held the commit lock before.
             return result.map_err(StoreError::Group);
@@ -66,14 +79,14 @@ impl Service {
         let samples = || waiting.iter().flat_map(|(_, samples, _)| samples);
         let count: usize = waiting.iter().map(|(_, samples, _)| samples.len()).sum();
         if result.is_ok()
-            && let Some(rebuilding) = lock(&self.rebuilding).as_mut()
+            && let Some(rebuilding) = lock(&self.evaluation.rebuilding).as_mut()
         {
             rebuilding.extend(samples().cloned());
         }
         // The other callers of the group learn the outcome before the commit
         // lock is released, since that is when they look.
         let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        let mut group = lock(&self.group_commit);
+        let mut group = lock(&self.ingest.group);
         for other in tickets.iter().filter(|t| **t != ticket) {
             group.results.insert(*other, shared.clone());
         }
@@ -81,9 +94,12 @@ impl Service {
         // With alerting off nothing evaluates, so nothing would ever leave
         // the windows: the engine gets the samples from the store when
         // alerting is turned on (the reload that turns it on rebuilds it).
-        // With a shared store the leader follows every node's appends from
-        // the store instead ([`Service::follow_appends`]).
-        if result.is_ok() && self.config().alerting.enabled && !self.shared {
+        // In a cluster the leader follows every node's appends from the
+        // store instead ([`Service::follow_appends`]).
+        if result.is_ok()
+            && self.config().alerting.enabled
+            && self.topology.feeds_engine_at_ingest()
+        {
             // Hand over hand: the engine's lock is taken before the commit
             // lock is released, so that groups enter the engine in the order
             // they were committed while the next group is being written.

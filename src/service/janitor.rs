@@ -66,7 +66,7 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             next: start,
             step: |service, before| {
                 // Not while a reload reads samples up to a cursor.
-                let _compaction = super::lock(&service.compaction);
+                let _compaction = super::lock(&service.evaluation.compaction);
                 service.store.compact_samples(before)
             },
         },
@@ -99,7 +99,7 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             if now < chore.next {
                 continue;
             }
-            if service.shared && !service.is_leading() {
+            if service.topology.others_may_lead() && !service.is_leading() {
                 // The leader cleans the shared store.
                 chore.next = now.saturating_add(interval);
                 continue;

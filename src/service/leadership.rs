@@ -19,7 +19,7 @@
 //! Leases run on real time (the store's clock), not on the service's clock:
 //! a paused process must lose its lease however its clock is stepped.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -28,6 +28,7 @@ use tracing::{error, info, warn};
 use super::watcher::rebuild;
 use super::{Service, lock};
 use crate::duration::Millis;
+use crate::store::SampleCursor;
 use crate::store::{Lease, LeaseHolder, NodeStatus, StoreError};
 
 /// The cluster as this node last saw it (see [`Service::cluster`]).
@@ -44,21 +45,33 @@ pub struct ClusterView {
 /// Nodes silent this long are dropped from the cluster's list.
 const FORGET_AFTER: Millis = 24 * 3600 * 1000;
 
+/// The leadership's part of the node.
+#[derive(Default)]
+pub(super) struct Leadership {
+    /// The lease, while this node leads.
+    pub(super) lease: Mutex<Option<Lease>>,
+    /// The cluster as last read (see [`Service::cluster`]).
+    pub(super) cluster: Mutex<ClusterView>,
+    /// In a cluster, while leading: where the samples the engine has not
+    /// seen yet start.
+    pub(super) tail: Mutex<Option<SampleCursor>>,
+}
+
 impl Service {
     /// The lease this node holds, if it leads.
     pub fn lease(&self) -> Option<Lease> {
-        lock(&self.lease).clone()
+        lock(&self.leadership.lease).clone()
     }
 
     /// Whether this node evaluates the rules now.
     pub fn is_leading(&self) -> bool {
-        lock(&self.lease).is_some()
+        lock(&self.leadership.lease).is_some()
     }
 
     /// The cluster as this node last saw it: refreshed with every renewal
     /// of the lease (or try to take it).
     pub fn cluster(&self) -> ClusterView {
-        lock(&self.cluster).clone()
+        lock(&self.leadership.cluster).clone()
     }
 
     /// Reports this node to the store and reads the cluster back. Blocking.
@@ -89,7 +102,7 @@ impl Service {
                 .map(|n| n.rules.clone())
         });
         let differs = leader_rules.is_some_and(|theirs| theirs != rules);
-        let mut view = lock(&self.cluster);
+        let mut view = lock(&self.leadership.cluster);
         let differed = view.error.is_none()
             && view.leader.as_ref().is_some_and(|known| {
                 view.nodes
@@ -113,9 +126,9 @@ impl Service {
         Ok(())
     }
 
-    /// Whether other nodes share this node's store.
-    pub fn is_clustered(&self) -> bool {
-        self.shared
+    /// Alone or in a cluster.
+    pub fn topology(&self) -> super::Topology {
+        self.topology
     }
 
     /// Takes the lease if no other node holds it. With a shared store, the
@@ -132,8 +145,8 @@ impl Service {
         else {
             return Ok(false);
         };
-        if self.shared {
-            let _evaluation = lock(&self.evaluation);
+        if !self.topology.builds_engine_at_start() {
+            let _evaluation = lock(&self.evaluation.turn);
             let taken = (|| {
                 let cursor = self.store.sample_cursor()?;
                 let now = self.now();
@@ -151,12 +164,12 @@ impl Service {
                 }
             };
             self.engine().engine = engine;
-            *lock(&self.tail) = Some(cursor);
-            *lock(&self.lease) = Some(lease.clone());
+            *lock(&self.leadership.tail) = Some(cursor);
+            *lock(&self.leadership.lease) = Some(lease.clone());
             self.metrics.leading(true);
             self.resolve_orphans(orphans, now)?;
         } else {
-            *lock(&self.lease) = Some(lease.clone());
+            *lock(&self.leadership.lease) = Some(lease.clone());
             self.metrics.leading(true);
         }
         info!(
@@ -169,10 +182,10 @@ impl Service {
 
     /// Stops leading (the lease was lost or refused).
     pub(super) fn step_down(&self, why: &str) {
-        let Some(lease) = lock(&self.lease).take() else {
+        let Some(lease) = lock(&self.leadership.lease).take() else {
             return;
         };
-        *lock(&self.tail) = None;
+        *lock(&self.leadership.tail) = None;
         self.metrics.leading(false);
         warn!(
             node = lease.node,
@@ -185,7 +198,7 @@ impl Service {
     /// appended since the last call. Called by a tick, with the evaluation
     /// lock held.
     pub(super) fn follow_appends(&self) -> Result<(), StoreError> {
-        let Some(cursor) = *lock(&self.tail) else {
+        let Some(cursor) = *lock(&self.leadership.tail) else {
             return Ok(());
         };
         let mut samples = Vec::new();
@@ -197,7 +210,7 @@ impl Service {
             evaluator.engine.ingest(sample);
         }
         drop(evaluator);
-        *lock(&self.tail) = Some(next);
+        *lock(&self.leadership.tail) = Some(next);
         Ok(())
     }
 }
@@ -220,7 +233,7 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
                 None => worker.try_lead().map(|_| None),
             };
             if let Err(error) = worker.report() {
-                let mut view = lock(&worker.cluster);
+                let mut view = lock(&worker.leadership.cluster);
                 view.read_at = Some(worker.now());
                 view.error = Some(error.to_string());
             }

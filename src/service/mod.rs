@@ -14,16 +14,34 @@
 //! - the collector ([`collector`]) samples this node (docs/engine.md, The monitoring collector);
 //! - the janitor ([`janitor`]) deletes old samples and incidents.
 //!
+//! The node is in parts that own their state: [`ingest`]'s `Ingest`,
+//! [`watcher`]'s `Evaluation`, [`leadership`]'s `Leadership` and
+//! [`dispatch`]'s `Dispatch`. Where a node alone and one in a cluster
+//! differ is one strategy, [`Topology`].
+//!
 //! Locks are short and never held across a read: the configuration is an
 //! `Arc` swapped whole on reload, the engine's lock is held only for memory
-//! work, readers (pages, API) go to the store on their own connections. Two
-//! locks are held across store writes, and neither is on a read path: the
-//! commit lock, by the one ingesting caller that commits a group of batches,
-//! and the evaluation lock, by a tick (between its proposal and its commit)
-//! or a reload. Taken in that order: evaluation, compaction, commit, engine. A reload
-//! holds the commit lock only to read the store's sample cursor and, at the
-//! end, to add the samples committed meanwhile and swap the engine: pushes go
-//! on while it rebuilds.
+//! work, readers (pages, API) go to the store on their own connections.
+//!
+//! **Lock order.** A thread that holds several locks takes them in this
+//! order, and takes none of them while holding a later one:
+//!
+//! 1. `evaluation.turn`: a tick, from its proposal to its commit, or a
+//!    reload; held across store writes.
+//! 2. `evaluation.compaction`: a compaction, or a reload from reading the
+//!    store's sample cursor until its engine is built.
+//! 3. `ingest.commit`: the one caller that commits a group of batches;
+//!    held across the store write. A reload holds it only to read the
+//!    cursor and, at the end, to add the samples committed meanwhile and
+//!    swap the engine: pushes go on while it rebuilds.
+//! 4. `evaluation.engine`: memory work only (taken before `ingest.commit`
+//!    is released, hand over hand, so that groups enter the engine in the
+//!    order they were committed).
+//!
+//! The others (`ingest.group`, `evaluation.rebuilding`, `leadership.lease`,
+//! `leadership.tail`, `leadership.cluster`, the configuration) guard memory
+//! only, are held for a few instructions, and no other lock is taken while
+//! one of them is held.
 
 mod collector;
 pub mod data_dir;
@@ -33,6 +51,7 @@ mod janitor;
 mod leadership;
 mod metrics;
 mod published;
+mod topology;
 mod watcher;
 
 use std::net::SocketAddr;
@@ -50,12 +69,13 @@ use crate::duration::{HumanDuration, Millis};
 use crate::engine::{Engine, PairStatus};
 use crate::incident::UlidIds;
 use crate::notify::hooks::HOOK_DIR;
-use crate::store::{Lease, Observed, SampleCursor, Store, StoreError};
+use crate::store::{Observed, SampleCursor, Store, StoreError};
 
 pub use collector::{CounterOverflow, Counters, counter_fields};
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use leadership::ClusterView;
 pub use metrics::Metrics;
+pub use topology::Topology;
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -96,42 +116,22 @@ pub struct Service {
     store: Arc<dyn Store>,
     /// The running configuration, replaced whole by a reload.
     config: RwLock<Arc<Config>>,
-    /// The engine, locked only for work in memory.
-    engine: Mutex<Evaluator>,
-    /// Held by a tick from its proposal to its commit, and by a reload.
-    evaluation: Mutex<()>,
-    /// Held by the caller that commits a group of sample batches.
-    commit: Mutex<()>,
-    /// Held by a compaction of samples, and by a reload from reading the
-    /// store's sample cursor until the engine is rebuilt: samples appended
-    /// after the cursor must not be compacted meanwhile.
-    compaction: Mutex<()>,
-    /// Batches of samples waiting to be committed together.
-    group_commit: Mutex<ingest::GroupCommit>,
-    /// While a reload rebuilds the engine: the samples committed since it
-    /// read the store's cursor, for the new engine.
-    rebuilding: Mutex<Option<Vec<crate::sample::Sample>>>,
-    /// The lease, while this node leads (see [`leadership`]).
-    lease: Mutex<Option<Lease>>,
-    /// Whether other nodes share the store: the leader then follows what
-    /// they append.
-    shared: bool,
-    /// The cluster as last read (see [`Service::cluster`]).
-    cluster: Mutex<ClusterView>,
-    /// With a shared store, while leading: where the samples the engine has
-    /// not seen yet start.
-    tail: Mutex<Option<SampleCursor>>,
+    /// Alone or in a cluster: what differs between the two.
+    topology: Topology,
+    /// The engine and what keeps it in step with the store ([`watcher`]).
+    evaluation: watcher::Evaluation,
+    /// Samples and counters on their way in ([`ingest`]).
+    ingest: ingest::Ingest,
+    /// The lease and the cluster as seen from here ([`leadership`]).
+    leadership: leadership::Leadership,
+    /// Hook and target calls from the outbox ([`dispatch`]).
+    dispatch: dispatch::Dispatch,
     /// Failed sign-ins to the pages, per client address.
     sign_in: crate::auth::SignInThrottle,
-    /// What hook calls and HTTP targets share (the HTTP client).
-    notifiers: crate::notify::Notifiers,
-    counters: Counters,
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
     /// leave a core to ingestion and ticks (see [`Service::heavy_read`]).
     heavy_reads: tokio::sync::Semaphore,
-    /// Woken when the outbox may have something due.
-    outbox: Notify,
     /// Woken when the configuration changed, so that loops re-read intervals.
     reloaded: Notify,
 }
@@ -173,15 +173,15 @@ impl Service {
     ) -> Result<Arc<Self>, ServiceError> {
         let started = Instant::now();
         let now = clock.now();
-        let shared = store.shared();
+        let topology = Topology::of(store.as_ref());
         let observed = Arc::new(Observed::new(store));
         let store: Arc<dyn Store> = observed.clone();
-        // With a shared store the engine is built when the node takes the
-        // lease, from the store as it is then.
-        let (engine, orphans) = if shared {
-            (Engine::from_config(&config), Vec::new())
-        } else {
+        // In a cluster the engine is built when the node takes the lease,
+        // from the store as it is then.
+        let (engine, orphans) = if topology.builds_engine_at_start() {
             watcher::rebuild(&config, store.as_ref(), now, SampleCursor::MAX, now)?
+        } else {
+            (Engine::from_config(&config), Vec::new())
         };
         let service = Arc::new(Service {
             options,
@@ -190,28 +190,20 @@ impl Service {
             built_at: now,
             store,
             config: RwLock::new(Arc::new(config)),
-            engine: Mutex::new(Evaluator {
+            topology,
+            evaluation: watcher::Evaluation::new(Evaluator {
                 engine,
                 ids: UlidIds,
             }),
-            evaluation: Mutex::new(()),
-            compaction: Mutex::new(()),
-            commit: Mutex::new(()),
-            group_commit: Mutex::default(),
-            rebuilding: Mutex::new(None),
-            lease: Mutex::new(None),
-            shared,
-            cluster: Mutex::default(),
-            tail: Mutex::new(None),
+            ingest: ingest::Ingest::default(),
+            leadership: leadership::Leadership::default(),
+            dispatch: dispatch::Dispatch::default(),
             sign_in: crate::auth::SignInThrottle::default(),
-            notifiers: crate::notify::Notifiers::default(),
-            counters: Counters::default(),
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
-            outbox: Notify::new(),
             reloaded: Notify::new(),
         });
-        if shared {
+        if !topology.builds_engine_at_start() {
             // A store that cannot be reached now is tried again by the
             // leadership task: the node starts all the same.
             if let Err(error) = service.try_lead() {
@@ -231,7 +223,7 @@ impl Service {
     }
 
     fn engine(&self) -> MutexGuard<'_, Evaluator> {
-        lock(&self.engine)
+        lock(&self.evaluation.engine)
     }
 
     pub fn now(&self) -> Millis {
@@ -251,7 +243,7 @@ impl Service {
     }
 
     pub fn counters(&self) -> &Counters {
-        &self.counters
+        &self.ingest.counters
     }
 
     pub fn host_name(&self) -> &str {
@@ -297,7 +289,7 @@ impl Service {
     /// node's, or in a cluster the leader's (as it last published them).
     /// Blocking in a cluster.
     pub fn rule_states(&self) -> RuleStates {
-        if self.shared && !self.is_leading() {
+        if self.topology.others_may_lead() && !self.is_leading() {
             return self.published_states();
         }
         self.engine_states()

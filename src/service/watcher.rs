@@ -23,6 +23,9 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
+use std::sync::Mutex;
+
+use super::topology::Recovery;
 use super::{Evaluator, Service, ServiceError, Woke, lock, next_multiple};
 use crate::config::{Config, Loaded};
 use crate::duration::Millis;
@@ -36,6 +39,33 @@ use crate::store::{Lease, SampleCursor, Store, StoreError};
 /// How long after a failed tick it is tried again (if the next is not due).
 const RETRY: Millis = 1_000;
 
+/// The evaluation's part of the node: the engine, and the locks that keep
+/// it in step with the store (their order: `docs` of [`super`]).
+pub(super) struct Evaluation {
+    /// The engine, locked only for work in memory.
+    pub(super) engine: Mutex<Evaluator>,
+    /// Held by a tick from its proposal to its commit, and by a reload.
+    pub(super) turn: Mutex<()>,
+    /// Held by a compaction of samples, and by a reload from reading the
+    /// store's sample cursor until the engine is rebuilt: samples appended
+    /// after the cursor must not be compacted meanwhile.
+    pub(super) compaction: Mutex<()>,
+    /// While a reload rebuilds the engine: the samples committed since it
+    /// read the store's cursor, for the new engine.
+    pub(super) rebuilding: Mutex<Option<Vec<crate::sample::Sample>>>,
+}
+
+impl Evaluation {
+    pub(super) fn new(evaluator: Evaluator) -> Evaluation {
+        Evaluation {
+            engine: Mutex::new(evaluator),
+            turn: Mutex::new(()),
+            compaction: Mutex::new(()),
+            rebuilding: Mutex::new(None),
+        }
+    }
+}
+
 impl Service {
     /// Evaluates every rule at tick `at` and records the transitions durably;
     /// then wakes the dispatcher. Blocking. Returns how many transitions; a
@@ -44,7 +74,7 @@ impl Service {
     /// On a store error nothing changes, in the store or in memory: the same
     /// tick may be tried again.
     pub fn tick(&self, at: Millis) -> Result<usize, StoreError> {
-        let _evaluation = lock(&self.evaluation);
+        let _evaluation = lock(&self.evaluation.turn);
         if !self.config().alerting.enabled {
             return Ok(0);
         }
@@ -53,7 +83,7 @@ impl Service {
             return Ok(0);
         };
         let started = Instant::now();
-        if self.shared {
+        if !self.topology.feeds_engine_at_ingest() {
             match self.follow_appends() {
                 Ok(()) => {}
                 Err(error @ StoreError::CompactedAfterCursor) => {
@@ -82,27 +112,19 @@ impl Service {
         if !proposal.transitions().is_empty() {
             match self.record(&lease, proposal.transitions()) {
                 Ok(()) => {}
-                Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. }))
-                    if self.shared =>
-                {
-                    // The store knows better than this engine: another node
-                    // leads, or led meanwhile. Taking the lease again
-                    // rebuilds the engine from the store.
-                    self.step_down(&error.to_string());
-                    return Err(error);
-                }
-                Err(error @ StoreError::Fenced { .. }) => {
-                    // Alone on the store, this node was paused past its
-                    // lease: nobody else wrote, so its engine is right.
-                    self.step_down(&error.to_string());
-                    self.try_lead()?;
-                    return Err(error);
-                }
-                Err(error @ StoreError::AlreadyOpen { .. }) => {
-                    // Alone on the store, the engine disagrees with it: the
-                    // store is right.
-                    error!(%error, "the engine disagrees with the store; rebuilding");
-                    self.catch_up(at)?;
+                Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. })) => {
+                    let fenced = matches!(error, StoreError::Fenced { .. });
+                    match self.topology.recovery(fenced) {
+                        Recovery::StepDown => self.step_down(&error.to_string()),
+                        Recovery::LeadAgain => {
+                            self.step_down(&error.to_string());
+                            self.try_lead()?;
+                        }
+                        Recovery::Rebuild => {
+                            error!(%error, "the engine disagrees with the store; rebuilding");
+                            self.catch_up(at)?;
+                        }
+                    }
                     return Err(error);
                 }
                 Err(error) => return Err(error),
@@ -120,7 +142,7 @@ impl Service {
             }
         };
         if !transitions.is_empty() {
-            self.outbox.notify_one();
+            self.dispatch.outbox.notify_one();
         }
         for transition in &transitions {
             let incident = &transition.incident;
@@ -134,7 +156,7 @@ impl Service {
                 transition.kind.as_str()
             );
         }
-        if self.shared {
+        if self.topology.others_may_lead() {
             self.publish_states();
         }
         self.metrics.tick(started.elapsed(), &transitions);
@@ -142,13 +164,13 @@ impl Service {
     }
 
     /// Replaces the engine by one rebuilt from the store at `at`, when it
-    /// disagrees with the store. With a shared store, by leading again.
+    /// disagrees with the store; in a cluster, by leading again.
     fn catch_up(&self, at: Millis) -> Result<(), StoreError> {
-        if self.shared {
+        if self.topology.recovery(false) == Recovery::StepDown {
             self.step_down("the engine disagrees with the store");
             return Ok(());
         }
-        let _commit = lock(&self.commit);
+        let _commit = lock(&self.ingest.commit);
         let (engine, _) = rebuild(
             &self.config(),
             self.store.as_ref(),
@@ -263,7 +285,7 @@ impl Service {
         // Only the leader records; a node that takes the lease resolves them.
         if let Some(lease) = self.lease() {
             self.record(&lease, &transitions)?;
-            self.outbox.notify_one();
+            self.dispatch.outbox.notify_one();
         }
         Ok(())
     }
@@ -277,11 +299,11 @@ impl Service {
         for warning in &warnings {
             warn!("{}: {warning}", self.options.config_path.display());
         }
-        let _evaluation = lock(&self.evaluation);
-        let compaction = lock(&self.compaction);
+        let _evaluation = lock(&self.evaluation.turn);
+        let compaction = lock(&self.evaluation.compaction);
         let (now, cursor) = {
-            let _commit = lock(&self.commit);
-            *lock(&self.rebuilding) = Some(Vec::new());
+            let _commit = lock(&self.ingest.commit);
+            *lock(&self.evaluation.rebuilding) = Some(Vec::new());
             (self.now(), self.store.sample_cursor())
         };
         // The new engine has evaluated no tick yet; evaluating the last tick
@@ -291,18 +313,18 @@ impl Service {
                 .map(|(engine, orphans)| (engine, orphans, cursor))
         });
         drop(compaction);
-        let commit = lock(&self.commit);
-        let committed_meanwhile = lock(&self.rebuilding).take().unwrap_or_default();
+        let commit = lock(&self.ingest.commit);
+        let committed_meanwhile = lock(&self.evaluation.rebuilding).take().unwrap_or_default();
         let (mut engine, orphans, cursor) = rebuilt?;
-        if self.shared {
+        if self.topology.feeds_engine_at_ingest() {
+            if config.alerting.enabled {
+                for sample in &committed_meanwhile {
+                    engine.ingest(sample);
+                }
+            }
+        } else if self.is_leading() {
             // The new engine follows every node's appends from the cursor.
-            if self.is_leading() {
-                *lock(&self.tail) = Some(cursor);
-            }
-        } else if config.alerting.enabled {
-            for sample in &committed_meanwhile {
-                engine.ingest(sample);
-            }
+            *lock(&self.leadership.tail) = Some(cursor);
         }
         let rules = config.alerting.rules.len();
         self.engine().engine = engine;
