@@ -10,13 +10,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::Engine;
-use crate::incident::SequentialIds;
+use crate::incident::{SequentialIds, rfc3339};
 use crate::service::Service;
 use crate::stats::{HostBuckets, StatsQuery};
 use crate::store::StoreError;
 use crate::view::{
-    HostView, HostsView, IncidentView, IncidentsView, PairView, PendingView, RuleStatusView,
-    RuleView, RulesView,
+    ClusterView, HostView, HostsView, IncidentView, IncidentsView, LeaderView, NodeView, PairView,
+    PendingView, RuleStatusView, RuleView, RulesView,
 };
 
 /// The read layer over one node.
@@ -178,6 +178,53 @@ impl Queries<'_> {
     /// given up on.
     pub fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError> {
         self.service.store().undelivered()
+    }
+
+    /// The cluster as this node last read it (every third of the lease).
+    pub fn cluster(&self) -> ClusterView {
+        let read = self.service.cluster();
+        let now = self.service.now();
+        let leader_rules = read.leader.as_ref().and_then(|leader| {
+            read.nodes
+                .iter()
+                .find(|node| node.node == leader.node)
+                .map(|node| node.rules.clone())
+        });
+        let leads = |node: &str| {
+            read.leader
+                .as_ref()
+                .is_some_and(|leader| leader.node == node)
+        };
+        let nodes = read
+            .nodes
+            .iter()
+            .map(|node| NodeView {
+                node: node.node.clone(),
+                heartbeat: node.heartbeat,
+                heartbeat_time: rfc3339(node.heartbeat),
+                seconds_since_heartbeat: (now - node.heartbeat).max(0) / 1000,
+                started: node.started,
+                version: node.version.clone(),
+                rules: node.rules.clone(),
+                rules_differ_from_leader: leader_rules
+                    .as_ref()
+                    .is_some_and(|rules| *rules != node.rules),
+                leads: leads(&node.node),
+            })
+            .collect();
+        ClusterView {
+            node: self.service.host_name().to_string(),
+            clustered: self.service.topology().is_cluster(),
+            leads: self.service.is_leading(),
+            leader: read.leader.as_ref().map(|leader| LeaderView {
+                node: leader.node.clone(),
+                token: leader.token,
+                expires_in_ms: leader.expires_in,
+            }),
+            nodes,
+            read_at: read.read_at,
+            error: read.error,
+        }
     }
 
     /// Stored samples downsampled as `query` asks.

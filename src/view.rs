@@ -161,3 +161,50 @@ impl From<HostSeen> for HostView {
         }
     }
 }
+
+/// The cluster as a node last read it: `GET /api/v1/cluster`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterView {
+    /// The node answering.
+    pub node: String,
+    pub clustered: bool,
+    /// Whether the node answering leads.
+    pub leads: bool,
+    pub leader: Option<LeaderView>,
+    pub nodes: Vec<NodeView>,
+    /// When the node answering last read the cluster, on its clock.
+    pub read_at: Option<Millis>,
+    /// Why that read failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Who holds the lease.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LeaderView {
+    pub node: String,
+    /// The fencing token of its lease.
+    pub token: u64,
+    pub expires_in_ms: Millis,
+}
+
+/// A node as it last reported itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeView {
+    pub node: String,
+    /// On its own clock.
+    pub heartbeat: Millis,
+    pub heartbeat_time: String,
+    /// Seen from the answering node's clock; 0 for a heartbeat ahead of it.
+    pub seconds_since_heartbeat: Millis,
+    pub started: Millis,
+    pub version: String,
+    /// The fingerprint of its rules.
+    pub rules: String,
+    /// Whether its rules differ from the leader's (it would evaluate
+    /// differently once it leads).
+    pub rules_differ_from_leader: bool,
+    pub leads: bool,
+}

@@ -512,7 +512,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     );
     let chart = browser.html("figure.chart svg").await;
     assert!(
-        chart.contains("#CF222E") && chart.contains("<polyline"),
+        chart.contains("#cf222e") && chart.contains("<polyline"),
         "the incident's own chart, with its threshold"
     );
     let hook_calls = browser.rows("#hook-calls").await;
@@ -645,7 +645,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         .html(false)
         .await
         .unwrap();
-    assert!(chart.contains("#CF222E"), "the threshold line");
+    assert!(chart.contains("#cf222e"), "the threshold line");
     assert!(
         chart.contains("#1A7F37"),
         "web-2's aggregate (the third host's colour)"

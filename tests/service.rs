@@ -1510,3 +1510,98 @@ fn a_really_full_disk_recovers_as_soon_as_space_is_freed() {
         "every acknowledged sample is stored"
     );
 }
+
+/// One target that never ends, beside targets that misbehave otherwise (one
+/// leaves a child holding its output open, one exits 3, one prints 10 MB,
+/// a `.js` one throws) and a good one: the good one is called for every
+/// incident while the others hold their own slots. With one shared pool
+/// the hanging target's backlog took every slot, and the good hook waited
+/// for `hooks.timeout` (60 s here) per round of calls.
+#[test]
+fn a_target_that_hangs_delays_no_other() {
+    if !support::programs::needed("node") {
+        return;
+    }
+    /// Stops the hooks' sleeps however the test ends (alertd killed leaves
+    /// its hooks running).
+    struct Sleeps;
+    impl Drop for Sleeps {
+        fn drop(&mut self) {
+            for left in ["^sleep 100017$", "^sleep 1017$"] {
+                let _ = Command::new("pkill").args(["-f", left]).status();
+            }
+        }
+    }
+    let _sleeps = Sleeps;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.log");
+    // The sleeps have lengths of their own, so that they can be counted
+    // and stopped at the end whatever else runs on the machine.
+    install_hook(dir.path(), "hang", "#!/bin/sh\nexec sleep 100017\n");
+    install_hook(
+        dir.path(),
+        "background",
+        "#!/bin/sh\nsleep 1017 &\necho started\n",
+    );
+    install_hook(dir.path(), "exit3", "#!/bin/sh\nexit 3\n");
+    install_hook(
+        dir.path(),
+        "flood",
+        "#!/bin/sh\nhead -c 10000000 /dev/zero | tr '\\0' x\n",
+    );
+    install_hook(dir.path(), "throws.js", "throw new Error('boom')\n");
+    install_hook(
+        dir.path(),
+        "good",
+        &format!(
+            "#!/bin/sh\necho \"$INCIDENT_ID $(date +%s%3N)\" >> {}\n",
+            good.display()
+        ),
+    );
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(
+            &[RULE_X],
+            r#", "hooks": {"timeout": "60s", "concurrency": 2}"#,
+        ),
+    );
+    let hosts = 20;
+    let pushed = now();
+    let batch: Vec<Value> = (0..hosts)
+        .map(|n| sample(&format!("web-{n:02}"), 50.0))
+        .collect();
+    assert_eq!(alertd.push(json!(batch)).0, 200);
+    // Every incident opens at the next tick, and the good hook hears of each.
+    let calls = wait_for("the good hook called for every incident", 30, || {
+        let text = std::fs::read_to_string(&good).unwrap_or_default();
+        let lines: Vec<(String, i64)> = text
+            .lines()
+            .filter_map(|line| {
+                let (id, at) = line.split_once(' ')?;
+                Some((id.to_string(), at.parse().ok()?))
+            })
+            .collect();
+        (lines.len() >= hosts).then_some(lines)
+    });
+    let active = alertd.active();
+    assert_eq!(active.len(), hosts);
+    let ids: std::collections::BTreeSet<&str> =
+        active.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    let called: std::collections::BTreeSet<&str> =
+        calls.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(called, ids, "each incident once to the good hook");
+    let latest = calls.iter().map(|(_, at)| at - pushed).max().unwrap();
+    eprintln!("the good hook's last call came {latest} ms after the push");
+    // The hanging target holds its own two slots, no more.
+    let hanging = Command::new("pgrep")
+        .args(["-c", "-f", "^sleep 100017$"])
+        .output()
+        .unwrap();
+    let hanging: usize = String::from_utf8_lossy(&hanging.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(hanging <= 2, "{hanging} calls of the hanging hook at once");
+    assert!(hanging >= 1, "the hanging hook was called");
+    drop(alertd);
+}

@@ -1338,6 +1338,68 @@ pub fn one_delivery_is_claimed_by_one_node_at_a_time(nodes: [&dyn Store; 2]) {
     assert_eq!(next[0].incident.end_time, Some(200));
 }
 
+/// One target's backlog does not hide another's: the claim takes at most
+/// so many of each target's deliveries, oldest first, counting the ones
+/// the node claimed already.
+pub fn claims_take_at_most_so_many_per_target(store: &dyn Store) {
+    let lease = store.acquire_lease("leader", 600_000).unwrap().unwrap();
+    // Five incidents to a hanging target, then one to a good one: the good
+    // one's delivery is the newest.
+    for n in 0..5 {
+        let id = format!("h{n}");
+        store
+            .record_transitions(
+                &lease,
+                &[opened(&id, "r", &id, 100 + n)],
+                &targets(&["exec:hang"]),
+            )
+            .unwrap();
+    }
+    store
+        .record_transitions(
+            &lease,
+            &[opened("g", "r", "g", 200)],
+            &targets(&["exec:good"]),
+        )
+        .unwrap();
+    let claim = Claim {
+        node: "x",
+        until: 9000,
+    };
+    let first = store.claim_deliveries(1000, &claim, 2).unwrap();
+    let of = |deliveries: &[Delivery]| -> Vec<(String, String)> {
+        deliveries
+            .iter()
+            .map(|d| (d.target.clone(), d.incident.id.clone()))
+            .collect()
+    };
+    let pair = |target: &str, id: &str| (target.to_string(), id.to_string());
+    assert_eq!(
+        of(&first),
+        [
+            pair("exec:hang", "h0"),
+            pair("exec:hang", "h1"),
+            pair("exec:good", "g")
+        ]
+    );
+    // Claimed again by the same node, they still fill the slots: no more.
+    let again = store.claim_deliveries(1000, &claim, 2).unwrap();
+    assert_eq!(of(&again), of(&first));
+    // One of the hanging target's calls ends: the next of its backlog.
+    let done = call("h0", "exec:hang", TransitionKind::Opened, true);
+    store.finish_delivery(first[0].id, &done, None).unwrap();
+    let next = store.claim_deliveries(1000, &claim, 2).unwrap();
+    assert_eq!(
+        of(&next),
+        [
+            pair("exec:hang", "h1"),
+            pair("exec:hang", "h2"),
+            pair("exec:good", "g")
+        ]
+    );
+    assert!(store.claim_deliveries(1000, &claim, 0).unwrap().is_empty());
+}
+
 pub fn samples_from_two_nodes_read_back_in_order_through_a_cursor(nodes: [&dyn Store; 2]) {
     let start = nodes[0].sample_cursor().unwrap();
     let mut seen: Vec<Sample> = Vec::new();
@@ -1494,6 +1556,7 @@ macro_rules! conformance {
                 incident_ranges_include_touching_incidents,
                 deliveries_keep_opened_before_resolved,
                 old_incidents_are_deleted_once_delivered,
+                claims_take_at_most_so_many_per_target,
             );
 
             /// Two nodes appending samples. The embedded store numbers

@@ -87,7 +87,8 @@ pub struct Storage {
 pub struct Hooks {
     /// `hooks.timeout`: a call still running after this is ended.
     pub timeout: Millis,
-    /// `hooks.concurrency`: the most calls made at once by this node.
+    /// `hooks.concurrency`: the most calls to one target made at once by
+    /// this node (each target has its own slots).
     pub concurrency: usize,
     /// `hooks.giveUpAfter`: a delivery still failing this long after its
     /// transition is given up on (kept as dead, retried on demand).

@@ -19,12 +19,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::same_secret;
 use crate::duration::{Millis, parse_duration};
-use crate::incident::rfc3339;
 use crate::service::Service;
 use crate::stats::{MAX_BUCKETS, StatsQuery};
 use crate::store::StoreError;
@@ -99,10 +97,13 @@ async fn not_found(State(service): State<Arc<Service>>, request: Request) -> Res
 
 /// An error answer: a status and `{"error": message}` (and the index of the
 /// first bad sample of a batch).
-#[derive(Debug)]
+#[derive(Debug, Serialize)]
 pub(super) struct ApiError {
+    #[serde(skip)]
     status: StatusCode,
+    #[serde(rename = "error")]
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
 }
 
@@ -122,11 +123,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.index {
-            Some(index) => json!({"error": self.message, "index": index}),
-            None => json!({"error": self.message}),
-        };
-        (self.status, axum::Json(body)).into_response()
+        (self.status, axum::Json(&self)).into_response()
     }
 }
 
@@ -241,8 +238,13 @@ async fn retry_dead(
                 format!("no incident {id:?}"),
             ));
         }
+        /// How many dead deliveries were brought back.
+        #[derive(Serialize)]
+        struct Retried {
+            retried: u64,
+        }
         let retried = service.retry_dead(&id)?;
-        Ok(json!({ "retried": retried }))
+        Ok(Retried { retried })
     })
     .await
 }
@@ -270,51 +272,14 @@ async fn rules(State(service): State<Arc<Service>>) -> ApiResult<Response> {
 /// with which token, and whose rules differ from the leader's; as this node
 /// last read it (every third of the lease).
 async fn cluster(State(service): State<Arc<Service>>) -> ApiResult<Response> {
-    let view = service.cluster();
-    let leader_rules = view.leader.as_ref().and_then(|leader| {
-        view.nodes
-            .iter()
-            .find(|node| node.node == leader.node)
-            .map(|node| node.rules.clone())
-    });
-    let now = service.now();
-    let nodes: Vec<Value> = view
-        .nodes
-        .iter()
-        .map(|node| {
-            json!({
-                "node": node.node,
-                "heartbeat": node.heartbeat,
-                "heartbeatTime": rfc3339(node.heartbeat),
-                "secondsSinceHeartbeat": (now - node.heartbeat).max(0) / 1000,
-                "started": node.started,
-                "version": node.version,
-                "rules": node.rules,
-                "rulesDifferFromLeader": leader_rules.as_ref().is_some_and(|rules| *rules != node.rules),
-                "leads": view.leader.as_ref().is_some_and(|leader| leader.node == node.node),
-            })
-        })
-        .collect();
-    let body = json!({
-        "node": service.host_name(),
-        "clustered": service.topology().is_cluster(),
-        "leads": service.is_leading(),
-        "leader": view.leader.as_ref().map(|leader| json!({
-            "node": leader.node,
-            "token": leader.token,
-            "expiresInMs": leader.expires_in,
-        })),
-        "nodes": nodes,
-        "readAt": view.read_at,
-        "error": view.error,
-    });
+    let view = service.queries().cluster();
     if let Some(error) = &view.error {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("store: {error}"),
         ));
     }
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(view).into_response())
 }
 
 /// `GET /api/v1/hosts`: every host with stored samples and its last report.

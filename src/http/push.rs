@@ -10,7 +10,8 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
-use serde_json::json;
+
+use serde::Serialize;
 
 use super::{ApiError, ApiResult, blocking};
 use crate::sample::batch::{Format, parse_batch};
@@ -89,7 +90,7 @@ pub(super) async fn samples(
         Ok(samples) => {
             let accepted = samples.len();
             worker.ingest(samples)?;
-            Ok(json!({"accepted": accepted}))
+            Ok(Accepted { accepted })
         }
         Err(bad) => {
             worker.metrics().batch_rejected(1);
@@ -101,4 +102,10 @@ pub(super) async fn samples(
         }
     })
     .await
+}
+
+/// The answer to an accepted batch: how many samples it held.
+#[derive(Serialize)]
+struct Accepted {
+    accepted: usize,
 }

@@ -28,6 +28,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tracing::{debug, error, warn};
 
+use super::ApiError;
 use super::guard::AllowedHosts;
 
 /// How long a request may take, from its headers to its answer.
@@ -62,13 +63,11 @@ impl Limits {
 pub(super) async fn request_timeout(request: Request, next: Next) -> Response {
     match tokio::time::timeout(REQUEST_TIMEOUT, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => (
+        Err(_) => ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
-            axum::Json(serde_json::json!({
-                "error": format!("the request took longer than {REQUEST_TIMEOUT:?}")
-            })),
+            format!("the request took longer than {REQUEST_TIMEOUT:?}"),
         )
-            .into_response(),
+        .into_response(),
     }
 }
 

@@ -1,9 +1,10 @@
-//! Charts as SVG, drawn by plotters: lines over time, with an optional
-//! threshold (the timeline of incidents, written by hand, is in
-//! [`super::timeline`]). Legends are HTML, beside the chart, so that they
-//! wrap on a narrow screen.
+//! Charts as SVG, written by hand like the timeline of incidents (in
+//! [`super::timeline`]): lines over time, with an optional threshold.
+//! Legends are HTML, beside the chart, so that they wrap on a narrow screen.
 
-use plotters::prelude::*;
+use std::fmt::Write;
+
+use maud::{Markup, html};
 
 use super::format;
 use crate::duration::Millis;
@@ -12,9 +13,15 @@ use crate::duration::Millis;
 pub const WIDE: u32 = 900;
 /// The width of a chart in a two-column grid.
 pub const NARROW: u32 = 620;
-const AXIS: RGBColor = RGBColor(110, 118, 129);
-const GRID: RGBColor = RGBColor(230, 232, 235);
-const THRESHOLD: RGBColor = RGBColor(207, 34, 46);
+pub(super) const AXIS_CSS: &str = "#6e7681";
+pub(super) const GRID_CSS: &str = "#e6e8eb";
+pub(super) const THRESHOLD_CSS: &str = "#cf222e";
+/// Around the plot.
+const MARGIN: f64 = 12.0;
+/// Left of the plot, for the value axis's labels.
+const VALUE_LABELS: f64 = 56.0;
+/// Below the plot, for the time axis's labels.
+const TIME_LABELS: f64 = 40.0;
 
 /// A series colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +48,6 @@ impl Colour {
     pub fn css(self) -> String {
         format!("#{:02x}{:02x}{:02x}", self.0, self.1, self.2)
     }
-
-    fn rgb(self) -> RGBColor {
-        RGBColor(self.0, self.1, self.2)
-    }
 }
 
 /// One line of a chart. Points more than a step and a half apart are not
@@ -70,17 +73,106 @@ pub struct TimeChart {
     pub lines: Vec<Line>,
 }
 
+/// Where the plot lies in the picture, and how times and values map onto it.
+struct Plot {
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+    from: Millis,
+    to: Millis,
+    low: f64,
+    high: f64,
+}
+
+impl Plot {
+    fn x(&self, at: Millis) -> f64 {
+        let span = (i128::from(self.to) - i128::from(self.from)).max(1) as f64;
+        let offset = (i128::from(at.clamp(self.from, self.to)) - i128::from(self.from)) as f64;
+        self.left + offset / span * (self.right - self.left)
+    }
+
+    fn y(&self, value: f64) -> f64 {
+        let share = (value - self.low) / (self.high - self.low);
+        self.bottom - share.clamp(0.0, 1.0) * (self.bottom - self.top)
+    }
+}
+
 impl TimeChart {
-    pub fn svg(&self) -> Result<String, String> {
-        let mut svg = String::new();
-        self.draw(&mut svg).map_err(|error| error.to_string())?;
-        Ok(svg)
+    /// The chart, labelled `label` for assistive technology.
+    pub fn svg(&self, label: &str) -> Markup {
+        let (low, high) = self.value_range();
+        let (width, height) = (f64::from(self.width), f64::from(self.height));
+        let plot = Plot {
+            left: MARGIN + VALUE_LABELS,
+            right: width - MARGIN,
+            top: MARGIN,
+            bottom: height - MARGIN - TIME_LABELS,
+            from: self.from,
+            to: self.to,
+            low,
+            high,
+        };
+        let frame = self.to.saturating_sub(self.from);
+        let times = time_ticks(self.from, self.to);
+        let values = value_ticks(low, high);
+        let left_out = self.left_out();
+        let threshold = self.threshold.and_then(drawable).map(|value| plot.y(value));
+        html! {
+            svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(label)
+                viewBox={ "0 0 " (self.width) " " (self.height) }
+                width=(self.width) height=(self.height) font-family="sans-serif" font-size="13" {
+                rect width=(self.width) height=(self.height) fill="#ffffff" {}
+                @for at in &times {
+                    line x1=(px(plot.x(*at))) x2=(px(plot.x(*at))) y1=(px(plot.top)) y2=(px(plot.bottom)) stroke=(GRID_CSS) {}
+                }
+                @for value in &values {
+                    line x1=(px(plot.left)) x2=(px(plot.right)) y1=(px(plot.y(*value))) y2=(px(plot.y(*value))) stroke=(GRID_CSS) {}
+                }
+                line x1=(px(plot.left)) x2=(px(plot.left)) y1=(px(plot.top)) y2=(px(plot.bottom)) stroke=(AXIS_CSS) {}
+                line x1=(px(plot.left)) x2=(px(plot.right)) y1=(px(plot.bottom)) y2=(px(plot.bottom)) stroke=(AXIS_CSS) {}
+                @for at in &times {
+                    @let x = plot.x(*at);
+                    @let anchor = if x > plot.right - 40.0 { "end" } else { "middle" };
+                    text x=(px(x)) y=(px(plot.bottom + 18.0)) text-anchor=(anchor) fill=(AXIS_CSS) {
+                        (format::axis_time(*at, frame))
+                    }
+                }
+                @for value in &values {
+                    text x=(px(plot.left - 6.0)) y=(px(plot.y(*value) + 4.0)) text-anchor="end" fill=(AXIS_CSS) {
+                        (format::value(*value)) (self.unit)
+                    }
+                }
+                text x=(px(plot.right)) y=(px(plot.bottom + 34.0)) text-anchor="end" fill=(AXIS_CSS) font-size="12" { "UTC" }
+                @for line in &self.lines {
+                    @let colour = line.colour.css();
+                    @let points: Vec<(Millis, f64)> = line.points.iter()
+                        .filter(|(at, value)| drawable(*value).is_some() && (self.from..=self.to).contains(at))
+                        .copied().collect();
+                    @for run in runs(&points, self.step) {
+                        @if let [(at, value)] = run {
+                            circle cx=(px(plot.x(*at))) cy=(px(plot.y(*value))) r="2" fill=(colour) {}
+                        } @else {
+                            polyline points=(polyline(&plot, run)) fill="none" stroke=(colour) stroke-width="2" stroke-linejoin="round" {}
+                        }
+                    }
+                }
+                @if let Some(y) = threshold {
+                    line x1=(px(plot.left)) x2=(px(plot.right)) y1=(px(y)) y2=(px(y))
+                        stroke=(THRESHOLD_CSS) stroke-width="2" stroke-dasharray="6 4" {}
+                }
+                @if left_out > 0 {
+                    text x=(px(plot.left)) y="12" fill=(THRESHOLD_CSS) {
+                        (left_out) " value" @if left_out != 1 { "s" } " beyond ±1e300 not drawn"
+                    }
+                }
+            }
+        }
     }
 
     /// The value axis: from the lowest value (or 0) to a little above the
     /// highest, over the values that can be drawn (see [`drawable`]); always
-    /// finite and of positive length, whatever the data, since the axis
-    /// code would otherwise never finish.
+    /// finite and of positive length, whatever the data.
     fn value_range(&self) -> (f64, f64) {
         let values = self
             .lines
@@ -107,83 +199,41 @@ impl TimeChart {
             .filter(|(_, value)| drawable(*value).is_none())
             .count()
     }
+}
 
-    fn draw(&self, svg: &mut String) -> Result<(), Box<dyn std::error::Error>> {
-        let (low, high) = self.value_range();
-        let frame = self.to.saturating_sub(self.from);
-        let root = SVGBackend::with_string(svg, (self.width, self.height)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let left_out = self.left_out();
-        if left_out > 0 {
-            root.draw_text(
-                &format!(
-                    "{left_out} value{} beyond ±1e300 not drawn",
-                    if left_out == 1 { "" } else { "s" }
-                ),
-                &("sans-serif", 13).into_font().color(&THRESHOLD),
-                (70, 0),
-            )?;
-        }
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                (self.from..self.to).with_key_points(time_ticks(self.from, self.to)),
-                low..high,
-            )?;
-        let unit = self.unit;
-        chart
-            .configure_mesh()
-            .x_labels(20)
-            .y_labels(6)
-            .x_label_formatter(&|at| format::axis_time(*at, frame))
-            .x_desc("UTC")
-            .y_label_formatter(&|value| format!("{}{unit}", format::value(*value)))
-            .bold_line_style(GRID)
-            .light_line_style(TRANSPARENT)
-            .axis_style(AXIS)
-            .label_style(("sans-serif", 13).into_font().color(&AXIS))
-            .draw()?;
-        // The threshold: one dashed line, written after the rest (plotters
-        // would write each dash as a line of its own).
-        let threshold = self.threshold.and_then(drawable).map(|threshold| {
-            let (left, y) = chart.backend_coord(&(self.from, threshold));
-            let (right, _) = chart.backend_coord(&(self.to, threshold));
-            format!(
-                r##"<line x1="{left}" y1="{y}" x2="{right}" y2="{y}" stroke="#CF222E" stroke-width="2" stroke-dasharray="6 4"/>"##
-            )
-        });
-        for line in &self.lines {
-            let style = line.colour.rgb().stroke_width(2);
-            let points: Vec<(Millis, f64)> = line
-                .points
-                .iter()
-                .filter(|(_, value)| drawable(*value).is_some())
-                .copied()
-                .collect();
-            for run in runs(&points, self.step) {
-                if let [(at, value)] = run {
-                    chart.draw_series(std::iter::once(Circle::new(
-                        (*at, *value),
-                        2,
-                        style.filled(),
-                    )))?;
-                } else {
-                    chart.draw_series(LineSeries::new(run.iter().copied(), style))?;
-                }
-            }
-        }
-        root.present()?;
-        drop(chart);
-        drop(root);
-        if let Some(line) = threshold
-            && let Some(end) = svg.rfind("</svg>")
-        {
-            svg.insert_str(end, &line);
-        }
-        Ok(())
+/// A coordinate as written: to a tenth of a pixel.
+fn px(value: f64) -> String {
+    format!("{value:.1}")
+}
+
+/// `x,y x,y ...` for a run of points.
+fn polyline(plot: &Plot, run: &[(Millis, f64)]) -> String {
+    let mut points = String::with_capacity(run.len() * 12);
+    for (at, value) in run {
+        let _ = write!(points, "{:.1},{:.1} ", plot.x(*at), plot.y(*value));
     }
+    points.pop();
+    points
+}
+
+/// Round values for the value axis: multiples of 1, 2 or 5 times a power
+/// of ten, about five of them, within `[low, high]`.
+fn value_ticks(low: f64, high: f64) -> Vec<f64> {
+    let rough = (high - low) / 5.0;
+    if !(rough.is_finite() && rough > 0.0) {
+        return Vec::new();
+    }
+    let power = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|factor| factor * power)
+        .find(|step| *step >= rough)
+        .unwrap_or(10.0 * power);
+    let first = (low / step).ceil();
+    (0..12)
+        .map(|n| (first + f64::from(n)) * step)
+        .take_while(|value| *value <= high)
+        .collect()
 }
 
 /// Round times for the time axis: at most eight, on multiples of a step
@@ -290,6 +340,18 @@ mod tests {
     }
 
     #[test]
+    fn value_ticks_are_round() {
+        assert_eq!(
+            value_ticks(0.0, 100.0),
+            [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(value_ticks(0.0, 7.3), [0.0, 2.0, 4.0, 6.0]);
+        assert_eq!(value_ticks(-3.0, 3.0), [-2.0, 0.0, 2.0]);
+        assert!(value_ticks(-1e300, 1.08e300).len() <= 12);
+        assert!(value_ticks(1.0, 1.0).is_empty());
+    }
+
+    #[test]
     fn gaps_split_lines() {
         let points = [
             (0, 1.0),
@@ -319,10 +381,13 @@ mod tests {
                 points: (0..60).map(|i| (i * 60_000, i as f64)).collect(),
             }],
         };
-        let svg = chart.svg().unwrap();
+        let svg = chart.svg("CPU <use>").into_string();
         assert!(svg.starts_with("<svg"), "{svg}");
-        assert!(svg.contains("stroke=\"#1F6FEB\""), "the line is drawn");
-        assert!(svg.contains("100%"), "a percentage axis");
+        assert!(svg.contains("aria-label=\"CPU &lt;use&gt;\""), "{svg}");
+        assert!(svg.contains("stroke=\"#1f6feb\""), "the line is drawn");
+        assert!(svg.contains(">100%<"), "a percentage axis: {svg}");
+        assert!(svg.contains("stroke-dasharray"), "the threshold");
+        assert_eq!(svg.matches("<polyline").count(), 1);
     }
 
     #[test]
@@ -358,7 +423,7 @@ mod tests {
                         low.is_finite() && high.is_finite() && high > low,
                         "{extreme}"
                     );
-                    let svg = chart.svg().unwrap();
+                    let svg = chart.svg("").into_string();
                     let said = svg.contains("1 value beyond ±1e300 not drawn");
                     assert_eq!(said, drawable(extreme).is_none(), "{extreme}");
                 }
@@ -381,6 +446,7 @@ mod tests {
         };
         let (low, high) = flat.value_range();
         assert!(high > low && high.is_finite());
-        flat.svg().unwrap();
+        assert!(!value_ticks(low, high).is_empty());
+        assert!(!flat.svg("").into_string().contains("NaN"));
     }
 }

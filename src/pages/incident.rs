@@ -200,7 +200,7 @@ fn incident_chart(
         crate::duration::HumanDuration(rule.timeframe),
         incident.host_name
     );
-    Ok(figure(chart.svg(), &caption))
+    Ok(figure(&chart, &caption))
 }
 
 /// `POST /incidents/{id}/retry`: the page's button that brings back the

@@ -1,6 +1,6 @@
 //! The web pages: incidents (the home page), monitoring and rules, rendered
-//! on the server from [`maud`] templates with charts drawn by [`plotters`]
-//! as inline SVG. No JavaScript and nothing from elsewhere: a page is one
+//! on the server from [`maud`] templates, charts and the timeline written by
+//! hand as inline SVG. No JavaScript and nothing from elsewhere: a page is one
 //! HTML document and one stylesheet.
 //!
 //! Every string from a user (rule, host, field and hook names, hook output)
@@ -27,7 +27,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{DOCTYPE, Markup, html};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::Millis;
@@ -547,18 +547,11 @@ fn legend<'a>(entries: impl IntoIterator<Item = (&'a str, chart::Colour)>) -> Ma
 }
 
 /// A chart's SVG, or why it could not be drawn.
-fn figure(svg: Result<String, String>, caption: &str) -> Markup {
+fn figure(chart: &chart::TimeChart, caption: &str) -> Markup {
     html! {
         figure.chart {
-            @match svg {
-                // The caption is the chart's text alternative too.
-                Ok(svg) => (PreEscaped(svg.replacen(
-                    "<svg ",
-                    &format!(r#"<svg role="img" aria-label="{}" "#, maud::html! { (caption) }.into_string()),
-                    1,
-                ))),
-                Err(error) => p.error { "The chart could not be drawn: " (error) },
-            }
+            // The caption is the chart's text alternative too.
+            (chart.svg(caption))
             figcaption { (caption) }
         }
     }

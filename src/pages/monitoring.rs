@@ -266,24 +266,24 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         div.grid {
             section {
                 h2 { "CPU & memory " span.hint { "average across hosts" } }
-                (figure(cpu_memory.svg(), "Average CPU and memory use, in percent."))
+                (figure(&cpu_memory, "Average CPU and memory use, in percent."))
                 (legend([("CPU", Colour::nth(0)), ("Memory", Colour::nth(1))]))
             }
             @for ((title, fields, _, per), chart) in COUNTER_CHARTS.iter().zip(&counters) {
                 section {
                     h2 { (title) " " span.hint { (per) ", across hosts" } }
-                    (figure(chart.svg(), &format!("{title} {per}, summed over the hosts, in points of {} (a whole number of collection intervals).", HumanDuration(resolution))))
+                    (figure(chart, &format!("{title} {per}, summed over the hosts, in points of {} (a whole number of collection intervals).", HumanDuration(resolution))))
                     (legend(fields.iter().map(|&index| (COUNTERS[index].1, Colour::nth(index + 2)))))
                 }
             }
             section {
                 h2 { "CPU per host" }
-                (figure(per_host(&busiest_cpu, CPU).svg(), &format!("CPU use, in percent.{}", per_host_note("CPU"))))
+                (figure(&per_host(&busiest_cpu, CPU), &format!("CPU use, in percent.{}", per_host_note("CPU"))))
                 (host_legend(&busiest_cpu))
             }
             section {
                 h2 { "Memory per host" }
-                (figure(per_host(&busiest_memory, MEMORY).svg(), &format!("Memory use, in percent.{}", per_host_note("memory"))))
+                (figure(&per_host(&busiest_memory, MEMORY), &format!("Memory use, in percent.{}", per_host_note("memory"))))
                 (host_legend(&busiest_memory))
             }
         }

@@ -299,7 +299,7 @@ fn rule_chart(
         ));
     }
     html! {
-        (figure(chart.svg(), &caption))
+        (figure(&chart, &caption))
         (legend(hosts.iter().enumerate().map(|(index, host)| (*host, Colour::nth(index)))))
     }
 }

@@ -1,9 +1,9 @@
-//! The timeline of incidents as SVG, written by hand rather than by plotters
-//! so that every bar can be a link with a tooltip: a row per rule and host.
+//! The timeline of incidents as SVG: a row per rule and host, every bar a
+//! link with a tooltip.
 
 use maud::{Markup, html};
 
-use super::chart::{Colour, WIDE, time_ticks};
+use super::chart::{AXIS_CSS, Colour, GRID_CSS, THRESHOLD_CSS, WIDE, time_ticks};
 use super::format;
 use crate::duration::Millis;
 
@@ -126,10 +126,6 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
         }
     }
 }
-
-const GRID_CSS: &str = "#e6e8eb";
-const AXIS_CSS: &str = "#6e7681";
-const THRESHOLD_CSS: &str = "#cf222e";
 
 /// A bar as drawn: one incident (with its link and tooltip) or several.
 struct Drawn {

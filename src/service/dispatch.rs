@@ -1,13 +1,15 @@
 //! The dispatcher: makes the calls of the deliveries waiting in the store's
-//! outbox, several at once (`hooks.concurrency`), oldest first.
+//! outbox, oldest first, several at once: each target has its own slots
+//! (`hooks.concurrency` of them), so that a target that hangs or is slow
+//! holds its own slots and delays no other target.
 //!
 //! A delivery leaves the outbox only once its call succeeded, in the same
 //! transaction that records the call, so a crash at any point means the call
 //! is made (again) after the restart: at least once. A failed call is tried
 //! again after a back-off; while it waits, later transitions of the same
 //! incident to the same target wait too (the store holds them back), so
-//! "opened" always comes first, however many calls run at once. A target
-//! that hangs holds one slot for at most `hooks.timeout`; the others go on.
+//! "opened" always comes first, however many calls run at once. A call that
+//! hangs holds its target's slot for at most `hooks.timeout`.
 //!
 //! A delivery's target names a notifier ([`crate::notify`]): a hook of the
 //! hooks folder, or a target of `alerting.notify`.
@@ -46,69 +48,69 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
     let mut running: JoinSet<()> = JoinSet::new();
     // The deliveries being called, by task: the store gives them again (they
     // are this node's claims), and they must not be called twice at once.
-    let mut calling: HashMap<tokio::task::Id, i64> = HashMap::new();
+    let mut calling: HashMap<tokio::task::Id, Calling> = HashMap::new();
     let mut failing = super::Repeated::default();
     loop {
         if *stop.borrow() {
             break;
         }
         let now = service.now();
-        let (bound, timeout) =
+        let (per_target, timeout) =
             service.read_config(|config| (config.hooks.concurrency, config.hooks.timeout));
-        let wait = if running.len() >= bound {
-            // Every slot is busy: wait for a call to end.
-            now + IDLE
-        } else {
-            let store = service.store.clone();
-            let node = service.host_name().to_string();
-            let until = now + timeout + CLAIM_MARGIN;
-            let due = tokio::task::spawn_blocking(move || {
-                let claim = crate::store::Claim { node: &node, until };
-                let due = store.claim_deliveries(now, &claim, bound)?;
-                let next = store.next_delivery_time()?;
-                let pending = store.pending_deliveries()?;
-                Ok::<_, crate::store::StoreError>((due, next, pending))
-            })
-            .await;
-            match due {
-                Ok(Ok((due, next, pending))) => {
-                    if let Some((failures, lasted)) = failing.recovered() {
-                        info!(failures, lasted = ?lasted, "the outbox can be read again");
-                    }
-                    service.metrics.pending_deliveries(pending);
-                    let free = bound - running.len();
-                    let new: Vec<Delivery> = due
-                        .into_iter()
-                        .filter(|delivery| !calling.values().any(|id| *id == delivery.id))
-                        .take(free)
-                        .collect();
-                    if !new.is_empty() {
-                        for delivery in new {
-                            let id = delivery.id;
-                            let worker = service.clone();
-                            let task = running.spawn(async move {
-                                deliver(&worker, delivery, &backoff).await;
-                            });
-                            calling.insert(task.id(), id);
-                        }
-                        continue;
-                    }
-                    next.map_or(now + IDLE, |at| at.clamp(now + 1, now + IDLE))
+        let store = service.store.clone();
+        let node = service.host_name().to_string();
+        let until = now + timeout + CLAIM_MARGIN;
+        let due = tokio::task::spawn_blocking(move || {
+            let claim = crate::store::Claim { node: &node, until };
+            let due = store.claim_deliveries(now, &claim, per_target)?;
+            let next = store.next_delivery_time()?;
+            let pending = store.pending_deliveries()?;
+            Ok::<_, crate::store::StoreError>((due, next, pending))
+        })
+        .await;
+        let wait = match due {
+            Ok(Ok((due, next, pending))) => {
+                if let Some((failures, lasted)) = failing.recovered() {
+                    info!(failures, lasted = ?lasted, "the outbox can be read again");
                 }
-                Ok(Err(error)) => {
-                    if let Some(unsaid) = failing.failed() {
-                        error!(
-                            %error,
-                            failures_since_last_said = unsaid,
-                            "cannot read the outbox (said again every minute while it lasts)"
-                        );
+                service.metrics.pending_deliveries(pending);
+                let new = slots_free(due, calling.values(), per_target);
+                if !new.is_empty() {
+                    for delivery in new {
+                        let called = Calling {
+                            delivery: delivery.id,
+                            target: delivery.target.clone(),
+                        };
+                        let worker = service.clone();
+                        let task = running.spawn(async move {
+                            deliver(&worker, delivery, &backoff).await;
+                        });
+                        calling.insert(task.id(), called);
                     }
-                    now + READ_RETRY
+                    continue;
                 }
-                Err(error) => {
-                    error!(%error, "outbox read panicked");
-                    now + READ_RETRY
+                match next {
+                    // Due, but its target's slots are all taken: the end of
+                    // one of their calls wakes the loop.
+                    Some(at) if at <= now && !running.is_empty() => now + IDLE,
+                    Some(at) if at <= now => now + READ_RETRY,
+                    Some(at) => at.min(now + IDLE),
+                    None => now + IDLE,
                 }
+            }
+            Ok(Err(error)) => {
+                if let Some(unsaid) = failing.failed() {
+                    error!(
+                        %error,
+                        failures_since_last_said = unsaid,
+                        "cannot read the outbox (said again every minute while it lasts)"
+                    );
+                }
+                now + READ_RETRY
+            }
+            Err(error) => {
+                error!(%error, "outbox read panicked");
+                now + READ_RETRY
             }
         };
         tokio::select! {
@@ -147,6 +149,38 @@ impl Service {
         }
         Ok(revived)
     }
+}
+
+/// A delivery whose call is under way.
+struct Calling {
+    delivery: i64,
+    target: String,
+}
+
+/// The deliveries of `due` to call now: not under way already, and no more
+/// per target than its free slots (`per_target` less its calls under way),
+/// so that a target that hangs holds its own slots and no one else's.
+fn slots_free<'a>(
+    due: Vec<Delivery>,
+    calling: impl Iterator<Item = &'a Calling>,
+    per_target: usize,
+) -> Vec<Delivery> {
+    let mut busy: HashMap<&str, usize> = HashMap::new();
+    let mut under_way = std::collections::HashSet::new();
+    for call in calling {
+        *busy.entry(call.target.as_str()).or_default() += 1;
+        under_way.insert(call.delivery);
+    }
+    let mut taken: HashMap<String, usize> = HashMap::new();
+    due.into_iter()
+        .filter(|delivery| !under_way.contains(&delivery.id))
+        .filter(|delivery| {
+            let running = busy.get(delivery.target.as_str()).copied().unwrap_or(0);
+            let taken = taken.entry(delivery.target.clone()).or_default();
+            *taken += 1;
+            running + *taken <= per_target
+        })
+        .collect()
 }
 
 /// What becomes of a delivery after a call.
@@ -360,6 +394,58 @@ mod tests {
             stderr: String::new(),
             duration: Duration::ZERO,
         }
+    }
+
+    fn delivery(id: i64, target: &str) -> Delivery {
+        Delivery {
+            id,
+            target: target.to_string(),
+            kind: crate::incident::TransitionKind::Opened,
+            incident: crate::incident::Incident {
+                id: format!("i{id}"),
+                rule_name: "r".into(),
+                host_name: "h".into(),
+                start_time: 0,
+                end_time: None,
+                trigger_value: 1.0,
+            },
+            attempts: 0,
+            next_attempt: 0,
+            dead: false,
+        }
+    }
+
+    #[test]
+    fn a_target_takes_its_own_slots_only() {
+        let calling = |calls: &[(i64, &str)]| -> Vec<Calling> {
+            calls
+                .iter()
+                .map(|(delivery, target)| Calling {
+                    delivery: *delivery,
+                    target: target.to_string(),
+                })
+                .collect()
+        };
+        let ids = |deliveries: Vec<Delivery>| -> Vec<i64> {
+            deliveries.iter().map(|delivery| delivery.id).collect()
+        };
+        // Two slots per target; "hang" has both taken by calls under way
+        // (1 and 2, given again by the store as this node's claims).
+        let busy = calling(&[(1, "exec:hang"), (2, "exec:hang")]);
+        let due = vec![
+            delivery(1, "exec:hang"),
+            delivery(2, "exec:hang"),
+            delivery(3, "exec:hang"),
+            delivery(4, "exec:good"),
+            delivery(5, "exec:good"),
+            delivery(6, "exec:good"),
+        ];
+        assert_eq!(ids(slots_free(due.clone(), busy.iter(), 2)), [4, 5]);
+        // One good call under way: one more good call, none of hang's.
+        let busy = calling(&[(1, "exec:hang"), (2, "exec:hang"), (4, "exec:good")]);
+        assert_eq!(ids(slots_free(due.clone(), busy.iter(), 2)), [5]);
+        // Nothing under way: the oldest of each, up to the slots.
+        assert_eq!(ids(slots_free(due, [].iter(), 1)), [1, 4]);
     }
 
     #[test]

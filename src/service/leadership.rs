@@ -33,7 +33,7 @@ use crate::store::{Lease, LeaseHolder, NodeStatus, StoreError};
 
 /// The cluster as this node last saw it (see [`Service::cluster`]).
 #[derive(Debug, Clone, Default)]
-pub struct ClusterView {
+pub struct ClusterRead {
     /// When it was read, on this node's clock; `None` before the first read.
     pub read_at: Option<Millis>,
     /// The store's answer, or why there was none.
@@ -51,7 +51,7 @@ pub(super) struct Leadership {
     /// The lease, while this node leads.
     pub(super) lease: Mutex<Option<Lease>>,
     /// The cluster as last read (see [`Service::cluster`]).
-    pub(super) cluster: Mutex<ClusterView>,
+    pub(super) cluster: Mutex<ClusterRead>,
     /// In a cluster, while leading: where the samples the engine has not
     /// seen yet start.
     pub(super) tail: Mutex<Option<SampleCursor>>,
@@ -70,7 +70,7 @@ impl Service {
 
     /// The cluster as this node last saw it: refreshed with every renewal
     /// of the lease (or try to take it).
-    pub fn cluster(&self) -> ClusterView {
+    pub fn cluster(&self) -> ClusterRead {
         lock(&self.leadership.cluster).clone()
     }
 
@@ -117,7 +117,7 @@ impl Service {
                  once it leads; give every node the same rules"
             );
         }
-        *view = ClusterView {
+        *view = ClusterRead {
             read_at: Some(now),
             error: None,
             leader,

@@ -73,7 +73,7 @@ use crate::store::{Observed, SampleCursor, Store, StoreError};
 
 pub use collector::{CounterOverflow, Counters, counter_fields};
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
-pub use leadership::ClusterView;
+pub use leadership::ClusterRead;
 pub use metrics::Metrics;
 pub use topology::Topology;
 

@@ -493,17 +493,19 @@ pub trait IncidentLog: Send + Sync {
     /// One incident with its hook calls (oldest first) and pending deliveries.
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
 
-    /// Claims for `claim.node`, until `claim.until`, up to `limit`
-    /// deliveries, not dead, that are due at `now` and that no other node has claimed
-    /// (or whose claim ran out), oldest first; leaves out any that has an
-    /// older delivery of the same incident to the same target still waiting,
-    /// claimed or not (so that a hook sees "opened" before "resolved").
-    /// A delivery that `claim.node` had claimed is claimed again.
+    /// Claims for `claim.node`, until `claim.until`, the deliveries, not
+    /// dead, that are due at `now` and that no other node has claimed (or
+    /// whose claim ran out), oldest first, at most `per_target` of each
+    /// target (so that one target's backlog never hides another's
+    /// deliveries); leaves out any that has an older delivery of the same
+    /// incident to the same target still waiting, claimed or not (so that a
+    /// hook sees "opened" before "resolved"). A delivery that `claim.node`
+    /// had claimed is claimed again, and counts among its target's.
     fn claim_deliveries(
         &self,
         now: Millis,
         claim: &Claim<'_>,
-        limit: usize,
+        per_target: usize,
     ) -> Result<Vec<Delivery>, StoreError>;
 
     /// The earliest time at which a waiting delivery, not blocked by an

@@ -107,7 +107,7 @@ observed!(IncidentLog {
     fn pairs(&self) -> Result<Vec<PairRecord>, StoreError>;
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError>;
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
-    fn claim_deliveries(&self, now: Millis, claim: &Claim<'_>, limit: usize) -> Result<Vec<Delivery>, StoreError>;
+    fn claim_deliveries(&self, now: Millis, claim: &Claim<'_>, per_target: usize) -> Result<Vec<Delivery>, StoreError>;
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError>;
     fn finish_delivery(&self, delivery: i64, call: &HookCall, retry_at: Option<Millis>) -> Result<(), StoreError>;
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;

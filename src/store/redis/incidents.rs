@@ -298,7 +298,7 @@ pub(super) fn claim_deliveries(
     store: &RedisStore,
     now: Millis,
     claim: &Claim<'_>,
-    limit: usize,
+    per_target: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.claim,
@@ -314,7 +314,7 @@ pub(super) fn claim_deliveries(
         .arg(now)
         .arg(claim.node)
         .arg(claim.until)
-        .arg(limit);
+        .arg(per_target);
     let claimed: Vec<i64> = store.invoke(invocation)?;
     deliveries(store, claimed)
 }

@@ -417,9 +417,9 @@ impl IncidentLog for RedisStore {
         &self,
         now: Millis,
         claim: &Claim<'_>,
-        limit: usize,
+        per_target: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
-        incidents::claim_deliveries(self, now, claim, limit)
+        incidents::claim_deliveries(self, now, claim, per_target)
     }
 
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError> {

@@ -276,22 +276,25 @@ end
 return {'ok'}
 ";
 
-/// Claims due deliveries for a node, oldest first, skipping any with an
-/// older delivery of the same incident to the same target still waiting.
+/// Claims due deliveries for a node, oldest first, at most a given number
+/// per target, skipping any with an older delivery of the same incident to
+/// the same target still waiting.
 ///
 /// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
-/// ARGV: now, node, the claim's end, the most to claim.
+/// ARGV: now, node, the claim's end, the most to claim per target.
 /// Returns the claimed deliveries' ids. Dead deliveries are not claimed,
 /// and hold back the later ones of their incident and target.
 pub const CLAIM: &str = r"
-local now, node, till, limit = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-local claimed, seen = {}, {}
-if limit == 0 then return claimed end
+local now, node, till, per_target = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+local claimed, seen, taken = {}, {}, {}
+if per_target == 0 then return claimed end
 for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = redis.call('HGET', KEYS[2], d)
+  local target = string.sub(key, string.find(key, '\0', 1, true) + 1)
   if not seen[key] then
     seen[key] = true
-    if redis.call('HEXISTS', KEYS[5], d) == 0 and tonumber(redis.call('HGET', KEYS[3], d)) <= now then
+    if (taken[target] or 0) < per_target and redis.call('HEXISTS', KEYS[5], d) == 0
+        and tonumber(redis.call('HGET', KEYS[3], d)) <= now then
       local claim = redis.call('HGET', KEYS[4], d)
       local free = true
       if claim then
@@ -301,7 +304,7 @@ for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       if free then
         redis.call('HSET', KEYS[4], d, till .. ' ' .. node)
         claimed[#claimed + 1] = d
-        if #claimed >= limit then break end
+        taken[target] = (taken[target] or 0) + 1
       end
     end
   end

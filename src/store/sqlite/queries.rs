@@ -385,19 +385,20 @@ impl IncidentLog for SqliteStore {
         &self,
         now: Millis,
         claim: &Claim<'_>,
-        limit: usize,
+        per_target: usize,
     ) -> Result<Vec<Delivery>, StoreError> {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             let claimed: Vec<Delivery> = {
                 let mut query = transaction.prepare_cached(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM outbox o WHERE next_attempt <= ?1 \
-                     AND dead = 0 AND {UNBLOCKED} AND NOT EXISTS (SELECT 1 FROM claims c \
-                     WHERE c.delivery = o.id AND c.node != ?2 AND c.until > ?1) \
-                     ORDER BY id LIMIT ?3"
+                    "SELECT {DELIVERY_COLUMNS} FROM (SELECT o.*, ROW_NUMBER() OVER \
+                     (PARTITION BY target ORDER BY id) AS place FROM outbox o \
+                     WHERE next_attempt <= ?1 AND dead = 0 AND {UNBLOCKED} \
+                     AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.delivery = o.id \
+                     AND c.node != ?2 AND c.until > ?1)) WHERE place <= ?3 ORDER BY id"
                 ))?;
-                let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-                let rows = query.query_map(params![now, claim.node, limit], delivery)?;
+                let per_target = i64::try_from(per_target).unwrap_or(i64::MAX);
+                let rows = query.query_map(params![now, claim.node, per_target], delivery)?;
                 rows.collect::<Result<_, _>>()?
             };
             {
