@@ -7,18 +7,23 @@ use std::time::Instant;
 
 use sha2::Digest;
 
-/// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW`];
+/// Wrong tokens allowed per client address in [`THROTTLE_WINDOW`];
 /// beyond, 429 until the window ends.
 const THROTTLE_FAILURES: u32 = 5;
 const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Failed sign-ins per client address, in the current window.
+/// Wrong tokens per client address in the current window, given to the
+/// sign-in form or as an API bearer token alike: both guess one secret.
+///
+/// While an address is throttled every token it gives is refused unread,
+/// the right one too: were the right one let through, a 429 would tell a
+/// guesser "wrong" as clearly as a 401 does, at full speed.
 #[derive(Default)]
-pub struct SignInThrottle {
+pub struct TokenThrottle {
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
-impl SignInThrottle {
+impl TokenThrottle {
     /// How long `client` must wait before trying again, if it must.
     pub fn wait(&self, client: IpAddr) -> Option<std::time::Duration> {
         let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
@@ -37,6 +42,22 @@ impl SignInThrottle {
             *entry = (0, Instant::now());
         }
         entry.0 += 1;
+    }
+}
+
+/// Who sent a request, as the server loop found it: the connection's
+/// peer, or behind a trusted proxy the address the proxy forwarded
+/// ([`crate::address::client_address`]). Throttles count per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client(pub IpAddr);
+
+impl Client {
+    /// The client of a request; the unspecified address for a request that
+    /// did not come through the server loop (a test calling the router).
+    pub fn of(extensions: &axum::http::Extensions) -> IpAddr {
+        extensions
+            .get::<Client>()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |client| client.0)
     }
 }
 

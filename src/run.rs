@@ -76,6 +76,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let public_url = config.server.public_url.clone();
+    let server = config.server.clone();
     if !config.alerting.enabled {
         warn!("alerting.enabled is false: rules are not evaluated");
     }
@@ -110,6 +111,8 @@ pub fn run(args: RunArgs) -> ExitCode {
         let router = alertd::http::router(service.clone());
         let limits = Limits {
             public_host: public_url.as_deref().and_then(alertd::address::url_host),
+            per_client: server.connections_per_client,
+            trusted_proxies: server.trusted_proxies,
             ..Limits::for_open_files(open_files, Duration::from_millis(idle_timeout))
         };
         let serve = move |stop| alertd::http::serve::serve(listener, router, limits, stop);

@@ -868,51 +868,6 @@ fn a_stop_ends_the_process_while_a_request_hangs() {
     drop(slow);
 }
 
-#[test]
-fn idle_connections_cannot_starve_the_server_of_file_descriptors() {
-    use std::io::Read;
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("alertd.json"),
-        config(&[RULE_X], r#", "server": {"idleTimeout": "1s"}"#),
-    )
-    .unwrap();
-    // 256 open files at most: room for 128 connections.
-    let alertd = Alertd::start_under(dir.path(), &["prlimit", "--nofile=256:256"]);
-    let mut idle: Vec<std::net::TcpStream> = (0..300)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", alertd.port)).unwrap())
-        .collect();
-    // The idle ones are closed after a second; requests are served again.
-    wait_for("a request to be served", 20, || {
-        alertd
-            .try_get("/healthz")
-            .filter(|(status, _)| *status == 200)
-    });
-    assert!(
-        alertd.log().contains("connections are open already"),
-        "{}",
-        alertd.log()
-    );
-    // Every idle connection was closed by the server (refused at once, or
-    // closed at the idle timeout).
-    for stream in &mut idle {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut byte = [0u8; 1];
-        match stream.read(&mut byte) {
-            Ok(0) => {}
-            Ok(_) => {} // an error answer, then the close
-            Err(error) => assert_ne!(
-                error.kind(),
-                std::io::ErrorKind::WouldBlock,
-                "still open after 10 s"
-            ),
-        }
-    }
-    assert_eq!(alertd.get("/healthz").0, 200);
-}
-
 /// Sends a raw HTTP/1.1 request; returns the status code.
 fn raw_status(port: u16, request: &str) -> u16 {
     use std::io::{Read, Write};
@@ -1604,4 +1559,46 @@ fn a_target_that_hangs_delays_no_other() {
     assert!(hanging <= 2, "{hanging} calls of the hanging hook at once");
     assert!(hanging >= 1, "the hanging hook was called");
     drop(alertd);
+}
+
+#[test]
+fn active_incidents_are_listed_a_page_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    let samples: Vec<Value> = (0..60)
+        .map(|i| sample(&format!("web-{i:02}"), 11.0))
+        .collect();
+    let (status, body) = alertd.post(
+        "/api/v1/samples",
+        "application/json",
+        serde_json::to_string(&samples).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    wait_for("60 open incidents", 20, || {
+        let open = alertd.get_json("/api/v1/incidents");
+        (open["active"].as_array().unwrap().len() == 60).then_some(())
+    });
+    // The rows of the active list on a page.
+    let active_rows = |path: &str| {
+        let (status, page) = alertd.get(path);
+        assert_eq!(status, 200, "{page}");
+        let table = page
+            .split("id=\"table-active\"")
+            .nth(1)
+            .and_then(|rest| rest.split("</table>").next())
+            .unwrap_or_else(|| panic!("no active table in {page}"))
+            .to_string();
+        (table.matches("<tr").count() - 1, page)
+    };
+    let (rows, page) = active_rows("/?size=25");
+    assert_eq!(rows, 25);
+    assert!(page.contains("Page 1 of 3"), "{page}");
+    assert!(page.contains("aria-label=\"Active incidents pages\""));
+    let (rows, page) = active_rows("/?size=25&active=3");
+    assert_eq!(rows, 10);
+    assert!(page.contains("Page 3 of 3"), "{page}");
+    // Past the last page: the last page.
+    assert_eq!(active_rows("/?size=25&active=9").0, 10);
+    let (status, _) = alertd.get("/?active=0");
+    assert_eq!(status, 400);
 }

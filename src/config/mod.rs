@@ -52,6 +52,18 @@ pub struct Server {
     /// `server.publicUrl`: how people reach this node (`https://alerts.example.com/`);
     /// its host is the one name besides loopback names that requests may use.
     pub public_url: Option<String>,
+    /// `server.maxHosts`: the most hosts the store may know; a pushed batch
+    /// that would bring more is refused (429).
+    pub max_hosts: usize,
+    /// `server.maxNewHostsPerBatch`: the most hosts one pushed batch may add
+    /// (400 beyond).
+    pub max_new_hosts_per_batch: usize,
+    /// `server.connectionsPerClient`: the most connections one client
+    /// address may hold open at once.
+    pub connections_per_client: usize,
+    /// `server.trustedProxies`: the reverse proxies (addresses or networks)
+    /// whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Default for Server {
@@ -64,6 +76,10 @@ impl Default for Server {
             max_future_skew: 300_000,
             idle_timeout: 30_000,
             public_url: None,
+            max_hosts: 10_000,
+            max_new_hosts_per_batch: 1_000,
+            connections_per_client: 64,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -138,6 +138,14 @@ pub struct RawServer {
     pub idle_timeout: Raw<String>,
     #[serde(default)]
     pub public_url: Raw<String>,
+    #[serde(default)]
+    pub max_hosts: Raw<u64>,
+    #[serde(default)]
+    pub max_new_hosts_per_batch: Raw<u64>,
+    #[serde(default)]
+    pub connections_per_client: Raw<u64>,
+    #[serde(default)]
+    pub trusted_proxies: Raw<Vec<String>>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -151,6 +159,10 @@ impl RawServer {
         "maxFutureSkew",
         "idleTimeout",
         "publicUrl",
+        "maxHosts",
+        "maxNewHostsPerBatch",
+        "connectionsPerClient",
+        "trustedProxies",
     ];
 }
 

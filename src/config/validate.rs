@@ -250,7 +250,84 @@ impl Checker {
             }
             found.public_url = Some(url);
         }
+        if let Some(hosts) =
+            self.number("server", "maxHosts", raw.max_hosts, 1..=10_000_000, "hosts")
+        {
+            found.max_hosts = hosts;
+        }
+        if let Some(hosts) = self.number(
+            "server",
+            "maxNewHostsPerBatch",
+            raw.max_new_hosts_per_batch,
+            1..=10_000_000,
+            "hosts",
+        ) {
+            found.max_new_hosts_per_batch = hosts;
+        }
+        if let Some(connections) = self.number(
+            "server",
+            "connectionsPerClient",
+            raw.connections_per_client,
+            1..=100_000,
+            "connections",
+        ) {
+            found.connections_per_client = connections;
+        }
+        match raw.trusted_proxies {
+            Raw::Missing => {}
+            Raw::Valid(proxies) => {
+                for proxy in proxies {
+                    match crate::address::network(&proxy) {
+                        Ok(network) => found.trusted_proxies.push(network),
+                        Err(error) => self.problem(
+                            "server",
+                            format!("trustedProxies: {proxy:?}: {error}"),
+                        ),
+                    }
+                }
+            }
+            Raw::Invalid(value) => self.problem(
+                "server",
+                format!(
+                    "trustedProxies {}: expected a list of addresses such as [\"10.0.0.2\", \"fd00::/8\"]",
+                    show(&value)
+                ),
+            ),
+        }
         found
+    }
+
+    /// A whole number setting within `range`.
+    fn number(
+        &mut self,
+        place: &str,
+        key: &str,
+        raw: Raw<u64>,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+    ) -> Option<usize> {
+        match raw {
+            Raw::Missing => None,
+            Raw::Valid(number) if range.contains(&number) => usize::try_from(number).ok(),
+            Raw::Valid(number) => {
+                self.problem(
+                    place,
+                    format!(
+                        "{key} {number}: must be from {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+            Raw::Invalid(value) => {
+                self.problem(
+                    place,
+                    format!("{key} {}: expected a number of {unit}", show(&value)),
+                );
+                None
+            }
+        }
     }
 
     fn storage(&mut self, storage: Option<&Value>) -> Storage {
@@ -308,19 +385,9 @@ impl Checker {
         self.unknown_keys("hooks", &raw.unknown, RawHooks::KEYS);
         found.timeout = self.interval("hooks", "timeout", &raw.timeout, "10s");
         found.give_up_after = self.interval("hooks", "giveUpAfter", &raw.give_up_after, "1d");
-        match raw.concurrency {
-            Raw::Missing => {}
-            Raw::Valid(bound) if (1..=256).contains(&bound) => {
-                found.concurrency = bound as usize;
-            }
-            Raw::Valid(bound) => self.problem(
-                "hooks",
-                format!("concurrency {bound}: must be from 1 to 256"),
-            ),
-            Raw::Invalid(value) => self.problem(
-                "hooks",
-                format!("concurrency {}: expected a number of calls", show(&value)),
-            ),
+        if let Some(bound) = self.number("hooks", "concurrency", raw.concurrency, 1..=256, "calls")
+        {
+            found.concurrency = bound;
         }
         if let Some(node) = self.text("hooks", "node", raw.node) {
             found.node = node;

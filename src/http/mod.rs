@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::same_secret;
+use crate::auth::{Client, same_secret};
 use crate::duration::{Millis, parse_duration};
 use crate::service::Service;
 use crate::stats::{MAX_BUCKETS, StatsQuery};
@@ -173,7 +173,10 @@ async fn blocking<T: serde::Serialize>(
     .await?
 }
 
-/// Checks `Authorization: Bearer <token>` when a token is configured.
+/// Checks `Authorization: Bearer <token>` when a token is configured. A
+/// client that gave 5 wrong tokens within a minute (here or to the sign-in
+/// form) gets 429 until the minute is over, whatever it sends; a request
+/// without a token guesses nothing and is not counted.
 async fn authorize(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
     if let Some(token) = service.token() {
         let given = request
@@ -181,7 +184,33 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
             .get(header::AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.strip_prefix("Bearer "));
+        let client = Client::of(request.extensions());
+        let throttle = service.token_throttle();
+        if given.is_some()
+            && let Some(wait) = throttle.wait(client)
+        {
+            service.metrics().wrong_token();
+            tracing::warn!(%client, "API request refused: too many wrong tokens from this address");
+            let mut response = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many wrong tokens from {client}: try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                wait.as_secs().max(1).to_string().parse().expect("digits"),
+            );
+            return response;
+        }
         if !given.is_some_and(|given| same_secret(given.trim().as_bytes(), token.as_bytes())) {
+            if given.is_some() {
+                throttle.failed(client);
+                service.metrics().wrong_token();
+                tracing::warn!(%client, "an API request gave a wrong token");
+            }
             let mut response = ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "this server needs \"Authorization: Bearer <token>\" (server.token or ALERTD_TOKEN)",

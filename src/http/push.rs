@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::{ApiError, ApiResult, blocking};
 use crate::sample::batch::{Format, parse_batch};
 use crate::sample::{Sample, SampleReader};
-use crate::service::Service;
+use crate::service::{HostLimit, HostLimitError, Service};
 
 /// `POST /api/v1/metrics`: counters for this node's next sample.
 pub(super) async fn metrics(
@@ -89,6 +89,7 @@ pub(super) async fn samples(
     blocking(move || match parse_batch(&body, format).and_then(checked) {
         Ok(samples) => {
             let accepted = samples.len();
+            worker.admit_hosts(&samples).map_err(host_limit)?;
             worker.ingest(samples)?;
             Ok(Accepted { accepted })
         }
@@ -102,6 +103,19 @@ pub(super) async fn samples(
         }
     })
     .await
+}
+
+/// A batch refused for its new hosts: 400 for too many at once (the same
+/// batch would be refused again), 429 for too many in all (it may pass once
+/// retention forgets hosts, or the limit is raised).
+fn host_limit(error: HostLimitError) -> ApiError {
+    match error {
+        HostLimitError::Store(error) => error.into(),
+        HostLimitError::Limit(limit @ HostLimit::PerBatch { .. }) => ApiError::bad_request(limit),
+        HostLimitError::Limit(limit @ HostLimit::Total { .. }) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, limit)
+        }
+    }
 }
 
 /// The answer to an accepted batch: how many samples it held.

@@ -86,9 +86,11 @@ struct Plot {
 }
 
 impl Plot {
+    /// Where `at` is across; outside the plot for a time outside the frame
+    /// (the lines are clipped to the plot).
     fn x(&self, at: Millis) -> f64 {
         let span = (i128::from(self.to) - i128::from(self.from)).max(1) as f64;
-        let offset = (i128::from(at.clamp(self.from, self.to)) - i128::from(self.from)) as f64;
+        let offset = (i128::from(at) - i128::from(self.from)) as f64;
         self.left + offset / span * (self.right - self.left)
     }
 
@@ -144,16 +146,21 @@ impl TimeChart {
                     }
                 }
                 text x=(px(plot.right)) y=(px(plot.bottom + 34.0)) text-anchor="end" fill=(AXIS_CSS) font-size="12" { "UTC" }
-                @for line in &self.lines {
-                    @let colour = line.colour.css();
-                    @let points: Vec<(Millis, f64)> = line.points.iter()
-                        .filter(|(at, value)| drawable(*value).is_some() && (self.from..=self.to).contains(at))
-                        .copied().collect();
-                    @for run in runs(&points, self.step) {
-                        @if let [(at, value)] = run {
-                            circle cx=(px(plot.x(*at))) cy=(px(plot.y(*value))) r="2" fill=(colour) {}
-                        } @else {
-                            polyline points=(polyline(&plot, run)) fill="none" stroke=(colour) stroke-width="2" stroke-linejoin="round" {}
+                // A nested picture over the plot, in the same coordinates:
+                // it clips what lies outside the frame.
+                svg x=(px(plot.left)) y="0" width=(px(plot.right - plot.left)) height=(self.height)
+                    viewBox={ (px(plot.left)) " 0 " (px(plot.right - plot.left)) " " (self.height) } {
+                    @for line in &self.lines {
+                        @let colour = line.colour.css();
+                        @let points: Vec<(Millis, f64)> = line.points.iter()
+                            .filter(|(_, value)| drawable(*value).is_some())
+                            .copied().collect();
+                        @for run in runs(&points, self.step) {
+                            @if let [(at, value)] = run {
+                                circle cx=(px(plot.x(*at))) cy=(px(plot.y(*value))) r="2" fill=(colour) {}
+                            } @else {
+                                polyline points=(polyline(&plot, run)) fill="none" stroke=(colour) stroke-width="2" stroke-linejoin="round" {}
+                            }
                         }
                     }
                 }

@@ -38,10 +38,13 @@ pub(super) struct IncidentsParams {
     /// The page of resolved incidents, from 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<String>,
+    /// The page of active incidents, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active: Option<String>,
     /// `on` to reload the page every few seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh: Option<String>,
-    /// Resolved incidents per page: one of [`PAGE_SIZES`].
+    /// Incidents per page (in each list): one of [`PAGE_SIZES`].
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<String>,
 }
@@ -68,12 +71,14 @@ pub(super) async fn page(
 fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String>, PageError> {
     let service = &context.service;
     let frame = params.frame.resolve(service.now(), &FRAMES)?;
-    let page: usize = match given(&params.page) {
-        None => 1,
+    let page_number = |given: Option<&str>| match given {
+        None => Ok(1),
         Some(text) => text.parse().ok().filter(|page| *page > 0).ok_or_else(|| {
             PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
-        })?,
+        }),
     };
+    let page: usize = page_number(given(&params.page))?;
+    let active_page: usize = page_number(given(&params.active))?;
     let page_size = match given(&params.size) {
         None => PAGE_SIZE,
         Some(text) => text
@@ -111,9 +116,10 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     let mut resolved: Vec<&Incident> = incidents.resolved.iter().filter(shown).collect();
     // The latest first: what an operator looks for.
     resolved.sort_by(|a, b| b.end_time.cmp(&a.end_time).then_with(|| b.id.cmp(&a.id)));
-    let pages = resolved.len().div_ceil(page_size).max(1);
-    let page = page.min(pages);
-    let on_page = &resolved[(page - 1) * page_size..(page * page_size).min(resolved.len())];
+    let resolved_pages = Pages::of(resolved.len(), page, page_size);
+    let on_page = resolved_pages.slice(&resolved);
+    let active_pages = Pages::of(active.len(), active_page, page_size);
+    let active_on_page = active_pages.slice(&active);
 
     // Every rule and host worth filtering by.
     for incident in incidents.active.iter().chain(&incidents.resolved) {
@@ -141,7 +147,7 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     };
     let content = html! {
         div.toolbar {
-            (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; }, &[
+            (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; p.active = None; }, &[
                 ("rule", rule_filter), ("host", host_filter), ("refresh", given(&params.refresh)),
                 ("size", given(&params.size)),
             ]))
@@ -166,7 +172,7 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
                 }
                 button type="submit" { "Filter" }
                 @if rule_filter.is_some() || host_filter.is_some() {
-                    a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; })) { "Clear" }
+                    a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; p.active = None; })) { "Clear" }
                 }
             }
             (refresh_toggle(params.refreshing(), params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string()))))
@@ -174,8 +180,9 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         p.range { "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC" }
 
         section {
-            h2 { "Active incidents " span.count { (active.len()) } }
-            (listing.table(&active, "No active incident.", "table-active"))
+            h2 { "Active incidents " span.count { (format::count(active.len())) } }
+            (listing.table(active_on_page, "No active incident.", "table-active"))
+            (pager(params, "Active incidents pages", &active_pages, List::Active))
         }
 
         section {
@@ -186,40 +193,103 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
         section {
             h2 { "Resolved incidents " span.count { (format::count(resolved.len())) } }
             (listing.table(on_page, "No incident resolved in this time frame.", "table-resolved"))
-            @if resolved.len() > PAGE_SIZES[0] {
-                nav.pager aria-label="Resolved incidents pages" {
-                    @if page > 1 {
-                        a href=(params.with(|p| p.page = None)) { "« First" }
-                        a href=(params.with(|p| p.page = Some((page - 1).to_string()))) rel="prev" { "‹ Previous" }
-                    }
-                    span { "Page " (page) " of " (pages) }
-                    @if page < pages {
-                        a href=(params.with(|p| p.page = Some((page + 1).to_string()))) rel="next" { "Next ›" }
-                        a href=(params.with(|p| p.page = Some(pages.to_string()))) { "Last »" }
-                    }
-                    form method="get" action="/" {
-                        (hidden_frame(&params.frame))
-                        @if let Some(rule) = rule_filter { input type="hidden" name="rule" value=(rule); }
-                        @if let Some(host) = host_filter { input type="hidden" name="host" value=(host); }
-                        @if params.refreshing() { input type="hidden" name="refresh" value="on"; }
-                        @if let Some(size) = given(&params.size) { input type="hidden" name="size" value=(size); }
-                        label { "Go to " input type="number" name="page" min="1" max=(pages) value=(page) ; }
-                        button type="submit" { "Go" }
-                    }
-                    span.sizes {
-                        "Per page:"
-                        @for size in PAGE_SIZES {
-                            " "
-                            @if size == page_size { b aria-current="true" { (size) } }
-                            @else { a href=(params.with(|p| { p.size = (size != PAGE_SIZE).then(|| size.to_string()); p.page = None; })) { (size) } }
-                        }
-                    }
-                }
-            }
+            (pager(params, "Resolved incidents pages", &resolved_pages, List::Resolved))
         }
     };
     let refresh = params.refreshing().then_some(REFRESH_SECONDS);
     Ok(context.render("Incidents", Nav::Incidents, refresh, content))
+}
+
+/// Which list a pager turns the pages of.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum List {
+    Active,
+    Resolved,
+}
+
+impl List {
+    /// The address parameter that holds this list's page.
+    fn name(self) -> &'static str {
+        match self {
+            List::Active => "active",
+            List::Resolved => "page",
+        }
+    }
+
+    fn set(self, params: &mut IncidentsParams, page: usize) {
+        let page = (page > 1).then(|| page.to_string());
+        match self {
+            List::Active => params.active = page,
+            List::Resolved => params.page = page,
+        }
+    }
+}
+
+/// One list's pages: which is shown, of how many, of what size.
+struct Pages {
+    page: usize,
+    pages: usize,
+    size: usize,
+    total: usize,
+}
+
+impl Pages {
+    /// The pages of `total` items, showing `page` (the last if past it).
+    fn of(total: usize, page: usize, size: usize) -> Pages {
+        let pages = total.div_ceil(size).max(1);
+        Pages {
+            page: page.min(pages),
+            pages,
+            size,
+            total,
+        }
+    }
+
+    fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let start = (self.page - 1) * self.size;
+        &items[start.min(items.len())..(start + self.size).min(items.len())]
+    }
+}
+
+/// Links to a list's other pages, a "go to" field and the page sizes; nothing
+/// for a list that fits the smallest page.
+fn pager(params: &IncidentsParams, label: &str, shown: &Pages, list: List) -> Markup {
+    let Pages { page, pages, .. } = *shown;
+    let other = match list {
+        List::Active => ("page", given(&params.page)),
+        List::Resolved => ("active", given(&params.active)),
+    };
+    html! {
+        @if shown.total > PAGE_SIZES[0] {
+            nav.pager aria-label=(label) {
+                @if page > 1 {
+                    a href=(params.with(|p| list.set(p, 1))) { "« First" }
+                    a href=(params.with(|p| list.set(p, page - 1))) rel="prev" { "‹ Previous" }
+                }
+                span { "Page " (page) " of " (pages) }
+                @if page < pages {
+                    a href=(params.with(|p| list.set(p, page + 1))) rel="next" { "Next ›" }
+                    a href=(params.with(|p| list.set(p, pages))) { "Last »" }
+                }
+                form method="get" action="/" {
+                    (hidden_frame(&params.frame))
+                    @for (name, value) in [("rule", given(&params.rule)), ("host", given(&params.host)), ("refresh", given(&params.refresh)), ("size", given(&params.size)), other] {
+                        @if let Some(value) = value { input type="hidden" name=(name) value=(value); }
+                    }
+                    label { "Go to " input type="number" name=(list.name()) min="1" max=(pages) value=(page) ; }
+                    button type="submit" { "Go" }
+                }
+                span.sizes {
+                    "Per page:"
+                    @for size in PAGE_SIZES {
+                        " "
+                        @if size == shown.size { b aria-current="true" { (size) } }
+                        @else { a href=(params.with(|p| { p.size = (size != PAGE_SIZE).then(|| size.to_string()); p.page = None; p.active = None; })) { (size) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// What the incident lists and the timeline need to put an incident in context.

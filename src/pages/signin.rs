@@ -3,12 +3,14 @@
 //! the bearer token). The session's id is random; the store keeps only its
 //! hash, so that sessions survive a restart and work on every node of a
 //! cluster; signing out ends it; it expires after a week. Failed sign-ins
-//! are throttled per client address.
+//! are throttled per client address, together with wrong API tokens
+//! ([`crate::auth::TokenThrottle`]).
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::Extension;
+use axum::extract::{Form, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -17,7 +19,7 @@ use serde::Deserialize;
 
 use super::PageQuery;
 use super::{Chrome, Nav, PageContext, SESSION_COOKIE, layout};
-use crate::auth::{same_secret, session_id, session_key};
+use crate::auth::{Client, same_secret, session_id, session_key};
 use crate::duration::Millis;
 use crate::service::Service;
 
@@ -132,25 +134,27 @@ pub(super) async fn login_form(
 
 pub(super) async fn login(
     State(service): State<Arc<Service>>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client: Option<Extension<Client>>,
     Form(form): Form<LoginForm>,
 ) -> Response {
     let next = local_target(form.next.as_deref()).to_string();
     let Some(token) = service.token() else {
         return Redirect::to(&next).into_response();
     };
-    let client = client.ip();
-    if let Some(wait) = service.sign_in_throttle().wait(client) {
-        tracing::warn!(%client, "sign-in refused: too many failures from this address");
+    let client = client.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(client)| client.0);
+    if let Some(wait) = service.token_throttle().wait(client) {
+        service.metrics().wrong_token();
+        tracing::warn!(%client, "sign-in refused: too many wrong tokens from this address");
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, wait.as_secs().max(1).to_string())],
-            "Too many failed sign-ins from this address: wait a minute.",
+            "Too many wrong tokens from this address: wait a minute.",
         )
             .into_response();
     }
     if !same_secret(form.token.trim().as_bytes(), token.as_bytes()) {
-        service.sign_in_throttle().failed(client);
+        service.token_throttle().failed(client);
+        service.metrics().wrong_token();
         tracing::warn!(%client, "a sign-in to the pages failed");
         let page = login_page(&PageContext::new(service.clone()), &next, true);
         return (StatusCode::UNAUTHORIZED, page).into_response();

@@ -22,9 +22,55 @@ pub(super) struct GroupCommit {
     results: rustc_hash::FxHashMap<u64, Result<(), String>>,
 }
 
+/// The hosts the store knows, as far as this node has seen: read from the
+/// store when a batch names a host not in it (at most once a minute), and
+/// grown by every batch admitted since. Hosts that retention forgot leave it
+/// at the next read; in a cluster, the hosts other nodes took join it then
+/// (so the nodes of a cluster may together pass `server.maxHosts` by what
+/// each admits within a minute). A batch the store then fails to keep
+/// leaves its hosts counted until the next read.
+#[derive(Default)]
+pub(super) struct KnownHosts {
+    names: rustc_hash::FxHashSet<String>,
+    read_at: Option<std::time::Instant>,
+}
+
+/// How often [`KnownHosts`] may be read again from the store.
+const KNOWN_HOSTS_REREAD: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A pushed batch refused for the hosts it would add.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostLimit {
+    #[error(
+        "this batch brings {new} hosts that alertd does not know, more than \
+         server.maxNewHostsPerBatch ({limit}) allows at once: send new hosts in smaller batches"
+    )]
+    PerBatch { new: usize, limit: usize },
+    #[error(
+        "alertd knows {known} hosts; this batch's {new} new ones would pass server.maxHosts \
+         ({limit}): raise the limit, or wait until retention forgets hosts that stopped reporting"
+    )]
+    Total {
+        known: usize,
+        new: usize,
+        limit: usize,
+    },
+}
+
+/// Why [`Service::admit_hosts`] refused a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum HostLimitError {
+    #[error(transparent)]
+    Limit(HostLimit),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// The ingestion's part of the node.
 #[derive(Default)]
 pub(super) struct Ingest {
+    /// The hosts new batches are counted against.
+    pub(super) known: Mutex<KnownHosts>,
     /// Held by the caller that commits a group of sample batches.
     pub(super) commit: Mutex<()>,
     /// Batches of samples waiting to be committed together.
@@ -41,6 +87,67 @@ impl Service {
     pub fn plausible(&self, samples: &[Sample]) -> Result<(), BadSample> {
         let skew = self.read_config(|config| config.server.max_future_skew);
         plausible(samples, self.now(), skew)
+    }
+
+    /// Admits a pushed batch's hosts under `server.maxNewHostsPerBatch` and
+    /// `server.maxHosts`, counting them known from now on; refuses the
+    /// whole batch otherwise (and counts the refusal). Blocking: it may read
+    /// the store's hosts. This node's own samples are not pushed and never
+    /// refused.
+    pub fn admit_hosts(&self, samples: &[Sample]) -> Result<(), HostLimitError> {
+        let (per_batch, most) = self.read_config(|config| {
+            (
+                config.server.max_new_hosts_per_batch,
+                config.server.max_hosts,
+            )
+        });
+        let mut known = lock(&self.ingest.known);
+        let unknown = |known: &KnownHosts| {
+            let mut new: Vec<&str> = samples
+                .iter()
+                .map(|sample| sample.host.as_str())
+                .filter(|host| !known.names.contains(*host))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            new
+        };
+        let mut new = unknown(&known);
+        if new.is_empty() {
+            return Ok(());
+        }
+        if known
+            .read_at
+            .is_none_or(|at| at.elapsed() >= KNOWN_HOSTS_REREAD)
+        {
+            let stored = self.store.hosts()?;
+            known.names = stored.into_iter().map(|seen| seen.host).collect();
+            known.read_at = Some(std::time::Instant::now());
+            new = unknown(&known);
+        }
+        let refused = if new.len() > per_batch {
+            Some(HostLimit::PerBatch {
+                new: new.len(),
+                limit: per_batch,
+            })
+        } else if known.names.len() + new.len() > most {
+            Some(HostLimit::Total {
+                known: known.names.len(),
+                new: new.len(),
+                limit: most,
+            })
+        } else {
+            None
+        };
+        if let Some(refused) = refused {
+            self.metrics
+                .hosts_refused(matches!(refused, HostLimit::Total { .. }));
+            self.metrics.batch_rejected(samples.len());
+            return Err(HostLimitError::Limit(refused));
+        }
+        let new: Vec<String> = new.into_iter().map(str::to_string).collect();
+        known.names.extend(new);
+        Ok(())
     }
 
     /// Stores valid samples, then hands them to the engine. Blocking.

@@ -13,6 +13,9 @@ pub struct Metrics {
     samples_ingested: AtomicU64,
     samples_rejected: AtomicU64,
     batches_rejected: AtomicU64,
+    /// Batches refused for bringing too many new hosts: at once, in all.
+    hosts_refused: [AtomicU64; 2],
+    wrong_tokens: AtomicU64,
     ticks: AtomicU64,
     ticks_missed: AtomicU64,
     ticks_failed: AtomicU64,
@@ -45,6 +48,18 @@ impl Metrics {
     pub fn batch_rejected(&self, count: usize) {
         self.batches_rejected.fetch_add(1, Relaxed);
         self.samples_rejected.fetch_add(count as u64, Relaxed);
+    }
+
+    /// A batch refused by a host limit (`total`: `server.maxHosts`, else
+    /// `server.maxNewHostsPerBatch`).
+    pub fn hosts_refused(&self, total: bool) {
+        self.hosts_refused[usize::from(total)].fetch_add(1, Relaxed);
+    }
+
+    /// A wrong token was given (API or sign-in), or refused unread while
+    /// its address was throttled.
+    pub fn wrong_token(&self) {
+        self.wrong_tokens.fetch_add(1, Relaxed);
     }
 
     pub fn tick(&self, took: Duration, transitions: &[Transition]) {
@@ -126,6 +141,24 @@ impl Metrics {
             "counter",
             "Sample batches rejected whole.",
             &[("", get(&self.batches_rejected))],
+        );
+        metric(
+            "alertd_batches_refused_for_hosts_total",
+            "counter",
+            "Sample batches refused for the new hosts they brought, by the limit they passed.",
+            &[
+                (
+                    "{limit=\"maxNewHostsPerBatch\"}",
+                    get(&self.hosts_refused[0]),
+                ),
+                ("{limit=\"maxHosts\"}", get(&self.hosts_refused[1])),
+            ],
+        );
+        metric(
+            "alertd_wrong_tokens_total",
+            "counter",
+            "Requests refused for a wrong token, or while their address was throttled for giving them.",
+            &[("", get(&self.wrong_tokens))],
         );
         metric(
             "alertd_store_rows_skipped_total",

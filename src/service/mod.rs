@@ -73,6 +73,7 @@ use crate::store::{Observed, SampleCursor, Store, StoreError};
 
 pub use collector::{CounterOverflow, Counters, counter_fields};
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
+pub use ingest::{HostLimit, HostLimitError};
 pub use leadership::ClusterRead;
 pub use metrics::Metrics;
 pub use topology::Topology;
@@ -126,8 +127,8 @@ pub struct Service {
     leadership: leadership::Leadership,
     /// Hook and target calls from the outbox ([`dispatch`]).
     dispatch: dispatch::Dispatch,
-    /// Failed sign-ins to the pages, per client address.
-    sign_in: crate::auth::SignInThrottle,
+    /// Wrong tokens (sign-ins and API bearer tokens), per client address.
+    token_guesses: crate::auth::TokenThrottle,
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
     /// leave a core to ingestion and ticks (see [`Service::heavy_read`]).
@@ -198,7 +199,7 @@ impl Service {
             ingest: ingest::Ingest::default(),
             leadership: leadership::Leadership::default(),
             dispatch: dispatch::Dispatch::default(),
-            sign_in: crate::auth::SignInThrottle::default(),
+            token_guesses: crate::auth::TokenThrottle::default(),
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
             reloaded: Notify::new(),
@@ -257,8 +258,8 @@ impl Service {
     }
 
     /// Failed sign-ins to the pages, per client address.
-    pub(crate) fn sign_in_throttle(&self) -> &crate::auth::SignInThrottle {
-        &self.sign_in
+    pub(crate) fn token_throttle(&self) -> &crate::auth::TokenThrottle {
+        &self.token_guesses
     }
 
     /// The bearer token the API wants, if any.
