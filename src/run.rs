@@ -94,7 +94,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         // In this order, so that a port in use or a second instance leaves
         // nothing behind: the socket, the data directory's lock, the store.
         let listener = service::bind(&listen).await?;
-        let _lock = DataDirLock::acquire(&data_dir)?;
+        let lock = DataDirLock::acquire(&data_dir)?;
         // Hooks stay in each node's data directory, whatever the backend.
         if let Backend::Redis { cluster, .. } = &config.storage.backend {
             info!(cluster, "state shared through Redis");
@@ -107,6 +107,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             token,
         };
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
+        service.hold_lock(lock);
         reload_on_sighup(service.clone());
         let router = alertd::http::router(service.clone());
         let limits = Limits {

@@ -1602,3 +1602,151 @@ fn active_incidents_are_listed_a_page_at_a_time() {
     let (status, _) = alertd.get("/?active=0");
     assert_eq!(status, 400);
 }
+
+/// Damage in the sample history (here the rollups table's root page) does
+/// not stop alerting, and `/healthz` says what is damaged and how to recover.
+#[test]
+fn a_damaged_history_is_reported_and_alerting_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("alertd.json"), config(&[RULE_X], "")).unwrap();
+    let data = dir.path().join("data");
+    {
+        let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
+        let start = now() - 3 * 24 * 3600 * 1000;
+        let samples: Vec<_> = (0..5_000)
+            .map(|i| {
+                alertd::sample::Sample::new(
+                    format!("h{}", i % 5),
+                    start + i * 10_000,
+                    &[("x", 1.0)],
+                )
+            })
+            .collect();
+        alertd::store::SampleStore::append_samples(&store, &samples).unwrap();
+        while alertd::store::SampleStore::compact_samples(&store, now()).unwrap() > 0 {}
+        let rollups = support::rollups(&store, alertd::store::rollup::Step::Minute, None);
+        assert!(!rollups.is_empty(), "compaction made rollups");
+    }
+    let file = data.join("alertd.sqlite");
+    let connection = rusqlite::Connection::open(&file).unwrap();
+    wait_for("a complete checkpoint", 20, || {
+        let busy: i64 = connection
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .unwrap();
+        (busy == 0).then_some(())
+    });
+    let page: i64 = connection
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .unwrap();
+    let root: i64 = connection
+        .query_row(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'rollups'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    drop(connection);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = ((root - 1) * page) as usize;
+    bytes[at..at + page as usize].fill(0xde);
+    std::fs::write(&file, &bytes).unwrap();
+
+    let alertd = Alertd::start_answering(dir.path());
+    let (status, body) = wait_for("/healthz to report the damage", 20, || {
+        let answer = alertd.get("/healthz");
+        (answer.0 == 503).then_some(answer)
+    });
+    assert_eq!(status, 503);
+    assert!(
+        body.contains("sample history (rollups)") && body.contains(".recover"),
+        "{body}"
+    );
+    assert!(alertd.log().contains("ERROR"), "{}", alertd.log());
+    // Alerting goes on.
+    let (status, _) = alertd.post(
+        "/api/v1/samples",
+        "application/json",
+        json!([sample("web-1", 11.0)]).to_string(),
+    );
+    assert_eq!(status, 200);
+    wait_for("the incident", 20, || {
+        let open = alertd.get_json("/api/v1/incidents");
+        (open["active"].as_array().unwrap().len() == 1).then_some(())
+    });
+}
+
+/// `rm alertd.sqlite-wal` under a running service: the store halts at once
+/// (samples 503, `/healthz` says which file and what to do), and a clean
+/// stop then keeps every sample that was acknowledged.
+#[test]
+fn a_store_file_removed_under_the_service_halts_it_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    let base = now() - 60_000;
+    let mut acknowledged = 0usize;
+    let mut round = 0i64;
+    let mut push = |alertd: &Alertd| {
+        round += 1;
+        let samples: Vec<Value> = (0..10)
+            .map(|i| json!({"host": format!("h{i}"), "ts": base + round, "metrics": {"x": 1}}))
+            .collect();
+        let (status, body) = alertd.post(
+            "/api/v1/samples",
+            "application/json",
+            serde_json::to_string(&samples).unwrap(),
+        );
+        if status == 200 {
+            acknowledged += 10;
+        }
+        (status, body)
+    };
+    for _ in 0..100 {
+        assert_eq!(push(&alertd).0, 200);
+    }
+    std::fs::remove_file(dir.path().join("data/alertd.sqlite-wal")).unwrap();
+    let refused = wait_for("samples to be refused", 20, || {
+        let (status, body) = push(&alertd);
+        (status == 503).then_some(body)
+    });
+    assert!(
+        refused.contains("alertd.sqlite-wal was removed"),
+        "{refused}"
+    );
+    let (status, health) = alertd.get("/healthz");
+    assert_eq!(status, 503);
+    assert!(health.contains("SIGTERM"), "{health}");
+    assert!(alertd.log().contains("ERROR"), "{}", alertd.log());
+    alertd.signal("TERM");
+    assert!(alertd.wait_exit(30).success());
+    drop(alertd);
+    assert_eq!(
+        exported_samples(&dir.path().join("data")),
+        acknowledged,
+        "every acknowledged sample, and nothing more"
+    );
+}
+
+/// The lock file removed under a running service is locked again, so that
+/// a second instance is still kept out.
+#[test]
+fn a_removed_lock_file_still_keeps_a_second_instance_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Alertd::start(dir.path(), &config(&[RULE_X], ""));
+    std::fs::remove_file(dir.path().join("data/alertd.lock")).unwrap();
+    wait_for("the lock file again", 20, || {
+        dir.path().join("data/alertd.lock").exists().then_some(())
+    });
+    let second = run_to_exit(
+        dir.path().join("alertd.json"),
+        dir.path().join("data"),
+        free_port(),
+    );
+    assert_eq!(second.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains(&format!("in use by process {}", first.child.id())),
+        "{stderr}"
+    );
+    assert!(first.log().contains("locked it again"), "{}", first.log());
+    assert_eq!(first.get("/healthz").0, 200);
+}

@@ -139,9 +139,10 @@ impl Service {
             return Ok(true);
         }
         let config = self.config();
-        let Some(lease) = self
-            .store
-            .acquire_lease(self.host_name(), config.lease_ttl())?
+        let Some(lease) = self.store.acquire_lease(
+            self.host_name(),
+            self.topology.lease_ttl(config.lease_ttl()),
+        )?
         else {
             return Ok(false);
         };
@@ -187,11 +188,19 @@ impl Service {
         };
         *lock(&self.leadership.tail) = None;
         self.metrics.leading(false);
-        warn!(
-            node = lease.node,
-            token = lease.token,
-            "stepping down: {why}; another node evaluates the rules"
-        );
+        if self.topology.others_may_lead() {
+            warn!(
+                node = lease.node,
+                token = lease.token,
+                "stepping down: {why}; another node evaluates the rules"
+            );
+        } else {
+            warn!(
+                node = lease.node,
+                token = lease.token,
+                "{why}: no rule is evaluated until this node takes it again"
+            );
+        }
     }
 
     /// With a shared store: adds to the engine the samples every node
@@ -222,7 +231,8 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
     let mut renewed = Instant::now();
     let mut failing = super::Repeated::default();
     loop {
-        let ttl = service.config().lease_ttl();
+        let configured = service.config().lease_ttl();
+        let ttl = service.topology.lease_ttl(configured);
         let worker = service.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let outcome = match worker.lease() {
@@ -263,7 +273,9 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
             }
             Err(error) => error!(%error, "lease: panicked"),
         }
-        let every = Duration::from_millis((ttl / 3).max(100) as u64);
+        // Every third of the configured lease, also when a node alone holds
+        // a longer one: a lease it lost is taken again as soon.
+        let every = Duration::from_millis((configured / 3).max(100) as u64);
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|stopped| *stopped) => break,

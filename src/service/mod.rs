@@ -135,6 +135,8 @@ pub struct Service {
     heavy_reads: tokio::sync::Semaphore,
     /// Woken when the configuration changed, so that loops re-read intervals.
     reloaded: Notify,
+    /// The files the service writes, checked every second ([`data_dir`]).
+    files: Mutex<data_dir::Files>,
 }
 
 /// The engine and what names its incidents.
@@ -177,6 +179,16 @@ impl Service {
         let topology = Topology::of(store.as_ref());
         let observed = Arc::new(Observed::new(store));
         let store: Arc<dyn Store> = observed.clone();
+        let store_files = match config.storage.backend {
+            crate::config::Backend::Sqlite => {
+                let file = options.data_dir.join(crate::store::SQLITE_FILE_NAME);
+                let wal = options
+                    .data_dir
+                    .join(format!("{}-wal", crate::store::SQLITE_FILE_NAME));
+                data_dir::Watched::files(&[file, wal])
+            }
+            crate::config::Backend::Redis { .. } => Vec::new(),
+        };
         // In a cluster the engine is built when the node takes the lease,
         // from the store as it is then.
         let (engine, orphans) = if topology.builds_engine_at_start() {
@@ -203,6 +215,7 @@ impl Service {
             metrics: Metrics::default(),
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
             reloaded: Notify::new(),
+            files: Mutex::new(data_dir::Files::new(store_files)),
         });
         if !topology.builds_engine_at_start() {
             // A store that cannot be reached now is tried again by the
@@ -429,6 +442,7 @@ pub async fn run<F>(
         tokio::spawn(collector::collector(service.clone(), stop.clone())),
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
         tokio::spawn(leadership::leadership(service.clone(), stop.clone())),
+        tokio::spawn(data_dir::watch_files(service.clone(), stop.clone())),
     ];
     let server = tokio::spawn(serve(stop));
     shutdown.await;

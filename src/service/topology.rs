@@ -10,7 +10,11 @@
 //! lease, follows every node's appends from there, and steps down whenever
 //! the store knows better.
 
+use crate::duration::Millis;
 use crate::store::Store;
+
+/// The shortest lease of a node alone ([`Topology::lease_ttl`]).
+pub(super) const LONE_LEASE: Millis = 60_000;
 
 /// Whether this node shares its store with other nodes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +71,18 @@ impl Topology {
     /// lead leaves those to the leader and shows what it published.
     pub(super) fn others_may_lead(self) -> bool {
         self == Topology::Cluster
+    }
+
+    /// How long the lease runs unless renewed. A node alone has no one to
+    /// hand over to, and its data directory's lock already keeps a second
+    /// process out: its lease runs at least [`LONE_LEASE`], so that a
+    /// machine too busy to renew it within three ticks does not stop
+    /// evaluating for nothing.
+    pub(super) fn lease_ttl(self, configured: Millis) -> Millis {
+        match self {
+            Topology::Cluster => configured,
+            Topology::Alone => configured.max(LONE_LEASE),
+        }
     }
 
     /// What to do when the store refuses a tick's transitions because the

@@ -39,7 +39,7 @@ pub use format::{batch, block, rollup};
 
 pub use observed::Observed;
 pub use redis::RedisStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{FILE_NAME as SQLITE_FILE_NAME, SqliteStore};
 
 use std::collections::BTreeMap;
 
@@ -81,6 +81,9 @@ pub enum StoreError {
     Group(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The service halted the store: what it found wrong with its files.
+    #[error("the store is halted: {0}")]
+    Halted(String),
     /// Refused before anything was written: what was to be stored could
     /// not be read back.
     #[error("refused to store: {0}")]
@@ -552,6 +555,12 @@ pub trait Coordination: Send + Sync {
     /// store too. The embedded store is one process's own.
     fn shared(&self) -> bool {
         false
+    }
+
+    /// Damage the store found on its own, outside any call (the history's
+    /// integrity check), for `/healthz`.
+    fn damage(&self) -> Option<String> {
+        None
     }
 
     /// Takes the lease for `node` for `ttl` ms, with a new fencing token

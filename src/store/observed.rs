@@ -27,6 +27,8 @@ pub struct Observed {
     inner: Arc<dyn Store>,
     check: Option<Check>,
     last_failure: Mutex<Option<(Instant, String)>>,
+    /// Why every call fails, while the store is halted.
+    halted: Mutex<Option<String>>,
 }
 
 impl Observed {
@@ -35,7 +37,14 @@ impl Observed {
             inner,
             check: None,
             last_failure: Mutex::new(None),
+            halted: Mutex::new(None),
         }
+    }
+
+    /// Fails every call with `why` from now on (its files were removed
+    /// under it), or again lets them through (`None`).
+    pub fn halt(&self, why: Option<String>) {
+        *self.halted.lock().unwrap_or_else(|p| p.into_inner()) = why;
     }
 
     /// A store whose every call runs `check` first (fault injection).
@@ -60,9 +69,15 @@ impl Observed {
         method: &str,
         run: impl FnOnce(&dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let result = match &self.check {
-            Some(check) => check(method).and_then(|()| run(self.inner.as_ref())),
-            None => run(self.inner.as_ref()),
+        let halted = self
+            .halted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let result = match (halted, &self.check) {
+            (Some(why), _) => Err(StoreError::Halted(why)),
+            (None, Some(check)) => check(method).and_then(|()| run(self.inner.as_ref())),
+            (None, None) => run(self.inner.as_ref()),
         };
         if let Err(error) = &result {
             *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -130,6 +145,9 @@ observed!(Coordination {
 }
     fn shared(&self) -> bool {
         self.inner.shared()
+    }
+    fn damage(&self) -> Option<String> {
+        self.inner.damage()
     }
 );
 

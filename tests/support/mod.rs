@@ -102,7 +102,23 @@ impl Alertd {
         Self::launch(dir, &[], name, free_port())
     }
 
+    /// Starts alertd on `<dir>/alertd.json` (written already) and waits
+    /// until `/healthz` answers, healthy or not.
+    pub fn start_answering(dir: &Path) -> Alertd {
+        Self::launch_until(dir, &[], "node-under-test", free_port(), |_| true)
+    }
+
     fn launch(dir: &Path, wrapper: &[&str], name: &str, port: u16) -> Alertd {
+        Self::launch_until(dir, wrapper, name, port, |status| status == 200)
+    }
+
+    fn launch_until(
+        dir: &Path,
+        wrapper: &[&str],
+        name: &str,
+        port: u16,
+        answered: fn(u16) -> bool,
+    ) -> Alertd {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -148,7 +164,7 @@ impl Alertd {
             }
             alertd
                 .try_get("/healthz")
-                .filter(|(status, _)| *status == 200)
+                .filter(|(status, _)| answered(*status))
         });
         alertd
     }

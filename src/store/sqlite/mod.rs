@@ -15,7 +15,7 @@ mod samples;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicI64;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
@@ -154,6 +154,8 @@ pub struct SqliteStore {
     compacting: Mutex<()>,
     /// Tells the checkpointer that a commit added to the write-ahead log.
     committed: std::sync::mpsc::SyncSender<()>,
+    /// What the history's integrity check found, once it has.
+    history_damage: Arc<Mutex<Option<String>>>,
 }
 
 impl SqliteStore {
@@ -198,10 +200,16 @@ impl SqliteStore {
                 source,
             })?;
         let history = path.to_path_buf();
+        let history_damage = Arc::new(Mutex::new(None));
+        let found = history_damage.clone();
         // Nothing waits for it; it ends with the check.
         let _ = std::thread::Builder::new()
             .name("sqlite-history-check".to_string())
-            .spawn(move || check_history(history));
+            .spawn(move || {
+                if let Some(damage) = check_history(history) {
+                    *found.lock().unwrap_or_else(|p| p.into_inner()) = Some(damage);
+                }
+            });
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(connection),
@@ -210,6 +218,7 @@ impl SqliteStore {
             latest: Mutex::new(latest),
             compacting: Mutex::new(()),
             committed,
+            history_damage,
         })
     }
 
@@ -245,6 +254,7 @@ impl SqliteStore {
             latest: Mutex::new(Default::default()),
             compacting: Mutex::new(()),
             committed,
+            history_damage: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -425,37 +435,48 @@ fn quick_check(connection: &Connection, table: &str) -> Result<Vec<String>, rusq
 
 /// Checks the history tables on a connection of its own, and says what it
 /// found: damage there does not endanger alerting (the rule windows are
-/// rebuilt from recent samples), so the service runs, and the requests that
-/// read damaged pages fail (503, and `/healthz` reports it).
-fn check_history(path: PathBuf) {
+/// rebuilt from recent samples), so the service runs, logs an error with the
+/// advice, and `/healthz` reports it ([`Coordination::damage`]); the
+/// requests that read damaged pages fail with 503.
+fn check_history(path: PathBuf) -> Option<String> {
     let connection = match open_reader(&path) {
         Ok(connection) => connection,
         Err(error) => {
             tracing::warn!(%error, "the history's integrity check could not start");
-            return;
+            return None;
         }
     };
     let started = std::time::Instant::now();
     for table in HISTORY_TABLES {
-        match quick_check(&connection, table) {
-            Ok(lines) if lines == ["ok"] => {}
-            Ok(lines) => {
-                tracing::error!(
-                    file = %path.display(),
-                    problems = %lines.join("; ").replace('\n', "; "),
-                    "the store's sample history ({table}) is damaged: reads of old samples \
-                     may fail. Recover what it holds with sqlite3 FILE .recover while alertd \
-                     is stopped"
-                );
-                return;
+        let problems = match quick_check(&connection, table) {
+            Ok(lines) if lines == ["ok"] => continue,
+            Ok(lines) => lines.join("; ").replace('\n', "; "),
+            // A table too damaged to be checked is damaged all the same.
+            Err(rusqlite::Error::SqliteFailure(failure, message))
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+                ) =>
+            {
+                message.unwrap_or_else(|| failure.to_string())
             }
             Err(error) => {
                 tracing::warn!(%error, table, "the history's integrity check failed");
-                return;
+                return None;
             }
-        }
+        };
+        let file = path.display();
+        let damage = format!(
+            "the sample history ({table}) of {file} is damaged ({problems}): reads of old \
+             samples may fail; alerting goes on. Recover what the file holds while alertd is \
+             stopped: sqlite3 {file} .recover | sqlite3 {file}.recovered, then put the \
+             recovered file in its place"
+        );
+        tracing::error!("{damage}");
+        return Some(damage);
     }
     tracing::debug!(elapsed = ?started.elapsed(), "the sample history is sound");
+    None
 }
 
 /// Begins a write transaction that takes the file's write lock at once

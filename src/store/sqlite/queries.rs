@@ -518,6 +518,13 @@ impl IncidentLog for SqliteStore {
 }
 
 impl Coordination for SqliteStore {
+    fn damage(&self) -> Option<String> {
+        self.history_damage
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
