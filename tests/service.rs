@@ -976,12 +976,28 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
             .collect();
         alertd::store::SampleStore::append_samples(&store, &samples).unwrap();
     }
-    // Everything in the file itself, not in the write-ahead log. The store's
-    // checkpointer thread may still be finishing a checkpoint of its own
-    // (it outlives the store by that much): until it has, this one is busy
-    // and would leave pages in the log, which would then hide the damage.
+    // A page in the middle of the file, as a failing disk would: here one of
+    // the pages that hold the recent samples.
     let file = data.join("alertd.sqlite");
-    let connection = rusqlite::Connection::open(&file).unwrap();
+    damage_page(&file, |_, pages| pages / 2);
+    let output = run_to_exit(dir.path().join("alertd.json"), &data, free_port());
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("{} is damaged", file.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains(".recover"), "{stderr}");
+}
+
+/// Overwrites one page of the store file with garbage, as a failing disk
+/// would: the page `which` picks (counted from 0) given a connection and the
+/// number of pages. Everything is checkpointed into the file first, so that
+/// no page in the write-ahead log hides the damage. (The store's
+/// checkpointer thread may still be finishing a checkpoint of its own, since
+/// it outlives the store by that much: until it has, this one is busy.)
+fn damage_page(file: &Path, which: impl FnOnce(&rusqlite::Connection, usize) -> usize) {
+    let connection = rusqlite::Connection::open(file).unwrap();
     wait_for("a complete checkpoint", 20, || {
         let busy: i64 = connection
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
@@ -992,22 +1008,11 @@ fn a_damaged_store_is_refused_at_start_with_a_way_out() {
         .query_row("PRAGMA page_size", [], |row| row.get(0))
         .unwrap();
     let page = page as usize;
+    let mut bytes = std::fs::read(file).unwrap();
+    let at = which(&connection, bytes.len() / page) * page;
     drop(connection);
-    // A page in the middle of the file overwritten, as a failing disk would:
-    // here one of the pages that hold the recent samples.
-    let bytes = std::fs::read(&file).unwrap();
-    let mut damaged = bytes.clone();
-    let middle = bytes.len() / 2 / page * page;
-    damaged[middle..middle + page].fill(0xde);
-    std::fs::write(&file, &damaged).unwrap();
-    let output = run_to_exit(dir.path().join("alertd.json"), &data, free_port());
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(&format!("{} is damaged", file.display())),
-        "{stderr}"
-    );
-    assert!(stderr.contains(".recover"), "{stderr}");
+    bytes[at..at + page].fill(0xde);
+    std::fs::write(file, &bytes).unwrap();
 }
 
 /// The pushes that made the node's next sample infinite (and the store
@@ -1627,29 +1632,17 @@ fn a_damaged_history_is_reported_and_alerting_goes_on() {
         let rollups = support::rollups(&store, alertd::store::rollup::Step::Minute, None);
         assert!(!rollups.is_empty(), "compaction made rollups");
     }
-    let file = data.join("alertd.sqlite");
-    let connection = rusqlite::Connection::open(&file).unwrap();
-    wait_for("a complete checkpoint", 20, || {
-        let busy: i64 = connection
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+    // The rollups table's root page.
+    damage_page(&data.join("alertd.sqlite"), |connection, _| {
+        let root: i64 = connection
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'rollups'",
+                [],
+                |row| row.get(0),
+            )
             .unwrap();
-        (busy == 0).then_some(())
+        root as usize - 1
     });
-    let page: i64 = connection
-        .query_row("PRAGMA page_size", [], |row| row.get(0))
-        .unwrap();
-    let root: i64 = connection
-        .query_row(
-            "SELECT rootpage FROM sqlite_master WHERE name = 'rollups'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    drop(connection);
-    let mut bytes = std::fs::read(&file).unwrap();
-    let at = ((root - 1) * page) as usize;
-    bytes[at..at + page as usize].fill(0xde);
-    std::fs::write(&file, &bytes).unwrap();
 
     let alertd = Alertd::start_answering(dir.path());
     let (status, body) = wait_for("/healthz to report the damage", 20, || {
