@@ -733,3 +733,80 @@ fn every_node_lists_the_cluster_and_names_rules_that_differ() {
             .then_some(())
     });
 }
+
+/// A Redis that evicts keys when full is refused (the node takes no
+/// sample and does not lead, and says why); set to `noeviction`, a full
+/// Redis refuses samples with 503 and loses nothing it acknowledged, and
+/// takes them again once memory is freed.
+#[test]
+fn a_redis_that_evicts_keys_is_refused_and_a_full_one_loses_nothing() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    use alertd::store::{RedisStore, SampleStore};
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    redis.cli(&["CONFIG", "SET", "maxmemory", "20mb"]);
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+    let calls = root.path().join("calls.log");
+    let dir = node_dir(root.path(), "n0", &config(&redis.url(), "3s"), &calls);
+    let node = Alertd::start_answering(&dir);
+    let (status, health) = wait_for("/healthz to name the setting", 20, || {
+        let answer = node.get("/healthz");
+        (answer.0 == 503 && answer.1.contains("maxmemory-policy")).then_some(answer)
+    });
+    assert_eq!(status, 503);
+    assert!(health.contains("maxmemory-policy allkeys-lru"), "{health}");
+    assert!(health.contains("noeviction"), "{health}");
+    let batch = |round: i64| {
+        json!([{"host": "h", "ts": now() - 1000 + round, "metrics": {"x": 1}}]).to_string()
+    };
+    let (status, body) = node.post("/api/v1/samples", "application/json", batch(0));
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("evicts keys"), "{body}");
+    assert_eq!(leads(&node), Some(false), "it does not lead");
+    let (_, page) = node.get("/rules");
+    assert!(page.contains("class=\"banner\""), "{page}");
+    assert!(node.log().contains("ERROR"), "{}", node.log());
+
+    // Set right: it takes samples and leads.
+    redis.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
+    let mut acknowledged = 0;
+    let mut round = 1;
+    wait_for("samples taken again", 20, || {
+        round += 1;
+        let (status, _) = node.post("/api/v1/samples", "application/json", batch(round));
+        (status == 200).then_some(())
+    });
+    acknowledged += 1;
+    wait_for("the node to lead", 20, || leads(&node).filter(|l| *l));
+    assert_eq!(node.metric("alertd_redis_maxmemory_bytes"), 20_971_520.0);
+    for _ in 0..20 {
+        round += 1;
+        assert_eq!(node.post("/api/v1/samples", "application/json", batch(round)).0, 200);
+        acknowledged += 1;
+    }
+    // Full: writes are refused, nothing acknowledged is lost.
+    redis.cli(&["CONFIG", "SET", "maxmemory", "1"]);
+    let refused = wait_for("a full Redis to refuse samples", 20, || {
+        round += 1;
+        let (status, body) = node.post("/api/v1/samples", "application/json", batch(round));
+        if status == 200 {
+            acknowledged += 1;
+        }
+        (status == 503).then_some(body)
+    });
+    assert!(refused.contains("OOM"), "{refused}");
+    redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
+    wait_for("samples taken once memory is freed", 20, || {
+        round += 1;
+        let (status, _) = node.post("/api/v1/samples", "application/json", batch(round));
+        (status == 200).then(|| acknowledged += 1)
+    });
+    let store = RedisStore::open(&redis.url(), "test").unwrap();
+    let mut stored = 0;
+    store
+        .scan_samples(i64::MIN, i64::MAX, &mut |_| stored += 1)
+        .unwrap();
+    assert_eq!(stored, acknowledged, "every acknowledged sample, nothing more");
+}

@@ -414,8 +414,9 @@ async fn prometheus(State(service): State<Arc<Service>>) -> Response {
 async fn healthz(State(service): State<Arc<Service>>) -> ApiResult<&'static str> {
     let checked = service.clone();
     blocking(move || Ok(checked.store().pending_deliveries()?)).await?;
-    if let Some(damage) = service.store().damage() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, damage));
+    let condition = service.store().condition();
+    if let Some(problem) = condition.damage.or(condition.unsafe_setting) {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, problem));
     }
     if let Some(failure) = service.store_failure() {
         return Err(ApiError::new(

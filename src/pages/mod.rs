@@ -80,6 +80,8 @@ struct Chrome<'a> {
     signed_in: bool,
     /// Reload the page every this many seconds.
     refresh: Option<u32>,
+    /// What an operator must know whatever the page ([`Service::warnings`]).
+    warnings: Vec<String>,
 }
 
 fn layout(chrome: &Chrome, content: Markup) -> Markup {
@@ -119,6 +121,9 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
                     }
                 }
                 main {
+                    @for warning in &chrome.warnings {
+                        p.banner role="alert" { (warning) }
+                    }
                     h1 { (chrome.title) }
                     (content)
                 }
@@ -168,6 +173,7 @@ impl PageContext {
             cluster: cluster_line(&self.service),
             signed_in: self.signed_in,
             refresh,
+            warnings: self.service.warnings(),
         };
         Html(layout(&chrome, content).into_string())
     }

@@ -117,6 +117,8 @@ fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
         cluster: None,
         signed_in: false,
         refresh: None,
+        // Nothing about the store before signing in.
+        warnings: Vec::new(),
     };
     Html(layout(&chrome, content).into_string())
 }

@@ -37,6 +37,8 @@ pub struct Gauges {
     pub rules: usize,
     pub hosts: usize,
     pub open_incidents: usize,
+    /// The shared store's memory as last read: used, and its limit (0: none).
+    pub store_memory: Option<(u64, u64)>,
 }
 
 impl Metrics {
@@ -259,6 +261,20 @@ impl Metrics {
                 ("{outcome=\"failure\"}", get(&self.hook_failures)),
             ],
         );
+        if let Some((used, max)) = gauges.store_memory {
+            metric(
+                "alertd_redis_used_memory_bytes",
+                "gauge",
+                "The memory Redis uses, as this node last read it (INFO memory).",
+                &[("", used.to_string())],
+            );
+            metric(
+                "alertd_redis_maxmemory_bytes",
+                "gauge",
+                "Redis' maxmemory (0: no limit).",
+                &[("", max.to_string())],
+            );
+        }
         metric(
             "alertd_pending_hook_deliveries",
             "gauge",

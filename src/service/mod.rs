@@ -338,6 +338,7 @@ impl Service {
             rules: self.config().alerting.rules.len(),
             hosts,
             open_incidents,
+            store_memory: self.store.condition().memory,
         })
     }
 

@@ -84,6 +84,10 @@ pub enum StoreError {
     /// The service halted the store: what it found wrong with its files.
     #[error("the store is halted: {0}")]
     Halted(String),
+    /// The backend is set up so that it would lose what it acknowledged:
+    /// the store refuses to take samples or grant the lease until it is not.
+    #[error("{0}")]
+    Unsafe(String),
     /// Refused before anything was written: what was to be stored could
     /// not be read back.
     #[error("refused to store: {0}")]
@@ -557,10 +561,10 @@ pub trait Coordination: Send + Sync {
         false
     }
 
-    /// Damage the store found on its own, outside any call (the history's
-    /// integrity check), for `/healthz`.
-    fn damage(&self) -> Option<String> {
-        None
+    /// What the store knows of its own condition without being asked
+    /// anything new (no I/O): for `/healthz`, `/metrics` and the pages.
+    fn condition(&self) -> Condition {
+        Condition::default()
     }
 
     /// Takes the lease for `node` for `ttl` ms, with a new fencing token
@@ -597,6 +601,20 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// What a store knows of its own condition ([`Coordination::condition`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Condition {
+    /// Damage it found on its own, outside any call (the embedded store's
+    /// history check at start).
+    pub damage: Option<String>,
+    /// A setting of the backend under which it would lose what it
+    /// acknowledged (Redis evicting keys), with the fix: while it holds,
+    /// the store takes no sample and grants no lease.
+    pub unsafe_setting: Option<String>,
+    /// The backend's memory as last read: bytes used, and its limit (0: none).
+    pub memory: Option<(u64, u64)>,
 }
 
 /// The sign-in sessions of the pages, by the hash of their id.

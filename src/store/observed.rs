@@ -146,8 +146,8 @@ observed!(Coordination {
     fn shared(&self) -> bool {
         self.inner.shared()
     }
-    fn damage(&self) -> Option<String> {
-        self.inner.damage()
+    fn condition(&self) -> super::Condition {
+        self.inner.condition()
     }
 );
 

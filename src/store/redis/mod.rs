@@ -67,6 +67,48 @@ static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(Scripts:
 /// The longest a call waits for Redis before it fails as unavailable.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long what Redis said of its memory and settings stands before it is
+/// read again (and at once after Redis could not be reached).
+const SETTINGS_TTL: Duration = Duration::from_secs(5);
+
+/// What `INFO memory` says.
+#[derive(Debug, Clone, PartialEq)]
+struct Memory {
+    used: u64,
+    max: u64,
+    policy: String,
+}
+
+impl Memory {
+    fn parse(info: &str) -> Option<Memory> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        Some(Memory {
+            used: field("used_memory")?.parse().ok()?,
+            max: field("maxmemory")?.parse().ok()?,
+            policy: field("maxmemory_policy")?.to_string(),
+        })
+    }
+
+    /// Why Redis set up so would lose what alertd acknowledged, if it would:
+    /// a memory limit with any policy but `noeviction` evicts keys when full.
+    fn unsafe_setting(&self, shown: &str) -> Option<String> {
+        (self.max != 0 && self.policy != "noeviction").then(|| {
+            format!(
+                "the Redis at {shown} evicts keys when it is full (maxmemory {}, \
+                 maxmemory-policy {}): it would drop acknowledged samples and incidents \
+                 without a word, so this node takes no sample and does not lead. Set \
+                 maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction, and in \
+                 redis.conf), or maxmemory 0",
+                self.max, self.policy
+            )
+        })
+    }
+}
+
 const BACKEND: &str = "redis";
 
 /// The values of several hash fields, each missing or its bytes.
@@ -96,6 +138,8 @@ pub struct RedisStore {
     shown: String,
     connection: ConnectionManager,
     runtime: Option<tokio::runtime::Runtime>,
+    /// What Redis last said of its memory, and when it was read.
+    memory: std::sync::Mutex<Option<(std::time::Instant, Memory)>>,
 }
 
 impl Drop for RedisStore {
@@ -144,7 +188,52 @@ impl RedisStore {
             shown,
             connection,
             runtime: Some(runtime),
+            memory: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Fails with [`StoreError::Unsafe`] while Redis is set up to evict
+    /// keys; reads its settings again when they are older than
+    /// [`SETTINGS_TTL`] (so also soon after a restart of Redis).
+    fn check_settings(&self) -> Result<(), StoreError> {
+        let known = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|(at, _)| at.elapsed() < SETTINGS_TTL)
+            .map(|(_, memory)| memory);
+        let memory = match known {
+            Some(memory) => memory,
+            None => {
+                let info: String = self.run(|mut c| async move {
+                    redis::cmd("INFO").arg("memory").query_async(&mut c).await
+                })?;
+                let memory = Memory::parse(&info).ok_or_else(|| {
+                    corrupt("INFO memory without used_memory, maxmemory or maxmemory_policy")
+                })?;
+                let mut last = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+                let was = last
+                    .as_ref()
+                    .map(|(_, memory)| memory.unsafe_setting(&self.shown));
+                let now = memory.unsafe_setting(&self.shown);
+                if was.as_ref() != Some(&now) {
+                    match &now {
+                        Some(problem) => tracing::error!("{problem}"),
+                        None if was.is_some() => {
+                            tracing::info!(policy = memory.policy, "Redis no longer evicts keys")
+                        }
+                        None => {}
+                    }
+                }
+                *last = Some((std::time::Instant::now(), memory.clone()));
+                memory
+            }
+        };
+        match memory.unsafe_setting(&self.shown) {
+            Some(problem) => Err(StoreError::Unsafe(problem)),
+            None => Ok(()),
+        }
     }
 
     fn key(&self, name: &str) -> String {
@@ -194,6 +283,9 @@ impl RedisStore {
     }
 
     fn unavailable(&self, detail: String) -> StoreError {
+        // Whatever Redis answers next may have restarted with other
+        // settings: they are read again before the next write.
+        *self.memory.lock().unwrap_or_else(|p| p.into_inner()) = None;
         StoreError::Unavailable {
             backend: BACKEND,
             detail: format!("{}: {detail}", self.shown),
@@ -247,6 +339,7 @@ impl SampleStore for RedisStore {
         if batches.is_empty() {
             return Ok(());
         }
+        self.check_settings()?;
         let mut invocation = self.script(
             &SCRIPTS.append,
             &[
@@ -461,7 +554,24 @@ impl Coordination for RedisStore {
         true
     }
 
+    fn condition(&self) -> super::Condition {
+        let memory = self
+            .memory
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .map(|(_, memory)| memory);
+        super::Condition {
+            damage: None,
+            unsafe_setting: memory
+                .as_ref()
+                .and_then(|memory| memory.unsafe_setting(&self.shown)),
+            memory: memory.map(|memory| (memory.used, memory.max)),
+        }
+    }
+
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
+        self.check_settings()?;
         let mut invocation = self.script(&SCRIPTS.acquire, &["lease", "lease_token"]);
         invocation.arg(node).arg(ttl.max(1));
         let token: Option<u64> = self.invoke(invocation)?;
@@ -472,6 +582,7 @@ impl Coordination for RedisStore {
     }
 
     fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError> {
+        self.check_settings()?;
         let mut invocation = self.script(&SCRIPTS.renew, &["lease"]);
         invocation.arg(lease_value(lease)).arg(ttl.max(1));
         let renewed: i64 = self.invoke(invocation)?;

@@ -13,8 +13,9 @@ use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog, Incidents,
-    Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions, StoreError,
+    Claim, Condition, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog,
+    Incidents, Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions,
+    StoreError,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -518,11 +519,15 @@ impl IncidentLog for SqliteStore {
 }
 
 impl Coordination for SqliteStore {
-    fn damage(&self) -> Option<String> {
-        self.history_damage
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    fn condition(&self) -> Condition {
+        Condition {
+            damage: self
+                .history_damage
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            ..Default::default()
+        }
     }
 
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {
