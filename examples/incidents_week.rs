@@ -51,6 +51,7 @@ fn main() {
                     start_time: start,
                     end_time: Some(start + 3000),
                     trigger_value: 91.5,
+                    resolution: None,
                 },
             }
         })

@@ -18,6 +18,9 @@ pub struct Incident {
     pub end_time: Option<Millis>,
     /// The aggregate when the incident opened; never changes.
     pub trigger_value: f64,
+    /// Why it was resolved, when not by its rule: `store lost` for an
+    /// incident that was open when a cluster's Redis lost its data.
+    pub resolution: Option<Arc<str>>,
 }
 
 impl Incident {
@@ -39,6 +42,9 @@ impl Serialize for Incident {
             map.serialize_entry("endTime", &rfc3339(end))?;
         }
         map.serialize_entry("triggerValue", &JsonNumber(self.trigger_value))?;
+        if let Some(resolution) = &self.resolution {
+            map.serialize_entry("resolution", &**resolution)?;
+        }
         map.end()
     }
 }
@@ -183,6 +189,7 @@ mod tests {
             start_time: 1_795_428_010_000,
             end_time: None,
             trigger_value: 71.5,
+            resolution: None,
         };
         assert_eq!(
             serde_json::to_string(&incident).unwrap(),

@@ -783,7 +783,11 @@ fn a_redis_that_evicts_keys_is_refused_and_a_full_one_loses_nothing() {
     assert_eq!(node.metric("alertd_redis_maxmemory_bytes"), 20_971_520.0);
     for _ in 0..20 {
         round += 1;
-        assert_eq!(node.post("/api/v1/samples", "application/json", batch(round)).0, 200);
+        assert_eq!(
+            node.post("/api/v1/samples", "application/json", batch(round))
+                .0,
+            200
+        );
         acknowledged += 1;
     }
     // Full: writes are refused, nothing acknowledged is lost.
@@ -808,5 +812,126 @@ fn a_redis_that_evicts_keys_is_refused_and_a_full_one_loses_nothing() {
     store
         .scan_samples(i64::MIN, i64::MAX, &mut |_| stored += 1)
         .unwrap();
-    assert_eq!(stored, acknowledged, "every acknowledged sample, nothing more");
+    assert_eq!(
+        stored, acknowledged,
+        "every acknowledged sample, nothing more"
+    );
+}
+
+/// Redis restarted without persistence comes back empty: the nodes say so
+/// (log, `/healthz` 503, a banner) until an operator acknowledges, and the
+/// incident that was open is resolved as "store lost" (its hook told once),
+/// instead of being forgotten while its pair opens again under a new id.
+#[test]
+fn a_redis_that_came_back_empty_is_said_and_its_open_incident_resolved() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let config = config(&redis.url(), "2s");
+    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
+        .iter()
+        .map(|name| {
+            let dir = node_dir(root.path(), name, &config, &calls);
+            Some(Alertd::start_node(&dir, name))
+        })
+        .collect();
+    leader(&nodes);
+    let hot = |round: usize| {
+        let samples = json!([{"host": "hot", "ts": now(), "metrics": {"x": 50}}]);
+        push(&nodes, round, &samples)
+    };
+    let node = nodes[0].as_ref().unwrap();
+    let mut round = 0;
+    let opened = wait_for("the incident", 20, || {
+        round += 1;
+        hot(round);
+        std::thread::sleep(Duration::from_millis(250));
+        node.active()
+            .first()
+            .map(|incident| incident["id"].as_str().unwrap().to_string())
+    });
+    wait_for("its opening told", 20, || {
+        lines(&calls)
+            .iter()
+            .any(|line| line.starts_with(&format!("opened|{opened}|")))
+            .then_some(())
+    });
+    redis.kill();
+    redis.restart();
+    assert_eq!(redis.cli(&["DBSIZE"]), "0", "Redis came back empty");
+    let health = wait_for("both nodes to say the store lost its data", 30, || {
+        round += 1;
+        hot(round);
+        std::thread::sleep(Duration::from_millis(250));
+        let answers: Vec<(u16, String)> = nodes
+            .iter()
+            .map(|node| node.as_ref().unwrap().get("/healthz"))
+            .collect();
+        answers
+            .iter()
+            .all(|(status, body)| *status == 503 && body.contains("lost its data"))
+            .then(|| answers[0].1.clone())
+    });
+    assert!(health.contains("acknowledge"), "{health}");
+    // The incident that was open is resolved as lost, and told once.
+    let resolved = wait_for("the lost incident resolved", 30, || {
+        round += 1;
+        hot(round);
+        std::thread::sleep(Duration::from_millis(250));
+        let (status, body) = node.get(&format!("/api/v1/incidents/{opened}"));
+        (status == 200 && body.contains("endTime")).then_some(body)
+    });
+    assert!(
+        resolved.contains("\"resolution\":\"store lost\""),
+        "{resolved}"
+    );
+    wait_for("its resolution told", 20, || {
+        lines(&calls)
+            .iter()
+            .any(|line| line.starts_with(&format!("resolved|{opened}|")))
+            .then_some(())
+    });
+    // The rule still holds: a new incident for the pair, under a new id.
+    let again = wait_for("the pair open again", 30, || {
+        round += 1;
+        hot(round);
+        std::thread::sleep(Duration::from_millis(250));
+        node.active()
+            .first()
+            .map(|incident| incident["id"].as_str().unwrap().to_string())
+    });
+    assert_ne!(again, opened);
+    let (_, page) = node.get("/rules");
+    assert!(page.contains("lost its data"), "the banner: {page}");
+    let log = nodes
+        .iter()
+        .map(|n| n.as_ref().unwrap().log())
+        .collect::<String>();
+    assert!(log.contains("the shared store lost its data"), "{log}");
+    // Acknowledged: no node speaks of it any more (they may still be
+    // unhealthy for the minute after Redis' failures).
+    let (status, body) = node.post("/api/v1/cluster/loss/acknowledge", "application/json", "{}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"lost\""), "{body}");
+    wait_for("both nodes to stop speaking of the loss", 20, || {
+        nodes
+            .iter()
+            .all(|node| {
+                !node
+                    .as_ref()
+                    .unwrap()
+                    .get("/healthz")
+                    .1
+                    .contains("lost its data")
+            })
+            .then_some(())
+    });
+    let told: Vec<String> = lines(&calls)
+        .into_iter()
+        .filter(|line| line.contains(&opened))
+        .collect();
+    assert_eq!(told.len(), 2, "opened and resolved, once each: {told:?}");
 }

@@ -525,6 +525,7 @@ fn a_restored_open_incident_on_a_host_without_samples_resolves() {
         start_time: at(0),
         end_time: None,
         trigger_value: 12.0,
+        resolution: None,
     });
     assert!(engine.restore(&saved_incident));
     let mut out = Vec::new();

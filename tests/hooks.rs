@@ -46,6 +46,7 @@ fn incident(end_time: Option<i64>) -> Incident {
         start_time: 1_795_428_010_000,
         end_time,
         trigger_value: 71.5,
+        resolution: None,
     }
 }
 

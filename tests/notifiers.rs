@@ -163,6 +163,7 @@ fn incident() -> Incident {
         start_time: 1_795_428_010_000,
         end_time: None,
         trigger_value: 71.5,
+        resolution: None,
     }
 }
 

@@ -716,6 +716,7 @@ fn resolved(
             start_time: start,
             end_time: Some(end),
             trigger_value: 91.5,
+            resolution: None,
         },
     }
 }

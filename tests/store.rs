@@ -57,6 +57,7 @@ fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> I
         start_time: start,
         end_time: end,
         trigger_value: 71.5,
+        resolution: None,
     }
 }
 
@@ -169,6 +170,50 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
 
 /// Each node's latest heartbeat is kept, whichever node reads them; a
 /// forgotten node is gone, and forgetting an unknown one is no error.
+/// The cluster's identity is written once, by whichever node comes first;
+/// a loss is recorded once with the incidents open then, which are
+/// forgotten once resolved, and the loss once acknowledged. A store of one
+/// process's own has no identity to lose.
+pub fn the_identity_is_written_once_and_a_loss_kept_until_acknowledged(
+    [a, b]: [&dyn Store; 2],
+) {
+    use alertd::store::{Identity, Loss};
+    let first = Identity::new(1_000);
+    let second = Identity::new(2_000);
+    if !a.shared() {
+        let found = a.identity(&first).unwrap();
+        assert_eq!(found.current, first);
+        assert_eq!(found.loss, None);
+        return;
+    }
+    assert_eq!(a.identity(&first).unwrap().current, first);
+    let found = b.identity(&second).unwrap();
+    assert_eq!(found.current, first, "written once");
+    assert_eq!((found.loss, found.lost_open.len()), (None, 0));
+    let loss = Loss {
+        lost: second.clone(),
+        found: first.clone(),
+        at: 3_000,
+        node: "a".to_string(),
+    };
+    let open = incident("i1", "cpu", "web-1", 500, None);
+    a.record_loss(&loss, std::slice::from_ref(&open)).unwrap();
+    let later = Loss {
+        at: 4_000,
+        node: "b".to_string(),
+        ..loss.clone()
+    };
+    b.record_loss(&later, &[]).unwrap();
+    let found = b.identity(&second).unwrap();
+    assert_eq!(found.loss.as_ref(), Some(&loss), "the first loss found is kept");
+    assert_eq!(found.lost_open, vec![open]);
+    b.forget_lost(&["i1".to_string()]).unwrap();
+    assert!(a.identity(&second).unwrap().lost_open.is_empty());
+    assert_eq!(a.acknowledge_loss().unwrap(), Some(loss));
+    assert_eq!(b.identity(&second).unwrap().loss, None);
+    assert_eq!(b.acknowledge_loss().unwrap(), None);
+}
+
 pub fn nodes_report_and_are_forgotten(stores: [&dyn Store; 2]) {
     let [one, two] = stores;
     let status = |node: &str, heartbeat: i64| alertd::store::NodeStatus {
@@ -1537,6 +1582,7 @@ macro_rules! conformance {
                 two_writers_race_to_open_one_pair,
                 one_delivery_is_claimed_by_one_node_at_a_time,
                 nodes_report_and_are_forgotten,
+                the_identity_is_written_once_and_a_loss_kept_until_acknowledged,
             );
 
             one_node!(

@@ -332,5 +332,6 @@ pub(super) fn incident(
         start_time: open.start_time,
         end_time,
         trigger_value: open.trigger_value,
+        resolution: None,
     }
 }

@@ -39,6 +39,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/cluster", get(cluster))
+        .route("/api/v1/cluster/loss/acknowledge", post(acknowledge_loss))
         .route("/api/v1/stats", get(stats))
         .route_layer(middleware::from_fn_with_state(service.clone(), authorize));
     Router::new()
@@ -171,6 +172,21 @@ async fn blocking<T: serde::Serialize>(
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
     .await?
+}
+
+/// `POST /api/v1/cluster/loss/acknowledge`: an operator has seen that the
+/// shared store lost its data; `/healthz` and the pages stop saying so.
+async fn acknowledge_loss(State(service): State<Arc<Service>>) -> ApiResult<Response> {
+    #[derive(Serialize)]
+    struct Acknowledged {
+        acknowledged: Option<crate::store::Loss>,
+    }
+    blocking(move || {
+        Ok(Acknowledged {
+            acknowledged: service.acknowledge_loss()?,
+        })
+    })
+    .await
 }
 
 /// Checks `Authorization: Bearer <token>` when a token is configured. A
@@ -415,7 +431,11 @@ async fn healthz(State(service): State<Arc<Service>>) -> ApiResult<&'static str>
     let checked = service.clone();
     blocking(move || Ok(checked.store().pending_deliveries()?)).await?;
     let condition = service.store().condition();
-    if let Some(problem) = condition.damage.or(condition.unsafe_setting) {
+    if let Some(problem) = service
+        .loss_warning()
+        .or(condition.damage)
+        .or(condition.unsafe_setting)
+    {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, problem));
     }
     if let Some(failure) = service.store_failure() {

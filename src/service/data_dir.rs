@@ -199,6 +199,7 @@ impl Service {
     pub fn warnings(&self) -> Vec<String> {
         let condition = self.store.condition();
         let mut warnings: Vec<String> = [
+            self.loss_warning(),
             self.file_problem(),
             condition.damage,
             condition.unsafe_setting,

@@ -408,6 +408,7 @@ mod tests {
                 start_time: 0,
                 end_time: None,
                 trigger_value: 1.0,
+                resolution: None,
             },
             attempts: 0,
             next_attempt: 0,

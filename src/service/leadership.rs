@@ -173,6 +173,7 @@ impl Service {
             *lock(&self.leadership.lease) = Some(lease.clone());
             self.metrics.leading(true);
         }
+        self.forget_remembered_open();
         info!(
             node = lease.node,
             token = lease.token,
@@ -183,6 +184,10 @@ impl Service {
 
     /// Stops leading (the lease was lost or refused).
     pub(super) fn step_down(&self, why: &str) {
+        if !self.is_leading() {
+            return;
+        }
+        self.remember_open();
         let Some(lease) = lock(&self.leadership.lease).take() else {
             return;
         };
@@ -235,6 +240,8 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
         let ttl = service.topology.lease_ttl(configured);
         let worker = service.clone();
         let outcome = tokio::task::spawn_blocking(move || {
+            // Before the lease: a store that lost its data lost the lease too.
+            let lost = worker.check_identity();
             let outcome = match worker.lease() {
                 Some(lease) => worker
                     .store
@@ -242,6 +249,15 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
                     .map(|kept| Some((lease, kept))),
                 None => worker.try_lead().map(|_| None),
             };
+            match lost {
+                Ok(lost) if worker.is_leading() => {
+                    if let Err(error) = worker.resolve_lost(lost) {
+                        warn!(%error, "cannot resolve the incidents lost with the store yet");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(%error, "cannot read the cluster's identity"),
+            }
             if let Err(error) = worker.report() {
                 let mut view = lock(&worker.leadership.cluster);
                 view.read_at = Some(worker.now());

@@ -46,6 +46,7 @@
 mod collector;
 pub mod data_dir;
 mod dispatch;
+mod identity;
 mod ingest;
 mod janitor;
 mod leadership;
@@ -137,6 +138,8 @@ pub struct Service {
     reloaded: Notify,
     /// The files the service writes, checked every second ([`data_dir`]).
     files: Mutex<data_dir::Files>,
+    /// The cluster's identity as this node knows it ([`identity`]).
+    known: identity::Known,
 }
 
 /// The engine and what names its incidents.
@@ -216,6 +219,7 @@ impl Service {
             heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
             reloaded: Notify::new(),
             files: Mutex::new(data_dir::Files::new(store_files)),
+            known: identity::Known::default(),
         });
         if !topology.builds_engine_at_start() {
             // A store that cannot be reached now is tried again by the

@@ -115,6 +115,7 @@ fn decode(bytes: &[u8], rules: Vec<Rule>) -> Result<RuleStates, serde_json::Erro
                             start_time: *start,
                             end_time: None,
                             trigger_value: *trigger,
+                            resolution: None,
                         }),
                         last_end: *last_end,
                     }

@@ -184,7 +184,11 @@ impl Service {
 
     /// Records transitions under `lease`, each with one delivery per target
     /// it goes to now (the hooks present, the configured targets that want it).
-    fn record(&self, lease: &Lease, transitions: &[Transition]) -> Result<(), StoreError> {
+    pub(super) fn record(
+        &self,
+        lease: &Lease,
+        transitions: &[Transition],
+    ) -> Result<(), StoreError> {
         let config = self.config();
         let targets = Targets::list(&self.hook_dir(), &config.alerting.notify);
         let each: Vec<Vec<String>> = transitions

@@ -561,6 +561,39 @@ pub trait Coordination: Send + Sync {
         false
     }
 
+    /// The cluster's identity as the store keeps it, written with `new` if
+    /// there is none (a new cluster, or a store that lost its data), with
+    /// the loss recorded and not yet acknowledged, and the incidents that
+    /// were open at the loss and are not yet resolved. A store of one
+    /// process's own has no identity to lose: `new`, nothing lost.
+    fn identity(&self, new: &Identity) -> Result<ClusterIdentity, StoreError> {
+        Ok(ClusterIdentity {
+            current: new.clone(),
+            loss: None,
+            lost_open: Vec::new(),
+        })
+    }
+
+    /// Records `loss` (unless one is recorded already) and the incidents
+    /// that were open then, to be resolved by whichever node leads.
+    fn record_loss(
+        &self,
+        _loss: &Loss,
+        _open: &[crate::incident::Incident],
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Forgets the lost incidents `ids` (once their resolution is recorded).
+    fn forget_lost(&self, _ids: &[String]) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Acknowledges the recorded loss: returns it, and forgets it.
+    fn acknowledge_loss(&self) -> Result<Option<Loss>, StoreError> {
+        Ok(None)
+    }
+
     /// What the store knows of its own condition without being asked
     /// anything new (no I/O): for `/healthz`, `/metrics` and the pages.
     fn condition(&self) -> Condition {
@@ -601,6 +634,62 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// A cluster's identity: an id written once, when the shared store was
+/// first used, and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    pub id: String,
+    pub created: Millis,
+}
+
+impl Identity {
+    /// A new identity made at `now`.
+    pub fn new(now: Millis) -> Identity {
+        Identity {
+            id: ulid::Ulid::generate().to_string(),
+            created: now,
+        }
+    }
+
+    /// The identity as a node keeps it in its data directory: `ID CREATED`.
+    pub fn to_line(&self) -> String {
+        format!("{} {}", self.id, self.created)
+    }
+
+    pub fn from_line(line: &str) -> Option<Identity> {
+        let (id, created) = line.trim().split_once(' ')?;
+        Some(Identity {
+            id: id.to_string(),
+            created: created.parse().ok()?,
+        })
+    }
+}
+
+/// A shared store found without the identity a node knew: it lost its data
+/// (a Redis restarted without persistence, flushed) or is another one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Loss {
+    /// The identity the node knew.
+    pub lost: Identity,
+    /// The identity the store has now.
+    pub found: Identity,
+    /// When the node found it.
+    pub at: Millis,
+    /// The node that found it.
+    pub node: String,
+}
+
+/// What [`Coordination::identity`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterIdentity {
+    pub current: Identity,
+    /// A loss recorded and not yet acknowledged.
+    pub loss: Option<Loss>,
+    /// Incidents open at the loss, not yet resolved.
+    pub lost_open: Vec<crate::incident::Incident>,
 }
 
 /// What a store knows of its own condition ([`Coordination::condition`]).

@@ -149,6 +149,18 @@ observed!(Coordination {
     fn condition(&self) -> super::Condition {
         self.inner.condition()
     }
+    fn identity(&self, new: &super::Identity) -> Result<super::ClusterIdentity, StoreError> {
+        self.call("identity", |store| store.identity(new))
+    }
+    fn record_loss(&self, loss: &super::Loss, open: &[crate::incident::Incident]) -> Result<(), StoreError> {
+        self.call("record_loss", |store| store.record_loss(loss, open))
+    }
+    fn forget_lost(&self, ids: &[String]) -> Result<(), StoreError> {
+        self.call("forget_lost", |store| store.forget_lost(ids))
+    }
+    fn acknowledge_loss(&self) -> Result<Option<super::Loss>, StoreError> {
+        self.call("acknowledge_loss", |store| store.acknowledge_loss())
+    }
 );
 
 observed!(Sessions {

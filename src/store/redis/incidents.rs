@@ -23,6 +23,9 @@ struct IncidentRecord {
     /// record no longer makes the whole incident log unreadable.
     #[serde(deserialize_with = "value_or_nan")]
     value: f64,
+    /// Why it was resolved, when not by its rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolution: Option<String>,
 }
 
 fn value_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -38,6 +41,7 @@ impl IncidentRecord {
             start: incident.start_time,
             end: incident.end_time,
             value: incident.trigger_value,
+            resolution: incident.resolution.as_deref().map(str::to_string),
         }
     }
 
@@ -49,6 +53,7 @@ impl IncidentRecord {
             start_time: self.start,
             end_time: self.end,
             trigger_value: self.value,
+            resolution: self.resolution.map(Into::into),
         }
     }
 }
@@ -76,13 +81,13 @@ fn kind_from(text: &str) -> Result<TransitionKind, StoreError> {
     }
 }
 
-fn incident_from(json: &[u8]) -> Result<Incident, StoreError> {
+pub(super) fn incident_from(json: &[u8]) -> Result<Incident, StoreError> {
     serde_json::from_slice::<IncidentRecord>(json)
         .map(IncidentRecord::into_incident)
         .map_err(|error| corrupt(&format!("an incident record: {error}")))
 }
 
-fn incident_json(incident: &Incident) -> String {
+pub(super) fn incident_json(incident: &Incident) -> String {
     // Serializing plain fields cannot fail.
     serde_json::to_string(&IncidentRecord::of(incident)).unwrap_or_default()
 }

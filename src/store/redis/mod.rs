@@ -22,6 +22,8 @@
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start; host `""` aggregates every host's |
 //! | `all_hosts_rolled_up` | string | set once the rows of every host together were made for the rows rolled up before they were kept |
 //! | `nodes` | hash | per node: its last report (JSON) |
+//! | `identity` | string | `ID CREATED`: the cluster's identity, written once by the first node (see `Coordination::identity`) |
+//! | `identity_lost`, `lost_open` | string, hash | a loss of Redis' data found by a node, until acknowledged (JSON); per incident id: the incidents open at the loss, until resolved |
 //! | `sessions` | hash | per sign-in session of the pages (a SHA-256 of its id): when it expires |
 //! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
@@ -568,6 +570,81 @@ impl Coordination for RedisStore {
                 .and_then(|memory| memory.unsafe_setting(&self.shown)),
             memory: memory.map(|memory| (memory.used, memory.max)),
         }
+    }
+
+    fn identity(&self, new: &super::Identity) -> Result<super::ClusterIdentity, StoreError> {
+        let mut invocation = self.script(
+            &SCRIPTS.identity,
+            &["identity", "identity_lost", "lost_open"],
+        );
+        invocation.arg(new.to_line());
+        let (current, loss, open): (String, String, Vec<Vec<u8>>) = self.invoke(invocation)?;
+        let current = super::Identity::from_line(&current)
+            .ok_or_else(|| corrupt(&format!("the cluster's identity {current:?}")))?;
+        let loss = match loss.as_str() {
+            "" => None,
+            json => Some(
+                serde_json::from_str(json)
+                    .map_err(|error| corrupt(&format!("the recorded loss: {error}")))?,
+            ),
+        };
+        let lost_open = open
+            .iter()
+            .map(|record| incidents::incident_from(record))
+            .collect::<Result<_, _>>()?;
+        Ok(super::ClusterIdentity {
+            current,
+            loss,
+            lost_open,
+        })
+    }
+
+    fn record_loss(
+        &self,
+        loss: &super::Loss,
+        open: &[crate::incident::Incident],
+    ) -> Result<(), StoreError> {
+        let (lost, lost_open) = (self.key("identity_lost"), self.key("lost_open"));
+        // Serializing plain fields cannot fail.
+        let loss = serde_json::to_string(loss).unwrap_or_default();
+        let open: Vec<(String, String)> = open
+            .iter()
+            .map(|incident| (incident.id.clone(), incidents::incident_json(incident)))
+            .collect();
+        self.run(move |mut c| async move {
+            let mut pipe = redis::pipe();
+            pipe.atomic().set_nx(&lost, loss).ignore();
+            if !open.is_empty() {
+                pipe.hset_multiple(&lost_open, &open).ignore();
+            }
+            pipe.query_async::<()>(&mut c).await
+        })
+    }
+
+    fn forget_lost(&self, ids: &[String]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (lost_open, ids) = (self.key("lost_open"), ids.to_vec());
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(lost_open, ids).await })
+    }
+
+    fn acknowledge_loss(&self) -> Result<Option<super::Loss>, StoreError> {
+        let lost = self.key("identity_lost");
+        let (loss,): (Option<String>,) = self.run(move |mut c| async move {
+            redis::pipe()
+                .atomic()
+                .get(&lost)
+                .del(&lost)
+                .ignore()
+                .query_async(&mut c)
+                .await
+        })?;
+        loss.map(|json| {
+            serde_json::from_str(&json)
+                .map_err(|error| corrupt(&format!("the recorded loss: {error}")))
+        })
+        .transpose()
     }
 
     fn acquire_lease(&self, node: &str, ttl: Millis) -> Result<Option<Lease>, StoreError> {

@@ -207,6 +207,20 @@ return 0
 /// the one given.
 ///
 /// KEYS: lease. ARGV: `token node`.
+/// Reads the cluster's identity, writing the given one if there is none.
+///
+/// KEYS: identity, identity_lost, lost_open. ARGV: a new identity's line.
+/// Returns the identity's line, the recorded loss (JSON, or empty) and the
+/// lost open incidents' records.
+pub const IDENTITY: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current then
+  redis.call('SET', KEYS[1], ARGV[1])
+  current = ARGV[1]
+end
+return {current, redis.call('GET', KEYS[2]) or '', redis.call('HVALS', KEYS[3])}
+";
+
 pub const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
@@ -416,6 +430,7 @@ pub struct Scripts {
     pub acquire: Script,
     pub renew: Script,
     pub release: Script,
+    pub identity: Script,
     pub record: Script,
     pub publish: Script,
     pub claim: Script,
@@ -435,6 +450,7 @@ impl Scripts {
             acquire: Script::new(ACQUIRE),
             renew: Script::new(RENEW),
             release: Script::new(RELEASE),
+            identity: Script::new(IDENTITY),
             record: Script::new(RECORD),
             publish: Script::new(PUBLISH),
             claim: Script::new(CLAIM),

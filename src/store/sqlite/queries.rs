@@ -68,6 +68,7 @@ fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
         start_time: row.get(first + 3)?,
         end_time: row.get(first + 4)?,
         trigger_value: row.get(first + 5)?,
+        resolution: None,
     })
 }
 
