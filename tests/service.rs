@@ -1743,3 +1743,70 @@ fn a_removed_lock_file_still_keeps_a_second_instance_out() {
     assert!(first.log().contains("locked it again"), "{}", first.log());
     assert_eq!(first.get("/healthz").0, 200);
 }
+
+/// A hook that finished while the service was stopped (SIGSTOP) finished:
+/// after SIGCONT its exit is taken, not the timeout that passed meanwhile,
+/// and it is not called again.
+#[test]
+fn a_hook_that_finished_while_the_service_was_stopped_is_not_timed_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let calls = dir.path().join("calls.log");
+    install_hook(
+        dir.path(),
+        "10-slow",
+        &format!(
+            "#!/bin/sh\nsleep 1\necho \"$INCIDENT_STATUS|$INCIDENT_ID\" >> '{}'\n",
+            calls.display()
+        ),
+    );
+    let alertd = Alertd::start(
+        dir.path(),
+        &config(&[RULE_X], r#", "hooks": {"timeout": "2s"}"#),
+    );
+    for (round, host) in ["web-1", "web-2", "web-3"].iter().enumerate() {
+        let (status, _) = alertd.post(
+            "/api/v1/samples",
+            "application/json",
+            json!([sample(host, 11.0)]).to_string(),
+        );
+        assert_eq!(status, 200);
+        wait_for("the incident", 20, || {
+            (alertd.active().len() == round + 1).then_some(())
+        });
+        // The hook runs for a second; the service is stopped for four, on
+        // the first round alone, then with the hook (as a paused container
+        // is), which then still has most of its second to run.
+        std::thread::sleep(Duration::from_millis(300));
+        let hook = (round > 0).then(|| {
+            let found = Command::new("pgrep")
+                .args(["-f", "10-slow"])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&found.stdout).trim().to_string()
+        });
+        let group = |signal: &str| {
+            if let Some(pid) = hook.as_deref().filter(|pid| !pid.is_empty()) {
+                let _ = Command::new("kill")
+                    .args([&format!("-{signal}"), "--", &format!("-{pid}")])
+                    .status();
+            }
+        };
+        alertd.signal("STOP");
+        group("STOP");
+        std::thread::sleep(Duration::from_secs(4));
+        group("CONT");
+        alertd.signal("CONT");
+        told += 1;
+        wait_for("the call told", 20, || {
+            (lines(&calls).len() >= told).then_some(())
+        });
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let lines = lines(&calls);
+    assert_eq!(lines.len(), 3, "each opening told once: {lines:?}");
+    assert!(
+        !alertd.log().contains("timed out"),
+        "no call taken as timed out:\n{}",
+        alertd.log()
+    );
+}

@@ -174,9 +174,7 @@ pub fn a_large_batch_reads_back_whole(store: &dyn Store) {
 /// a loss is recorded once with the incidents open then, which are
 /// forgotten once resolved, and the loss once acknowledged. A store of one
 /// process's own has no identity to lose.
-pub fn the_identity_is_written_once_and_a_loss_kept_until_acknowledged(
-    [a, b]: [&dyn Store; 2],
-) {
+pub fn the_identity_is_written_once_and_a_loss_kept_until_acknowledged([a, b]: [&dyn Store; 2]) {
     use alertd::store::{Identity, Loss};
     let first = Identity::new(1_000);
     let second = Identity::new(2_000);
@@ -205,7 +203,11 @@ pub fn the_identity_is_written_once_and_a_loss_kept_until_acknowledged(
     };
     b.record_loss(&later, &[]).unwrap();
     let found = b.identity(&second).unwrap();
-    assert_eq!(found.loss.as_ref(), Some(&loss), "the first loss found is kept");
+    assert_eq!(
+        found.loss.as_ref(),
+        Some(&loss),
+        "the first loss found is kept"
+    );
     assert_eq!(found.lost_open, vec![open]);
     b.forget_lost(&["i1".to_string()]).unwrap();
     assert!(a.identity(&second).unwrap().lost_open.is_empty());

@@ -294,17 +294,51 @@ pub async fn run_hook_with(
         };
         tokio::join!(exited, capture(stdout), capture(stderr))
     };
-    match tokio::time::timeout(timeout, call).await {
-        Ok((Ok(status), stdout, stderr)) => outcome(exit_result(status), stdout, stderr),
-        Ok((Err(error), stdout, stderr)) => {
+    let mut call = Box::pin(call);
+    let finished = tokio::select! {
+        biased;
+        finished = &mut call => Some(finished),
+        () = running_time(timeout) => {
+            // The deadline passed. A hook that exited meanwhile has finished
+            // all the same: its exit is a moment away from being read.
+            tokio::time::timeout(EXIT_AFTER_DEADLINE, &mut call).await.ok()
+        }
+    };
+    drop(call);
+    match finished {
+        Some((Ok(status), stdout, stderr)) => outcome(exit_result(status), stdout, stderr),
+        Some((Err(error), stdout, stderr)) => {
             outcome(HookResult::NotStarted(error.to_string()), stdout, stderr)
         }
-        Err(_elapsed) => {
+        None => {
             kill_group(group);
             let _ = child.start_kill();
             let _ = child.wait().await;
             outcome(HookResult::TimedOut, Vec::new(), Vec::new())
         }
+    }
+}
+
+/// How long past its deadline a hook's exit is still taken as its end,
+/// rather than a timeout (see [`run_hook_with`]).
+const EXIT_AFTER_DEADLINE: Duration = Duration::from_millis(500);
+
+/// Returns once `budget` of this process's running time has passed. Time
+/// it spent stopped is not counted: a sleep that ends more than a second
+/// later than asked means the process was not running (SIGSTOP, a suspended
+/// machine), and counts as asked. So a service stopped while a hook ran does
+/// not take its own stop for the hook's (the hook may have been stopped
+/// with it, as a paused container is).
+async fn running_time(budget: Duration) {
+    const STEP: Duration = Duration::from_millis(100);
+    const LATE: Duration = Duration::from_secs(1);
+    let mut left = budget;
+    while !left.is_zero() {
+        let step = left.min(STEP);
+        let started = std::time::Instant::now();
+        tokio::time::sleep(step).await;
+        let took = started.elapsed();
+        left = left.saturating_sub(if took > step + LATE { step } else { took });
     }
 }
 
