@@ -310,6 +310,16 @@ async fn incident(
 
 /// `GET /api/v1/rules`: every rule with its state per host.
 async fn rules(State(service): State<Arc<Service>>) -> ApiResult<Response> {
+    // In a cluster the states are the leader's, as last read from the
+    // store: stale while it cannot be read, so not given as current.
+    if service.topology().is_cluster()
+        && let Some(error) = service.cluster().error
+    {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("store: {error}"),
+        ));
+    }
     blocking(move || Ok(service.queries().rules())).await
 }
 

@@ -151,8 +151,7 @@ impl Service {
             let taken = (|| {
                 let cursor = self.store.sample_cursor()?;
                 let now = self.now();
-                let (engine, orphans) =
-                    rebuild(&config, self.store.as_ref(), now, cursor, self.built_at)?;
+                let (engine, orphans) = rebuild(&config, self.store.as_ref(), now, cursor, None)?;
                 Ok::<_, StoreError>((cursor, engine, orphans, now))
             })();
             let (cursor, engine, orphans, now) = match taken {

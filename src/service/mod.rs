@@ -195,7 +195,7 @@ impl Service {
         // In a cluster the engine is built when the node takes the lease,
         // from the store as it is then.
         let (engine, orphans) = if topology.builds_engine_at_start() {
-            watcher::rebuild(&config, store.as_ref(), now, SampleCursor::MAX, now)?
+            watcher::rebuild(&config, store.as_ref(), now, SampleCursor::MAX, Some(now))?
         } else {
             (Engine::from_config(&config), Vec::new())
         };

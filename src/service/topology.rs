@@ -85,6 +85,15 @@ impl Topology {
         }
     }
 
+    /// Until when a rebuilt engine must take samples as missing: a node
+    /// alone stored none while it was down; a cluster's other nodes did.
+    pub(super) fn samples_missing_until(self, built_at: Millis) -> Option<Millis> {
+        match self {
+            Topology::Alone => Some(built_at),
+            Topology::Cluster => None,
+        }
+    }
+
     /// What to do when the store refuses a tick's transitions because the
     /// lease was lost (`fenced`) or the incident is already open.
     pub(super) fn recovery(self, fenced: bool) -> Recovery {

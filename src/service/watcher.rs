@@ -176,7 +176,7 @@ impl Service {
             self.store.as_ref(),
             at,
             SampleCursor::MAX,
-            self.built_at,
+            Some(self.built_at),
         )?;
         self.engine().engine = engine;
         Ok(())
@@ -313,8 +313,14 @@ impl Service {
         // The new engine has evaluated no tick yet; evaluating the last tick
         // again would find nothing new, as its transitions are restored.
         let rebuilt = cursor.and_then(|cursor| {
-            rebuild(&config, self.store.as_ref(), now, cursor, self.built_at)
-                .map(|(engine, orphans)| (engine, orphans, cursor))
+            rebuild(
+                &config,
+                self.store.as_ref(),
+                now,
+                cursor,
+                self.topology.samples_missing_until(self.built_at),
+            )
+            .map(|(engine, orphans)| (engine, orphans, cursor))
         });
         drop(compaction);
         let commit = lock(&self.ingest.commit);
@@ -358,12 +364,16 @@ pub(super) fn rebuild(
     store: &dyn Store,
     now: Millis,
     cursor: SampleCursor,
-    built_at: Millis,
+    missing_until: Option<Millis>,
 ) -> Result<(Engine, Vec<PairRecord>), StoreError> {
     let mut engine = Engine::from_config(config);
     let mut orphans = Vec::new();
-    // Nothing was stored while the service was down, before it was built.
-    engine.samples_missing_until(built_at);
+    // A node alone stored nothing while it was down, before it was built.
+    // In a cluster the other nodes went on storing samples: a takeover is
+    // no gap.
+    if let Some(until) = missing_until {
+        engine.samples_missing_until(until);
+    }
     if !config.alerting.enabled {
         // Nothing is evaluated: no window to fill, no incident to resolve.
         return Ok((engine, orphans));
