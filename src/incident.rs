@@ -138,6 +138,22 @@ pub struct Transition {
     pub incident: Incident,
 }
 
+impl Transition {
+    /// The resolution at `at` of an open incident that no rule evaluation
+    /// resolves (its rule was removed, the store lost it), with why, if the
+    /// incident object must say it. Not an index of any rule.
+    pub fn resolved_apart(mut incident: Incident, at: Millis, resolution: Option<&str>) -> Self {
+        incident.end_time = Some(at.max(incident.start_time));
+        incident.resolution = resolution.map(Into::into);
+        Transition {
+            kind: TransitionKind::Resolved,
+            at,
+            rule: usize::MAX,
+            incident,
+        }
+    }
+}
+
 /// `{"event":"opened","at":...,"incident":{...}}`: the replay output line (docs/engine.md, Replay).
 impl Serialize for Transition {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

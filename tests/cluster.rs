@@ -75,6 +75,22 @@ fn leader(nodes: &[Option<Alertd>]) -> usize {
     })
 }
 
+/// Two nodes, n0 and n1, on `redis` (lease 2 s), once one leads.
+fn two_nodes(root: &Path, redis: &RedisServer, calls: &Path) -> Vec<Option<Alertd>> {
+    let config = config(&redis.url(), "2s");
+    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
+        .iter()
+        .map(|name| {
+            Some(Alertd::start_node(
+                &node_dir(root, name, &config, calls),
+                name,
+            ))
+        })
+        .collect();
+    leader(&nodes);
+    nodes
+}
+
 /// Pushes one sample per host to the first node (from `start`) that
 /// acknowledges it; returns whether one did.
 fn push(nodes: &[Option<Alertd>], start: usize, samples: &Value) -> bool {
@@ -448,15 +464,7 @@ fn redis_restarted_with_persistence_loses_nothing_acknowledged() {
     let root = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start_persistent(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
-    let config = config(&redis.url(), "2s");
-    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
-        .iter()
-        .map(|name| {
-            let dir = node_dir(root.path(), name, &config, &calls);
-            Some(Alertd::start_node(&dir, name))
-        })
-        .collect();
-    leader(&nodes);
+    let nodes = two_nodes(root.path(), &redis, &calls);
     let mut acknowledged: BTreeSet<(String, i64)> = BTreeSet::new();
     let mut refused = 0;
     // Two samples per round, to the nodes in turn: those acknowledged
@@ -836,15 +844,7 @@ fn a_redis_that_came_back_empty_is_said_and_its_open_incident_resolved() {
     let root = tempfile::tempdir().unwrap();
     let mut redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
-    let config = config(&redis.url(), "2s");
-    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
-        .iter()
-        .map(|name| {
-            let dir = node_dir(root.path(), name, &config, &calls);
-            Some(Alertd::start_node(&dir, name))
-        })
-        .collect();
-    leader(&nodes);
+    let nodes = two_nodes(root.path(), &redis, &calls);
     let hot = |round: usize| {
         let samples = json!([{"host": "hot", "ts": now(), "metrics": {"x": 50}}]);
         push(&nodes, round, &samples)

@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use tracing::{error, warn};
 
 use super::{Service, lock};
-use crate::incident::{Incident, Transition, TransitionKind};
+use crate::incident::{Incident, Transition};
 use crate::store::{Identity, Loss, StoreError};
 
 /// The file in a node's data directory that holds the identity it last saw.
@@ -148,16 +148,7 @@ impl Service {
         let ids: Vec<String> = lost.iter().map(|incident| incident.id.clone()).collect();
         let transitions: Vec<Transition> = lost
             .into_iter()
-            .map(|mut incident| {
-                incident.end_time = Some(now.max(incident.start_time));
-                incident.resolution = Some(STORE_LOST.into());
-                Transition {
-                    kind: TransitionKind::Resolved,
-                    at: now,
-                    rule: usize::MAX,
-                    incident,
-                }
-            })
+            .map(|incident| Transition::resolved_apart(incident, now, Some(STORE_LOST)))
             .collect();
         self.record(&lease, &transitions)?;
         self.store.forget_lost(&ids)?;

@@ -31,7 +31,7 @@ use crate::config::{Config, Loaded};
 use crate::duration::Millis;
 use crate::engine::Engine;
 use crate::incident::PairRecord;
-use crate::incident::{Transition, TransitionKind};
+use crate::incident::Transition;
 use crate::notify::Targets;
 use crate::notify::hooks;
 use crate::store::{Lease, SampleCursor, Store, StoreError};
@@ -267,20 +267,14 @@ impl Service {
         let transitions: Vec<Transition> = orphans
             .into_iter()
             .filter_map(|pair| pair.open)
-            .map(|mut incident| {
-                incident.end_time = Some(now.max(incident.start_time));
+            .map(|incident| {
                 warn!(
                     rule = &*incident.rule_name,
                     host = &*incident.host_name,
                     id = incident.id,
                     "rule removed from the configuration: its open incident is resolved"
                 );
-                Transition {
-                    kind: TransitionKind::Resolved,
-                    at: now,
-                    rule: usize::MAX,
-                    incident,
-                }
+                Transition::resolved_apart(incident, now, None)
             })
             .collect();
         if transitions.is_empty() {
