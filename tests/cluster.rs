@@ -420,6 +420,7 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
     let other_dir = node_dir(root.path(), "other", &direct, &calls);
     let other = Alertd::start_node(&other_dir, "other");
     proxy.cut();
+    let cut_at = Instant::now();
     // What needs Redis answers 503 with the reason; nothing is acknowledged.
     let (status, body) = cut.push(json!([{"host": "h", "ts": now(), "metrics": {"x": 50}}]));
     assert_eq!(status, 503, "{body}");
@@ -431,6 +432,11 @@ fn a_node_cut_off_from_redis_refuses_samples_and_rejoins() {
     wait_for("the cut node to step down", 15, || {
         leads(&cut).filter(|l| !*l)
     });
+    // It stops believing it leads once its 2-second lease has run out by
+    // its own clock, though its calls to Redis wait up to 5 s each.
+    let believed = cut_at.elapsed();
+    println!("a leader cut off stepped down {believed:?} after the cut (lease 2 s)");
+    assert!(believed < Duration::from_secs(6), "{believed:?}");
     // Its rules' states are stale: not given as current.
     let (status, body) = wait_for("the cut node's rules to answer 503", 15, || {
         let answer = cut.get("/api/v1/rules");

@@ -50,6 +50,10 @@ const FORGET_AFTER: Millis = 24 * 3600 * 1000;
 pub(super) struct Leadership {
     /// The lease, while this node leads.
     pub(super) lease: Mutex<Option<Lease>>,
+    /// When the lease runs out by this node's monotonic clock: the time of
+    /// the call that took or last renewed it, plus its length. Past it the
+    /// node has stopped leading, whatever a call to the store is doing.
+    pub(super) until: Mutex<Option<Instant>>,
     /// The cluster as last read (see [`Service::cluster`]).
     pub(super) cluster: Mutex<ClusterRead>,
     /// In a cluster, while leading: where the samples the engine has not
@@ -60,12 +64,33 @@ pub(super) struct Leadership {
 impl Service {
     /// The lease this node holds, if it leads.
     pub fn lease(&self) -> Option<Lease> {
+        self.expire_lease();
         lock(&self.leadership.lease).clone()
     }
 
     /// Whether this node evaluates the rules now.
     pub fn is_leading(&self) -> bool {
+        self.expire_lease();
         lock(&self.leadership.lease).is_some()
+    }
+
+    /// Steps down once the lease has run out by this node's clock: a node
+    /// cut off from the store, whose calls wait for an answer, must not go
+    /// on believing it leads.
+    fn expire_lease(&self) {
+        let mut until = lock(&self.leadership.until);
+        if until.is_some_and(|until| Instant::now() >= until) {
+            *until = None;
+            drop(until);
+            self.step_down("the lease ran out by this node's clock before the store renewed it");
+        }
+    }
+
+    /// The lease taken or renewed by a call made at `asked` runs until
+    /// `asked` plus `ttl` by this node's clock.
+    fn lease_runs(&self, asked: Instant, ttl: Millis) {
+        let ttl = Duration::from_millis(u64::try_from(ttl).unwrap_or(0));
+        *lock(&self.leadership.until) = Some(asked + ttl);
     }
 
     /// The cluster as this node last saw it: refreshed with every renewal
@@ -139,13 +164,12 @@ impl Service {
             return Ok(true);
         }
         let config = self.config();
-        let Some(lease) = self.store.acquire_lease(
-            self.host_name(),
-            self.topology.lease_ttl(config.lease_ttl()),
-        )?
-        else {
+        let asked = Instant::now();
+        let ttl = self.topology.lease_ttl(config.lease_ttl());
+        let Some(lease) = self.store.acquire_lease(self.host_name(), ttl)? else {
             return Ok(false);
         };
+        self.lease_runs(asked, ttl);
         if !self.topology.builds_engine_at_start() {
             let _evaluation = lock(&self.evaluation.turn);
             let taken = (|| {
@@ -191,6 +215,7 @@ impl Service {
             return;
         };
         *lock(&self.leadership.tail) = None;
+        *lock(&self.leadership.until) = None;
         self.metrics.leading(false);
         if self.topology.others_may_lead() {
             warn!(
@@ -232,7 +257,6 @@ impl Service {
 /// does not, every third of the lease; gives it up on stop, so that another
 /// node takes over at once.
 pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
-    let mut renewed = Instant::now();
     let mut failing = super::Repeated::default();
     loop {
         let configured = service.config().lease_ttl();
@@ -241,6 +265,7 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
         let outcome = tokio::task::spawn_blocking(move || {
             // Before the lease: a store that lost its data lost the lease too.
             let lost = worker.check_identity();
+            let asked = Instant::now();
             let outcome = match worker.lease() {
                 Some(lease) => worker
                     .store
@@ -248,6 +273,9 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
                     .map(|kept| Some((lease, kept))),
                 None => worker.try_lead().map(|_| None),
             };
+            if let Ok(Some((_, true))) = &outcome {
+                worker.lease_runs(asked, ttl);
+            }
             match lost {
                 Ok(lost) if worker.is_leading() => {
                     if let Err(error) = worker.resolve_lost(lost) {
@@ -271,13 +299,11 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
             info!(failures, lasted = ?lasted, "lease: the store answers again");
         }
         match outcome {
-            Ok(Ok(Some((_, true)))) => renewed = Instant::now(),
+            Ok(Ok(Some((_, true)) | None)) => {}
             Ok(Ok(Some((_, false)))) => service.step_down("the lease was lost"),
-            Ok(Ok(None)) => renewed = Instant::now(),
             Ok(Err(error)) => {
-                if service.is_leading() && renewed.elapsed() >= Duration::from_millis(ttl as u64) {
-                    service.step_down("the lease could not be renewed in time");
-                }
+                // Steps down if the lease ran out meanwhile.
+                service.is_leading();
                 if let Some(unsaid) = failing.failed() {
                     error!(
                         %error,
