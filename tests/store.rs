@@ -818,6 +818,23 @@ pub fn old_samples_and_silent_hosts_are_deleted(store: &dyn Store) {
     assert_eq!(store.delete_samples_before(30).unwrap(), 0);
 }
 
+/// Whatever the clocks of the nodes that record them, an incident never
+/// ends before it started: such a resolution is refused, nothing recorded.
+pub fn an_incident_never_ends_before_it_started(store: &dyn Store) {
+    let hooks = targets(&["exec:10-a"]);
+    store
+        .record(&[opened("i1", "cpu", "web-1", 2_000)], &hooks)
+        .unwrap();
+    let refused = store.record(&[resolved("i1", "cpu", "web-1", 2_000, 1_000)], &hooks);
+    assert!(
+        matches!(&refused, Err(alertd::store::StoreError::Unstorable(why)) if why.contains("before it started")),
+        "{refused:?}"
+    );
+    let incidents = store.incidents(0, 10_000).unwrap();
+    assert_eq!((incidents.active.len(), incidents.resolved.len()), (1, 0));
+    assert_eq!(store.pending_deliveries().unwrap(), 1);
+}
+
 pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
     let hooks = targets(&["exec:10-a", "exec:20-b"]);
     store
@@ -1598,6 +1615,7 @@ macro_rules! conformance {
                 hosts_and_latest_samples,
                 old_samples_and_silent_hosts_are_deleted,
                 transitions_make_incidents_pairs_and_deliveries,
+                an_incident_never_ends_before_it_started,
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 sessions_expire_and_end,

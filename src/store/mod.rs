@@ -469,7 +469,10 @@ pub trait IncidentLog: Send + Sync {
     /// nothing and fails with [`StoreError::Fenced`] if the lease is no
     /// longer the current one, and with [`StoreError::AlreadyOpen`] if an
     /// incident opens for a (rule, host) that has another one open.
-    /// Recording the same transitions again changes nothing more.
+    /// Recording the same transitions again changes nothing more. An
+    /// incident that would end before it started (a leader whose clock is
+    /// behind the one that opened it) is refused with
+    /// [`StoreError::Unstorable`], and nothing is recorded.
     fn record_transitions_to(
         &self,
         lease: &Lease,
@@ -634,6 +637,28 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// Refuses transitions that would store an incident ending before it
+/// started: whatever clocks the nodes have, `endTime >= startTime` holds.
+pub(crate) fn check_times(transitions: &[Transition]) -> Result<(), StoreError> {
+    match transitions.iter().find(|transition| {
+        let incident = &transition.incident;
+        incident
+            .end_time
+            .is_some_and(|end| end < incident.start_time)
+    }) {
+        None => Ok(()),
+        Some(transition) => Err(StoreError::Unstorable(format!(
+            "incident {} of {:?} on {:?} would end at {} before it started at {}: this \
+             node's clock is behind the one that opened it",
+            transition.incident.id,
+            &*transition.incident.rule_name,
+            &*transition.incident.host_name,
+            crate::incident::rfc3339(transition.incident.end_time.unwrap_or_default()),
+            crate::incident::rfc3339(transition.incident.start_time),
+        ))),
+    }
 }
 
 /// A cluster's identity: an id written once, when the shared store was

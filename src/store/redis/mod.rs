@@ -493,6 +493,7 @@ impl IncidentLog for RedisStore {
         transitions: &[Transition],
         targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
+        super::check_times(transitions)?;
         incidents::record_transitions_to(self, lease, transitions, targets)
     }
 

@@ -210,6 +210,7 @@ impl IncidentLog for SqliteStore {
         transitions: &[Transition],
         targets: &[Vec<String>],
     ) -> Result<(), StoreError> {
+        crate::store::check_times(transitions)?;
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             check_lease(&transaction, lease)?;
