@@ -435,17 +435,13 @@ async fn prometheus(State(service): State<Arc<Service>>) -> Response {
         .into_response()
 }
 
-/// `GET /healthz`: 200 when the store answers and has not failed any
-/// operation in the last minute; 503 with the failure otherwise.
+/// `GET /healthz`: 200 when the store answers, has not failed any operation
+/// in the last minute and the node has no [problem](Service::problems);
+/// 503 with the reason otherwise.
 async fn healthz(State(service): State<Arc<Service>>) -> ApiResult<&'static str> {
     let checked = service.clone();
     blocking(move || Ok(checked.store().pending_deliveries()?)).await?;
-    let condition = service.store().condition();
-    if let Some(problem) = service
-        .loss_warning()
-        .or(condition.damage)
-        .or(condition.unsafe_setting)
-    {
+    if let Some(problem) = service.problems().into_iter().next() {
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, problem));
     }
     if let Some(failure) = service.store_failure() {

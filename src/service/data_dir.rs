@@ -193,33 +193,6 @@ impl Service {
         super::lock(&self.files).lock = Some(lock);
     }
 
-    /// What an operator must know, whatever page they look at: the files
-    /// the service writes, the store's damage or unsafe settings, a shared
-    /// store past 80 % of its memory.
-    pub fn warnings(&self) -> Vec<String> {
-        let condition = self.store.condition();
-        let mut warnings: Vec<String> = [
-            self.loss_warning(),
-            self.file_problem(),
-            condition.damage,
-            condition.unsafe_setting,
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if let Some((used, max)) = condition.memory
-            && max > 0
-            && used.saturating_mul(10) > max.saturating_mul(8)
-        {
-            warnings.push(format!(
-                "Redis uses {} % of its maxmemory ({used} of {max} bytes): when it is full, \
-                 samples are refused (503) until memory is freed or maxmemory raised",
-                used.saturating_mul(100) / max
-            ));
-        }
-        warnings
-    }
-
     /// What is wrong with the files the service writes, if anything.
     pub fn file_problem(&self) -> Option<String> {
         super::lock(&self.files).problem.clone()

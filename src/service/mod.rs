@@ -274,7 +274,41 @@ impl Service {
         self.observed.failed_within(Duration::from_secs(60))
     }
 
-    /// Failed sign-ins to the pages, per client address.
+    /// What makes this node unhealthy beyond a failing store (`/healthz`
+    /// answers 503 with the first): a loss of the shared store not yet
+    /// acknowledged, its files removed, its damage or unsafe settings.
+    pub fn problems(&self) -> Vec<String> {
+        let condition = self.store.condition();
+        [
+            self.loss_warning(),
+            self.file_problem(),
+            condition.damage,
+            condition.unsafe_setting,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// What an operator must know, whatever page they look at: the
+    /// [problems](Service::problems), and a shared store past 80 % of its
+    /// memory.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.problems();
+        if let Some((used, max)) = self.store.condition().memory
+            && max > 0
+            && used.saturating_mul(10) > max.saturating_mul(8)
+        {
+            warnings.push(format!(
+                "Redis uses {} % of its maxmemory ({used} of {max} bytes): when it is full, \
+                 samples are refused (503) until memory is freed or maxmemory raised",
+                used.saturating_mul(100) / max
+            ));
+        }
+        warnings
+    }
+
+    /// Wrong tokens (sign-ins and API bearer tokens), per client address.
     pub(crate) fn token_throttle(&self) -> &crate::auth::TokenThrottle {
         &self.token_guesses
     }
