@@ -1013,3 +1013,161 @@ fn a_restarted_leader_is_no_gap_in_the_clusters_samples() {
         start - last
     );
 }
+
+/// Pushes each host's sample every 100 ms for `seconds`, to the nodes in
+/// turn (the next one when a node refuses).
+fn flow(nodes: &[Option<Alertd>], hosts: usize, seconds: u64) {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut round = 0;
+    while Instant::now() < until {
+        let at = now();
+        let samples: Vec<Value> = (0..hosts)
+            .map(|host| json!({"host": format!("h{host}"), "ts": at, "metrics": {"x": value(host, at)}}))
+            .collect();
+        round += 1;
+        assert!(
+            push(nodes, round, &json!(samples)),
+            "no node took the samples"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// One node of three has a clock that goes 30 s behind while it leads, then
+/// 30 s ahead while it follows (libfaketime, read again every second). It
+/// steps down and does not lead again while its clock is off, says so
+/// (`/healthz`, `/metrics`), and calls hooks all the while: no incident is
+/// recorded twice, no call is lost or made twice (claims run on Redis's
+/// clock).
+#[test]
+fn a_node_whose_clock_is_off_neither_leads_nor_doubles_anything() {
+    if !support::programs::needed("redis-server")
+        || !support::programs::needed(support::FAKETIME_LIBRARY)
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let config = config(&redis.url(), "3s");
+    let offset = root.path().join("offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let names = ["n0", "n1", "n2"];
+    let dirs: Vec<PathBuf> = names
+        .iter()
+        .map(|name| node_dir(root.path(), name, &config, &calls))
+        .collect();
+    // Calls that take a while: a claim that ran out early (on a clock
+    // ahead) would let another node call the hook again meanwhile.
+    for (name, dir) in names.iter().zip(&dirs) {
+        install_hook(
+            dir,
+            "10-log",
+            &format!(
+                "#!/bin/sh\nsleep 0.7\necho \"$INCIDENT_STATUS|$INCIDENT_ID|$INCIDENT_HOST|{name}\" >> '{}'\n",
+                calls.display()
+            ),
+        );
+    }
+    // n2, whose clock follows `offset`, starts first and leads.
+    let mut nodes: Vec<Option<Alertd>> = vec![
+        None,
+        None,
+        Some(Alertd::start_node_with_clock(&dirs[2], "n2", &offset)),
+    ];
+    assert_eq!(leader(&nodes), 2);
+    nodes[0] = Some(Alertd::start_node(&dirs[0], "n0"));
+    nodes[1] = Some(Alertd::start_node(&dirs[1], "n1"));
+    let hosts = 5;
+    flow(&nodes, hosts, 5);
+    for skew in ["-30s", "+30s"] {
+        std::fs::write(&offset, format!("{skew}\n")).unwrap();
+        let n2 = nodes[2].as_ref().unwrap();
+        wait_for("n2 to find its clock off", 10, || {
+            let (status, body) = n2.get("/healthz");
+            (status == 503 && body.contains("clock")).then_some(())
+        });
+        let skewed = n2.metric("alertd_clock_skew_seconds");
+        assert!(
+            (skewed.abs() - 30.0).abs() < 2.0,
+            "n2 measures its clock {skewed} s off"
+        );
+        assert_ne!(leader(&nodes), 2, "n2 leads with its clock {skew} off");
+        flow(&nodes, hosts, 6);
+    }
+    // n2 still ahead: the leader stops, and the other node takes over.
+    let stopping = leader(&nodes);
+    let mut stopped = nodes[stopping].take().unwrap();
+    stopped.signal("TERM");
+    assert!(stopped.wait_exit(20).success());
+    drop(stopped);
+    flow(&nodes, hosts, 5);
+    assert_ne!(leader(&nodes), 2, "n2 took over with its clock ahead");
+    nodes[stopping] = Some(Alertd::start_node(&dirs[stopping], names[stopping]));
+    // n2's clock is put right: it is healthy again.
+    std::fs::write(&offset, "+0\n").unwrap();
+    let n2 = nodes[2].as_ref().unwrap();
+    wait_for("n2 to find its clock right", 10, || {
+        (n2.get("/healthz").0 == 200).then_some(())
+    });
+    // Quiet: every incident resolves, and every call is made.
+    let quiet_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < quiet_until {
+        let at = now();
+        let samples: Vec<Value> = (0..hosts)
+            .map(|host| json!({"host": format!("h{host}"), "ts": at, "metrics": {"x": 1.0}}))
+            .collect();
+        assert!(push(&nodes, 0, &json!(samples)));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let node = nodes[0].as_ref().unwrap();
+    wait_for("every incident resolved", 20, || {
+        node.active().is_empty().then_some(())
+    });
+    wait_for("every hook call made", 30, || {
+        (node.metric("alertd_pending_hook_deliveries") == 0.0).then_some(())
+    });
+    let outcome = check(node, &calls);
+    let starts: BTreeSet<(String, String)> = outcome
+        .incidents
+        .iter()
+        .map(|i| {
+            (
+                i["hostName"].as_str().unwrap().to_string(),
+                i["startTime"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let by_n2 = lines(&calls)
+        .iter()
+        .filter(|line| line.ends_with("|n2"))
+        .count();
+    eprintln!(
+        "clock 30 s behind then ahead on one node of three: {} incidents, {} recorded twice, \
+         {} hook calls ({by_n2} by n2), {} made twice",
+        outcome.incidents.len(),
+        outcome.incidents.len() - starts.len(),
+        lines(&calls).len(),
+        outcome.duplicate_calls
+    );
+    assert!(outcome.incidents.len() >= 10, "too few incidents to tell");
+    assert_eq!(
+        starts.len(),
+        outcome.incidents.len(),
+        "an incident recorded twice"
+    );
+    assert_eq!(outcome.duplicate_calls, 0, "hook calls made twice");
+    let said = nodes[2].as_ref().unwrap().log();
+    let clock: Vec<&str> = said
+        .lines()
+        .filter(|line| line.contains("node's clock"))
+        .collect();
+    assert!(
+        clock.iter().any(|line| line.contains("s behind Redis")),
+        "n2 said nothing of its clock behind: {clock:#?}"
+    );
+    assert!(
+        clock.iter().any(|line| line.contains("s ahead of Redis")),
+        "n2 said nothing of its clock ahead: {clock:#?}"
+    );
+}

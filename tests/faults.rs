@@ -287,9 +287,9 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
     // for a while: the tick fails, the engine keeps the stored state.
     let dir = tempfile::tempdir().unwrap();
     install_hook(dir.path());
-    // Calls: 1-3 at start (pairs, latest, scan), 4 the lease, 5 ingest,
-    // 6 record.
-    let (inner, store, _) = faulty(dir.path(), Some((6, 3)));
+    // Calls: 1-3 at start (pairs, latest, scan), 4 the lease, 5 the last
+    // tick, 6 ingest, 7 record.
+    let (inner, store, _) = faulty(dir.path(), Some((7, 3)));
     let clock = Arc::new(ManualClock::new(0));
     let config = Config::parse(CONFIG, "test").unwrap().config;
     let options = options(dir.path());
@@ -299,9 +299,9 @@ fn after_a_failed_tick_the_engine_keeps_the_stored_state_and_the_same_tick_succe
         .ingest(vec![Sample::new("a", 10_000, &[("x", 50.0)])])
         .unwrap();
     let error = service.tick(10_000).unwrap_err().to_string();
-    assert!(error.contains("injected fault: call 6"), "{error}");
-    assert!(service.store().incidents(0, i64::MAX).is_err(), "call 6");
-    assert!(service.store().incidents(0, i64::MAX).is_err(), "call 7");
+    assert!(error.contains("injected fault: call 7"), "{error}");
+    assert!(service.store().incidents(0, i64::MAX).is_err(), "call 8");
+    assert!(service.store().incidents(0, i64::MAX).is_err(), "call 9");
     let states = service.rule_states();
     assert!(
         states.hosts[0].1.iter().all(|s| s.open.is_none()),

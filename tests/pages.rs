@@ -789,7 +789,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
             .unwrap();
         let claim = Claim {
             node: "seed",
-            until: i64::MAX,
+            lasts: 86_400_000,
         };
         let delivery = &store.claim_deliveries(now(), &claim, 10).unwrap()[0];
         let call = HookCall {

@@ -32,9 +32,16 @@ impl Lead for dyn Store + '_ {
         transitions: &[Transition],
         targets: &[String],
     ) -> Result<(), alertd::store::StoreError> {
-        let lease: Lease = self
-            .acquire_lease("leader", 600_000)?
-            .expect("no other node leads");
+        // The lease "leader" holds already, or a new one.
+        let lease: Lease = match self.lease_holder()? {
+            Some(holder) if holder.node == "leader" => Lease {
+                node: holder.node,
+                token: holder.token,
+            },
+            _ => self
+                .acquire_lease("leader", 600_000)?
+                .expect("no other node leads"),
+        };
         self.record_transitions(&lease, transitions, targets)
     }
     fn due(&self, now: i64, limit: usize) -> Result<Vec<Delivery>, alertd::store::StoreError> {
@@ -42,7 +49,7 @@ impl Lead for dyn Store + '_ {
             now,
             &Claim {
                 node: "caller",
-                until: now + 600_000,
+                lasts: 600_000,
             },
             limit,
         )
@@ -1017,7 +1024,7 @@ pub fn incident_ranges_include_touching_incidents(store: &dyn Store) {
             &[
                 opened("a", "r", "h1", 100),
                 opened("b", "r", "h2", 300),
-                opened("open", "r", "h3", 5000),
+                opened("open", "r", "h3", 50),
             ],
             &[],
         )
@@ -1153,7 +1160,7 @@ pub fn old_incidents_are_deleted_once_delivered(store: &dyn Store) {
         .record(&[resolved("waiting", "r", "h2", 100, 200)], &hooks)
         .unwrap();
     store
-        .record(&[opened("open", "r", "h3", 150)], &[])
+        .record(&[opened("open", "r", "h3", 200)], &[])
         .unwrap();
     assert_eq!(store.delete_incidents_resolved_before(200).unwrap(), 0);
     assert_eq!(store.delete_incidents_resolved_before(201).unwrap(), 1);
@@ -1247,9 +1254,9 @@ pub fn a_lease_is_held_by_one_node_and_fences_the_others(nodes: [&dyn Store; 2])
     other
         .record_transitions(&b, &[opened("fresh", "r", "h", 2)], &[])
         .unwrap();
-    other.publish_states(&b, b"b's view").unwrap();
+    other.publish_states(&b, 2, b"b's view").unwrap();
     assert!(matches!(
-        one.publish_states(&a, b"a's stale view"),
+        one.publish_states(&a, 3, b"a's stale view"),
         Err(alertd::store::StoreError::Fenced { .. })
     ));
     assert_eq!(
@@ -1361,28 +1368,50 @@ pub fn one_delivery_is_claimed_by_one_node_at_a_time(nodes: [&dyn Store; 2]) {
         .unwrap();
     x.record_transitions(&lease, &[resolved("i1", "r", "h", 100, 200)], &hooks)
         .unwrap();
-    let by = |node, until| Claim { node, until };
-    let claimed = x.claim_deliveries(1000, &by("x", 5000), 10).unwrap();
+    // Claims run on the store's clock: the callers give the wall clock's
+    // time, as a node does.
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let by = |node, lasts| Claim { node, lasts };
+    let start = wall();
+    let claimed = x.claim_deliveries(start, &by("x", 400), 10).unwrap();
     assert_eq!(claimed.len(), 1, "the resolution waits behind the opening");
     assert_eq!(claimed[0].kind, TransitionKind::Opened);
     assert!(
-        y.claim_deliveries(1000, &by("y", 9000), 10)
+        y.claim_deliveries(wall(), &by("y", 60_000), 10)
             .unwrap()
             .is_empty()
     );
-    assert!(
-        y.claim_deliveries(4999, &by("y", 9000), 10)
-            .unwrap()
-            .is_empty()
-    );
+    if y.shared() {
+        // A node whose clock is a minute ahead does not see x's claim run
+        // out early: the claim counts on Redis's clock, not the caller's.
+        assert!(
+            y.claim_deliveries(wall() + 60_000, &by("y", 60_000), 10)
+                .unwrap()
+                .is_empty(),
+            "a caller's clock decides no other node's claim"
+        );
+    }
+    let renewed = wall();
     assert_eq!(
-        x.claim_deliveries(4999, &by("x", 6000), 10).unwrap().len(),
+        x.claim_deliveries(renewed, &by("x", 400), 10)
+            .unwrap()
+            .len(),
         1,
         "its own claim, renewed"
     );
-    assert_eq!(y.next_delivery_time().unwrap(), Some(6000));
+    let next = y.next_delivery_time().unwrap().expect("a delivery waits");
+    assert!(
+        next >= renewed + 400 - 50 && next <= wall() + 400 + 50,
+        "the claim runs out 400 ms after its renewal: {next} against {renewed}"
+    );
     // x dies mid-call: once its claim runs out, y claims the same delivery.
-    let again = y.claim_deliveries(6000, &by("y", 9000), 10).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let again = y.claim_deliveries(wall(), &by("y", 60_000), 10).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].id, claimed[0].id);
     // x comes back and finishes late; y finishes too: called twice (at
@@ -1396,10 +1425,75 @@ pub fn one_delivery_is_claimed_by_one_node_at_a_time(nodes: [&dyn Store; 2]) {
     let detail = y.incident("i1").unwrap().unwrap();
     assert_eq!(detail.calls.len(), 2);
     assert_eq!(detail.pending.len(), 1);
-    let next = y.claim_deliveries(6000, &by("y", 9000), 10).unwrap();
+    let next = y.claim_deliveries(wall(), &by("y", 60_000), 10).unwrap();
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].kind, TransitionKind::Resolved);
     assert_eq!(next[0].incident.end_time, Some(200));
+}
+
+/// A tick is recorded once: a later lease (a node whose clock is behind
+/// the one that led before) cannot record a tick at or before the last
+/// one, with transitions or with published states; a retry of the same tick
+/// under the same lease can.
+pub fn a_tick_comes_after_the_last_one_recorded(store: &dyn Store) {
+    use alertd::store::StoreError;
+    assert_eq!(store.last_tick().unwrap(), None);
+    let a = store.acquire_lease("a", 60_000).unwrap().unwrap();
+    store
+        .record_transitions(&a, &[opened("i1", "r", "h1", 1000)], &[])
+        .unwrap();
+    // The same tick again under the same lease: a retry, or the states
+    // published after the tick's transitions.
+    store
+        .record_transitions(&a, &[opened("i1", "r", "h1", 1000)], &[])
+        .unwrap();
+    store.publish_states(&a, 1000, b"a").unwrap();
+    assert_eq!(store.last_tick().unwrap(), Some(1000));
+    let stale =
+        store.record_transitions(&a, &[opened("i2", "r", "h2", 900)], &targets(&["exec:x"]));
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::StaleTick {
+                tick: 900,
+                last: 1000
+            })
+        ),
+        "{stale:?}"
+    );
+    assert!(store.incident("i2").unwrap().is_none(), "nothing recorded");
+    assert_eq!(store.pending_deliveries().unwrap(), 0);
+    // Another lease (the next leader) at the same tick: refused.
+    let b = store.acquire_lease("a", 60_000).unwrap().unwrap();
+    assert!(b.token > a.token);
+    assert!(matches!(
+        store.record_transitions(&b, &[resolved("i1", "r", "h1", 1000, 1000)], &[]),
+        Err(StoreError::StaleTick {
+            tick: 1000,
+            last: 1000
+        })
+    ));
+    assert!(matches!(
+        store.publish_states(&b, 1000, b"b"),
+        Err(StoreError::StaleTick {
+            tick: 1000,
+            last: 1000
+        })
+    ));
+    assert_eq!(
+        store.published_states().unwrap().as_deref(),
+        Some(&b"a"[..])
+    );
+    assert!(store.pairs().unwrap()[0].open.is_some(), "i1 is still open");
+    // A later tick goes through, and is the last one.
+    store.publish_states(&b, 1500, b"b").unwrap();
+    store
+        .record_transitions(&b, &[resolved("i1", "r", "h1", 1000, 2000)], &[])
+        .unwrap();
+    assert_eq!(store.last_tick().unwrap(), Some(2000));
+    // Nothing to record records no tick.
+    store.record_transitions(&b, &[], &[]).unwrap();
+    assert_eq!(store.last_tick().unwrap(), Some(2000));
 }
 
 /// One target's backlog does not hide another's: the claim takes at most
@@ -1428,7 +1522,7 @@ pub fn claims_take_at_most_so_many_per_target(store: &dyn Store) {
         .unwrap();
     let claim = Claim {
         node: "x",
-        until: 9000,
+        lasts: 600_000,
     };
     let first = store.claim_deliveries(1000, &claim, 2).unwrap();
     let of = |deliveries: &[Delivery]| -> Vec<(String, String)> {
@@ -1616,6 +1710,7 @@ macro_rules! conformance {
                 old_samples_and_silent_hosts_are_deleted,
                 transitions_make_incidents_pairs_and_deliveries,
                 an_incident_never_ends_before_it_started,
+                a_tick_comes_after_the_last_one_recorded,
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 sessions_expire_and_end,

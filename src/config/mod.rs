@@ -96,6 +96,10 @@ pub struct Storage {
     /// renewed; by default three watcher intervals (see
     /// [`Config::lease_ttl`]).
     pub lease: Option<Millis>,
+    /// `storage.maxClockSkew`: how far a node's clock may be from the shared
+    /// store's before the node refuses to lead (see
+    /// [`Config::max_clock_skew`]).
+    pub max_clock_skew: Option<Millis>,
 }
 
 /// `hooks`: how the calls of hooks and targets are made.
@@ -165,6 +169,20 @@ impl Config {
             .max(1_000)
     }
 }
+
+impl Config {
+    /// How far a node's clock may be from the shared store's (Redis `TIME`)
+    /// before the node refuses to lead: 1 s unless set.
+    pub fn max_clock_skew(&self) -> Millis {
+        self.storage
+            .max_clock_skew
+            .unwrap_or(DEFAULT_MAX_CLOCK_SKEW)
+    }
+}
+
+/// The default `storage.maxClockSkew`: machines kept by NTP are within a few
+/// milliseconds of each other; a second apart, one of them is not.
+pub const DEFAULT_MAX_CLOCK_SKEW: Millis = 1_000;
 
 /// Where `alertd run` listens unless told otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7373";

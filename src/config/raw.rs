@@ -179,12 +179,21 @@ pub struct RawStorage {
     pub cluster: Raw<String>,
     #[serde(default)]
     pub lease: Raw<String>,
+    #[serde(default)]
+    pub max_clock_skew: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
 
 impl RawStorage {
-    pub const KEYS: &[&str] = &["dataDir", "backend", "redisUrl", "cluster", "lease"];
+    pub const KEYS: &[&str] = &[
+        "dataDir",
+        "backend",
+        "redisUrl",
+        "cluster",
+        "lease",
+        "maxClockSkew",
+    ];
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -376,6 +376,10 @@ impl Checker {
         if !matches!(raw.lease, Raw::Missing) {
             found.lease = Some(self.interval("storage", "lease", &raw.lease, "30s"));
         }
+        if !matches!(raw.max_clock_skew, Raw::Missing) {
+            found.max_clock_skew =
+                Some(self.interval("storage", "maxClockSkew", &raw.max_clock_skew, "1s"));
+        }
         found
     }
 

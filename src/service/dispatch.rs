@@ -59,9 +59,9 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
             service.read_config(|config| (config.hooks.concurrency, config.hooks.timeout));
         let store = service.store.clone();
         let node = service.host_name().to_string();
-        let until = now + timeout + CLAIM_MARGIN;
+        let lasts = timeout + CLAIM_MARGIN;
         let due = tokio::task::spawn_blocking(move || {
-            let claim = crate::store::Claim { node: &node, until };
+            let claim = crate::store::Claim { node: &node, lasts };
             let due = store.claim_deliveries(now, &claim, per_target)?;
             let next = store.next_delivery_time()?;
             let pending = store.pending_deliveries()?;

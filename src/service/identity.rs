@@ -144,7 +144,7 @@ impl Service {
         if lost.is_empty() {
             return Ok(());
         }
-        let now = self.now();
+        let now = self.record_time();
         let ids: Vec<String> = lost.iter().map(|incident| incident.id.clone()).collect();
         let transitions: Vec<Transition> = lost
             .into_iter()

@@ -59,6 +59,44 @@ pub(super) struct Leadership {
     /// In a cluster, while leading: where the samples the engine has not
     /// seen yet start.
     pub(super) tail: Mutex<Option<SampleCursor>>,
+    /// While leading: the last tick the store had recorded when this node
+    /// took the lease (or refused since). Ticks at or before it are not
+    /// evaluated: another lease covered them.
+    pub(super) floor: Mutex<Option<Millis>>,
+    /// This node's clock against the store's, as last compared.
+    pub(super) clock: Mutex<Option<ClockCheck>>,
+}
+
+/// This node's clock against the shared store's (Redis `TIME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockCheck {
+    /// This node's clock minus the store's, in ms: positive when ahead.
+    pub skew: Millis,
+    /// Half the round trip of the call that read the store's clock: the
+    /// skew is known to within it.
+    pub within: Millis,
+    /// The most the skew may be (`storage.maxClockSkew`).
+    pub bound: Millis,
+}
+
+impl ClockCheck {
+    /// Whether the clocks are surely further apart than the bound.
+    pub fn too_far(&self) -> bool {
+        self.skew.abs().saturating_sub(self.within) > self.bound
+    }
+
+    /// What is wrong, when the clocks are too far apart.
+    pub fn problem(&self) -> Option<String> {
+        self.too_far().then(|| {
+            format!(
+                "this node's clock is {:.3} s {} Redis's (more than storage.maxClockSkew, {}): \
+                 it does not lead while they differ; keep the machines' clocks in time (NTP)",
+                self.skew.unsigned_abs() as f64 / 1e3,
+                if self.skew > 0 { "ahead of" } else { "behind" },
+                crate::duration::HumanDuration(self.bound)
+            )
+        })
+    }
 }
 
 impl Service {
@@ -151,6 +189,60 @@ impl Service {
         Ok(())
     }
 
+    /// Compares this node's clock with the store's, when the store has one,
+    /// and keeps the outcome. Blocking.
+    fn check_clock(&self) -> Result<Option<ClockCheck>, StoreError> {
+        let before = self.now();
+        let asked = Instant::now();
+        let Some(store) = self.store.store_clock()? else {
+            return Ok(None);
+        };
+        let round_trip = Millis::try_from(asked.elapsed().as_millis()).unwrap_or(Millis::MAX);
+        let after = self.now();
+        let check = ClockCheck {
+            skew: before + (after - before) / 2 - store,
+            within: round_trip / 2 + 1,
+            bound: self.config().max_clock_skew(),
+        };
+        let before = lock(&self.leadership.clock).replace(check);
+        // Said once per fault: when the clock goes off, or to the other side.
+        let was_off = before
+            .filter(ClockCheck::too_far)
+            .map(|before| before.skew > 0);
+        let was_far = was_off.is_some();
+        match check.problem() {
+            Some(problem) if was_off != Some(check.skew > 0) => error!("{problem}"),
+            None if was_far => info!(
+                skew_ms = check.skew,
+                "this node's clock agrees with Redis's again: it may lead"
+            ),
+            _ => {}
+        }
+        self.metrics.clock_skew(check.skew);
+        Ok(Some(check))
+    }
+
+    /// What is wrong with this node's clock, as last compared with the
+    /// store's.
+    pub fn clock_problem(&self) -> Option<String> {
+        lock(&self.leadership.clock).and_then(|check| check.problem())
+    }
+
+    /// Ticks at or before this one are not evaluated (see
+    /// [`Leadership::floor`]).
+    pub(super) fn tick_floor(&self) -> Option<Millis> {
+        *lock(&self.leadership.floor)
+    }
+
+    /// The moment at which a node that leads now records what no tick
+    /// decides (a removed rule's incidents, the incidents lost with the
+    /// store): now, or just after the last recorded tick when this node's
+    /// clock is behind it.
+    pub(super) fn record_time(&self) -> Millis {
+        let now = self.now();
+        self.tick_floor().map_or(now, |floor| now.max(floor + 1))
+    }
+
     /// Alone or in a cluster.
     pub fn topology(&self) -> super::Topology {
         self.topology
@@ -170,6 +262,26 @@ impl Service {
             return Ok(false);
         };
         self.lease_runs(asked, ttl);
+        // Ticks another lease recorded are not evaluated again, however far
+        // behind this node's clock is.
+        match self.store.last_tick() {
+            Ok(floor) => {
+                let now = self.now();
+                if let Some(last) = floor.filter(|last| *last >= now) {
+                    warn!(
+                        last_tick = last,
+                        now,
+                        "this node's clock is behind the last tick recorded: no tick is \
+                         evaluated until it passes it"
+                    );
+                }
+                *lock(&self.leadership.floor) = floor;
+            }
+            Err(error) => {
+                let _ = self.store.release_lease(&lease);
+                return Err(error);
+            }
+        }
         if !self.topology.builds_engine_at_start() {
             let _evaluation = lock(&self.evaluation.turn);
             let taken = (|| {
@@ -216,6 +328,7 @@ impl Service {
         };
         *lock(&self.leadership.tail) = None;
         *lock(&self.leadership.until) = None;
+        *lock(&self.leadership.floor) = None;
         self.metrics.leading(false);
         if self.topology.others_may_lead() {
             warn!(
@@ -265,12 +378,25 @@ pub(super) async fn leadership(service: Arc<Service>, mut stop: watch::Receiver<
         let outcome = tokio::task::spawn_blocking(move || {
             // Before the lease: a store that lost its data lost the lease too.
             let lost = worker.check_identity();
+            // A node whose clock is off does not lead: its ticks and
+            // incidents would be stamped off.
+            let clock = worker.check_clock();
+            let off = match &clock {
+                Ok(check) => check.is_some_and(|check| check.too_far()),
+                Err(_) => lock(&worker.leadership.clock).is_some_and(|check| check.too_far()),
+            };
+            if off && let Some(lease) = worker.lease() {
+                worker.step_down("this node's clock is too far from Redis's");
+                // Another node takes over at once.
+                let _ = worker.store.release_lease(&lease);
+            }
             let asked = Instant::now();
             let outcome = match worker.lease() {
                 Some(lease) => worker
                     .store
                     .renew_lease(&lease, ttl)
                     .map(|kept| Some((lease, kept))),
+                None if off => Ok(None),
                 None => worker.try_lead().map(|_| None),
             };
             if let Ok(Some((_, true))) = &outcome {

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use crate::incident::{Transition, TransitionKind};
 
+/// Stored in `clock_skew` so that its zero (the default) means unset.
+const SKEW_UNSET: u64 = 1 << 63;
+
 /// Counters and gauges, updated without locks.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -30,6 +33,9 @@ pub struct Metrics {
     leader: AtomicU64,
     deliveries_dead: AtomicU64,
     lease_changes: AtomicU64,
+    /// This node's clock minus the shared store's, in ms, as an `i64`'s
+    /// bits; `u64::MAX` until compared (or with a store of its own).
+    clock_skew: AtomicU64,
 }
 
 /// What the service's state adds to the counters when they are rendered.
@@ -56,6 +62,11 @@ impl Metrics {
     /// `server.maxNewHostsPerBatch`).
     pub fn hosts_refused(&self, total: bool) {
         self.hosts_refused[usize::from(total)].fetch_add(1, Relaxed);
+    }
+
+    /// This node's clock minus the shared store's, as last compared.
+    pub fn clock_skew(&self, skew: crate::duration::Millis) {
+        self.clock_skew.store((skew as u64) ^ SKEW_UNSET, Relaxed);
     }
 
     /// A wrong token was given (API or sign-in), or refused unread while
@@ -273,6 +284,15 @@ impl Metrics {
                 "gauge",
                 "Redis' maxmemory (0: no limit).",
                 &[("", max.to_string())],
+            );
+        }
+        let skew = self.clock_skew.load(Relaxed);
+        if skew != 0 {
+            metric(
+                "alertd_clock_skew_seconds",
+                "gauge",
+                "This node's clock minus Redis' (TIME), as last compared: positive when ahead.",
+                &[("", (((skew ^ SKEW_UNSET) as i64) as f64 / 1e3).to_string())],
             );
         }
         metric(

@@ -75,7 +75,7 @@ use crate::store::{Observed, SampleCursor, Store, StoreError};
 pub use collector::{CounterOverflow, Counters, counter_fields};
 pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use ingest::{HostLimit, HostLimitError};
-pub use leadership::ClusterRead;
+pub use leadership::{ClockCheck, ClusterRead};
 pub use metrics::Metrics;
 pub use topology::Topology;
 
@@ -284,6 +284,7 @@ impl Service {
             self.file_problem(),
             condition.damage,
             condition.unsafe_setting,
+            self.clock_problem(),
         ]
         .into_iter()
         .flatten()

@@ -12,6 +12,7 @@ use crate::config::Rule;
 use crate::duration::Millis;
 use crate::engine::{PairState, PairStatus};
 use crate::incident::Incident;
+use crate::store::StoreError;
 
 /// The published form: rules by name, each host's statuses in that order.
 #[derive(Serialize, Deserialize)]
@@ -132,15 +133,27 @@ fn decode(bytes: &[u8], rules: Vec<Rule>) -> Result<RuleStates, serde_json::Erro
 }
 
 impl Service {
-    /// Publishes this leader's states after a tick. Blocking. A failure is
-    /// logged: the tick stands, the other nodes show older states.
-    pub(super) fn publish_states(&self) {
+    /// Publishes this leader's states after tick `at`, which the store
+    /// records as the last tick. Blocking. A failure is logged: the tick
+    /// stands (it changed nothing in the store), the other nodes show older
+    /// states.
+    pub(super) fn publish_states(&self, at: Millis) {
         let Some(lease) = self.lease() else {
             return;
         };
         let encoded = encode(&self.engine_states());
-        if let Err(error) = self.store.publish_states(&lease, &encoded) {
-            warn!(%error, "cannot publish the rules' states for the other nodes");
+        match self.store.publish_states(&lease, at, &encoded) {
+            Ok(()) => {}
+            Err(StoreError::StaleTick { last, .. }) => {
+                warn!(
+                    tick = at,
+                    last,
+                    "the store recorded a later tick (this node's clock is behind the node \
+                     that recorded it): ticks until then are not evaluated"
+                );
+                *super::lock(&self.leadership.floor) = Some(last);
+            }
+            Err(error) => warn!(%error, "cannot publish the rules' states for the other nodes"),
         }
     }
 

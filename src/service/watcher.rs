@@ -95,6 +95,12 @@ impl Service {
                 Err(error) => return Err(error),
             }
         }
+        if self.tick_floor().is_some_and(|floor| at <= floor) {
+            // Recorded under another lease already: this node's clock is
+            // behind the one that recorded it.
+            tracing::debug!(tick = at, "tick skipped: the store recorded a later one");
+            return Ok(0);
+        }
         let proposal = {
             let mut evaluator = self.engine();
             if evaluator.engine.last_tick().is_some_and(|last| at <= last) {
@@ -112,6 +118,18 @@ impl Service {
         if !proposal.transitions().is_empty() {
             match self.record(&lease, proposal.transitions()) {
                 Ok(()) => {}
+                Err(StoreError::StaleTick { tick, last }) => {
+                    // Another lease recorded a later tick: this node's clock
+                    // is behind. Nothing was recorded; skip to after it.
+                    warn!(
+                        tick,
+                        last,
+                        "tick not evaluated: the store recorded a later one (this node's clock \
+                         is behind the node that recorded it)"
+                    );
+                    *lock(&self.leadership.floor) = Some(last);
+                    return Ok(0);
+                }
                 Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. })) => {
                     let fenced = matches!(error, StoreError::Fenced { .. });
                     match self.topology.recovery(fenced) {
@@ -157,7 +175,7 @@ impl Service {
             );
         }
         if self.topology.others_may_lead() {
-            self.publish_states();
+            self.publish_states(at);
         }
         self.metrics.tick(started.elapsed(), &transitions);
         Ok(transitions.len())
@@ -264,6 +282,7 @@ impl Service {
         orphans: Vec<PairRecord>,
         now: Millis,
     ) -> Result<(), StoreError> {
+        let now = self.tick_floor().map_or(now, |floor| now.max(floor + 1));
         let transitions: Vec<Transition> = orphans
             .into_iter()
             .filter_map(|pair| pair.open)

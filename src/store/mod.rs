@@ -113,6 +113,16 @@ pub enum StoreError {
     /// and must step down.
     #[error("lease token {token} of node {node:?} is no longer current: another node leads")]
     Fenced { node: String, token: u64 },
+    /// A tick at or before the last one the store recorded, under another
+    /// lease: the writer's clock is behind the one that recorded it. Nothing
+    /// of the tick was recorded.
+    #[error(
+        "tick {} is not after the last tick recorded ({}): this node's clock is behind the \
+         node that recorded it; nothing of the tick was recorded",
+        crate::incident::rfc3339(*tick),
+        crate::incident::rfc3339(*last)
+    )]
+    StaleTick { tick: Millis, last: Millis },
     /// An incident was to open for a (rule, host) that has one open already.
     /// Nothing of the tick was recorded.
     #[error("rule {rule:?} on host {host:?} has an open incident already ({open})")]
@@ -205,9 +215,12 @@ pub struct NodeStatus {
 pub struct Claim<'a> {
     /// The claiming node.
     pub node: &'a str,
-    /// The time (on the callers' clocks) after which another node may claim
-    /// what this one claimed and has not finished.
-    pub until: Millis,
+    /// How long the claim holds, in ms, on the store's clock: after it
+    /// another node may claim what this one claimed and has not finished.
+    /// A shared store counts it on its own clock (Redis `TIME`), so that no
+    /// node's clock decides when another's claim runs out; the embedded
+    /// store, from the `now` of the claim.
+    pub lasts: Millis,
 }
 
 /// The span of time each compacted block of samples covers (per host),
@@ -469,7 +482,10 @@ pub trait IncidentLog: Send + Sync {
     /// nothing and fails with [`StoreError::Fenced`] if the lease is no
     /// longer the current one, and with [`StoreError::AlreadyOpen`] if an
     /// incident opens for a (rule, host) that has another one open.
-    /// Recording the same transitions again changes nothing more. An
+    /// Recording the same transitions again changes nothing more. A tick
+    /// (the transitions' `at`) must come after the last one recorded, or be
+    /// that one under the same lease (a retry): otherwise nothing is recorded
+    /// and it fails with [`StoreError::StaleTick`]. An
     /// incident that would end before it started (a leader whose clock is
     /// behind the one that opened it) is refused with
     /// [`StoreError::Unstorable`], and nothing is recorded.
@@ -503,8 +519,8 @@ pub trait IncidentLog: Send + Sync {
     /// One incident with its hook calls (oldest first) and pending deliveries.
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;
 
-    /// Claims for `claim.node`, until `claim.until`, the deliveries, not
-    /// dead, that are due at `now` and that no other node has claimed (or
+    /// Claims for `claim.node`, for `claim.lasts`, the deliveries, not
+    /// dead, that are due at `now` (the caller's clock) and that no other node has claimed (or
     /// whose claim ran out), oldest first, at most `per_target` of each
     /// target (so that one target's backlog never hides another's
     /// deliveries); leaves out any that has an older delivery of the same
@@ -621,10 +637,25 @@ pub trait Coordination: Send + Sync {
     /// Who holds the lease now, if anyone.
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
 
-    /// Keeps `states` (the leader's encoding of every pair's state after a
-    /// tick) for the other nodes to show, if `lease` is still current;
-    /// fails with [`StoreError::Fenced`] otherwise.
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError>;
+    /// Keeps `states` (the leader's encoding of every pair's state after
+    /// tick `tick`) for the other nodes to show, and records `tick` as the
+    /// last one evaluated, if `lease` is still current (or fails with
+    /// [`StoreError::Fenced`]) and the tick may be recorded (see
+    /// [`IncidentLog::record_transitions_to`]; or fails with
+    /// [`StoreError::StaleTick`]).
+    fn publish_states(&self, lease: &Lease, tick: Millis, states: &[u8]) -> Result<(), StoreError>;
+
+    /// The last tick recorded (by [`IncidentLog::record_transitions_to`] or
+    /// [`Coordination::publish_states`]), if any: a node that takes the
+    /// lease evaluates only later ones.
+    fn last_tick(&self) -> Result<Option<Millis>, StoreError>;
+
+    /// The store's own clock (ms since the epoch), when it has one that
+    /// every node reads (Redis `TIME`): the nodes compare theirs with it.
+    /// `None` for a store of one process's own.
+    fn store_clock(&self) -> Result<Option<Millis>, StoreError> {
+        Ok(None)
+    }
 
     /// What the leader last published.
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
@@ -637,6 +668,27 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// Whether `tick` may be recorded under `lease` after `last` (the last tick
+/// recorded, and the token of the lease that recorded it): only a later
+/// tick, or the same under the same lease (a retry).
+pub(crate) fn check_tick(
+    last: Option<(Millis, u64)>,
+    lease: &Lease,
+    tick: Millis,
+) -> Result<(), StoreError> {
+    match last {
+        Some((last, token)) if tick < last || (tick == last && token != lease.token) => {
+            Err(StoreError::StaleTick { tick, last })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The tick of transitions recorded together: the latest `at`.
+pub(crate) fn tick_of(transitions: &[Transition]) -> Option<Millis> {
+    transitions.iter().map(|transition| transition.at).max()
 }
 
 /// Refuses transitions that would store an incident ending before it

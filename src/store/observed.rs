@@ -137,7 +137,9 @@ observed!(Coordination {
     fn renew_lease(&self, lease: &Lease, ttl: Millis) -> Result<bool, StoreError>;
     fn release_lease(&self, lease: &Lease) -> Result<(), StoreError>;
     fn lease_holder(&self) -> Result<Option<LeaseHolder>, StoreError>;
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError>;
+    fn publish_states(&self, lease: &Lease, tick: Millis, states: &[u8]) -> Result<(), StoreError>;
+    fn last_tick(&self) -> Result<Option<Millis>, StoreError>;
+    fn store_clock(&self) -> Result<Option<Millis>, StoreError>;
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError>;
     fn heartbeat(&self, status: &NodeStatus) -> Result<(), StoreError>;
     fn nodes(&self) -> Result<Vec<NodeStatus>, StoreError>;

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+/// libfaketime, from Debian's `libfaketime` (the `faketime` package).
+pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
 /// Every rolled-up point of `step`, with its host: `host`'s, or each
 /// host's for `None`.
 pub fn rollups(
@@ -108,6 +111,26 @@ impl Alertd {
         Self::launch_until(dir, &[], "node-under-test", free_port(), |_| true)
     }
 
+    /// Starts a node named `name` on `<dir>/alertd.json` (written already)
+    /// with a clock `offset` from the file it names (libfaketime: `+30s`,
+    /// `-30s`, read again every second), and waits until `/healthz`
+    /// answers, healthy or not. Its monotonic clock is left alone.
+    pub fn start_node_with_clock(dir: &Path, name: &str, offset: &Path) -> Alertd {
+        Self::launch_with(
+            dir,
+            &[],
+            &[
+                ("LD_PRELOAD", FAKETIME_LIBRARY),
+                ("FAKETIME_TIMESTAMP_FILE", &offset.display().to_string()),
+                ("FAKETIME_CACHE_DURATION", "1"),
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ],
+            name,
+            free_port(),
+            |_| true,
+        )
+    }
+
     fn launch(dir: &Path, wrapper: &[&str], name: &str, port: u16) -> Alertd {
         Self::launch_until(dir, wrapper, name, port, |status| status == 200)
     }
@@ -115,6 +138,17 @@ impl Alertd {
     fn launch_until(
         dir: &Path,
         wrapper: &[&str],
+        name: &str,
+        port: u16,
+        answered: fn(u16) -> bool,
+    ) -> Alertd {
+        Self::launch_with(dir, wrapper, &[], name, port, answered)
+    }
+
+    fn launch_with(
+        dir: &Path,
+        wrapper: &[&str],
+        env: &[(&str, &str)],
         name: &str,
         port: u16,
         answered: fn(u16) -> bool,
@@ -142,6 +176,7 @@ impl Alertd {
             .args(["--host-name", name])
             .env("ALERTD_LOG", "debug")
             .env_remove("ALERTD_TOKEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -117,6 +117,7 @@ pub(super) fn record_transitions_to(
             "outbox_next",
             "outbox_ids",
             "pending",
+            "last_tick",
         ],
     );
     invocation
@@ -144,11 +145,6 @@ pub(super) fn record_transitions_to(
     }
     let outcome: Vec<String> = store.invoke(invocation)?;
     match outcome.first().map(String::as_str) {
-        Some("ok") => Ok(()),
-        Some("fenced") => Err(StoreError::Fenced {
-            node: lease.node.clone(),
-            token: lease.token,
-        }),
         Some("open") if outcome.len() == 3 => {
             let (rule, host) = outcome[1].split_once('\0').unwrap_or((&outcome[1], ""));
             Err(StoreError::AlreadyOpen {
@@ -157,7 +153,12 @@ pub(super) fn record_transitions_to(
                 open: outcome[2].clone(),
             })
         }
-        _ => Err(corrupt(&format!("recording answered {outcome:?}"))),
+        _ => super::tick_outcome(
+            &outcome,
+            lease,
+            crate::store::tick_of(transitions).unwrap_or_default(),
+            "recording",
+        ),
     }
 }
 
@@ -318,7 +319,7 @@ pub(super) fn claim_deliveries(
     invocation
         .arg(now)
         .arg(claim.node)
-        .arg(claim.until)
+        .arg(claim.lasts)
         .arg(per_target);
     let claimed: Vec<i64> = store.invoke(invocation)?;
     deliveries(store, claimed)

@@ -26,6 +26,7 @@
 //! | `identity_lost`, `lost_open` | string, hash | a loss of Redis' data found by a node, until acknowledged (JSON); per incident id: the incidents open at the loss, until resolved |
 //! | `sessions` | hash | per sign-in session of the pages (a SHA-256 of its id): when it expires |
 //! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |
+//! | `last_tick` | string | `TICK TOKEN`: the last tick recorded (with transitions or published states) and the token of the lease it was recorded under |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
 //!
 //! The trait is synchronous and the `redis` client is asynchronous: the
@@ -65,6 +66,30 @@ use scripts::Scripts;
 
 /// The scripts, made once: invocations borrow them for as long as a call runs.
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(Scripts::new);
+
+/// What a script that records a tick answered: `ok`, `fenced`, or `stale`
+/// with the last tick recorded.
+fn tick_outcome(
+    outcome: &[String],
+    lease: &Lease,
+    tick: Millis,
+    what: &str,
+) -> Result<(), StoreError> {
+    match outcome.first().map(String::as_str) {
+        Some("ok") => Ok(()),
+        Some("fenced") => Err(StoreError::Fenced {
+            node: lease.node.clone(),
+            token: lease.token,
+        }),
+        Some("stale") if outcome.len() == 2 => Err(StoreError::StaleTick {
+            tick,
+            last: outcome[1]
+                .parse()
+                .map_err(|_| corrupt(&format!("the last tick {:?}", outcome[1])))?,
+        }),
+        _ => Err(corrupt(&format!("{what} answered {outcome:?}"))),
+    }
+}
 
 /// The longest a call waits for Redis before it fails as unavailable.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -699,18 +724,30 @@ impl Coordination for RedisStore {
         }))
     }
 
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
-        let mut invocation = self.script(&SCRIPTS.publish, &["lease", "states"]);
-        invocation.arg(lease_value(lease)).arg(states);
-        let published: i64 = self.invoke(invocation)?;
-        if published == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::Fenced {
-                node: lease.node.clone(),
-                token: lease.token,
+    fn publish_states(&self, lease: &Lease, tick: Millis, states: &[u8]) -> Result<(), StoreError> {
+        let mut invocation = self.script(&SCRIPTS.publish, &["lease", "states", "last_tick"]);
+        invocation.arg(lease_value(lease)).arg(states).arg(tick);
+        let outcome: Vec<String> = self.invoke(invocation)?;
+        tick_outcome(&outcome, lease, tick, "publishing")
+    }
+
+    fn last_tick(&self) -> Result<Option<Millis>, StoreError> {
+        let key = self.key("last_tick");
+        let value: Option<String> = self.run(move |mut c| async move { c.get(key).await })?;
+        value
+            .map(|value| {
+                value
+                    .split_once(' ')
+                    .and_then(|(tick, _)| tick.parse().ok())
+                    .ok_or_else(|| corrupt(&format!("the last tick {value:?}")))
             })
-        }
+            .transpose()
+    }
+
+    fn store_clock(&self) -> Result<Option<Millis>, StoreError> {
+        let (seconds, micros): (i64, i64) =
+            self.run(move |mut c| async move { redis::cmd("TIME").query_async(&mut c).await })?;
+        Ok(Some(seconds * 1000 + micros / 1000))
     }
 
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {

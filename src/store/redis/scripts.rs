@@ -2,7 +2,9 @@
 //! that depends on what the store holds (the lease, a conditional open, a
 //! claim), runs as one script. Each script names every key it touches in
 //! `KEYS`, and every key of a cluster shares one hash tag, so the scripts
-//! run on Redis Cluster too. Only commands of Redis 2.8 are used.
+//! run on Redis Cluster too. Only commands of Redis 2.8 are used, and
+//! `redis.replicate_commands` (3.2) where a script reads `TIME` and then
+//! writes.
 //!
 //! Values the scripts build are strings joined with a separator that no
 //! part can hold: a space between numbers and a name, `\0` elsewhere.
@@ -226,29 +228,64 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 ";
 
-/// Keeps the leader's published states if its lease is current.
+/// Lua: `stale(tick, lease)`, the last tick recorded (KEYS[`at`], as
+/// `tick token`) when `tick` may not be recorded under `lease` (`token
+/// node`): only a later tick, or the same under the same lease (a retry),
+/// may; `false` otherwise. `record_tick(key, tick, lease)` records it.
+macro_rules! tick_functions {
+    () => {
+        r"
+local function token_of(lease) return string.sub(lease, 1, string.find(lease, ' ', 1, true) - 1) end
+local function stale(key, tick, lease)
+  local last = redis.call('GET', key)
+  if not last then return false end
+  local space = string.find(last, ' ', 1, true)
+  local at, token = tonumber(string.sub(last, 1, space - 1)), string.sub(last, space + 1)
+  if tick > at or (tick == at and token == token_of(lease)) then return false end
+  return string.sub(last, 1, space - 1)
+end
+local function record_tick(key, tick, lease)
+  redis.call('SET', key, string.format('%d', tick) .. ' ' .. token_of(lease))
+end
+"
+    };
+}
+
+/// Keeps the leader's published states, and records its tick as the last
+/// one, if its lease is current and the tick comes after the last one.
 ///
-/// KEYS: lease, states. ARGV: `token node`, the states.
-/// Returns 1, or 0 when fenced.
-pub const PUBLISH: &str = r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+/// KEYS: lease, states, last_tick. ARGV: `token node`, the states, the tick.
+/// Returns `{'ok'}`, `{'fenced'}`, or `{'stale', last}`.
+pub const PUBLISH: &str = concat!(
+    tick_functions!(),
+    r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
+local last = stale(KEYS[3], tonumber(ARGV[3]), ARGV[1])
+if last then return {'stale', last} end
 redis.call('SET', KEYS[2], ARGV[2])
-return 1
-";
+record_tick(KEYS[3], tonumber(ARGV[3]), ARGV[1])
+return {'ok'}
+"
+);
 
 /// Records one tick's transitions under a lease, all or nothing.
 ///
 /// KEYS: lease, incident, open, last_end, resolved, outbox_seq, outbox,
-/// outbox_key, outbox_next, outbox_ids, pending.
+/// outbox_key, outbox_next, outbox_ids, pending, last_tick.
 /// ARGV: `token node`; the number of transitions, each as kind (`opened`,
 /// `resolved`), id, pair (`rule\0host`), the incident's record, its end
 /// time (empty while open), the tick, the number of its targets and their
 /// names.
-/// Returns `{'ok'}`, `{'fenced'}`, or `{'open', pair, id}` when an incident
-/// would open beside another open one of its pair.
-pub const RECORD: &str = r"
+/// Returns `{'ok'}`, `{'fenced'}`, `{'stale', last}` when the tick (the
+/// latest of the transitions') does not come after the last one recorded,
+/// or `{'open', pair, id}` when an incident would open beside another open
+/// one of its pair.
+pub const RECORD: &str = concat!(
+    tick_functions!(),
+    r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local transitions = {}
+local tick = false
 local i = 3
 for n = 1, tonumber(ARGV[2]) do
   local t = {kind = ARGV[i], id = ARGV[i + 1], pair = ARGV[i + 2],
@@ -256,6 +293,12 @@ for n = 1, tonumber(ARGV[2]) do
   for k = 1, tonumber(ARGV[i + 6]) do t.targets[k] = ARGV[i + 6 + k] end
   i = i + 7 + #t.targets
   transitions[n] = t
+  local at = tonumber(t.tick)
+  if (not tick) or at > tick then tick = at end
+end
+if tick then
+  local last = stale(KEYS[12], tick, ARGV[1])
+  if last then return {'stale', last} end
 end
 local function recorded(t)
   if t.kind == 'opened' then return redis.call('HEXISTS', KEYS[2], t.id) == 1 end
@@ -287,19 +330,30 @@ for _, t in ipairs(transitions) do
     end
   end
 end
+if tick then record_tick(KEYS[12], tick, ARGV[1]) end
 return {'ok'}
-";
+"
+);
 
 /// Claims due deliveries for a node, oldest first, at most a given number
 /// per target, skipping any with an older delivery of the same incident to
 /// the same target still waiting.
 ///
+/// Claims run on Redis's clock (`TIME`): the claim's end, and whether
+/// another node's claim ran out, are never read from a caller's clock.
+/// Whether a delivery is due is (its time was set on a node's clock).
+///
 /// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
-/// ARGV: now, node, the claim's end, the most to claim per target.
+/// ARGV: now (the caller's clock), node, how long the claim lasts (ms),
+/// the most to claim per target.
 /// Returns the claimed deliveries' ids. Dead deliveries are not claimed,
 /// and hold back the later ones of their incident and target.
 pub const CLAIM: &str = r"
-local now, node, till, per_target = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now, node, per_target = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
+local till = string.format('%d', clock + tonumber(ARGV[3]))
 local claimed, seen, taken = {}, {}, {}
 if per_target == 0 then return claimed end
 for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -313,7 +367,7 @@ for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
       local free = true
       if claim then
         local space = string.find(claim, ' ', 1, true)
-        free = string.sub(claim, space + 1) == node or tonumber(string.sub(claim, 1, space - 1)) <= now
+        free = string.sub(claim, space + 1) == node or tonumber(string.sub(claim, 1, space - 1)) <= clock
       end
       if free then
         redis.call('HSET', KEYS[4], d, till .. ' ' .. node)
@@ -327,7 +381,8 @@ return claimed
 ";
 
 /// The earliest time a waiting delivery, not blocked by an older one, is
-/// due or its claim runs out; nil when none waits. Dead ones are left out
+/// due or its claim runs out (on Redis's clock, which the nodes keep
+/// theirs close to); nil when none waits. Dead ones are left out
 /// (and hold back the later ones of their incident and target).
 ///
 /// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.

@@ -47,6 +47,38 @@ fn check_lease(connection: &rusqlite::Connection, lease: &Lease) -> Result<(), S
     }
 }
 
+/// The last tick recorded and the token of the lease that recorded it.
+fn last_tick(connection: &rusqlite::Connection) -> Result<Option<(Millis, u64)>, StoreError> {
+    let read = |key: &str| -> Result<Option<i64>, StoreError> {
+        Ok(connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| {
+                row.get(0)
+            })
+            .optional()?)
+    };
+    Ok(match (read("last_tick")?, read("last_tick_token")?) {
+        (Some(tick), Some(token)) => Some((tick, token as u64)),
+        _ => None,
+    })
+}
+
+/// Records `tick` under `lease` as the last tick, if it may be (see
+/// [`crate::store::check_tick`]).
+fn advance_tick(
+    connection: &rusqlite::Connection,
+    lease: &Lease,
+    tick: Millis,
+) -> Result<(), StoreError> {
+    crate::store::check_tick(last_tick(connection)?, lease, tick)?;
+    let mut set = connection.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?;
+    set.execute(params!["last_tick", tick])?;
+    set.execute(params!["last_tick_token", lease.token as i64])?;
+    Ok(())
+}
+
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     match text {
         "opened" => Ok(TransitionKind::Opened),
@@ -214,6 +246,9 @@ impl IncidentLog for SqliteStore {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             check_lease(&transaction, lease)?;
+            if let Some(tick) = crate::store::tick_of(transitions) {
+                advance_tick(&transaction, lease, tick)?;
+            }
             {
                 let mut stored = transaction
                     .prepare_cached("SELECT end_time IS NOT NULL FROM incidents WHERE id = ?1")?;
@@ -411,7 +446,11 @@ impl IncidentLog for SqliteStore {
                      until = excluded.until",
                 )?;
                 for delivery in &claimed {
-                    take.execute(params![delivery.id, claim.node, claim.until])?;
+                    take.execute(params![
+                        delivery.id,
+                        claim.node,
+                        now.saturating_add(claim.lasts)
+                    ])?;
                 }
             }
             transaction.commit()?;
@@ -600,10 +639,11 @@ impl Coordination for SqliteStore {
         })
     }
 
-    fn publish_states(&self, lease: &Lease, states: &[u8]) -> Result<(), StoreError> {
+    fn publish_states(&self, lease: &Lease, tick: Millis, states: &[u8]) -> Result<(), StoreError> {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             check_lease(&transaction, lease)?;
+            advance_tick(&transaction, lease, tick)?;
             transaction.execute(
                 "INSERT INTO published (id, data) VALUES (1, ?1) \
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
@@ -612,6 +652,10 @@ impl Coordination for SqliteStore {
             transaction.commit()?;
             Ok(())
         })
+    }
+
+    fn last_tick(&self) -> Result<Option<Millis>, StoreError> {
+        self.read(|connection| Ok(last_tick(connection)?.map(|(tick, _)| tick)))
     }
 
     fn published_states(&self) -> Result<Option<Vec<u8>>, StoreError> {
