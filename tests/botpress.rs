@@ -326,6 +326,49 @@ fn counts_made_while_alertd_is_down_arrive_when_it_is_back() {
     );
 }
 
+/// alertd paused (SIGSTOP) while the feed reports: the report is sent, no answer comes
+/// within the feed's timeout, and it goes again with the same `Idempotency-Key` until alertd
+/// answers: counted once, neither lost (as the feed did before, dropping a report without an
+/// answer) nor doubled. (Whether alertd reads a request whose sender hung up is its kernel's
+/// and HTTP library's affair; tests/service.rs shows a push alertd did read, sent again and
+/// stored once.)
+#[test]
+fn a_report_that_got_no_answer_goes_again_and_is_counted_once() {
+    if !support::programs::needed("node") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = start_alertd(dir.path(), free_port());
+    let url = alertd.url("");
+    let mut botpress = Botpress::start(
+        dir.path(),
+        "trusted",
+        &[
+            ("EXPOSED_ALERTD_URL", &url),
+            ("EXPOSED_ALERTD_TOKEN", TOKEN),
+        ],
+        1,
+    );
+    let totals = botpress.run(serde_json::from_str(BUSY).unwrap());
+    wait_received(&alertd, &botpress, &expected(&botpress, &totals, false));
+    alertd.signal("STOP");
+    let totals = botpress.run(serde_json::from_str(BUSY).unwrap());
+    wait_for("the feed to send the report again", 15, || {
+        botpress
+            .log()
+            .contains("the same report goes again with the same Idempotency-Key")
+            .then_some(())
+    });
+    alertd.signal("CONT");
+    let got = wait_received(&alertd, &botpress, &expected(&botpress, &totals, false));
+    assert!(
+        botpress.log().contains("alertd feed: reporting again"),
+        "{}",
+        botpress.log()
+    );
+    eprintln!("after a report without an answer, alertd holds exactly: {got}");
+}
+
 #[test]
 fn a_wrong_token_or_no_address_is_said_and_the_bot_serves_on() {
     if !support::programs::needed("node") {

@@ -1171,3 +1171,42 @@ fn a_node_whose_clock_is_off_neither_leads_nor_doubles_anything() {
         "n2 said nothing of its clock ahead: {clock:#?}"
     );
 }
+
+/// A batch sent again with its `Idempotency-Key` to another node of the
+/// cluster (a sender whose first try timed out, behind a load balancer) is
+/// stored once: the key is in Redis, with the samples.
+#[test]
+fn a_retry_on_another_node_is_stored_once() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let nodes = two_nodes(root.path(), &redis, &calls);
+    let at = now();
+    let batch = json!([{"host": "h", "ts": at, "metrics": {"x": 1}}]).to_string();
+    let mut replayed = Vec::new();
+    for node in nodes.iter().flatten() {
+        let response = node
+            .agent
+            .post(node.url("/api/v1/samples"))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", "retry-1")
+            .send(&batch)
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        replayed.push(response.headers().get("Idempotent-Replayed").is_some());
+    }
+    assert_eq!(replayed, [false, true]);
+    let node = nodes[0].as_ref().unwrap();
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .args(["export", "--config"])
+        .arg(node.dir.join("alertd.json"))
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{export:?}");
+    let samples = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(samples.lines().count(), 1, "{samples}");
+    eprintln!("exported after a retry on another node: {samples}");
+}

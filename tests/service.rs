@@ -1809,3 +1809,106 @@ fn a_hook_that_finished_while_the_service_was_stopped_is_not_timed_out() {
         alertd.log()
     );
 }
+
+/// A push sent again with its `Idempotency-Key` (a retry after a timeout)
+/// is answered as the first one was and stored once; the same key with
+/// another body is refused (422) and stores nothing; a bad key is refused
+/// (400). Samples and counters alike.
+#[test]
+fn a_push_sent_again_with_its_idempotency_key_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": true, "collectionInterval": "200ms"},
+            "alerting": {"enabled": false}}"#,
+    );
+    let send = |path: &str, key: &str, body: &str| -> (u16, bool, String) {
+        let mut response = alertd
+            .agent
+            .post(alertd.url(path))
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .send(body)
+            .unwrap();
+        let replayed = response.headers().get("Idempotent-Replayed").is_some();
+        let status = response.status().as_u16();
+        (
+            status,
+            replayed,
+            response.body_mut().read_to_string().unwrap(),
+        )
+    };
+    let at = now();
+    let batch = json!([
+        {"host": "h", "ts": at - 1000, "metrics": {"x": 1}},
+        {"host": "h", "ts": at, "metrics": {"x": 2}}
+    ])
+    .to_string();
+    assert_eq!(
+        send("/api/v1/samples", "batch-1", &batch),
+        (200, false, r#"{"accepted":2}"#.to_string())
+    );
+    assert_eq!(
+        send("/api/v1/samples", "batch-1", &batch),
+        (200, true, r#"{"accepted":2}"#.to_string()),
+        "the retry is answered as the first push"
+    );
+    let other = json!([{"host": "h", "ts": at, "metrics": {"x": 100}}]).to_string();
+    let (status, _, body) = send("/api/v1/samples", "batch-1", &other);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("another body"), "{body}");
+    for bad in ["has a space", &"k".repeat(201), "é"] {
+        let (status, _, body) = send("/api/v1/samples", bad, &other);
+        assert_eq!(status, 400, "{bad:?}: {body}");
+        assert!(body.contains("Idempotency-Key"), "{body}");
+    }
+    // A push whose answer never came (alertd paused past the client's
+    // timeout), sent again once alertd runs: alertd read the first one after
+    // all, and stores the batch once.
+    let late = json!([{"host": "late", "ts": at, "metrics": {"x": 5}}]).to_string();
+    alertd.signal("STOP");
+    let impatient: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_millis(500)))
+        .build()
+        .into();
+    let first = impatient
+        .post(alertd.url("/api/v1/samples"))
+        .header("Content-Type", "application/json")
+        .header("Idempotency-Key", "late-1")
+        .send(&late);
+    assert!(first.is_err(), "no answer from a paused alertd: {first:?}");
+    alertd.signal("CONT");
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, late_replayed, _) = send("/api/v1/samples", "late-1", &late);
+    assert_eq!(status, 200);
+    // Counters: the retry adds nothing.
+    let counters = r#"{"errors.count": 1}"#;
+    assert_eq!(send("/api/v1/metrics", "c-1", counters).0, 204);
+    let (status, replayed, _) = send("/api/v1/metrics", "c-1", counters);
+    assert_eq!((status, replayed), (204, true));
+    assert_eq!(
+        send("/api/v1/metrics", "c-1", r#"{"errors.count": 5}"#).0,
+        422
+    );
+    let sum = |host: &str, field: &str| -> f64 {
+        let stats = alertd.get_json(&format!("/api/v1/stats?resolution=1h&host={host}"));
+        stats["hosts"][host]
+            .as_array()
+            .map(|points| {
+                points
+                    .iter()
+                    .map(|p| p["sum"][field].as_f64().unwrap_or(0.0))
+                    .sum()
+            })
+            .unwrap_or(0.0)
+    };
+    wait_for("the counters collected", 10, || {
+        (sum("node-under-test", "errors.count") > 0.0).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sum("node-under-test", "errors.count"), 1.0, "counted once");
+    assert_eq!(sum("h", "x"), 3.0, "each sample once");
+    assert_eq!(sum("late", "x"), 5.0, "the batch without an answer, once");
+    assert!(late_replayed, "alertd had read the first push after all");
+}

@@ -1558,6 +1558,69 @@ pub fn claims_take_at_most_so_many_per_target(store: &dyn Store) {
     assert!(store.claim_deliveries(1000, &claim, 0).unwrap().is_empty());
 }
 
+/// A batch pushed with an idempotency key is stored once, whichever node
+/// it reaches again; the same key with another batch stores nothing; the
+/// key is forgotten after its time.
+pub fn a_batch_with_an_idempotency_key_is_stored_once([x, y]: [&dyn Store; 2]) {
+    use alertd::store::{Appended, Once, batch::Encoded};
+    // The embedded store numbers samples in its process: one handle.
+    let y = if x.shared() { y } else { x };
+    let once = |key: &str, fingerprint: &str, keep| Once {
+        key: key.to_string(),
+        fingerprint: fingerprint.to_string(),
+        keep,
+    };
+    let batch = |host: &str, ts| vec![Sample::new(host, ts, &[("x", 1.0)])];
+    let (a, b, c) = (batch("a", 1_000), batch("b", 2_000), batch("c", 3_000));
+    let (ea, eb, ec) = (
+        Encoded::new(&a).unwrap(),
+        Encoded::new(&b).unwrap(),
+        Encoded::new(&c).unwrap(),
+    );
+    let k1 = once("k1", "f-a", 60_000);
+    let first = x
+        .append_once(&[(&a, &ea), (&b, &eb)], &[Some(&k1), None])
+        .unwrap();
+    assert_eq!(first, [Appended::Stored, Appended::Stored]);
+    // Sent again, to the other node, in a group with a new batch.
+    let again = y
+        .append_once(&[(&a, &ea), (&c, &ec)], &[Some(&k1), None])
+        .unwrap();
+    assert_eq!(again, [Appended::Replayed, Appended::Stored]);
+    // The same key with another batch: refused, nothing of it stored, not
+    // even its host's latest sample.
+    let other = once("k1", "f-other", 60_000);
+    let late = batch("late", 9_000);
+    let refused = x
+        .append_once(&[(&late, &Encoded::new(&late).unwrap())], &[Some(&other)])
+        .unwrap();
+    assert_eq!(refused, [Appended::Conflict]);
+    let mut hosts: Vec<String> = Vec::new();
+    x.scan_samples_before(
+        0,
+        i64::MAX,
+        alertd::store::SampleCursor::MAX,
+        &mut |sample| hosts.push(sample.host.clone()),
+    )
+    .unwrap();
+    assert_eq!(hosts, ["a", "b", "c"], "each batch once");
+    assert!(
+        y.latest_samples().unwrap().iter().all(|s| s.host != "late"),
+        "a refused batch's host is not noted"
+    );
+    // Keys kept without samples (counters pushed to a node).
+    let k2 = once("k2", "f-counters", 300);
+    assert_eq!(x.remember_once(&k2).unwrap(), Appended::Stored);
+    assert_eq!(y.remember_once(&k2).unwrap(), Appended::Replayed);
+    assert_eq!(
+        y.remember_once(&once("k2", "f-else", 300)).unwrap(),
+        Appended::Conflict
+    );
+    // Past its time, a key is new again.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(y.remember_once(&k2).unwrap(), Appended::Stored);
+}
+
 pub fn samples_from_two_nodes_read_back_in_order_through_a_cursor(nodes: [&dyn Store; 2]) {
     let start = nodes[0].sample_cursor().unwrap();
     let mut seen: Vec<Sample> = Vec::new();
@@ -1696,6 +1759,7 @@ macro_rules! conformance {
                 one_delivery_is_claimed_by_one_node_at_a_time,
                 nodes_report_and_are_forgotten,
                 the_identity_is_written_once_and_a_loss_kept_until_acknowledged,
+                a_batch_with_an_idempotency_key_is_stored_once,
             );
 
             one_node!(

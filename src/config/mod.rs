@@ -64,6 +64,10 @@ pub struct Server {
     /// `server.trustedProxies`: the reverse proxies (addresses or networks)
     /// whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `server.idempotencyWindow`: how long the store keeps a push's
+    /// `Idempotency-Key`, within which the same push sent again is not
+    /// stored again.
+    pub idempotency_window: Millis,
 }
 
 impl Default for Server {
@@ -80,6 +84,7 @@ impl Default for Server {
             max_new_hosts_per_batch: 1_000,
             connections_per_client: 64,
             trusted_proxies: Vec::new(),
+            idempotency_window: 600_000,
         }
     }
 }

@@ -146,6 +146,8 @@ pub struct RawServer {
     pub connections_per_client: Raw<u64>,
     #[serde(default)]
     pub trusted_proxies: Raw<Vec<String>>,
+    #[serde(default)]
+    pub idempotency_window: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -163,6 +165,7 @@ impl RawServer {
         "maxNewHostsPerBatch",
         "connectionsPerClient",
         "trustedProxies",
+        "idempotencyWindow",
     ];
 }
 

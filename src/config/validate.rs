@@ -241,6 +241,12 @@ impl Checker {
         found.max_future_skew =
             self.interval("server", "maxFutureSkew", &raw.max_future_skew, "5m");
         found.idle_timeout = self.interval("server", "idleTimeout", &raw.idle_timeout, "30s");
+        found.idempotency_window = self.interval(
+            "server",
+            "idempotencyWindow",
+            &raw.idempotency_window,
+            "10m",
+        );
         if let Some(url) = self.text("server", "publicUrl", raw.public_url) {
             if crate::address::url_host(&url).is_none() {
                 self.problem(

@@ -44,52 +44,20 @@ impl Counters {
     /// collection computes from the totals, would not be finite.
     pub fn add(&self, values: &[(String, f64)]) -> Result<(), CounterOverflow> {
         let mut counters = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
-        for (field, value) in values {
-            let total = totals
-                .entry(field)
-                .or_insert_with(|| counters.get(field).copied().unwrap_or(0.0));
-            let sum = *total + value;
-            if !sum.is_finite() {
-                return Err(CounterOverflow {
-                    field: field.clone(),
-                    reason: format!(
-                        "adding {} to the {} counted since the last collection gives {sum}",
-                        Short(*value),
-                        Short(*total)
-                    ),
-                });
-            }
-            *total = sum;
-        }
-        let total = |field: &str| {
-            totals
-                .get(field)
-                .or_else(|| counters.get(field))
-                .copied()
-                .unwrap_or(0.0)
-        };
-        let (count, sum) = (total("requests.count"), total("requests.latency_sum"));
-        if count > 0.0 && !(sum / count).is_finite() {
-            return Err(CounterOverflow {
-                field: "requests.latency_avg".to_string(),
-                reason: format!(
-                    "requests.latency_sum / requests.count would be {} / {} = {}",
-                    Short(sum),
-                    Short(count),
-                    sum / count
-                ),
-            });
-        }
+        let totals: Vec<(String, f64)> = summed(&counters, values)?
+            .into_iter()
+            .map(|(field, total)| (field.to_string(), total))
+            .collect();
         for (field, total) in totals {
-            match counters.get_mut(field) {
-                Some(held) => *held = total,
-                None => {
-                    counters.insert(field.to_string(), total);
-                }
-            }
+            counters.insert(field, total);
         }
         Ok(())
+    }
+
+    /// Whether [`Counters::add`] would take `values` now.
+    pub fn check(&self, values: &[(String, f64)]) -> Result<(), CounterOverflow> {
+        let counters = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        summed(&counters, values).map(|_| ())
     }
 
     /// The counters pushed since the last collection.
@@ -212,4 +180,51 @@ pub(super) async fn collector(service: Arc<Service>, mut stop: watch::Receiver<b
             Err(error) => error!(%error, "collection panicked"),
         }
     }
+}
+
+/// The totals `values` would make of `counters`: refused when a total, or
+/// the latency average the next collection computes from the totals, would
+/// not be finite.
+fn summed<'a>(
+    counters: &'a BTreeMap<String, f64>,
+    values: &'a [(String, f64)],
+) -> Result<BTreeMap<&'a str, f64>, CounterOverflow> {
+    let mut totals: BTreeMap<&str, f64> = BTreeMap::new();
+    for (field, value) in values {
+        let total = totals
+            .entry(field)
+            .or_insert_with(|| counters.get(field).copied().unwrap_or(0.0));
+        let sum = *total + value;
+        if !sum.is_finite() {
+            return Err(CounterOverflow {
+                field: field.clone(),
+                reason: format!(
+                    "adding {} to the {} counted since the last collection gives {sum}",
+                    Short(*value),
+                    Short(*total)
+                ),
+            });
+        }
+        *total = sum;
+    }
+    let total = |field: &str| {
+        totals
+            .get(field)
+            .or_else(|| counters.get(field))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let (count, sum) = (total("requests.count"), total("requests.latency_sum"));
+    if count > 0.0 && !(sum / count).is_finite() {
+        return Err(CounterOverflow {
+            field: "requests.latency_avg".to_string(),
+            reason: format!(
+                "requests.latency_sum / requests.count would be {} / {} = {}",
+                Short(sum),
+                Short(count),
+                sum / count
+            ),
+        });
+    }
+    Ok(totals)
 }

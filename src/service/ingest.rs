@@ -10,16 +10,16 @@ use crate::duration::{HumanDuration, Millis};
 use crate::incident::rfc3339;
 use crate::sample::Sample;
 use crate::sample::batch::BadSample;
-use crate::store::StoreError;
 use crate::store::batch::Encoded;
+use crate::store::{Appended, Once, StoreError};
 
 /// Batches waiting for a commit, and the outcome of commits made on behalf
 /// of callers that have not yet looked.
 #[derive(Default)]
 pub(super) struct GroupCommit {
     next_ticket: u64,
-    waiting: Vec<(u64, Vec<Sample>, Encoded)>,
-    results: rustc_hash::FxHashMap<u64, Result<(), String>>,
+    waiting: Vec<(u64, Vec<Sample>, Encoded, Option<Once>)>,
+    results: rustc_hash::FxHashMap<u64, Result<Appended, String>>,
 }
 
 /// The hosts the store knows, as far as this node has seen: read from the
@@ -159,6 +159,17 @@ impl Service {
     /// for this: they do not take the commit lock, and the engine is locked
     /// only while the committed samples enter it.
     pub fn ingest(&self, samples: Vec<Sample>) -> Result<(), StoreError> {
+        self.ingest_once(samples, None).map(|_| ())
+    }
+
+    /// [`Service::ingest`], with the push's idempotency key if it has one:
+    /// a batch whose key the store holds already is not stored again (nor
+    /// given to the engine again). Says what became of the batch.
+    pub fn ingest_once(
+        &self,
+        samples: Vec<Sample>,
+        once: Option<Once>,
+    ) -> Result<Appended, StoreError> {
         // Encoded before any lock: callers encode at once, the committer only
         // writes.
         let encoded = Encoded::new(&samples)?;
@@ -166,7 +177,7 @@ impl Service {
             let mut group = lock(&self.ingest.group);
             group.next_ticket += 1;
             let ticket = group.next_ticket;
-            group.waiting.push((ticket, samples, encoded));
+            group.waiting.push((ticket, samples, encoded, once));
             ticket
         };
         let commit = lock(&self.ingest.commit);
@@ -177,25 +188,42 @@ impl Service {
         }
         let waiting = std::mem::take(&mut group.waiting);
         drop(group);
-        let tickets: Vec<u64> = waiting.iter().map(|(ticket, _, _)| *ticket).collect();
         let batches: Vec<(&[Sample], &Encoded)> = waiting
             .iter()
-            .map(|(_, samples, encoded)| (samples.as_slice(), encoded))
+            .map(|(_, samples, encoded, _)| (samples.as_slice(), encoded))
             .collect();
-        let result = self.store.append_batches(&batches);
-        let samples = || waiting.iter().flat_map(|(_, samples, _)| samples);
-        let count: usize = waiting.iter().map(|(_, samples, _)| samples.len()).sum();
-        if result.is_ok()
-            && let Some(rebuilding) = lock(&self.evaluation.rebuilding).as_mut()
-        {
-            rebuilding.extend(samples().cloned());
+        let keys: Vec<Option<&Once>> = waiting.iter().map(|(.., once)| once.as_ref()).collect();
+        let result = self.store.append_once(&batches, &keys);
+        // The samples stored now, in order: not those of a batch sent again.
+        let stored: Vec<&Sample> = match &result {
+            Ok(outcomes) => waiting
+                .iter()
+                .zip(outcomes)
+                .filter(|(_, outcome)| **outcome == Appended::Stored)
+                .flat_map(|((_, samples, ..), _)| samples)
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if let Some(rebuilding) = lock(&self.evaluation.rebuilding).as_mut() {
+            rebuilding.extend(stored.iter().map(|sample| (*sample).clone()));
         }
         // The other callers of the group learn the outcome before the commit
         // lock is released, since that is when they look.
-        let shared = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let mut group = lock(&self.ingest.group);
-        for other in tickets.iter().filter(|t| **t != ticket) {
-            group.results.insert(*other, shared.clone());
+        let mut own = Err(String::new());
+        for (index, (other, ..)) in waiting.iter().enumerate() {
+            let outcome = match &result {
+                Ok(outcomes) => outcomes
+                    .get(index)
+                    .copied()
+                    .ok_or_else(|| "the store answered fewer batches than it was given".into()),
+                Err(error) => Err(error.to_string()),
+            };
+            if *other == ticket {
+                own = outcome;
+            } else {
+                group.results.insert(*other, outcome);
+            }
         }
         drop(group);
         // With alerting off nothing evaluates, so nothing would ever leave
@@ -203,7 +231,7 @@ impl Service {
         // alerting is turned on (the reload that turns it on rebuilds it).
         // In a cluster the leader follows every node's appends from the
         // store instead ([`Service::follow_appends`]).
-        if result.is_ok()
+        if !stored.is_empty()
             && self.config().alerting.enabled
             && self.topology.feeds_engine_at_ingest()
         {
@@ -212,17 +240,20 @@ impl Service {
             // they were committed while the next group is being written.
             let mut evaluator = self.engine();
             drop(commit);
-            for sample in samples() {
+            for sample in &stored {
                 evaluator.engine.ingest(sample);
             }
         } else {
             drop(commit);
         }
         if result.is_ok() {
-            self.metrics.samples_ingested(count);
-            debug!(samples = count, batches = tickets.len(), "committed");
+            self.metrics.samples_ingested(stored.len());
+            debug!(samples = stored.len(), batches = waiting.len(), "committed");
         }
-        result
+        match result {
+            Ok(_) => own.map_err(StoreError::Group),
+            Err(error) => Err(error),
+        }
     }
 }
 

@@ -348,15 +348,27 @@ pub trait SampleStore: Send + Sync {
 
     /// Stores batches of samples in one transaction, in order, each with its
     /// [`Encoded`](batch::Encoded) form, made by the caller (ahead of any
-    /// lock) from the same samples. By default the samples are appended as
-    /// one batch.
+    /// lock) from the same samples.
     fn append_batches(&self, batches: &[(&[Sample], &batch::Encoded)]) -> Result<(), StoreError> {
-        let samples: Vec<Sample> = batches
-            .iter()
-            .flat_map(|(samples, _)| samples.iter().cloned())
-            .collect();
-        self.append_samples(&samples)
+        self.append_once(batches, &[]).map(|_| ())
     }
+
+    /// [`SampleStore::append_batches`], each batch with its idempotency key
+    /// if it has one (`keys[i]` for `batches[i]`; missing: none), kept in
+    /// the same transaction: a batch whose key the store holds already is
+    /// not stored again ([`Appended::Replayed`] if its fingerprint is the
+    /// same, [`Appended::Conflict`] if not). Returns what became of each
+    /// batch.
+    fn append_once(
+        &self,
+        batches: &[(&[Sample], &batch::Encoded)],
+        keys: &[Option<&Once>],
+    ) -> Result<Vec<Appended>, StoreError>;
+
+    /// Keeps `once` (for a push stored elsewhere than in this store: the
+    /// counters of `POST /api/v1/metrics`) unless the store holds its key
+    /// already: [`Appended::Stored`] when it was kept now.
+    fn remember_once(&self, once: &Once) -> Result<Appended, StoreError>;
 
     /// Calls `visit` with every sample with `from <= ts <= to`, in timestamp
     /// order, then host name order; a host's samples of equal timestamp in
@@ -668,6 +680,31 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// A push's idempotency key (its `Idempotency-Key` header), kept with what
+/// it brought so that the same push sent again (a retry after a timeout)
+/// is not stored twice, whichever node it reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Once {
+    /// The sender's key, as it sent it.
+    pub key: String,
+    /// A digest of what came with the key: the same key with something else
+    /// is a conflict, not a retry.
+    pub fingerprint: String,
+    /// How long the store keeps the key, in ms, on its own clock.
+    pub keep: Millis,
+}
+
+/// What became of a batch with an idempotency key ([`SampleStore::append_once`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now.
+    Stored,
+    /// Stored before, under the same key and fingerprint: not again.
+    Replayed,
+    /// The key was used before for something else: nothing stored.
+    Conflict,
 }
 
 /// Whether `tick` may be recorded under `lease` after `last` (the last tick

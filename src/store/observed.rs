@@ -103,6 +103,8 @@ macro_rules! observed {
 observed!(SampleStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError>;
     fn append_batches(&self, batches: &[(&[Sample], &crate::store::batch::Encoded)]) -> Result<(), StoreError>;
+    fn append_once(&self, batches: &[(&[Sample], &crate::store::batch::Encoded)], keys: &[Option<&crate::store::Once>]) -> Result<Vec<crate::store::Appended>, StoreError>;
+    fn remember_once(&self, once: &crate::store::Once) -> Result<crate::store::Appended, StoreError>;
     fn scan_samples_before(&self, from: Millis, to: Millis, cursor: SampleCursor, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
     fn scan_host_samples(&self, host: &str, from: Millis, to: Millis, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
     fn visit_samples(&self, from: Millis, to: Millis, visitor: &mut dyn SampleVisitor) -> Result<(), StoreError>;

@@ -25,6 +25,7 @@
 //! | `identity` | string | `ID CREATED`: the cluster's identity, written once by the first node (see `Coordination::identity`) |
 //! | `identity_lost`, `lost_open` | string, hash | a loss of Redis' data found by a node, until acknowledged (JSON); per incident id: the incidents open at the loss, until resolved |
 //! | `sessions` | hash | per sign-in session of the pages (a SHA-256 of its id): when it expires |
+//! | `once:KEY` | string, expiring | a push's idempotency key (`Idempotency-Key`): the fingerprint of what came with it, for `server.idempotencyWindow` |
 //! | `states` | string | every pair's state after the leader's last tick, for the other nodes' pages |
 //! | `last_tick` | string | `TICK TOKEN`: the last tick recorded (with transitions or published states) and the token of the lease it was recorded under |
 //! | `compacted_seq`, `rolled_up_until`, `compacting` | strings | the highest sequence number compacted; the time rolled up until; the lock of the one compaction or deletion running |
@@ -55,9 +56,9 @@ use redis::{
 use super::batch::Encoded;
 use super::rollup::{Point, Step};
 use super::{
-    Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog, Incidents,
-    Lease, LeaseHolder, NodeStatus, RollupQuery, SampleCursor, SampleStore, Sessions, StoreError,
-    decode_metrics, encode_metrics,
+    Appended, Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog,
+    Incidents, Lease, LeaseHolder, NodeStatus, Once, RollupQuery, SampleCursor, SampleStore,
+    Sessions, StoreError, decode_metrics, encode_metrics,
 };
 use crate::duration::Millis;
 use crate::incident::{PairRecord, Transition};
@@ -66,6 +67,16 @@ use scripts::Scripts;
 
 /// The scripts, made once: invocations borrow them for as long as a call runs.
 static SCRIPTS: std::sync::LazyLock<Scripts> = std::sync::LazyLock::new(Scripts::new);
+
+/// What became of a batch with an idempotency key, as a script says it.
+fn appended(outcome: &str) -> Result<Appended, StoreError> {
+    match outcome {
+        "stored" => Ok(Appended::Stored),
+        "replayed" => Ok(Appended::Replayed),
+        "conflict" => Ok(Appended::Conflict),
+        other => Err(corrupt(&format!("appending answered {other:?}"))),
+    }
+}
 
 /// What a script that records a tick answered: `ok`, `fenced`, or `stale`
 /// with the last tick recorded.
@@ -358,52 +369,80 @@ impl SampleStore for RedisStore {
         self.append_batches(&[(samples, &encoded)])
     }
 
-    fn append_batches(&self, batches: &[(&[Sample], &Encoded)]) -> Result<(), StoreError> {
-        let batches: Vec<_> = batches
-            .iter()
-            .filter(|(_, encoded)| encoded.count > 0)
-            .collect();
-        if batches.is_empty() {
-            return Ok(());
+    fn append_once(
+        &self,
+        batches: &[(&[Sample], &Encoded)],
+        keys: &[Option<&Once>],
+    ) -> Result<Vec<Appended>, StoreError> {
+        if batches.iter().all(|(_, encoded)| encoded.count == 0) {
+            return Ok(vec![Appended::Stored; batches.len()]);
         }
         self.check_settings()?;
-        let mut invocation = self.script(
-            &SCRIPTS.append,
-            &[
-                "seq",
-                "by_seq",
-                "by_max",
-                "by_min",
-                "batch",
-                "batch_meta",
-                "latest",
-                "latest_ts",
-            ],
-        );
+        let mut names: Vec<String> = [
+            "seq",
+            "by_seq",
+            "by_max",
+            "by_min",
+            "batch",
+            "batch_meta",
+            "latest",
+            "latest_ts",
+        ]
+        .iter()
+        .map(|name| self.key(name))
+        .collect();
+        let mut invocation = SCRIPTS.append.prepare_invoke();
         invocation.arg(batches.len());
-        // Each host's latest sample among these (a later one wins a tie).
-        let mut latest: std::collections::BTreeMap<&str, &Sample> = Default::default();
-        for (samples, encoded) in &batches {
+        let mut fields = Vec::new();
+        for (index, (samples, encoded)) in batches.iter().enumerate() {
             invocation
                 .arg(encoded.count)
                 .arg(encoded.min_ts)
                 .arg(encoded.max_ts)
                 .arg(&encoded.data[..]);
+            match keys.get(index).copied().flatten() {
+                Some(once) => {
+                    names.push(self.key(&format!("once:{}", once.key)));
+                    invocation
+                        .arg(names.len())
+                        .arg(&once.fingerprint)
+                        .arg(once.keep.max(1));
+                }
+                None => {
+                    invocation.arg(0).arg("").arg(0);
+                }
+            }
+            // Each host's latest sample in the batch (a later one wins a tie).
+            let mut latest: std::collections::BTreeMap<&str, &Sample> = Default::default();
             for sample in samples.iter() {
                 let entry = latest.entry(&sample.host).or_insert(sample);
                 if entry.ts <= sample.ts {
                     *entry = sample;
                 }
             }
+            invocation.arg(latest.len());
+            for (host, sample) in latest {
+                fields.clear();
+                encode_metrics(&sample.metrics, &mut fields);
+                invocation.arg(host).arg(sample.ts).arg(&fields[..]);
+            }
         }
-        invocation.arg(latest.len());
-        let mut fields = Vec::new();
-        for (host, sample) in latest {
-            encode_metrics(&sample.metrics, &mut fields);
-            invocation.arg(host).arg(sample.ts).arg(&fields[..]);
+        for name in &names {
+            invocation.key(name);
         }
-        self.invoke::<Value>(invocation)?;
-        Ok(())
+        let outcomes: Vec<String> = self.invoke(invocation)?;
+        outcomes.iter().map(|outcome| appended(outcome)).collect()
+    }
+
+    fn remember_once(&self, once: &Once) -> Result<Appended, StoreError> {
+        self.check_settings()?;
+        let mut invocation = SCRIPTS.once.prepare_invoke();
+        invocation
+            .key(self.key(&format!("once:{}", once.key)))
+            .arg(&once.fingerprint)
+            .arg(once.keep.max(1));
+        let outcome: String = self.invoke(invocation)?;
+        appended(&outcome)
     }
 
     fn scan_samples_before(

@@ -11,35 +11,70 @@
 
 use redis::Script;
 
-/// Appends batches of samples and notes each host's latest sample.
+/// Appends batches of samples and notes each host's latest sample. A batch
+/// with an idempotency key is appended only if the key is not held; the
+/// key is then kept (`PX`) with the batch's fingerprint.
 ///
-/// KEYS: seq, by_seq, by_max, by_min, batch, batch_meta, latest, latest_ts.
-/// ARGV: the number of batches; per batch its count, min ts, max ts and
-/// data; then the number of hosts; per host its name, latest ts and that
-/// sample's encoded fields.
+/// KEYS: seq, by_seq, by_max, by_min, batch, batch_meta, latest, latest_ts,
+/// then the idempotency keys of the batches that have one.
+/// ARGV: the number of batches; per batch its count, min ts, max ts, data,
+/// the index in KEYS of its idempotency key (0: none), the fingerprint, how
+/// long to keep the key (ms), and the number of its hosts, each with its
+/// name, latest ts in the batch and that sample's encoded fields. A host's
+/// latest sample is noted unless its batch is a conflict.
+/// Returns per batch `stored`, `replayed` (its key is held with the same
+/// fingerprint: not appended again) or `conflict` (with another: not
+/// appended).
 pub const APPEND: &str = r"
+local outcomes = {}
 local i = 2
 for b = 1, tonumber(ARGV[1]) do
   local count = tonumber(ARGV[i])
-  local last = redis.call('INCRBY', KEYS[1], count)
-  local first = last - count + 1
-  redis.call('ZADD', KEYS[2], first, first)
-  redis.call('ZADD', KEYS[3], ARGV[i + 2], first)
-  redis.call('ZADD', KEYS[4], ARGV[i + 1], first)
-  redis.call('HSET', KEYS[5], first, ARGV[i + 3])
-  redis.call('HSET', KEYS[6], first, last .. ' ' .. count .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
-  i = i + 4
-end
-for h = 1, tonumber(ARGV[i]) do
-  local host, ts = ARGV[i + 1], ARGV[i + 2]
-  local known = redis.call('HGET', KEYS[8], host)
-  if (not known) or tonumber(known) <= tonumber(ts) then
-    redis.call('HSET', KEYS[8], host, ts)
-    redis.call('HSET', KEYS[7], host, ARGV[i + 3])
+  local outcome = 'stored'
+  local k = tonumber(ARGV[i + 4])
+  if k > 0 then
+    local held = redis.call('GET', KEYS[k])
+    if held == ARGV[i + 5] then outcome = 'replayed'
+    elseif held then outcome = 'conflict'
+    else redis.call('SET', KEYS[k], ARGV[i + 5], 'PX', ARGV[i + 6]) end
   end
-  i = i + 3
+  if outcome == 'stored' and count > 0 then
+    local last = redis.call('INCRBY', KEYS[1], count)
+    local first = last - count + 1
+    redis.call('ZADD', KEYS[2], first, first)
+    redis.call('ZADD', KEYS[3], ARGV[i + 2], first)
+    redis.call('ZADD', KEYS[4], ARGV[i + 1], first)
+    redis.call('HSET', KEYS[5], first, ARGV[i + 3])
+    redis.call('HSET', KEYS[6], first, last .. ' ' .. count .. ' ' .. ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+  end
+  outcomes[b] = outcome
+  local hosts = tonumber(ARGV[i + 7])
+  i = i + 8
+  for h = 1, hosts do
+    local host, ts = ARGV[i], ARGV[i + 1]
+    if outcome ~= 'conflict' then
+      local known = redis.call('HGET', KEYS[8], host)
+      if (not known) or tonumber(known) <= tonumber(ts) then
+        redis.call('HSET', KEYS[8], host, ts)
+        redis.call('HSET', KEYS[7], host, ARGV[i + 2])
+      end
+    end
+    i = i + 3
+  end
 end
-return redis.call('GET', KEYS[1])
+return outcomes
+";
+
+/// Keeps an idempotency key unless it is held: `stored`, `replayed` (held
+/// with the same fingerprint) or `conflict`.
+///
+/// KEYS: the key. ARGV: the fingerprint, how long to keep it (ms).
+pub const ONCE: &str = r"
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then return 'replayed' end
+if held then return 'conflict' end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 'stored'
 ";
 
 /// Writes what a compaction or a deletion of samples changes, in one step:
@@ -479,6 +514,7 @@ return deleted
 /// each at its first use).
 pub struct Scripts {
     pub append: Script,
+    pub once: Script,
     pub write_fold: Script,
     pub read_range: Script,
     pub read_since: Script,
@@ -499,6 +535,7 @@ impl Scripts {
     pub fn new() -> Scripts {
         Scripts {
             append: Script::new(APPEND),
+            once: Script::new(ONCE),
             write_fold: Script::new(WRITE_FOLD),
             read_range: Script::new(READ_RANGE),
             read_since: Script::new(READ_SINCE),

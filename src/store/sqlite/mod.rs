@@ -127,6 +127,12 @@ CREATE TABLE IF NOT EXISTS claims (
     node TEXT NOT NULL,
     until INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS once (
+    key TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    expires INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS once_by_expiry ON once (expires);
 ";
 
 /// The file name of the store inside the data directory.
@@ -371,8 +377,9 @@ const INTEGRITY_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_se
 /// The tables of the service's state and recent samples, checked before
 /// the store opens. The history (blocks and rollups), most of a large file,
 /// is checked after, on a thread of its own ([`check_history`]).
-const STATE_TABLES: [&str; 8] = [
+const STATE_TABLES: [&str; 9] = [
     "meta",
+    "once",
     "recent",
     "incidents",
     "pairs",

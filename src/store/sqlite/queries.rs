@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{OptionalExtension, Row, params};
 
+use super::samples;
 use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
 use crate::incident::{Incident, Transition, TransitionKind};
@@ -13,9 +14,9 @@ use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Claim, Condition, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog,
-    Incidents, Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions,
-    StoreError,
+    Appended, Claim, Condition, Coordination, Delivery, HookCall, HostSeen, IncidentDetail,
+    IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor, SampleStore,
+    SampleVisitor, Sessions, StoreError,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -151,14 +152,25 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
 impl SampleStore for SqliteStore {
     fn append_samples(&self, samples: &[Sample]) -> Result<(), StoreError> {
         let encoded = crate::store::batch::Encoded::new(samples)?;
-        self.append(&[(samples, &encoded)])
+        self.append(&[(samples, &encoded)], &[], wall_now())
+            .map(|_| ())
     }
 
-    fn append_batches(
+    fn append_once(
         &self,
         batches: &[(&[Sample], &crate::store::batch::Encoded)],
-    ) -> Result<(), StoreError> {
-        self.append(batches)
+        keys: &[Option<&Once>],
+    ) -> Result<Vec<Appended>, StoreError> {
+        self.append(batches, keys, wall_now())
+    }
+
+    fn remember_once(&self, once: &Once) -> Result<Appended, StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            let appended = samples::keep_once(&transaction, once, wall_now())?;
+            transaction.commit()?;
+            Ok(appended)
+        })
     }
 
     fn scan_samples_before(

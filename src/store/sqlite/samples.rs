@@ -23,8 +23,8 @@ use crate::store::block::BlockReader;
 use crate::store::damage::or_skip;
 use crate::store::fold::{trim_batch, trim_block};
 use crate::store::{
-    BLOCK_PERIOD, HostSeen, SampleCursor, SampleVisitor, StoreError, decode_metrics,
-    encode_metrics, visit_sample,
+    Appended, BLOCK_PERIOD, HostSeen, Once, SampleCursor, SampleVisitor, StoreError,
+    decode_metrics, encode_metrics, visit_sample,
 };
 
 /// A host's latest sample, its fields encoded by [`encode_metrics`].
@@ -232,21 +232,71 @@ pub(super) fn save_next_seq(
     Ok(())
 }
 
+/// Keeps `once` in the transaction unless its key is held already (and not
+/// expired at `now`).
+pub(super) fn keep_once(
+    transaction: &Transaction<'_>,
+    once: &Once,
+    now: Millis,
+) -> Result<Appended, StoreError> {
+    let held: Option<String> = transaction
+        .prepare_cached("SELECT fingerprint FROM once WHERE key = ?1 AND expires > ?2")?
+        .query_row(params![once.key, now], |row| row.get(0))
+        .optional()?;
+    Ok(match held {
+        Some(fingerprint) if fingerprint == once.fingerprint => Appended::Replayed,
+        Some(_) => Appended::Conflict,
+        None => {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO once (key, fingerprint, expires) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+                     expires = excluded.expires",
+                )?
+                .execute(params![
+                    once.key,
+                    once.fingerprint,
+                    now.saturating_add(once.keep)
+                ])?;
+            Appended::Stored
+        }
+    })
+}
+
 impl SqliteStore {
     /// Appends each batch as one recent row, in one transaction.
-    pub(super) fn append(&self, batches: &[(&[Sample], &Encoded)]) -> Result<(), StoreError> {
+    pub(super) fn append(
+        &self,
+        batches: &[(&[Sample], &Encoded)],
+        keys: &[Option<&Once>],
+        now: Millis,
+    ) -> Result<Vec<Appended>, StoreError> {
         if batches.iter().all(|(samples, _)| samples.is_empty()) {
-            return Ok(());
+            return Ok(vec![Appended::Stored; batches.len()]);
         }
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             let mut seq = self.next_seq.load(Relaxed);
+            let mut appended = Vec::with_capacity(batches.len());
+            if keys.iter().any(Option::is_some) {
+                transaction
+                    .prepare_cached("DELETE FROM once WHERE expires <= ?1")?
+                    .execute([now])?;
+            }
             {
                 let mut insert = transaction.prepare_cached(
                     "INSERT INTO recent (seq, last_seq, count, min_ts, max_ts, data) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?;
-                for (_, encoded) in batches.iter().filter(|(_, encoded)| encoded.count > 0) {
+                for (index, (_, encoded)) in batches.iter().enumerate() {
+                    let outcome = match keys.get(index).copied().flatten() {
+                        Some(once) => keep_once(&transaction, once, now)?,
+                        None => Appended::Stored,
+                    };
+                    appended.push(outcome);
+                    if outcome != Appended::Stored || encoded.count == 0 {
+                        continue;
+                    }
                     let count = encoded.count as i64;
                     insert.execute(params![
                         seq,
@@ -262,12 +312,14 @@ impl SqliteStore {
             transaction.commit()?;
             self.next_seq.store(seq, Relaxed);
             let mut latest = self.latest();
-            for (samples, _) in batches {
-                for sample in *samples {
-                    note_latest(&mut latest, sample);
+            for ((samples, _), outcome) in batches.iter().zip(&appended) {
+                if *outcome == Appended::Stored {
+                    for sample in *samples {
+                        note_latest(&mut latest, sample);
+                    }
                 }
             }
-            Ok(())
+            Ok(appended)
         })
     }
 

@@ -24,11 +24,15 @@
  * Set DISABLE_GLOBAL_SANDBOX=true in Botpress' environment to count all six.
  *
  * Every interval the counts gathered since the last report are POSTed to
- * `/api/v1/metrics`, which adds them to alertd's next sample of this node. When alertd
- * refuses the connection or answers 429 or 5xx, the counts are kept and sent with the
- * next report; when the request was sent and no answer came, they are dropped rather
- * than risk counting them twice. Nothing here can fail a request, an event or a log
- * call: the counting is wrapped, and errors of the feed itself are logged once per outage.
+ * `/api/v1/metrics`, which adds them to alertd's next sample of this node. Each report
+ * carries an `Idempotency-Key` of its own. When alertd refuses the connection, answers
+ * 429 or 5xx, or does not answer at all (the request was sent, the answer never came),
+ * the same report goes again, with the same key, before any new counts: alertd counts a
+ * key once, so a report that did arrive the first time is not counted twice. A report
+ * still unsent after KEEP_REPORT_MS (shorter than alertd's `server.idempotencyWindow`, 10
+ * minutes by default) is dropped, and said. Nothing here can fail a request, an event or
+ * a log call: the counting is wrapped, and errors of the feed itself are logged once per
+ * outage.
  */
 
 const http = require('http')
@@ -48,6 +52,9 @@ const FIELDS = [
 // module's every load; read-only, so unmarked, in the sandbox).
 const MARK = '__alertdFeed'
 const SEND_TIMEOUT_MS = 3000
+// How long a report is sent again before it is dropped: well inside alertd's
+// server.idempotencyWindow (10 minutes by default), within which a key is counted once.
+const KEEP_REPORT_MS = 5 * 60 * 1000
 
 const settings = readSettings(process.env || {})
 if (typeof settings === 'string') {
@@ -206,31 +213,46 @@ function countLogs() {
   return true
 }
 
+// The report being sent, or to send again: its counts, its Idempotency-Key, when it was made.
+let pending = null
+let reports = 0
+
+function newKey() {
+  reports += 1
+  const random = Math.random().toString(36).slice(2, 12)
+  return `alertd-feed-${process.pid}-${Date.now().toString(36)}-${reports}-${random}`
+}
+
 function report() {
   if (sending) {
     return
   }
-  const body = {}
-  let any = false
-  FIELDS.forEach(field => {
-    if (counts[field] !== 0) {
-      body[field] = counts[field]
-      counts[field] = 0
-      any = true
+  if (pending && Date.now() - pending.made > KEEP_REPORT_MS) {
+    bp.logger.warn(
+      `alertd feed: a report unsent for ${KEEP_REPORT_MS / 60000} minutes is dropped: ${JSON.stringify(pending.body)}`
+    )
+    pending = null
+  }
+  if (!pending) {
+    const body = {}
+    let any = false
+    FIELDS.forEach(field => {
+      if (counts[field] !== 0) {
+        body[field] = counts[field]
+        counts[field] = 0
+        any = true
+      }
+    })
+    if (!any) {
+      return
     }
-  })
-  if (!any) {
-    return
+    pending = { body, key: newKey(), made: Date.now() }
   }
   sending = true
-  send(body, (outcome, detail) => {
+  send(pending, (outcome, detail) => {
     sending = false
-    if (outcome === 'kept') {
-      FIELDS.forEach(field => {
-        if (body[field]) {
-          add(field, body[field])
-        }
-      })
+    if (outcome === 'sent' || outcome === 'dropped') {
+      pending = null
     }
     if (outcome === 'sent') {
       if (failing) {
@@ -239,16 +261,25 @@ function report() {
       }
     } else if (!failing) {
       failing = true
-      const what = outcome === 'kept' ? 'kept for the next report' : 'dropped'
-      bp.logger.warn(`alertd feed: ${settings.url.href}: ${detail}; counts ${what}`)
+      const what = {
+        kept: 'counts kept for the next report',
+        unknown: 'the same report goes again with the same Idempotency-Key',
+        dropped: 'counts dropped'
+      }[outcome]
+      bp.logger.warn(`alertd feed: ${settings.url.href}: ${detail}; ${what}`)
     }
   })
 }
 
-// Calls `done` once with 'sent', 'kept' (alertd surely did not take them) or 'dropped'.
-function send(body, done) {
-  const payload = JSON.stringify(body)
-  const headers = { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) }
+// Calls `done` once with 'sent', 'kept' (alertd surely did not take them), 'unknown' (sent,
+// and no answer came) or 'dropped' (alertd refused them).
+function send(report, done) {
+  const payload = JSON.stringify(report.body)
+  const headers = {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(payload),
+    'Idempotency-Key': report.key
+  }
   if (settings.token) {
     headers.Authorization = `Bearer ${settings.token}`
   }
@@ -279,10 +310,10 @@ function send(body, done) {
         finish('dropped', `alertd refused them: ${status} ${text.trim()}`)
       }
     })
-    response.on('error', err => finish('dropped', `the answer broke off: ${err.message}`))
+    response.on('error', err => finish('unknown', `the answer broke off: ${err.message}`))
   })
   request.on('finish', () => (written = true))
   request.on('timeout', () => request.destroy(new Error(`no answer within ${SEND_TIMEOUT_MS} ms`)))
-  request.on('error', err => finish(written ? 'dropped' : 'kept', err.message))
+  request.on('error', err => finish(written ? 'unknown' : 'kept', err.message))
   request.end(payload)
 }
