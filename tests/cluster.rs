@@ -1210,3 +1210,35 @@ fn a_retry_on_another_node_is_stored_once() {
     assert_eq!(samples.lines().count(), 1, "{samples}");
     eprintln!("exported after a retry on another node: {samples}");
 }
+
+/// A Redis that lets alertd's user run neither `INFO` nor `CONFIG` (an ACL):
+/// alertd cannot tell whether it evicts keys, says so on every page and in
+/// its log, and works on (samples are taken) instead of failing every one.
+#[test]
+fn a_redis_that_hides_its_settings_is_said_and_used() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    assert_eq!(
+        redis.cli(&["ACL", "SETUSER", "default", "-info", "-config"]),
+        "OK"
+    );
+    let calls = root.path().join("calls.log");
+    let dir = node_dir(root.path(), "n0", &config(&redis.url(), "3s"), &calls);
+    let node = Alertd::start_answering(&dir);
+    let batch = json!([{"host": "h", "ts": now(), "metrics": {"x": 1}}]).to_string();
+    let (status, body) = node.post("/api/v1/samples", "application/json", &batch);
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = node.get("/rules");
+    assert!(
+        page.contains("cannot read the eviction settings"),
+        "the pages say it: {page}"
+    );
+    assert!(
+        node.log().contains("let alertd's Redis user run INFO"),
+        "{}",
+        node.log()
+    );
+}

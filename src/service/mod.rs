@@ -296,7 +296,9 @@ impl Service {
     /// memory.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = self.problems();
-        if let Some((used, max)) = self.store.condition().memory
+        let condition = self.store.condition();
+        warnings.extend(condition.unverified);
+        if let Some((used, max)) = condition.memory
             && max > 0
             && used.saturating_mul(10) > max.saturating_mul(8)
         {

@@ -816,6 +816,10 @@ pub struct Condition {
     /// acknowledged (Redis evicting keys), with the fix: while it holds,
     /// the store takes no sample and grants no lease.
     pub unsafe_setting: Option<String>,
+    /// What the backend would not let the store check about its own safety
+    /// (Redis refusing `INFO` and `CONFIG` to alertd's user), with the fix:
+    /// the store works on, and says it.
+    pub unverified: Option<String>,
     /// The backend's memory as last read: bytes used, and its limit (0: none).
     pub memory: Option<(u64, u64)>,
 }

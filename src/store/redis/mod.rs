@@ -109,12 +109,17 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// read again (and at once after Redis could not be reached).
 const SETTINGS_TTL: Duration = Duration::from_secs(5);
 
-/// What `INFO memory` says.
+/// What Redis says of its memory (`INFO memory`, or `CONFIG GET` where
+/// `INFO` is refused), or why it says nothing.
 #[derive(Debug, Clone, PartialEq)]
 struct Memory {
-    used: u64,
+    /// Bytes used; unknown from `CONFIG GET`.
+    used: Option<u64>,
     max: u64,
     policy: String,
+    /// Why neither `INFO memory` nor `CONFIG GET` could be read (a user
+    /// without the right to run them): then nothing is known.
+    unread: Option<String>,
 }
 
 impl Memory {
@@ -125,16 +130,42 @@ impl Memory {
                 .map(str::trim)
         };
         Some(Memory {
-            used: field("used_memory")?.parse().ok()?,
+            used: Some(field("used_memory")?.parse().ok()?),
             max: field("maxmemory")?.parse().ok()?,
             policy: field("maxmemory_policy")?.to_string(),
+            unread: None,
         })
+    }
+
+    /// From `CONFIG GET maxmemory*`'s name and value pairs.
+    fn from_config(pairs: &[String]) -> Option<Memory> {
+        let value = |name: &str| {
+            pairs
+                .chunks(2)
+                .find(|pair| pair.len() == 2 && pair[0] == name)
+                .map(|pair| pair[1].as_str())
+        };
+        Some(Memory {
+            used: None,
+            max: value("maxmemory")?.parse().ok()?,
+            policy: value("maxmemory-policy")?.to_string(),
+            unread: None,
+        })
+    }
+
+    fn unknown(why: String) -> Memory {
+        Memory {
+            used: None,
+            max: 0,
+            policy: String::new(),
+            unread: Some(why),
+        }
     }
 
     /// Why Redis set up so would lose what alertd acknowledged, if it would:
     /// a memory limit with any policy but `noeviction` evicts keys when full.
     fn unsafe_setting(&self, shown: &str) -> Option<String> {
-        (self.max != 0 && self.policy != "noeviction").then(|| {
+        (self.unread.is_none() && self.max != 0 && self.policy != "noeviction").then(|| {
             format!(
                 "the Redis at {shown} evicts keys when it is full (maxmemory {}, \
                  maxmemory-policy {}): it would drop acknowledged samples and incidents \
@@ -244,17 +275,22 @@ impl RedisStore {
         let memory = match known {
             Some(memory) => memory,
             None => {
-                let info: String = self.run(|mut c| async move {
-                    redis::cmd("INFO").arg("memory").query_async(&mut c).await
-                })?;
-                let memory = Memory::parse(&info).ok_or_else(|| {
-                    corrupt("INFO memory without used_memory, maxmemory or maxmemory_policy")
-                })?;
+                let memory = self.read_memory()?;
                 let mut last = self.memory.lock().unwrap_or_else(|p| p.into_inner());
                 let was = last
                     .as_ref()
                     .map(|(_, memory)| memory.unsafe_setting(&self.shown));
                 let now = memory.unsafe_setting(&self.shown);
+                let was_unread = last
+                    .as_ref()
+                    .is_some_and(|(_, memory)| memory.unread.is_some());
+                match &memory.unread {
+                    Some(why) if !was_unread => tracing::error!("{why}"),
+                    None if was_unread => {
+                        tracing::info!("Redis' eviction settings can be read again")
+                    }
+                    _ => {}
+                }
                 if was.as_ref() != Some(&now) {
                     match &now {
                         Some(problem) => tracing::error!("{problem}"),
@@ -272,6 +308,48 @@ impl RedisStore {
             Some(problem) => Err(StoreError::Unsafe(problem)),
             None => Ok(()),
         }
+    }
+
+    /// Redis' memory and eviction settings: from `INFO memory`, else from
+    /// `CONFIG GET` (where `INFO` is refused to alertd's user), else
+    /// unknown, and said. Fails only when Redis cannot be reached.
+    fn read_memory(&self) -> Result<Memory, StoreError> {
+        let info = self.run(|mut c| async move {
+            redis::cmd("INFO")
+                .arg("memory")
+                .query_async::<String>(&mut c)
+                .await
+        });
+        let info = match info {
+            Ok(info) => match Memory::parse(&info) {
+                Some(memory) => return Ok(memory),
+                None => "it lacks used_memory, maxmemory or maxmemory_policy".to_string(),
+            },
+            Err(error) if error.is_unavailable() => return Err(error),
+            Err(error) => error.to_string(),
+        };
+        let config = self.run(|mut c| async move {
+            redis::cmd("CONFIG")
+                .arg("GET")
+                .arg("maxmemory*")
+                .query_async::<Vec<String>>(&mut c)
+                .await
+        });
+        let config = match config {
+            Ok(pairs) => match Memory::from_config(&pairs) {
+                Some(memory) => return Ok(memory),
+                None => "it lacks maxmemory or maxmemory-policy".to_string(),
+            },
+            Err(error) if error.is_unavailable() => return Err(error),
+            Err(error) => error.to_string(),
+        };
+        Ok(Memory::unknown(format!(
+            "alertd cannot read the eviction settings of the Redis at {} (INFO memory: {info}; \
+             CONFIG GET maxmemory*: {config}), so it cannot tell whether Redis would drop \
+             acknowledged samples and incidents: make sure maxmemory-policy is noeviction (or \
+             maxmemory 0), and let alertd's Redis user run INFO",
+            self.shown
+        )))
     }
 
     fn key(&self, name: &str) -> String {
@@ -633,7 +711,8 @@ impl Coordination for RedisStore {
             unsafe_setting: memory
                 .as_ref()
                 .and_then(|memory| memory.unsafe_setting(&self.shown)),
-            memory: memory.map(|memory| (memory.used, memory.max)),
+            unverified: memory.as_ref().and_then(|memory| memory.unread.clone()),
+            memory: memory.and_then(|memory| Some((memory.used?, memory.max))),
         }
     }
 
