@@ -1242,3 +1242,282 @@ fn a_redis_that_hides_its_settings_is_said_and_used() {
         node.log()
     );
 }
+
+/// What one fault of [`fault_matrix`] does, at a given second of its run.
+#[derive(Clone, Copy, Debug)]
+enum Act {
+    KillLeader,
+    RestartKilled,
+    StopLeader,
+    ContinueStopped,
+    CutLeader,
+    RestoreCut,
+    KillRedis,
+    RestartRedis,
+    Clock(&'static str),
+    MaxMemory(&'static str),
+}
+
+/// A 3-node cluster under one fault, as the figures of issue 25 ask: a
+/// sender pushes 5 hosts every 100 ms, each batch with an
+/// `Idempotency-Key`, sending again (same key) what got no 200; the fault's
+/// acts happen at their seconds; then a quiet end. Counts what was
+/// acknowledged and is not in Redis, samples stored twice, incidents
+/// doubled, hook calls lost (checked: 0) and made twice.
+fn under_fault(name: &str, acts: &[(u64, Act)], seconds: u64) -> String {
+    let root = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start_persistent(&root.path().join("redis"));
+    let proxies: Vec<Proxy> = (0..3).map(|_| Proxy::start(redis.port)).collect();
+    let calls = root.path().join("calls.log");
+    let offset = root.path().join("offset");
+    std::fs::write(&offset, "+0\n").unwrap();
+    let names = ["n0", "n1", "n2"];
+    let dirs: Vec<PathBuf> = names
+        .iter()
+        .zip(&proxies)
+        .map(|(name, proxy)| node_dir(root.path(), name, &config(&proxy.url(), "3s"), &calls))
+        .collect();
+    let start = |index: usize| {
+        if index == 2 {
+            Alertd::start_node_with_clock(&dirs[2], "n2", &offset)
+        } else {
+            Alertd::start_node(&dirs[index], names[index])
+        }
+    };
+    // n2 (whose clock the clock fault moves) first: it leads.
+    let mut nodes: Vec<Option<Alertd>> = vec![None, None, Some(start(2))];
+    leader(&nodes);
+    nodes[0] = Some(start(0));
+    nodes[1] = Some(start(1));
+    let hosts = 5;
+    let mut acked: BTreeSet<(String, i64)> = BTreeSet::new();
+    let mut waiting: Vec<(String, Value)> = Vec::new();
+    let mut down: Option<usize> = None;
+    let mut stopped: Option<usize> = None;
+    let mut cut: Option<usize> = None;
+    let began = Instant::now();
+    let mut acts = acts.to_vec();
+    let mut round = 0usize;
+    let sender = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(2)))
+        .build()
+        .into();
+    let sender: ureq::Agent = sender;
+    let mut push_round = |nodes: &[Option<Alertd>], x: Option<f64>, round: &mut usize| {
+        *round += 1;
+        let at = now();
+        let samples: Vec<Value> = (0..hosts)
+            .map(|host| {
+                let x = x.unwrap_or_else(|| value(host, at));
+                json!({"host": format!("h{host}"), "ts": at, "metrics": {"x": x}})
+            })
+            .collect();
+        waiting.push((format!("batch-{round}"), json!(samples)));
+        waiting.retain(|(key, batch)| {
+            let taken = (0..nodes.len()).any(|offset| {
+                let Some(node) = &nodes[(*round + offset) % nodes.len()] else {
+                    return false;
+                };
+                let answer = sender
+                    .post(node.url("/api/v1/samples"))
+                    .header("Content-Type", "application/json")
+                    .header("Idempotency-Key", key.as_str())
+                    .send(batch.to_string());
+                matches!(answer, Ok(response) if response.status() == 200)
+            });
+            if taken {
+                for sample in batch.as_array().unwrap() {
+                    acked.insert((
+                        sample["host"].as_str().unwrap().to_string(),
+                        sample["ts"].as_i64().unwrap(),
+                    ));
+                }
+            }
+            !taken
+        });
+        waiting.is_empty()
+    };
+    while began.elapsed() < Duration::from_secs(seconds) {
+        push_round(&nodes, None, &mut round);
+        let second = began.elapsed().as_secs();
+        while let Some(&(at, act)) = acts.first().filter(|(at, _)| *at <= second) {
+            let _ = at;
+            acts.remove(0);
+            match act {
+                Act::KillLeader => {
+                    let index = leader(&nodes);
+                    let mut killed = nodes[index].take().unwrap();
+                    killed.child.kill().unwrap();
+                    killed.child.wait().unwrap();
+                    down = Some(index);
+                }
+                Act::RestartKilled => {
+                    let index = down.take().unwrap();
+                    nodes[index] = Some(start(index));
+                }
+                Act::StopLeader => {
+                    let index = leader(&nodes);
+                    nodes[index].as_ref().unwrap().signal("STOP");
+                    stopped = Some(index);
+                }
+                Act::ContinueStopped => {
+                    let index = stopped.take().unwrap();
+                    nodes[index].as_ref().unwrap().signal("CONT");
+                }
+                Act::CutLeader => {
+                    let index = leader(&nodes);
+                    proxies[index].cut();
+                    cut = Some(index);
+                }
+                Act::RestoreCut => proxies[cut.take().unwrap()].restore(),
+                Act::KillRedis => redis.kill(),
+                Act::RestartRedis => redis.restart(),
+                Act::Clock(skew) => std::fs::write(&offset, format!("{skew}\n")).unwrap(),
+                Act::MaxMemory(bytes) => {
+                    redis.cli(&["CONFIG", "SET", "maxmemory", bytes]);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Quiet: every incident resolves, every batch is taken, every call made.
+    let quiet = Instant::now();
+    let mut settled = false;
+    while quiet.elapsed() < Duration::from_secs(5) || !settled {
+        assert!(
+            quiet.elapsed() < Duration::from_secs(60),
+            "batches never taken"
+        );
+        settled = push_round(&nodes, Some(1.0), &mut round);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let node = nodes[0].as_ref().unwrap();
+    wait_for("every incident resolved", 30, || {
+        node.active().is_empty().then_some(())
+    });
+    wait_for("every hook call made", 30, || {
+        (node.metric("alertd_pending_hook_deliveries") == 0.0).then_some(())
+    });
+    let outcome = check(node, &calls);
+    let export = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .args(["export", "--config"])
+        .arg(node.dir.join("alertd.json"))
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{export:?}");
+    let mut stored: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    for line in String::from_utf8(export.stdout).unwrap().lines() {
+        let sample: Value = serde_json::from_str(line).unwrap();
+        *stored
+            .entry((
+                sample["host"].as_str().unwrap().to_string(),
+                sample["ts"].as_i64().unwrap(),
+            ))
+            .or_default() += 1;
+    }
+    let lost = acked.iter().filter(|key| !stored.contains_key(key)).count();
+    let twice: usize = stored.values().map(|count| count - 1).sum();
+    let starts: BTreeSet<(String, String)> = outcome
+        .incidents
+        .iter()
+        .map(|i| {
+            (
+                i["hostName"].as_str().unwrap().to_string(),
+                i["startTime"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let doubled = outcome.incidents.len() - starts.len();
+    format!(
+        "| {name} | {} | {lost} | {twice} | {} | {doubled} | 0 | {} |",
+        acked.len(),
+        outcome.incidents.len(),
+        outcome.duplicate_calls
+    )
+}
+
+/// Issue 25's figures: a 3-node cluster under each fault, what was lost and
+/// what doubled. The long form, run by hand for docs/cluster.md:
+/// `cargo test --release --test cluster -- --ignored fault_matrix --nocapture`.
+#[test]
+#[ignore = "takes about four minutes; run by hand for docs/cluster.md"]
+fn fault_matrix() {
+    if !support::programs::needed("redis-server")
+        || !support::programs::needed(support::FAKETIME_LIBRARY)
+    {
+        return;
+    }
+    use Act::*;
+    let runs: Vec<(&str, Vec<(u64, Act)>)> = vec![
+        (
+            "leader SIGKILLed 3 times, restarted",
+            vec![
+                (3, KillLeader),
+                (8, RestartKilled),
+                (11, KillLeader),
+                (16, RestartKilled),
+                (19, KillLeader),
+                (24, RestartKilled),
+            ],
+        ),
+        (
+            "leader SIGSTOPped 6 s (lease 3 s) 3 times",
+            vec![
+                (3, StopLeader),
+                (9, ContinueStopped),
+                (12, StopLeader),
+                (18, ContinueStopped),
+                (21, StopLeader),
+                (27, ContinueStopped),
+            ],
+        ),
+        (
+            "leader cut off from Redis 6 s 3 times",
+            vec![
+                (3, CutLeader),
+                (9, RestoreCut),
+                (12, CutLeader),
+                (18, RestoreCut),
+                (21, CutLeader),
+                (27, RestoreCut),
+            ],
+        ),
+        (
+            "Redis SIGKILLed 3 times (appendfsync always), 2 s down",
+            vec![
+                (3, KillRedis),
+                (5, RestartRedis),
+                (12, KillRedis),
+                (14, RestartRedis),
+                (21, KillRedis),
+                (23, RestartRedis),
+            ],
+        ),
+        (
+            "one node's clock 30 s behind while it leads, then 30 s ahead",
+            vec![(3, Clock("-30s")), (13, Clock("+30s")), (23, Clock("+0"))],
+        ),
+        (
+            "Redis full (noeviction, maxmemory 1) 5 s, twice",
+            vec![
+                (3, MaxMemory("1")),
+                (8, MaxMemory("0")),
+                (15, MaxMemory("1")),
+                (20, MaxMemory("0")),
+            ],
+        ),
+    ];
+    let mut table = vec![
+        "| fault | samples acknowledged | acknowledged and lost | stored twice | incidents | \
+         incidents doubled | hook calls lost | hook calls made twice |"
+            .to_string(),
+        "|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    for (name, acts) in runs {
+        let row = under_fault(name, &acts, 30);
+        eprintln!("{row}");
+        table.push(row);
+    }
+    eprintln!("\n{}", table.join("\n"));
+}
