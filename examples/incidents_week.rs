@@ -52,6 +52,7 @@ fn main() {
                     end_time: Some(start + 3000),
                     trigger_value: 91.5,
                     resolution: None,
+                    details: None,
                 },
             }
         })

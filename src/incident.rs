@@ -21,11 +21,46 @@ pub struct Incident {
     /// Why it was resolved, when not by its rule: `store lost` for an
     /// incident that was open when a cluster's Redis lost its data.
     pub resolution: Option<Arc<str>>,
+    /// What a rule with options gives its incidents (`severity`, `labels`,
+    /// the rendered `description`, `pendingSince`); `None` for the others.
+    pub details: Option<Arc<IncidentDetails>>,
+}
+
+/// What an incident carries from a rule with options (docs/engine.md, Rule
+/// options), fixed when it opens.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct IncidentDetails {
+    pub severity: Option<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The rule's `description`, its placeholders replaced.
+    pub description: Option<String>,
+    /// The tick at which its condition started to hold (rules with `for`).
+    pub pending_since: Option<Millis>,
+}
+
+impl IncidentDetails {
+    /// Whether there is nothing to carry.
+    pub fn is_empty(&self) -> bool {
+        self.severity.is_none()
+            && self.labels.is_empty()
+            && self.description.is_none()
+            && self.pending_since.is_none()
+    }
 }
 
 impl Incident {
     pub fn is_open(&self) -> bool {
         self.end_time.is_none()
+    }
+
+    /// Whether it opened on no data (`noData: "open"`): it has no trigger value.
+    pub fn opened_on_no_data(&self) -> bool {
+        self.trigger_value.is_nan()
+    }
+
+    /// Its severity, if its rule gives one.
+    pub fn severity(&self) -> Option<&str> {
+        self.details.as_ref()?.severity.as_deref()
     }
 }
 
@@ -44,6 +79,20 @@ impl Serialize for Incident {
         map.serialize_entry("triggerValue", &JsonNumber(self.trigger_value))?;
         if let Some(resolution) = &self.resolution {
             map.serialize_entry("resolution", &**resolution)?;
+        }
+        if let Some(details) = &self.details {
+            if let Some(severity) = &details.severity {
+                map.serialize_entry("severity", severity)?;
+            }
+            if !details.labels.is_empty() {
+                map.serialize_entry("labels", &details.labels)?;
+            }
+            if let Some(description) = &details.description {
+                map.serialize_entry("description", description)?;
+            }
+            if let Some(since) = details.pending_since {
+                map.serialize_entry("pendingSince", &rfc3339(since))?;
+            }
         }
         map.end()
     }
@@ -75,15 +124,31 @@ impl Serialize for JsonNumber {
 }
 
 /// The state of a (rule, host) pair that outlives the engine, as the store
-/// keeps it: its open incident and its last resolution (the cooldown's
-/// start). Saved by every tick, restored after a restart, a reload or a
-/// takeover.
+/// keeps it: its open incident, its last resolution (the cooldown's start),
+/// and for rules with options since when its condition holds or its open
+/// incident has been clear. Saved by every tick, restored after a restart,
+/// a reload or a takeover.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairRecord {
     pub rule_name: String,
     pub host: String,
     pub open: Option<Incident>,
     pub last_end: Option<Millis>,
+    pub pending_since: Option<Millis>,
+    pub clear_since: Option<Millis>,
+}
+
+/// A change of a pair's `pendingSince` or `clearSince` at a tick that
+/// neither opens nor resolves its incident (docs/engine.md, Rule options):
+/// recorded with the tick's transitions, so that it survives a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairChange {
+    pub rule_name: Arc<str>,
+    pub host: Arc<str>,
+    /// The tick.
+    pub at: Millis,
+    pub pending_since: Option<Millis>,
+    pub clear_since: Option<Millis>,
 }
 
 /// Pair records as a store gathers them (the ends of resolved incidents,
@@ -101,6 +166,8 @@ impl PairRecords {
                 host,
                 open: None,
                 last_end: None,
+                pending_since: None,
+                clear_since: None,
             })
     }
 
@@ -206,6 +273,7 @@ mod tests {
             end_time: None,
             trigger_value: 71.5,
             resolution: None,
+            details: None,
         };
         assert_eq!(
             serde_json::to_string(&incident).unwrap(),

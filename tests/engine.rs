@@ -517,6 +517,8 @@ fn a_restored_open_incident_on_a_host_without_samples_resolves() {
         host: "gone".into(),
         open: None,
         last_end: None,
+        pending_since: None,
+        clear_since: None,
     };
     saved_incident.open = Some(alertd::incident::Incident {
         id: "inc-7".into(),
@@ -526,6 +528,7 @@ fn a_restored_open_incident_on_a_host_without_samples_resolves() {
         end_time: None,
         trigger_value: 12.0,
         resolution: None,
+        details: None,
     });
     assert!(engine.restore(&saved_incident));
     let mut out = Vec::new();
@@ -608,4 +611,133 @@ fn a_stale_proposal_is_refused() {
             previous: at(0)
         }
     );
+}
+
+/// A rule over `3 * STEP` on `last` (the latest value decides), with options.
+fn with_options(
+    operand: Operand,
+    threshold: f64,
+    cooldown: Millis,
+    set: impl FnOnce(&mut alertd::config::RuleOptions),
+) -> Rule {
+    let mut rule = rule("r", Last, operand, threshold, 3 * STEP, cooldown);
+    set(&mut rule.options);
+    rule
+}
+
+fn events(rule: Rule, text: &str) -> Vec<(usize, &'static str)> {
+    run_with(&[rule], 10 * DAY, text)
+        .into_iter()
+        .map(|(step, event, _, _)| (step, event))
+        .collect()
+}
+
+/// docs/engine.md, Rule options: each key at its edge.
+#[test]
+fn rule_options_at_their_edges() {
+    use alertd::config::NoData;
+    type Case = (
+        &'static str,
+        Rule,
+        &'static str,
+        &'static [(usize, &'static str)],
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "for exactly reached: holds from tick 1, opens at tick 1 + 3",
+            with_options(EqualOrMoreThan, 10.0, 0, |o| o.hold_for = 3 * STEP),
+            "0 20x5",
+            &[(4, "opened")],
+        ),
+        (
+            "pending broken by one tick starts again",
+            with_options(EqualOrMoreThan, 10.0, 0, |o| o.hold_for = 2 * STEP),
+            "20 20 0 20 20 20",
+            &[(5, "opened")],
+        ),
+        (
+            "a no-value tick under noData keep breaks pending (avg over one step)",
+            {
+                let mut rule = with_options(EqualOrMoreThan, 10.0, 0, |o| o.hold_for = 2 * STEP);
+                rule.aggregation = Avg;
+                rule.timeframe = STEP;
+                rule
+            },
+            "20 20 _ 20 20 20",
+            &[(5, "opened")],
+        ),
+        (
+            "for 2 steps: holds from tick 2, opens at 4",
+            with_options(EqualOrMoreThan, 10.0, 3 * STEP, |o| o.hold_for = 2 * STEP),
+            "20 0 20 20 20 20",
+            &[(4, "opened")],
+        ),
+        (
+            "time in cooldown counts toward for",
+            with_options(EqualOrMoreThan, 10.0, 4 * STEP, |o| {
+                o.hold_for = STEP;
+                o.keep_firing_for = 0;
+            }),
+            "20 20 0 20 20 20 20 20",
+            // Opens at 1, resolves at 2 (cooldown until 6); holds from 3:
+            // for is met at 4, the cooldown ends at 6: opens at 6.
+            &[(1, "opened"), (2, "resolved"), (6, "opened")],
+        ),
+        (
+            "keepFiringFor exactly elapsed: clear at 2, 3, 4: resolves at 4",
+            with_options(EqualOrMoreThan, 10.0, 0, |o| o.keep_firing_for = 2 * STEP),
+            "20 20 0 0 0 0",
+            &[(0, "opened"), (4, "resolved")],
+        ),
+        (
+            "a tick that is not clear starts keepFiringFor anew",
+            with_options(EqualOrMoreThan, 10.0, 0, |o| o.keep_firing_for = STEP),
+            "20 0 20 0 0",
+            &[(0, "opened"), (4, "resolved")],
+        ),
+        (
+            "the band between recoveryValue and value keeps an incident open",
+            with_options(EqualOrMoreThan, 10.0, 0, |o| o.recovery = Some(5.0)),
+            "20 7 5 7 4.9",
+            &[(0, "opened"), (4, "resolved")],
+        ),
+        (
+            "noData resolve: an empty window resolves",
+            {
+                let mut rule =
+                    with_options(EqualOrMoreThan, 10.0, 0, |o| o.no_data = NoData::Resolve);
+                rule.aggregation = Avg;
+                rule
+            },
+            "20 . . . .",
+            &[(0, "opened"), (3, "resolved")],
+        ),
+        (
+            "noData keep: an empty window changes nothing",
+            {
+                let mut rule = with_options(EqualOrMoreThan, 10.0, 0, |_| {});
+                rule.aggregation = Avg;
+                rule.options.hold_for = STEP;
+                rule
+            },
+            "20 20 . . . 0",
+            &[(1, "opened"), (5, "resolved")],
+        ),
+        (
+            "noData open: an empty window opens, after for",
+            {
+                let mut rule = with_options(EqualOrMoreThan, 10.0, 0, |o| {
+                    o.no_data = NoData::Open;
+                    o.hold_for = STEP;
+                });
+                rule.aggregation = Avg;
+                rule
+            },
+            "0 . . . . 0",
+            &[(4, "opened"), (5, "resolved")],
+        ),
+    ];
+    for (what, rule, text, expected) in cases {
+        assert_eq!(events(rule, text), expected, "{what}");
+    }
 }

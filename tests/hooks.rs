@@ -47,6 +47,7 @@ fn incident(end_time: Option<i64>) -> Incident {
         end_time,
         trigger_value: 71.5,
         resolution: None,
+        details: None,
     }
 }
 

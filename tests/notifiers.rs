@@ -164,6 +164,7 @@ fn incident() -> Incident {
         end_time: None,
         trigger_value: 71.5,
         resolution: None,
+        details: None,
     }
 }
 

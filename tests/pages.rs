@@ -717,6 +717,7 @@ fn resolved(
             end_time: Some(end),
             trigger_value: 91.5,
             resolution: None,
+            details: None,
         },
     }
 }

@@ -65,6 +65,7 @@ fn incident(id: &str, rule: &str, host: &str, start: i64, end: Option<i64>) -> I
         end_time: end,
         trigger_value: 71.5,
         resolution: None,
+        details: None,
     }
 }
 
@@ -866,6 +867,8 @@ pub fn transitions_make_incidents_pairs_and_deliveries(store: &dyn Store) {
             host: "web-1".to_string(),
             open: Some(incident("i1", "cpu", "web-1", 100, None)),
             last_end: None,
+            pending_since: None,
+            clear_since: None,
         }
     );
 

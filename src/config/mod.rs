@@ -255,9 +255,91 @@ pub struct Rule {
     /// Always > 0.
     pub timeframe: Millis,
     pub cooldown: Millis,
+    /// The keys beyond the original's (docs/engine.md, Rule options).
+    pub options: RuleOptions,
+}
+
+/// A rule's keys beyond the original's (docs/engine.md, Rule options). At
+/// their defaults the rule evaluates exactly as the original's rules do.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RuleOptions {
+    /// `for`: how long the condition must have held before an incident opens.
+    pub hold_for: Millis,
+    /// `keepFiringFor`: how long an open incident must have been clear before
+    /// it resolves.
+    pub keep_firing_for: Millis,
+    /// `recoveryValue`, when given: an open incident is clear only past it.
+    pub recovery: Option<f64>,
+    /// `noData`: what an aggregate without a value means.
+    pub no_data: NoData,
+    /// `severity`, carried on the incident.
+    pub severity: Option<std::sync::Arc<str>>,
+    /// `labels`, carried on the incident.
+    pub labels: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    /// `description`, rendered on the incident when it opens.
+    pub description: Option<std::sync::Arc<str>>,
+}
+
+/// `noData`: what an aggregate without a value (`avg`, `min`, `max`, `last`
+/// over an empty window) means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum NoData {
+    /// Nothing: an open incident stays open, nothing opens (the original).
+    #[default]
+    Keep,
+    /// Clear: an open incident resolves (after `keepFiringFor`).
+    Resolve,
+    /// The condition holds: an incident opens (after `for`), with no
+    /// trigger value.
+    Open,
+}
+
+impl NoData {
+    pub const ALL: [NoData; 3] = [NoData::Keep, NoData::Resolve, NoData::Open];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoData::Keep => "keep",
+            NoData::Resolve => "resolve",
+            NoData::Open => "open",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|n| n.as_str() == text)
+    }
 }
 
 impl Rule {
+    /// The aggregate past which an open incident is clear: `recoveryValue`,
+    /// else the rule's `value`.
+    #[inline]
+    pub fn recovery_value(&self) -> f64 {
+        self.options.recovery.unwrap_or(self.threshold)
+    }
+
+    /// Whether an aggregate makes an open incident clear: below
+    /// `recoveryValue` for `equalOrMoreThan`, above it for `equalOrLessThan`.
+    #[inline]
+    pub fn is_clear(&self, aggregate: f64) -> bool {
+        match self.operand {
+            Operand::EqualOrMoreThan => aggregate < self.recovery_value(),
+            Operand::EqualOrLessThan => aggregate > self.recovery_value(),
+        }
+    }
+
+    /// Whether the rule evaluates exactly as the original's: no `for`, no
+    /// `keepFiringFor`, no recovery value apart from its value, and no-data
+    /// aggregates change nothing.
+    #[inline]
+    pub fn is_plain(&self) -> bool {
+        let options = &self.options;
+        options.hold_for == 0
+            && options.keep_firing_for == 0
+            && self.recovery_value() == self.threshold
+            && options.no_data == NoData::Keep
+    }
+
     /// Whether an aggregate satisfies the rule's condition.
     #[inline]
     pub fn holds(&self, aggregate: f64) -> bool {
@@ -281,11 +363,36 @@ impl fmt::Display for Rule {
             self.operand.symbol(),
             self.threshold
         )?;
-        if self.cooldown == 0 {
-            f.write_str(", no cooldown")
-        } else {
-            write!(f, ", cooldown {}", HumanDuration(self.cooldown))
+        let options = &self.options;
+        if options.hold_for > 0 {
+            write!(f, " for {}", HumanDuration(options.hold_for))?;
         }
+        if self.recovery_value() != self.threshold {
+            let side = match self.operand {
+                Operand::EqualOrMoreThan => "below",
+                Operand::EqualOrLessThan => "above",
+            };
+            write!(f, ", resolves {side} {}", self.recovery_value())?;
+        }
+        if options.keep_firing_for > 0 {
+            write!(
+                f,
+                ", keeps firing {}",
+                HumanDuration(options.keep_firing_for)
+            )?;
+        }
+        if options.no_data != NoData::Keep {
+            write!(f, ", no data: {}", options.no_data.as_str())?;
+        }
+        if self.cooldown == 0 {
+            f.write_str(", no cooldown")?;
+        } else {
+            write!(f, ", cooldown {}", HumanDuration(self.cooldown))?;
+        }
+        if let Some(severity) = &options.severity {
+            write!(f, ", severity {severity}")?;
+        }
+        Ok(())
     }
 }
 

@@ -90,6 +90,7 @@ impl RawAlerting {
 }
 
 #[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct RawRule {
     #[serde(default)]
     pub name: Raw<String>,
@@ -105,6 +106,20 @@ pub struct RawRule {
     pub timeframe: Raw<String>,
     #[serde(default)]
     pub cooldown: Raw<String>,
+    #[serde(default, rename = "for")]
+    pub hold_for: Raw<String>,
+    #[serde(default)]
+    pub keep_firing_for: Raw<String>,
+    #[serde(default)]
+    pub recovery_value: Raw<f64>,
+    #[serde(default)]
+    pub no_data: Raw<String>,
+    #[serde(default)]
+    pub severity: Raw<String>,
+    #[serde(default)]
+    pub labels: Raw<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub description: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -118,6 +133,13 @@ impl RawRule {
         "value",
         "timeframe",
         "cooldown",
+        "for",
+        "keepFiringFor",
+        "recoveryValue",
+        "noData",
+        "severity",
+        "labels",
+        "description",
     ];
 }
 

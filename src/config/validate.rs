@@ -573,6 +573,7 @@ impl Checker {
                 }
                 parsed
             });
+        let options = self.rule_options(&place, &raw, operand, threshold_of(&raw.value));
         let threshold = match raw.value {
             Raw::Missing => {
                 self.problem(&place, "value is missing".to_string());
@@ -603,9 +604,123 @@ impl Checker {
             threshold: threshold?,
             timeframe: timeframe?,
             cooldown,
+            options,
         };
         self.rule_warnings(&place, &rule, monitoring);
         Some(rule)
+    }
+
+    /// The keys beyond the original's (docs/engine.md, Rule options).
+    fn rule_options(
+        &mut self,
+        place: &str,
+        raw: &RawRule,
+        operand: Option<Operand>,
+        threshold: Option<f64>,
+    ) -> RuleOptions {
+        let mut options = RuleOptions {
+            hold_for: self.duration(place, "for", &raw.hold_for, "0", false),
+            keep_firing_for: self.duration(
+                place,
+                "keepFiringFor",
+                &raw.keep_firing_for,
+                "0",
+                false,
+            ),
+            ..RuleOptions::default()
+        };
+        match &raw.recovery_value {
+            Raw::Missing => {}
+            Raw::Invalid(value) => self.problem(
+                place,
+                format!("recoveryValue {}: expected a number", show(value)),
+            ),
+            Raw::Valid(recovery) => {
+                let wrong_side = match (operand, threshold) {
+                    (Some(Operand::EqualOrMoreThan), Some(value)) if *recovery > value => {
+                        Some(("at or below", value, "below"))
+                    }
+                    (Some(Operand::EqualOrLessThan), Some(value)) if *recovery < value => {
+                        Some(("at or above", value, "above"))
+                    }
+                    _ => None,
+                };
+                match wrong_side {
+                    Some((side, value, past)) => self.problem(
+                        place,
+                        format!(
+                            "recoveryValue {recovery}: must be {side} value ({value}) for {}: an \
+                             open incident resolves once the aggregate is {past} recoveryValue",
+                            operand.map_or("", Operand::as_str)
+                        ),
+                    ),
+                    None => options.recovery = Some(*recovery),
+                }
+            }
+        }
+        match &raw.no_data {
+            Raw::Missing => {}
+            Raw::Valid(text) => match NoData::parse(text) {
+                Some(no_data) => options.no_data = no_data,
+                None => self.problem(
+                    place,
+                    format!("noData {text:?}: expected \"keep\", \"resolve\" or \"open\""),
+                ),
+            },
+            Raw::Invalid(value) => self.problem(
+                place,
+                format!(
+                    "noData {}: expected \"keep\", \"resolve\" or \"open\"",
+                    show(value)
+                ),
+            ),
+        }
+        match &raw.severity {
+            Raw::Missing => {}
+            Raw::Valid(text) if !text.trim().is_empty() && text.chars().count() <= 64 => {
+                options.severity = Some(text.as_str().into());
+            }
+            Raw::Valid(text) => self.problem(
+                place,
+                format!("severity {text:?}: must be 1 to 64 characters, such as \"critical\""),
+            ),
+            Raw::Invalid(value) => self.problem(
+                place,
+                format!("severity {}: expected a string", show(value)),
+            ),
+        }
+        match &raw.labels {
+            Raw::Missing => {}
+            Raw::Valid(labels) => {
+                let bad = labels.keys().find(|name| !field::is_valid_field_name(name));
+                match bad {
+                    Some(name) => self.problem(
+                        place,
+                        format!(
+                            "labels {name:?}: a label's name must be 1 to 128 of the characters \
+                             A-Z a-z 0-9 _ . : -"
+                        ),
+                    ),
+                    None => options.labels = std::sync::Arc::new(labels.clone()),
+                }
+            }
+            Raw::Invalid(value) => self.problem(
+                place,
+                format!(
+                    "labels {}: expected an object of strings, such as {{\"team\": \"web\"}}",
+                    show(value)
+                ),
+            ),
+        }
+        match &raw.description {
+            Raw::Missing => {}
+            Raw::Valid(text) => options.description = Some(text.as_str().into()),
+            Raw::Invalid(value) => self.problem(
+                place,
+                format!("description {}: expected a string", show(value)),
+            ),
+        }
+        options
     }
 
     fn string<'r>(&mut self, place: &str, key: &str, raw: &'r Raw<String>) -> Option<&'r str> {
@@ -637,6 +752,18 @@ impl Checker {
                 ),
             );
         }
+        if rule.options.no_data != NoData::Keep
+            && matches!(rule.aggregation, Aggregation::Count | Aggregation::Sum)
+        {
+            self.warning(
+                place,
+                format!(
+                    "noData {:?} has no effect on a {} rule: it always has a value",
+                    rule.options.no_data.as_str(),
+                    rule.aggregation
+                ),
+            );
+        }
         if rule.timeframe < monitoring.collection_interval {
             self.warning(
                 place,
@@ -657,6 +784,14 @@ impl Checker {
                 ),
             );
         }
+    }
+}
+
+/// The rule's `value`, when it is a number.
+fn threshold_of(raw: &Raw<f64>) -> Option<f64> {
+    match raw {
+        Raw::Valid(value) => Some(*value),
+        _ => None,
     }
 }
 

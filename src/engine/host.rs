@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use super::ExactSum;
 use super::window::{Extrema, Ring, Running, Seq, Window};
-use crate::config::{Aggregation, Operand, Rule};
+use crate::config::{Aggregation, NoData, Operand, Rule};
 use crate::duration::Millis;
-use crate::incident::{Incident, IncidentIds, Transition, TransitionKind};
+use crate::incident::{
+    Incident, IncidentDetails, IncidentIds, JsonNumber, Transition, TransitionKind,
+};
 
 /// A rule as the engine uses it.
 #[derive(Debug, Clone)]
 pub(super) struct EngineRule {
     pub(super) rule: Rule,
+    /// Whether it evaluates as the original's rules ([`Rule::is_plain`]).
+    pub(super) plain: bool,
     pub(super) name: Arc<str>,
     /// Column of the rule's field in every host's [`Ring`].
     pub(super) slot: usize,
@@ -70,19 +74,38 @@ pub(super) fn aggregate(
     }
 }
 
-/// The open incident of one (rule, host) pair, and the end of its last resolved one.
+/// The open incident of one (rule, host) pair, the end of its last
+/// resolved one, and for rules with options (docs/engine.md, Rule options)
+/// since when its condition holds and since when its open incident has
+/// been clear.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Alarm {
     /// Boxed: rarely present, and a tick reads every alarm.
     pub(super) open: Option<Box<OpenIncident>>,
     pub(super) last_end: Option<Millis>,
+    /// While nothing is open: the first tick of the current run of ticks
+    /// at which the condition holds.
+    pub(super) pending_since: Option<Millis>,
+    /// While an incident is open: the first tick of the current run of
+    /// clear ticks.
+    pub(super) clear_since: Option<Millis>,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct OpenIncident {
     pub(super) id: String,
     pub(super) start_time: Millis,
+    /// NaN when it opened on no data.
     pub(super) trigger_value: f64,
+    pub(super) details: Option<Arc<IncidentDetails>>,
+}
+
+/// What a pair's `pendingSince` and `clearSince` become at a tick that does
+/// not open or resolve its incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct StateChange {
+    pub(super) pending_since: Option<Millis>,
+    pub(super) clear_since: Option<Millis>,
 }
 
 #[derive(Debug)]
@@ -241,6 +264,7 @@ pub(super) fn can_drop(rules: &[EngineRule], host: &Host, at: Millis) -> bool {
     host.ring.len() == 0
         && host.alarms.iter().zip(rules).all(|(alarm, rule)| {
             alarm.open.is_none()
+                && alarm.pending_since.is_none()
                 && alarm
                     .last_end
                     .is_none_or(|end| at >= end + rule.rule.cooldown)
@@ -297,17 +321,15 @@ pub(super) fn decide(
             if cooling || blind(rule, at, gap_end) {
                 return None;
             }
-            let open = OpenIncident {
-                id: ids.next_id(at),
-                start_time: at,
-                trigger_value: aggregate,
-            };
-            Some(Transition {
-                kind: TransitionKind::Opened,
+            Some(opening(
+                rule,
+                rule_index,
+                host,
+                Some(aggregate),
                 at,
-                rule: rule_index,
-                incident: incident(rule, host, &open, None),
-            })
+                None,
+                ids,
+            ))
         }
         Some(open) if !holds => Some(Transition {
             kind: TransitionKind::Resolved,
@@ -316,6 +338,139 @@ pub(super) fn decide(
             incident: incident(rule, host, open, Some(at)),
         }),
         _ => None,
+    }
+}
+
+/// The opening of an incident at `at` with trigger value `aggregate` (none:
+/// opened on no data), whose condition held since `pending_since`.
+fn opening(
+    rule: &EngineRule,
+    rule_index: usize,
+    host: &Arc<str>,
+    aggregate: Option<f64>,
+    at: Millis,
+    pending_since: Option<Millis>,
+    ids: &mut dyn IncidentIds,
+) -> Transition {
+    let open = OpenIncident {
+        id: ids.next_id(at),
+        start_time: at,
+        trigger_value: aggregate.unwrap_or(f64::NAN),
+        details: details(&rule.rule, host, aggregate, pending_since),
+    };
+    Transition {
+        kind: TransitionKind::Opened,
+        at,
+        rule: rule_index,
+        incident: incident(rule, host, &open, None),
+    }
+}
+
+/// What an incident of `rule` carries beyond the original's keys, fixed
+/// when it opens: `None` when its rule gives nothing.
+fn details(
+    rule: &Rule,
+    host: &str,
+    aggregate: Option<f64>,
+    pending_since: Option<Millis>,
+) -> Option<Arc<IncidentDetails>> {
+    let options = &rule.options;
+    let details = IncidentDetails {
+        severity: options.severity.as_deref().map(str::to_string),
+        labels: (*options.labels).clone(),
+        description: options
+            .description
+            .as_deref()
+            .map(|text| describe(text, rule, host, aggregate)),
+        pending_since: pending_since.filter(|_| options.hold_for > 0),
+    };
+    (!details.is_empty()).then(|| Arc::new(details))
+}
+
+/// A rule's `description` with its placeholders replaced: `{{host}}`,
+/// `{{rule}}`, `{{value}}` (the trigger value as the incident's JSON writes
+/// it, or `no data`) and `{{threshold}}` (the rule's value).
+pub fn describe(text: &str, rule: &Rule, host: &str, aggregate: Option<f64>) -> String {
+    let number = |value: f64| serde_json::to_string(&JsonNumber(value)).unwrap_or_default();
+    let value = aggregate.map_or_else(|| "no data".to_string(), number);
+    text.replace("{{host}}", host)
+        .replace("{{rule}}", &rule.name)
+        .replace("{{value}}", &value)
+        .replace("{{threshold}}", &number(rule.threshold))
+}
+
+/// The transition or the change of state of one (rule, host) pair of a
+/// rule with options at one tick (docs/engine.md, Rule options), with
+/// aggregate `aggregate` (none: no value).
+#[inline]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn decide_with_options(
+    rule: &EngineRule,
+    rule_index: usize,
+    host: &Arc<str>,
+    alarm: &Alarm,
+    aggregate: Option<f64>,
+    at: Millis,
+    gap_end: Option<Millis>,
+    ids: &mut dyn IncidentIds,
+) -> (Option<Transition>, Option<StateChange>) {
+    let options = &rule.rule.options;
+    let unchanged = StateChange {
+        pending_since: alarm.pending_since,
+        clear_since: alarm.clear_since,
+    };
+    let change = |next: StateChange| (next != unchanged).then_some(next);
+    match &alarm.open {
+        None => {
+            let holds = match aggregate {
+                Some(value) => rule.rule.holds(value),
+                None => options.no_data == NoData::Open,
+            };
+            if !holds {
+                return (None, change(StateChange::default()));
+            }
+            let since = alarm.pending_since.unwrap_or(at);
+            let cooling = alarm
+                .last_end
+                .is_some_and(|end| at < end + rule.rule.cooldown);
+            if at - since >= options.hold_for && !cooling && !blind(rule, at, gap_end) {
+                let opened = opening(rule, rule_index, host, aggregate, at, Some(since), ids);
+                return (Some(opened), None);
+            }
+            (
+                None,
+                change(StateChange {
+                    pending_since: Some(since),
+                    clear_since: None,
+                }),
+            )
+        }
+        Some(open) => {
+            let clear = match aggregate {
+                Some(value) => rule.rule.is_clear(value),
+                None => options.no_data == NoData::Resolve,
+            };
+            if !clear {
+                return (None, change(StateChange::default()));
+            }
+            let since = alarm.clear_since.unwrap_or(at);
+            if at - since >= options.keep_firing_for {
+                let resolved = Transition {
+                    kind: TransitionKind::Resolved,
+                    at,
+                    rule: rule_index,
+                    incident: incident(rule, host, open, Some(at)),
+                };
+                return (Some(resolved), None);
+            }
+            (
+                None,
+                change(StateChange {
+                    pending_since: None,
+                    clear_since: Some(since),
+                }),
+            )
+        }
     }
 }
 
@@ -333,5 +488,6 @@ pub(super) fn incident(
         end_time,
         trigger_value: open.trigger_value,
         resolution: None,
+        details: open.details.clone(),
     }
 }

@@ -24,16 +24,17 @@ use rustc_hash::FxHashMap;
 pub use exact_sum::ExactSum;
 pub use status::{MemoryStats, PairState, PairStatus};
 
+pub use host::describe;
 use host::{
-    EngineRule, Host, HostShape, OpenIncident, StateSlot, advance_windows, aggregate, can_drop,
-    decide, forget, incident, prefetch_samples, prefetch_state,
+    EngineRule, Host, HostShape, OpenIncident, StateChange, StateSlot, advance_windows, aggregate,
+    can_drop, decide, decide_with_options, forget, incident, prefetch_samples, prefetch_state,
 };
 use window::Seq;
 
 use crate::config::{Aggregation, Config, Rule};
 use crate::duration::Millis;
 use crate::field::field_hash;
-use crate::incident::{IncidentIds, PairRecord, Transition, TransitionKind};
+use crate::incident::{IncidentIds, PairChange, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
 
 /// Why the engine refused a call.
@@ -102,6 +103,17 @@ pub struct Engine {
     gap_end: Option<Millis>,
 }
 
+/// The change of a pair's state, named for the store.
+fn pair_change(rule: &EngineRule, host: &Arc<str>, at: Millis, change: StateChange) -> PairChange {
+    PairChange {
+        rule_name: rule.name.clone(),
+        host: host.clone(),
+        at,
+        pending_since: change.pending_since,
+        clear_since: change.clear_since,
+    }
+}
+
 /// Tells engines apart, so that a proposal is only committed where it was made.
 static ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -113,6 +125,8 @@ static ENGINES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 pub struct Proposal {
     at: Millis,
     transitions: Vec<Transition>,
+    /// Pairs whose `pendingSince` or `clearSince` change (rules with options).
+    changes: Vec<PairChange>,
     /// Hosts that were not evaluated (forgotten, or restored and silent):
     /// dropped at commit if nothing of them can matter any more.
     idle: Vec<usize>,
@@ -130,6 +144,17 @@ impl Proposal {
     /// name (byte order).
     pub fn transitions(&self) -> &[Transition] {
         &self.transitions
+    }
+
+    /// The pairs whose `pendingSince` or `clearSince` change without a
+    /// transition, in the order of the transitions.
+    pub fn changes(&self) -> &[PairChange] {
+        &self.changes
+    }
+
+    /// Whether it changes nothing that is stored.
+    pub fn is_empty(&self) -> bool {
+        self.transitions.is_empty() && self.changes.is_empty()
     }
 }
 
@@ -155,6 +180,7 @@ impl Engine {
                 };
                 EngineRule {
                     rule: rule.clone(),
+                    plain: rule.is_plain(),
                     name: rule.name.as_str().into(),
                     slot: fields.column_of(&rule.field),
                     state,
@@ -285,6 +311,7 @@ impl Engine {
         }
         self.windows_at = Some(at);
         let mut out = Vec::new();
+        let mut changes = Vec::new();
         let mut idle = Vec::new();
         for index in 0..self.hosts.len() {
             // Memory, not arithmetic, bounds a tick over many hosts: fetch
@@ -300,11 +327,20 @@ impl Engine {
             let forgotten = match host.latest_visible {
                 Some(latest) => latest <= at - self.host_retention,
                 // No sample yet: unknown, unless restored with an open
-                // incident (see `restore`), which then resolves.
-                None => host.alarms.iter().any(|alarm| alarm.open.is_some()),
+                // incident or a pending one (see `restore`), which then
+                // resolves or stops pending.
+                None => host
+                    .alarms
+                    .iter()
+                    .any(|alarm| alarm.open.is_some() || alarm.pending_since.is_some()),
             };
             if forgotten {
                 forget(&self.rules, host, at, &mut out);
+                for (rule, alarm) in self.rules.iter().zip(&host.alarms) {
+                    if alarm.open.is_none() && alarm.pending_since.is_some() {
+                        changes.push(pair_change(rule, &host.name, at, StateChange::default()));
+                    }
+                }
             }
             if forgotten || host.latest_visible.is_none() {
                 // Forgotten, or restored with a cooldown only and silent since.
@@ -313,7 +349,25 @@ impl Engine {
             }
             for (rule_index, rule) in self.rules.iter().enumerate() {
                 let window = &host.windows[rule_index];
-                let Some(value) = aggregate(rule, window, &host.sums, &host.extrema) else {
+                let aggregate = aggregate(rule, window, &host.sums, &host.extrema);
+                if !rule.plain {
+                    let (transition, change) = decide_with_options(
+                        rule,
+                        rule_index,
+                        &host.name,
+                        &host.alarms[rule_index],
+                        aggregate,
+                        at,
+                        self.gap_end,
+                        ids,
+                    );
+                    out.extend(transition);
+                    if let Some(change) = change {
+                        changes.push(pair_change(rule, &host.name, at, change));
+                    }
+                    continue;
+                }
+                let Some(value) = aggregate else {
                     continue; // no value: nothing changes (docs/engine.md, Incidents)
                 };
                 if rule.rule.holds(value) == window.open {
@@ -342,9 +396,16 @@ impl Engine {
                     .cmp(b.incident.host_name.as_bytes())
             })
         });
+        changes.sort_by(|a, b| {
+            let rule = |change: &PairChange| self.rule_index(&change.rule_name);
+            rule(a)
+                .cmp(&rule(b))
+                .then_with(|| a.host.as_bytes().cmp(b.host.as_bytes()))
+        });
         Ok(Proposal {
             at,
             transitions: out,
+            changes,
             idle,
             engine: self.identity,
             commits: self.commits,
@@ -364,6 +425,8 @@ impl Engine {
             let host = &mut self.hosts[self.host_index[&transition.incident.host_name]];
             let alarm = &mut host.alarms[transition.rule];
             let window = &mut host.windows[transition.rule];
+            alarm.pending_since = None;
+            alarm.clear_since = None;
             match transition.kind {
                 TransitionKind::Opened => {
                     let incident = &transition.incident;
@@ -371,6 +434,7 @@ impl Engine {
                         id: incident.id.clone(),
                         start_time: incident.start_time,
                         trigger_value: incident.trigger_value,
+                        details: incident.details.clone(),
                     }));
                     window.open = true;
                 }
@@ -380,6 +444,13 @@ impl Engine {
                     window.open = false;
                 }
             }
+        }
+        for change in &proposal.changes {
+            let rule = self.rule_index(&change.rule_name);
+            let host = &mut self.hosts[self.host_index[&change.host]];
+            let alarm = &mut host.alarms[rule];
+            alarm.pending_since = change.pending_since;
+            alarm.clear_since = change.clear_since;
         }
         self.last_tick = Some(at);
         self.commits += 1;
@@ -395,6 +466,14 @@ impl Engine {
             }
         }
         Ok(proposal.transitions)
+    }
+
+    /// The index of the rule named `name` (the engine's own rules only).
+    fn rule_index(&self, name: &str) -> usize {
+        self.rules
+            .iter()
+            .position(|rule| &*rule.name == name)
+            .unwrap_or(usize::MAX)
     }
 
     /// The hosts the engine holds (known, or restored and waiting for a sample),
@@ -438,6 +517,7 @@ impl Engine {
                     };
                     let state = match () {
                         _ if alarm.open.is_some() => PairState::Firing,
+                        _ if alarm.pending_since.is_some() => PairState::Pending,
                         _ if cooling => PairState::Cooldown,
                         _ if aggregate.is_none() => PairState::NoData,
                         _ => PairState::Ok,
@@ -451,6 +531,8 @@ impl Engine {
                             .as_ref()
                             .map(|open| incident(rule, &host.name, open, None)),
                         last_end: alarm.last_end,
+                        pending_since: alarm.pending_since,
+                        clear_since: alarm.clear_since,
                     }
                 })
                 .collect(),
@@ -463,7 +545,8 @@ impl Engine {
         let mut saved = Vec::new();
         for host in &self.hosts {
             for (rule, alarm) in self.rules.iter().zip(&host.alarms) {
-                if alarm.open.is_none() && alarm.last_end.is_none() {
+                if alarm.open.is_none() && alarm.last_end.is_none() && alarm.pending_since.is_none()
+                {
                     continue;
                 }
                 saved.push(PairRecord {
@@ -474,6 +557,8 @@ impl Engine {
                         .as_ref()
                         .map(|open| incident(rule, &host.name, open, None)),
                     last_end: alarm.last_end,
+                    pending_since: alarm.pending_since,
+                    clear_since: alarm.clear_since,
                 });
             }
         }
@@ -505,8 +590,15 @@ impl Engine {
                 id: incident.id.clone(),
                 start_time: incident.start_time,
                 trigger_value: incident.trigger_value,
+                details: incident.details.clone(),
             })
         });
+        // A rule changed to one without options keeps no such state.
+        let plain = self.rules[rule_index].plain;
+        alarm.pending_since = pair
+            .pending_since
+            .filter(|_| !plain && alarm.open.is_none());
+        alarm.clear_since = pair.clear_since.filter(|_| !plain && alarm.open.is_some());
         host.windows[rule_index].open = alarm.open.is_some();
         true
     }

@@ -15,6 +15,12 @@ pub struct PairStatus {
     pub open: Option<Incident>,
     /// End of the last resolved incident.
     pub last_end: Option<Millis>,
+    /// Since when its condition holds, while no incident is open (rules
+    /// with options): the incident opens once it has held for `for`.
+    pub pending_since: Option<Millis>,
+    /// Since when its open incident has been clear (rules with options):
+    /// it resolves once it has been clear for `keepFiringFor`.
+    pub clear_since: Option<Millis>,
 }
 
 /// What an operator wants to know of a (rule, host) pair at a glance.
@@ -22,6 +28,9 @@ pub struct PairStatus {
 pub enum PairState {
     /// An incident is open.
     Firing,
+    /// No incident open; the condition holds, and the incident opens once
+    /// it has held for the rule's `for` (and no cooldown runs).
+    Pending,
     /// No incident open, and the last one resolved less than a cooldown ago.
     Cooldown,
     /// Nothing open and the aggregate has no value (an empty window).
@@ -33,6 +42,7 @@ impl PairState {
     pub fn as_str(self) -> &'static str {
         match self {
             PairState::Firing => "firing",
+            PairState::Pending => "pending",
             PairState::Cooldown => "cooldown",
             PairState::NoData => "nodata",
             PairState::Ok => "ok",

@@ -166,6 +166,7 @@ mod tests {
             threshold,
             timeframe: 60_000,
             cooldown: 0,
+            options: Default::default(),
         };
         use crate::config::Operand::{EqualOrLessThan, EqualOrMoreThan};
         let free = rule("mem.free", Aggregation::Min, EqualOrLessThan, 500_000.0);

@@ -133,7 +133,7 @@ struct RuleHosts<'s> {
     /// [`CHART_HOSTS`].
     charted: Vec<&'s str>,
     total: usize,
-    states: [usize; 4],
+    states: [usize; 5],
 }
 
 impl<'s> RuleHosts<'s> {
@@ -149,8 +149,9 @@ impl<'s> RuleHosts<'s> {
             .collect();
         let rank = |(host, status): &(&str, &PairStatus)| match status.state {
             PairState::Firing => Some(0),
-            PairState::Cooldown => Some(1),
-            _ if fired.contains(&(rule.name.as_str(), *host)) => Some(2),
+            PairState::Pending => Some(1),
+            PairState::Cooldown => Some(2),
+            _ if fired.contains(&(rule.name.as_str(), *host)) => Some(3),
             _ => None,
         };
         let mut shown: Vec<(&str, &PairStatus)> = statuses
@@ -171,13 +172,14 @@ impl<'s> RuleHosts<'s> {
             .take(CHART_HOSTS)
             .collect();
         charted.sort_unstable();
-        let mut counts = [0; 4];
+        let mut counts = [0; 5];
         for (_, status) in &statuses {
             let slot = match status.state {
                 PairState::Firing => 0,
-                PairState::Cooldown => 1,
-                PairState::NoData => 2,
-                PairState::Ok => 3,
+                PairState::Pending => 1,
+                PairState::Cooldown => 2,
+                PairState::NoData => 3,
+                PairState::Ok => 4,
             };
             counts[slot] += 1;
         }
@@ -192,7 +194,7 @@ impl<'s> RuleHosts<'s> {
 
     /// `2 firing · 1 in cooldown · 97 ok`
     fn counts(&self) -> String {
-        let labels = ["firing", "in cooldown", "with no data", "ok"];
+        let labels = ["firing", "pending", "in cooldown", "with no data", "ok"];
         let parts: Vec<String> = self
             .states
             .iter()
@@ -229,6 +231,13 @@ fn host_table(rule: &Rule, hosts: &[(&str, &PairStatus)], frame: Option<&str>) -
                             td {
                                 @if let Some(open) = &status.open {
                                     a href={ "/incidents/" (open.id) } { "open incident" }
+                                    @if let Some(since) = status.clear_since {
+                                        " · clear since " (format::time(since)) ", resolves at "
+                                        (format::time(since + rule.options.keep_firing_for)) " if it stays clear"
+                                    }
+                                } @else if let Some(since) = status.pending_since {
+                                    "pending since " (format::time(since)) ", opens at "
+                                    (format::time(since + rule.options.hold_for)) " if it holds"
                                 } @else if let Some(end) = status.last_end.filter(|_| status.state == PairState::Cooldown) {
                                     "until " (format::time(end + rule.cooldown))
                                 }

@@ -409,6 +409,7 @@ mod tests {
                 end_time: None,
                 trigger_value: 1.0,
                 resolution: None,
+                details: None,
             },
             attempts: 0,
             next_attempt: 0,

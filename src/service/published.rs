@@ -23,19 +23,24 @@ struct Published {
 }
 
 /// One pair: state, aggregate, samples, open incident (id, start, trigger
-/// value), end of the last one.
+/// value: none when it opened on no data), end of the last one; then its
+/// `pendingSince` and `clearSince` (absent from what an earlier version
+/// published).
 #[derive(Serialize, Deserialize)]
 struct Status(
     String,
     Option<f64>,
     u32,
-    Option<(String, Millis, f64)>,
+    Option<(String, Millis, Option<f64>)>,
     Option<Millis>,
+    #[serde(default)] Option<Millis>,
+    #[serde(default)] Option<Millis>,
 );
 
 fn state_named(name: &str) -> PairState {
     match name {
         "firing" => PairState::Firing,
+        "pending" => PairState::Pending,
         "cooldown" => PairState::Cooldown,
         "ok" => PairState::Ok,
         _ => PairState::NoData,
@@ -62,10 +67,12 @@ pub(super) fn encode(states: &RuleStates) -> Vec<u8> {
                                 (
                                     incident.id.clone(),
                                     incident.start_time,
-                                    incident.trigger_value,
+                                    Some(incident.trigger_value).filter(|value| value.is_finite()),
                                 )
                             }),
                             status.last_end,
+                            status.pending_since,
+                            status.clear_since,
                         )
                     })
                     .collect();
@@ -94,8 +101,15 @@ fn decode(bytes: &[u8], rules: Vec<Rule>) -> Result<RuleStates, serde_json::Erro
                 .iter()
                 .zip(&rules)
                 .map(|(column, rule)| {
-                    let Some(Status(state, aggregate, samples, open, last_end)) =
-                        column.and_then(|column| statuses.get(column))
+                    let Some(Status(
+                        state,
+                        aggregate,
+                        samples,
+                        open,
+                        last_end,
+                        pending_since,
+                        clear_since,
+                    )) = column.and_then(|column| statuses.get(column))
                     else {
                         return PairStatus {
                             state: PairState::NoData,
@@ -103,6 +117,8 @@ fn decode(bytes: &[u8], rules: Vec<Rule>) -> Result<RuleStates, serde_json::Erro
                             samples: 0,
                             open: None,
                             last_end: None,
+                            pending_since: None,
+                            clear_since: None,
                         };
                     };
                     PairStatus {
@@ -115,10 +131,13 @@ fn decode(bytes: &[u8], rules: Vec<Rule>) -> Result<RuleStates, serde_json::Erro
                             host_name: host_name.clone(),
                             start_time: *start,
                             end_time: None,
-                            trigger_value: *trigger,
+                            trigger_value: trigger.unwrap_or(f64::NAN),
                             resolution: None,
+                            details: None,
                         }),
                         last_end: *last_end,
+                        pending_since: *pending_since,
+                        clear_since: *clear_since,
                     }
                 })
                 .collect();

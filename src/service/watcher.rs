@@ -31,7 +31,7 @@ use crate::config::{Config, Loaded};
 use crate::duration::Millis;
 use crate::engine::Engine;
 use crate::incident::PairRecord;
-use crate::incident::Transition;
+use crate::incident::{PairChange, Transition};
 use crate::notify::Targets;
 use crate::notify::hooks;
 use crate::store::{Lease, SampleCursor, Store, StoreError};
@@ -115,8 +115,8 @@ impl Service {
                 }
             }
         };
-        if !proposal.transitions().is_empty() {
-            match self.record(&lease, proposal.transitions()) {
+        if !proposal.is_empty() {
+            match self.record_changes(&lease, proposal.transitions(), proposal.changes()) {
                 Ok(()) => {}
                 Err(StoreError::StaleTick { tick, last }) => {
                     // Another lease recorded a later tick: this node's clock
@@ -207,6 +207,17 @@ impl Service {
         lease: &Lease,
         transitions: &[Transition],
     ) -> Result<(), StoreError> {
+        self.record_changes(lease, transitions, &[])
+    }
+
+    /// [`Service::record`], with the changes of pairs' `pendingSince` and
+    /// `clearSince` at the tick.
+    pub(super) fn record_changes(
+        &self,
+        lease: &Lease,
+        transitions: &[Transition],
+        changes: &[PairChange],
+    ) -> Result<(), StoreError> {
         let config = self.config();
         let targets = Targets::list(&self.hook_dir(), &config.alerting.notify);
         let each: Vec<Vec<String>> = transitions
@@ -219,7 +230,7 @@ impl Service {
                     .collect()
             })
             .collect();
-        self.store.record_transitions_to(lease, transitions, &each)
+        self.store.record_tick(lease, transitions, &each, changes)
     }
 
     /// Says, with their paths, which hooks cannot run: files skipped by

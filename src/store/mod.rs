@@ -44,7 +44,7 @@ pub use sqlite::{FILE_NAME as SQLITE_FILE_NAME, SqliteStore};
 use std::collections::BTreeMap;
 
 use crate::duration::Millis;
-use crate::incident::{Incident, PairRecord, Transition, TransitionKind};
+use crate::incident::{Incident, PairChange, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
 use rollup::{Point, Step};
 
@@ -506,6 +506,20 @@ pub trait IncidentLog: Send + Sync {
         lease: &Lease,
         transitions: &[Transition],
         targets: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        self.record_tick(lease, transitions, targets, &[])
+    }
+
+    /// [`IncidentLog::record_transitions_to`], with the changes of pairs'
+    /// `pendingSince` and `clearSince` at the tick, in the same transaction
+    /// (a transition also ends its pair's pending and clear runs). A pair
+    /// whose change sets both to none keeps no such state.
+    fn record_tick(
+        &self,
+        lease: &Lease,
+        transitions: &[Transition],
+        targets: &[Vec<String>],
+        changes: &[PairChange],
     ) -> Result<(), StoreError>;
 
     /// [`IncidentLog::record_transitions_to`] with the same targets for every
@@ -707,6 +721,67 @@ pub enum Appended {
     Conflict,
 }
 
+/// What an incident carries beyond the original's fields, as the embedded
+/// store keeps it (one JSON text column): its rule's details, why it was
+/// resolved, and whether it has no trigger value (SQLite cannot store NaN).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Extra {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_since: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    resolution: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    no_value: bool,
+}
+
+impl Extra {
+    /// The JSON of what `incident` carries beyond the original's fields;
+    /// `None` when nothing.
+    pub(crate) fn encode(incident: &Incident) -> Option<String> {
+        let details = incident.details.as_deref().cloned().unwrap_or_default();
+        let extra = Extra {
+            severity: details.severity,
+            labels: details.labels,
+            description: details.description,
+            pending_since: details.pending_since,
+            resolution: incident.resolution.as_deref().map(str::to_string),
+            no_value: incident.trigger_value.is_nan(),
+        };
+        let empty = extra.severity.is_none()
+            && extra.labels.is_empty()
+            && extra.description.is_none()
+            && extra.pending_since.is_none()
+            && extra.resolution.is_none()
+            && !extra.no_value;
+        // Serializing plain fields cannot fail.
+        (!empty).then(|| serde_json::to_string(&extra).unwrap_or_default())
+    }
+
+    /// Puts what `json` holds into `incident`.
+    pub(crate) fn apply(json: &str, incident: &mut Incident) -> Result<(), serde_json::Error> {
+        let extra: Extra = serde_json::from_str(json)?;
+        if extra.no_value {
+            incident.trigger_value = f64::NAN;
+        }
+        incident.resolution = extra.resolution.map(Into::into);
+        let details = crate::incident::IncidentDetails {
+            severity: extra.severity,
+            labels: extra.labels,
+            description: extra.description,
+            pending_since: extra.pending_since,
+        };
+        incident.details = (!details.is_empty()).then(|| std::sync::Arc::new(details));
+        Ok(())
+    }
+}
+
 /// Whether `tick` may be recorded under `lease` after `last` (the last tick
 /// recorded, and the token of the lease that recorded it): only a later
 /// tick, or the same under the same lease (a retry).
@@ -723,9 +798,14 @@ pub(crate) fn check_tick(
     }
 }
 
-/// The tick of transitions recorded together: the latest `at`.
-pub(crate) fn tick_of(transitions: &[Transition]) -> Option<Millis> {
-    transitions.iter().map(|transition| transition.at).max()
+/// The tick of transitions and pair changes recorded together: the latest
+/// `at`.
+pub(crate) fn tick_of(transitions: &[Transition], changes: &[PairChange]) -> Option<Millis> {
+    transitions
+        .iter()
+        .map(|transition| transition.at)
+        .chain(changes.iter().map(|change| change.at))
+        .max()
 }
 
 /// Refuses transitions that would store an incident ending before it

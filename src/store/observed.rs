@@ -121,6 +121,7 @@ observed!(SampleStore {
 
 observed!(IncidentLog {
     fn record_transitions_to(&self, lease: &Lease, transitions: &[Transition], targets: &[Vec<String>]) -> Result<(), StoreError>;
+    fn record_tick(&self, lease: &Lease, transitions: &[Transition], targets: &[Vec<String>], changes: &[crate::incident::PairChange]) -> Result<(), StoreError>;
     fn pairs(&self) -> Result<Vec<PairRecord>, StoreError>;
     fn incidents(&self, from: Millis, to: Millis) -> Result<Incidents, StoreError>;
     fn incident(&self, id: &str) -> Result<Option<IncidentDetail>, StoreError>;

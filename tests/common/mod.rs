@@ -21,6 +21,7 @@ pub fn rule(
         threshold,
         timeframe,
         cooldown,
+        options: Default::default(),
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{RedisStore, SCRIPTS, Values, corrupt};
 use crate::duration::Millis;
-use crate::incident::{Incident, PairRecord, PairRecords, Transition, TransitionKind};
+use crate::incident::{Incident, PairChange, PairRecord, PairRecords, Transition, TransitionKind};
 use crate::store::{Claim, Delivery, HookCall, IncidentDetail, Incidents, Lease, StoreError};
 
 /// A stored incident: its fields, the trigger value exactly.
@@ -26,6 +26,15 @@ struct IncidentRecord {
     /// Why it was resolved, when not by its rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     resolution: Option<String>,
+    /// What a rule with options gives its incidents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    severity: Option<String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pending_since: Option<Millis>,
 }
 
 fn value_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
@@ -34,6 +43,7 @@ fn value_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64
 
 impl IncidentRecord {
     fn of(incident: &Incident) -> IncidentRecord {
+        let details = incident.details.as_deref().cloned().unwrap_or_default();
         IncidentRecord {
             id: incident.id.clone(),
             rule: incident.rule_name.to_string(),
@@ -42,6 +52,10 @@ impl IncidentRecord {
             end: incident.end_time,
             value: incident.trigger_value,
             resolution: incident.resolution.as_deref().map(str::to_string),
+            severity: details.severity,
+            labels: details.labels,
+            description: details.description,
+            pending_since: details.pending_since,
         }
     }
 
@@ -54,6 +68,15 @@ impl IncidentRecord {
             end_time: self.end,
             trigger_value: self.value,
             resolution: self.resolution.map(Into::into),
+            details: {
+                let details = crate::incident::IncidentDetails {
+                    severity: self.severity,
+                    labels: self.labels,
+                    description: self.description,
+                    pending_since: self.pending_since,
+                };
+                (!details.is_empty()).then(|| std::sync::Arc::new(details))
+            },
         }
     }
 }
@@ -97,11 +120,12 @@ fn pair_key(rule: &str, host: &str) -> String {
     format!("{rule}\0{host}")
 }
 
-pub(super) fn record_transitions_to(
+pub(super) fn record_tick(
     store: &RedisStore,
     lease: &Lease,
     transitions: &[Transition],
     targets: &[Vec<String>],
+    changes: &[PairChange],
 ) -> Result<(), StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.record,
@@ -118,6 +142,7 @@ pub(super) fn record_transitions_to(
             "outbox_ids",
             "pending",
             "last_tick",
+            "pair_states",
         ],
     );
     invocation
@@ -143,6 +168,18 @@ pub(super) fn record_transitions_to(
             invocation.arg(target);
         }
     }
+    invocation.arg(changes.len());
+    let since = |at: Option<Millis>| at.map(|at| at.to_string()).unwrap_or_default();
+    for change in changes {
+        invocation
+            .arg(pair_key(&change.rule_name, &change.host))
+            .arg(format!(
+                "{} {}",
+                since(change.pending_since),
+                since(change.clear_since)
+            ))
+            .arg(change.at);
+    }
     let outcome: Vec<String> = store.invoke(invocation)?;
     match outcome.first().map(String::as_str) {
         Some("open") if outcome.len() == 3 => {
@@ -156,26 +193,29 @@ pub(super) fn record_transitions_to(
         _ => super::tick_outcome(
             &outcome,
             lease,
-            crate::store::tick_of(transitions).unwrap_or_default(),
+            crate::store::tick_of(transitions, changes).unwrap_or_default(),
             "recording",
         ),
     }
 }
 
 pub(super) fn pairs(store: &RedisStore) -> Result<Vec<PairRecord>, StoreError> {
-    let (open, last_end, incident) = (
+    let (open, last_end, incident, states) = (
         store.key("open"),
         store.key("last_end"),
         store.key("incident"),
+        store.key("pair_states"),
     );
-    let (open, ends): (
+    let (open, ends, states): (
         std::collections::BTreeMap<String, String>,
         std::collections::BTreeMap<String, Millis>,
+        std::collections::BTreeMap<String, String>,
     ) = store.run(move |mut c| async move {
         redis::pipe()
             .atomic()
             .hgetall(open)
             .hgetall(last_end)
+            .hgetall(states)
             .query_async(&mut c)
             .await
     })?;
@@ -202,6 +242,21 @@ pub(super) fn pairs(store: &RedisStore) -> Result<Vec<PairRecord>, StoreError> {
         };
         let (rule, host) = split(key)?;
         pairs.pair(rule, host).open = Some(incident_from(&record)?);
+    }
+    for (key, state) in &states {
+        let (rule, host) = split(key)?;
+        let bad = || corrupt(&format!("the state of pair {key:?}: {state:?}"));
+        let (pending, clear) = state.split_once(' ').ok_or_else(bad)?;
+        let since = |text: &str| -> Result<Option<Millis>, StoreError> {
+            if text.is_empty() {
+                Ok(None)
+            } else {
+                text.parse().map(Some).map_err(|_| bad())
+            }
+        };
+        let pair = pairs.pair(rule, host);
+        pair.pending_since = since(pending)?;
+        pair.clear_since = since(clear)?;
     }
     Ok(pairs.into_vec())
 }

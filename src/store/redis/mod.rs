@@ -15,6 +15,7 @@
 //! | `lease`, `lease_token` | string, counter | `token node` of the leading node, expiring; the last token given |
 //! | `incident` | hash | per incident id: its record (JSON) |
 //! | `open`, `last_end` | hashes | per (rule, host): the open incident's id; the last resolution |
+//! | `pair_states` | hash | per (rule, host) of a rule with options: `PENDING CLEAR`, its `pendingSince` and `clearSince` (empty for none) |
 //! | `resolved` | sorted set | resolved incident ids by end time |
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on), their claims, per incident how many wait |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
@@ -629,14 +630,15 @@ impl SampleStore for RedisStore {
 }
 
 impl IncidentLog for RedisStore {
-    fn record_transitions_to(
+    fn record_tick(
         &self,
         lease: &Lease,
         transitions: &[Transition],
         targets: &[Vec<String>],
+        changes: &[crate::incident::PairChange],
     ) -> Result<(), StoreError> {
         super::check_times(transitions)?;
-        incidents::record_transitions_to(self, lease, transitions, targets)
+        incidents::record_tick(self, lease, transitions, targets, changes)
     }
 
     fn pairs(&self) -> Result<Vec<PairRecord>, StoreError> {

@@ -306,11 +306,13 @@ return {'ok'}
 /// Records one tick's transitions under a lease, all or nothing.
 ///
 /// KEYS: lease, incident, open, last_end, resolved, outbox_seq, outbox,
-/// outbox_key, outbox_next, outbox_ids, pending, last_tick.
+/// outbox_key, outbox_next, outbox_ids, pending, last_tick, pair_states.
 /// ARGV: `token node`; the number of transitions, each as kind (`opened`,
 /// `resolved`), id, pair (`rule\0host`), the incident's record, its end
 /// time (empty while open), the tick, the number of its targets and their
-/// names.
+/// names; then the number of pair changes, each as pair, `PENDING CLEAR`
+/// (` ` for neither: the pair's state is removed) and its tick. A recorded
+/// transition removes its pair's state before the changes apply.
 /// Returns `{'ok'}`, `{'fenced'}`, `{'stale', last}` when the tick (the
 /// latest of the transitions') does not come after the last one recorded,
 /// or `{'open', pair, id}` when an incident would open beside another open
@@ -331,6 +333,13 @@ for n = 1, tonumber(ARGV[2]) do
   local at = tonumber(t.tick)
   if (not tick) or at > tick then tick = at end
 end
+local changes = {}
+for n = 1, tonumber(ARGV[i]) do
+  changes[n] = {pair = ARGV[i + 1], state = ARGV[i + 2]}
+  local at = tonumber(ARGV[i + 3])
+  if (not tick) or at > tick then tick = at end
+  i = i + 3
+end
 if tick then
   local last = stale(KEYS[12], tick, ARGV[1])
   if last then return {'stale', last} end
@@ -347,6 +356,7 @@ for _, t in ipairs(transitions) do
 end
 for _, t in ipairs(transitions) do
   if not recorded(t) then
+    redis.call('HDEL', KEYS[13], t.pair)
     redis.call('HSET', KEYS[2], t.id, t.record)
     if t.kind == 'opened' then
       redis.call('HSET', KEYS[3], t.pair, t.id)
@@ -364,6 +374,10 @@ for _, t in ipairs(transitions) do
       redis.call('HINCRBY', KEYS[11], t.id, 1)
     end
   end
+end
+for _, c in ipairs(changes) do
+  if c.state == ' ' then redis.call('HDEL', KEYS[13], c.pair)
+  else redis.call('HSET', KEYS[13], c.pair, c.state) end
 end
 if tick then record_tick(KEYS[12], tick, ARGV[1]) end
 return {'ok'}

@@ -127,6 +127,13 @@ CREATE TABLE IF NOT EXISTS claims (
     node TEXT NOT NULL,
     until INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pair_states (
+    rule TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pending_since INTEGER,
+    clear_since INTEGER,
+    PRIMARY KEY (rule, host)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS once (
     key TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
@@ -377,8 +384,9 @@ const INTEGRITY_CHECK_BUDGET: std::time::Duration = std::time::Duration::from_se
 /// The tables of the service's state and recent samples, checked before
 /// the store opens. The history (blocks and rollups), most of a large file,
 /// is checked after, on a thread of its own ([`check_history`]).
-const STATE_TABLES: [&str; 9] = [
+const STATE_TABLES: [&str; 10] = [
     "meta",
+    "pair_states",
     "once",
     "recent",
     "incidents",
@@ -573,6 +581,18 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     if !has_dead {
         transaction
             .execute_batch("ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // Added in 0.1 (issue 26): what incidents carry beyond the original's
+    // fields (see `Extra`).
+    for table in ["incidents", "outbox"] {
+        let has_extra: bool = transaction
+            .prepare(&format!(
+                "SELECT 1 FROM pragma_table_info('{table}') WHERE name = 'extra'"
+            ))?
+            .exists([])?;
+        if !has_extra {
+            transaction.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN extra TEXT"))?;
+        }
     }
     // The data directory's lock makes this process the only one on the
     // file: a lease left by an earlier process is void.

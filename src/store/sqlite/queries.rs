@@ -8,13 +8,13 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::samples;
 use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
-use crate::incident::{Incident, Transition, TransitionKind};
+use crate::incident::{Incident, PairChange, Transition, TransitionKind};
 use crate::incident::{PairRecord, PairRecords};
 use crate::sample::Sample;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Appended, Claim, Condition, Coordination, Delivery, HookCall, HostSeen, IncidentDetail,
+    Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen, IncidentDetail,
     IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor, SampleStore,
     SampleVisitor, Sessions, StoreError,
 };
@@ -92,9 +92,10 @@ fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     }
 }
 
-/// Reads `id, rule, host, start_time, end_time, trigger_value` from `first` on.
-fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
-    Ok(Incident {
+/// Reads `id, rule, host, start_time, end_time, trigger_value` from `first`
+/// on, and what it carries beyond them (see [`Extra`]) from column `extra`.
+fn incident_at(row: &Row<'_>, first: usize, extra: usize) -> rusqlite::Result<Incident> {
+    let mut incident = Incident {
         id: row.get(first)?,
         rule_name: row.get::<_, String>(first + 1)?.into(),
         host_name: row.get::<_, String>(first + 2)?.into(),
@@ -102,14 +103,30 @@ fn incident_at(row: &Row<'_>, first: usize) -> rusqlite::Result<Incident> {
         end_time: row.get(first + 4)?,
         trigger_value: row.get(first + 5)?,
         resolution: None,
-    })
+        details: None,
+    };
+    if let Some(json) = row.get::<_, Option<String>>(extra)? {
+        Extra::apply(&json, &mut incident).map_err(|error| {
+            rusqlite::Error::FromSqlConversionFailure(
+                extra,
+                rusqlite::types::Type::Text,
+                Box::new(error),
+            )
+        })?;
+    }
+    Ok(incident)
 }
 
 /// The columns [`incident_at`] reads, in its order.
-const INCIDENT_COLUMNS: &str = "id, rule, host, start_time, end_time, trigger_value";
+const INCIDENT_COLUMNS: &str = "id, rule, host, start_time, end_time, trigger_value, extra";
 
 const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
-     incident_id, rule, host, start_time, end_time, trigger_value, dead";
+     incident_id, rule, host, start_time, end_time, trigger_value, dead, extra";
+
+/// A trigger value as SQLite keeps it: no value (NaN) as 0, said in `extra`.
+fn stored_value(value: f64) -> f64 {
+    if value.is_nan() { 0.0 } else { value }
+}
 
 /// A delivery `o` with no older delivery of its incident to its target.
 const UNBLOCKED: &str = "NOT EXISTS (SELECT 1 FROM outbox p \
@@ -144,7 +161,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         kind: kind_from(&row.get::<_, String>(2)?)?,
         attempts: row.get(3)?,
         next_attempt: row.get(4)?,
-        incident: incident_at(row, 5)?,
+        incident: incident_at(row, 5, 12)?,
         dead: row.get(11)?,
     })
 }
@@ -248,18 +265,47 @@ impl SampleStore for SqliteStore {
 }
 
 impl IncidentLog for SqliteStore {
-    fn record_transitions_to(
+    fn record_tick(
         &self,
         lease: &Lease,
         transitions: &[Transition],
         targets: &[Vec<String>],
+        changes: &[PairChange],
     ) -> Result<(), StoreError> {
         crate::store::check_times(transitions)?;
         self.write(|connection| {
             let transaction = begin_write(connection)?;
             check_lease(&transaction, lease)?;
-            if let Some(tick) = crate::store::tick_of(transitions) {
+            if let Some(tick) = crate::store::tick_of(transitions, changes) {
                 advance_tick(&transaction, lease, tick)?;
+            }
+            {
+                // A transition ends its pair's pending and clear runs; the
+                // changes set them.
+                let mut forget = transaction
+                    .prepare_cached("DELETE FROM pair_states WHERE rule = ?1 AND host = ?2")?;
+                for transition in transitions {
+                    let i = &transition.incident;
+                    forget.execute(params![&*i.rule_name, &*i.host_name])?;
+                }
+                let mut set = transaction.prepare_cached(
+                    "INSERT INTO pair_states (rule, host, pending_since, clear_since) \
+                     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (rule, host) DO UPDATE SET \
+                     pending_since = excluded.pending_since, clear_since = excluded.clear_since",
+                )?;
+                for change in changes {
+                    let (rule, host) = (&*change.rule_name, &*change.host);
+                    if change.pending_since.is_none() && change.clear_since.is_none() {
+                        forget.execute(params![rule, host])?;
+                    } else {
+                        set.execute(params![
+                            rule,
+                            host,
+                            change.pending_since,
+                            change.clear_since
+                        ])?;
+                    }
+                }
             }
             {
                 let mut stored = transaction
@@ -269,9 +315,10 @@ impl IncidentLog for SqliteStore {
                      AND end_time IS NULL AND id != ?3",
                 )?;
                 let mut incident = transaction.prepare_cached(
-                    "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time",
+                    "INSERT INTO incidents (id, rule, host, start_time, end_time, trigger_value, \
+                 extra) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                 ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time, \
+                 extra = excluded.extra",
                 )?;
                 let mut pair = transaction.prepare_cached(
                     "INSERT INTO pairs (rule, host, last_end) VALUES (?1, ?2, ?3) \
@@ -279,8 +326,8 @@ impl IncidentLog for SqliteStore {
                 )?;
                 let mut outbox = transaction.prepare_cached(
                     "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
-                 end_time, trigger_value, next_attempt) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 end_time, trigger_value, next_attempt, extra) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for (index, transition) in transitions.iter().enumerate() {
                     let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
@@ -308,13 +355,15 @@ impl IncidentLog for SqliteStore {
                             });
                         }
                     }
+                    let extra = Extra::encode(i);
                     incident.execute(params![
                         i.id,
                         rule,
                         host,
                         i.start_time,
                         i.end_time,
-                        i.trigger_value
+                        stored_value(i.trigger_value),
+                        extra
                     ])?;
                     if let Some(end) = i.end_time {
                         pair.execute(params![rule, host, end])?;
@@ -328,8 +377,9 @@ impl IncidentLog for SqliteStore {
                             host,
                             i.start_time,
                             i.end_time,
-                            i.trigger_value,
+                            stored_value(i.trigger_value),
                             transition.at,
+                            extra,
                         ])?;
                     }
                 }
@@ -353,10 +403,25 @@ impl IncidentLog for SqliteStore {
                 let (rule, host, last_end) = row?;
                 pairs.pair(rule, host).last_end = Some(last_end);
             }
+            let mut query = connection
+                .prepare_cached("SELECT rule, host, pending_since, clear_since FROM pair_states")?;
+            for row in query.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                ))
+            })? {
+                let (rule, host, pending_since, clear_since) = row?;
+                let pair = pairs.pair(rule, host);
+                pair.pending_since = pending_since;
+                pair.clear_since = clear_since;
+            }
             let mut query = connection.prepare_cached(&format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE end_time IS NULL"
             ))?;
-            for row in query.query_map([], |row| incident_at(row, 0))? {
+            for row in query.query_map([], |row| incident_at(row, 0, 6))? {
                 let open = row?;
                 let (rule, host) = (open.rule_name.to_string(), open.host_name.to_string());
                 pairs.pair(rule, host).open = Some(open);
@@ -376,10 +441,10 @@ impl IncidentLog for SqliteStore {
              WHERE end_time >= ?1 AND start_time <= ?2 ORDER BY start_time, id"
             ))?;
             let active = active
-                .query_map([], |row| incident_at(row, 0))?
+                .query_map([], |row| incident_at(row, 0, 6))?
                 .collect::<Result<_, _>>()?;
             let resolved = resolved
-                .query_map([from, to], |row| incident_at(row, 0))?
+                .query_map([from, to], |row| incident_at(row, 0, 6))?
                 .collect::<Result<_, _>>()?;
             Ok(Incidents { active, resolved })
         })
@@ -391,7 +456,7 @@ impl IncidentLog for SqliteStore {
                 .query_row(
                     &format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?1"),
                     [id],
-                    |row| incident_at(row, 0),
+                    |row| incident_at(row, 0, 6),
                 )
                 .optional()?;
             let Some(incident) = incident else {
