@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::config::Rule;
+use crate::config::{NoData, Rule};
 use crate::duration::{HumanDuration, Millis};
 use crate::engine::PairStatus;
 use crate::incident::Incident;
@@ -26,12 +26,29 @@ pub struct RuleView {
     pub timeframe_ms: Millis,
     pub cooldown: String,
     pub cooldown_ms: Millis,
+    /// The options beyond the original's (docs/engine.md, Rule options),
+    /// present only when set.
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub hold_for: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_firing_for: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_data: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// One readable line: `avg(cpu.usage) over 2m >= 60, cooldown 1m`.
     pub summary: String,
 }
 
 impl From<&Rule> for RuleView {
     fn from(rule: &Rule) -> Self {
+        let options = &rule.options;
         RuleView {
             name: rule.name.clone(),
             field: rule.field.clone(),
@@ -42,6 +59,14 @@ impl From<&Rule> for RuleView {
             timeframe_ms: rule.timeframe,
             cooldown: HumanDuration(rule.cooldown).to_string(),
             cooldown_ms: rule.cooldown,
+            hold_for: (options.hold_for > 0).then(|| HumanDuration(options.hold_for).to_string()),
+            keep_firing_for: (options.keep_firing_for > 0)
+                .then(|| HumanDuration(options.keep_firing_for).to_string()),
+            recovery_value: options.recovery,
+            no_data: (options.no_data != NoData::Keep).then(|| options.no_data.as_str()),
+            severity: options.severity.as_deref().map(str::to_string),
+            labels: (*options.labels).clone(),
+            description: options.description.as_deref().map(str::to_string),
             summary: rule.to_string(),
         }
     }
@@ -60,12 +85,24 @@ pub struct RuleStatusView {
 #[serde(rename_all = "camelCase")]
 pub struct PairView {
     pub host: String,
-    /// `firing`, `cooldown`, `nodata` or `ok`.
+    /// `firing`, `pending`, `cooldown`, `nodata` or `ok`.
     pub state: &'static str,
     pub aggregate: Option<f64>,
     pub samples: u32,
     pub incident_id: Option<String>,
     pub cooldown_until: Option<Millis>,
+    /// While pending (a rule with `for`): since when the condition holds,
+    /// and when the incident opens if it goes on holding.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending_since: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<Millis>,
+    /// While an open incident is clear (a rule with `keepFiringFor` or
+    /// `recoveryValue`): since when, and when it resolves if it stays so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clear_since: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolves_at: Option<Millis>,
 }
 
 impl PairView {
@@ -77,6 +114,18 @@ impl PairView {
             samples: status.samples,
             incident_id: status.open.as_ref().map(|open| open.id.clone()),
             cooldown_until: status.last_end.map(|end| end + rule.cooldown),
+            pending_since: status.pending_since,
+            opens_at: status.pending_since.map(|since| {
+                let held = since + rule.options.hold_for;
+                // Not before its cooldown ends.
+                status
+                    .last_end
+                    .map_or(held, |end| held.max(end + rule.cooldown))
+            }),
+            clear_since: status.clear_since,
+            resolves_at: status
+                .clear_since
+                .map(|since| since + rule.options.keep_firing_for),
         }
     }
 }

@@ -1521,3 +1521,69 @@ fn fault_matrix() {
     }
     eprintln!("\n{}", table.join("\n"));
 }
+
+/// A pair pending under a rule with `for` keeps its `pendingSince` through a
+/// takeover: the leader is SIGKILLed while the pair is pending, the other
+/// node takes over from Redis, and the incident opens at the same tick as
+/// without the kill, `for` after the condition started to hold.
+#[test]
+fn a_pending_pair_opens_on_time_through_a_takeover() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let config = json!({
+        "monitoring": {"enabled": false},
+        "alerting": {"enabled": true, "watcherInterval": "1s", "rules": [{
+            "name": "hot", "field": "x", "aggregation": "avg", "operand": "equalOrMoreThan",
+            "value": 10, "timeframe": "3s", "for": "7s"
+        }]},
+        "storage": {"backend": "redis", "redisUrl": redis.url(), "cluster": "test", "lease": "2s"},
+    })
+    .to_string();
+    let names = ["n0", "n1"];
+    let mut nodes: Vec<Option<Alertd>> = names
+        .iter()
+        .map(|name| {
+            let dir = node_dir(root.path(), name, &config, &calls);
+            Some(Alertd::start_node(&dir, name))
+        })
+        .collect();
+    let leading = leader(&nodes);
+    let follower = 1 - leading;
+    let hot = |nodes: &[Option<Alertd>]| {
+        let sample = json!([{"host": "h", "ts": now(), "metrics": {"x": 20}}]);
+        assert!(push(nodes, follower, &sample));
+    };
+    let pending = |node: &Alertd| -> Option<i64> {
+        let rules = node.get_json("/api/v1/rules");
+        rules["rules"][0]["hosts"][0]["pendingSince"].as_i64()
+    };
+    let since = wait_for("h pending", 10, || {
+        hot(&nodes);
+        std::thread::sleep(Duration::from_millis(200));
+        pending(nodes[follower].as_ref().unwrap())
+    });
+    let mut killed = nodes[leading].take().unwrap();
+    killed.child.kill().unwrap();
+    killed.child.wait().unwrap();
+    let node = nodes[follower].as_ref().unwrap();
+    let opened = wait_for("the incident", 20, || {
+        hot(&nodes);
+        std::thread::sleep(Duration::from_millis(200));
+        node.active().into_iter().next()
+    });
+    assert_eq!(leads(node), Some(true), "the follower took over");
+    assert_eq!(
+        opened["pendingSince"],
+        alertd::incident::rfc3339(since),
+        "{opened}"
+    );
+    assert_eq!(
+        opened["startTime"],
+        alertd::incident::rfc3339(since + 7_000),
+        "{opened}"
+    );
+}

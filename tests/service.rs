@@ -1912,3 +1912,116 @@ fn a_push_sent_again_with_its_idempotency_key_is_stored_once() {
     assert_eq!(sum("late", "x"), 5.0, "the batch without an answer, once");
     assert!(late_replayed, "alertd had read the first push after all");
 }
+
+/// Pushes `x = 20` for each of `hosts` every 200 ms to `url` until stopped.
+struct Pusher {
+    hosts: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Pusher {
+    fn start(url: String) -> Pusher {
+        let hosts: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let stop: std::sync::Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let (pushed, stopped) = (hosts.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let agent: ureq::Agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(2)))
+                .build()
+                .into();
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let at = now();
+                let batch: Vec<Value> = pushed
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|host| json!({"host": host, "ts": at, "metrics": {"x": 20}}))
+                    .collect();
+                if !batch.is_empty() {
+                    // A node being restarted does not answer: the next push will.
+                    let _ = agent
+                        .post(format!("{url}/api/v1/samples"))
+                        .header("Content-Type", "application/json")
+                        .send(json!(batch).to_string());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        Pusher {
+            hosts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn add(&self, host: &str) {
+        self.hosts.lock().unwrap().push(host.to_string());
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A pair pending under a rule with `for` keeps its `pendingSince` through
+/// a SIGKILL and a restart, and through a reload (SIGHUP) that keeps the
+/// rule: its incident opens at the same tick as without them, `for` after
+/// the condition started to hold, and says so (`pendingSince`, severity,
+/// description).
+#[test]
+fn a_pending_pair_opens_on_time_through_a_kill_and_a_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = r#"{"monitoring": {"enabled": false},
+        "alerting": {"enabled": true, "watcherInterval": "1s", "rules": [
+          {"name": "hot", "field": "x", "aggregation": "avg", "operand": "equalOrMoreThan",
+           "value": 10, "timeframe": "3s", "for": "6s", "severity": "critical",
+           "description": "{{host}} at {{value}} (threshold {{threshold}})"}]}}"#;
+    let mut alertd = Alertd::start(dir.path(), config);
+    let port = alertd.port;
+    let pusher = Pusher::start(alertd.url(""));
+    let pending = |alertd: &Alertd, host: &str| -> Option<(i64, i64)> {
+        let rules = alertd.get_json("/api/v1/rules");
+        let pair = rules["rules"][0]["hosts"]
+            .as_array()?
+            .iter()
+            .find(|pair| pair["host"] == host)?
+            .clone();
+        Some((pair["pendingSince"].as_i64()?, pair["opensAt"].as_i64()?))
+    };
+    pusher.add("h1");
+    let (since, opens) = wait_for("h1 pending", 10, || pending(&alertd, "h1"));
+    assert_eq!(opens, since + 6_000);
+    let (_, page) = alertd.get("/rules");
+    assert!(page.contains("pending since"), "the rules page shows it");
+    // Killed while pending, started again at once.
+    alertd.signal("KILL");
+    alertd.wait_exit(10);
+    drop(alertd);
+    let alertd = Alertd::start_on(dir.path(), port);
+    let opened = wait_for("h1's incident", 20, || alertd.active().into_iter().next());
+    let rfc = alertd::incident::rfc3339;
+    assert_eq!(opened["pendingSince"], rfc(since), "{opened}");
+    assert_eq!(opened["startTime"], rfc(since + 6_000), "{opened}");
+    assert_eq!(opened["severity"], "critical");
+    assert_eq!(opened["description"], "h1 at 20 (threshold 10)");
+    // h2 pending across a reload that keeps the rule.
+    pusher.add("h2");
+    let (since, _) = wait_for("h2 pending", 10, || pending(&alertd, "h2"));
+    alertd.signal("HUP");
+    let opened = wait_for("h2's incident", 20, || {
+        alertd
+            .active()
+            .into_iter()
+            .find(|incident| incident["hostName"] == "h2")
+    });
+    assert_eq!(opened["pendingSince"], rfc(since), "{opened}");
+    assert_eq!(opened["startTime"], rfc(since + 6_000), "{opened}");
+    assert!(alertd.log().contains("configuration reloaded"));
+}

@@ -1499,6 +1499,108 @@ pub fn a_tick_comes_after_the_last_one_recorded(store: &dyn Store) {
     assert_eq!(store.last_tick().unwrap(), Some(2000));
 }
 
+/// What rules with options add is kept: each pair's `pendingSince` and
+/// `clearSince` (recorded with a tick, ended by a transition), and an
+/// incident's severity, labels, description, `pendingSince`, a trigger
+/// value of no data and a resolution, in the incident, its deliveries and
+/// the pairs.
+pub fn pair_states_and_incident_details_are_kept(store: &dyn Store) {
+    use alertd::incident::{IncidentDetails, PairChange};
+    let lease = store.acquire_lease("leader", 600_000).unwrap().unwrap();
+    let change = |host: &str, at, pending, clear| PairChange {
+        rule_name: Arc::from("r"),
+        host: Arc::from(host),
+        at,
+        pending_since: pending,
+        clear_since: clear,
+    };
+    store
+        .record_tick(
+            &lease,
+            &[],
+            &[],
+            &[
+                change("h1", 100, Some(100), None),
+                change("h2", 100, Some(90), None),
+            ],
+        )
+        .unwrap();
+    let state = |store: &dyn Store| -> Vec<(String, Option<i64>, Option<i64>, bool)> {
+        store
+            .pairs()
+            .unwrap()
+            .into_iter()
+            .map(|pair| {
+                (
+                    pair.host,
+                    pair.pending_since,
+                    pair.clear_since,
+                    pair.open.is_some(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        state(store),
+        [
+            ("h1".to_string(), Some(100), None, false),
+            ("h2".to_string(), Some(90), None, false)
+        ]
+    );
+    assert_eq!(
+        store.last_tick().unwrap(),
+        Some(100),
+        "a tick with changes only"
+    );
+    // h1 opens, on no data, with details; h2 stops pending.
+    let mut opened = opened("i1", "r", "h1", 200);
+    opened.incident.trigger_value = f64::NAN;
+    opened.incident.details = Some(Arc::new(IncidentDetails {
+        severity: Some("critical".to_string()),
+        labels: [("team".to_string(), "web".to_string())].into(),
+        description: Some("h1 has no data".to_string()),
+        pending_since: Some(100),
+    }));
+    store
+        .record_tick(
+            &lease,
+            std::slice::from_ref(&opened),
+            &[targets(&["exec:a"])],
+            &[change("h2", 200, None, None)],
+        )
+        .unwrap();
+    assert_eq!(state(store), [("h1".to_string(), None, None, true)]);
+    let read = store.incident("i1").unwrap().unwrap();
+    assert!(
+        read.incident.trigger_value.is_nan(),
+        "no data stays no data"
+    );
+    assert_eq!(read.incident.details, opened.incident.details);
+    let json = serde_json::to_value(&read.incident).unwrap();
+    assert_eq!(json["triggerValue"], serde_json::Value::Null);
+    assert_eq!(json["severity"], "critical");
+    assert_eq!(json["labels"]["team"], "web");
+    assert_eq!(json["pendingSince"], "1970-01-01T00:00:00.100Z");
+    let due = store.due(i64::MAX / 2, 10).unwrap();
+    assert_eq!(
+        due[0].incident.details, opened.incident.details,
+        "the delivery carries them"
+    );
+    assert!(due[0].incident.trigger_value.is_nan());
+    // Clear since 300, then resolved apart (store lost) at 400.
+    store
+        .record_tick(&lease, &[], &[], &[change("h1", 300, None, Some(300))])
+        .unwrap();
+    assert_eq!(state(store), [("h1".to_string(), None, Some(300), true)]);
+    let resolved = Transition::resolved_apart(opened.incident.clone(), 400, Some("store lost"));
+    store.record_tick(&lease, &[resolved], &[], &[]).unwrap();
+    let pairs = store.pairs().unwrap();
+    assert_eq!((pairs[0].pending_since, pairs[0].clear_since), (None, None));
+    let read = store.incident("i1").unwrap().unwrap().incident;
+    assert_eq!(read.resolution.as_deref(), Some("store lost"));
+    assert_eq!(read.details, opened.incident.details);
+}
+
 /// One target's backlog does not hide another's: the claim takes at most
 /// so many of each target's deliveries, oldest first, counting the ones
 /// the node claimed already.
@@ -1778,6 +1880,7 @@ macro_rules! conformance {
                 transitions_make_incidents_pairs_and_deliveries,
                 an_incident_never_ends_before_it_started,
                 a_tick_comes_after_the_last_one_recorded,
+                pair_states_and_incident_details_are_kept,
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 sessions_expire_and_end,

@@ -237,7 +237,7 @@ fn host_table(rule: &Rule, hosts: &[(&str, &PairStatus)], frame: Option<&str>) -
                                     }
                                 } @else if let Some(since) = status.pending_since {
                                     "pending since " (format::time(since)) ", opens at "
-                                    (format::time(since + rule.options.hold_for)) " if it holds"
+                                    (format::time(opens_at(rule, status, since))) " if it holds"
                                 } @else if let Some(end) = status.last_end.filter(|_| status.state == PairState::Cooldown) {
                                     "until " (format::time(end + rule.cooldown))
                                 }
@@ -248,6 +248,19 @@ fn host_table(rule: &Rule, hosts: &[(&str, &PairStatus)], frame: Option<&str>) -
             }
         }
     }
+}
+
+/// When a pending pair opens if its condition goes on holding: `for` after
+/// it started to hold, and not before its cooldown ends.
+fn opens_at(
+    rule: &Rule,
+    status: &PairStatus,
+    since: crate::duration::Millis,
+) -> crate::duration::Millis {
+    let held = since + rule.options.hold_for;
+    status
+        .last_end
+        .map_or(held, |end| held.max(end + rule.cooldown))
 }
 
 /// The quiet hosts, compactly (a hundred hosts under each of a dozen rules
