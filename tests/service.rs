@@ -2025,3 +2025,61 @@ fn a_pending_pair_opens_on_time_through_a_kill_and_a_reload() {
     assert_eq!(opened["startTime"], rfc(since + 6_000), "{opened}");
     assert!(alertd.log().contains("configuration reloaded"));
 }
+
+/// An incident of a rule with `severity`, `labels` and `description` that
+/// opened on no data (`noData: "open"`) says so everywhere: the API
+/// (`triggerValue: null`), the hook (its input and `INCIDENT_SEVERITY`),
+/// the incidents page (a severity badge, "no data", a severity filter), the
+/// incident page, and `/metrics` by severity.
+#[test]
+fn an_incident_of_a_rule_with_options_says_so_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("calls.log");
+    install_hook(
+        dir.path(),
+        "10-log",
+        &format!(
+            "#!/bin/sh\necho \"$INCIDENT_STATUS|$INCIDENT_SEVERITY|$(cat)\" >> '{}'\n",
+            log.display()
+        ),
+    );
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": false},
+            "alerting": {"enabled": true, "watcherInterval": "200ms", "rules": [
+              {"name": "silent", "field": "x", "aggregation": "avg", "operand": "equalOrMoreThan",
+               "value": 1000, "timeframe": "1s", "noData": "open", "severity": "critical",
+               "labels": {"team": "web"}, "description": "{{host}} sent nothing ({{value}})"}]}}"#,
+    );
+    let (status, _) = alertd.push(json!([{"host": "h", "ts": now(), "metrics": {"x": 1}}]));
+    assert_eq!(status, 200);
+    let incident = wait_for("the incident on no data", 10, || {
+        alertd.active().into_iter().next()
+    });
+    assert_eq!(incident["triggerValue"], Value::Null, "{incident}");
+    assert_eq!(incident["severity"], "critical");
+    assert_eq!(incident["labels"], json!({"team": "web"}));
+    assert_eq!(incident["description"], "h sent nothing (no data)");
+    let called = wait_for("the hook call", 10, || lines(&log).into_iter().next());
+    let (head, input) = called.split_at(called.find("|{").unwrap() + 1);
+    assert_eq!(head, "opened|critical|");
+    let input: Value = serde_json::from_str(input).unwrap();
+    assert_eq!(input["triggerValue"], Value::Null);
+    assert_eq!(input["severity"], "critical");
+    let (_, page) = alertd.get("/");
+    assert!(page.contains("severity-critical"), "a severity badge");
+    assert!(page.contains(">no data<"), "no data for a value");
+    let link = format!("/incidents/{}", incident["id"].as_str().unwrap());
+    let (_, filtered) = alertd.get("/?severity=critical");
+    assert!(filtered.contains(&link), "kept by its severity");
+    let (_, none) = alertd.get("/?severity=none");
+    assert!(!none.contains(&link), "left out by another");
+    let (_, detail) = alertd.get(&format!("/incidents/{}", incident["id"].as_str().unwrap()));
+    assert!(detail.contains("h sent nothing (no data)"), "{detail}");
+    assert!(detail.contains("team=web"));
+    let (_, metrics) = alertd.get("/metrics");
+    assert!(
+        metrics.contains("alertd_incidents_open{severity=\"critical\"} 1"),
+        "{metrics}"
+    );
+}

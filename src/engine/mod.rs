@@ -495,6 +495,23 @@ impl Engine {
             .sum()
     }
 
+    /// How many incidents are open, by their rule's severity (`""` for
+    /// none).
+    pub fn open_incidents_by_severity(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut counts = std::collections::BTreeMap::new();
+        for alarm in self.hosts.iter().flat_map(|host| &host.alarms) {
+            if let Some(open) = &alarm.open {
+                let severity = open
+                    .details
+                    .as_ref()
+                    .and_then(|details| details.severity.clone())
+                    .unwrap_or_default();
+                *counts.entry(severity).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
     /// The last evaluated tick.
     pub fn last_tick(&self) -> Option<Millis> {
         self.last_tick

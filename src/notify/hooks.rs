@@ -4,7 +4,8 @@
 //!
 //! This module finds the hooks ([`discover`]), runs one hook for one
 //! transition ([`run_hook`]): no shell, the incident JSON on standard input,
-//! `INCIDENT_ID`, `INCIDENT_RULE`, `INCIDENT_HOST` and `INCIDENT_STATUS` in the
+//! `INCIDENT_ID`, `INCIDENT_RULE`, `INCIDENT_HOST`, `INCIDENT_STATUS` and
+//! `INCIDENT_SEVERITY` (empty when its rule gives none) in the
 //! environment, a timeout, its output captured up to a limit. Recording
 //! transitions durably and calling each hook at least once is the service's
 //! outbox; this module only makes the calls.
@@ -255,6 +256,7 @@ pub async fn run_hook_with(
         .env("INCIDENT_RULE", &*incident.rule_name)
         .env("INCIDENT_HOST", &*incident.host_name)
         .env("INCIDENT_STATUS", kind.as_str())
+        .env("INCIDENT_SEVERITY", incident.severity().unwrap_or(""))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

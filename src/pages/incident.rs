@@ -52,8 +52,23 @@ pub(super) async fn detail(
                     dt { "End" } dd { @match incident.end_time { Some(end) => { (format::time(end)) " UTC" }, None => "open" } }
                     dt { "Duration" } dd { (format::span(incident.end_time.unwrap_or(now) - incident.start_time)) }
                     dt { "Trigger value" } dd {
-                        @if let Some(rule) = rule { (format::against(incident.trigger_value, rule)) " (exactly " (incident.trigger_value) ")" }
+                        @if incident.opened_on_no_data() { "no data (the rule opens on an empty window)" }
+                        @else if let Some(rule) = rule { (format::against(incident.trigger_value, rule)) " (exactly " (incident.trigger_value) ")" }
                         @else { (incident.trigger_value) }
+                    }
+                    @if let Some(details) = &incident.details {
+                        @if let Some(severity) = &details.severity {
+                            dt { "Severity" } dd { (super::incidents::severity_badge(severity)) }
+                        }
+                        @if let Some(description) = &details.description {
+                            dt { "Description" } dd { (description) }
+                        }
+                        @if !details.labels.is_empty() {
+                            dt { "Labels" } dd { @for (name, value) in &details.labels { code { (name) "=" (value) } " " } }
+                        }
+                        @if let Some(since) = details.pending_since {
+                            dt { "Pending since" } dd { (format::time(since)) " UTC (its condition held from then on)" }
+                        }
                     }
                     dt { "Condition" } dd { @match rule { Some(rule) => code { (condition(rule)) }, None => "the rule is no longer configured" } }
                     dt { "Id" } dd { code { (incident.id) } }

@@ -23,6 +23,8 @@ use crate::service::Service;
 /// Resolved incidents per page, unless the address chooses one of [`PAGE_SIZES`].
 const PAGE_SIZE: usize = 50;
 const PAGE_SIZES: [usize; 4] = [25, 50, 100, 200];
+/// The severity filter's value for incidents without a severity.
+const NO_SEVERITY: &str = "none";
 /// The most hosts the timeline draws.
 const TIMELINE_HOSTS: usize = 40;
 
@@ -35,6 +37,9 @@ pub(super) struct IncidentsParams {
     rule: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
+    /// Only the incidents of this severity (`none`: those without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    severity: Option<String>,
     /// The page of resolved incidents, from 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     page: Option<String>,
@@ -102,9 +107,12 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
 
     let rule_filter = given(&params.rule);
     let host_filter = given(&params.host);
+    let severity_filter = given(&params.severity);
     let shown = |incident: &&Incident| {
         rule_filter.is_none_or(|rule| *incident.rule_name == *rule)
             && host_filter.is_none_or(|host| *incident.host_name == *host)
+            && severity_filter
+                .is_none_or(|severity| incident.severity().unwrap_or(NO_SEVERITY) == severity)
     };
     let mut active: Vec<&Incident> = incidents.active.iter().filter(shown).collect();
     // The newest first, as for the resolved ones.
@@ -127,6 +135,18 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
             rule_names.push(incident.rule_name.to_string());
         }
     }
+    // Every severity the rules give or the incidents carry.
+    let severities: BTreeSet<&str> = rules
+        .iter()
+        .filter_map(|rule| rule.options.severity.as_deref())
+        .chain(
+            incidents
+                .active
+                .iter()
+                .chain(&incidents.resolved)
+                .filter_map(Incident::severity),
+        )
+        .collect();
     let host_names: BTreeSet<&str> = known_hosts
         .iter()
         .map(|seen| seen.host.as_str())
@@ -148,8 +168,8 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
     let content = html! {
         div.toolbar {
             (frame_selector("/", &frame, &FRAMES, params, |p, f| { p.frame = f; p.page = None; p.active = None; }, &[
-                ("rule", rule_filter), ("host", host_filter), ("refresh", given(&params.refresh)),
-                ("size", given(&params.size)),
+                ("rule", rule_filter), ("host", host_filter), ("severity", severity_filter),
+                ("refresh", given(&params.refresh)), ("size", given(&params.size)),
             ]))
             form.filters method="get" action="/" {
                 (hidden_frame(&params.frame))
@@ -170,9 +190,20 @@ fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String
                         }
                     }
                 }
+                @if !severities.is_empty() || severity_filter.is_some() {
+                    label { "Severity "
+                        select name="severity" {
+                            option value="" { "All severities" }
+                            @for name in &severities {
+                                option value=(name) selected[severity_filter == Some(*name)] { (name) }
+                            }
+                            option value=(NO_SEVERITY) selected[severity_filter == Some(NO_SEVERITY)] { "none" }
+                        }
+                    }
+                }
                 button type="submit" { "Filter" }
-                @if rule_filter.is_some() || host_filter.is_some() {
-                    a href=(params.with(|p| { p.rule = None; p.host = None; p.page = None; p.active = None; })) { "Clear" }
+                @if rule_filter.is_some() || host_filter.is_some() || severity_filter.is_some() {
+                    a href=(params.with(|p| { p.rule = None; p.host = None; p.severity = None; p.page = None; p.active = None; })) { "Clear" }
                 }
             }
             (refresh_toggle(params.refreshing(), params.with(|p| p.refresh = (!params.refreshing()).then(|| "on".to_string()))))
@@ -293,6 +324,19 @@ fn pager(params: &IncidentsParams, label: &str, shown: &Pages, list: List) -> Ma
 }
 
 /// What the incident lists and the timeline need to put an incident in context.
+/// An incident's severity, as a badge whose class follows the usual names
+/// (`critical`, `error`, `warning`, `info`; any other is shown plainly).
+pub(super) fn severity_badge(severity: &str) -> Markup {
+    let class = match severity.to_ascii_lowercase().as_str() {
+        "critical" | "page" | "fatal" | "emergency" => "severity-critical",
+        "error" | "high" | "major" => "severity-error",
+        "warning" | "warn" | "medium" | "minor" => "severity-warning",
+        "info" | "low" | "notice" => "severity-info",
+        _ => "severity-other",
+    };
+    html! { span class={ "badge severity " (class) } title="Severity" { (severity) } }
+}
+
 struct Listing<'a> {
     rules: &'a [Rule],
     undelivered: &'a BTreeMap<String, bool>,
@@ -309,6 +353,9 @@ impl Listing<'_> {
     /// The trigger value with its unit and the rule's threshold, when the
     /// rule is still configured: `440,129 KB <= 500,000 KB`.
     fn trigger(&self, incident: &Incident) -> String {
+        if incident.opened_on_no_data() {
+            return "no data".to_string();
+        }
         match self.rule(&incident.rule_name) {
             Some(rule) => format::against(incident.trigger_value, rule),
             None => format::value(incident.trigger_value),
@@ -339,6 +386,9 @@ impl Listing<'_> {
                             tr {
                                 td data-label="Rule" {
                                     a href={ "/incidents/" (incident.id) } { (incident.rule_name) }
+                                    @if let Some(severity) = incident.severity() {
+                                        " " (severity_badge(severity))
+                                    }
                                     @if let Some(problem) = self.delivery_problem(incident) {
                                         " " span.badge.undelivered title="A hook was not reached: see the incident" { (problem) }
                                     }

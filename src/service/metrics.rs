@@ -43,6 +43,8 @@ pub struct Gauges {
     pub rules: usize,
     pub hosts: usize,
     pub open_incidents: usize,
+    /// Open incidents by their rule's severity (`""`: none).
+    pub open_by_severity: std::collections::BTreeMap<String, usize>,
     /// The shared store's memory as last read: used, and its limit (0: none).
     pub store_memory: Option<(u64, u64)>,
 }
@@ -262,6 +264,27 @@ impl Metrics {
             "gauge",
             "Incidents open now.",
             &[("", gauges.open_incidents.to_string())],
+        );
+        let by_severity: Vec<(String, String)> = gauges
+            .open_by_severity
+            .iter()
+            .map(|(severity, count)| {
+                let escaped = severity
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                (format!("{{severity=\"{escaped}\"}}"), count.to_string())
+            })
+            .collect();
+        let by_severity: Vec<(&str, String)> = by_severity
+            .iter()
+            .map(|(labels, count)| (labels.as_str(), count.clone()))
+            .collect();
+        metric(
+            "alertd_incidents_open",
+            "gauge",
+            "Incidents open now, by their rule's severity (empty: none).",
+            &by_severity,
         );
         metric(
             "alertd_hook_calls_total",

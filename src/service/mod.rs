@@ -368,17 +368,19 @@ impl Service {
 
     /// The service's figures in the Prometheus text format (`GET /metrics`).
     pub fn prometheus_text(&self) -> String {
-        let (hosts, open_incidents) = {
+        let (hosts, open_incidents, by_severity) = {
             let evaluator = self.engine();
             (
                 evaluator.engine.host_names().count(),
                 evaluator.engine.open_incidents(),
+                evaluator.engine.open_incidents_by_severity(),
             )
         };
         self.metrics.render(&metrics::Gauges {
             rules: self.config().alerting.rules.len(),
             hosts,
             open_incidents,
+            open_by_severity: by_severity,
             store_memory: self.store.condition().memory,
         })
     }
