@@ -45,6 +45,7 @@ pub mod notify;
 pub mod pages;
 pub mod query;
 pub mod replay;
+pub mod ruletest;
 pub mod sample;
 pub mod service;
 pub mod stats;

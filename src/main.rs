@@ -88,6 +88,12 @@ enum Command {
         #[arg(long, value_name = "A,B", value_delimiter = ',')]
         fields: Option<Vec<String>>,
     },
+    /// Run rule tests: series of values through the rules, and what must be open when.
+    Test {
+        /// Test files (docs/testing.md).
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Validate a configuration and print one line per rule.
     Check {
         /// Configuration file (native, or a botpress.config.json).
@@ -118,6 +124,7 @@ fn main() -> ExitCode {
             json_logs: log_format == LogFormat::Json,
         }),
         Command::Check { config } => check(&config),
+        Command::Test { files } => test(&files),
         Command::Export {
             config,
             data_dir,
@@ -159,6 +166,58 @@ pub(crate) fn load(path: &Path) -> Result<Loaded, ExitCode> {
                 _ => INVALID_INPUT,
             }))
         }
+    }
+}
+
+/// Exit status when a rule test fails.
+const TEST_FAILED: u8 = 1;
+
+fn test(files: &[PathBuf]) -> ExitCode {
+    use alertd::ruletest::{Outcome, TestFileError, load, report, run};
+    let mut loaded = Vec::new();
+    let mut invalid = false;
+    for path in files {
+        match load(path) {
+            Ok(file) => loaded.push(file),
+            Err(error) => {
+                invalid = true;
+                for line in error.to_string().lines() {
+                    eprintln!("error: {line}");
+                }
+                if matches!(error, TestFileError::Read { .. }) {
+                    return ExitCode::from(IO_FAILURE);
+                }
+            }
+        }
+    }
+    if invalid {
+        return ExitCode::from(INVALID_INPUT);
+    }
+    let (mut passed, mut failed) = (0, 0);
+    let mut stdout = std::io::stdout().lock();
+    for file in &loaded {
+        for (name, outcome) in run(file) {
+            match report(&format!("{name} ({})", file.path.display()), &outcome) {
+                Some(text) => {
+                    failed += 1;
+                    if write!(stdout, "{text}").is_err() {
+                        return ExitCode::from(IO_FAILURE);
+                    }
+                }
+                None => {
+                    debug_assert_eq!(outcome, Outcome::Passed);
+                    passed += 1;
+                }
+            }
+        }
+    }
+    if writeln!(stdout, "{passed} passed, {failed} failed").is_err() {
+        return ExitCode::from(IO_FAILURE);
+    }
+    if failed > 0 {
+        ExitCode::from(TEST_FAILED)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

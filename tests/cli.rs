@@ -457,3 +457,148 @@ fn export_of_stored_samples_replays_to_the_same_transitions() {
         text(&none.stderr)
     );
 }
+
+/// `alertd test` on the shipped rule tests: the example rules and one file
+/// per README recipe pass.
+#[test]
+fn the_shipped_rule_tests_pass() {
+    let mut args = vec![
+        "test".to_string(),
+        repo("examples/alertd.test.json").display().to_string(),
+    ];
+    let mut recipes: Vec<PathBuf> = std::fs::read_dir(repo("examples/recipes"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 7, "a test file per recipe");
+    args.extend(recipes.iter().map(|path| path.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = alertd(&args, None);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout).trim_end(),
+        format!("{} passed, 0 failed", 3 + recipes.len())
+    );
+}
+
+/// A failing rule test names the test and the time, and shows what was
+/// expected against what was found; exit status 1.
+#[test]
+fn a_failing_rule_test_says_what_it_expected_and_got() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cpu.test.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({
+            "config": {"alerting": {"watcherInterval": "10s", "rules": [
+                {"name": "cpu", "field": "cpu.usage", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 90, "timeframe": "30s", "for": "20s"}]}},
+            "tests": [
+                {"name": "passes", "interval": "10s", "series": {"h": {"cpu.usage": "95x5"}},
+                 "expect": [{"at": "20s", "open": [{"rule": "cpu", "host": "h", "startTime": "20s"}]}]},
+                {"name": "opens too late for this test", "interval": "10s",
+                 "series": {"h": {"cpu.usage": "95x5"}},
+                 "expect": [{"at": "10s", "open": [{"rule": "cpu", "host": "h", "triggerValue": 95}]}]}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let output = alertd(&["test", file.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(1));
+    let out = text(&output.stdout);
+    assert!(out.contains("FAIL opens too late for this test"), "{out}");
+    assert!(out.contains("at 10s:"), "{out}");
+    assert!(out.contains("expected open"), "{out}");
+    assert!(out.contains("cpu on h (95)"), "{out}");
+    assert!(out.contains("(none)"), "{out}");
+    assert!(out.trim_end().ends_with("1 passed, 1 failed"), "{out}");
+}
+
+/// Every invalid shape of a rule test file gets its precise error, naming
+/// the test and the key; exit status 2, nothing run.
+#[test]
+fn an_invalid_rule_test_file_names_the_test_and_the_key() {
+    let config = serde_json::json!({"alerting": {"watcherInterval": "10s", "rules": [
+        {"name": "cpu", "field": "cpu.usage", "aggregation": "last",
+         "operand": "equalOrMoreThan", "value": 90, "timeframe": "30s"}]}});
+    let test = |overrides: serde_json::Value| {
+        let mut test = serde_json::json!({"name": "t", "interval": "10s",
+            "series": {"h": {"cpu.usage": "1 2"}}, "expect": [{"at": "10s", "open": []}]});
+        for (key, value) in overrides.as_object().unwrap() {
+            test[key] = value.clone();
+        }
+        serde_json::json!({"config": config, "tests": [test]})
+    };
+    let cases = [
+        (serde_json::json!({"tests": []}), "config is missing"),
+        (
+            serde_json::json!({"config": config, "tests": []}),
+            "tests is empty",
+        ),
+        (
+            serde_json::json!({"config": "nowhere.json", "tests": [1]}),
+            "config \"nowhere.json\"",
+        ),
+        (
+            serde_json::json!({"config": {"alerting": {"rules": [{"name": "x"}]}}, "tests": [1]}),
+            "field is missing",
+        ),
+        (
+            test(serde_json::json!({"interval": "0s"})),
+            "tests[0] \"t\": interval must be longer than 0",
+        ),
+        (
+            test(serde_json::json!({"intervall": "10s"})),
+            "unknown key \"intervall\"",
+        ),
+        (
+            test(serde_json::json!({"series": {"h": {"cpu.usage": "1+2"}}})),
+            "series.h.cpu.usage: \"1+2\": a step (a+b) needs a count of steps",
+        ),
+        (
+            test(serde_json::json!({"expect": [{"at": "15s", "open": []}]})),
+            "at 15s: not a tick",
+        ),
+        (
+            test(
+                serde_json::json!({"expect": [{"at": "10s", "open": [{"rule": "mem", "host": "h"}]}]}),
+            ),
+            "expect[0].open[0]: rule \"mem\": the configuration has no rule of that name",
+        ),
+        (
+            test(serde_json::json!({"expect": [{"at": "10s"}]})),
+            "expect[0]: give either open or transitions",
+        ),
+        (
+            test(
+                serde_json::json!({"expect": [{"at": "10s", "transitions": [{"event": "fired", "rule": "cpu", "host": "h"}]}]}),
+            ),
+            "expect[0].transitions[0]: event: expected \"opened\" or \"resolved\"",
+        ),
+        (
+            test(
+                serde_json::json!({"expect": [{"at": "10s", "open": [{"rule": "cpu", "host": "h", "triggerValue": "95"}]}]}),
+            ),
+            "triggerValue \"95\": expected a number, or null for no data",
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (index, (content, message)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("case{index}.test.json"));
+        std::fs::write(&file, content.to_string()).unwrap();
+        let output = alertd(&["test", file.to_str().unwrap()], None);
+        let errors = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "case {index}: {errors}");
+        assert!(
+            errors.contains(message),
+            "case {index}: {errors:?} should say {message:?}"
+        );
+        assert!(
+            errors.contains(&format!("case{index}.test.json")),
+            "{errors}"
+        );
+        assert!(text(&output.stdout).is_empty(), "nothing run");
+    }
+}

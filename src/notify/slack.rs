@@ -121,7 +121,10 @@ mod tests {
             timeout: Duration::from_secs(1),
         });
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], ":rotating_light: *Opened* [critical]: silent on web-1");
+        assert_eq!(
+            lines[0],
+            ":rotating_light: *Opened* [critical]: silent on web-1"
+        );
         assert_eq!(lines[1], "web-1 sent nothing");
         assert_eq!(lines[2], "Value no data");
     }
