@@ -38,13 +38,15 @@ pub struct TestFile {
     pub tests: Vec<RuleTest>,
 }
 
+/// Per host, per field: value `i` at `i * interval`; `None`: no value.
+pub type Series = BTreeMap<String, BTreeMap<String, Vec<Option<f64>>>>;
+
 /// One test: samples made from series, and what is expected when.
 #[derive(Debug)]
 pub struct RuleTest {
     pub name: String,
     pub interval: Millis,
-    /// Per host, per field: value `i` at `i * interval`; `None`: no value.
-    pub series: BTreeMap<String, BTreeMap<String, Vec<Option<f64>>>>,
+    pub series: Series,
     pub expect: Vec<Expectation>,
 }
 
@@ -307,11 +309,7 @@ impl Checker {
         })
     }
 
-    fn series(
-        &mut self,
-        place: &str,
-        value: Option<&Value>,
-    ) -> Option<BTreeMap<String, BTreeMap<String, Vec<Option<f64>>>>> {
+    fn series(&mut self, place: &str, value: Option<&Value>) -> Option<Series> {
         let Some(hosts) = value.and_then(Value::as_object) else {
             self.problem(
                 place,
