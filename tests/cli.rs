@@ -602,3 +602,63 @@ fn an_invalid_rule_test_file_names_the_test_and_the_key() {
         assert!(text(&output.stdout).is_empty(), "nothing run");
     }
 }
+
+/// `alertd replay` prints what rules with options add to the incident: its
+/// severity, labels, description and `pendingSince`, and a null trigger
+/// value for an incident opened on no data.
+#[test]
+fn replay_prints_what_rule_options_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertd.json");
+    std::fs::write(
+        &config,
+        serde_json::json!({"alerting": {"watcherInterval": "10s", "rules": [
+            {"name": "hot", "field": "x", "aggregation": "last", "operand": "equalOrMoreThan",
+             "value": 10, "timeframe": "30s", "for": "20s", "severity": "critical",
+             "labels": {"team": "web"}, "description": "{{host}} at {{value}}"},
+            {"name": "silent", "field": "x", "aggregation": "avg", "operand": "equalOrMoreThan",
+             "value": 1000, "timeframe": "20s", "noData": "open"}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let samples: String = (0..4)
+        .map(|i| {
+            format!(
+                "{{\"host\":\"h\",\"ts\":{},\"metrics\":{{\"x\":20}}}}\n",
+                i * 10_000
+            )
+        })
+        .collect();
+    let output = alertd(
+        &[
+            "replay",
+            "--config",
+            config.to_str().unwrap(),
+            "--samples",
+            "-",
+            "--until",
+            "70000",
+        ],
+        Some(samples.as_bytes()),
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let events: Vec<Value> = text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let hot = events
+        .iter()
+        .find(|e| e["incident"]["ruleName"] == "hot" && e["event"] == "opened")
+        .expect("hot opens");
+    assert_eq!(hot["at"], 20_000);
+    assert_eq!(hot["incident"]["severity"], "critical");
+    assert_eq!(hot["incident"]["labels"]["team"], "web");
+    assert_eq!(hot["incident"]["description"], "h at 20");
+    assert_eq!(hot["incident"]["pendingSince"], "1970-01-01T00:00:00.000Z");
+    let silent = events
+        .iter()
+        .find(|e| e["incident"]["ruleName"] == "silent" && e["event"] == "opened")
+        .expect("silent opens on no data");
+    assert_eq!(silent["at"], 50_000);
+    assert_eq!(silent["incident"]["triggerValue"], Value::Null);
+}

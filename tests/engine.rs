@@ -741,3 +741,37 @@ fn rule_options_at_their_edges() {
         assert_eq!(events(rule, text), expected, "{what}");
     }
 }
+
+/// A forgotten host's open incident resolves whatever `keepFiringFor` says,
+/// and its pending pairs lose `pendingSince`: a host that comes back starts
+/// pending afresh.
+#[test]
+fn a_forgotten_host_resolves_and_stops_pending_whatever_the_options() {
+    let keeping = with_options(EqualOrMoreThan, 10.0, 0, |o| o.keep_firing_for = 10 * STEP);
+    let got = run_with(&[keeping], 5 * STEP, "20 . . . . . . .");
+    let events: Vec<_> = got
+        .iter()
+        .map(|(step, event, ..)| (*step, *event))
+        .collect();
+    assert_eq!(events, [(0, "opened"), (5, "resolved")]);
+
+    let mut waiting = rule("r", Count, EqualOrMoreThan, 1.0, 3 * STEP, 0);
+    waiting.options.hold_for = 10 * STEP;
+    let mut engine = Engine::new(&[waiting], 3 * STEP);
+    let mut ids = SequentialIds::default();
+    let mut out = Vec::new();
+    let pending = |engine: &Engine| engine.host_status("h").and_then(|s| s[0].pending_since);
+    for step in 0..8 {
+        if [0, 1, 6, 7].contains(&step) {
+            engine.ingest(&Sample::new("h", at(step), &[("f", 1.0)]));
+        }
+        engine.evaluate(at(step), &mut ids, &mut out).unwrap();
+        match step {
+            0..=3 => assert_eq!(pending(&engine), Some(at(0)), "step {step}"),
+            // Forgotten at 4 (its last sample, at 1, is a retention old).
+            4 | 5 => assert_eq!(pending(&engine), None, "step {step}"),
+            _ => assert_eq!(pending(&engine), Some(at(6)), "step {step}"),
+        }
+    }
+    assert!(out.is_empty(), "{out:?}");
+}
