@@ -66,7 +66,11 @@ fn rules_with_options() -> Config {
 
 fn steady_tick(c: &mut Criterion) {
     tick_bench(c, rules_config(), "steady_tick_10k_hosts_12_rules");
-    tick_bench(c, rules_with_options(), "steady_tick_10k_hosts_12_rules_with_options");
+    tick_bench(
+        c,
+        rules_with_options(),
+        "steady_tick_10k_hosts_12_rules_with_options",
+    );
 }
 
 fn tick_bench(c: &mut Criterion, config: Config, name: &str) {
@@ -103,9 +107,7 @@ fn tick_bench(c: &mut Criterion, config: Config, name: &str) {
         (HOSTS * config.alerting.rules.len()) as u64,
     ));
     group.sample_size(30);
-    group.bench_function(name, |b| {
-        b.iter(|| step(&mut engine, black_box(&mut out)))
-    });
+    group.bench_function(name, |b| b.iter(|| step(&mut engine, black_box(&mut out))));
     group.finish();
 }
 

@@ -430,26 +430,40 @@ impl Checker {
         }
     }
 
+    /// The objects of the array `value` (under `key` at `place`), each with
+    /// its own place; what is not an object is a problem.
+    fn objects<'v>(
+        &mut self,
+        place: &str,
+        key: &str,
+        value: &'v Value,
+    ) -> Option<Vec<(String, &'v Map<String, Value>)>> {
+        let Some(items) = value.as_array() else {
+            self.problem(
+                place,
+                &format!("{key} {}: expected an array of objects", short(value)),
+            );
+            return None;
+        };
+        let mut objects = Vec::new();
+        for (index, item) in items.iter().enumerate() {
+            let here = format!("{place}.{key}[{index}]");
+            match item.as_object() {
+                Some(object) => objects.push((here, object)),
+                None => self.problem(&here, &format!("expected an object, got {}", short(item))),
+            }
+        }
+        Some(objects)
+    }
+
     fn open(
         &mut self,
         place: &str,
         value: &Value,
         config: &Config,
     ) -> Option<Vec<ExpectedIncident>> {
-        let Some(items) = value.as_array() else {
-            self.problem(
-                place,
-                &format!("open {}: expected an array of incidents", short(value)),
-            );
-            return None;
-        };
         let mut incidents = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let here = format!("{place}.open[{index}]");
-            let Some(object) = item.as_object() else {
-                self.problem(&here, &format!("expected an object, got {}", short(item)));
-                continue;
-            };
+        for (here, object) in self.objects(place, "open", value)? {
             self.unknown_keys(
                 &here,
                 object,
@@ -487,23 +501,8 @@ impl Checker {
         value: &Value,
         config: &Config,
     ) -> Option<Vec<ExpectedTransition>> {
-        let Some(items) = value.as_array() else {
-            self.problem(
-                place,
-                &format!(
-                    "transitions {}: expected an array of transitions",
-                    short(value)
-                ),
-            );
-            return None;
-        };
         let mut transitions = Vec::new();
-        for (index, item) in items.iter().enumerate() {
-            let here = format!("{place}.transitions[{index}]");
-            let Some(object) = item.as_object() else {
-                self.problem(&here, &format!("expected an object, got {}", short(item)));
-                continue;
-            };
+        for (here, object) in self.objects(place, "transitions", value)? {
             self.unknown_keys(
                 &here,
                 object,
