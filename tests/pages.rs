@@ -948,3 +948,71 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
 fn marks(svg: &str) -> usize {
     svg.matches("<polyline").count() + svg.matches("<circle").count()
 }
+
+/// The timeline draws at most 40 hosts: those with an incident open now
+/// come first, then the most recent, and the caption says how many were
+/// left out. Among 60 hosts with incidents that ended an hour or more ago,
+/// a host firing now (named to sort last) has its row.
+#[test]
+fn a_host_firing_now_has_a_timeline_row_among_sixty() {
+    const MINUTE: i64 = 60_000;
+    let dir = tempfile::tempdir().unwrap();
+    let now = now();
+    {
+        let store = SqliteStore::open_dir(&dir.path().join("data")).unwrap();
+        let mut transitions: Vec<Transition> = (0..60)
+            .map(|n| {
+                let start = now - (200 - n as i64) * MINUTE;
+                resolved(
+                    n,
+                    (0, "Disk full"),
+                    &format!("a-{n:02}"),
+                    start,
+                    start + 5 * MINUTE,
+                )
+            })
+            .collect();
+        transitions.push(Transition {
+            kind: TransitionKind::Opened,
+            at: now - 55 * MINUTE,
+            rule: 0,
+            incident: Incident {
+                id: "OPEN-NOW".into(),
+                rule_name: "Disk full".into(),
+                host_name: "zz-firing-now".into(),
+                start_time: now - 55 * MINUTE,
+                end_time: None,
+                trigger_value: 97.0,
+                resolution: None,
+                details: None,
+            },
+        });
+        transitions.sort_by_key(|transition| transition.at);
+        let lease = store.acquire_lease("seed", 60_000).unwrap().unwrap();
+        store.record_transitions(&lease, &transitions, &[]).unwrap();
+    }
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": false}, "alerting": {"enabled": false, "rules": [
+            {"name": "Disk full", "field": "disk", "aggregation": "max",
+             "operand": "equalOrMoreThan", "value": 90, "timeframe": "1m"}]}}"#,
+    );
+    let (status, page) = alertd.get("/?frame=24h");
+    assert_eq!(status, 200);
+    let svg = &page[page.find("<svg").unwrap()..page.find("</svg>").unwrap()];
+    assert!(
+        svg.contains("zz-firing-now"),
+        "the host firing now has a row"
+    );
+    let rows = (0..60)
+        .filter(|n| svg.contains(&format!(">a-{n:02}<")))
+        .collect::<Vec<_>>();
+    assert_eq!(rows.len(), 39, "the 39 most recent of the others: {rows:?}");
+    assert!(rows.iter().all(|n| *n >= 21), "the most recent: {rows:?}");
+    assert!(
+        page.contains("21 of 61 hosts, whose incidents all ended longer ago, are left out"),
+        "the caption says how many were left out"
+    );
+    // Each row names its rule.
+    assert!(svg.matches(">Disk full<").count() >= 40);
+}

@@ -455,11 +455,35 @@ fn timeline(
     if by_pair.is_empty() {
         return html! { p.empty { "No incident in this time frame." } };
     }
-    let hosts: BTreeSet<&str> = by_pair.keys().map(|(host, _)| *host).collect();
-    let drawn: BTreeSet<&str> = hosts.iter().copied().take(TIMELINE_HOSTS).collect();
-    let lanes: Vec<Lane> = by_pair
+    // The hosts that matter first: those with an incident open now, then
+    // those whose last incident ended most recently; by name among equals.
+    let mut latest: BTreeMap<&str, (bool, Millis)> = BTreeMap::new();
+    for ((host, _), incidents) in &by_pair {
+        for incident in incidents {
+            let entry = latest.entry(host).or_insert((false, Millis::MIN));
+            entry.0 |= incident.is_open();
+            entry.1 = entry.1.max(incident.end_time.unwrap_or(listing.now));
+        }
+    }
+    let mut hosts: Vec<(&str, bool, Millis)> = latest
         .into_iter()
-        .filter(|((host, _), _)| drawn.contains(host))
+        .map(|(host, (open, last))| (host, open, last))
+        .collect();
+    hosts.sort_by(|a, b| b.1.cmp(&a.1).then(b.2.cmp(&a.2)).then(a.0.cmp(b.0)));
+    let left_out = hosts.len().saturating_sub(TIMELINE_HOSTS);
+    let order: BTreeMap<&str, usize> = hosts
+        .iter()
+        .take(TIMELINE_HOSTS)
+        .enumerate()
+        .map(|(place, (host, ..))| (*host, place))
+        .collect();
+    let mut pairs: Vec<((&str, usize), Vec<&Incident>)> = by_pair
+        .into_iter()
+        .filter(|((host, _), _)| order.contains_key(host))
+        .collect();
+    pairs.sort_by_key(|((host, rule), _)| (order[host], *rule));
+    let lanes: Vec<Lane> = pairs
+        .into_iter()
         .map(|((host, rule), incidents)| Lane {
             host: host.to_string(),
             rule: rule_names[rule].clone(),
@@ -478,12 +502,14 @@ fn timeline(
         .collect();
     let used: BTreeSet<&str> = lanes.iter().map(|lane| lane.rule.as_str()).collect();
     let mut caption = "When each incident was open: a row per rule and host. Each bar opens its incident (or, where incidents are closer than the chart can tell apart, their list); bars outlined in red did not reach every hook.".to_string();
-    if hosts.len() > TIMELINE_HOSTS {
-        caption.push_str(&format!(
-            " The first {TIMELINE_HOSTS} of {} hosts: filter by host to see the others.",
+    caption.push_str(" Hosts with an incident open now come first, then the most recent.");
+    let left_out_note = (left_out > 0).then(|| {
+        format!(
+            "{left_out} of {} hosts, whose incidents all ended longer ago, are left out: \
+             see them in the resolved incidents below, or filter by host.",
             hosts.len()
-        ));
-    }
+        )
+    });
     // A merged bar opens the list of its incidents: a custom range around it
     // (whole minutes, as the fields take them), at most the 7 days a custom
     // range may last, on its rule and host.
@@ -505,7 +531,12 @@ fn timeline(
     html! {
         figure.chart {
             (timeline::timeline(frame.from, frame.to, &lanes, &group_href))
-            figcaption { (caption) }
+            figcaption {
+                (caption)
+                @if let Some(note) = &left_out_note {
+                    " " a href="#table-resolved" { (note) }
+                }
+            }
         }
         (legend(rule_names.iter().filter(|name| used.contains(name.as_str())).map(|name| (name.as_str(), Colour::nth(rule_index(name))))))
     }

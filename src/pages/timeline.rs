@@ -1,5 +1,6 @@
-//! The timeline of incidents as SVG: a row per rule and host, every bar a
-//! link with a tooltip.
+//! The timeline of incidents as SVG: a row per rule and host (labelled
+//! with both, the rule with its colour), every bar a link with a tooltip,
+//! the time axis above and below.
 
 use maud::{Markup, html};
 
@@ -35,9 +36,13 @@ pub type GroupHref<'a> = &'a dyn Fn(&Lane, Millis, Millis) -> String;
 const MAX_BARS: usize = 1000;
 const ROW: i64 = 20;
 const BAR_HEIGHT: i64 = 14;
-const TOP: i64 = 6;
+/// Room for the time axis repeated above the rows.
+const TOP: i64 = 24;
 const AXIS_HEIGHT: i64 = 36;
-const LABELS: i64 = 190;
+/// The labels' column: the host, then the rule with its colour.
+const LABELS: i64 = 300;
+const HOST_LABEL: usize = 20;
+const RULE_LABEL: usize = 20;
 const RIGHT: i64 = 16;
 
 /// Incidents over `[from, to]`: a row per rule and host (rows of one host
@@ -99,10 +104,15 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
                     line x1="0" x2=(WIDE) y1=(y) y2=(y) stroke=(GRID_CSS) {}
                 }
                 @if first {
-                    text x=(LABELS - 8) y=(y + ROW / 2 + 4) text-anchor="end" fill=(AXIS_CSS) {
+                    text x="4" y=(y + ROW / 2 + 4) fill=(AXIS_CSS) {
                         title { (lane.host) }
-                        (shorten(&lane.host, 22))
+                        (shorten(&lane.host, HOST_LABEL))
                     }
+                }
+                rect x=(LABELS - 20) y=(y + (ROW - 10) / 2) width="10" height="10" rx="2" fill=(lane.colour.css()) {}
+                text x=(LABELS - 26) y=(y + ROW / 2 + 4) text-anchor="end" fill=(AXIS_CSS) font-size="12" {
+                    title { (lane.rule) }
+                    (shorten(&lane.rule, RULE_LABEL))
                 }
                 @for bar in &drawn[index] {
                     @let (left, right) = (x(bar.start), x(bar.end).max(x(bar.start) + 3));
@@ -117,10 +127,14 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
                 }
             }
             line x1=(LABELS) x2=(i64::from(WIDE) - RIGHT) y1=(bottom) y2=(bottom) stroke=(AXIS_CSS) {}
+            line x1=(LABELS) x2=(i64::from(WIDE) - RIGHT) y1=(TOP) y2=(TOP) stroke=(AXIS_CSS) {}
             @for tick in &ticks {
                 @let at = x(*tick);
                 @let anchor = if at > i64::from(WIDE) - RIGHT - 40 { "end" } else if at < LABELS + 40 { "start" } else { "middle" };
-                text x=(at) y=(bottom + 18) text-anchor=(anchor) fill=(AXIS_CSS) { (format::axis_time(*tick, span)) }
+                @let label = format::axis_time(*tick, span);
+                // Above the rows too: a tall timeline reads its times at the top.
+                text x=(at) y=(TOP - 8) text-anchor=(anchor) fill=(AXIS_CSS) { (label) }
+                text x=(at) y=(bottom + 18) text-anchor=(anchor) fill=(AXIS_CSS) { (label) }
             }
             text x=(i64::from(WIDE) - RIGHT) y=(bottom + 33) text-anchor="end" fill=(AXIS_CSS) font-size="12" { "UTC" }
         }
