@@ -653,6 +653,26 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     );
     browser.screenshot_for_docs("rules", 1280, "rules").await;
 
+    // A desktop: every chart fits its column, "now" included.
+    browser.client.set_window_size(1440, 900).await.unwrap();
+    for page in ["/", "/monitoring", "/rules"] {
+        browser.goto(&format!("{base}{page}")).await;
+        let overflowing = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('figure.chart')]\
+                 .filter(f => f.scrollWidth > f.clientWidth + 1).length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            overflowing,
+            json!(0),
+            "{page}: a chart overflows its column at 1440 px"
+        );
+    }
+
     // A phone: nothing wider than the screen.
     for (page, name) in [
         ("/", "incidents"),
@@ -665,12 +685,28 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             browser.fits_width().await,
             "{page} scrolls sideways on a phone"
         );
-        // Chart text is drawn at 13 of 900 units: at least 11 px on screen.
+        // A chart too wide for the phone scrolls, and opens at its newest end.
+        let hidden_now = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('figure.chart')].filter(f => \
+                 f.querySelector('svg').getBoundingClientRect().right > \
+                 f.getBoundingClientRect().right + 1).length",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            hidden_now,
+            json!(0),
+            "{page}: a chart opens away from now on a phone"
+        );
+        // Chart text is drawn at 13 units of the chart's width: at least 11 px on screen.
         let text_px = browser
             .client
             .execute(
                 "const svg = document.querySelector('figure.chart > svg');\
-                 return svg ? svg.getBoundingClientRect().width * 13 / 900 : 13;",
+                 return svg ? svg.getBoundingClientRect().width * 13 / svg.viewBox.baseVal.width : 13;",
                 vec![],
             )
             .await

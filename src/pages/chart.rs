@@ -11,6 +11,13 @@ use crate::duration::Millis;
 
 /// The width of a full-width chart; the page scales it.
 pub const WIDE: u32 = 900;
+
+/// The narrowest a chart `width` units wide may be drawn with its 13-unit
+/// text still at 11 px: narrower, its figure scrolls (from its newest end,
+/// see alertd.css) instead of shrinking further. As a `style` attribute.
+pub fn legible_width(width: u32) -> String {
+    format!("min-width: {}px", (width * 11).div_ceil(13))
+}
 /// The width of a chart in a two-column grid.
 pub const NARROW: u32 = 620;
 pub(super) const AXIS_CSS: &str = "#6e7681";
@@ -123,7 +130,8 @@ impl TimeChart {
         html! {
             svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(label)
                 viewBox={ "0 0 " (self.width) " " (self.height) }
-                width=(self.width) height=(self.height) font-family="sans-serif" font-size="13" {
+                width=(self.width) height=(self.height) style=(legible_width(self.width))
+                font-family="sans-serif" font-size="13" {
                 rect width=(self.width) height=(self.height) fill="#ffffff" {}
                 @for at in &times {
                     line x1=(px(plot.x(*at))) x2=(px(plot.x(*at))) y1=(px(plot.top)) y2=(px(plot.bottom)) stroke=(GRID_CSS) {}

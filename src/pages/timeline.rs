@@ -4,7 +4,7 @@
 
 use maud::{Markup, html};
 
-use super::chart::{AXIS_CSS, Colour, GRID_CSS, THRESHOLD_CSS, WIDE, time_ticks};
+use super::chart::{AXIS_CSS, Colour, GRID_CSS, THRESHOLD_CSS, WIDE, legible_width, time_ticks};
 use super::format;
 use crate::duration::Millis;
 
@@ -91,7 +91,8 @@ pub fn timeline(from: Millis, to: Millis, lanes: &[Lane], group_href: GroupHref)
     html! {
         svg xmlns="http://www.w3.org/2000/svg" class="timeline" role="img"
             aria-label=(description) viewBox={ "0 0 " (WIDE) " " (height) }
-            width=(WIDE) height=(height) font-family="sans-serif" font-size="13" {
+            width=(WIDE) height=(height) style=(legible_width(WIDE))
+            font-family="sans-serif" font-size="13" {
             title { (description) }
             rect width=(WIDE) height=(height) fill="#ffffff" {}
             @for tick in &ticks {
