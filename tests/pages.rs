@@ -526,6 +526,14 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     browser
         .screenshot_for_docs("incident", 1280, "incident")
         .await;
+    let incident_page = browser
+        .client
+        .execute("return location.pathname", vec![])
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // Monitoring: four charts with lines, a row per host, and the resolution.
     browser.goto(&format!("{base}/monitoring")).await;
@@ -676,6 +684,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // A phone: nothing wider than the screen.
     for (page, name) in [
         ("/", "incidents"),
+        (incident_page.as_str(), "incident"),
         ("/monitoring", "monitoring"),
         ("/rules", "rules"),
     ] {
@@ -714,6 +723,23 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .as_f64()
             .unwrap();
         assert!(text_px >= 11.0, "{page}: chart text of {text_px} px");
+        if page == incident_page {
+            // Every cell of a hook call, its outcome and output included, within the screen.
+            let beyond = browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('#hook-calls td, #pending-hooks td')]\
+                     .filter(td => td.getBoundingClientRect().right > window.innerWidth + 1).length",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                beyond,
+                json!(0),
+                "hook call cells off the screen on a phone"
+            );
+        }
         if page == "/" {
             // Every cell of an incident, the value and duration included, within the screen.
             let beyond = browser

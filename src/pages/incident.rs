@@ -77,19 +77,19 @@ pub(super) async fn detail(
                 section {
                     h2 { "Hook calls " span.count { (detail.hook_calls.len()) } }
                     div.scroll {
-                        table #hook-calls {
+                        table.cards #hook-calls {
                             thead { tr { th { "Hook" } th { "Event" } th.num { "Attempts" } th { "Last outcome" } th { "Last started" } th.num { "Took" } th { "Output" } } }
                             tbody {
                                 @for attempts in &deliveries {
                                     @let last = attempts[attempts.len() - 1];
                                     tr {
-                                        td { code { (last.target) } }
-                                        td { (last.kind.as_str()) }
-                                        td.num { (attempts.len()) }
-                                        td { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) }
-                                        td.time { (format::time(last.started)) }
-                                        td.num { (format::span(last.duration_ms as i64)) }
-                                        td {
+                                        td data-label="Hook" { code { (last.target) } }
+                                        td data-label="Event" { (last.kind.as_str()) }
+                                        td.num data-label="Attempts" { (attempts.len()) }
+                                        td data-label="Last outcome" { span { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) } }
+                                        td.time data-label="Last started" { (format::time(last.started)) }
+                                        td.num data-label="Took" { (format::span(last.duration_ms as i64)) }
+                                        td.output data-label="Output" {
                                             @if !last.stdout.is_empty() { pre { (last.stdout) } }
                                             @if !last.stderr.is_empty() { pre.stderr { (last.stderr) } }
                                             @if attempts.len() > 1 {
@@ -119,21 +119,21 @@ pub(super) async fn detail(
                     section {
                         h2 { "Waiting hook calls " span.count { (detail.pending_hooks.len()) } }
                         div.scroll {
-                            table #pending-hooks {
+                            table.cards #pending-hooks {
                                 thead { tr { th { "Hook" } th { "Event" } th.num { "Failed attempts" } th { "Waits for" } } }
                                 tbody {
                                     @for (position, delivery) in detail.pending_hooks.iter().enumerate() {
                                         @let ahead = detail.pending_hooks[..position].iter().find(|earlier| earlier.target == delivery.target);
                                         tr {
-                                            td { code { (delivery.target) } }
-                                            td { (delivery.event) }
-                                            td.num { (delivery.failed_attempts) }
+                                            td data-label="Hook" { code { (delivery.target) } }
+                                            td data-label="Event" { (delivery.event) }
+                                            td.num data-label="Failed attempts" { (delivery.failed_attempts) }
                                             @if delivery.dead {
-                                                td { b { "nothing: given up" } " after " (delivery.failed_attempts) " attempt" @if delivery.failed_attempts != 1 { "s" } }
+                                                td data-label="Waits for" { b { "nothing: given up" } " after " (delivery.failed_attempts) " attempt" @if delivery.failed_attempts != 1 { "s" } }
                                             } @else if let Some(ahead) = ahead {
-                                                td { "the " (ahead.event) " call to this hook, first" }
+                                                td data-label="Waits for" { "the " (ahead.event) " call to this hook, first" }
                                             } @else {
-                                                td.time { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
+                                                td.time data-label="Waits for" { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
                                             }
                                         }
                                     }
