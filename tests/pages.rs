@@ -1079,3 +1079,37 @@ fn a_host_firing_now_has_a_timeline_row_among_sixty() {
     // Each row names its rule.
     assert!(svg.matches(">Disk full<").count() >= 40);
 }
+
+/// The rules page does not fold a host with no data away with the healthy
+/// ones: it has a row in the rule's table, with its state.
+#[test]
+fn a_host_with_no_data_has_a_row_on_the_rules_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": false}, "alerting": {"enabled": true, "watcherInterval": "200ms", "rules": [
+            {"name": "hot", "field": "x", "aggregation": "avg",
+             "operand": "equalOrMoreThan", "value": 90, "timeframe": "1m"}]}}"#,
+    );
+    let at = now();
+    let (status, _) = alertd.push(json!([
+        {"host": "healthy", "ts": at, "metrics": {"x": 1}},
+        {"host": "no-field", "ts": at, "metrics": {"y": 1}}
+    ]));
+    assert_eq!(status, 200);
+    // Once a tick has seen both samples: the healthy host is ok, and folded.
+    let page = wait_for("both hosts evaluated", 10, || {
+        let (_, page) = alertd.get("/rules");
+        (page.contains("no-field") && page.contains("1 other host")).then_some(page)
+    });
+    let table = &page[page
+        .find("<table class=\"rule-hosts\"")
+        .expect("a table of hosts")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    assert!(
+        table.contains("no-field"),
+        "the host with no data has a row"
+    );
+    assert!(table.contains("nodata"), "with its state");
+    assert!(!table.contains(">healthy<"), "the healthy host is folded: {table}");
+}

@@ -151,7 +151,10 @@ impl<'s> RuleHosts<'s> {
             PairState::Firing => Some(0),
             PairState::Pending => Some(1),
             PairState::Cooldown => Some(2),
-            _ if fired.contains(&(rule.name.as_str(), *host)) => Some(3),
+            // A host whose window is empty (silent, or not sending the
+            // field) is not folded away with the healthy ones.
+            PairState::NoData => Some(3),
+            _ if fired.contains(&(rule.name.as_str(), *host)) => Some(4),
             _ => None,
         };
         let mut shown: Vec<(&str, &PairStatus)> = statuses
