@@ -176,7 +176,7 @@ impl Queries<'_> {
 
     /// Per incident id with a delivery not made yet: whether one of them was
     /// given up on.
-    pub fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError> {
+    pub fn undelivered(&self) -> Result<BTreeMap<String, crate::store::Undelivered>, StoreError> {
         self.service.store().undelivered()
     }
 

@@ -932,6 +932,26 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
             .len(),
         1
     );
+    // Every other incident says whether its hooks were reached: these had
+    // none to call.
+    let second = browser.rows("#table-resolved").await[1].clone();
+    assert!(
+        second.contains("delivered") && !second.contains("not delivered"),
+        "{second}"
+    );
+    // The incident's page says it in its summary, not only in its tables.
+    let link = browser
+        .find("#table-resolved td[data-label=Rule] a")
+        .await
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    browser.goto(&format!("{base}{link}")).await;
+    let facts = browser.text("dl.facts").await;
+    assert!(facts.contains("not delivered"), "{facts}");
+    assert!(facts.contains("given up: on-call was not paged"), "{facts}");
+    browser.goto(&format!("{base}/")).await;
     // Each of the 3,000 incidents is under a linked bar: its own, or one of
     // at most 1,000 that stand for several (their tooltip says how many); the
     // undelivered one outlined in red.
@@ -1111,5 +1131,8 @@ fn a_host_with_no_data_has_a_row_on_the_rules_page() {
         "the host with no data has a row"
     );
     assert!(table.contains("nodata"), "with its state");
-    assert!(!table.contains(">healthy<"), "the healthy host is folded: {table}");
+    assert!(
+        !table.contains(">healthy<"),
+        "the healthy host is folded: {table}"
+    );
 }

@@ -12,7 +12,7 @@ mod support;
 
 use alertd::store::{
     ALL_HOSTS, Claim, Delivery, HookCall, Lease, RedisStore, SampleStore, SampleVisitor,
-    SqliteStore, Store,
+    SqliteStore, Store, Undelivered,
 };
 
 /// What most cases need of a store: to record transitions as the one node
@@ -942,8 +942,10 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
         .unwrap();
     let due = store.due(1000, 10).unwrap();
     assert_eq!(due.len(), 1);
-    assert!(
-        store.undelivered().unwrap().is_empty(),
+    let undelivered = || store.undelivered().unwrap().into_iter().collect::<Vec<_>>();
+    assert_eq!(
+        undelivered(),
+        [("i1".to_string(), Undelivered::Waiting)],
         "not tried yet: nothing failed"
     );
     store
@@ -952,10 +954,7 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
             &call("i1", "notify:ops", TransitionKind::Opened, false),
         )
         .unwrap();
-    assert_eq!(
-        store.undelivered().unwrap().into_iter().collect::<Vec<_>>(),
-        [("i1".to_string(), true)]
-    );
+    assert_eq!(undelivered(), [("i1".to_string(), Undelivered::Dead)]);
     assert!(
         store.due(1000, 10).unwrap().is_empty(),
         "dead, and holding back the resolution"
@@ -993,7 +992,11 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
         .unwrap();
     let next = store.due(7000, 10).unwrap();
     assert_eq!(next[0].kind, TransitionKind::Resolved);
-    assert!(store.undelivered().unwrap().is_empty(), "delivered");
+    assert_eq!(
+        undelivered(),
+        [("i1".to_string(), Undelivered::Waiting)],
+        "opened delivered; resolved not tried yet"
+    );
     store
         .finish_delivery(
             next[0].id,
@@ -1002,10 +1005,19 @@ pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
         )
         .unwrap();
     assert_eq!(
-        store.undelivered().unwrap().into_iter().collect::<Vec<_>>(),
-        [("i1".to_string(), false)],
+        undelivered(),
+        [("i1".to_string(), Undelivered::Failing)],
         "failed once, waiting"
     );
+    let last = store.due(9000, 10).unwrap();
+    store
+        .finish_delivery(
+            last[0].id,
+            &call("i1", "notify:ops", TransitionKind::Resolved, true),
+            None,
+        )
+        .unwrap();
+    assert!(undelivered().is_empty(), "every hook reached");
 }
 
 pub fn sessions_expire_and_end(store: &dyn Store) {

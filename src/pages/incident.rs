@@ -48,6 +48,12 @@ pub(super) async fn detail(
                     } }
                     dt { "Host" } dd { (host_link(&incident.host_name, None)) }
                     dt { "State" } dd { @if incident.is_open() { (badge("firing")) } @else { (badge("resolved")) } }
+                    dt { "Hooks" } dd {
+                        (super::incidents::delivery_badge(delivery_state(&detail.pending_hooks)))
+                        @if detail.pending_hooks.iter().any(|delivery| delivery.dead) {
+                            " given up: on-call was not paged by every hook (below: try again)"
+                        }
+                    }
                     dt { "Start" } dd { (format::time(incident.start_time)) " UTC" }
                     dt { "End" } dd { @match incident.end_time { Some(end) => { (format::time(end)) " UTC" }, None => "open" } }
                     dt { "Duration" } dd { (format::span(incident.end_time.unwrap_or(now) - incident.start_time)) }
@@ -240,4 +246,17 @@ pub(super) async fn retry_dead(
         Ok(Err(error)) => PageContext::new(service).error(super::PageError::from(error)),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
+}
+
+/// The worst state of an incident's waiting deliveries (`None`: none waits).
+fn delivery_state(pending: &[crate::view::PendingView]) -> Option<crate::store::Undelivered> {
+    use crate::store::Undelivered;
+    pending
+        .iter()
+        .map(|delivery| match (delivery.dead, delivery.failed_attempts) {
+            (true, _) => Undelivered::Dead,
+            (false, 0) => Undelivered::Waiting,
+            (false, _) => Undelivered::Failing,
+        })
+        .max()
 }

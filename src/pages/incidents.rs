@@ -19,6 +19,7 @@ use crate::config::Rule;
 use crate::duration::Millis;
 use crate::incident::Incident;
 use crate::service::Service;
+use crate::store::Undelivered;
 
 /// Resolved incidents per page, unless the address chooses one of [`PAGE_SIZES`].
 const PAGE_SIZE: usize = 50;
@@ -324,6 +325,32 @@ fn pager(params: &IncidentsParams, label: &str, shown: &Pages, list: List) -> Ma
 }
 
 /// What the incident lists and the timeline need to put an incident in context.
+/// Whether an incident reached its hooks, as a badge: `delivered` (every
+/// hook called, or none to call), `waiting` (a call not made yet),
+/// `failing` (a call failed and will be tried again) or `not delivered`
+/// (given up on: on-call was not paged).
+pub(super) fn delivery_badge(state: Option<Undelivered>) -> Markup {
+    let (class, text, title) = match state {
+        None => (
+            "ok",
+            "delivered",
+            "Every hook was called (or there was none to call)",
+        ),
+        Some(Undelivered::Waiting) => ("nodata", "waiting", "A hook call is not made yet"),
+        Some(Undelivered::Failing) => (
+            "cooldown",
+            "failing",
+            "A hook call failed and will be tried again: see the incident",
+        ),
+        Some(Undelivered::Dead) => (
+            "undelivered",
+            "not delivered",
+            "A hook call was given up on: on-call was not paged. See the incident to try again",
+        ),
+    };
+    html! { span class={ "badge " (class) } title=(title) { (text) } }
+}
+
 /// An incident's severity, as a badge whose class follows the usual names
 /// (`critical`, `error`, `warning`, `info`; any other is shown plainly).
 pub(super) fn severity_badge(severity: &str) -> Markup {
@@ -339,7 +366,7 @@ pub(super) fn severity_badge(severity: &str) -> Markup {
 
 struct Listing<'a> {
     rules: &'a [Rule],
-    undelivered: &'a BTreeMap<String, bool>,
+    undelivered: &'a BTreeMap<String, Undelivered>,
     /// The page's frame preset, kept by the links to a host's monitoring.
     frame: Option<&'a str>,
     now: Millis,
@@ -364,13 +391,17 @@ impl Listing<'_> {
 
     /// `None`, or why on-call may not know: a delivery given up on, or failing.
     fn delivery_problem(&self, incident: &Incident) -> Option<&'static str> {
-        self.undelivered.get(&*incident.id).map(|dead| {
-            if *dead {
-                "not delivered"
-            } else {
-                "delivery failing"
-            }
-        })
+        match self.undelivered.get(&*incident.id)? {
+            Undelivered::Dead => Some("not delivered"),
+            Undelivered::Failing => Some("delivery failing"),
+            Undelivered::Waiting => None,
+        }
+    }
+
+    /// Whether anyone was told: every hook called (or none to call), a call
+    /// waiting, failing, or given up on.
+    fn delivery(&self, incident: &Incident) -> Markup {
+        delivery_badge(self.undelivered.get(&*incident.id).copied())
     }
 
     fn table(&self, incidents: &[&Incident], empty: &str, id: &str) -> Markup {
@@ -379,7 +410,7 @@ impl Listing<'_> {
                 table.incidents id=(id) {
                     thead { tr {
                         th { "Rule" } th { "Host" } th { "Start" } th { "End" }
-                        th.num { "Duration" } th.num { "Trigger value" }
+                        th.num { "Duration" } th.num { "Trigger value" } th { "Hooks" }
                     } }
                     tbody {
                         @for incident in incidents {
@@ -388,9 +419,6 @@ impl Listing<'_> {
                                     a href={ "/incidents/" (incident.id) } { (incident.rule_name) }
                                     @if let Some(severity) = incident.severity() {
                                         " " (severity_badge(severity))
-                                    }
-                                    @if let Some(problem) = self.delivery_problem(incident) {
-                                        " " span.badge.undelivered title="A hook was not reached: see the incident" { (problem) }
                                     }
                                 }
                                 td data-label="Host" { (host_link(&incident.host_name, self.frame)) }
@@ -401,10 +429,11 @@ impl Listing<'_> {
                                 } }
                                 td.num data-label="Duration" { (format::span(incident.end_time.unwrap_or(self.now) - incident.start_time)) }
                                 td.num data-label="Trigger value" title=(incident.trigger_value) { (self.trigger(incident)) }
+                                td data-label="Hooks" { (self.delivery(incident)) }
                             }
                         }
                         @if incidents.is_empty() {
-                            tr.empty { td colspan="6" { (empty) } }
+                            tr.empty { td colspan="7" { (empty) } }
                         }
                     }
                 }

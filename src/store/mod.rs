@@ -586,10 +586,10 @@ pub trait IncidentLog: Send + Sync {
     /// How many deliveries are waiting, dead ones included.
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
 
-    /// The incidents that have not reached every hook: those with a
-    /// delivery that failed at least once and still waits (`false`) or was
-    /// given up on (`true`, dead), by incident id.
-    fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError>;
+    /// The incidents that have not reached every hook yet, by id, each with
+    /// the worst of its waiting deliveries: not tried yet, failed at least
+    /// once and waiting to be tried again, or given up on.
+    fn undelivered(&self) -> Result<BTreeMap<String, Undelivered>, StoreError>;
 
     /// Deletes resolved incidents with `endTime < before` whose deliveries are
     /// all done, with their hook calls. Returns how many were deleted.
@@ -694,6 +694,19 @@ pub trait Coordination: Send + Sync {
 
     /// Forgets the node `name`.
     fn forget_node(&self, name: &str) -> Result<(), StoreError>;
+}
+
+/// How far an incident is from reaching every hook (see
+/// [`IncidentLog::undelivered`]), from the least to the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Undelivered {
+    /// A delivery not tried yet.
+    Waiting,
+    /// A delivery failed and waits to be tried again.
+    Failing,
+    /// A delivery was given up on: kept as dead until retried on demand.
+    Dead,
 }
 
 /// A push's idempotency key (its `Idempotency-Key` header), kept with what

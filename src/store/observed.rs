@@ -131,7 +131,7 @@ observed!(IncidentLog {
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
-    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError>;
+    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, crate::store::Undelivered>, StoreError>;
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError>;
 });
 

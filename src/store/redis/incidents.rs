@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use super::{RedisStore, SCRIPTS, Values, corrupt};
 use crate::duration::Millis;
 use crate::incident::{Incident, PairChange, PairRecord, PairRecords, Transition, TransitionKind};
-use crate::store::{Claim, Delivery, HookCall, IncidentDetail, Incidents, Lease, StoreError};
+use crate::store::{
+    Claim, Delivery, HookCall, IncidentDetail, Incidents, Lease, StoreError, Undelivered,
+};
 
 /// A stored incident: its fields, the trigger value exactly.
 #[derive(Serialize, Deserialize)]
@@ -433,7 +435,7 @@ pub(super) fn pending_deliveries(store: &RedisStore) -> Result<u64, StoreError> 
 
 pub(super) fn undelivered(
     store: &RedisStore,
-) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+) -> Result<std::collections::BTreeMap<String, Undelivered>, StoreError> {
     let (key, attempts, dead) = (
         store.key("outbox_key"),
         store.key("outbox_attempts"),
@@ -455,15 +457,18 @@ pub(super) fn undelivered(
     })?;
     let mut undelivered = std::collections::BTreeMap::new();
     for (delivery, key) in keys {
-        let dead = deaths.contains_key(&delivery);
-        if !dead && tries.get(&delivery).copied().unwrap_or(0) == 0 {
-            continue;
-        }
+        let state = if deaths.contains_key(&delivery) {
+            Undelivered::Dead
+        } else if tries.get(&delivery).copied().unwrap_or(0) > 0 {
+            Undelivered::Failing
+        } else {
+            Undelivered::Waiting
+        };
         let incident = key.split(|byte| *byte == 0).next().unwrap_or_default();
         let entry = undelivered
             .entry(String::from_utf8_lossy(incident).into_owned())
-            .or_insert(false);
-        *entry |= dead;
+            .or_insert(state);
+        *entry = (*entry).max(state);
     }
     Ok(undelivered)
 }

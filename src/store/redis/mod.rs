@@ -687,7 +687,9 @@ impl IncidentLog for RedisStore {
         incidents::pending_deliveries(self)
     }
 
-    fn undelivered(&self) -> Result<std::collections::BTreeMap<String, bool>, StoreError> {
+    fn undelivered(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, super::Undelivered>, StoreError> {
         incidents::undelivered(self)
     }
 

@@ -16,7 +16,7 @@ use crate::store::rollup::{Point, Step};
 use crate::store::{
     Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen, IncidentDetail,
     IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor, SampleStore,
-    SampleVisitor, Sessions, StoreError,
+    SampleVisitor, Sessions, StoreError, Undelivered,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -602,15 +602,21 @@ impl IncidentLog for SqliteStore {
         })
     }
 
-    fn undelivered(&self) -> Result<BTreeMap<String, bool>, StoreError> {
+    fn undelivered(&self) -> Result<BTreeMap<String, Undelivered>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT incident_id, max(dead) FROM outbox \
-                 WHERE attempts > 0 OR dead = 1 GROUP BY incident_id",
+                "SELECT incident_id, max(dead), max(attempts > 0) FROM outbox \
+                 GROUP BY incident_id",
             )?;
-            let rows =
-                statement.query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? != 0)))?;
-            Ok(rows.collect::<Result<BTreeMap<String, bool>, _>>()?)
+            let rows = statement.query_map([], |row| {
+                let state = match (row.get::<_, i64>(1)?, row.get::<_, i64>(2)?) {
+                    (0, 0) => Undelivered::Waiting,
+                    (0, _) => Undelivered::Failing,
+                    _ => Undelivered::Dead,
+                };
+                Ok((row.get(0)?, state))
+            })?;
+            Ok(rows.collect::<Result<BTreeMap<String, Undelivered>, _>>()?)
         })
     }
 
