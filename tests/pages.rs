@@ -1136,3 +1136,50 @@ fn a_host_with_no_data_has_a_row_on_the_rules_page() {
         "the healthy host is folded: {table}"
     );
 }
+
+/// The monitoring overview lists the hosts that need someone first: silent
+/// ones and those with an incident open (its badge links to it), then the
+/// others by name; a silent host's own view links to its open incident.
+#[test]
+fn the_monitoring_overview_puts_silent_and_firing_hosts_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(
+        dir.path(),
+        r#"{"monitoring": {"enabled": false}, "alerting": {"enabled": true, "watcherInterval": "200ms", "rules": [
+            {"name": "hot", "field": "x", "aggregation": "last",
+             "operand": "equalOrMoreThan", "value": 10, "timeframe": "1h"}]}}"#,
+    );
+    let at = now();
+    // z-silent last reported 40 minutes ago: out of a 30-minute frame.
+    let (status, _) = alertd.push(json!([
+        {"host": "a-fine", "ts": at, "metrics": {"x": 1}},
+        {"host": "b-firing", "ts": at, "metrics": {"x": 20}},
+        {"host": "z-silent", "ts": at - 40 * 60_000, "metrics": {"x": 20}}
+    ]));
+    assert_eq!(status, 200);
+    let incidents = wait_for("two incidents", 10, || {
+        let active = alertd.active();
+        (active.len() == 2).then_some(active)
+    });
+    let (_, page) = alertd.get("/monitoring");
+    let table = &page[page.find("id=\"overview\"").unwrap()..];
+    let position = |host: &str| table.find(&format!(">{host}<")).unwrap();
+    assert!(position("b-firing") < position("a-fine"), "firing first");
+    assert!(position("z-silent") < position("a-fine"), "silent first");
+    for incident in &incidents {
+        assert!(
+            table.contains(&format!("/incidents/{}", incident["id"].as_str().unwrap())),
+            "the badge links to the open incident"
+        );
+    }
+    let silent = incidents
+        .iter()
+        .find(|incident| incident["hostName"] == "z-silent")
+        .unwrap();
+    let (_, view) = alertd.get("/monitoring?frame=30m&host=z-silent");
+    assert!(
+        view.contains("sent no sample in this time frame"),
+        "the silent view"
+    );
+    assert!(view.contains(&format!("/incidents/{}", silent["id"].as_str().unwrap())));
+}

@@ -92,7 +92,7 @@ pub(super) async fn detail(
                                         td data-label="Hook" { code { (last.target) } }
                                         td data-label="Event" { (last.kind.as_str()) }
                                         td.num data-label="Attempts" { (attempts.len()) }
-                                        td data-label="Last outcome" { span { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) } }
+                                        td data-label="Last outcome" { span.outcome { (badge(if last.succeeded { "ok" } else { "failed" })) " " (last.outcome) } }
                                         td.time data-label="Last started" { (format::time(last.started)) }
                                         td.num data-label="Took" { (format::span(last.duration_ms as i64)) }
                                         td.output data-label="Output" {

@@ -216,6 +216,21 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         .map(|seen| (seen.host.as_str(), seen.last_seen))
         .collect();
     let now = service.now();
+    // Each host's open incidents, for a link from its row and its view.
+    let mut open: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for incident in queries.incidents(now, now)?.active {
+        open.entry(incident.host_name.to_string())
+            .or_default()
+            .push((incident.id.clone(), incident.rule_name.to_string()));
+    }
+    let silent = |host: &str| {
+        last_seen
+            .get(host)
+            .is_none_or(|&at| now - at > SILENT_INTERVALS * interval)
+    };
+    // The rows that need someone first: silent or firing, then by name.
+    let mut rows: Vec<(&String, &Overview)> = overview.iter().collect();
+    rows.sort_by_key(|(host, _)| (!(silent(host) || open.contains_key(*host)), *host));
     // One host that sent nothing in the frame: say so rather than draw empty charts.
     let silent_host = host_filter.filter(|_| buckets.values().all(|series| series.is_empty()));
     let refreshing = given(&params.refresh) == Some("on");
@@ -261,6 +276,9 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                     Some(&at) => { ": no data since " (format::time(at)) " UTC (" (format::span(now - at)) " ago)." },
                     None => ": it has never reported.",
                 }
+                @for (id, rule) in open.get(host).into_iter().flatten() {
+                    " " a href={ "/incidents/" (id) } { "Open incident: " (rule) }
+                }
             }
         } @else {
         div.grid {
@@ -298,9 +316,14 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                         @for (_, label) in COUNTERS { th.num { (label) } }
                     } }
                     tbody {
-                        @for (host, figures) in &overview {
+                        @for (host, figures) in &rows {
                             tr {
-                                td { a href=(href_with("/monitoring", params, |p| p.host = Some(host.to_string()))) { (host) } }
+                                td {
+                                    a href=(href_with("/monitoring", params, |p| p.host = Some(host.to_string()))) { (host) }
+                                    @for (id, rule) in open.get(host.as_str()).into_iter().flatten() {
+                                        " " a.badge.firing href={ "/incidents/" (id) } title={ "Open incident: " (rule) } { "firing" }
+                                    }
+                                }
                                 td.time { @match last_seen.get(host.as_str()) {
                                     Some(&at) => {
                                         (format::span(now - at)) " ago"
