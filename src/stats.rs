@@ -238,6 +238,21 @@ impl StatsQuery {
                 store.scan_rollups(&query, &mut |host, point| {
                     self.add_point(&mut hosts, host, point)
                 })?;
+                // Samples that came after their time was rolled up: in no
+                // rollup until the next compaction, but there all the same.
+                store.scan_unrolled(self.from, end, &mut |sample| {
+                    if self.across_hosts {
+                        self.add_sample(
+                            &mut hosts,
+                            Sample {
+                                host: ALL_HOSTS.to_string(),
+                                ..sample
+                            },
+                        );
+                    } else {
+                        self.add_sample(&mut hosts, sample);
+                    }
+                })?;
                 raw_from = until;
             }
         }
@@ -450,6 +465,19 @@ mod tests {
         // Everything but the last ten minutes or so.
         while compacted.compact_samples(end - 600_000).unwrap() > 0 {}
         assert!(compacted.rolled_up_until().unwrap() > base);
+        // Samples pushed after their time was rolled up (late, or with old
+        // timestamps): in no rollup until the next compaction, yet every
+        // read has them.
+        let late: Vec<Sample> = (0..50i64)
+            .map(|i| Sample::new("a", base + 30_000 + i * 13_000, &[("cpu.usage", 99.0)]))
+            .collect();
+        assert!(
+            late.iter()
+                .all(|s| s.ts < compacted.rolled_up_until().unwrap())
+        );
+        for store in [&compacted, &raw] {
+            store.append_samples(&late).unwrap();
+        }
         for (from, resolution, host) in [
             (base, 60_000, None),
             (base + 12_345, 600_000, None),

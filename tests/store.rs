@@ -1613,6 +1613,39 @@ pub fn pair_states_and_incident_details_are_kept(store: &dyn Store) {
     assert_eq!(read.details, opened.incident.details);
 }
 
+/// Samples appended after their time was compacted and rolled up are read
+/// by `scan_unrolled` until the next compaction takes them; compacted ones
+/// are not.
+pub fn late_samples_are_unrolled_until_compacted(store: &dyn Store) {
+    use alertd::store::BLOCK_PERIOD;
+    let base = 1_700_000_000_000 / BLOCK_PERIOD * BLOCK_PERIOD;
+    let early: Vec<Sample> = (0..120i64)
+        .map(|i| Sample::new("h", base + i * 10_000, &[("x", 1.0)]))
+        .collect();
+    store.append_samples(&early).unwrap();
+    let end = base + 3 * BLOCK_PERIOD;
+    while store.compact_samples(end).unwrap() > 0 {}
+    let until = store.rolled_up_until().unwrap();
+    assert!(until > base + 1_200_000, "rolled up: {until}");
+    let unrolled = |store: &dyn Store| {
+        let mut found = Vec::new();
+        store
+            .scan_unrolled(base, end, &mut |sample| {
+                found.push((sample.host, sample.ts))
+            })
+            .unwrap();
+        found.sort();
+        found
+    };
+    assert_eq!(unrolled(store), [], "every sample compacted");
+    store
+        .append_samples(&[Sample::new("late", base + 5_000, &[("x", 2.0)])])
+        .unwrap();
+    assert_eq!(unrolled(store), [("late".to_string(), base + 5_000)]);
+    while store.compact_samples(end).unwrap() > 0 {}
+    assert_eq!(unrolled(store), [], "compacted at last");
+}
+
 /// One target's backlog does not hide another's: the claim takes at most
 /// so many of each target's deliveries, oldest first, counting the ones
 /// the node claimed already.
@@ -1892,6 +1925,7 @@ macro_rules! conformance {
                 transitions_make_incidents_pairs_and_deliveries,
                 an_incident_never_ends_before_it_started,
                 a_tick_comes_after_the_last_one_recorded,
+                late_samples_are_unrolled_until_compacted,
                 pair_states_and_incident_details_are_kept,
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,

@@ -453,6 +453,19 @@ pub trait SampleStore: Send + Sync {
     /// left. Returns how many samples were deleted.
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
 
+    /// Calls `visit` with every sample with `from <= ts <= to` that is not
+    /// compacted yet, in no set order: before [`SampleStore::rolled_up_until`],
+    /// the samples that arrived after their time was rolled up (late, or
+    /// pushed with old timestamps), which no rollup holds until the next
+    /// compaction. A read from the rollups adds them, so that it never
+    /// misses what a read of the samples has.
+    fn scan_unrolled(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError>;
+
     /// Compacts samples with `ts` before the [`BLOCK_PERIOD`] that holds
     /// `before`: what every read returns stays the same, in less space. Does
     /// a bounded amount of work; returns how many samples it compacted, 0

@@ -113,6 +113,7 @@ observed!(SampleStore {
     fn latest_samples(&self) -> Result<Vec<Sample>, StoreError>;
     fn hosts(&self) -> Result<Vec<HostSeen>, StoreError>;
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
+    fn scan_unrolled(&self, from: Millis, to: Millis, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
     fn scan_rollups(&self, query: &RollupQuery<'_>, visit: &mut dyn FnMut(&str, &Point)) -> Result<(), StoreError>;
     fn rolled_up_until(&self) -> Result<Millis, StoreError>;

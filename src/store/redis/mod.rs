@@ -524,6 +524,16 @@ impl SampleStore for RedisStore {
         appended(&outcome)
     }
 
+    fn scan_unrolled(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.read_recent(from, to)?.into_iter().for_each(visit);
+        Ok(())
+    }
+
     fn scan_samples_before(
         &self,
         from: Millis,

@@ -248,6 +248,23 @@ impl RedisStore {
         cursor: SampleCursor,
         host: Option<&str>,
     ) -> Result<Vec<Sample>, StoreError> {
+        self.read_range(from, to, cursor, host, true)
+    }
+
+    /// The samples of `[from, to]` in batches (not compacted yet).
+    pub(super) fn read_recent(&self, from: Millis, to: Millis) -> Result<Vec<Sample>, StoreError> {
+        self.read_range(from, to, SampleCursor::MAX, None, false)
+    }
+
+    /// [`RedisStore::read_samples`], with the blocks' samples or without.
+    fn read_range(
+        &self,
+        from: Millis,
+        to: Millis,
+        cursor: SampleCursor,
+        host: Option<&str>,
+        blocks: bool,
+    ) -> Result<Vec<Sample>, StoreError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -266,7 +283,12 @@ impl RedisStore {
             .arg(from)
             .arg(to)
             .arg(cursor)
-            .arg(from.saturating_sub(BLOCK_PERIOD))
+            // Blocks that start after this, up to `to`: none, when left out.
+            .arg(if blocks {
+                from.saturating_sub(BLOCK_PERIOD)
+            } else {
+                to
+            })
             .arg(host.unwrap_or(""));
         let answer: Vec<Value> = self.invoke(invocation)?;
         let mut parts = answer.into_iter();

@@ -200,6 +200,15 @@ impl SampleStore for SqliteStore {
         self.scan(from, to, cursor, None, visit)
     }
 
+    fn scan_unrolled(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        self.scan_recent(from, to, visit)
+    }
+
     fn visit_samples(
         &self,
         from: Millis,

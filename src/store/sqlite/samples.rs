@@ -323,6 +323,34 @@ impl SqliteStore {
         })
     }
 
+    /// The samples of `[from, to]` in recent rows (not compacted yet).
+    pub(super) fn scan_recent(
+        &self,
+        from: Millis,
+        to: Millis,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        if from > to {
+            return Ok(());
+        }
+        self.read(|connection| {
+            let mut rows = connection.prepare_cached(
+                "SELECT seq, data FROM recent WHERE max_ts >= ?1 AND min_ts <= ?2",
+            )?;
+            let mut rows = rows.query(params![from, to])?;
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                let samples = or_skip(read_recent(blob(row, 1)?, seq), || recent_row(seq))?;
+                for (_, sample) in samples.into_iter().flatten() {
+                    if (from..=to).contains(&sample.ts) {
+                        visit(sample);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
     pub(super) fn cursor(&self) -> SampleCursor {
         // Appends move it with the writer locked; so does this read.
         let _writer = self
