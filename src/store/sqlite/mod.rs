@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS recent (
     max_ts INTEGER NOT NULL,
     data BLOB NOT NULL
 );
+-- The rows of late samples (before what is compacted) are found without a scan.
+CREATE INDEX IF NOT EXISTS recent_by_min_ts ON recent (min_ts);
 CREATE TABLE IF NOT EXISTS blocks (
     id INTEGER PRIMARY KEY,
     start INTEGER NOT NULL,
