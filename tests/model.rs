@@ -375,6 +375,26 @@ fn check(rules: &[Rule], retention: Millis, trace: &[TraceStep]) -> Result<(), T
             let got: Vec<Event> = out.iter().map(event).collect();
             let expected = model.evaluate(tick);
             prop_assert_eq!(&got, &expected, "tick {} (step {})", tick, step_index);
+            // The state that is stored with the tick: each pair's
+            // pendingSince and clearSince, as the model has them. (A rule
+            // without options keeps none: with `for` 0 nothing reads it.)
+            for ((rule, host), pair) in &model.pairs {
+                if rules[*rule].is_plain() {
+                    continue;
+                }
+                let status = engine
+                    .host_status(host)
+                    .map(|statuses| (statuses[*rule].pending_since, statuses[*rule].clear_since));
+                prop_assert_eq!(
+                    status.unwrap_or((None, None)),
+                    (pair.pending_since, pair.clear_since),
+                    "rule {} on {} at tick {} (step {})",
+                    rule,
+                    host,
+                    tick,
+                    step_index
+                );
+            }
             // A resolved incident carries the id it was opened with.
             for t in &out {
                 let key = (t.rule, t.incident.host_name.to_string());

@@ -677,7 +677,7 @@ impl Checker {
         }
         match &raw.severity {
             Raw::Missing => {}
-            Raw::Valid(text) if !text.trim().is_empty() && text.chars().count() <= 64 => {
+            Raw::Valid(text) if !text.is_empty() && text.chars().count() <= 64 => {
                 options.severity = Some(text.as_str().into());
             }
             Raw::Valid(text) => self.problem(

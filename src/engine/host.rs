@@ -390,13 +390,66 @@ fn details(
 /// A rule's `description` with its placeholders replaced: `{{host}}`,
 /// `{{rule}}`, `{{value}}` (the trigger value as the incident's JSON writes
 /// it, or `no data`) and `{{threshold}}` (the rule's value).
+/// In one pass from left to right: a host or rule name that holds a
+/// placeholder is written as it is, not replaced again.
 pub fn describe(text: &str, rule: &Rule, host: &str, aggregate: Option<f64>) -> String {
     let number = |value: f64| serde_json::to_string(&JsonNumber(value)).unwrap_or_default();
     let value = aggregate.map_or_else(|| "no data".to_string(), number);
-    text.replace("{{host}}", host)
-        .replace("{{rule}}", &rule.name)
-        .replace("{{value}}", &value)
-        .replace("{{threshold}}", &number(rule.threshold))
+    let threshold = number(rule.threshold);
+    let placeholders: [(&str, &str); 4] = [
+        ("{{host}}", host),
+        ("{{rule}}", &rule.name),
+        ("{{value}}", &value),
+        ("{{threshold}}", &threshold),
+    ];
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("{{") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        match placeholders.iter().find(|(name, _)| tail.starts_with(name)) {
+            Some((name, replacement)) => {
+                out.push_str(replacement);
+                rest = &tail[name.len()..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = &tail[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use crate::config::{Aggregation, Operand, Rule};
+
+    #[test]
+    fn placeholders_are_replaced_once() {
+        let rule = Rule {
+            name: "R {{value}}".to_string(),
+            field: "x".to_string(),
+            aggregation: Aggregation::Avg,
+            operand: Operand::EqualOrMoreThan,
+            threshold: 60.0,
+            timeframe: 1,
+            cooldown: 0,
+            options: Default::default(),
+        };
+        assert_eq!(
+            describe(
+                "{{host}}: {{rule}} at {{value}} of {{threshold}} {{other}} {{",
+                &rule,
+                "web{{threshold}}",
+                Some(71.5)
+            ),
+            "web{{threshold}}: R {{value}} at 71.5 of 60 {{other}} {{"
+        );
+        assert_eq!(describe("{{value}}", &rule, "h", None), "no data");
+    }
 }
 
 /// The transition or the change of state of one (rule, host) pair of a
