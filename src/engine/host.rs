@@ -422,36 +422,6 @@ pub fn describe(text: &str, rule: &Rule, host: &str, aggregate: Option<f64>) -> 
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::describe;
-    use crate::config::{Aggregation, Operand, Rule};
-
-    #[test]
-    fn placeholders_are_replaced_once() {
-        let rule = Rule {
-            name: "R {{value}}".to_string(),
-            field: "x".to_string(),
-            aggregation: Aggregation::Avg,
-            operand: Operand::EqualOrMoreThan,
-            threshold: 60.0,
-            timeframe: 1,
-            cooldown: 0,
-            options: Default::default(),
-        };
-        assert_eq!(
-            describe(
-                "{{host}}: {{rule}} at {{value}} of {{threshold}} {{other}} {{",
-                &rule,
-                "web{{threshold}}",
-                Some(71.5)
-            ),
-            "web{{threshold}}: R {{value}} at 71.5 of 60 {{other}} {{"
-        );
-        assert_eq!(describe("{{value}}", &rule, "h", None), "no data");
-    }
-}
-
 /// The transition or the change of state of one (rule, host) pair of a
 /// rule with options at one tick (docs/engine.md, Rule options), with
 /// aggregate `aggregate` (none: no value).
@@ -542,5 +512,35 @@ pub(super) fn incident(
         trigger_value: open.trigger_value,
         resolution: None,
         details: open.details.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::describe;
+    use crate::config::{Aggregation, Operand, Rule};
+
+    #[test]
+    fn placeholders_are_replaced_once() {
+        let rule = Rule {
+            name: "R {{value}}".to_string(),
+            field: "x".to_string(),
+            aggregation: Aggregation::Avg,
+            operand: Operand::EqualOrMoreThan,
+            threshold: 60.0,
+            timeframe: 1,
+            cooldown: 0,
+            options: Default::default(),
+        };
+        assert_eq!(
+            describe(
+                "{{host}}: {{rule}} at {{value}} of {{threshold}} {{other}} {{",
+                &rule,
+                "web{{threshold}}",
+                Some(71.5)
+            ),
+            "web{{threshold}}: R {{value}} at 71.5 of 60 {{other}} {{"
+        );
+        assert_eq!(describe("{{value}}", &rule, "h", None), "no data");
     }
 }
