@@ -1172,6 +1172,22 @@ fn the_monitoring_overview_puts_silent_and_firing_hosts_first() {
             "the badge links to the open incident"
         );
     }
+    // Any column sorts it; the host column by name.
+    let (_, by_name) = alertd.get("/monitoring?sort=host");
+    let table = &by_name[by_name.find("id=\"overview\"").unwrap()..];
+    let position = |host: &str| table.find(&format!(">{host}<")).unwrap();
+    assert!(
+        position("a-fine") < position("b-firing") && position("b-firing") < position("z-silent")
+    );
+    assert!(table.contains("aria-sort=\"ascending\""));
+    let (_, by_cpu) = alertd.get("/monitoring?sort=samples");
+    assert!(by_cpu.contains("aria-sort=\"descending\""));
+    let (status, refused) = alertd.get("/monitoring?sort=colour");
+    assert_eq!(status, 400);
+    assert!(
+        refused.contains("Sort &quot;colour&quot;: expected one of host, last-seen"),
+        "{refused}"
+    );
     let silent = incidents
         .iter()
         .find(|incident| incident["hostName"] == "z-silent")

@@ -58,7 +58,27 @@ pub(super) struct MonitoringParams {
     /// `on` to reload the page every few seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh: Option<String>,
+    /// The overview's order: a column's key (see [`SORTS`]); absent: the
+    /// hosts that need someone first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sort: Option<String>,
 }
+
+/// The overview's columns that sort it: key, and whether the largest come
+/// first. `host` sorts by name; the others by their figure.
+const SORTS: [(&str, bool); 11] = [
+    ("host", false),
+    ("last-seen", true),
+    ("reporting", true),
+    ("samples", true),
+    ("cpu", true),
+    ("memory", true),
+    ("requests", true),
+    ("events-in", true),
+    ("events-out", true),
+    ("warnings", true),
+    ("errors", true),
+];
 
 /// One host's figures over the frame.
 #[derive(Debug, Default)]
@@ -228,9 +248,55 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             .get(host)
             .is_none_or(|&at| now - at > SILENT_INTERVALS * interval)
     };
-    // The rows that need someone first: silent or firing, then by name.
+    // The rows that need someone first: silent or firing, then by name;
+    // or by the column asked for.
     let mut rows: Vec<(&String, &Overview)> = overview.iter().collect();
     rows.sort_by_key(|(host, _)| (!(silent(host) || open.contains_key(*host)), *host));
+    let sort = given(&params.sort);
+    if let Some(key) = sort {
+        let Some(column) = SORTS.iter().position(|(name, _)| *name == key) else {
+            return Err(PageError::bad_request(format!(
+                "Sort {key:?}: expected one of {}.",
+                SORTS.map(|(name, _)| name).join(", ")
+            )));
+        };
+        // Missing figures last, whatever the direction.
+        let figure = |host: &str, figures: &Overview| -> Option<f64> {
+            match column {
+                0 => None,
+                1 => last_seen.get(host).map(|&at| at as f64),
+                2 => figures.reporting_since.map(|since| -(since as f64)),
+                3 => Some(figures.samples as f64),
+                4 => figures.peak_cpu,
+                5 => figures.peak_memory,
+                counter => Some(figures.totals[counter - 6]),
+            }
+        };
+        if column == 0 {
+            rows.sort_by(|a, b| a.0.cmp(b.0));
+        } else {
+            rows.sort_by(|a, b| {
+                let (x, y) = (figure(a.0, a.1), figure(b.0, b.1));
+                match (x, y) {
+                    (Some(x), Some(y)) => y.total_cmp(&x),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
+                .then_with(|| a.0.cmp(b.0))
+            });
+        }
+    }
+    let sorted_by = |key: &'static str, label: &str| {
+        let current = sort == Some(key);
+        html! {
+            a href=(href_with("/monitoring", params, |p| p.sort = (!current).then(|| key.to_string())))
+                aria-sort=[current.then_some(if key == "host" { "ascending" } else { "descending" })]
+                title={ "Sort by " (label) @if current { " (again: the default order)" } } {
+                (label) @if current { " ▾" }
+            }
+        }
+    };
     // One host that sent nothing in the frame: say so rather than draw empty charts.
     let silent_host = host_filter.filter(|_| buckets.values().all(|series| series.is_empty()));
     let refreshing = given(&params.refresh) == Some("on");
@@ -239,11 +305,12 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         div.toolbar {
             (frame_selector("/monitoring", &frame, &FRAMES, params, |p, f| p.frame = f, &[
                 ("resolution", given(&params.resolution)), ("host", host_filter),
-                ("refresh", given(&params.refresh)),
+                ("refresh", given(&params.refresh)), ("sort", sort),
             ]))
             form.filters method="get" action="/monitoring" {
                 (hidden_frame(&params.frame))
                 @if refreshing { input type="hidden" name="refresh" value="on"; }
+                @if let Some(sort) = sort { input type="hidden" name="sort" value=(sort); }
                 label { "Resolution "
                     select name="resolution" {
                         option value="" { "Auto (" (HumanDuration(aligned(StatsQuery::auto_resolution(frame.from, frame.to), interval))) ")" }
@@ -311,9 +378,11 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             div.scroll {
                 table #overview {
                     thead { tr {
-                        th { "Host" } th { "Last seen" } th.num title="Since its last gap of a point or more in the frame" { "Reporting for" }
-                        th.num { "Samples" } th.num { "Peak CPU" } th.num { "Peak memory" }
-                        @for (_, label) in COUNTERS { th.num { (label) } }
+                        th { (sorted_by("host", "Host")) } th { (sorted_by("last-seen", "Last seen")) }
+                        th.num title="Since its last gap of a point or more in the frame" { (sorted_by("reporting", "Reporting for")) }
+                        th.num { (sorted_by("samples", "Samples")) } th.num { (sorted_by("cpu", "Peak CPU")) }
+                        th.num { (sorted_by("memory", "Peak memory")) }
+                        @for (index, (_, label)) in COUNTERS.iter().enumerate() { th.num { (sorted_by(SORTS[6 + index].0, label)) } }
                     } }
                     tbody {
                         @for (host, figures) in &rows {
