@@ -81,9 +81,42 @@ impl SqliteStore {
             written = ?started.elapsed() - planned,
             "samples compacted"
         );
+        self.give_back_pages()?;
         Ok(plan.fold.folded)
     }
+
+    /// Gives free pages back to the file system, at most
+    /// [`PAGES_GIVEN_BACK`] at a time, once more than [`FREE_PAGES_KEPT`]
+    /// are free: compaction empties the recent rows' pages, which would
+    /// otherwise stay in the file. Only a file in incremental auto-vacuum
+    /// mode (every file this version creates) can; others keep them.
+    pub(super) fn give_back_pages(&self) -> Result<(), StoreError> {
+        self.give_back_pages_over(FREE_PAGES_KEPT)
+    }
+
+    /// [`SqliteStore::give_back_pages`], once more than `kept` are free.
+    fn give_back_pages_over(&self, kept: i64) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let incremental: i64 =
+                connection.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+            let free: i64 = connection.query_row("PRAGMA freelist_count", [], |row| row.get(0))?;
+            if incremental == 2 && free > kept {
+                // Stepped to its end: a step gives back one page.
+                let mut vacuum = connection
+                    .prepare(&format!("PRAGMA incremental_vacuum({PAGES_GIVEN_BACK})"))?;
+                let mut steps = vacuum.query([])?;
+                while steps.next()?.is_some() {}
+                tracing::debug!(free, "free pages given back");
+            }
+            Ok(())
+        })
+    }
 }
+
+/// Free pages kept for the next appends rather than given back: 8 MiB.
+const FREE_PAGES_KEPT: i64 = 1024;
+/// The most free pages given back at once: 64 MiB, a bounded pause.
+const PAGES_GIVEN_BACK: i64 = 8192;
 
 /// Reads what to fold and works out every row to write.
 fn plan(connection: &Connection, before: Millis) -> Result<Plan, StoreError> {
@@ -169,4 +202,60 @@ fn apply(transaction: &Transaction<'_>, plan: &Plan) -> Result<(), StoreError> {
             .execute([plan.before])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sample::Sample;
+    use crate::store::{BLOCK_PERIOD, SampleStore, SqliteStore};
+
+    /// A compaction gives the recent rows' emptied pages back: the file does
+    /// not keep them free.
+    #[test]
+    fn a_compaction_gives_free_pages_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let base = 1_700_000_000_000 / BLOCK_PERIOD * BLOCK_PERIOD;
+        // Six periods of 100 hosts x 10 fields every 10 s: some 36,000 samples.
+        for step in 0..360i64 {
+            let batch: Vec<Sample> = (0..100)
+                .map(|host| {
+                    let fields: Vec<(String, f64)> = (0..10)
+                        .map(|field| {
+                            (
+                                format!("f{field}"),
+                                ((step * 7 + host * 3 + field) % 97) as f64,
+                            )
+                        })
+                        .collect();
+                    let fields: Vec<(&str, f64)> = fields
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), *value))
+                        .collect();
+                    Sample::new(format!("host-{host:03}"), base + step * 10_000, &fields)
+                })
+                .collect();
+            store.append_samples(&batch).unwrap();
+        }
+        let pragma = |name: &str| -> i64 {
+            store
+                .read(|connection| {
+                    Ok(connection.query_row(&format!("PRAGMA {name}"), [], |row| row.get(0))?)
+                })
+                .unwrap()
+        };
+        assert_eq!(pragma("auto_vacuum"), 2, "a new file vacuums incrementally");
+        while store.compact_samples(base + 6 * BLOCK_PERIOD).unwrap() > 0 {}
+        // Below FREE_PAGES_KEPT the pages are kept for the next appends;
+        // past it (here, past none) they are given back.
+        let (free, before) = (pragma("freelist_count"), pragma("page_count"));
+        assert!(
+            free > 0 && free <= super::FREE_PAGES_KEPT,
+            "{free} free pages"
+        );
+        store.give_back_pages_over(0).unwrap();
+        let (free_after, after) = (pragma("freelist_count"), pragma("page_count"));
+        assert_eq!(free_after, 0);
+        assert_eq!(after, before - free, "the file shrank by its free pages");
+    }
 }

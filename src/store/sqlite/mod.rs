@@ -553,6 +553,10 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     // 8 KiB pages: a block or an hour of rollups fits in one (a new file
     // only; an existing one keeps its page size).
     connection.pragma_update(None, "page_size", 8192)?;
+    // Pages freed by a compaction or a deletion are given back to the file
+    // system a bounded number at a time ([`SqliteStore::give_back_pages`]);
+    // a new file only: an existing one keeps its mode until a VACUUM.
+    connection.pragma_update(None, "auto_vacuum", "INCREMENTAL")?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is on disk when it returns, even across a power loss.
     connection.pragma_update(None, "synchronous", "FULL")?;

@@ -249,7 +249,9 @@ impl SampleStore for SqliteStore {
     }
 
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError> {
-        self.delete_before(before)
+        let deleted = self.delete_before(before)?;
+        self.give_back_pages()?;
+        Ok(deleted)
     }
 
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
