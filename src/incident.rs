@@ -143,6 +143,8 @@ pub struct PairRecord {
 /// recorded with the tick's transitions, so that it survives a restart.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairChange {
+    /// Index of the rule in the configuration, as in [`Transition::rule`].
+    pub rule: usize,
     pub rule_name: Arc<str>,
     pub host: Arc<str>,
     /// The tick.

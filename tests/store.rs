@@ -1520,6 +1520,7 @@ pub fn pair_states_and_incident_details_are_kept(store: &dyn Store) {
     use alertd::incident::{IncidentDetails, PairChange};
     let lease = store.acquire_lease("leader", 600_000).unwrap().unwrap();
     let change = |host: &str, at, pending, clear| PairChange {
+        rule: 0,
         rule_name: Arc::from("r"),
         host: Arc::from(host),
         at,

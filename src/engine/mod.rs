@@ -104,8 +104,15 @@ pub struct Engine {
 }
 
 /// The change of a pair's state, named for the store.
-fn pair_change(rule: &EngineRule, host: &Arc<str>, at: Millis, change: StateChange) -> PairChange {
+fn pair_change(
+    index: usize,
+    rule: &EngineRule,
+    host: &Arc<str>,
+    at: Millis,
+    change: StateChange,
+) -> PairChange {
     PairChange {
+        rule: index,
         rule_name: rule.name.clone(),
         host: host.clone(),
         at,
@@ -336,9 +343,10 @@ impl Engine {
             };
             if forgotten {
                 forget(&self.rules, host, at, &mut out);
-                for (rule, alarm) in self.rules.iter().zip(&host.alarms) {
+                for (index, (rule, alarm)) in self.rules.iter().zip(&host.alarms).enumerate() {
                     if alarm.open.is_none() && alarm.pending_since.is_some() {
-                        changes.push(pair_change(rule, &host.name, at, StateChange::default()));
+                        let none = StateChange::default();
+                        changes.push(pair_change(index, rule, &host.name, at, none));
                     }
                 }
             }
@@ -363,7 +371,7 @@ impl Engine {
                     );
                     out.extend(transition);
                     if let Some(change) = change {
-                        changes.push(pair_change(rule, &host.name, at, change));
+                        changes.push(pair_change(rule_index, rule, &host.name, at, change));
                     }
                     continue;
                 }
@@ -397,9 +405,8 @@ impl Engine {
             })
         });
         changes.sort_by(|a, b| {
-            let rule = |change: &PairChange| self.rule_index(&change.rule_name);
-            rule(a)
-                .cmp(&rule(b))
+            a.rule
+                .cmp(&b.rule)
                 .then_with(|| a.host.as_bytes().cmp(b.host.as_bytes()))
         });
         Ok(Proposal {
@@ -446,9 +453,8 @@ impl Engine {
             }
         }
         for change in &proposal.changes {
-            let rule = self.rule_index(&change.rule_name);
             let host = &mut self.hosts[self.host_index[&change.host]];
-            let alarm = &mut host.alarms[rule];
+            let alarm = &mut host.alarms[change.rule];
             alarm.pending_since = change.pending_since;
             alarm.clear_since = change.clear_since;
         }
@@ -466,14 +472,6 @@ impl Engine {
             }
         }
         Ok(proposal.transitions)
-    }
-
-    /// The index of the rule named `name` (the engine's own rules only).
-    fn rule_index(&self, name: &str) -> usize {
-        self.rules
-            .iter()
-            .position(|rule| &*rule.name == name)
-            .unwrap_or(usize::MAX)
     }
 
     /// The hosts the engine holds (known, or restored and waiting for a sample),

@@ -234,6 +234,19 @@ impl Service {
         *lock(&self.leadership.floor)
     }
 
+    /// The store refused tick `tick` because another lease recorded `last`,
+    /// a later one: this node's clock is behind. No tick until then is
+    /// evaluated.
+    pub(super) fn behind_recorded_tick(&self, tick: Millis, last: Millis) {
+        warn!(
+            tick,
+            last,
+            "the store recorded a later tick (this node's clock is behind the node that \
+             recorded it): no tick until then is evaluated"
+        );
+        *lock(&self.leadership.floor) = Some(last);
+    }
+
     /// The moment at which a node that leads now records what no tick
     /// decides (a removed rule's incidents, the incidents lost with the
     /// store): now, or just after the last recorded tick when this node's

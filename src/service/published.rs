@@ -163,15 +163,7 @@ impl Service {
         let encoded = encode(&self.engine_states());
         match self.store.publish_states(&lease, at, &encoded) {
             Ok(()) => {}
-            Err(StoreError::StaleTick { last, .. }) => {
-                warn!(
-                    tick = at,
-                    last,
-                    "the store recorded a later tick (this node's clock is behind the node \
-                     that recorded it): ticks until then are not evaluated"
-                );
-                *super::lock(&self.leadership.floor) = Some(last);
-            }
+            Err(StoreError::StaleTick { tick, last }) => self.behind_recorded_tick(tick, last),
             Err(error) => warn!(%error, "cannot publish the rules' states for the other nodes"),
         }
     }

@@ -119,15 +119,8 @@ impl Service {
             match self.record_changes(&lease, proposal.transitions(), proposal.changes()) {
                 Ok(()) => {}
                 Err(StoreError::StaleTick { tick, last }) => {
-                    // Another lease recorded a later tick: this node's clock
-                    // is behind. Nothing was recorded; skip to after it.
-                    warn!(
-                        tick,
-                        last,
-                        "tick not evaluated: the store recorded a later one (this node's clock \
-                         is behind the node that recorded it)"
-                    );
-                    *lock(&self.leadership.floor) = Some(last);
+                    // Nothing was recorded; skip to after the recorded tick.
+                    self.behind_recorded_tick(tick, last);
                     return Ok(0);
                 }
                 Err(error @ (StoreError::Fenced { .. } | StoreError::AlreadyOpen { .. })) => {
