@@ -16,44 +16,10 @@ use alertd::sample::Sample;
 use alertd::store::SampleStore;
 use alertd::store::SqliteStore;
 
-/// xorshift64*: enough randomness for shapes, no dependency.
-struct Random(u64);
+#[path = "common/shapes.rs"]
+mod shapes;
 
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// A step of a random walk: -1, 0 or 1 times `size`, mostly 0.
-    fn step(&mut self, size: f64) -> f64 {
-        match self.next() % 4 {
-            0 => -size,
-            1 => size,
-            _ => 0.0,
-        }
-    }
-}
-
-/// One host's state between samples.
-struct Host {
-    name: String,
-    cpu: f64,
-    memory: f64,
-    free: f64,
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
-}
+use shapes::{Host, Random};
 
 fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample {
     if noisy {
@@ -63,33 +29,7 @@ fn sample(host: &mut Host, ts: i64, random: &mut Random, noisy: bool) -> Sample 
             .collect();
         return Sample::new(host.name.clone(), ts, &fields);
     }
-    host.cpu = (host.cpu + random.step(0.25) * (1 + random.next() % 8) as f64).clamp(0.0, 100.0);
-    host.memory = (host.memory + random.step(0.01)).clamp(5.0, 95.0);
-    host.free = (host.free + random.step(4096.0) * (random.next() % 16) as f64).max(0.0);
-    let requests = 80 + random.next() % 40;
-    let latency = requests * (20 + random.next() % 10);
-    let events = 30 + random.next() % 20;
-    let warnings = u64::from(random.next().is_multiple_of(20));
-    let errors = u64::from(random.next().is_multiple_of(100));
-    Sample::new(
-        host.name.clone(),
-        ts,
-        &[
-            ("cpu.usage", round(host.cpu, 2)),
-            ("mem.usage", round(host.memory, 2)),
-            ("mem.free", host.free),
-            ("requests.count", requests as f64),
-            ("requests.latency_sum", latency as f64),
-            (
-                "requests.latency_avg",
-                round(latency as f64 / requests as f64, 1),
-            ),
-            ("eventsIn.count", events as f64),
-            ("eventsOut.count", (events - random.next() % 3) as f64),
-            ("warnings.count", warnings as f64),
-            ("errors.count", errors as f64),
-        ],
-    )
+    Sample::new(host.name.clone(), ts, &host.next(random))
 }
 
 fn main() {
@@ -102,14 +42,7 @@ fn main() {
     let noisy = args.next().as_deref() == Some("noisy");
     let store = SqliteStore::open_dir(&dir).unwrap();
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
-    let mut fleet: Vec<Host> = (0..hosts)
-        .map(|i| Host {
-            name: format!("node-{i:05}"),
-            cpu: 20.0 + (i % 50) as f64,
-            memory: 40.0 + (i % 30) as f64,
-            free: 8_000_000_000.0 - (i as f64) * 4096.0,
-        })
-        .collect();
+    let mut fleet: Vec<Host> = (0..hosts).map(Host::nth).collect();
     let span = (days * 86_400_000.0) as i64;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -36,6 +36,7 @@ pub mod duration;
 pub mod engine;
 pub mod export;
 pub mod field;
+mod fleet;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;

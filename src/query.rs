@@ -14,6 +14,7 @@ use crate::incident::{SequentialIds, rfc3339};
 use crate::service::Service;
 use crate::stats::{HostBuckets, StatsQuery};
 use crate::store::StoreError;
+use crate::store::rollup::Step;
 use crate::view::{
     ClusterView, HostView, HostsView, IncidentView, IncidentsView, LeaderView, NodeView, PairView,
     PendingView, RuleStatusView, RuleView, RulesView,
@@ -227,9 +228,37 @@ impl Queries<'_> {
         }
     }
 
-    /// Stored samples downsampled as `query` asks.
-    pub(crate) fn stats(&self, query: &StatsQuery) -> Result<HostBuckets, StoreError> {
+    /// Every host's figures over a frame (see [`crate::fleet`]).
+    pub(crate) fn fleet(
+        &self,
+        query: &crate::fleet::FrameQuery,
+    ) -> Result<crate::fleet::FleetFrame, StoreError> {
         query.run(self.service.store())
+    }
+
+    /// Stored samples downsampled as `query` asks: from rollups where the
+    /// janitor keeps them, from samples before.
+    pub(crate) fn stats(&self, query: &StatsQuery) -> Result<HostBuckets, StoreError> {
+        let query = StatsQuery {
+            rollups_kept_from: self.rollups_kept_from(),
+            ..query.clone()
+        };
+        query.run(self.service.store())
+    }
+
+    /// Per rollup step (in the order of [`Step::ALL`]), the time from which
+    /// the janitor keeps its rollups (`monitoring.minuteRollupRetention`,
+    /// `tenMinuteRollupRetention`).
+    pub(crate) fn rollups_kept_from(&self) -> [Millis; 2] {
+        let now = self.service.now();
+        self.service.read_config(|config| {
+            Step::ALL.map(|step| {
+                now.saturating_sub(match step {
+                    Step::Minute => config.monitoring.minute_rollup_retention,
+                    Step::TenMinutes => config.monitoring.ten_minute_rollup_retention,
+                })
+            })
+        })
     }
 }
 

@@ -20,13 +20,13 @@ pub(crate) struct FieldStats {
 }
 
 impl FieldStats {
-    const EMPTY: FieldStats = FieldStats {
+    pub const EMPTY: FieldStats = FieldStats {
         sum: 0.0,
         max: f64::NEG_INFINITY,
         count: 0,
     };
 
-    fn add(&mut self, count: u32, sum: f64, max: f64) {
+    pub fn add(&mut self, count: u32, sum: f64, max: f64) {
         self.count = self.count.saturating_add(count);
         // Finite, like every stored value: a sum past the largest number
         // stays at it, and so the average is a number too.
@@ -40,7 +40,7 @@ impl FieldStats {
 }
 
 /// The samples of one host within `[t, t + resolution)`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Bucket {
     pub samples: u32,
     pub fields: BTreeMap<String, FieldStats>,
@@ -136,6 +136,9 @@ pub(crate) struct StatsQuery {
     pub fields: Option<Vec<String>>,
     /// Every host's samples in the same buckets, under [`ALL_HOSTS`].
     pub across_hosts: bool,
+    /// Per rollup step (in the order of [`Step::ALL`]), the time from which
+    /// its rollups are kept: a query that starts before reads samples.
+    pub rollups_kept_from: [Millis; 2],
 }
 
 impl StatsQuery {
@@ -157,6 +160,7 @@ impl StatsQuery {
             host,
             fields,
             across_hosts: false,
+            rollups_kept_from: [Millis::MIN; 2],
         };
         if let Some(step) = query.step() {
             query.from = step.start_of(from);
@@ -221,7 +225,14 @@ impl StatsQuery {
     pub fn run(&self, store: &dyn Store) -> Result<HostBuckets, StoreError> {
         let mut hosts = HostBuckets::new();
         let mut raw_from = self.from;
-        if let Some(step) = self.step().filter(|step| self.from % step.millis() == 0) {
+        let kept = |step: &Step| {
+            let place = Step::ALL.iter().position(|known| known == step);
+            place.is_some_and(|place| self.from >= self.rollups_kept_from[place])
+        };
+        if let Some(step) = self
+            .step()
+            .filter(|step| self.from % step.millis() == 0 && kept(step))
+        {
             let until = store.rolled_up_until()?;
             let end = self.to.min(until.saturating_sub(1));
             if self.from <= end {
@@ -540,6 +551,7 @@ mod tests {
             host: None,
             fields: None,
             across_hosts: false,
+            rollups_kept_from: [Millis::MIN; 2],
         };
         assert_eq!(query.buckets(), i64::MAX);
         assert_eq!(query.bucket_start(5), 5);

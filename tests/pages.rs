@@ -589,6 +589,18 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     assert!(
         browser.url().await.contains("frame=5h") && browser.url().await.contains("resolution=30s")
     );
+    // 30 s is not offered for 5 h: the nearest coarser resolution, said.
+    let range = browser.text("p.range").await;
+    assert!(
+        range.contains("one point per 1m")
+            && range.contains("(30s is not offered for a frame of 5h)"),
+        "{range}"
+    );
+    let offered = browser.text("form.filters select[name=resolution]").await;
+    assert!(
+        !offered.contains("10s") && !offered.contains("30s") && offered.contains("1m"),
+        "{offered}"
+    );
     assert_eq!(browser.rows("#overview").await.len(), 3);
     // Auto-refresh, as on the incidents page.
     browser.click_text("Auto-refresh off").await;

@@ -12,8 +12,8 @@ use super::PageQuery;
 use super::chart::Colour;
 use super::timeline::{self, Bar, Lane};
 use super::{
-    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, format,
-    frame_selector, given, hidden_frame, host_link, href_with, legend, refresh_toggle,
+    FRAMES, Frame, FrameParams, Nav, PageContext, PageError, Pages, REFRESH_SECONDS, badge, format,
+    frame_selector, given, hidden_frame, host_link, href_with, legend, page_number, refresh_toggle,
 };
 use crate::config::Rule;
 use crate::duration::Millis;
@@ -77,12 +77,6 @@ pub(super) async fn page(
 fn render(context: &PageContext, params: &IncidentsParams) -> Result<Html<String>, PageError> {
     let service = &context.service;
     let frame = params.frame.resolve(service.now(), &FRAMES)?;
-    let page_number = |given: Option<&str>| match given {
-        None => Ok(1),
-        Some(text) => text.parse().ok().filter(|page| *page > 0).ok_or_else(|| {
-            PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
-        }),
-    };
     let page: usize = page_number(given(&params.page))?;
     let active_page: usize = page_number(given(&params.active))?;
     let page_size = match given(&params.size) {
@@ -254,32 +248,6 @@ impl List {
             List::Active => params.active = page,
             List::Resolved => params.page = page,
         }
-    }
-}
-
-/// One list's pages: which is shown, of how many, of what size.
-struct Pages {
-    page: usize,
-    pages: usize,
-    size: usize,
-    total: usize,
-}
-
-impl Pages {
-    /// The pages of `total` items, showing `page` (the last if past it).
-    fn of(total: usize, page: usize, size: usize) -> Pages {
-        let pages = total.div_ceil(size).max(1);
-        Pages {
-            page: page.min(pages),
-            pages,
-            size,
-            total,
-        }
-    }
-
-    fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
-        let start = (self.page - 1) * self.size;
-        &items[start.min(items.len())..(start + self.size).min(items.len())]
     }
 }
 

@@ -562,3 +562,39 @@ fn figure(chart: &chart::TimeChart, caption: &str) -> Markup {
         }
     }
 }
+
+/// The page of a list an address asks for: 1 when it names none.
+fn page_number(given: Option<&str>) -> Result<usize, PageError> {
+    match given {
+        None => Ok(1),
+        Some(text) => text.parse().ok().filter(|page| *page > 0).ok_or_else(|| {
+            PageError::bad_request(format!("Page {text:?}: expected a number from 1."))
+        }),
+    }
+}
+
+/// One list's pages: which is shown, of how many, of what size.
+struct Pages {
+    page: usize,
+    pages: usize,
+    size: usize,
+    total: usize,
+}
+
+impl Pages {
+    /// The pages of `total` items, showing `page` (the last if past it).
+    fn of(total: usize, page: usize, size: usize) -> Pages {
+        let pages = total.div_ceil(size).max(1);
+        Pages {
+            page: page.min(pages),
+            pages,
+            size,
+            total,
+        }
+    }
+
+    fn slice<'a, T>(&self, items: &'a [T]) -> &'a [T] {
+        let start = (self.page - 1) * self.size;
+        &items[start.min(items.len())..(start + self.size).min(items.len())]
+    }
+}

@@ -11,12 +11,13 @@ use serde::{Deserialize, Serialize};
 use super::PageQuery;
 use super::chart::{Colour, Line, NARROW, TimeChart};
 use super::{
-    FRAMES, FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, figure, format,
-    frame_selector, given, hidden_frame, href_with, legend, refresh_toggle,
+    FRAMES, FrameParams, Nav, PageContext, PageError, Pages, REFRESH_SECONDS, figure, format,
+    frame_selector, given, hidden_frame, href_with, legend, page_number, refresh_toggle,
 };
 use crate::duration::{HumanDuration, Millis, parse_duration};
+use crate::fleet::{self, FleetFrame, FrameQuery};
 use crate::service::Service;
-use crate::stats::{HostBuckets, MAX_BUCKETS, StatsQuery};
+use crate::stats::{Bucket, FieldStats, HostBuckets, MAX_BUCKETS, StatsQuery};
 
 const CPU: &str = "cpu.usage";
 const MEMORY: &str = "mem.usage";
@@ -39,8 +40,15 @@ const COUNTER_CHARTS: [(&str, &[usize], Millis, &str); 3] = [
 /// A host is marked silent in the overview once it has missed this many
 /// collection intervals.
 const SILENT_INTERVALS: i64 = 3;
-/// The resolutions offered besides the automatic one.
-const RESOLUTIONS: [&str; 7] = ["10s", "30s", "1m", "5m", "15m", "1h", "6h"];
+/// The resolutions offered besides the automatic one, where [`servable`].
+const RESOLUTIONS: [&str; 8] = ["10s", "30s", "1m", "5m", "15m", "30m", "1h", "6h"];
+/// The most points a chart of the page draws.
+const MAX_POINTS: i64 = 1_500;
+/// The longest frame read sample by sample for the fleet; longer ones read
+/// the rolled-up past from rollups.
+const RAW_FRAME: Millis = 2 * 3_600_000;
+/// The overview's rows per page.
+const OVERVIEW_ROWS: usize = 100;
 /// The most hosts drawn on a per-host chart.
 const CHART_HOSTS: usize = 10;
 
@@ -62,6 +70,9 @@ pub(super) struct MonitoringParams {
     /// hosts that need someone first.
     #[serde(skip_serializing_if = "Option::is_none")]
     sort: Option<String>,
+    /// The overview's page, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    page: Option<String>,
 }
 
 /// The overview's columns that sort it: key, and whether the largest come
@@ -106,7 +117,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     let frame = params.frame.resolve(service.now(), &FRAMES)?;
     let interval = service.read_config(|config| config.monitoring.collection_interval);
     let resolution = match given(&params.resolution) {
-        None => aligned(StatsQuery::auto_resolution(frame.from, frame.to), interval),
+        None => automatic(frame.from, frame.to, interval),
         Some(text) => match parse_duration(text) {
             Ok(resolution) if resolution >= 1000 => resolution,
             _ => {
@@ -115,6 +126,16 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 )));
             }
         },
+    };
+    let span = frame.to - frame.from;
+    // A resolution kept from another frame (a frame link keeps it) that
+    // this one cannot serve in time: the nearest coarser one, said above
+    // the charts.
+    let asked = resolution;
+    let resolution = if servable(span, asked) {
+        asked
+    } else {
+        coarser(span, asked).unwrap_or_else(|| automatic(frame.from, frame.to, interval))
     };
     let mut fields = vec![CPU.to_string(), MEMORY.to_string()];
     fields.extend(COUNTERS.iter().map(|(field, _)| field.to_string()));
@@ -133,11 +154,61 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         )));
     }
     let queries = service.queries();
-    let buckets = queries.stats(&query)?;
     let known_hosts = queries.hosts()?.hosts;
     let host_filter = given(&params.host);
-
-    let mut overview = overview(&buckets, resolution);
+    let chart_from = query.from;
+    // One host: its buckets. The fleet: every host's figures over the frame
+    // (each read once), and the charts from the series of all hosts together.
+    let read = match host_filter {
+        Some(_) => {
+            let buckets = queries.stats(&query)?;
+            let series = buckets
+                .values()
+                .next()
+                .map(|series| {
+                    series
+                        .iter()
+                        .map(|(at, bucket)| (*at, bucket.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Read {
+                overview: overview(&buckets, resolution),
+                series,
+                per_host: PerHost::Buckets(buckets),
+            }
+        }
+        None => {
+            let together = queries.stats(&query.clone().across_hosts())?;
+            let series = together.into_values().next().unwrap_or_default();
+            // Frames up to RAW_FRAME read every sample; longer ones the
+            // rollups, where kept.
+            let rolled_up = span > RAW_FRAME
+                && queries.rollups_kept_from()[1] <= fleet::STEP.start_of(frame.from);
+            let frame_query = FrameQuery {
+                from: frame.from,
+                to: frame.to,
+                fields: query.fields.clone().unwrap_or_default(),
+                rolled_up,
+                grain: if rolled_up {
+                    fleet::STEP.millis()
+                } else {
+                    resolution
+                },
+                series: vec![0, 1],
+                resolution,
+                series_from: chart_from,
+            };
+            let fleet = queries.fleet(&frame_query)?;
+            let overview = fleet_overview(&fleet);
+            Read {
+                overview,
+                series,
+                per_host: PerHost::Fleet(fleet, frame_query),
+            }
+        }
+    };
+    let mut overview = read.overview;
     // Hosts that sent nothing in the frame are worth seeing too.
     for seen in &known_hosts {
         if host_filter.is_none_or(|host| host == seen.host) {
@@ -156,7 +227,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         threshold: None,
         lines,
     };
-    let average = |field: &str| average_across_hosts(&buckets, field);
+    let average = |field: &str| average(&read.series, field);
     let cpu_memory = chart(
         true,
         vec![
@@ -179,7 +250,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                     .iter()
                     .map(|&index| Line {
                         colour: Colour::nth(index + 2),
-                        points: rate(&buckets, COUNTERS[index].0, resolution, *per, frame.to),
+                        points: rate(&read.series, COUNTERS[index].0, resolution, *per, frame.to),
                     })
                     .collect(),
             )
@@ -200,15 +271,39 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     };
     let busiest_cpu = busiest(|figures| figures.peak_cpu);
     let busiest_memory = busiest(|figures| figures.peak_memory);
-    let per_host = |hosts: &[&String], field: &str| {
+    let drawn: Vec<Vec<(Millis, f64)>> = {
+        let store = service.store();
+        let until = store.rolled_up_until()?;
+        let mut series = Vec::new();
+        for (nth, hosts) in [&busiest_cpu, &busiest_memory].into_iter().enumerate() {
+            for host in hosts {
+                series.push(match &read.per_host {
+                    PerHost::Buckets(buckets) => host_series(buckets, host, [CPU, MEMORY][nth]),
+                    PerHost::Fleet(fleet, frame_query) => {
+                        let mut figures = fleet
+                            .hosts
+                            .get(*host)
+                            .cloned()
+                            .unwrap_or_else(|| fleet.empty());
+                        if frame_query.rolled_up {
+                            frame_query.add_rolled_series(store, host, until, &mut figures)?;
+                        }
+                        figures.series_of(nth, chart_from, resolution)
+                    }
+                });
+            }
+        }
+        series
+    };
+    let per_host = |nth: usize, hosts: &[&String]| {
         chart(
             true,
             hosts
                 .iter()
                 .enumerate()
-                .map(|(index, host)| Line {
+                .map(|(index, _)| Line {
                     colour: Colour::nth(index),
-                    points: host_series(&buckets, host, field),
+                    points: drawn[nth * busiest_cpu.len() + index].clone(),
                 })
                 .collect(),
         )
@@ -287,10 +382,11 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             });
         }
     }
+    let shown = Pages::of(rows.len(), page_number(given(&params.page))?, OVERVIEW_ROWS);
     let sorted_by = |key: &'static str, label: &str| {
         let current = sort == Some(key);
         html! {
-            a href=(href_with("/monitoring", params, |p| p.sort = (!current).then(|| key.to_string())))
+            a href=(href_with("/monitoring", params, |p| { p.sort = (!current).then(|| key.to_string()); p.page = None; }))
                 aria-sort=[current.then_some(if key == "host" { "ascending" } else { "descending" })]
                 title={ "Sort by " (label) @if current { " (again: the default order)" } } {
                 (label) @if current { " ▾" }
@@ -298,7 +394,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         }
     };
     // One host that sent nothing in the frame: say so rather than draw empty charts.
-    let silent_host = host_filter.filter(|_| buckets.values().all(|series| series.is_empty()));
+    let silent_host = host_filter.filter(|_| read.series.is_empty());
     let refreshing = given(&params.refresh) == Some("on");
 
     let content = html! {
@@ -313,8 +409,8 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 @if let Some(sort) = sort { input type="hidden" name="sort" value=(sort); }
                 label { "Resolution "
                     select name="resolution" {
-                        option value="" { "Auto (" (HumanDuration(aligned(StatsQuery::auto_resolution(frame.from, frame.to), interval))) ")" }
-                        @for option in RESOLUTIONS {
+                        option value="" { "Auto (" (HumanDuration(automatic(frame.from, frame.to, interval))) ")" }
+                        @for option in offered(span) {
                             option value=(option) selected[given(&params.resolution) == Some(option)] { (option) }
                         }
                     }
@@ -335,6 +431,9 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC, one point per "
             (HumanDuration(resolution))
             @if let Some(host) = host_filter { ", host " b { (host) } }
+            @if asked != resolution {
+                " (" (HumanDuration(asked)) " is not offered for a frame of " (HumanDuration(span)) ")"
+            }
         }
         @if let Some(host) = silent_host {
             p.empty.silent {
@@ -363,12 +462,12 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             }
             section {
                 h2 { "CPU per host" }
-                (figure(&per_host(&busiest_cpu, CPU), &format!("CPU use, in percent.{}", per_host_note("CPU"))))
+                (figure(&per_host(0, &busiest_cpu), &format!("CPU use, in percent.{}", per_host_note("CPU"))))
                 (host_legend(&busiest_cpu))
             }
             section {
                 h2 { "Memory per host" }
-                (figure(&per_host(&busiest_memory, MEMORY), &format!("Memory use, in percent.{}", per_host_note("memory"))))
+                (figure(&per_host(1, &busiest_memory), &format!("Memory use, in percent.{}", per_host_note("memory"))))
                 (host_legend(&busiest_memory))
             }
         }
@@ -385,7 +484,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                         @for (index, (_, label)) in COUNTERS.iter().enumerate() { th.num { (sorted_by(SORTS[6 + index].0, label)) } }
                     } }
                     tbody {
-                        @for (host, figures) in &rows {
+                        @for (host, figures) in shown.slice(&rows) {
                             tr {
                                 td {
                                     a href=(href_with("/monitoring", params, |p| p.host = Some(host.to_string()))) { (host) }
@@ -421,10 +520,111 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                     }
                 }
             }
+            @if shown.pages > 1 {
+                @let at = |page: usize| href_with("/monitoring", params, |p| p.page = (page > 1).then(|| page.to_string()));
+                nav.pager aria-label="Overview pages" {
+                    @if shown.page > 1 {
+                        a href=(at(1)) { "« First" }
+                        a href=(at(shown.page - 1)) rel="prev" { "‹ Previous" }
+                    }
+                    span { "Hosts " (format::count((shown.page - 1) * shown.size + 1)) "–" (format::count((shown.page * shown.size).min(shown.total))) " of " (format::count(shown.total)) }
+                    @if shown.page < shown.pages {
+                        a href=(at(shown.page + 1)) rel="next" { "Next ›" }
+                        a href=(at(shown.pages)) { "Last »" }
+                    }
+                }
+            }
         }
     };
     let refresh = refreshing.then_some(REFRESH_SECONDS);
     Ok(context.render("Monitoring", Nav::Monitoring, refresh, content))
+}
+
+/// What the page read: the overview's rows, the series its charts draw
+/// (the host's, or all hosts' together), and where each host's own series
+/// come from.
+struct Read {
+    overview: BTreeMap<String, Overview>,
+    series: BTreeMap<Millis, Bucket>,
+    per_host: PerHost,
+}
+
+enum PerHost {
+    /// One host's buckets.
+    Buckets(HostBuckets),
+    /// The fleet's figures, and the query that read them (for the rolled-up
+    /// series of the hosts drawn).
+    Fleet(FleetFrame, FrameQuery),
+}
+
+/// The overview's rows from the fleet's figures (fields in the order of
+/// the page's query: CPU, memory, then the counters).
+fn fleet_overview(fleet: &FleetFrame) -> BTreeMap<String, Overview> {
+    fleet
+        .hosts
+        .iter()
+        .map(|(host, figures)| {
+            let peak = |field: &FieldStats| (field.count > 0).then_some(field.max);
+            let mut totals = [0.0; COUNTERS.len()];
+            for (total, field) in totals.iter_mut().zip(&figures.fields[2..]) {
+                *total = field.sum;
+            }
+            let overview = Overview {
+                samples: figures.samples,
+                reporting_since: fleet.reporting_since(host),
+                peak_cpu: peak(&figures.fields[0]),
+                peak_memory: peak(&figures.fields[1]),
+                totals,
+            };
+            (host.clone(), overview)
+        })
+        .collect()
+}
+
+/// The resolution of about 300 points the page uses when the address names
+/// none: a whole number of collection intervals, and [`servable`].
+fn automatic(from: Millis, to: Millis, interval: Millis) -> Millis {
+    let resolution = aligned(StatsQuery::auto_resolution(from, to), interval);
+    let span = to - from;
+    let whole = |unit: Millis| (resolution + unit - 1) / unit * unit;
+    if servable(span, resolution) {
+        resolution
+    } else if span <= 24 * 3_600_000 {
+        whole(60_000)
+    } else {
+        whole(600_000)
+    }
+}
+
+/// Whether the page serves a frame of `span` at `resolution` fast at any
+/// number of hosts: at most [`MAX_POINTS`] points; below a minute only for
+/// frames read sample by sample ([`RAW_FRAME`]); and past a day only in
+/// whole ten minutes, the rollups kept longest.
+fn servable(span: Millis, resolution: Millis) -> bool {
+    span / resolution.max(1) <= MAX_POINTS
+        && (resolution % 60_000 == 0 || span <= RAW_FRAME)
+        && (resolution % 600_000 == 0 || span <= 24 * 3_600_000)
+}
+
+/// The finest resolution offered for a frame of `span` at least as coarse
+/// as `asked`, if any.
+fn coarser(span: Millis, asked: Millis) -> Option<Millis> {
+    offered(span)
+        .into_iter()
+        .filter_map(|text| parse_duration(text).ok())
+        .find(|&resolution| resolution >= asked)
+}
+
+/// The resolutions the page offers for a frame of `span`: servable, and
+/// drawing at least four points.
+fn offered(span: Millis) -> Vec<&'static str> {
+    RESOLUTIONS
+        .into_iter()
+        .filter(|text| {
+            parse_duration(text)
+                .is_ok_and(|resolution| servable(span, resolution) && resolution * 4 <= span)
+        })
+        .collect()
 }
 
 fn percent(value: Option<f64>) -> String {
@@ -466,48 +666,29 @@ fn overview(buckets: &HostBuckets, resolution: Millis) -> BTreeMap<String, Overv
         .collect()
 }
 
-/// Per point, the mean over hosts of each host's average.
-fn average_across_hosts(buckets: &HostBuckets, field: &str) -> Vec<(Millis, f64)> {
-    let mut points: BTreeMap<Millis, (f64, u32)> = BTreeMap::new();
-    for series in buckets.values() {
-        for (at, bucket) in series {
-            if let Some(stats) = bucket.fields.get(field) {
-                let point = points.entry(*at).or_default();
-                point.0 += stats.avg();
-                point.1 += 1;
-            }
-        }
-    }
-    points
-        .into_iter()
-        .map(|(at, (sum, hosts))| (at, sum / f64::from(hosts)))
+/// Per point, the mean of `field` over the samples in it.
+fn average(series: &BTreeMap<Millis, Bucket>, field: &str) -> Vec<(Millis, f64)> {
+    series
+        .iter()
+        .filter_map(|(at, bucket)| Some((*at, bucket.fields.get(field)?.avg())))
         .collect()
 }
 
-/// Per point, the sum over hosts as a rate: per `per` milliseconds over the
-/// point's `resolution`. The last point, still filling up to `to`, is left
-/// out: a part of a point would read as a drop.
+/// Per point, the sum as a rate: per `per` milliseconds over the point's
+/// `resolution`. The last point, still filling up to `to`, is left out: a
+/// part of a point would read as a drop.
 fn rate(
-    buckets: &HostBuckets,
+    series: &BTreeMap<Millis, Bucket>,
     field: &str,
     resolution: Millis,
     per: Millis,
     to: Millis,
 ) -> Vec<(Millis, f64)> {
-    let mut points: BTreeMap<Millis, f64> = BTreeMap::new();
-    for series in buckets.values() {
-        for (at, bucket) in series {
-            if let Some(stats) = bucket.fields.get(field)
-                && at.saturating_add(resolution) <= to
-            {
-                *points.entry(*at).or_default() += stats.sum;
-            }
-        }
-    }
     let scale = per as f64 / resolution as f64;
-    points
-        .into_iter()
-        .map(|(at, sum)| (at, sum * scale))
+    series
+        .iter()
+        .filter(|(at, _)| at.saturating_add(resolution) <= to)
+        .filter_map(|(at, bucket)| Some((*at, bucket.fields.get(field)?.sum * scale)))
         .collect()
 }
 
@@ -563,11 +744,11 @@ mod tests {
             Some(vec!["requests.count".to_string()]),
         );
         let buckets = query.run(&store).unwrap();
-        let points = rate(&buckets, "requests.count", resolution, 1000, to);
+        let points = rate(&buckets["web-1"], "requests.count", resolution, 1000, to);
         assert!(points.len() > 150, "{}", points.len());
         assert!(points.iter().all(|(_, value)| *value == 0.5), "{points:?}");
         // Per minute, the same flat line.
-        let per_minute = rate(&buckets, "requests.count", resolution, 60_000, to);
+        let per_minute = rate(&buckets["web-1"], "requests.count", resolution, 60_000, to);
         assert!(per_minute.iter().all(|(_, value)| *value == 30.0));
         // Reporting all through the frame: its run starts at the first point.
         let figures = &overview(&buckets, resolution)["web-1"];
@@ -590,5 +771,36 @@ mod tests {
         // A minute and beyond are whole intervals already.
         assert_eq!(aligned(60_000, 10_000), 60_000);
         assert_eq!(aligned(5_000, 7_000), 7_000);
+    }
+
+    /// Every frame the page offers has resolutions it can serve, the
+    /// automatic one among them; a resolution kept from another frame gives
+    /// way to the nearest coarser one.
+    #[test]
+    fn only_servable_resolutions_are_offered() {
+        const HOUR: Millis = 3_600_000;
+        assert_eq!(offered(HOUR), ["10s", "30s", "1m", "5m", "15m"]);
+        assert_eq!(offered(24 * HOUR), ["1m", "5m", "15m", "30m", "1h", "6h"]);
+        assert_eq!(offered(7 * 24 * HOUR), ["30m", "1h", "6h"]);
+        for span in [
+            30 * 60_000,
+            HOUR,
+            2 * HOUR,
+            5 * HOUR,
+            24 * HOUR,
+            7 * 24 * HOUR,
+            90 * 24 * HOUR,
+        ] {
+            let auto = automatic(0, span, 10_000);
+            assert!(servable(span, auto), "{span}: {auto}");
+            for text in offered(span) {
+                let resolution = parse_duration(text).unwrap();
+                assert!(span / resolution <= MAX_POINTS);
+            }
+        }
+        assert_eq!(coarser(5 * HOUR, 30_000), Some(60_000));
+        assert_eq!(coarser(7 * 24 * HOUR, 60_000), Some(1_800_000));
+        assert_eq!(coarser(24 * HOUR, 12 * HOUR), None);
+        assert_eq!(coarser(HOUR, 10_000), Some(10_000));
     }
 }

@@ -19,7 +19,7 @@ use super::{
     FrameParams, Nav, PageContext, PageError, REFRESH_SECONDS, badge, condition, figure, format,
     frame_selector, given, host_link, legend, refresh_toggle, rule_anchor,
 };
-use crate::config::Rule;
+use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::{PairState, PairStatus};
 use crate::service::{RuleStates, Service};
@@ -30,6 +30,8 @@ const FRAMES: &[(&str, Millis)] = super::FRAMES.split_at(6).0;
 const POINTS: i64 = 100;
 /// The most hosts drawn on a rule's chart.
 const CHART_HOSTS: usize = 10;
+/// The most hosts listed by name among those with no incident.
+const FOLDED_SHOWN: usize = 50;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -111,8 +113,13 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
                 }
                 @if !hosts.folded.is_empty() {
                     details.hosts {
-                        summary { (hosts.folded.len()) " other host" @if hosts.folded.len() != 1 { "s" } ": no incident in this time frame" }
-                        (folded_hosts(rule, &hosts.folded))
+                        summary { (format::count(hosts.folded.len())) " other host" @if hosts.folded.len() != 1 { "s" } ": no incident in this time frame" }
+                        (folded_hosts(rule, &hosts.folded[..hosts.folded.len().min(FOLDED_SHOWN)]))
+                        @if hosts.folded.len() > FOLDED_SHOWN {
+                            p.hint { "The " (FOLDED_SHOWN) " nearest the threshold; "
+                                (format::count(hosts.folded.len() - FOLDED_SHOWN)) " more are further from it. "
+                                "A host's own view on the monitoring page shows its figures." }
+                        }
                     }
                 }
                 (rule_chart(rule, &history[index], &hosts.charted, hosts.total, (frame.from, frame.to), step))
@@ -163,11 +170,24 @@ impl<'s> RuleHosts<'s> {
             .copied()
             .collect();
         shown.sort_by_key(|pair| (rank(pair), pair.0));
-        let folded: Vec<(&str, &PairStatus)> = statuses
+        // Nearest the threshold first: the hosts that may fire next.
+        let mut folded: Vec<(&str, &PairStatus)> = statuses
             .iter()
             .filter(|pair| rank(pair).is_none())
             .copied()
             .collect();
+        let nearness = |status: &PairStatus| {
+            status.aggregate.map(|value| match rule.operand {
+                Operand::EqualOrMoreThan => -value,
+                Operand::EqualOrLessThan => value,
+            })
+        };
+        folded.sort_by(|a, b| match (nearness(a.1), nearness(b.1)) {
+            (Some(x), Some(y)) => x.total_cmp(&y).then(a.0.cmp(b.0)),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.0.cmp(b.0),
+        });
         let mut charted: Vec<&str> = shown
             .iter()
             .chain(&folded)

@@ -1,0 +1,452 @@
+//! Each host's figures over a time frame, for the monitoring page's
+//! overview at fleet scale: how many samples, each field's count, sum and
+//! peak, and since when it has reported without a gap; and the series of
+//! a few fields, for the hosts the page draws.
+//!
+//! Read in one pass over each kind of stored data, without a bucket per
+//! host and point: where the samples are rolled up, from each host's
+//! ten-minute rollups (late samples added as they lie); elsewhere from the
+//! samples as they lie in their rows ([`SampleStore::visit_samples`]). A
+//! thousand hosts over seven days are 1,008,000 rollup points, not 60
+//! million samples.
+
+use std::collections::BTreeMap;
+
+use crate::duration::Millis;
+use crate::stats::FieldStats;
+use crate::store::rollup::{Point, Step};
+use crate::store::{RollupQuery, SampleVisitor, Store, StoreError};
+
+/// The step of the rollups the figures are read from.
+pub(crate) const STEP: Step = Step::TenMinutes;
+
+/// One host over the frame.
+#[derive(Debug, Clone)]
+pub(crate) struct HostFrame {
+    pub samples: u64,
+    /// Per field asked for, in the order asked.
+    pub fields: Vec<FieldStats>,
+    /// Per grain of the frame (see [`FrameQuery::grain`]), whether the host
+    /// sent anything in it: a bit each.
+    present: Vec<u64>,
+    /// Per point of the query's resolution, per series field: the mean.
+    pub series: Vec<Vec<Mean>>,
+}
+
+/// A mean being added up.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mean {
+    pub sum: f64,
+    pub count: u32,
+}
+
+impl Mean {
+    fn add(&mut self, count: u32, sum: f64) {
+        self.count = self.count.saturating_add(count);
+        self.sum = (self.sum + sum).clamp(-f64::MAX, f64::MAX);
+    }
+
+    pub fn value(&self) -> Option<f64> {
+        (self.count > 0).then(|| self.sum / f64::from(self.count))
+    }
+}
+
+impl HostFrame {
+    fn new(fields: usize, grains: usize) -> Self {
+        HostFrame {
+            samples: 0,
+            fields: vec![FieldStats::EMPTY; fields],
+            present: vec![0; grains.div_ceil(64)],
+            series: Vec::new(),
+        }
+    }
+
+    fn mark(&mut self, grain: usize) {
+        if let Some(word) = self.present.get_mut(grain / 64) {
+            *word |= 1 << (grain % 64);
+        }
+    }
+
+    /// The series point of `index`, made if need be.
+    fn point_at(&mut self, index: usize, fields: usize) -> &mut [Mean] {
+        if self.series.len() <= index {
+            self.series
+                .resize_with(index + 1, || vec![Mean::default(); fields]);
+        }
+        &mut self.series[index]
+    }
+
+    /// The series of the `nth` series field: each point's start and mean.
+    pub fn series_of(&self, nth: usize, from: Millis, resolution: Millis) -> Vec<(Millis, f64)> {
+        self.series
+            .iter()
+            .enumerate()
+            .filter_map(|(index, point)| {
+                Some((
+                    from + index as Millis * resolution,
+                    point.get(nth)?.value()?,
+                ))
+            })
+            .collect()
+    }
+
+    fn is_present(&self, grain: usize) -> bool {
+        self.present
+            .get(grain / 64)
+            .is_some_and(|word| word & (1 << (grain % 64)) != 0)
+    }
+}
+
+/// What to read.
+#[derive(Debug, Clone)]
+pub(crate) struct FrameQuery {
+    pub from: Millis,
+    pub to: Millis,
+    pub fields: Vec<String>,
+    /// Read the rolled-up past from rollups (else every sample).
+    pub rolled_up: bool,
+    /// The grain "reporting since" is told at: a gap shorter than it may
+    /// not show.
+    pub grain: Millis,
+    /// The fields (places in `fields`) whose series each host keeps, in
+    /// points of `resolution` from `series_from`, for the samples read as
+    /// they lie (the rolled-up past is read for the hosts drawn only, by
+    /// [`FrameQuery::add_rolled_series`]).
+    pub series: Vec<usize>,
+    pub resolution: Millis,
+    pub series_from: Millis,
+}
+
+/// Every host's figures over the frame.
+#[derive(Debug, Default)]
+pub(crate) struct FleetFrame {
+    pub hosts: BTreeMap<String, HostFrame>,
+    from: Millis,
+    grain: Millis,
+    grains: usize,
+    fields: usize,
+}
+
+impl FleetFrame {
+    /// The figures of a host that sent nothing in the frame.
+    pub fn empty(&self) -> HostFrame {
+        HostFrame::new(self.fields, self.grains)
+    }
+
+    /// The start of `host`'s latest run of grains without a gap, if it
+    /// sent anything in the frame.
+    pub fn reporting_since(&self, host: &str) -> Option<Millis> {
+        let figures = self.hosts.get(host)?;
+        let last = (0..self.grains).rev().find(|&g| figures.is_present(g))?;
+        let first = (0..=last)
+            .rev()
+            .take_while(|&g| figures.is_present(g))
+            .last()
+            .unwrap_or(last);
+        Some(self.from.max(self.from + first as Millis * self.grain))
+    }
+}
+
+impl FrameQuery {
+    /// Reads the frame from `store`. Blocking.
+    pub fn run(&self, store: &dyn Store) -> Result<FleetFrame, StoreError> {
+        let grain = self.grain.max(1);
+        let from = match self.rolled_up {
+            true => STEP.start_of(self.from),
+            false => self.from,
+        };
+        let grains = usize::try_from((self.to - from) / grain + 1).unwrap_or(0);
+        let mut reader = Reader {
+            query: self,
+            frame: FleetFrame {
+                hosts: BTreeMap::new(),
+                from,
+                grain,
+                grains,
+                fields: self.fields.len(),
+            },
+            places: Vec::new(),
+            current: None,
+            point_names: Vec::new(),
+            point_places: Vec::new(),
+        };
+        let mut raw_from = from;
+        if self.rolled_up {
+            let until = store.rolled_up_until()?;
+            let end = self.to.min(until.saturating_sub(1));
+            if from <= end {
+                let rollups = RollupQuery {
+                    step: STEP,
+                    from,
+                    to: end,
+                    host: None,
+                    fields: Some(&self.fields),
+                };
+                store.scan_rollups(&rollups, &mut |host, point| reader.point(host, point))?;
+                // Samples that came after their time was rolled up.
+                let mut values = Vec::new();
+                store.scan_unrolled(from, end, &mut |sample| {
+                    crate::store::visit_sample(&mut reader, &sample, &mut values);
+                })?;
+                raw_from = until.max(from);
+            }
+        }
+        store.visit_samples(raw_from, self.to, &mut reader)?;
+        Ok(reader.frame)
+    }
+}
+
+impl FrameQuery {
+    /// Adds to `host`'s series its rolled-up points before `until` (the
+    /// frame's rolled-up past), from the rollups of the coarsest step that
+    /// fits the resolution. Blocking.
+    pub fn add_rolled_series(
+        &self,
+        store: &dyn Store,
+        host: &str,
+        until: Millis,
+        figures: &mut HostFrame,
+    ) -> Result<(), StoreError> {
+        let Some(step) = Step::ALL
+            .into_iter()
+            .rev()
+            .find(|step| self.resolution % step.millis() == 0)
+        else {
+            return Ok(());
+        };
+        let names: Vec<String> = self
+            .series
+            .iter()
+            .map(|&place| self.fields[place].clone())
+            .collect();
+        let rollups = RollupQuery {
+            step,
+            from: self.series_from,
+            to: self.to.min(until.saturating_sub(1)),
+            host: Some(host),
+            fields: Some(&names),
+        };
+        let resolution = self.resolution.max(1);
+        store.scan_rollups(&rollups, &mut |_, point| {
+            let Ok(index) = usize::try_from((point.ts - self.series_from) / resolution) else {
+                return;
+            };
+            for (name, aggregate) in &point.fields {
+                if let Some(nth) = names.iter().position(|field| **field == **name) {
+                    let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+                    figures.point_at(index, names.len())[nth].add(count, aggregate.sum);
+                }
+            }
+        })
+    }
+}
+
+/// Adds points and samples up into the frame.
+struct Reader<'q> {
+    query: &'q FrameQuery,
+    frame: FleetFrame,
+    /// For each of the current names, its place among the fields asked for.
+    places: Vec<Option<usize>>,
+    /// The host of the last point or sample: the next is most likely its.
+    current: Option<String>,
+    /// The names of the last point's fields (the points of a row share
+    /// them) and their places among the fields asked for.
+    point_names: Vec<std::sync::Arc<str>>,
+    point_places: Vec<Option<usize>>,
+}
+
+impl Reader<'_> {
+    fn host(&mut self, host: &str) -> &mut HostFrame {
+        if self.current.as_deref() != Some(host) {
+            if !self.frame.hosts.contains_key(host) {
+                let figures = HostFrame::new(self.query.fields.len(), self.frame.grains);
+                self.frame.hosts.insert(host.to_string(), figures);
+            }
+            self.current = Some(host.to_string());
+        }
+        self.frame
+            .hosts
+            .get_mut(host)
+            .expect("inserted above or before")
+    }
+
+    fn grain(&self, ts: Millis) -> Option<usize> {
+        if ts < self.frame.from {
+            return None;
+        }
+        usize::try_from((ts - self.frame.from) / self.frame.grain).ok()
+    }
+
+    fn point(&mut self, host: &str, point: &Point) {
+        let grain = self.grain(point.ts);
+        let same = self.point_names.len() == point.fields.len()
+            && self
+                .point_names
+                .iter()
+                .zip(&point.fields)
+                .all(|(known, (name, _))| std::sync::Arc::ptr_eq(known, name));
+        if !same {
+            let fields = &self.query.fields;
+            self.point_names = point.fields.iter().map(|(name, _)| name.clone()).collect();
+            self.point_places = point
+                .fields
+                .iter()
+                .map(|(name, _)| fields.iter().position(|field| **field == **name))
+                .collect();
+        }
+        let places = std::mem::take(&mut self.point_places);
+        let figures = self.host(host);
+        figures.samples += point.samples;
+        if let Some(grain) = grain {
+            figures.mark(grain);
+        }
+        for ((_, aggregate), place) in point.fields.iter().zip(&places) {
+            if let Some(place) = *place {
+                let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+                figures.fields[place].add(count, aggregate.sum, aggregate.max);
+            }
+        }
+        self.point_places = places;
+    }
+}
+
+impl SampleVisitor for Reader<'_> {
+    fn names(&mut self, names: &[&str]) {
+        let fields = &self.query.fields;
+        self.places = names
+            .iter()
+            .map(|name| fields.iter().position(|field| field == name))
+            .collect();
+    }
+
+    fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
+        let Some(grain) = self.grain(ts) else {
+            return;
+        };
+        if ts > self.query.to {
+            return;
+        }
+        let query = self.query;
+        let point = (ts >= query.series_from && !query.series.is_empty())
+            .then(|| usize::try_from((ts - query.series_from) / query.resolution.max(1)).ok())
+            .flatten();
+        let places = std::mem::take(&mut self.places);
+        let figures = self.host(host);
+        figures.samples += 1;
+        figures.mark(grain);
+        for &(name, value) in values {
+            if let Some(&Some(place)) = places.get(name) {
+                figures.fields[place].add(1, value, value);
+                if let (Some(point), Some(nth)) =
+                    (point, query.series.iter().position(|&field| field == place))
+                {
+                    figures.point_at(point, query.series.len())[nth].add(1, value);
+                }
+            }
+        }
+        self.places = places;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::Sample;
+    use crate::store::{SampleStore, SqliteStore};
+
+    /// The same samples in two stores, one compacted (so rolled up, with
+    /// samples that came late), one not: a frame read from the rollups
+    /// gives every host the same figures, the same "reporting since" and
+    /// the same series as one read sample by sample.
+    #[test]
+    fn a_rolled_up_frame_reads_what_the_samples_hold() {
+        let (compacted_dir, raw_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let compacted = SqliteStore::open_dir(compacted_dir.path()).unwrap();
+        let raw = SqliteStore::open_dir(raw_dir.path()).unwrap();
+        let base = 1_700_000_000_000 / 600_000 * 600_000;
+        let samples: Vec<Sample> = (0..3_000i64)
+            // Host b is silent for a while: its run starts after the gap.
+            .flat_map(|i| {
+                let hosts: &[&str] = if (900..1_400).contains(&i) {
+                    &["a"]
+                } else {
+                    &["a", "b"]
+                };
+                hosts
+                    .iter()
+                    .map(move |host| {
+                        let mut fields = vec![("cpu.usage", (i % 17) as f64 * 0.75)];
+                        if i % 5 == 0 {
+                            fields.push(("errors.count", (i % 3) as f64));
+                        }
+                        Sample::new(*host, base + i * 7_001, &fields)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for store in [&compacted, &raw] {
+            for batch in samples.chunks(100) {
+                store.append_samples(batch).unwrap();
+            }
+        }
+        let end = base + 3_000 * 7_001;
+        while compacted.compact_samples(end - 1_200_000).unwrap() > 0 {}
+        let until = compacted.rolled_up_until().unwrap();
+        assert!(until > base + 3_600_000);
+        let late: Vec<Sample> = (0..50i64)
+            .map(|i| Sample::new("a", base + 30_000 + i * 13_000, &[("cpu.usage", 99.0)]))
+            .collect();
+        for store in [&compacted, &raw] {
+            store.append_samples(&late).unwrap();
+        }
+        let fields = vec!["cpu.usage".to_string(), "errors.count".to_string()];
+        let query = |rolled_up| FrameQuery {
+            from: base,
+            to: end + 1,
+            fields: fields.clone(),
+            rolled_up,
+            grain: STEP.millis(),
+            series: vec![0],
+            resolution: 1_200_000,
+            series_from: base,
+        };
+        let rolled = query(true).run(&compacted).unwrap();
+        let read = query(false).run(&raw).unwrap();
+        assert_eq!(
+            rolled.hosts.keys().collect::<Vec<_>>(),
+            read.hosts.keys().collect::<Vec<_>>()
+        );
+        for (host, by_samples) in &read.hosts {
+            let mut by_rollups = rolled.hosts[host].clone();
+            assert_eq!(by_rollups.samples, by_samples.samples, "{host}");
+            for (x, y) in by_rollups.fields.iter().zip(&by_samples.fields) {
+                assert_eq!((x.count, x.max), (y.count, y.max), "{host}");
+                assert!((x.sum - y.sum).abs() < 1e-9 * y.sum.abs().max(1.0));
+            }
+            assert_eq!(
+                rolled.reporting_since(host),
+                read.reporting_since(host),
+                "{host}"
+            );
+            query(true)
+                .add_rolled_series(&compacted, host, until, &mut by_rollups)
+                .unwrap();
+            let (x, y) = (
+                by_rollups.series_of(0, base, 1_200_000),
+                by_samples.series_of(0, base, 1_200_000),
+            );
+            assert_eq!(x.len(), y.len(), "{host}");
+            for ((t, a), (u, b)) in x.iter().zip(&y) {
+                assert_eq!(t, u);
+                assert!((a - b).abs() < 1e-9, "{host} at {t}: {a} and {b}");
+            }
+        }
+        // Host b's gap shows: it reports since after it, not the whole frame.
+        let since = read.reporting_since("b").unwrap();
+        assert!(
+            since > base + 1_300 * 7_001 && since <= base + 1_400 * 7_001,
+            "{since}"
+        );
+        assert_eq!(read.reporting_since("a"), Some(base));
+    }
+}
