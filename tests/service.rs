@@ -593,7 +593,6 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
             "this page shows at most 7d",
         ),
         ("/monitoring?resolution=0s", 400, "at least a second"),
-        ("/monitoring?frame=7d&resolution=10s", 400, "at most 10000"),
         (
             "/rules?frame=7d",
             400,
@@ -621,6 +620,14 @@ fn the_pages_refuse_bad_parameters_with_a_reason() {
             "{path}: an error is a page to go on from"
         );
     }
+    // A resolution the frame cannot serve in time is not refused: the
+    // nearest coarser one offered, said.
+    let (got, body) = alertd.get("/monitoring?frame=7d&resolution=10s");
+    assert_eq!(got, 200, "{body}");
+    assert!(
+        body.contains("one point per 30m (10s is not offered for a frame of 7d)"),
+        "{body}"
+    );
     for path in ["/", "/monitoring", "/rules", "/?frame=7d&page=9"] {
         assert_eq!(alertd.get(path).0, 200, "{path}");
     }
