@@ -194,9 +194,7 @@ impl FrameQuery {
         store.visit_samples(raw_from, self.to, &mut reader)?;
         Ok(reader.frame)
     }
-}
 
-impl FrameQuery {
     /// Adds to `host`'s series its rolled-up points before `until` (the
     /// frame's rolled-up past), from the rollups of the coarsest step that
     /// fits the resolution. Blocking.

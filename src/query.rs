@@ -11,6 +11,7 @@ use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::Engine;
 use crate::incident::{SequentialIds, rfc3339};
+use crate::sample::Sample;
 use crate::service::Service;
 use crate::stats::{HostBuckets, StatsQuery};
 use crate::store::StoreError;
@@ -279,9 +280,9 @@ fn drawn_samples(
     hosts: &BTreeSet<&str>,
     from: Millis,
     to: Millis,
-) -> Result<Vec<Vec<crate::sample::Sample>>, StoreError> {
+) -> Result<Vec<Vec<Sample>>, StoreError> {
     let until = store.rolled_up_until()?.clamp(from, to.saturating_add(1));
-    let mut drawn: Vec<Vec<crate::sample::Sample>> = Vec::with_capacity(hosts.len());
+    let mut drawn: Vec<Vec<Sample>> = Vec::with_capacity(hosts.len());
     for host in hosts {
         let mut samples = Vec::new();
         store.scan_host_samples(host, from, until - 1, &mut |sample| samples.push(sample))?;
@@ -290,7 +291,7 @@ fn drawn_samples(
     struct Tail<'h> {
         hosts: Vec<&'h str>,
         names: Vec<String>,
-        samples: Vec<Vec<crate::sample::Sample>>,
+        samples: Vec<Vec<Sample>>,
     }
     impl crate::store::SampleVisitor for Tail<'_> {
         fn names(&mut self, names: &[&str]) {
@@ -304,7 +305,7 @@ fn drawn_samples(
                 .iter()
                 .filter_map(|&(name, value)| Some((self.names.get(name)?.clone(), value)))
                 .collect();
-            self.samples[nth].push(crate::sample::Sample {
+            self.samples[nth].push(Sample {
                 host: host.to_string(),
                 ts,
                 metrics,
@@ -331,7 +332,6 @@ fn drawn_samples(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::Sample;
     use crate::store::{SampleStore, SqliteStore};
 
     /// Each drawn host's samples, read in two parts (its compacted past,
