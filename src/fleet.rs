@@ -5,20 +5,18 @@
 //!
 //! Read in one pass over each kind of stored data, without a bucket per
 //! host and point: where the samples are rolled up, from each host's
-//! ten-minute rollups (late samples added as they lie); elsewhere from the
-//! samples as they lie in their rows ([`SampleStore::visit_samples`]). A
-//! thousand hosts over seven days are 1,008,000 rollup points, not 60
-//! million samples.
+//! rollups of one step (late samples added as they lie); elsewhere from the
+//! samples as they lie in their rows ([`SampleStore::visit_samples`]),
+//! once for the hosts' figures and the series of every host together. A
+//! thousand hosts over seven days are 1,008,000 ten-minute rollup points,
+//! not 60 million samples.
 
 use std::collections::BTreeMap;
 
 use crate::duration::Millis;
-use crate::stats::FieldStats;
+use crate::stats::{Bucket, FieldStats, StatsQuery};
 use crate::store::rollup::{Point, Step};
-use crate::store::{RollupQuery, SampleVisitor, Store, StoreError};
-
-/// The step of the rollups the figures are read from.
-pub(crate) const STEP: Step = Step::TenMinutes;
+use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
 /// One host over the frame.
 #[derive(Debug, Clone)]
@@ -103,8 +101,9 @@ pub(crate) struct FrameQuery {
     pub from: Millis,
     pub to: Millis,
     pub fields: Vec<String>,
-    /// Read the rolled-up past from rollups (else every sample).
-    pub rolled_up: bool,
+    /// Read the rolled-up past from the rollups of this step (else every
+    /// sample).
+    pub rolled_up: Option<Step>,
     /// The grain "reporting since" is told at: a gap shorter than it may
     /// not show.
     pub grain: Millis,
@@ -115,12 +114,18 @@ pub(crate) struct FrameQuery {
     pub series: Vec<usize>,
     pub resolution: Millis,
     pub series_from: Millis,
+    /// The series of every host together to read with the figures (its
+    /// query across hosts): the samples read as they lie are read once for
+    /// both.
+    pub together: Option<StatsQuery>,
 }
 
 /// Every host's figures over the frame.
 #[derive(Debug, Default)]
 pub(crate) struct FleetFrame {
     pub hosts: BTreeMap<String, HostFrame>,
+    /// The buckets of every host together, if asked for.
+    pub together: BTreeMap<Millis, Bucket>,
     from: Millis,
     grain: Millis,
     grains: usize,
@@ -152,14 +157,15 @@ impl FrameQuery {
     pub fn run(&self, store: &dyn Store) -> Result<FleetFrame, StoreError> {
         let grain = self.grain.max(1);
         let from = match self.rolled_up {
-            true => STEP.start_of(self.from),
-            false => self.from,
+            Some(step) => step.start_of(self.from),
+            None => self.from,
         };
         let grains = usize::try_from((self.to - from) / grain + 1).unwrap_or(0);
         let mut reader = Reader {
             query: self,
             frame: FleetFrame {
                 hosts: BTreeMap::new(),
+                together: BTreeMap::new(),
                 from,
                 grain,
                 grains,
@@ -171,12 +177,12 @@ impl FrameQuery {
             point_places: Vec::new(),
         };
         let mut raw_from = from;
-        if self.rolled_up {
+        if let Some(step) = self.rolled_up {
             let until = store.rolled_up_until()?;
             let end = self.to.min(until.saturating_sub(1));
             if from <= end {
                 let rollups = RollupQuery {
-                    step: STEP,
+                    step,
                     from,
                     to: end,
                     host: None,
@@ -191,7 +197,20 @@ impl FrameQuery {
                 raw_from = until.max(from);
             }
         }
-        store.visit_samples(raw_from, self.to, &mut reader)?;
+        let Some(query) = &self.together else {
+            store.visit_samples(raw_from, self.to, &mut reader)?;
+            return Ok(reader.frame);
+        };
+        let (mut rolled, together_from) = query.run_rolled_up(store)?;
+        let mut together = query.together();
+        let mut both = Both {
+            first: (&mut reader, raw_from),
+            second: (&mut together, together_from),
+        };
+        store.visit_samples(raw_from.min(together_from), self.to, &mut both)?;
+        let mut series = rolled.remove(ALL_HOSTS).unwrap_or_default();
+        together.add_to(&mut series);
+        reader.frame.together = series;
         Ok(reader.frame)
     }
 
@@ -236,6 +255,27 @@ impl FrameQuery {
                 }
             }
         })
+    }
+}
+
+/// Hands each sample to two visitors, each from its own time on.
+struct Both<'a> {
+    first: (&'a mut dyn SampleVisitor, Millis),
+    second: (&'a mut dyn SampleVisitor, Millis),
+}
+
+impl SampleVisitor for Both<'_> {
+    fn names(&mut self, names: &[&str]) {
+        self.first.0.names(names);
+        self.second.0.names(names);
+    }
+
+    fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
+        for (visitor, from) in [&mut self.first, &mut self.second] {
+            if ts >= *from {
+                visitor.sample(host, ts, values);
+            }
+        }
     }
 }
 
@@ -403,13 +443,34 @@ mod tests {
             to: end + 1,
             fields: fields.clone(),
             rolled_up,
-            grain: STEP.millis(),
+            grain: Step::TenMinutes.millis(),
             series: vec![0],
             resolution: 1_200_000,
             series_from: base,
+            together: Some(
+                StatsQuery::new(base, end + 1, 1_200_000, None, Some(fields.clone()))
+                    .across_hosts(),
+            ),
         };
-        let rolled = query(true).run(&compacted).unwrap();
-        let read = query(false).run(&raw).unwrap();
+        let rolled = query(Some(Step::TenMinutes)).run(&compacted).unwrap();
+        let read = query(None).run(&raw).unwrap();
+        // The series of every host together: as a query across hosts reads
+        // it on its own, whichever store.
+        let alone = query(None).together.unwrap().run(&raw).unwrap();
+        for together in [&rolled.together, &read.together] {
+            assert_eq!(
+                together.keys().collect::<Vec<_>>(),
+                alone[ALL_HOSTS].keys().collect::<Vec<_>>()
+            );
+            for (at, bucket) in &alone[ALL_HOSTS] {
+                assert_eq!(together[at].samples, bucket.samples, "{at}");
+                for (field, stats) in &bucket.fields {
+                    let got = together[at].fields[field];
+                    assert_eq!((got.count, got.max), (stats.count, stats.max), "{at}");
+                    assert!((got.sum - stats.sum).abs() < 1e-9 * stats.sum.abs().max(1.0));
+                }
+            }
+        }
         assert_eq!(
             rolled.hosts.keys().collect::<Vec<_>>(),
             read.hosts.keys().collect::<Vec<_>>()
@@ -426,7 +487,7 @@ mod tests {
                 read.reporting_since(host),
                 "{host}"
             );
-            query(true)
+            query(Some(Step::TenMinutes))
                 .add_rolled_series(&compacted, host, until, &mut by_rollups)
                 .unwrap();
             let (x, y) = (

@@ -235,6 +235,10 @@ impl Queries<'_> {
         &self,
         query: &crate::fleet::FrameQuery,
     ) -> Result<crate::fleet::FleetFrame, StoreError> {
+        let mut query = query.clone();
+        if let Some(together) = &mut query.together {
+            together.rollups_kept_from = self.rollups_kept_from();
+        }
         query.run(self.service.store())
     }
 

@@ -223,6 +223,27 @@ impl StatsQuery {
     /// series of every host together), from the samples themselves
     /// elsewhere. Blocking.
     pub fn run(&self, store: &dyn Store) -> Result<HostBuckets, StoreError> {
+        let (mut hosts, raw_from) = self.run_rolled_up(store)?;
+        if self.across_hosts {
+            let mut together = self.together();
+            store.visit_samples(raw_from, self.to, &mut together)?;
+            together.add_to(self.buckets_of(&mut hosts, ALL_HOSTS));
+            return Ok(hosts);
+        }
+        let mut add = |sample| self.add_sample(&mut hosts, sample);
+        match &self.host {
+            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
+            None => store.scan_samples(raw_from, self.to, &mut add)?,
+        }
+        Ok(hosts)
+    }
+
+    /// The part of [`StatsQuery::run`] read from rollups: the buckets, and
+    /// the time from which the samples must be read as they lie.
+    pub(crate) fn run_rolled_up(
+        &self,
+        store: &dyn Store,
+    ) -> Result<(HostBuckets, Millis), StoreError> {
         let mut hosts = HostBuckets::new();
         let mut raw_from = self.from;
         let kept = |step: &Step| {
@@ -267,18 +288,13 @@ impl StatsQuery {
                 raw_from = until;
             }
         }
-        if self.across_hosts {
-            let mut together = Together::new(self);
-            store.visit_samples(raw_from, self.to, &mut together)?;
-            together.add_to(self.buckets_of(&mut hosts, ALL_HOSTS));
-            return Ok(hosts);
-        }
-        let mut add = |sample| self.add_sample(&mut hosts, sample);
-        match &self.host {
-            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
-            None => store.scan_samples(raw_from, self.to, &mut add)?,
-        }
-        Ok(hosts)
+        Ok((hosts, raw_from))
+    }
+
+    /// Adds up the samples it is handed, every host's in the same buckets
+    /// (read as they lie: [`crate::store::SampleStore::visit_samples`]).
+    pub(crate) fn together(&self) -> Together<'_> {
+        Together::new(self)
     }
 
     fn wanted(&self, field: &str) -> bool {
@@ -345,7 +361,7 @@ impl StatsQuery {
 /// Every host's samples added up in the buckets of one query, without
 /// copying them and with each field looked up by name once per run of
 /// samples that name their fields alike.
-struct Together<'q> {
+pub(crate) struct Together<'q> {
     query: &'q StatsQuery,
     /// The wanted fields met so far.
     fields: Vec<String>,
@@ -392,7 +408,7 @@ impl<'q> Together<'q> {
     }
 
     /// Adds the buckets to `buckets`.
-    fn add_to(mut self, buckets: &mut BTreeMap<Millis, Bucket>) {
+    pub(crate) fn add_to(mut self, buckets: &mut BTreeMap<Millis, Bucket>) {
         for (start, place) in self.starts {
             let (samples, figures) = std::mem::take(&mut self.buckets[place]);
             let bucket = buckets.entry(start).or_default();

@@ -587,8 +587,8 @@ mod tests {
                 collection_interval: 10_000,
                 retention_period: 864_000_000,
                 janitor_interval: 900_000,
-                minute_rollup_retention: 30 * 86_400_000,
-                ten_minute_rollup_retention: 365 * 86_400_000,
+                minute_rollup_retention: 86_400_000,
+                ten_minute_rollup_retention: 10 * 86_400_000,
             }
         );
         assert!(!config.alerting.enabled);

@@ -422,13 +422,13 @@ impl Checker {
                 place,
                 "minuteRollupRetention",
                 &raw.minute_rollup_retention,
-                "30d",
+                "1d",
             ),
             ten_minute_rollup_retention: self.interval(
                 place,
                 "tenMinuteRollupRetention",
                 &raw.ten_minute_rollup_retention,
-                "365d",
+                "10d",
             ),
         }
     }

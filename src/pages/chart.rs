@@ -221,11 +221,58 @@ fn px(value: f64) -> String {
     format!("{value:.1}")
 }
 
-/// `x,y x,y ...` for a run of points.
+/// `x,y x,y ...` for a run of points. A run denser than a point a pixel
+/// (a day of minutes in a narrow chart) is drawn at whole pixels, each
+/// pixel column's lowest and highest point in the order they come: the same
+/// line, at a fraction of the bytes.
 fn polyline(plot: &Plot, run: &[(Millis, f64)]) -> String {
     let mut points = String::with_capacity(run.len() * 12);
-    for (at, value) in run {
-        let _ = write!(points, "{:.1},{:.1} ", plot.x(*at), plot.y(*value));
+    let width = match (run.first(), run.last()) {
+        (Some((first, _)), Some((last, _))) => plot.x(*last) - plot.x(*first),
+        _ => 0.0,
+    };
+    if (run.len() as f64) <= width {
+        for (at, value) in run {
+            let _ = write!(points, "{:.1},{:.1} ", plot.x(*at), plot.y(*value));
+        }
+    } else {
+        // The pixel column being drawn: its x, and its lowest and highest
+        // y, each with the place of the point it came from.
+        type Column = (f64, (usize, f64), (usize, f64));
+        let flush = |points: &mut String, (x, low, high): Column| {
+            let (first, second) = if low.0 <= high.0 {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            let _ = write!(points, "{x:.0},{:.0} ", first.1);
+            if first.1.round() != second.1.round() {
+                let _ = write!(points, "{x:.0},{:.0} ", second.1);
+            }
+        };
+        let mut column: Option<Column> = None;
+        for (place, (at, value)) in run.iter().enumerate() {
+            let (x, y) = (plot.x(*at).round(), plot.y(*value));
+            match &mut column {
+                Some((cx, low, high)) if *cx == x => {
+                    if y < low.1 {
+                        *low = (place, y);
+                    }
+                    if y > high.1 {
+                        *high = (place, y);
+                    }
+                }
+                _ => {
+                    if let Some(done) = column {
+                        flush(&mut points, done);
+                    }
+                    column = Some((x, (place, y), (place, y)));
+                }
+            }
+        }
+        if let Some(done) = column {
+            flush(&mut points, done);
+        }
     }
     points.pop();
     points
@@ -364,6 +411,43 @@ mod tests {
         assert_eq!(value_ticks(-3.0, 3.0), [-2.0, 0.0, 2.0]);
         assert!(value_ticks(-1e300, 1.08e300).len() <= 12);
         assert!(value_ticks(1.0, 1.0).is_empty());
+    }
+
+    /// A day of minutes in 450 pixels: at most two points a pixel column,
+    /// and a one-minute spike still drawn at its height.
+    #[test]
+    fn a_dense_line_keeps_each_columns_extremes() {
+        let plot = Plot {
+            left: 50.0,
+            right: 500.0,
+            top: 0.0,
+            bottom: 200.0,
+            from: 0,
+            to: 1_440 * 60_000,
+            low: 0.0,
+            high: 100.0,
+        };
+        let run: Vec<(Millis, f64)> = (0..1_440)
+            .map(|minute| (minute * 60_000, if minute == 700 { 100.0 } else { 50.0 }))
+            .collect();
+        let drawn = polyline(&plot, &run);
+        let points: Vec<(f64, f64)> = drawn
+            .split(' ')
+            .map(|point| {
+                let (x, y) = point.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert!(points.len() <= 2 * 451, "{}", points.len());
+        assert!(points.iter().any(|&(_, y)| y == 0.0), "the spike is drawn");
+        assert!(points.windows(2).all(|pair| pair[0].0 <= pair[1].0));
+        assert_eq!(points.first().unwrap().0, 50.0);
+        assert_eq!(points.last().unwrap().0, plot.x(1_439 * 60_000).round());
+        // A sparse line keeps its points as they are, to a tenth of a pixel.
+        let sparse: Vec<(Millis, f64)> = run.iter().step_by(100).copied().collect();
+        let drawn = polyline(&plot, &sparse);
+        assert_eq!(drawn.split(' ').count(), sparse.len());
+        assert!(drawn.starts_with("50.0,100.0 "), "{drawn}");
     }
 
     #[test]

@@ -15,9 +15,10 @@ use super::{
     frame_selector, given, hidden_frame, href_with, legend, page_number, refresh_toggle,
 };
 use crate::duration::{HumanDuration, Millis, parse_duration};
-use crate::fleet::{self, FleetFrame, FrameQuery};
+use crate::fleet::{FleetFrame, FrameQuery};
 use crate::service::Service;
 use crate::stats::{Bucket, FieldStats, HostBuckets, MAX_BUCKETS, StatsQuery};
+use crate::store::rollup::Step;
 
 const CPU: &str = "cpu.usage";
 const MEMORY: &str = "mem.usage";
@@ -45,8 +46,11 @@ const RESOLUTIONS: [&str; 8] = ["10s", "30s", "1m", "5m", "15m", "30m", "1h", "6
 /// The most points a chart of the page draws.
 const MAX_POINTS: i64 = 1_500;
 /// The longest frame read sample by sample for the fleet; longer ones read
-/// the rolled-up past from rollups.
-const RAW_FRAME: Millis = 2 * 3_600_000;
+/// the rolled-up past from rollups ([`fleet_step`]).
+const RAW_FRAME: Millis = 3_600_000;
+/// The longest frame read from minute rollups for the fleet; longer ones
+/// read ten-minute rollups.
+const MINUTE_FRAME: Millis = 2 * 3_600_000;
 /// The overview's rows per page.
 const OVERVIEW_ROWS: usize = 100;
 /// The most hosts drawn on a per-host chart.
@@ -116,8 +120,14 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     let service = &context.service;
     let frame = params.frame.resolve(service.now(), &FRAMES)?;
     let interval = service.read_config(|config| config.monitoring.collection_interval);
+    let kept_from = service.queries().rollups_kept_from();
+    let span = frame.to - frame.from;
+    let reach = Reach {
+        span,
+        minutes: kept_from[0] <= Step::Minute.start_of(frame.from),
+    };
     let resolution = match given(&params.resolution) {
-        None => automatic(frame.from, frame.to, interval),
+        None => automatic(frame.from, frame.to, interval, reach),
         Some(text) => match parse_duration(text) {
             Ok(resolution) if resolution >= 1000 => resolution,
             _ => {
@@ -127,15 +137,14 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             }
         },
     };
-    let span = frame.to - frame.from;
     // A resolution kept from another frame (a frame link keeps it) that
     // this one cannot serve in time: the nearest coarser one, said above
     // the charts.
     let asked = resolution;
-    let resolution = if servable(span, asked) {
+    let resolution = if servable(reach, asked) {
         asked
     } else {
-        coarser(span, asked).unwrap_or_else(|| automatic(frame.from, frame.to, interval))
+        coarser(reach, asked).unwrap_or_else(|| automatic(frame.from, frame.to, interval, reach))
     };
     let mut fields = vec![CPU.to_string(), MEMORY.to_string()];
     fields.extend(COUNTERS.iter().map(|(field, _)| field.to_string()));
@@ -179,32 +188,25 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
             }
         }
         None => {
-            let together = queries.stats(&query.clone().across_hosts())?;
-            let series = together.into_values().next().unwrap_or_default();
-            // Frames up to RAW_FRAME read every sample; longer ones the
-            // rollups, where kept.
-            let rolled_up = span > RAW_FRAME
-                && queries.rollups_kept_from()[1] <= fleet::STEP.start_of(frame.from);
+            let step = fleet_step(span, kept_from, frame.from);
             let frame_query = FrameQuery {
                 from: frame.from,
                 to: frame.to,
                 fields: query.fields.clone().unwrap_or_default(),
-                rolled_up,
-                grain: if rolled_up {
-                    fleet::STEP.millis()
-                } else {
-                    resolution
-                },
+                rolled_up: step,
+                grain: step.map_or(resolution, Step::millis),
                 series: vec![0, 1],
                 resolution,
                 series_from: chart_from,
+                together: Some(query.clone().across_hosts()),
             };
-            let fleet = queries.fleet(&frame_query)?;
+            let mut fleet = queries.fleet(&frame_query)?;
+            let series = std::mem::take(&mut fleet.together);
             let overview = fleet_overview(&fleet);
             Read {
                 overview,
                 series,
-                per_host: PerHost::Fleet(fleet, frame_query),
+                per_host: PerHost::Fleet(fleet, Box::new(frame_query)),
             }
         }
     };
@@ -285,7 +287,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                             .get(*host)
                             .cloned()
                             .unwrap_or_else(|| fleet.empty());
-                        if frame_query.rolled_up {
+                        if frame_query.rolled_up.is_some() {
                             frame_query.add_rolled_series(store, host, until, &mut figures)?;
                         }
                         figures.series_of(nth, chart_from, resolution)
@@ -409,8 +411,8 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 @if let Some(sort) = sort { input type="hidden" name="sort" value=(sort); }
                 label { "Resolution "
                     select name="resolution" {
-                        option value="" { "Auto (" (HumanDuration(automatic(frame.from, frame.to, interval))) ")" }
-                        @for option in offered(span) {
+                        option value="" { "Auto (" (HumanDuration(automatic(frame.from, frame.to, interval, reach))) ")" }
+                        @for option in offered(reach) {
                             option value=(option) selected[given(&params.resolution) == Some(option)] { (option) }
                         }
                     }
@@ -554,7 +556,7 @@ enum PerHost {
     Buckets(HostBuckets),
     /// The fleet's figures, and the query that read them (for the rolled-up
     /// series of the hosts drawn).
-    Fleet(FleetFrame, FrameQuery),
+    Fleet(FleetFrame, Box<FrameQuery>),
 }
 
 /// The overview's rows from the fleet's figures (fields in the order of
@@ -583,46 +585,73 @@ fn fleet_overview(fleet: &FleetFrame) -> BTreeMap<String, Overview> {
 
 /// The resolution of about 300 points the page uses when the address names
 /// none: a whole number of collection intervals, and [`servable`].
-fn automatic(from: Millis, to: Millis, interval: Millis) -> Millis {
+fn automatic(from: Millis, to: Millis, interval: Millis, reach: Reach) -> Millis {
     let resolution = aligned(StatsQuery::auto_resolution(from, to), interval);
-    let span = to - from;
     let whole = |unit: Millis| (resolution + unit - 1) / unit * unit;
-    if servable(span, resolution) {
+    if servable(reach, resolution) {
         resolution
-    } else if span <= 24 * 3_600_000 {
+    } else if servable(reach, whole(60_000)) {
         whole(60_000)
     } else {
         whole(600_000)
     }
 }
 
-/// Whether the page serves a frame of `span` at `resolution` fast at any
-/// number of hosts: at most [`MAX_POINTS`] points; below a minute only for
-/// frames read sample by sample ([`RAW_FRAME`]); and past a day only in
-/// whole ten minutes, the rollups kept longest.
-fn servable(span: Millis, resolution: Millis) -> bool {
-    span / resolution.max(1) <= MAX_POINTS
-        && (resolution % 60_000 == 0 || span <= RAW_FRAME)
-        && (resolution % 600_000 == 0 || span <= 24 * 3_600_000)
+/// The step of the rollups the fleet's figures over a frame of `span` from
+/// `from` are read from: none up to [`RAW_FRAME`] (every sample), minutes up
+/// to [`MINUTE_FRAME`], ten minutes past it; a step whose rollups are no
+/// longer kept at `from` gives way to a coarser one, or to every sample.
+fn fleet_step(span: Millis, kept_from: [Millis; 2], from: Millis) -> Option<Step> {
+    if span <= RAW_FRAME {
+        return None;
+    }
+    Step::ALL
+        .into_iter()
+        .zip(kept_from)
+        .find(|(step, kept_from)| {
+            (span <= MINUTE_FRAME || *step != Step::Minute) && *kept_from <= step.start_of(from)
+        })
+        .map(|(step, _)| step)
 }
 
-/// The finest resolution offered for a frame of `span` at least as coarse
-/// as `asked`, if any.
-fn coarser(span: Millis, asked: Millis) -> Option<Millis> {
-    offered(span)
+/// A frame as the page can read it: its length, and whether the minute
+/// rollups are kept back to its start (`monitoring.minuteRollupRetention`).
+#[derive(Debug, Clone, Copy)]
+struct Reach {
+    span: Millis,
+    minutes: bool,
+}
+
+/// Whether the page serves a frame at `resolution` fast at any number of
+/// hosts: at most [`MAX_POINTS`] points; below a minute only for frames
+/// read sample by sample ([`RAW_FRAME`]); past those, whole minutes only up
+/// to a day and where the minute rollups are kept, else whole ten minutes.
+fn servable(reach: Reach, resolution: Millis) -> bool {
+    let span = reach.span;
+    span / resolution.max(1) <= MAX_POINTS
+        && (resolution % 60_000 == 0 || span <= RAW_FRAME)
+        && (resolution % 600_000 == 0
+            || span <= RAW_FRAME
+            || (span <= 24 * 3_600_000 && reach.minutes))
+}
+
+/// The finest resolution offered for a frame at least as coarse as
+/// `asked`, if any.
+fn coarser(reach: Reach, asked: Millis) -> Option<Millis> {
+    offered(reach)
         .into_iter()
         .filter_map(|text| parse_duration(text).ok())
         .find(|&resolution| resolution >= asked)
 }
 
-/// The resolutions the page offers for a frame of `span`: servable, and
-/// drawing at least four points.
-fn offered(span: Millis) -> Vec<&'static str> {
+/// The resolutions the page offers for a frame: servable, and drawing at
+/// least four points.
+fn offered(reach: Reach) -> Vec<&'static str> {
     RESOLUTIONS
         .into_iter()
         .filter(|text| {
             parse_duration(text)
-                .is_ok_and(|resolution| servable(span, resolution) && resolution * 4 <= span)
+                .is_ok_and(|resolution| servable(reach, resolution) && resolution * 4 <= reach.span)
         })
         .collect()
 }
@@ -779,9 +808,25 @@ mod tests {
     #[test]
     fn only_servable_resolutions_are_offered() {
         const HOUR: Millis = 3_600_000;
-        assert_eq!(offered(HOUR), ["10s", "30s", "1m", "5m", "15m"]);
-        assert_eq!(offered(24 * HOUR), ["1m", "5m", "15m", "30m", "1h", "6h"]);
-        assert_eq!(offered(7 * 24 * HOUR), ["30m", "1h", "6h"]);
+        let kept = |span| Reach {
+            span,
+            minutes: true,
+        };
+        assert_eq!(offered(kept(HOUR)), ["10s", "30s", "1m", "5m", "15m"]);
+        assert_eq!(offered(kept(2 * HOUR)), ["1m", "5m", "15m", "30m"]);
+        assert_eq!(
+            offered(kept(24 * HOUR)),
+            ["1m", "5m", "15m", "30m", "1h", "6h"]
+        );
+        assert_eq!(offered(kept(7 * 24 * HOUR)), ["30m", "1h", "6h"]);
+        // A day whose minute rollups are gone: whole ten minutes; an hour
+        // is read sample by sample, whatever is kept.
+        let gone = |span| Reach {
+            span,
+            minutes: false,
+        };
+        assert_eq!(offered(gone(24 * HOUR)), ["30m", "1h", "6h"]);
+        assert_eq!(offered(gone(HOUR)), offered(kept(HOUR)));
         for span in [
             30 * 60_000,
             HOUR,
@@ -791,16 +836,19 @@ mod tests {
             7 * 24 * HOUR,
             90 * 24 * HOUR,
         ] {
-            let auto = automatic(0, span, 10_000);
-            assert!(servable(span, auto), "{span}: {auto}");
-            for text in offered(span) {
+            for reach in [kept(span), gone(span)] {
+                let auto = automatic(0, span, 10_000, reach);
+                assert!(servable(reach, auto), "{span}: {auto}");
+            }
+            for text in offered(kept(span)) {
                 let resolution = parse_duration(text).unwrap();
                 assert!(span / resolution <= MAX_POINTS);
             }
         }
-        assert_eq!(coarser(5 * HOUR, 30_000), Some(60_000));
-        assert_eq!(coarser(7 * 24 * HOUR, 60_000), Some(1_800_000));
-        assert_eq!(coarser(24 * HOUR, 12 * HOUR), None);
-        assert_eq!(coarser(HOUR, 10_000), Some(10_000));
+        assert_eq!(coarser(kept(5 * HOUR), 30_000), Some(60_000));
+        assert_eq!(coarser(kept(7 * 24 * HOUR), 60_000), Some(1_800_000));
+        assert_eq!(coarser(kept(24 * HOUR), 12 * HOUR), None);
+        assert_eq!(coarser(kept(HOUR), 10_000), Some(10_000));
+        assert_eq!(coarser(gone(24 * HOUR), 60_000), Some(1_800_000));
     }
 }

@@ -32,6 +32,9 @@ const POINTS: i64 = 100;
 const CHART_HOSTS: usize = 10;
 /// The most hosts listed by name among those with no incident.
 const FOLDED_SHOWN: usize = 50;
+/// The most rows of a rule's table (firing first): a fleet gone silent
+/// must not make the page weigh megabytes.
+const ROWS_SHOWN: usize = 30;
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -109,7 +112,16 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
                 @if hosts.shown.is_empty() {
                     p.empty { "No host fired in this time frame." }
                 } @else {
-                    (host_table(rule, &hosts.shown, frame_name))
+                    (host_table(rule, &hosts.shown[..hosts.shown.len().min(ROWS_SHOWN)], frame_name))
+                    @if hosts.shown.len() > ROWS_SHOWN {
+                        p.hint {
+                            "The first " (ROWS_SHOWN) " of " (format::count(hosts.shown.len()))
+                            ", firing first; the others: "
+                            a href=(super::href("/incidents", &[("frame", frame_name), ("rule", Some(rule.name.as_str()))])) { "this rule's incidents" }
+                            ", and the silent hosts first on "
+                            a href="/monitoring" { "the monitoring page" } "."
+                        }
+                    }
                 }
                 @if !hosts.folded.is_empty() {
                     details.hosts {
