@@ -11,7 +11,7 @@
 //! thousand hosts over seven days are 1,008,000 ten-minute rollup points,
 //! not 60 million samples.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::duration::Millis;
 use crate::stats::{Bucket, FieldStats, StatsQuery};
@@ -172,6 +172,8 @@ impl FrameQuery {
                 fields: self.fields.len(),
             },
             places: Vec::new(),
+            read: Vec::new(),
+            known: HashMap::new(),
             current: None,
             point_names: Vec::new(),
             point_places: Vec::new(),
@@ -187,6 +189,7 @@ impl FrameQuery {
                     to: end,
                     host: None,
                     fields: Some(&self.fields),
+                    totals_only: true,
                 };
                 store.scan_rollups(&rollups, &mut |host, point| reader.point(host, point))?;
                 // Samples that came after their time was rolled up.
@@ -199,7 +202,7 @@ impl FrameQuery {
         }
         let Some(query) = &self.together else {
             store.visit_samples(raw_from, self.to, &mut reader)?;
-            return Ok(reader.frame);
+            return Ok(reader.finish());
         };
         let (mut rolled, together_from) = query.run_rolled_up(store)?;
         let mut together = query.together();
@@ -210,8 +213,9 @@ impl FrameQuery {
         store.visit_samples(raw_from.min(together_from), self.to, &mut both)?;
         let mut series = rolled.remove(ALL_HOSTS).unwrap_or_default();
         together.add_to(&mut series);
-        reader.frame.together = series;
-        Ok(reader.frame)
+        let mut frame = reader.finish();
+        frame.together = series;
+        Ok(frame)
     }
 
     /// Adds to `host`'s series its rolled-up points before `until` (the
@@ -242,6 +246,7 @@ impl FrameQuery {
             to: self.to.min(until.saturating_sub(1)),
             host: Some(host),
             fields: Some(&names),
+            totals_only: true,
         };
         let resolution = self.resolution.max(1);
         store.scan_rollups(&rollups, &mut |_, point| {
@@ -285,8 +290,12 @@ struct Reader<'q> {
     frame: FleetFrame,
     /// For each of the current names, its place among the fields asked for.
     places: Vec<Option<usize>>,
-    /// The host of the last point or sample: the next is most likely its.
-    current: Option<String>,
+    /// The hosts read so far, in the order met, and their places there.
+    read: Vec<(String, HostFrame)>,
+    known: HashMap<String, usize>,
+    /// The place of the host of the last point or sample: the next is most
+    /// likely its.
+    current: Option<usize>,
     /// The names of the last point's fields (the points of a row share
     /// them) and their places among the fields asked for.
     point_names: Vec<std::sync::Arc<str>>,
@@ -295,17 +304,29 @@ struct Reader<'q> {
 
 impl Reader<'_> {
     fn host(&mut self, host: &str) -> &mut HostFrame {
-        if self.current.as_deref() != Some(host) {
-            if !self.frame.hosts.contains_key(host) {
-                let figures = HostFrame::new(self.query.fields.len(), self.frame.grains);
-                self.frame.hosts.insert(host.to_string(), figures);
+        let place = match self.current {
+            Some(place) if self.read[place].0 == host => place,
+            _ => {
+                let place = match self.known.get(host) {
+                    Some(&place) => place,
+                    None => {
+                        let figures = HostFrame::new(self.query.fields.len(), self.frame.grains);
+                        self.read.push((host.to_string(), figures));
+                        self.known.insert(host.to_string(), self.read.len() - 1);
+                        self.read.len() - 1
+                    }
+                };
+                self.current = Some(place);
+                place
             }
-            self.current = Some(host.to_string());
-        }
+        };
+        &mut self.read[place].1
+    }
+
+    /// The frame, every host read in it.
+    fn finish(mut self) -> FleetFrame {
+        self.frame.hosts = self.read.into_iter().collect();
         self.frame
-            .hosts
-            .get_mut(host)
-            .expect("inserted above or before")
     }
 
     fn grain(&self, ts: Millis) -> Option<usize> {

@@ -5,7 +5,7 @@
 //! Every method blocks (it may read the store): call it from
 //! `spawn_blocking`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
@@ -84,19 +84,21 @@ impl Queries<'_> {
         }))
     }
 
-    /// Runs each of `hosts`' stored samples of `[from - longest timeframe, to]`
-    /// through a fresh engine with `rules`, evaluating at the watcher's ticks
-    /// (coarser over a long frame, at most [`MAX_TICKS`]), and keeps per chart
-    /// point of `step` the value closest to firing: the highest for `>=`, the
-    /// lowest for `<=`. A crossing between two points still shows. Hosts are
-    /// evaluated independently by the engine, so one at a time gives the same
-    /// figures as all together, reading only the hosts drawn.
+    /// Runs each drawn host's stored samples of `[from - longest timeframe,
+    /// to]` through a fresh engine with the rules it is drawn for (`drawn`:
+    /// per host, places in `rules`), evaluating at the watcher's ticks
+    /// (coarser over a long frame, at most [`MAX_TICKS`]), and keeps per
+    /// chart point of `step` the value closest to firing: the highest for
+    /// `>=`, the lowest for `<=`. A crossing between two points still
+    /// shows. Hosts and rules are evaluated independently by the engine, so
+    /// one host and a few rules at a time give the same figures as all
+    /// together, reading only the hosts drawn.
     pub fn rule_history(
         &self,
         rules: &[Rule],
         (from, to): (Millis, Millis),
         step: Millis,
-        hosts: &BTreeSet<&str>,
+        drawn: &BTreeMap<&str, Vec<usize>>,
     ) -> Result<History, StoreError> {
         let (retention, watcher_interval) = self.service.read_config(|config| {
             (
@@ -113,10 +115,17 @@ impl Queries<'_> {
         let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
         let mut ids = SequentialIds(0);
         let mut transitions = Vec::new();
-        let samples = drawn_samples(store, hosts, from.saturating_sub(longest), to)?;
-        for (host, samples) in hosts.iter().zip(samples) {
-            let mut engine = Engine::new(rules, retention);
-            let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); rules.len()];
+        let hosts: Vec<&str> = drawn.keys().copied().collect();
+        let mut samples = DrawnSamples::read(store, hosts, from.saturating_sub(longest), to)?;
+        for (nth, (host, places)) in drawn.iter().enumerate() {
+            let places: Vec<usize> = places
+                .iter()
+                .copied()
+                .filter(|&place| place < rules.len())
+                .collect();
+            let own: Vec<Rule> = places.iter().map(|&place| rules[place].clone()).collect();
+            let mut engine = Engine::new(&own, retention);
+            let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); own.len()];
             let mut next_tick = from.div_euclid(interval) * interval;
             let mut evaluate = |engine: &mut Engine,
                                 at: Millis,
@@ -130,7 +139,7 @@ impl Queries<'_> {
                     return;
                 };
                 let point = from + (at - from) / step * step;
-                for ((rule, status), points) in rules.iter().zip(&statuses).zip(series.iter_mut()) {
+                for ((rule, status), points) in own.iter().zip(&statuses).zip(series.iter_mut()) {
                     let Some(value) = status.aggregate else {
                         continue;
                     };
@@ -149,20 +158,20 @@ impl Queries<'_> {
                     }
                 }
             };
-            for sample in &samples {
+            samples.visit(store, nth, &mut |sample| {
                 while next_tick < sample.ts && next_tick <= to {
                     evaluate(&mut engine, next_tick, &mut series);
                     next_tick += interval;
                 }
-                engine.ingest(sample);
-            }
+                engine.ingest(&sample);
+            })?;
             while next_tick <= to {
                 evaluate(&mut engine, next_tick, &mut series);
                 next_tick += interval;
             }
-            for (rule_history, points) in history.iter_mut().zip(series) {
+            for (&place, points) in places.iter().zip(series) {
                 if !points.is_empty() {
-                    rule_history.insert(host.to_string(), points);
+                    history[place].insert(host.to_string(), points);
                 }
             }
         }
@@ -254,14 +263,15 @@ impl Queries<'_> {
 
     /// Per rollup step (in the order of [`Step::ALL`]), the time from which
     /// the janitor keeps its rollups (`monitoring.minuteRollupRetention`,
-    /// `tenMinuteRollupRetention`).
-    pub(crate) fn rollups_kept_from(&self) -> [Millis; 2] {
+    /// `tenMinuteRollupRetention`, `hourRollupRetention`).
+    pub(crate) fn rollups_kept_from(&self) -> [Millis; 3] {
         let now = self.service.now();
         self.service.read_config(|config| {
             Step::ALL.map(|step| {
                 now.saturating_sub(match step {
                     Step::Minute => config.monitoring.minute_rollup_retention,
                     Step::TenMinutes => config.monitoring.ten_minute_rollup_retention,
+                    Step::Hour => config.monitoring.hour_rollup_retention,
                 })
             })
         })
@@ -274,69 +284,97 @@ const MAX_TICKS: i64 = 20_000;
 /// A rule's aggregate per host at each point: `history[rule][host]`.
 pub type History = Vec<BTreeMap<String, Vec<(Millis, f64)>>>;
 
-/// The stored samples of `[from, to]` of each of `hosts` (in their order),
-/// each host's by time. The compacted past is read host by host (its
-/// blocks are per host); the samples not compacted yet, which lie together
-/// for all hosts, are read once for all of them: a page drawing ten hosts
-/// of a thousand does not decode the recent rows ten times.
-fn drawn_samples(
-    store: &dyn crate::store::Store,
-    hosts: &BTreeSet<&str>,
+/// The stored samples of `[from, to]` of some hosts, handed over one host
+/// at a time, each host's by time. The compacted past is read host by host
+/// (its blocks are per host) when the host's turn comes; the samples not
+/// compacted yet, which lie together for all hosts, are read once for all
+/// of them: a page drawing ten hosts of a thousand does not decode the
+/// recent rows ten times, nor hold a day of every host drawn at once.
+struct DrawnSamples<'h> {
+    hosts: Vec<&'h str>,
     from: Millis,
-    to: Millis,
-) -> Result<Vec<Vec<Sample>>, StoreError> {
-    let until = store.rolled_up_until()?.clamp(from, to.saturating_add(1));
-    let mut drawn: Vec<Vec<Sample>> = Vec::with_capacity(hosts.len());
-    for host in hosts {
-        let mut samples = Vec::new();
-        store.scan_host_samples(host, from, until - 1, &mut |sample| samples.push(sample))?;
-        drawn.push(samples);
-    }
-    struct Tail<'h> {
+    /// Where the compacted past ends (within `[from, to + 1]`).
+    until: Millis,
+    /// Per host, its samples from `until` on.
+    tails: Vec<Vec<Sample>>,
+}
+
+impl<'h> DrawnSamples<'h> {
+    /// Reads the recent part of `[from, to]` of `hosts` (sorted, no repeats).
+    fn read(
+        store: &dyn crate::store::Store,
         hosts: Vec<&'h str>,
-        names: Vec<String>,
-        samples: Vec<Vec<Sample>>,
-    }
-    impl crate::store::SampleVisitor for Tail<'_> {
-        fn names(&mut self, names: &[&str]) {
-            self.names = names.iter().map(|name| name.to_string()).collect();
+        from: Millis,
+        to: Millis,
+    ) -> Result<Self, StoreError> {
+        let until = store.rolled_up_until()?.clamp(from, to.saturating_add(1));
+        struct Tail<'a, 'h> {
+            hosts: &'a [&'h str],
+            names: Vec<String>,
+            samples: Vec<Vec<Sample>>,
         }
-        fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
-            let Ok(nth) = self.hosts.binary_search(&host) else {
-                return;
-            };
-            let metrics = values
-                .iter()
-                .filter_map(|&(name, value)| Some((self.names.get(name)?.clone(), value)))
-                .collect();
-            self.samples[nth].push(Sample {
-                host: host.to_string(),
-                ts,
-                metrics,
-            });
+        impl crate::store::SampleVisitor for Tail<'_, '_> {
+            fn names(&mut self, names: &[&str]) {
+                self.names = names.iter().map(|name| name.to_string()).collect();
+            }
+            fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
+                let Ok(nth) = self.hosts.binary_search(&host) else {
+                    return;
+                };
+                let metrics = values
+                    .iter()
+                    .filter_map(|&(name, value)| Some((self.names.get(name)?.clone(), value)))
+                    .collect();
+                self.samples[nth].push(Sample {
+                    host: host.to_string(),
+                    ts,
+                    metrics,
+                });
+            }
         }
+        let mut tail = Tail {
+            hosts: &hosts,
+            names: Vec::new(),
+            samples: vec![Vec::new(); hosts.len()],
+        };
+        if until <= to {
+            store.visit_samples(until, to, &mut tail)?;
+        }
+        let mut tails = tail.samples;
+        for later in &mut tails {
+            // Recent rows lie in the order they came: by time, the same
+            // time in the order stored.
+            later.sort_by_key(|sample| sample.ts);
+        }
+        Ok(DrawnSamples {
+            hosts,
+            from,
+            until,
+            tails,
+        })
     }
-    let mut tail = Tail {
-        hosts: hosts.iter().copied().collect(),
-        names: Vec::new(),
-        samples: vec![Vec::new(); hosts.len()],
-    };
-    if until <= to {
-        store.visit_samples(until, to, &mut tail)?;
+
+    /// Hands the `nth` host's samples to `visit`, in time order. Once.
+    fn visit(
+        &mut self,
+        store: &dyn crate::store::Store,
+        nth: usize,
+        visit: &mut dyn FnMut(Sample),
+    ) -> Result<(), StoreError> {
+        let host = self.hosts[nth];
+        store.scan_host_samples(host, self.from, self.until - 1, visit)?;
+        for sample in std::mem::take(&mut self.tails[nth]) {
+            visit(sample);
+        }
+        Ok(())
     }
-    for (samples, mut later) in drawn.iter_mut().zip(tail.samples) {
-        // Recent rows lie in the order they came: by time, the same time
-        // in the order stored.
-        later.sort_by_key(|sample| sample.ts);
-        samples.append(&mut later);
-    }
-    Ok(drawn)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::{SampleStore, SqliteStore};
+    use std::collections::BTreeSet;
 
     /// Each drawn host's samples, read in two parts (its compacted past,
     /// then the recent rows once for all), are what a read of that host
@@ -378,8 +416,12 @@ mod tests {
             (until + 1, end),
             (end + 1, end + 2),
         ] {
-            let read = drawn_samples(&store, &drawn, from, to).unwrap();
-            for (host, got) in drawn.iter().zip(&read) {
+            let mut read =
+                DrawnSamples::read(&store, drawn.iter().copied().collect(), from, to).unwrap();
+            for (nth, host) in drawn.iter().enumerate() {
+                let mut got = Vec::new();
+                read.visit(&store, nth, &mut |sample| got.push(sample))
+                    .unwrap();
                 let mut alone = Vec::new();
                 store
                     .scan_host_samples(host, from, to, &mut |sample| alone.push(sample))

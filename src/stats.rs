@@ -138,7 +138,7 @@ pub(crate) struct StatsQuery {
     pub across_hosts: bool,
     /// Per rollup step (in the order of [`Step::ALL`]), the time from which
     /// its rollups are kept: a query that starts before reads samples.
-    pub rollups_kept_from: [Millis; 2],
+    pub rollups_kept_from: [Millis; 3],
 }
 
 impl StatsQuery {
@@ -160,7 +160,7 @@ impl StatsQuery {
             host,
             fields,
             across_hosts: false,
-            rollups_kept_from: [Millis::MIN; 2],
+            rollups_kept_from: [Millis::MIN; 3],
         };
         if let Some(step) = query.step() {
             query.from = step.start_of(from);
@@ -246,14 +246,17 @@ impl StatsQuery {
     ) -> Result<(HostBuckets, Millis), StoreError> {
         let mut hosts = HostBuckets::new();
         let mut raw_from = self.from;
-        let kept = |step: &Step| {
-            let place = Step::ALL.iter().position(|known| known == step);
-            place.is_some_and(|place| self.from >= self.rollups_kept_from[place])
-        };
-        if let Some(step) = self
-            .step()
-            .filter(|step| self.from % step.millis() == 0 && kept(step))
-        {
+        // The coarsest step that fits, whose rollups are kept from `from`.
+        let step = Step::ALL
+            .into_iter()
+            .zip(self.rollups_kept_from)
+            .rev()
+            .find(|(step, kept_from)| {
+                self.resolution % step.millis() == 0
+                    && self.from % step.millis() == 0
+                    && self.from >= *kept_from
+            });
+        if let Some((step, _)) = step {
             let until = store.rolled_up_until()?;
             let end = self.to.min(until.saturating_sub(1));
             if self.from <= end {
@@ -266,6 +269,7 @@ impl StatsQuery {
                         false => self.host.as_deref(),
                     },
                     fields: self.fields.as_deref(),
+                    totals_only: true,
                 };
                 store.scan_rollups(&query, &mut |host, point| {
                     self.add_point(&mut hosts, host, point)
@@ -567,7 +571,7 @@ mod tests {
             host: None,
             fields: None,
             across_hosts: false,
-            rollups_kept_from: [Millis::MIN; 2],
+            rollups_kept_from: [Millis::MIN; 3],
         };
         assert_eq!(query.buckets(), i64::MAX);
         assert_eq!(query.bucket_start(5), 5);

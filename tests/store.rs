@@ -265,6 +265,7 @@ pub fn rollups_cover_the_samples_before_rolled_up_until(store: &dyn Store) {
         to: i64::MAX,
         host: Some("a"),
         fields: None,
+        totals_only: false,
     };
     store
         .scan_rollups(&query, &mut |_, point| rolled += point.samples)
@@ -568,7 +569,7 @@ pub fn op() -> impl proptest::strategy::Strategy<Value = Op> {
             .prop_map(Op::Append),
         2 => (0u16..4200).prop_map(Op::Compact),
         1 => (0u16..3600).prop_map(Op::Delete),
-        1 => (0u8..2, 0u16..3600).prop_map(|(step, at)| Op::DeleteRollups(step, at)),
+        1 => (0u8..3, 0u16..3600).prop_map(|(step, at)| Op::DeleteRollups(step, at)),
         1 => Just(Op::Reopen),
     ]
 }
@@ -588,7 +589,7 @@ pub fn samples_match_a_model(
     // Appended, neither compacted nor deleted.
     let mut pending: Vec<Sample> = Vec::new();
     // Compacted (so rolled up), per step, in the order compacted.
-    let mut rolled: [Vec<Sample>; 2] = Default::default();
+    let mut rolled: [Vec<Sample>; 3] = Default::default();
     for (i, op) in ops.iter().enumerate() {
         match op {
             Op::Append(batch) => {
@@ -2034,7 +2035,7 @@ fn sqlite_refuses_a_newer_schema() {
     let error = SqliteStore::open(&path).err().expect("refused");
     assert_eq!(
         error.to_string(),
-        "the store's schema version is 99, this alertd knows 3: upgrade alertd"
+        "the store's schema version is 99, this alertd knows 4: upgrade alertd"
     );
 }
 
@@ -2101,7 +2102,7 @@ fn sqlite_moves_the_samples_of_a_version_1_store() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let old: i64 = connection
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('samples', 'hosts')",
@@ -2149,7 +2150,7 @@ fn all_hosts_points(store: &dyn Store, step: Step) -> Vec<Point> {
 }
 
 /// Two hours of three hosts, compacted but for the last ten minutes.
-fn fill_and_compact(store: &dyn Store) -> [Vec<Point>; 2] {
+fn fill_and_compact(store: &dyn Store) -> [Vec<Point>; 3] {
     let base = 1_700_000_400_000 / alertd::store::BLOCK_PERIOD * alertd::store::BLOCK_PERIOD;
     let samples: Vec<Sample> = (0..720i64)
         .flat_map(|i| {
@@ -2181,6 +2182,62 @@ fn sqlite_rolls_up_all_hosts_of_an_earlier_version_2_file() {
         .unwrap();
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
+}
+
+/// Every host's hour points, the fleet's included.
+fn hour_points(store: &dyn Store) -> Vec<(String, Point)> {
+    let mut points = support::rollups(store, Step::Hour, None);
+    points.extend(support::rollups(store, Step::Hour, Some(ALL_HOSTS)));
+    points
+}
+
+#[test]
+fn sqlite_rolls_up_hours_of_an_earlier_version_3_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    fill_and_compact(&store);
+    let hours = hour_points(&store);
+    assert_eq!(
+        hours.len(),
+        4 * 3,
+        "three hours of three hosts and the fleet"
+    );
+    drop(store);
+    // As written by the alertd before the hour rollups.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DELETE FROM rollups WHERE step = 3600000; PRAGMA user_version = 3;")
+        .unwrap();
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(hour_points(&store), hours);
+}
+
+#[test]
+fn redis_rolls_up_hours_of_a_store_written_before_they_were_kept() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = support::redis::RedisServer::start(dir.path());
+    let store = RedisStore::open(&server.url(), "old").unwrap();
+    fill_and_compact(&store);
+    let hours = hour_points(&store);
+    assert_eq!(
+        hours.len(),
+        4 * 3,
+        "three hours of three hosts and the fleet"
+    );
+    // As written by the alertd before the hour rollups.
+    server.cli(&[
+        "DEL",
+        "{old}:rollup:3600000",
+        "{old}:rollup_by_start:3600000",
+        "{old}:hour_rolled_up",
+    ]);
+    assert!(hour_points(&store).is_empty());
+    store.compact_samples(0).unwrap();
+    assert_eq!(hour_points(&store), hours);
 }
 
 #[test]

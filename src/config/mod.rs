@@ -216,6 +216,8 @@ pub struct Monitoring {
     pub minute_rollup_retention: Millis,
     /// Per-ten-minute rollups of samples older than this are deleted.
     pub ten_minute_rollup_retention: Millis,
+    /// Per-hour rollups of samples older than this are deleted.
+    pub hour_rollup_retention: Millis,
 }
 
 impl Alerting {
@@ -587,8 +589,9 @@ mod tests {
                 collection_interval: 10_000,
                 retention_period: 864_000_000,
                 janitor_interval: 900_000,
-                minute_rollup_retention: 86_400_000,
+                minute_rollup_retention: 25 * 3_600_000,
                 ten_minute_rollup_retention: 10 * 86_400_000,
+                hour_rollup_retention: 10 * 86_400_000,
             }
         );
         assert!(!config.alerting.enabled);

@@ -44,6 +44,8 @@ pub struct RawMonitoring {
     pub minute_rollup_retention: Raw<String>,
     #[serde(default)]
     pub ten_minute_rollup_retention: Raw<String>,
+    #[serde(default)]
+    pub hour_rollup_retention: Raw<String>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -56,6 +58,7 @@ impl RawMonitoring {
         "janitorInterval",
         "minuteRollupRetention",
         "tenMinuteRollupRetention",
+        "hourRollupRetention",
     ];
 }
 

@@ -422,12 +422,18 @@ impl Checker {
                 place,
                 "minuteRollupRetention",
                 &raw.minute_rollup_retention,
-                "1d",
+                "25h",
             ),
             ten_minute_rollup_retention: self.interval(
                 place,
                 "tenMinuteRollupRetention",
                 &raw.ten_minute_rollup_retention,
+                "10d",
+            ),
+            hour_rollup_retention: self.interval(
+                place,
+                "hourRollupRetention",
+                &raw.hour_rollup_retention,
                 "10d",
             ),
         }

@@ -2,7 +2,7 @@
 //! per delivery and what still waits, with a button to try again what was
 //! given up on.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -192,7 +192,7 @@ fn incident_chart(
         (end + margin).min(now.max(end)),
     );
     let step = ((to - from) / 150).max(1000) / 1000 * 1000;
-    let hosts: BTreeSet<&str> = [&*incident.host_name].into_iter().collect();
+    let hosts: BTreeMap<&str, Vec<usize>> = [(&*incident.host_name, vec![0])].into();
     let history =
         service
             .queries()

@@ -49,7 +49,7 @@ const MAX_POINTS: i64 = 1_500;
 /// the rolled-up past from rollups ([`fleet_step`]).
 const RAW_FRAME: Millis = 3_600_000;
 /// The longest frame read from minute rollups for the fleet; longer ones
-/// read ten-minute rollups.
+/// read ten-minute rollups, and past a day hour rollups.
 const MINUTE_FRAME: Millis = 2 * 3_600_000;
 /// The overview's rows per page.
 const OVERVIEW_ROWS: usize = 100;
@@ -599,18 +599,20 @@ fn automatic(from: Millis, to: Millis, interval: Millis, reach: Reach) -> Millis
 
 /// The step of the rollups the fleet's figures over a frame of `span` from
 /// `from` are read from: none up to [`RAW_FRAME`] (every sample), minutes up
-/// to [`MINUTE_FRAME`], ten minutes past it; a step whose rollups are no
-/// longer kept at `from` gives way to a coarser one, or to every sample.
-fn fleet_step(span: Millis, kept_from: [Millis; 2], from: Millis) -> Option<Step> {
-    if span <= RAW_FRAME {
-        return None;
-    }
+/// to [`MINUTE_FRAME`], ten minutes up to a day, hours past it; a step whose
+/// rollups are no longer kept at `from` gives way to a coarser one, or to
+/// every sample.
+fn fleet_step(span: Millis, kept_from: [Millis; 3], from: Millis) -> Option<Step> {
+    let finest = match span {
+        _ if span <= RAW_FRAME => return None,
+        _ if span <= MINUTE_FRAME => Step::Minute,
+        _ if span <= 24 * 3_600_000 => Step::TenMinutes,
+        _ => Step::Hour,
+    };
     Step::ALL
         .into_iter()
         .zip(kept_from)
-        .find(|(step, kept_from)| {
-            (span <= MINUTE_FRAME || *step != Step::Minute) && *kept_from <= step.start_of(from)
-        })
+        .find(|(step, kept_from)| *step >= finest && *kept_from <= step.start_of(from))
         .map(|(step, _)| step)
 }
 

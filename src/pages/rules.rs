@@ -80,10 +80,13 @@ fn render(context: &PageContext, params: &RulesParams) -> Result<Html<String>, P
         .enumerate()
         .map(|(index, rule)| RuleHosts::sort(index, rule, &states, &fired))
         .collect();
-    let drawn: BTreeSet<&str> = sorted
-        .iter()
-        .flat_map(|hosts| hosts.charted.iter().copied())
-        .collect();
+    // Per host drawn, the rules it is drawn for.
+    let mut drawn: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (place, hosts) in sorted.iter().enumerate() {
+        for host in &hosts.charted {
+            drawn.entry(host).or_default().push(place);
+        }
+    }
     let history = queries.rule_history(&rules, (frame.from, frame.to), step, &drawn)?;
     let frame_name = frame.preset;
     let refreshing = given(&params.refresh) == Some("on");

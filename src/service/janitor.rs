@@ -2,7 +2,7 @@
 //! resolved incidents older than `alerting.retentionPeriod`, each at its own
 //! interval, and once at start; deletes rolled-up series older than their
 //! own retention (`monitoring.minuteRollupRetention`,
-//! `monitoring.tenMinuteRollupRetention`); and every minute compacts the samples that
+//! `monitoring.tenMinuteRollupRetention`, `monitoring.hourRollupRetention`); and every minute compacts the samples that
 //! no rule window can see any more (older than the longest timeframe and a
 //! [`BLOCK_PERIOD`]).
 
@@ -61,6 +61,12 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             },
         },
         Chore {
+            what: "old per-hour rollups",
+            done: "deleted",
+            next: start,
+            step: |service, before| service.store.delete_rollups_before(Step::Hour, before),
+        },
+        Chore {
             what: "recent samples",
             done: "compacted",
             next: start,
@@ -89,6 +95,10 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             ),
             (
                 config.monitoring.ten_minute_rollup_retention,
+                config.monitoring.janitor_interval,
+            ),
+            (
+                config.monitoring.hour_rollup_retention,
                 config.monitoring.janitor_interval,
             ),
             (longest.saturating_add(BLOCK_PERIOD), COMPACTION_INTERVAL),

@@ -245,6 +245,10 @@ pub struct RollupQuery<'a> {
     pub host: Option<&'a str>,
     /// With these fields only.
     pub fields: Option<&'a [String]>,
+    /// Each aggregate's count, sum and maximum are enough: a store may leave
+    /// the minimum, the last value and its time out (NaN, NaN,
+    /// `Millis::MIN`), and decode half as much.
+    pub totals_only: bool,
 }
 
 /// What [`SampleStore::visit_samples`] hands samples to.

@@ -30,6 +30,7 @@ pub fn rollups(
         to: i64::MAX,
         host,
         fields: None,
+        totals_only: false,
     };
     let mut points = Vec::new();
     store

@@ -1,4 +1,5 @@
-//! Rolled-up series: per host, field and step (a minute, ten minutes), the
+//! Rolled-up series: per host, field and step (a minute, ten minutes, an
+//! hour), the
 //! count, sum, minimum, maximum and last value of the samples in each step,
 //! and how many samples the step holds. Long charts and stats read these
 //! instead of every sample.
@@ -22,23 +23,27 @@ use crate::store::StoreError;
 pub enum Step {
     Minute,
     TenMinutes,
+    Hour,
 }
 
 impl Step {
-    pub const ALL: [Step; 2] = [Step::Minute, Step::TenMinutes];
+    /// Finest first.
+    pub const ALL: [Step; 3] = [Step::Minute, Step::TenMinutes, Step::Hour];
 
     pub fn millis(self) -> Millis {
         match self {
             Step::Minute => 60_000,
             Step::TenMinutes => 600_000,
+            Step::Hour => 3_600_000,
         }
     }
 
-    /// The time one stored row of this step covers.
+    /// The time one stored row of this step covers: a day for ten minutes
+    /// and an hour alike, so that a ten-minute row makes an hour row.
     pub fn row_span(self) -> Millis {
         match self {
             Step::Minute => 3_600_000,
-            Step::TenMinutes => 86_400_000,
+            Step::TenMinutes | Step::Hour => 86_400_000,
         }
     }
 
@@ -124,6 +129,20 @@ impl Point {
             }
         }
     }
+}
+
+/// The points of a finer step (in time order) made points of `step`: each
+/// of its steps the merge of the finer points it holds.
+pub fn coarsen(points: Vec<Point>, step: Step) -> Vec<Point> {
+    let mut coarse: Vec<Point> = Vec::new();
+    for mut point in points {
+        point.ts = step.start_of(point.ts);
+        match coarse.last_mut() {
+            Some(last) if last.ts == point.ts => last.merge(&point),
+            _ => coarse.push(point),
+        }
+    }
+    coarse
 }
 
 /// The points of one host's `samples` (in time order, ties in append
@@ -236,6 +255,35 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, StoreError> {
 /// [`decode`], keeping only the `wanted` fields (all for `None`): the
 /// others' columns are skipped, not decoded.
 pub fn decode_fields(bytes: &[u8], wanted: Option<&[String]>) -> Result<Vec<Point>, StoreError> {
+    let mut points = Vec::new();
+    decode_fields_into(bytes, wanted, false, &mut points)?;
+    Ok(points)
+}
+
+/// [`decode_fields`] into `points`, whose points (and their lists of
+/// fields) are used again: a scan of a thousand rows makes a point per
+/// step once, not once per row. With `totals_only`, each aggregate's
+/// minimum, last value and its time are not decoded: NaN, NaN and
+/// `Millis::MIN`. On an error `points` holds nothing.
+pub fn decode_fields_into(
+    bytes: &[u8],
+    wanted: Option<&[String]>,
+    totals_only: bool,
+    points: &mut Vec<Point>,
+) -> Result<(), StoreError> {
+    let decoded = decode_into(bytes, wanted, totals_only, points);
+    if decoded.is_err() {
+        points.clear();
+    }
+    decoded
+}
+
+fn decode_into(
+    bytes: &[u8],
+    wanted: Option<&[String]>,
+    totals_only: bool,
+    points: &mut Vec<Point>,
+) -> Result<(), StoreError> {
     let mut reader = Reader::new(bytes, "rollup");
     if reader.byte()? != VERSION {
         return Err(reader.error());
@@ -279,13 +327,21 @@ pub fn decode_fields(bytes: &[u8], wanted: Option<&[String]>) -> Result<Vec<Poin
     if !reader.is_empty() {
         return Err(reader.error());
     }
-    let mut points = Vec::with_capacity(count);
+    points.truncate(count);
     for i in 0..count {
-        let mut point = Point {
-            ts: stamps.next()?,
-            samples: samples.next()?.max(0) as u64,
-            fields: Vec::with_capacity(columns.len()),
-        };
+        if points.len() <= i {
+            points.push(Point {
+                ts: 0,
+                samples: 0,
+                fields: Vec::with_capacity(columns.len()),
+            });
+        }
+        let point = &mut points[i];
+        point.ts = stamps.next()?;
+        point.samples = samples.next()?.max(0) as u64;
+        // The fields of a point used again mostly have the same names, in
+        // the same order: those are overwritten, not dropped and cloned.
+        let mut kept = 0;
         for column in &mut columns {
             if column
                 .present
@@ -294,21 +350,40 @@ pub fn decode_fields(bytes: &[u8], wanted: Option<&[String]>) -> Result<Vec<Poin
                 continue;
             }
             let [sum, min, max, last] = &mut column.parts;
-            point.fields.push((
-                column.name.clone(),
-                Aggregate {
-                    count: column.count.next()?.max(0) as u64,
+            let count = column.count.next()?.max(0) as u64;
+            let aggregate = match totals_only {
+                true => {
+                    let sum = sum.next()?;
+                    Aggregate {
+                        count,
+                        sum,
+                        min: f64::NAN,
+                        max: max.next()?,
+                        last: f64::NAN,
+                        last_ts: Millis::MIN,
+                    }
+                }
+                false => Aggregate {
+                    count,
                     sum: sum.next()?,
                     min: min.next()?,
                     max: max.next()?,
                     last: last.next()?,
                     last_ts: column.last_ts.next()?,
                 },
-            ));
+            };
+            match point.fields.get_mut(kept) {
+                Some((name, old)) if **name == *column.name => *old = aggregate,
+                _ => {
+                    point.fields.truncate(kept);
+                    point.fields.push((column.name.clone(), aggregate));
+                }
+            }
+            kept += 1;
         }
-        points.push(point);
+        point.fields.truncate(kept);
     }
-    Ok(points)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -342,6 +417,11 @@ mod tests {
         );
         assert_eq!(points[1].ts, 60_000);
         assert_eq!(roll_up(&samples, Step::TenMinutes).len(), 1);
+        // Minutes made ten minutes are what the samples make at ten minutes.
+        assert_eq!(
+            coarsen(points.clone(), Step::TenMinutes),
+            roll_up(&samples, Step::TenMinutes)
+        );
         assert_eq!(decode(&encode(&points).unwrap()).unwrap(), points);
     }
 }

@@ -20,8 +20,9 @@
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on), their claims, per incident how many wait |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
-//! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000), host and row: the points; the rows by start; host `""` aggregates every host's |
+//! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000, 3600000), host and row: the points; the rows by start; host `""` aggregates every host's |
 //! | `all_hosts_rolled_up` | string | set once the rows of every host together were made for the rows rolled up before they were kept |
+//! | `hour_rolled_up` | string | set once the hour rows were made from the ten-minute rows rolled up before they were kept |
 //! | `nodes` | hash | per node: its last report (JSON) |
 //! | `identity` | string | `ID CREATED`: the cluster's identity, written once by the first node (see `Coordination::identity`) |
 //! | `identity_lost`, `lost_open` | string, hash | a loss of Redis' data found by a node, until acknowledged (JSON); per incident id: the incidents open at the loss, until resolved |

@@ -428,11 +428,13 @@ impl RedisStore {
                 "rolled_up_until",
                 "latest",
                 "latest_ts",
+                "rollup:3600000",
+                "rollup_by_start:3600000",
             ],
         );
         debug_assert_eq!(
             Step::ALL.map(Step::id),
-            [60_000, 600_000],
+            [60_000, 600_000, 3_600_000],
             "the rollup keys above"
         );
         invocation.arg(write.removed_batches.len());
@@ -461,7 +463,11 @@ impl RedisStore {
         invocation.arg(write.rollups.len());
         for (step, field, start, data) in &write.rollups {
             invocation
-                .arg(if *step == Step::Minute { 1 } else { 2 })
+                .arg(match step {
+                    Step::Minute => 1,
+                    Step::TenMinutes => 2,
+                    Step::Hour => 3,
+                })
                 .arg(field)
                 .arg(*start)
                 .arg(data.as_deref().unwrap_or(b""));
@@ -481,6 +487,7 @@ impl RedisStore {
         let before = period_of(before);
         let done = self.exclusively(|| {
             self.add_all_hosts_rows()?;
+            self.add_hour_rows()?;
             let by_min = self.key("by_min");
             let mut old: Vec<i64> = self.run(move |mut c| async move {
                 c.zrangebyscore(by_min, "-inf", format!("({before}")).await
@@ -592,6 +599,54 @@ impl RedisStore {
         self.run(move |mut c| async move { c.set::<_, _, ()>(done, 1).await })?;
         if written > 0 {
             tracing::info!(rows = written, "rolled up every host's samples together");
+        }
+        Ok(())
+    }
+
+    /// Writes the hour rows of a store rolled up before they were kept,
+    /// each from the ten-minute row of the same host and day (a row of
+    /// either step holds a day), once (`hour_rolled_up` marks it done).
+    /// Holding the compaction lock, as [`Self::add_all_hosts_rows`]: a row
+    /// made again after a failure is made whole again.
+    fn add_hour_rows(&self) -> Result<(), StoreError> {
+        let done = self.key("hour_rolled_up");
+        let marked = done.clone();
+        let is_done: bool = self.run(move |mut c| async move { c.exists(marked).await })?;
+        if is_done {
+            return Ok(());
+        }
+        let (index, rows) = (
+            self.key(&format!("rollup_by_start:{}", Step::TenMinutes.id())),
+            self.key(&format!("rollup:{}", Step::TenMinutes.id())),
+        );
+        let found: Vec<String> =
+            self.run(move |mut c| async move { c.zrange(index, 0, -1).await })?;
+        let mut written = 0usize;
+        for chunk in found.chunks(256) {
+            let (rows, names) = (rows.clone(), chunk.to_vec());
+            let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
+            let mut write = FoldWrite::default();
+            for (field, data) in chunk.iter().zip(data) {
+                let Some(data) = data else { continue };
+                let start = numbers::<1>(
+                    field.split('\0').next().unwrap_or_default().as_bytes(),
+                    "a rollup row",
+                )?[0];
+                let decoded =
+                    or_skip(rollup::decode(&data), || format!("a rollup row at {start}"))?;
+                let Some(points) = decoded else { continue };
+                let (data, _) = merged_points(None, |_| true, rollup::coarsen(points, Step::Hour))?;
+                write.rollups.push((Step::Hour, field.clone(), start, data));
+            }
+            written += write.rollups.len();
+            self.write_fold(write)?;
+        }
+        self.run(move |mut c| async move { c.set::<_, _, ()>(done, 1).await })?;
+        if written > 0 {
+            tracing::info!(
+                rows = written,
+                "rolled the stored ten-minute rollups up by the hour"
+            );
         }
         Ok(())
     }
@@ -723,6 +778,7 @@ impl RedisStore {
             to,
             host,
             fields,
+            totals_only,
         } = *query;
         if from > to {
             return Ok(());
@@ -752,14 +808,19 @@ impl RedisStore {
         }
         let names: Vec<String> = wanted.values().cloned().collect();
         let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
+        let mut points = Vec::new();
         for (((row_host, _), _), data) in wanted.into_iter().zip(data) {
             let Some(data) = data else { continue };
-            let points = or_skip(rollup::decode_fields(&data, fields), || {
-                format!("a rollup row of host {row_host:?}")
-            })?;
-            for point in points.unwrap_or_default() {
+            let decoded = or_skip(
+                rollup::decode_fields_into(&data, fields, totals_only, &mut points),
+                || format!("a rollup row of host {row_host:?}"),
+            )?;
+            if decoded.is_none() {
+                continue;
+            }
+            for point in &points {
                 if point.ts >= from && point.ts <= to {
-                    visit(&row_host, &point);
+                    visit(&row_host, point);
                 }
             }
         }

@@ -85,12 +85,12 @@ return 'stored'
 /// KEYS: by_seq, by_max, by_min, batch, batch_meta, block, block_meta,
 /// block_by_start, rollup:60000, rollup_by_start:60000, rollup:600000,
 /// rollup_by_start:600000, compacted_seq, rolled_up_until, latest,
-/// latest_ts.
+/// latest_ts, rollup:3600000, rollup_by_start:3600000.
 /// ARGV, in groups each led by its count: batch firsts to remove; batches
 /// to add (first, last, count, min, max, data); block fields to remove;
 /// blocks to write (field, start, `min max count max_seq`, data); rollup
-/// rows (1 for minutes, 2 for ten minutes; field, start, data or empty to
-/// remove). Then the highest
+/// rows (1 for minutes, 2 for ten minutes, 3 for hours; field, start,
+/// data or empty to remove). Then the highest
 /// sequence number compacted (or empty), the time rolled up until (or
 /// empty), and the bound under which hosts are dropped (or empty).
 pub const WRITE_FOLD: &str = r"
@@ -130,6 +130,7 @@ end
 for r = 1, group() do
   local rows, index = KEYS[9], KEYS[10]
   if ARGV[i] == '2' then rows, index = KEYS[11], KEYS[12] end
+  if ARGV[i] == '3' then rows, index = KEYS[17], KEYS[18] end
   if ARGV[i + 3] == '' then
     redis.call('HDEL', rows, ARGV[i + 1])
     redis.call('ZREM', index, ARGV[i + 1])

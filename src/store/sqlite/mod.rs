@@ -22,8 +22,9 @@ use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use super::{SampleCursor, StoreError};
 
 /// Bumped whenever the schema changes; a newer file is refused. Version 3
-/// added the rollups of [`ALL_HOSTS`](crate::store::ALL_HOSTS).
-const SCHEMA_VERSION: i64 = 3;
+/// added the rollups of [`ALL_HOSTS`](crate::store::ALL_HOSTS), version 4
+/// the hour rollups.
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -579,6 +580,9 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     samples::migrate_rows(&transaction)?;
     if found < 3 {
         rollups::add_all_hosts_rows(&transaction)?;
+    }
+    if found < 4 {
+        rollups::add_hour_rows(&transaction)?;
     }
     // Added to version 2 files: dead deliveries.
     let has_dead: bool = transaction
