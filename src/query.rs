@@ -113,8 +113,6 @@ impl Queries<'_> {
         }
         let longest = rules.iter().map(|rule| rule.timeframe).max().unwrap_or(0);
         let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
-        let mut ids = SequentialIds(0);
-        let mut transitions = Vec::new();
         let hosts: Vec<&str> = drawn.keys().copied().collect();
         let mut samples = DrawnSamples::read(store, hosts, from.saturating_sub(longest), to)?;
         for (nth, (host, places)) in drawn.iter().enumerate() {
@@ -124,52 +122,23 @@ impl Queries<'_> {
                 .filter(|&place| place < rules.len())
                 .collect();
             let own: Vec<Rule> = places.iter().map(|&place| rules[place].clone()).collect();
-            let mut engine = Engine::new(&own, retention);
-            let mut series: Vec<Vec<(Millis, f64)>> = vec![Vec::new(); own.len()];
-            let mut next_tick = from.div_euclid(interval) * interval;
-            let mut evaluate = |engine: &mut Engine,
-                                at: Millis,
-                                series: &mut [Vec<(Millis, f64)>]| {
-                transitions.clear();
-                // Ticks only move forward here, the one thing evaluate checks.
-                if at < from || engine.evaluate(at, &mut ids, &mut transitions).is_err() {
-                    return;
-                }
-                let Some(statuses) = engine.host_status(host) else {
-                    return;
-                };
-                let point = from + (at - from) / step * step;
-                for ((rule, status), points) in own.iter().zip(&statuses).zip(series.iter_mut()) {
-                    let Some(value) = status.aggregate else {
-                        continue;
-                    };
-                    match points.last_mut() {
-                        Some((last, kept)) if *last == point => {
-                            // holds(value) against the kept one: the worse of two.
-                            let worse = match rule.operand {
-                                Operand::EqualOrMoreThan => value > *kept,
-                                Operand::EqualOrLessThan => value < *kept,
-                            };
-                            if worse {
-                                *kept = value;
-                            }
-                        }
-                        _ => points.push((point, value)),
-                    }
-                }
+            let mut history_of = HostHistory {
+                engine: Engine::new(&own, retention),
+                rules: &own,
+                host,
+                frame: (from, to),
+                step,
+                interval,
+                next_tick: from.div_euclid(interval) * interval,
+                series: vec![Vec::new(); own.len()],
+                ids: SequentialIds(0),
+                transitions: Vec::new(),
+                slots: Vec::new(),
+                values: Vec::new(),
             };
-            samples.visit(store, nth, &mut |sample| {
-                while next_tick < sample.ts && next_tick <= to {
-                    evaluate(&mut engine, next_tick, &mut series);
-                    next_tick += interval;
-                }
-                engine.ingest(&sample);
-            })?;
-            while next_tick <= to {
-                evaluate(&mut engine, next_tick, &mut series);
-                next_tick += interval;
-            }
-            for (&place, points) in places.iter().zip(series) {
+            samples.visit(store, nth, &mut history_of)?;
+            history_of.tick_until(to.saturating_add(1));
+            for (&place, points) in places.iter().zip(history_of.series) {
                 if !points.is_empty() {
                     history[place].insert(host.to_string(), points);
                 }
@@ -278,6 +247,95 @@ impl Queries<'_> {
     }
 }
 
+/// One host's history being made: its samples go into an engine of the
+/// rules it is drawn for, which evaluates at every tick before each.
+struct HostHistory<'r> {
+    engine: Engine,
+    rules: &'r [Rule],
+    host: &'r str,
+    frame: (Millis, Millis),
+    step: Millis,
+    interval: Millis,
+    next_tick: Millis,
+    /// Per rule, its points.
+    series: Vec<Vec<(Millis, f64)>>,
+    ids: SequentialIds,
+    transitions: Vec<crate::incident::Transition>,
+    /// For each of the current names, its slot among the engine's fields.
+    slots: Vec<Option<usize>>,
+    values: Vec<f64>,
+}
+
+impl HostHistory<'_> {
+    /// Evaluates every tick before `ts` (and within the frame), keeping per
+    /// point the value closest to firing.
+    fn tick_until(&mut self, ts: Millis) {
+        let (from, to) = self.frame;
+        while self.next_tick < ts && self.next_tick <= to {
+            let at = self.next_tick;
+            self.next_tick += self.interval;
+            self.transitions.clear();
+            // Ticks only move forward here, the one thing evaluate checks.
+            if at < from
+                || self
+                    .engine
+                    .evaluate(at, &mut self.ids, &mut self.transitions)
+                    .is_err()
+            {
+                continue;
+            }
+            let Some(statuses) = self.engine.host_status(self.host) else {
+                continue;
+            };
+            let point = from + (at - from) / self.step * self.step;
+            for ((rule, status), points) in
+                self.rules.iter().zip(&statuses).zip(self.series.iter_mut())
+            {
+                let Some(value) = status.aggregate else {
+                    continue;
+                };
+                match points.last_mut() {
+                    Some((last, kept)) if *last == point => {
+                        // holds(value) against the kept one: the worse of two.
+                        let worse = match rule.operand {
+                            Operand::EqualOrMoreThan => value > *kept,
+                            Operand::EqualOrLessThan => value < *kept,
+                        };
+                        if worse {
+                            *kept = value;
+                        }
+                    }
+                    _ => points.push((point, value)),
+                }
+            }
+        }
+    }
+}
+
+impl crate::store::SampleVisitor for HostHistory<'_> {
+    fn names(&mut self, names: &[&str]) {
+        let fields = self.engine.fields();
+        self.slots = names
+            .iter()
+            .map(|name| fields.slot(name, crate::field::field_hash(name)))
+            .collect();
+    }
+
+    fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
+        self.tick_until(ts);
+        let mut row = std::mem::take(&mut self.values);
+        row.clear();
+        row.resize(self.engine.fields().len(), f64::NAN);
+        for &(name, value) in values {
+            if let Some(&Some(slot)) = self.slots.get(name) {
+                row[slot] = value;
+            }
+        }
+        self.engine.ingest_values(self.host, ts, &row);
+        self.values = row;
+    }
+}
+
 /// The most evaluations per host the history may take.
 const MAX_TICKS: i64 = 20_000;
 
@@ -354,17 +412,18 @@ impl<'h> DrawnSamples<'h> {
         })
     }
 
-    /// Hands the `nth` host's samples to `visit`, in time order. Once.
+    /// Hands the `nth` host's samples to `visitor`, in time order. Once.
     fn visit(
         &mut self,
         store: &dyn crate::store::Store,
         nth: usize,
-        visit: &mut dyn FnMut(Sample),
+        visitor: &mut dyn crate::store::SampleVisitor,
     ) -> Result<(), StoreError> {
         let host = self.hosts[nth];
-        store.scan_host_samples(host, self.from, self.until - 1, visit)?;
+        store.visit_host_samples(host, self.from, self.until - 1, visitor)?;
+        let mut values = Vec::new();
         for sample in std::mem::take(&mut self.tails[nth]) {
-            visit(sample);
+            crate::store::visit_sample(visitor, &sample, &mut values);
         }
         Ok(())
     }
@@ -419,9 +478,26 @@ mod tests {
             let mut read =
                 DrawnSamples::read(&store, drawn.iter().copied().collect(), from, to).unwrap();
             for (nth, host) in drawn.iter().enumerate() {
-                let mut got = Vec::new();
-                read.visit(&store, nth, &mut |sample| got.push(sample))
-                    .unwrap();
+                struct Collect(Vec<Sample>, Vec<String>);
+                impl crate::store::SampleVisitor for Collect {
+                    fn names(&mut self, names: &[&str]) {
+                        self.1 = names.iter().map(|name| name.to_string()).collect();
+                    }
+                    fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
+                        let metrics = values
+                            .iter()
+                            .map(|&(name, value)| (self.1[name].clone(), value))
+                            .collect();
+                        self.0.push(Sample {
+                            host: host.to_string(),
+                            ts,
+                            metrics,
+                        });
+                    }
+                }
+                let mut collect = Collect(Vec::new(), Vec::new());
+                read.visit(&store, nth, &mut collect).unwrap();
+                let got = collect.0;
                 let mut alone = Vec::new();
                 store
                     .scan_host_samples(host, from, to, &mut |sample| alone.push(sample))

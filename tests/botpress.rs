@@ -143,6 +143,7 @@ fn received(alertd: &Alertd) -> Value {
         "outgoing": sum("eventsOut.count"),
         "warnings": sum("warnings.count"),
         "errors": sum("errors.count"),
+        "criticals": sum("criticals.count"),
     })
 }
 
@@ -151,9 +152,16 @@ fn wait_received(alertd: &Alertd, botpress: &Botpress, expected: &Value) -> Valu
     let mut last = json!(null);
     for _ in 0..300 {
         last = received(alertd);
-        let same = ["requests", "incoming", "outgoing", "warnings", "errors"]
-            .iter()
-            .all(|key| last[key].as_f64() == expected[key].as_f64());
+        let same = [
+            "requests",
+            "incoming",
+            "outgoing",
+            "warnings",
+            "errors",
+            "criticals",
+        ]
+        .iter()
+        .all(|key| last[key].as_f64() == expected[key].as_f64());
         if same {
             return last;
         }
@@ -176,11 +184,12 @@ fn expected(botpress: &Botpress, totals: &Value, sandboxed: bool) -> Value {
         "outgoing": totals["outgoing"],
         "warnings": counted(botpress.logged("warn") as f64),
         "errors": counted(botpress.logged("error") as f64),
+        "criticals": counted(botpress.logged("critical") as f64),
     })
 }
 
 const BUSY: &str = r#"{"requests": 20, "other": 5, "incoming": 7, "outgoing": 11,
-                       "warnings": 3, "errors": 4, "delayMs": 15}"#;
+                       "warnings": 3, "errors": 4, "criticals": 2, "delayMs": 15}"#;
 
 fn reports_exactly(mode: &str, target: &Path, runs: u32) {
     let dir = tempfile::tempdir().unwrap();
@@ -224,8 +233,8 @@ fn reports_exactly(mode: &str, target: &Path, runs: u32) {
     );
     assert_eq!(
         log.contains(
-            "alertd feed: requests.count, requests.latency_sum, warnings.count, errors.count \
-             not counted: this hook runs in the sandbox, out of reach of Botpress' HTTP server \
+            "alertd feed: requests.count, requests.latency_sum, warnings.count, errors.count, \
+             criticals.count not counted: this hook runs in the sandbox, out of reach of Botpress' HTTP server \
              and loggers (set DISABLE_GLOBAL_SANDBOX=true to count them)"
         ),
         sandboxed,

@@ -23,12 +23,13 @@ use crate::store::rollup::Step;
 const CPU: &str = "cpu.usage";
 const MEMORY: &str = "mem.usage";
 /// The counters and how the page names them.
-const COUNTERS: [(&str, &str); 5] = [
+const COUNTERS: [(&str, &str); 6] = [
     ("requests.count", "Requests"),
     ("eventsIn.count", "Events in"),
     ("eventsOut.count", "Events out"),
     ("warnings.count", "Warnings"),
     ("errors.count", "Errors"),
+    ("criticals.count", "Criticals"),
 ];
 /// The counter charts: a title, the counters (by index in [`COUNTERS`]), and
 /// the rate's unit in milliseconds with its name. Warnings and errors, a few
@@ -36,7 +37,7 @@ const COUNTERS: [(&str, &str); 5] = [
 const COUNTER_CHARTS: [(&str, &[usize], Millis, &str); 3] = [
     ("Requests", &[0], 1000, "per second"),
     ("Events", &[1, 2], 1000, "per second"),
-    ("Warnings & errors", &[3, 4], 60_000, "per minute"),
+    ("Warnings & errors", &[3, 4, 5], 60_000, "per minute"),
 ];
 /// A host is marked silent in the overview once it has missed this many
 /// collection intervals.
@@ -81,7 +82,7 @@ pub(super) struct MonitoringParams {
 
 /// The overview's columns that sort it: key, and whether the largest come
 /// first. `host` sorts by name; the others by their figure.
-const SORTS: [(&str, bool); 11] = [
+const SORTS: [(&str, bool); 6 + COUNTERS.len()] = [
     ("host", false),
     ("last-seen", true),
     ("reporting", true),
@@ -93,6 +94,7 @@ const SORTS: [(&str, bool); 11] = [
     ("events-out", true),
     ("warnings", true),
     ("errors", true),
+    ("criticals", true),
 ];
 
 /// One host's figures over the frame.

@@ -418,6 +418,22 @@ pub trait SampleStore: Send + Sync {
         })
     }
 
+    /// [`SampleStore::scan_host_samples`] handed to a visitor: the same
+    /// samples in the same order, without a [`Sample`] made for each where
+    /// the store can.
+    fn visit_host_samples(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        let mut values = Vec::new();
+        self.scan_host_samples(host, from, to, &mut |sample| {
+            visit_sample(visitor, &sample, &mut values)
+        })
+    }
+
     /// [`SampleStore::scan_samples`], leaving out the samples appended at or after
     /// `cursor` (see [`SampleStore::sample_cursor`]).
     fn scan_samples_before(

@@ -107,6 +107,7 @@ observed!(SampleStore {
     fn remember_once(&self, once: &crate::store::Once) -> Result<crate::store::Appended, StoreError>;
     fn scan_samples_before(&self, from: Millis, to: Millis, cursor: SampleCursor, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
     fn scan_host_samples(&self, host: &str, from: Millis, to: Millis, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
+    fn visit_host_samples(&self, host: &str, from: Millis, to: Millis, visitor: &mut dyn SampleVisitor) -> Result<(), StoreError>;
     fn visit_samples(&self, from: Millis, to: Millis, visitor: &mut dyn SampleVisitor) -> Result<(), StoreError>;
     fn sample_cursor(&self) -> Result<SampleCursor, StoreError>;
     fn samples_since(&self, cursor: SampleCursor, visit: &mut dyn FnMut(Sample)) -> Result<SampleCursor, StoreError>;

@@ -18,7 +18,7 @@
 //
 // Commands, one JSON object per line on stdin, each answered by one JSON line on stdout
 // once done: {"requests": N, "other": N, "incoming": N, "outgoing": N, "warnings": N,
-// "errors": N, "delayMs": N}. The answer holds the totals generated so far.
+// "errors": N, "criticals": N, "delayMs": N}. The answer holds the totals generated so far.
 'use strict'
 
 const http = require('http')
@@ -65,6 +65,9 @@ class Logger {
   error(message) {
     this.print('error', message)
   }
+  critical(message) {
+    this.print('critical', message)
+  }
 }
 
 // The event engine's middleware chains, each sorted by order, as `registerMiddleware` keeps them.
@@ -110,7 +113,7 @@ const listen = handler =>
   })
 
 let delayMs = 0
-const totals = { requests: 0, other: 0, incoming: 0, outgoing: 0, warnings: 0, errors: 0 }
+const totals = { requests: 0, other: 0, incoming: 0, outgoing: 0, warnings: 0, errors: 0, criticals: 0 }
 
 const get = port =>
   new Promise((resolve, reject) => {
@@ -197,6 +200,9 @@ async function main() {
     }
     for (let i = 0; i < (command.errors || 0); i++) {
       core.attachError(new Error('boom')).error(`error ${i}`)
+    }
+    for (let i = 0; i < (command.criticals || 0); i++) {
+      core.forBot('b').critical(`critical ${i}`)
     }
     clearTimeout(watchdog)
     Object.keys(totals).forEach(key => (totals[key] += command[key] || 0))

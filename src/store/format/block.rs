@@ -424,6 +424,40 @@ impl<'a> BlockReader<'a> {
         Ok(Some((ts, metrics)))
     }
 
+    /// Hands the samples of `[from, to]` to `visitor` as `host`'s, in the
+    /// block's order, the block's field names given once (`values`: room
+    /// for a sample's fields). A block damaged part-way has handed over the
+    /// samples before the damage.
+    pub fn visit(
+        mut self,
+        host: &str,
+        (from, to): (Millis, Millis),
+        visitor: &mut dyn crate::store::SampleVisitor,
+        values: &mut Vec<(usize, f64)>,
+    ) -> Result<(), StoreError> {
+        {
+            let names: Vec<&str> = self.columns.iter().map(|column| column.name).collect();
+            visitor.names(&names);
+        }
+        for i in 0..self.count {
+            let ts = self.stamps.next()?;
+            values.clear();
+            for (place, column) in self.columns.iter_mut().enumerate() {
+                let here = column
+                    .present
+                    .is_none_or(|bitmap| bitmap[i / 8] & (1 << (i % 8)) != 0);
+                if here {
+                    values.push((place, column.values.next()?));
+                }
+            }
+            if ts >= from && ts <= to {
+                visitor.sample(host, ts, values);
+            }
+        }
+        self.next = self.count;
+        Ok(())
+    }
+
     /// Every sample of the block, for `host`.
     pub fn samples(mut self, host: &str) -> Result<Vec<Sample>, StoreError> {
         let mut samples = Vec::with_capacity(self.count);

@@ -228,6 +228,22 @@ impl SampleStore for SqliteStore {
         self.scan(from, to, SampleCursor::MAX, Some(host), visit)
     }
 
+    fn visit_host_samples(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<(), StoreError> {
+        if self.visit_host(host, from, to, visitor)? {
+            return Ok(());
+        }
+        let mut values = Vec::new();
+        self.scan(from, to, SampleCursor::MAX, Some(host), &mut |sample| {
+            crate::store::visit_sample(visitor, &sample, &mut values)
+        })
+    }
+
     fn samples_since(
         &self,
         cursor: SampleCursor,

@@ -447,6 +447,48 @@ impl SqliteStore {
         })
     }
 
+    /// Hands `host`'s samples of `[from, to]` to `visitor` straight from its
+    /// blocks, in time order, when none of them lies in the recent rows (a
+    /// late sample, to merge in time order): then answers `false` and hands
+    /// nothing, and the caller reads them as [`SqliteStore::scan`] does.
+    pub(super) fn visit_host(
+        &self,
+        host: &str,
+        from: Millis,
+        to: Millis,
+        visitor: &mut dyn SampleVisitor,
+    ) -> Result<bool, StoreError> {
+        if from > to {
+            return Ok(true);
+        }
+        self.read(|connection| {
+            let snapshot = connection.unchecked_transaction()?;
+            let mut recent =
+                RecentStream::open(&snapshot, from, to, SampleCursor::MAX, Some(host))?;
+            if recent.pop()?.is_some() {
+                return Ok(false);
+            }
+            let mut blocks = snapshot.prepare_cached(
+                "SELECT data FROM blocks WHERE host = ?4 AND start > ?1 AND start <= ?2 \
+                 AND max_ts >= ?3 AND min_ts <= ?2 ORDER BY start",
+            )?;
+            let first = from.saturating_sub(BLOCK_PERIOD);
+            let mut rows = blocks.query(params![first, to, from, host])?;
+            let mut values = Vec::new();
+            while let Some(row) = rows.next()? {
+                let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let Some(block) = or_skip(BlockReader::new(data), || block_row(host))? else {
+                    continue;
+                };
+                // A block damaged part-way costs the rest of that block.
+                or_skip(block.visit(host, (from, to), visitor, &mut values), || {
+                    block_row(host)
+                })?;
+            }
+            Ok(true)
+        })
+    }
+
     /// Hands every sample of `[from, to]` to `visitor`: blocks first, then
     /// recent rows, in one read transaction; a recent row's samples as they
     /// are in it, without copying them.

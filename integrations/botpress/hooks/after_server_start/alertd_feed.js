@@ -15,13 +15,14 @@
  *                                         middleware that runs first and passes it on
  *   requests.count, requests.latency_sum  every HTTP response of this node's server
  *                                         (the one on process.PORT), timed to its headers
- *   warnings.count, errors.count          every logger.warn and logger.error
+ *   warnings.count, errors.count,         every logger.warn, logger.error and
+ *   criticals.count                       logger.critical
  *
  * Botpress runs global hooks in a vm2 sandbox unless DISABLE_GLOBAL_SANDBOX=true. In the
  * sandbox a hook can register middleware but cannot reach the HTTP server nor the logger
  * class (modules it requires are read-only there, and a host object's prototype shows as
  * the sandbox's own), so there the feed counts events only and says so when it starts.
- * Set DISABLE_GLOBAL_SANDBOX=true in Botpress' environment to count all six.
+ * Set DISABLE_GLOBAL_SANDBOX=true in Botpress' environment to count all seven.
  *
  * Every interval the counts gathered since the last report are POSTed to
  * `/api/v1/metrics`, which adds them to alertd's next sample of this node. Each report
@@ -45,7 +46,8 @@ const FIELDS = [
   'eventsIn.count',
   'eventsOut.count',
   'warnings.count',
-  'errors.count'
+  'errors.count',
+  'criticals.count'
 ]
 // Marks the feed as running in this process, so that a second run counts nothing twice:
 // on `bp` (the same object for every hook) and on the HTTP server class (the same for a
@@ -82,7 +84,10 @@ countEvents()
 const requests = countRequests(Number(process.PORT) || undefined)
 const logs = countLogs()
 if (!requests || !logs) {
-  const missing = [requests ? [] : ['requests.count', 'requests.latency_sum'], logs ? [] : ['warnings.count', 'errors.count']]
+  const missing = [
+    requests ? [] : ['requests.count', 'requests.latency_sum'],
+    logs ? [] : ['warnings.count', 'errors.count', 'criticals.count']
+  ]
   bp.logger.warn(
     `alertd feed: ${[].concat(...missing).join(', ')} not counted: this hook runs in the sandbox, out of reach of ` +
       `Botpress' ${requests ? '' : 'HTTP server'}${requests || logs ? '' : ' and '}${logs ? '' : 'loggers'} ` +
@@ -188,7 +193,8 @@ function countEvents() {
   bp.events.registerMiddleware(counter('outgoing', 'eventsOut.count'))
 }
 
-// Every Botpress logger shares one class: counting its warn and error counts them all.
+// Every Botpress logger shares one class: counting its warn, error and critical counts them
+// all.
 // Answers whether it could: inside the sandbox a host object's prototype shows as the
 // sandbox's own Object.prototype, which must not be touched (every object would change).
 function countLogs() {
@@ -210,6 +216,9 @@ function countLogs() {
   }
   wrap('warn', 'warnings.count')
   wrap('error', 'errors.count')
+  if (own('critical')) {
+    wrap('critical', 'criticals.count')
+  }
   return true
 }
 
