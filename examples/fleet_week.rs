@@ -12,7 +12,7 @@
 //!    (the resolutions read from each page's own selector), ROUNDS times
 //!    each, and prints best / median / worst time and the size of the
 //!    answer, as a Markdown table;
-//! 5. prints what the data directory takes on disk, per sample pushed.
+//! 5. prints what the data directory takes on disk, per sample stored.
 //!
 //! ```sh
 //! target/release/alertd run --config benches/rules-12.json --data-dir /tmp/fleet \
@@ -368,25 +368,30 @@ fn main() {
     let in_blocks = table("SELECT coalesce(sum(count), 0) FROM blocks");
     let minute = table("SELECT coalesce(sum(length(data)), 0) FROM rollups WHERE step = 60000");
     let ten = table("SELECT coalesce(sum(length(data)), 0) FROM rollups WHERE step = 600000");
+    let hour = table("SELECT coalesce(sum(length(data)), 0) FROM rollups WHERE step = 3600000");
     let recent = table("SELECT coalesce(sum(length(data)), 0) FROM recent");
+    let stored = in_blocks + table("SELECT coalesce(sum(count), 0) FROM recent");
     let whole = directory_bytes(&dir) as f64;
-    let per = |bytes: f64| bytes / fed_total as f64;
+    // Per sample stored (a store measured again holds more than this run pushed).
+    let per = |bytes: f64| bytes / stored.max(1.0);
     println!(
-        "\n{fed_total} samples pushed in all; the data directory: {:.1} MB, {:.2} bytes per sample \
-         ({:.1} MB of free pages)",
+        "\n{fed_total} samples pushed by this run, {stored} stored; the data directory: {:.1} MB, \
+         {:.2} bytes per sample stored ({:.1} MB of free pages)",
         whole / 1e6,
         per(whole),
         free as f64 / 1e6
     );
     println!(
         "payloads: blocks {:.1} MB ({:.2} B per sample in them), 1-minute rollups {:.1} MB ({:.2} B), \
-         10-minute rollups {:.1} MB ({:.2} B), recent rows {:.1} MB",
+         10-minute rollups {:.1} MB ({:.2} B), hour rollups {:.1} MB ({:.2} B), recent rows {:.1} MB",
         blocks / 1e6,
         blocks / in_blocks.max(1.0),
         minute / 1e6,
         per(minute),
         ten / 1e6,
         per(ten),
+        hour / 1e6,
+        per(hour),
         recent / 1e6
     );
 }
