@@ -144,6 +144,11 @@ fn received(alertd: &Alertd) -> Value {
         "warnings": sum("warnings.count"),
         "errors": sum("errors.count"),
         "criticals": sum("criticals.count"),
+        "bot_incoming": sum("bot.b.eventsIn.count"),
+        "bot_outgoing": sum("bot.b.eventsOut.count"),
+        "bot_warnings": sum("bot.b.warnings.count"),
+        "bot_errors": sum("bot.b.errors.count"),
+        "bot_criticals": sum("bot.b.criticals.count"),
     })
 }
 
@@ -159,6 +164,11 @@ fn wait_received(alertd: &Alertd, botpress: &Botpress, expected: &Value) -> Valu
             "warnings",
             "errors",
             "criticals",
+            "bot_incoming",
+            "bot_outgoing",
+            "bot_warnings",
+            "bot_errors",
+            "bot_criticals",
         ]
         .iter()
         .all(|key| last[key].as_f64() == expected[key].as_f64());
@@ -175,13 +185,21 @@ fn wait_received(alertd: &Alertd, botpress: &Botpress, expected: &Value) -> Valu
 }
 
 /// What alertd must have received: the events generated and, outside the sandbox, the
-/// requests and the warnings and errors the server's loggers printed (the feed's own too).
+/// requests and the warnings and errors the server's loggers printed (the feed's own too);
+/// per bot, bot `b`'s events and the warnings and criticals of its logger (the errors are
+/// no bot's, the strange events of a bot whose id cannot be in a field name).
 fn expected(botpress: &Botpress, totals: &Value, sandboxed: bool) -> Value {
     let counted = |value: f64| if sandboxed { 0.0 } else { value };
+    let total = |key: &str| totals[key].as_f64().unwrap_or(0.0);
     json!({
-        "requests": counted(totals["requests"].as_f64().unwrap()),
-        "incoming": totals["incoming"],
+        "requests": counted(total("requests")),
+        "incoming": total("incoming") + total("strange"),
         "outgoing": totals["outgoing"],
+        "bot_incoming": total("incoming"),
+        "bot_outgoing": total("outgoing"),
+        "bot_warnings": counted(total("warnings")),
+        "bot_errors": 0.0,
+        "bot_criticals": counted(total("criticals")),
         "warnings": counted(botpress.logged("warn") as f64),
         "errors": counted(botpress.logged("error") as f64),
         "criticals": counted(botpress.logged("critical") as f64),
@@ -189,7 +207,8 @@ fn expected(botpress: &Botpress, totals: &Value, sandboxed: bool) -> Value {
 }
 
 const BUSY: &str = r#"{"requests": 20, "other": 5, "incoming": 7, "outgoing": 11,
-                       "warnings": 3, "errors": 4, "criticals": 2, "delayMs": 15}"#;
+                       "warnings": 3, "errors": 4, "criticals": 2, "strange": 2,
+                       "delayMs": 15}"#;
 
 fn reports_exactly(mode: &str, target: &Path, runs: u32) {
     let dir = tempfile::tempdir().unwrap();

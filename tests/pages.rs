@@ -218,6 +218,9 @@ fn push(alertd: &Alertd, hosts: &[(&str, f64, f64)]) {
                 "cpu.usage": cpu, "mem.usage": 40.0 + 10.0 * index as f64,
                 "requests.count": 10 + index, "eventsIn.count": 3, "eventsOut.count": 2,
                 "warnings.count": index, "errors.count": errors,
+                // Per bot, as the Botpress feed counts them.
+                "bot.franky.eventsIn.count": 3, "bot.franky.errors.count": errors,
+                "bot.test.eventsOut.count": 1,
             }})
         })
         .collect();
@@ -575,6 +578,17 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             .iter()
             .any(|row| row.starts_with("web-2") && row.contains("97%")),
         "peak CPU: {overview:?}"
+    );
+    // Bot health: the bot whose logger printed errors first, then the healthy one.
+    let bots = browser.rows("#bots").await;
+    assert_eq!(bots.len(), 2, "{bots:?}");
+    assert!(
+        bots[0].starts_with("franky") && bots[0].contains("errors"),
+        "{bots:?}"
+    );
+    assert!(
+        bots[1].starts_with("test") && bots[1].contains("healthy"),
+        "{bots:?}"
     );
     browser
         .screenshot_for_docs("monitoring", 1280, "monitoring")

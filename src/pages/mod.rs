@@ -11,6 +11,7 @@
 //! the pages only: the API still wants the bearer token, so that no other
 //! site can make a browser push samples.
 
+mod bots;
 pub(crate) mod chart;
 mod format;
 mod incident;

@@ -172,7 +172,11 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     // (each read once), and the charts from the series of all hosts together.
     let read = match host_filter {
         Some(_) => {
-            let buckets = queries.stats(&query)?;
+            // Every field: the bots' counters too.
+            let buckets = queries.stats(&StatsQuery {
+                fields: None,
+                ..query.clone()
+            })?;
             let series = buckets
                 .values()
                 .next()
@@ -200,7 +204,14 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 series: vec![0, 1],
                 resolution,
                 series_from: chart_from,
-                together: Some(query.clone().across_hosts()),
+                // Every field: the bots' counters too.
+                together: Some(
+                    StatsQuery {
+                        fields: None,
+                        ..query.clone()
+                    }
+                    .across_hosts(),
+                ),
             };
             let mut fleet = queries.fleet(&frame_query)?;
             let series = std::mem::take(&mut fleet.together);
@@ -232,6 +243,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         lines,
     };
     let average = |field: &str| average(&read.series, field);
+    let bots = super::bots::bots(&read.series);
     let cpu_memory = chart(
         true,
         vec![
@@ -539,6 +551,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                 }
             }
         }
+        (super::bots::section(&bots, resolution, host_filter.is_none()))
     };
     let refresh = refreshing.then_some(REFRESH_SECONDS);
     Ok(context.render("Monitoring", Nav::Monitoring, refresh, content))

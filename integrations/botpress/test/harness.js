@@ -18,7 +18,9 @@
 //
 // Commands, one JSON object per line on stdin, each answered by one JSON line on stdout
 // once done: {"requests": N, "other": N, "incoming": N, "outgoing": N, "warnings": N,
-// "errors": N, "criticals": N, "delayMs": N}. The answer holds the totals generated so far.
+// "errors": N, "criticals": N, "strange": N, "delayMs": N}. Events and warnings and criticals
+// are bot `b`'s, errors no bot's; `strange` events are of a bot whose id cannot be in a field
+// name. The answer holds the totals generated so far.
 'use strict'
 
 const http = require('http')
@@ -113,7 +115,7 @@ const listen = handler =>
   })
 
 let delayMs = 0
-const totals = { requests: 0, other: 0, incoming: 0, outgoing: 0, warnings: 0, errors: 0, criticals: 0 }
+const totals = { requests: 0, other: 0, incoming: 0, outgoing: 0, strange: 0, warnings: 0, errors: 0, criticals: 0 }
 
 const get = port =>
   new Promise((resolve, reject) => {
@@ -191,6 +193,9 @@ async function main() {
     }
     for (let i = 0; i < (command.incoming || 0); i++) {
       await events.sendEvent({ direction: 'incoming', type: 'text', botId: 'b', payload: { text: `${i}` } })
+    }
+    for (let i = 0; i < (command.strange || 0); i++) {
+      await events.sendEvent({ direction: 'incoming', type: 'text', botId: 'not a bot id!', payload: { text: `${i}` } })
     }
     for (let i = 0; i < (command.outgoing || 0); i++) {
       await events.sendEvent({ direction: 'outgoing', type: 'text', botId: 'b', payload: { text: `${i}` } })

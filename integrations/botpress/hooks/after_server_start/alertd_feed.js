@@ -18,6 +18,13 @@
  *   warnings.count, errors.count,         every logger.warn, logger.error and
  *   criticals.count                       logger.critical
  *
+ * and the same per bot, for the bot health of alertd's monitoring page:
+ *   bot.BOT.eventsIn.count, bot.BOT.eventsOut.count   the events of bot BOT
+ *   bot.BOT.warnings.count, bot.BOT.errors.count,     the log calls of a logger for bot BOT
+ *   bot.BOT.criticals.count                           (bp.logger.forBot(BOT))
+ * for a bot id of the letters, digits, `_` and `-` alertd takes in a field name (1 to 100
+ * of them); another bot's counts go to the node's only.
+ *
  * Botpress runs global hooks in a vm2 sandbox unless DISABLE_GLOBAL_SANDBOX=true. In the
  * sandbox a hook can register middleware but cannot reach the HTTP server nor the logger
  * class (modules it requires are read-only there, and a host object's prototype shows as
@@ -77,7 +84,14 @@ try {
 const counts = {}
 FIELDS.forEach(field => (counts[field] = 0))
 const add = (field, value) => {
-  counts[field] += value
+  counts[field] = (counts[field] || 0) + value
+}
+// The bot's own counter beside the node's, for a bot id that can be part of a field name.
+const BOT_ID = /^[A-Za-z0-9_-]{1,100}$/
+const addForBot = (botId, field, value) => {
+  if (typeof botId === 'string' && BOT_ID.test(botId)) {
+    add(`bot.${botId}.${field}`, value)
+  }
 }
 
 countEvents()
@@ -186,6 +200,7 @@ function countEvents() {
     order: 0,
     handler: (event, next) => {
       add(field, 1)
+      addForBot(event && event.botId, field, 1)
       next()
     }
   })
@@ -211,6 +226,12 @@ function countLogs() {
     const original = shared[method]
     shared[method] = function() {
       add(field, 1)
+      try {
+        // The bot a logger was made for (`forBot`), until it prints.
+        addForBot(this && this.botId, field, 1)
+      } catch (err) {
+        // A logger whose bot cannot be read counts for the node only.
+      }
       return original.apply(this, arguments)
     }
   }
@@ -245,7 +266,7 @@ function report() {
   if (!pending) {
     const body = {}
     let any = false
-    FIELDS.forEach(field => {
+    Object.keys(counts).forEach(field => {
       if (counts[field] !== 0) {
         body[field] = counts[field]
         counts[field] = 0
