@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::duration::Millis;
-use crate::stats::{Bucket, FieldStats, StatsQuery};
+use crate::stats::{Bucket, FieldStats, StatsQuery, rolled_parts};
 use crate::store::rollup::{Point, Step};
 use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
@@ -118,6 +118,9 @@ pub(crate) struct FrameQuery {
     /// query across hosts): the samples read as they lie are read once for
     /// both.
     pub together: Option<StatsQuery>,
+    /// Per rollup step (in the order of [`Step::ALL`]), the time from which
+    /// its rollups are kept.
+    pub kept_from: [Millis; 3],
 }
 
 /// Every host's figures over the frame.
@@ -126,6 +129,8 @@ pub(crate) struct FleetFrame {
     pub hosts: BTreeMap<String, HostFrame>,
     /// The buckets of every host together, if asked for.
     pub together: BTreeMap<Millis, Bucket>,
+    /// From when the samples were read as they lie (before: from rollups).
+    raw_from: Millis,
     from: Millis,
     grain: Millis,
     grains: usize,
@@ -166,6 +171,7 @@ impl FrameQuery {
             frame: FleetFrame {
                 hosts: BTreeMap::new(),
                 together: BTreeMap::new(),
+                raw_from: from,
                 from,
                 grain,
                 grains,
@@ -181,25 +187,29 @@ impl FrameQuery {
         let mut raw_from = from;
         if let Some(step) = self.rolled_up {
             let until = store.rolled_up_until()?;
-            let end = self.to.min(until.saturating_sub(1));
-            if from <= end {
+            let (parts, raw) = rolled_parts(step, (from, self.to), until, self.kept_from[1]);
+            for (step, from, to) in parts {
                 let rollups = RollupQuery {
                     step,
                     from,
-                    to: end,
+                    to,
                     host: None,
                     fields: Some(&self.fields),
                     totals_only: true,
                 };
                 store.scan_rollups(&rollups, &mut |host, point| reader.point(host, point))?;
+            }
+            let end = self.to.min(raw.saturating_sub(1));
+            if from <= end {
                 // Samples that came after their time was rolled up.
                 let mut values = Vec::new();
                 store.scan_unrolled(from, end, &mut |sample| {
                     crate::store::visit_sample(&mut reader, &sample, &mut values);
                 })?;
-                raw_from = until.max(from);
             }
+            raw_from = raw.max(from);
         }
+        reader.frame.raw_from = raw_from;
         let Some(query) = &self.together else {
             store.visit_samples(raw_from, self.to, &mut reader)?;
             return Ok(reader.finish());
@@ -218,20 +228,26 @@ impl FrameQuery {
         Ok(frame)
     }
 
-    /// Adds to `host`'s series its rolled-up points before `until` (the
-    /// frame's rolled-up past), from the rollups of the coarsest step that
-    /// fits the resolution. Blocking.
+    /// Adds to `host`'s series its rolled-up points, those before `frame`
+    /// read the samples as they lie, from the rollups of the coarsest step
+    /// that fits the resolution and is kept. Blocking.
     pub fn add_rolled_series(
         &self,
         store: &dyn Store,
         host: &str,
-        until: Millis,
+        frame: &FleetFrame,
         figures: &mut HostFrame,
     ) -> Result<(), StoreError> {
         let Some(step) = Step::ALL
             .into_iter()
+            .zip(self.kept_from)
             .rev()
-            .find(|step| self.resolution % step.millis() == 0)
+            .find(|(step, kept_from)| {
+                self.resolution % step.millis() == 0
+                    && self.series_from % step.millis() == 0
+                    && *kept_from <= self.series_from
+            })
+            .map(|(step, _)| step)
         else {
             return Ok(());
         };
@@ -240,26 +256,36 @@ impl FrameQuery {
             .iter()
             .map(|&place| self.fields[place].clone())
             .collect();
-        let rollups = RollupQuery {
+        // The same split as the frame's: up to where it read the samples.
+        let (parts, _) = rolled_parts(
             step,
-            from: self.series_from,
-            to: self.to.min(until.saturating_sub(1)),
-            host: Some(host),
-            fields: Some(&names),
-            totals_only: true,
-        };
+            (self.series_from, self.to),
+            frame.raw_from,
+            Millis::MIN,
+        );
         let resolution = self.resolution.max(1);
-        store.scan_rollups(&rollups, &mut |_, point| {
-            let Ok(index) = usize::try_from((point.ts - self.series_from) / resolution) else {
-                return;
+        for (step, from, to) in parts {
+            let rollups = RollupQuery {
+                step,
+                from,
+                to,
+                host: Some(host),
+                fields: Some(&names),
+                totals_only: true,
             };
-            for (name, aggregate) in &point.fields {
-                if let Some(nth) = names.iter().position(|field| **field == **name) {
-                    let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-                    figures.point_at(index, names.len())[nth].add(count, aggregate.sum);
+            store.scan_rollups(&rollups, &mut |_, point| {
+                let Ok(index) = usize::try_from((point.ts - self.series_from) / resolution) else {
+                    return;
+                };
+                for (name, aggregate) in &point.fields {
+                    if let Some(nth) = names.iter().position(|field| **field == **name) {
+                        let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+                        figures.point_at(index, names.len())[nth].add(count, aggregate.sum);
+                    }
                 }
-            }
-        })
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -472,6 +498,7 @@ mod tests {
                 StatsQuery::new(base, end + 1, 1_200_000, None, Some(fields.clone()))
                     .across_hosts(),
             ),
+            kept_from: [Millis::MIN; 3],
         };
         let rolled = query(Some(Step::TenMinutes)).run(&compacted).unwrap();
         let read = query(None).run(&raw).unwrap();
@@ -509,7 +536,7 @@ mod tests {
                 "{host}"
             );
             query(Some(Step::TenMinutes))
-                .add_rolled_series(&compacted, host, until, &mut by_rollups)
+                .add_rolled_series(&compacted, host, &rolled, &mut by_rollups)
                 .unwrap();
             let (x, y) = (
                 by_rollups.series_of(0, base, 1_200_000),
@@ -528,5 +555,84 @@ mod tests {
             "{since}"
         );
         assert_eq!(read.reporting_since("a"), Some(base));
+    }
+
+    /// A compaction cut short (at its most samples a run) has rolled samples
+    /// after the time it says it rolled up until into the hour that holds
+    /// that time: a read by the hour, of the fleet's figures, its series and
+    /// each host's, counts each sample once all the same.
+    #[test]
+    fn a_compaction_cut_short_is_counted_once_by_the_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_dir(dir.path()).unwrap();
+        let hour = 1_700_000_000_000 / 3_600_000 * 3_600_000;
+        let minute = 60_000;
+        let first: Vec<Sample> = (0..120)
+            .map(|i| Sample::new("a", hour + i * 10_000, &[("cpu", 1.0)]))
+            .collect();
+        store.append_samples(&first).unwrap();
+        store.compact_samples(hour + 20 * minute).unwrap();
+        let mut total = first.len() as u64;
+        for k in 0..205i64 {
+            let batch: Vec<Sample> = (0..1_000)
+                .map(|n| {
+                    Sample::new(
+                        format!("h{n:04}"),
+                        hour + 20 * minute + k * 10_000,
+                        &[("cpu", 1.0)],
+                    )
+                })
+                .collect();
+            total += batch.len() as u64;
+            store.append_samples(&batch).unwrap();
+        }
+        store.compact_samples(hour + 60 * minute).unwrap();
+        let until = store.rolled_up_until().unwrap();
+        assert_eq!(until, hour + 20 * minute, "the compaction was cut short");
+        let to = hour + 60 * minute - 1;
+        let fields = vec!["cpu".to_string()];
+        for resolution in [600_000, 3_600_000] {
+            let together = StatsQuery::new(hour, to, resolution, None, Some(fields.clone()))
+                .across_hosts()
+                .run(&store)
+                .unwrap();
+            let counted: u64 = together[ALL_HOSTS]
+                .values()
+                .map(|bucket| u64::from(bucket.fields["cpu"].count))
+                .sum();
+            assert_eq!(counted, total, "across hosts at {resolution}");
+            let one = StatsQuery::new(hour, to, resolution, Some("h0007".into()), None)
+                .run(&store)
+                .unwrap();
+            let counted: u32 = one["h0007"].values().map(|bucket| bucket.samples).sum();
+            assert_eq!(counted, 205, "one host at {resolution}");
+        }
+        for step in [Step::TenMinutes, Step::Hour] {
+            let query = FrameQuery {
+                from: hour,
+                to,
+                fields: fields.clone(),
+                rolled_up: Some(step),
+                grain: step.millis(),
+                series: vec![0],
+                resolution: 3_600_000,
+                series_from: hour,
+                together: Some(
+                    StatsQuery::new(hour, to, 3_600_000, None, Some(fields.clone())).across_hosts(),
+                ),
+                kept_from: [Millis::MIN; 3],
+            };
+            let frame = query.run(&store).unwrap();
+            let counted: u64 = frame.hosts.values().map(|host| host.samples).sum();
+            assert_eq!(counted, total, "the fleet's figures by {step:?}");
+            let together: u32 = frame.together.values().map(|bucket| bucket.samples).sum();
+            assert_eq!(u64::from(together), total, "the fleet's series by {step:?}");
+            let mut figures = frame.hosts["h0007"].clone();
+            query
+                .add_rolled_series(&store, "h0007", &frame, &mut figures)
+                .unwrap();
+            let series: u32 = figures.series.iter().map(|point| point[0].count).sum();
+            assert_eq!(series, 205, "a host's series by {step:?}");
+        }
     }
 }

@@ -115,33 +115,74 @@ impl Queries<'_> {
         let interval = watcher_interval.max((to - from) / MAX_TICKS).max(1);
         let hosts: Vec<&str> = drawn.keys().copied().collect();
         let mut samples = DrawnSamples::read(store, hosts, from.saturating_sub(longest), to)?;
-        for (nth, (host, places)) in drawn.iter().enumerate() {
-            let places: Vec<usize> = places
-                .iter()
-                .copied()
-                .filter(|&place| place < rules.len())
-                .collect();
-            let own: Vec<Rule> = places.iter().map(|&place| rules[place].clone()).collect();
-            let mut history_of = HostHistory {
-                engine: Engine::new(&own, retention),
-                rules: &own,
-                host,
-                frame: (from, to),
-                step,
-                interval,
-                next_tick: from.div_euclid(interval) * interval,
-                series: vec![Vec::new(); own.len()],
-                ids: SequentialIds(0),
-                transitions: Vec::new(),
-                slots: Vec::new(),
-                values: Vec::new(),
-            };
-            samples.visit(store, nth, &mut history_of)?;
-            history_of.tick_until(to.saturating_add(1));
-            for (&place, points) in places.iter().zip(history_of.series) {
-                if !points.is_empty() {
-                    history[place].insert(host.to_string(), points);
+        // Each host's own part, then the hosts shared out among the cores:
+        // their histories are independent.
+        let jobs: Vec<(DrawnHost<'_>, &Vec<usize>)> = drawn
+            .values()
+            .enumerate()
+            .map(|(nth, places)| (samples.take(nth), places))
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |cores| cores.get())
+            .clamp(1, jobs.len().max(1));
+        let mut shares: Vec<Vec<(DrawnHost<'_>, &Vec<usize>)>> =
+            (0..threads).map(|_| Vec::new()).collect();
+        for (nth, job) in jobs.into_iter().enumerate() {
+            shares[nth % threads].push(job);
+        }
+        let run = |share: Vec<(DrawnHost<'_>, &Vec<usize>)>| {
+            let mut made = Vec::new();
+            for (drawn_host, places) in share {
+                let host = drawn_host.host;
+                let places: Vec<usize> = places
+                    .iter()
+                    .copied()
+                    .filter(|&place| place < rules.len())
+                    .collect();
+                let own: Vec<Rule> = places.iter().map(|&place| rules[place].clone()).collect();
+                let mut history_of = HostHistory {
+                    engine: Engine::new(&own, retention),
+                    rules: &own,
+                    host,
+                    frame: (from, to),
+                    step,
+                    interval,
+                    next_tick: from.div_euclid(interval) * interval,
+                    series: vec![Vec::new(); own.len()],
+                    ids: SequentialIds(0),
+                    transitions: Vec::new(),
+                    slots: Vec::new(),
+                    values: Vec::new(),
+                };
+                drawn_host.visit(store, &mut history_of)?;
+                history_of.tick_until(to.saturating_add(1));
+                for (place, points) in places.into_iter().zip(history_of.series) {
+                    if !points.is_empty() {
+                        made.push((place, host.to_string(), points));
+                    }
                 }
+            }
+            Ok::<_, StoreError>(made)
+        };
+        let made: Vec<Result<_, StoreError>> = std::thread::scope(|scope| {
+            let mut shares = shares.into_iter();
+            let first = shares.next();
+            let others: Vec<_> = shares
+                .map(|share| scope.spawn(move || run(share)))
+                .collect();
+            let mut made = vec![first.map_or(Ok(Vec::new()), run)];
+            for other in others {
+                made.push(
+                    other
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            made
+        });
+        for made in made {
+            for (place, host, points) in made? {
+                history[place].insert(host, points);
             }
         }
         Ok(history)
@@ -214,8 +255,9 @@ impl Queries<'_> {
         query: &crate::fleet::FrameQuery,
     ) -> Result<crate::fleet::FleetFrame, StoreError> {
         let mut query = query.clone();
+        query.kept_from = self.rollups_kept_from();
         if let Some(together) = &mut query.together {
-            together.rollups_kept_from = self.rollups_kept_from();
+            together.rollups_kept_from = query.kept_from;
         }
         query.run(self.service.store())
     }
@@ -412,18 +454,38 @@ impl<'h> DrawnSamples<'h> {
         })
     }
 
-    /// Hands the `nth` host's samples to `visitor`, in time order. Once.
+    /// The `nth` host's part, to read on its own (its recent samples move
+    /// into it).
+    fn take(&mut self, nth: usize) -> DrawnHost<'h> {
+        DrawnHost {
+            host: self.hosts[nth],
+            from: self.from,
+            until: self.until,
+            tail: std::mem::take(&mut self.tails[nth]),
+        }
+    }
+}
+
+/// One host of [`DrawnSamples`]: its compacted past still to read, its
+/// recent samples read.
+struct DrawnHost<'h> {
+    host: &'h str,
+    from: Millis,
+    until: Millis,
+    tail: Vec<Sample>,
+}
+
+impl DrawnHost<'_> {
+    /// Hands the host's samples to `visitor`, in time order.
     fn visit(
-        &mut self,
+        self,
         store: &dyn crate::store::Store,
-        nth: usize,
         visitor: &mut dyn crate::store::SampleVisitor,
     ) -> Result<(), StoreError> {
-        let host = self.hosts[nth];
-        store.visit_host_samples(host, self.from, self.until - 1, visitor)?;
+        store.visit_host_samples(self.host, self.from, self.until - 1, visitor)?;
         let mut values = Vec::new();
-        for sample in std::mem::take(&mut self.tails[nth]) {
-            crate::store::visit_sample(visitor, &sample, &mut values);
+        for sample in &self.tail {
+            crate::store::visit_sample(visitor, sample, &mut values);
         }
         Ok(())
     }
@@ -496,7 +558,7 @@ mod tests {
                     }
                 }
                 let mut collect = Collect(Vec::new(), Vec::new());
-                read.visit(&store, nth, &mut collect).unwrap();
+                read.take(nth).visit(&store, &mut collect).unwrap();
                 let got = collect.0;
                 let mut alone = Vec::new();
                 store

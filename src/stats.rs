@@ -11,6 +11,41 @@ use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 /// The most buckets one query may have per host.
 pub(crate) const MAX_BUCKETS: i64 = 10_000;
 
+/// The rollup reads (step, from, to) that cover `[from, to]` up to `until`
+/// (the time before which samples are rolled up: a whole number of ten
+/// minutes) with points of `step`, and the time from which the rest is read
+/// sample by sample. A compaction cut short has rolled samples after `until`
+/// into the step that holds `until`, and those samples are read again from
+/// `until` on: so `step`'s points end at the last whole step before
+/// `until`, and the ten minutes from there come from ten-minute points where
+/// those are kept from there (`ten_minutes_from`), else from the samples. For
+/// a step of ten minutes or less there is nothing between.
+pub(crate) fn rolled_parts(
+    step: Step,
+    (from, to): (Millis, Millis),
+    until: Millis,
+    ten_minutes_from: Millis,
+) -> (Vec<(Step, Millis, Millis)>, Millis) {
+    let end = to.min(until.saturating_sub(1));
+    if from > end {
+        return (Vec::new(), from);
+    }
+    let whole = step.start_of(until).clamp(from, end.saturating_add(1));
+    let mut parts = Vec::new();
+    if from < whole {
+        parts.push((step, from, whole - 1));
+    }
+    if whole > end {
+        return (parts, until);
+    }
+    if step > Step::TenMinutes && ten_minutes_from <= whole {
+        parts.push((Step::TenMinutes, whole, end));
+        (parts, until)
+    } else {
+        (parts, whole)
+    }
+}
+
 /// One field's values within a bucket.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FieldStats {
@@ -258,12 +293,13 @@ impl StatsQuery {
             });
         if let Some((step, _)) = step {
             let until = store.rolled_up_until()?;
-            let end = self.to.min(until.saturating_sub(1));
-            if self.from <= end {
+            let (parts, raw) =
+                rolled_parts(step, (self.from, self.to), until, self.rollups_kept_from[1]);
+            for (step, from, to) in parts {
                 let query = RollupQuery {
                     step,
-                    from: self.from,
-                    to: end,
+                    from,
+                    to,
                     host: match self.across_hosts {
                         true => Some(ALL_HOSTS),
                         false => self.host.as_deref(),
@@ -274,6 +310,9 @@ impl StatsQuery {
                 store.scan_rollups(&query, &mut |host, point| {
                     self.add_point(&mut hosts, host, point)
                 })?;
+            }
+            let end = self.to.min(raw.saturating_sub(1));
+            if self.from <= end {
                 // Samples that came after their time was rolled up: in no
                 // rollup until the next compaction, but there all the same.
                 store.scan_unrolled(self.from, end, &mut |sample| {
@@ -289,8 +328,8 @@ impl StatsQuery {
                         self.add_sample(&mut hosts, sample);
                     }
                 })?;
-                raw_from = until;
             }
+            raw_from = raw.max(self.from);
         }
         Ok((hosts, raw_from))
     }

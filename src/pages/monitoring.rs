@@ -212,6 +212,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                     }
                     .across_hosts(),
                 ),
+                kept_from,
             };
             let mut fleet = queries.fleet(&frame_query)?;
             let series = std::mem::take(&mut fleet.together);
@@ -289,7 +290,6 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
     let busiest_memory = busiest(|figures| figures.peak_memory);
     let drawn: Vec<Vec<(Millis, f64)>> = {
         let store = service.store();
-        let until = store.rolled_up_until()?;
         let mut series = Vec::new();
         for (nth, hosts) in [&busiest_cpu, &busiest_memory].into_iter().enumerate() {
             for host in hosts {
@@ -302,7 +302,7 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
                             .cloned()
                             .unwrap_or_else(|| fleet.empty());
                         if frame_query.rolled_up.is_some() {
-                            frame_query.add_rolled_series(store, host, until, &mut figures)?;
+                            frame_query.add_rolled_series(store, host, fleet, &mut figures)?;
                         }
                         figures.series_of(nth, chart_from, resolution)
                     }
