@@ -261,6 +261,20 @@ pub trait SampleVisitor {
     fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]);
 }
 
+/// [`SampleStore::visit_host_samples`] through
+/// [`SampleStore::scan_host_samples`]: a [`Sample`] made for each.
+pub(crate) fn visit_scanned_host<S: SampleStore + ?Sized>(
+    store: &S,
+    host: &str,
+    (from, to): (Millis, Millis),
+    visitor: &mut dyn SampleVisitor,
+) -> Result<(), StoreError> {
+    let mut values = Vec::new();
+    store.scan_host_samples(host, from, to, &mut |sample| {
+        visit_sample(visitor, &sample, &mut values)
+    })
+}
+
 /// Hands one sample to `visitor`, with its own names (`values`: room for
 /// its fields).
 pub(crate) fn visit_sample(
@@ -428,10 +442,7 @@ pub trait SampleStore: Send + Sync {
         to: Millis,
         visitor: &mut dyn SampleVisitor,
     ) -> Result<(), StoreError> {
-        let mut values = Vec::new();
-        self.scan_host_samples(host, from, to, &mut |sample| {
-            visit_sample(visitor, &sample, &mut values)
-        })
+        visit_scanned_host(self, host, (from, to), visitor)
     }
 
     /// [`SampleStore::scan_samples`], leaving out the samples appended at or after

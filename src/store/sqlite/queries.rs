@@ -238,10 +238,7 @@ impl SampleStore for SqliteStore {
         if self.visit_host(host, from, to, visitor)? {
             return Ok(());
         }
-        let mut values = Vec::new();
-        self.scan(from, to, SampleCursor::MAX, Some(host), &mut |sample| {
-            crate::store::visit_sample(visitor, &sample, &mut values)
-        })
+        crate::store::visit_scanned_host(self, host, (from, to), visitor)
     }
 
     fn samples_since(
