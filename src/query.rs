@@ -124,6 +124,7 @@ impl Queries<'_> {
             .collect();
         let threads = std::thread::available_parallelism()
             .map_or(1, |cores| cores.get())
+            .min(HISTORY_THREADS)
             .clamp(1, jobs.len().max(1));
         let mut shares: Vec<Vec<(DrawnHost<'_>, &Vec<usize>)>> =
             (0..threads).map(|_| Vec::new()).collect();
@@ -377,6 +378,10 @@ impl crate::store::SampleVisitor for HostHistory<'_> {
         self.values = row;
     }
 }
+
+/// The most threads one history is computed on (a page's request must not
+/// take every core of a large machine).
+const HISTORY_THREADS: usize = 4;
 
 /// The most evaluations per host the history may take.
 const MAX_TICKS: i64 = 20_000;
