@@ -687,24 +687,53 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     );
     browser.screenshot_for_docs("rules", 1280, "rules").await;
 
-    // A desktop: every chart fits its column, "now" included.
-    browser.client.set_window_size(1440, 900).await.unwrap();
-    for page in ["/", "/monitoring", "/rules"] {
-        browser.goto(&format!("{base}{page}")).await;
-        let overflowing = browser
-            .client
-            .execute(
-                "return [...document.querySelectorAll('figure.chart')]\
-                 .filter(f => f.scrollWidth > f.clientWidth + 1).length",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            overflowing,
-            json!(0),
-            "{page}: a chart overflows its column at 1440 px"
-        );
+    // A desktop, up to a wide screen: every chart fits its column, "now" included.
+    for width in [1440, 1920, 2560] {
+        browser.client.set_window_size(width, 900).await.unwrap();
+        for page in ["/", "/monitoring", "/rules"] {
+            browser.goto(&format!("{base}{page}")).await;
+            let overflowing = browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('figure.chart')]\
+                     .filter(f => f.scrollWidth > f.clientWidth + 1).length",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                overflowing,
+                json!(0),
+                "{page}: a chart overflows its column at {width} px"
+            );
+        }
+    }
+    // Between a desktop and a phone, and the narrowest phone: nothing wider than
+    // the window, and a chart too wide for its column opens at its newest end.
+    for width in [1024, 360] {
+        browser.client.set_window_size(width, 900).await.unwrap();
+        for page in ["/", incident_page.as_str(), "/monitoring", "/rules"] {
+            browser.goto(&format!("{base}{page}")).await;
+            assert!(
+                browser.fits_width().await,
+                "{page} scrolls sideways at {width} px"
+            );
+            let hidden_now = browser
+                .client
+                .execute(
+                    "return [...document.querySelectorAll('figure.chart')].filter(f => \
+                     f.querySelector('svg').getBoundingClientRect().right > \
+                     f.getBoundingClientRect().right + 1).length",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                hidden_now,
+                json!(0),
+                "{page}: a chart opens away from now at {width} px"
+            );
+        }
     }
 
     // A phone: nothing wider than the screen.
