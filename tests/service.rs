@@ -1869,35 +1869,6 @@ fn a_push_sent_again_with_its_idempotency_key_is_stored_once() {
         assert_eq!(status, 400, "{bad:?}: {body}");
         assert!(body.contains("Idempotency-Key"), "{body}");
     }
-    // A push whose answer never came (alertd paused past the client's
-    // timeout), sent again once alertd runs: alertd read the first one after
-    // all, and stores the batch once.
-    let late = json!([{"host": "late", "ts": at, "metrics": {"x": 5}}]).to_string();
-    alertd.signal("STOP");
-    let impatient: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_millis(500)))
-        .build()
-        .into();
-    let first = impatient
-        .post(alertd.url("/api/v1/samples"))
-        .header("Content-Type", "application/json")
-        .header("Idempotency-Key", "late-1")
-        .send(&late);
-    assert!(first.is_err(), "no answer from a paused alertd: {first:?}");
-    alertd.signal("CONT");
-    std::thread::sleep(Duration::from_millis(300));
-    let (status, late_replayed, _) = send("/api/v1/samples", "late-1", &late);
-    assert_eq!(status, 200);
-    // Counters: the retry adds nothing.
-    let counters = r#"{"errors.count": 1}"#;
-    assert_eq!(send("/api/v1/metrics", "c-1", counters).0, 204);
-    let (status, replayed, _) = send("/api/v1/metrics", "c-1", counters);
-    assert_eq!((status, replayed), (204, true));
-    assert_eq!(
-        send("/api/v1/metrics", "c-1", r#"{"errors.count": 5}"#).0,
-        422
-    );
     let sum = |host: &str, field: &str| -> f64 {
         let stats = alertd.get_json(&format!("/api/v1/stats?resolution=1h&host={host}"));
         stats["hosts"][host]
@@ -1910,6 +1881,55 @@ fn a_push_sent_again_with_its_idempotency_key_is_stored_once() {
             })
             .unwrap_or(0.0)
     };
+    // A push whose answer never came (alertd paused while its request
+    // arrived; the sender stopped waiting), sent again once alertd runs:
+    // alertd read the first one after all, and the retry is answered as a
+    // replay, the batch stored once. The first request stays open, so that
+    // alertd surely reads it (a sender that hung up may find it read or not:
+    // stored once either way).
+    let late = json!([{"host": "late", "ts": at, "metrics": {"x": 5}}]).to_string();
+    alertd.signal("STOP");
+    let url = alertd.url("/");
+    let authority = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let mut unanswered = std::net::TcpStream::connect(authority).unwrap();
+    {
+        use std::io::{Read, Write};
+        write!(
+            unanswered,
+            "POST /api/v1/samples HTTP/1.1\r\nHost: {authority}\r\n\
+             Content-Type: application/json\r\nIdempotency-Key: late-1\r\n\
+             Content-Length: {}\r\n\r\n{late}",
+            late.len()
+        )
+        .unwrap();
+        unanswered
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut answer = [0u8; 1];
+        assert!(
+            unanswered.read(&mut answer).is_err(),
+            "no answer from a paused alertd"
+        );
+    }
+    alertd.signal("CONT");
+    wait_for("the unanswered push to be stored", 10, || {
+        (sum("late", "x") == 5.0).then_some(())
+    });
+    let (status, late_replayed, _) = send("/api/v1/samples", "late-1", &late);
+    assert_eq!(status, 200);
+    drop(unanswered);
+    // Counters: the retry adds nothing.
+    let counters = r#"{"errors.count": 1}"#;
+    assert_eq!(send("/api/v1/metrics", "c-1", counters).0, 204);
+    let (status, replayed, _) = send("/api/v1/metrics", "c-1", counters);
+    assert_eq!((status, replayed), (204, true));
+    assert_eq!(
+        send("/api/v1/metrics", "c-1", r#"{"errors.count": 5}"#).0,
+        422
+    );
     wait_for("the counters collected", 10, || {
         (sum("node-under-test", "errors.count") > 0.0).then_some(())
     });
