@@ -134,34 +134,29 @@ impl Queries<'_> {
         let run = |share: Vec<(DrawnHost<'_>, &Vec<usize>)>| {
             let mut made = Vec::new();
             for (drawn_host, places) in share {
-                let host = drawn_host.host;
                 let places: Vec<usize> = places
                     .iter()
                     .copied()
                     .filter(|&place| place < rules.len())
                     .collect();
                 let own: Vec<Rule> = places.iter().map(|&place| rules[place].clone()).collect();
-                let mut history_of = HostHistory {
-                    engine: Engine::new(&own, retention),
-                    rules: &own,
-                    host,
-                    frame: (from, to),
+                let host = drawn_host.host;
+                let series = HostHistory::make(
+                    store,
+                    &own,
+                    drawn_host,
+                    (from, to),
                     step,
                     interval,
-                    next_tick: from.div_euclid(interval) * interval,
-                    series: vec![Vec::new(); own.len()],
-                    ids: SequentialIds(0),
-                    transitions: Vec::new(),
-                    slots: Vec::new(),
-                    values: Vec::new(),
-                };
-                drawn_host.visit(store, &mut history_of)?;
-                history_of.tick_until(to.saturating_add(1));
-                for (place, points) in places.into_iter().zip(history_of.series) {
-                    if !points.is_empty() {
-                        made.push((place, host.to_string(), points));
-                    }
-                }
+                    retention,
+                )?;
+                made.extend(
+                    places
+                        .into_iter()
+                        .zip(series)
+                        .filter(|(_, points)| !points.is_empty())
+                        .map(|(place, points)| (place, host.to_string(), points)),
+                );
             }
             Ok::<_, StoreError>(made)
         };
@@ -309,7 +304,37 @@ struct HostHistory<'r> {
     values: Vec<f64>,
 }
 
-impl HostHistory<'_> {
+impl<'r> HostHistory<'r> {
+    /// The history of `drawn`'s host under `rules`: per rule, its points
+    /// of `step` over `frame`, evaluated every `interval`.
+    fn make(
+        store: &dyn crate::store::Store,
+        rules: &'r [Rule],
+        drawn: DrawnHost<'r>,
+        frame: (Millis, Millis),
+        step: Millis,
+        interval: Millis,
+        retention: Millis,
+    ) -> Result<Vec<Vec<(Millis, f64)>>, StoreError> {
+        let mut history = HostHistory {
+            engine: Engine::new(rules, retention),
+            rules,
+            host: drawn.host,
+            frame,
+            step,
+            interval,
+            next_tick: frame.0.div_euclid(interval) * interval,
+            series: vec![Vec::new(); rules.len()],
+            ids: SequentialIds(0),
+            transitions: Vec::new(),
+            slots: Vec::new(),
+            values: Vec::new(),
+        };
+        drawn.visit(store, &mut history)?;
+        history.tick_until(frame.1.saturating_add(1));
+        Ok(history.series)
+    }
+
     /// Evaluates every tick before `ts` (and within the frame), keeping per
     /// point the value closest to firing.
     fn tick_until(&mut self, ts: Millis) {

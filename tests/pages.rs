@@ -163,6 +163,20 @@ impl Browser {
             == json!(true)
     }
 
+    /// How many charts do not show their newest end (their drawing reaches
+    /// past their figure's right edge).
+    async fn charts_away_from_now(&self) -> Value {
+        self.client
+            .execute(
+                "return [...document.querySelectorAll('figure.chart')].filter(f => \
+                 f.querySelector('svg').getBoundingClientRect().right > \
+                 f.getBoundingClientRect().right + 1).length",
+                vec![],
+            )
+            .await
+            .unwrap()
+    }
+
     /// Saves the whole page as `target/screenshots/<name>.png`.
     async fn screenshot(&self, name: &str, width: u32) -> PathBuf {
         let height = self
@@ -718,18 +732,8 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
                 browser.fits_width().await,
                 "{page} scrolls sideways at {width} px"
             );
-            let hidden_now = browser
-                .client
-                .execute(
-                    "return [...document.querySelectorAll('figure.chart')].filter(f => \
-                     f.querySelector('svg').getBoundingClientRect().right > \
-                     f.getBoundingClientRect().right + 1).length",
-                    vec![],
-                )
-                .await
-                .unwrap();
             assert_eq!(
-                hidden_now,
+                browser.charts_away_from_now().await,
                 json!(0),
                 "{page}: a chart opens away from now at {width} px"
             );
@@ -750,18 +754,8 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
             "{page} scrolls sideways on a phone"
         );
         // A chart too wide for the phone scrolls, and opens at its newest end.
-        let hidden_now = browser
-            .client
-            .execute(
-                "return [...document.querySelectorAll('figure.chart')].filter(f => \
-                 f.querySelector('svg').getBoundingClientRect().right > \
-                 f.getBoundingClientRect().right + 1).length",
-                vec![],
-            )
-            .await
-            .unwrap();
         assert_eq!(
-            hidden_now,
+            browser.charts_away_from_now().await,
             json!(0),
             "{page}: a chart opens away from now on a phone"
         );

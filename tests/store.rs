@@ -2191,18 +2191,24 @@ fn hour_points(store: &dyn Store) -> Vec<(String, Point)> {
     points
 }
 
-#[test]
-fn sqlite_rolls_up_hours_of_an_earlier_version_3_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("alertd.sqlite");
-    let store = SqliteStore::open(&path).unwrap();
-    fill_and_compact(&store);
-    let hours = hour_points(&store);
+/// [`fill_and_compact`], and the hour points it made.
+fn filled_hours(store: &dyn Store) -> Vec<(String, Point)> {
+    fill_and_compact(store);
+    let hours = hour_points(store);
     assert_eq!(
         hours.len(),
         4 * 3,
         "three hours of three hosts and the fleet"
     );
+    hours
+}
+
+#[test]
+fn sqlite_rolls_up_hours_of_an_earlier_version_3_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alertd.sqlite");
+    let store = SqliteStore::open(&path).unwrap();
+    let hours = filled_hours(&store);
     drop(store);
     // As written by the alertd before the hour rollups.
     rusqlite::Connection::open(&path)
@@ -2221,13 +2227,7 @@ fn redis_rolls_up_hours_of_a_store_written_before_they_were_kept() {
     let dir = tempfile::tempdir().unwrap();
     let server = support::redis::RedisServer::start(dir.path());
     let store = RedisStore::open(&server.url(), "old").unwrap();
-    fill_and_compact(&store);
-    let hours = hour_points(&store);
-    assert_eq!(
-        hours.len(),
-        4 * 3,
-        "three hours of three hosts and the fleet"
-    );
+    let hours = filled_hours(&store);
     // As written by the alertd before the hour rollups.
     server.cli(&[
         "DEL",
