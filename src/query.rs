@@ -261,11 +261,15 @@ impl Queries<'_> {
     /// Stored samples downsampled as `query` asks: from rollups where the
     /// janitor keeps them, from samples before.
     pub(crate) fn stats(&self, query: &StatsQuery) -> Result<HostBuckets, StoreError> {
-        let query = StatsQuery {
+        self.kept(query).run(self.service.store())
+    }
+
+    /// `query` reading rollups only where the janitor keeps them.
+    pub(crate) fn kept(&self, query: &StatsQuery) -> StatsQuery {
+        StatsQuery {
             rollups_kept_from: self.rollups_kept_from(),
             ..query.clone()
-        };
-        query.run(self.service.store())
+        }
     }
 
     /// Per rollup step (in the order of [`Step::ALL`]), the time from which

@@ -2,6 +2,7 @@
 //! `/api/v1/stats` answers and what the monitoring page draws.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::duration::Millis;
 use crate::sample::Sample;
@@ -280,6 +281,38 @@ impl StatsQuery {
         store: &dyn Store,
     ) -> Result<(HostBuckets, Millis), StoreError> {
         let mut hosts = HostBuckets::new();
+        let raw_from = self.roll_into(
+            store,
+            &mut Buckets {
+                query: self,
+                hosts: &mut hosts,
+            },
+        )?;
+        Ok((hosts, raw_from))
+    }
+
+    /// [`StatsQuery::run`] for every host (or the one asked for), each
+    /// host's buckets kept as figures by field place: what the per-host
+    /// answer of `/api/v1/stats` is written from. Blocking.
+    pub(crate) fn run_by_host(&self, store: &dyn Store) -> Result<ByHost<'_>, StoreError> {
+        let mut by_host = ByHost {
+            query: self,
+            hosts: BTreeMap::new(),
+            current: None,
+        };
+        let raw_from = self.roll_into(store, &mut by_host)?;
+        let mut add = |sample| by_host.sample(sample);
+        match &self.host {
+            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
+            None => store.scan_samples(raw_from, self.to, &mut add)?,
+        }
+        by_host.put_back();
+        Ok(by_host)
+    }
+
+    /// Adds to `sink` what rollups hold of the query; returns the time from
+    /// which the samples must be read as they lie.
+    fn roll_into(&self, store: &dyn Store, sink: &mut dyn Sink) -> Result<Millis, StoreError> {
         let mut raw_from = self.from;
         // The coarsest step that fits, whose rollups are kept from `from`.
         let step = Step::ALL
@@ -307,31 +340,17 @@ impl StatsQuery {
                     fields: self.fields.as_deref(),
                     totals_only: true,
                 };
-                store.scan_rollups(&query, &mut |host, point| {
-                    self.add_point(&mut hosts, host, point)
-                })?;
+                store.scan_rollups(&query, &mut |host, point| sink.point(host, point))?;
             }
             let end = self.to.min(raw.saturating_sub(1));
             if self.from <= end {
                 // Samples that came after their time was rolled up: in no
                 // rollup until the next compaction, but there all the same.
-                store.scan_unrolled(self.from, end, &mut |sample| {
-                    if self.across_hosts {
-                        self.add_sample(
-                            &mut hosts,
-                            Sample {
-                                host: ALL_HOSTS.to_string(),
-                                ..sample
-                            },
-                        );
-                    } else {
-                        self.add_sample(&mut hosts, sample);
-                    }
-                })?;
+                store.scan_unrolled(self.from, end, &mut |sample| sink.sample(sample))?;
             }
             raw_from = raw.max(self.from);
         }
-        Ok((hosts, raw_from))
+        Ok(raw_from)
     }
 
     /// Adds up the samples it is handed, every host's in the same buckets
@@ -401,6 +420,214 @@ impl StatsQuery {
     }
 }
 
+/// What a query's reads are added to.
+trait Sink {
+    /// A rolled-up point of `host`, narrowed to the wanted fields.
+    fn point(&mut self, host: &str, point: &Point);
+    /// A sample as it lies.
+    fn sample(&mut self, sample: Sample);
+}
+
+/// Adds to buckets by host (every host's under [`ALL_HOSTS`], across hosts).
+struct Buckets<'a> {
+    query: &'a StatsQuery,
+    hosts: &'a mut HostBuckets,
+}
+
+impl Sink for Buckets<'_> {
+    fn point(&mut self, host: &str, point: &Point) {
+        self.query.add_point(self.hosts, host, point);
+    }
+
+    fn sample(&mut self, sample: Sample) {
+        let sample = match self.query.across_hosts {
+            true => Sample {
+                host: ALL_HOSTS.to_string(),
+                ..sample
+            },
+            false => sample,
+        };
+        self.query.add_sample(self.hosts, sample);
+    }
+}
+
+/// Each host's buckets of one query, as figures by field place
+/// ([`StatsQuery::run_by_host`]); written to JSON as the per-host answer
+/// of `/api/v1/stats`, without a map of field names per bucket.
+pub(crate) struct ByHost<'q> {
+    query: &'q StatsQuery,
+    hosts: BTreeMap<String, Together<'q>>,
+    /// The host added to last and its series, out of `hosts` until another
+    /// host's come (rollups come host by host).
+    current: Option<(String, Together<'q>)>,
+}
+
+impl<'q> ByHost<'q> {
+    fn series(&mut self, host: &str) -> &mut Together<'q> {
+        if self.current.as_ref().is_none_or(|(name, _)| name != host) {
+            self.put_back();
+            let series = self
+                .hosts
+                .remove(host)
+                .unwrap_or_else(|| Together::new(self.query));
+            self.current = Some((host.to_string(), series));
+        }
+        &mut self.current.as_mut().expect("set above").1
+    }
+
+    /// About the size of the answer written from it, in bytes: each field
+    /// of a bucket named three times with a number, and the bucket's own
+    /// keys.
+    pub(crate) fn json_size(&self) -> usize {
+        let hosts = self.hosts.iter();
+        hosts.map(|(host, series)| series.json_size(host)).sum()
+    }
+
+    fn put_back(&mut self) {
+        if let Some((host, series)) = self.current.take() {
+            self.hosts.insert(host, series);
+        }
+    }
+}
+
+impl Sink for ByHost<'_> {
+    fn point(&mut self, host: &str, point: &Point) {
+        self.series(host).add_point(point);
+    }
+
+    fn sample(&mut self, sample: Sample) {
+        if self
+            .query
+            .host
+            .as_ref()
+            .is_some_and(|host| *host != sample.host)
+        {
+            return;
+        }
+        self.series(&sample.host).add_sample(&sample);
+    }
+}
+
+/// The per-host answer of `/api/v1/stats`, written as [`StatsAnswer`]
+/// writes it.
+pub(crate) struct ByHostAnswer<'a> {
+    pub from: Millis,
+    pub to: Millis,
+    pub resolution: Millis,
+    pub hosts: &'a ByHost<'a>,
+}
+
+impl ByHostAnswer<'_> {
+    /// The answer as JSON, as [`StatsAnswer`] writes it; the hosts are cut
+    /// into `threads` runs written at once (24 MB for 100 hosts over a day
+    /// at 5 m: writing it is half of the answer's time).
+    pub(crate) fn to_json(&self, threads: usize) -> Result<Vec<u8>, serde_json::Error> {
+        let hosts: Vec<(&String, &Together<'_>)> = self.hosts.hosts.iter().collect();
+        let run = hosts.len().div_ceil(threads.max(1)).max(1);
+        let parts: Vec<Result<Vec<u8>, serde_json::Error>> = std::thread::scope(|scope| {
+            let writers: Vec<_> = hosts
+                .chunks(run)
+                .map(|hosts| scope.spawn(move || write_hosts(hosts)))
+                .collect();
+            writers
+                .into_iter()
+                .map(|writer| {
+                    writer.join().unwrap_or_else(|_| {
+                        Err(serde::ser::Error::custom("a writer of the answer failed"))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::with_capacity(self.hosts.json_size() + 96);
+        out.extend_from_slice(b"{\"from\":");
+        serde_json::to_writer(&mut out, &self.from)?;
+        out.extend_from_slice(b",\"hosts\":{");
+        let mut first = true;
+        for part in parts {
+            let part = part?;
+            if part.is_empty() {
+                continue;
+            }
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(&part);
+        }
+        out.extend_from_slice(b"},\"resolution\":");
+        serde_json::to_writer(&mut out, &self.resolution)?;
+        out.extend_from_slice(b",\"to\":");
+        serde_json::to_writer(&mut out, &self.to)?;
+        out.push(b'}');
+        Ok(out)
+    }
+}
+
+/// The entries `"host":[bucket, ...]` of `hosts`, comma-separated.
+fn write_hosts(hosts: &[(&String, &Together<'_>)]) -> Result<Vec<u8>, serde_json::Error> {
+    let size = hosts
+        .iter()
+        .map(|(host, series)| series.json_size(host))
+        .sum();
+    let mut out = Vec::with_capacity(size);
+    for (i, (host, series)) in hosts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, host)?;
+        out.push(b':');
+        // The fields in name order, as a map gives them.
+        let mut order: Vec<usize> = (0..series.fields.len()).collect();
+        order.sort_by(|a, b| series.fields[*a].cmp(&series.fields[*b]));
+        let buckets = series.starts.iter().map(|(start, place)| SeriesBucket {
+            t: *start,
+            samples: series.buckets[*place].0,
+            figures: &series.buckets[*place].1,
+            names: &series.fields,
+            order: &order,
+        });
+        serde_json::to_writer(&mut out, &Seq(std::cell::Cell::new(Some(buckets))))?;
+    }
+    Ok(out)
+}
+
+/// One bucket of a host's series.
+struct SeriesBucket<'a> {
+    t: Millis,
+    samples: u32,
+    figures: &'a [FieldStats],
+    names: &'a [String],
+    /// The places of the fields in name order.
+    order: &'a [usize],
+}
+
+impl serde::Serialize for SeriesBucket<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let figure = |pick: fn(&FieldStats) -> f64| SeriesFigures(self, pick);
+        let mut point = serializer.serialize_map(Some(5))?;
+        point.serialize_entry("avg", &figure(FieldStats::avg))?;
+        point.serialize_entry("max", &figure(|stats| stats.max))?;
+        point.serialize_entry("samples", &self.samples)?;
+        point.serialize_entry("sum", &figure(|stats| stats.sum))?;
+        point.serialize_entry("t", &self.t)?;
+        point.end()
+    }
+}
+
+struct SeriesFigures<'a>(&'a SeriesBucket<'a>, fn(&FieldStats) -> f64);
+
+impl serde::Serialize for SeriesFigures<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let bucket = self.0;
+        let present = bucket.order.iter().filter_map(|&place| {
+            let stats = bucket.figures.get(place).filter(|stats| stats.count > 0)?;
+            Some((&bucket.names[place], (self.1)(stats)))
+        });
+        serializer.collect_map(present)
+    }
+}
+
 /// Every host's samples added up in the buckets of one query, without
 /// copying them and with each field looked up by name once per run of
 /// samples that name their fields alike.
@@ -411,6 +638,10 @@ pub(crate) struct Together<'q> {
     /// For each of the current names, its place in `fields` (`None`: not
     /// wanted).
     places: Vec<Option<usize>>,
+    /// The names of the last rolled-up point and their places: the points
+    /// of a row name their fields alike.
+    point_names: Vec<Arc<str>>,
+    point_places: Vec<Option<usize>>,
     /// Per bucket: how many samples, and per place in `fields` its figures.
     buckets: Vec<(u32, Vec<FieldStats>)>,
     /// Bucket start: its place in `buckets`.
@@ -426,6 +657,8 @@ impl<'q> Together<'q> {
             query,
             fields: Vec::new(),
             places: Vec::new(),
+            point_names: Vec::new(),
+            point_places: Vec::new(),
             buckets: Vec::new(),
             starts: BTreeMap::new(),
             last: None,
@@ -448,6 +681,74 @@ impl<'q> Together<'q> {
         }
         self.last = Some((start, place));
         place
+    }
+
+    /// About the size of its buckets in JSON, as `host`'s: each field of a
+    /// bucket named three times with a number, and the bucket's own keys.
+    fn json_size(&self, host: &str) -> usize {
+        let names: usize = self.fields.iter().map(|name| name.len() + 24).sum();
+        host.len() + 8 + self.buckets.len() * (64 + 3 * names)
+    }
+
+    /// The place of field `name` in `fields` (`None`: not wanted).
+    fn place_of(&mut self, name: &str) -> Option<usize> {
+        match self.fields.iter().position(|field| field == name) {
+            Some(place) => Some(place),
+            None if self.query.wanted(name) => {
+                self.fields.push(name.to_string());
+                Some(self.fields.len() - 1)
+            }
+            None => None,
+        }
+    }
+
+    /// Adds a rolled-up point.
+    fn add_point(&mut self, point: &Point) {
+        let same = self.point_names.len() == point.fields.len()
+            && self
+                .point_names
+                .iter()
+                .zip(&point.fields)
+                .all(|(known, (name, _))| Arc::ptr_eq(known, name) || known == name);
+        if !same {
+            let places = point
+                .fields
+                .iter()
+                .map(|(name, _)| self.place_of(name))
+                .collect();
+            self.point_places = places;
+            self.point_names = point.fields.iter().map(|(name, _)| name.clone()).collect();
+        }
+        let bucket = self.bucket(point.ts);
+        let (samples, figures) = &mut self.buckets[bucket];
+        *samples = samples.saturating_add(u32::try_from(point.samples).unwrap_or(u32::MAX));
+        for ((_, aggregate), place) in point.fields.iter().zip(&self.point_places) {
+            let Some(place) = *place else {
+                continue;
+            };
+            if figures.len() <= place {
+                figures.resize(place + 1, FieldStats::EMPTY);
+            }
+            let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
+            figures[place].add(count, aggregate.sum, aggregate.max);
+        }
+    }
+
+    /// Adds a sample as it lies.
+    fn add_sample(&mut self, sample: &Sample) {
+        let bucket = self.bucket(sample.ts);
+        let samples = &mut self.buckets[bucket].0;
+        *samples = samples.saturating_add(1);
+        for (field, value) in &sample.metrics {
+            let Some(place) = self.place_of(field) else {
+                continue;
+            };
+            let figures = &mut self.buckets[bucket].1;
+            if figures.len() <= place {
+                figures.resize(place + 1, FieldStats::EMPTY);
+            }
+            figures[place].add(1, *value, *value);
+        }
     }
 
     /// Adds the buckets to `buckets`.
@@ -473,14 +774,7 @@ impl SampleVisitor for Together<'_> {
     fn names(&mut self, names: &[&str]) {
         self.places.clear();
         for name in names {
-            let place = match self.fields.iter().position(|field| field == name) {
-                Some(place) => Some(place),
-                None if self.query.wanted(name) => {
-                    self.fields.push(name.to_string());
-                    Some(self.fields.len() - 1)
-                }
-                None => None,
-            };
+            let place = self.place_of(name);
             self.places.push(place);
         }
     }
@@ -557,6 +851,36 @@ mod tests {
             let query = StatsQuery::new(from, end + 1, resolution, host.clone(), None);
             let (a, b) = (query.run(&compacted).unwrap(), query.run(&raw).unwrap());
             assert_same_buckets(&a, &b, resolution);
+            // The per-host answer, written from each host's figures, is the
+            // answer written from the buckets, byte for byte.
+            let narrowed = StatsQuery {
+                fields: Some(vec!["errors.count".to_string(), "none".to_string()]),
+                ..query.clone()
+            };
+            for store in [&compacted, &raw] {
+                for query in [&query, &narrowed] {
+                    let buckets = StatsAnswer {
+                        from,
+                        to: end + 1,
+                        resolution,
+                        hosts: query.run(store).unwrap(),
+                        across_hosts: false,
+                    };
+                    let by_host = query.run_by_host(store).unwrap();
+                    let by_host = ByHostAnswer {
+                        from,
+                        to: end + 1,
+                        resolution,
+                        hosts: &by_host,
+                    };
+                    let x = serde_json::to_string(&buckets).unwrap();
+                    assert!(x.len() > 100, "{x}");
+                    for threads in [1, 2, 3] {
+                        let y = String::from_utf8(by_host.to_json(threads).unwrap()).unwrap();
+                        assert_eq!(x, y, "{resolution}, {threads} threads");
+                    }
+                }
+            }
             if host.is_none() {
                 // Across hosts: the same buckets in both stores, and the
                 // per-host buckets added up.

@@ -2035,7 +2035,7 @@ fn sqlite_refuses_a_newer_schema() {
     let error = SqliteStore::open(&path).err().expect("refused");
     assert_eq!(
         error.to_string(),
-        "the store's schema version is 99, this alertd knows 4: upgrade alertd"
+        "the store's schema version is 99, this alertd knows 5: upgrade alertd"
     );
 }
 
@@ -2102,7 +2102,7 @@ fn sqlite_moves_the_samples_of_a_version_1_store() {
     let version: i64 = connection
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let old: i64 = connection
         .query_row(
             "SELECT count(*) FROM sqlite_master WHERE name IN ('samples', 'hosts')",

@@ -414,16 +414,36 @@ async fn stats(
     }
     let turns = service.clone();
     let _turn = turns.heavy_read().await;
-    blocking(move || {
-        Ok(crate::stats::StatsAnswer {
+    if across_hosts {
+        return blocking(move || {
+            Ok(crate::stats::StatsAnswer {
+                from,
+                to,
+                resolution,
+                hosts: service.queries().stats(&query)?,
+                across_hosts,
+            })
+        })
+        .await;
+    }
+    // Each host's buckets written as they were added up: no map of field
+    // names per bucket (24 MB of JSON for 100 hosts over a day at 5 m).
+    tokio::task::spawn_blocking(move || {
+        let query = service.queries().kept(&query);
+        let by_host = query.run_by_host(service.store())?;
+        let answer = crate::stats::ByHostAnswer {
             from,
             to,
             resolution,
-            hosts: service.queries().stats(&query)?,
-            across_hosts,
-        })
+            hosts: &by_host,
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let body = answer
+            .to_json(threads)
+            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error))?;
+        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
-    .await
+    .await?
 }
 
 /// `GET /metrics`: the service's own figures for Prometheus.

@@ -12,20 +12,29 @@
 //!
 //! ```text
 //! block   = version:u8 count:varint ints(ts) fields:varint field*
-//! field   = name:str presence:u8 [bitmap] kind:u8 (decimals:u8 ints | len:varint xor-bytes)
-//! ints    = order:u8 first:zigzag [delta:zigzag] width:u8 packed-residuals
+//! field   = name presence:u8 [bitmap] values
+//! name    = code:varint [bytes]      odd: a known name; even: 2 x len, then the name
+//! values  = 2 x decimals:u8 ints | 1:u8 len:varint xor-bytes
+//! ints    = (2 x width + order - 1):u8 first:zigzag [delta:zigzag] packed-residuals
 //! ```
+//!
+//! Version 2 (above) writes the built-in fields' names as one byte and
+//! each column's kind, decimals, order and width in two bytes. Version 1,
+//! still read, wrote names in full (`len:varint bytes`), `values` as
+//! `kind:u8 [decimals:u8]` and `ints` as `order:u8 first [delta] width:u8`.
 //!
 //! A [`BlockReader`] decodes one sample at a time, so that reading many
 //! blocks at once holds their bytes, not their samples. The format has no
 //! store in it: the embedded store keeps blocks in SQLite, a cluster in Redis.
 
-use super::bytes::{Packed, Reader, packed_len, put_packed, put_str, put_varint, width, zigzag};
+use super::bytes::{Packed, Reader, packed_len, put_name, put_packed, put_varint, width, zigzag};
 use crate::duration::Millis;
 use crate::sample::Sample;
 use crate::store::StoreError;
 
-const VERSION: u8 = 1;
+/// The version written; [`FIRST_VERSION`] and later are read.
+pub(super) const VERSION: u8 = 2;
+pub(super) const FIRST_VERSION: u8 = 1;
 
 /// The most samples one block holds.
 pub const MAX_SAMPLES: usize = 1 << 20;
@@ -105,7 +114,7 @@ where
             present[i / 8] |= 1 << (i % 8);
         }
     }
-    put_str(out, name);
+    put_name(out, name);
     if values.len() == count {
         out.push(ALL_PRESENT);
     } else {
@@ -120,8 +129,7 @@ where
 pub(super) fn put_values(out: &mut Vec<u8>, values: &[f64]) {
     match decimals(values) {
         Some((digits, ints)) => {
-            out.push(SCALED);
-            out.push(digits);
+            out.push(digits << 1 | SCALED);
             put_ints(out, &ints);
         }
         None => {
@@ -178,15 +186,14 @@ pub(super) fn put_ints(out: &mut Vec<u8>, ints: &[i64]) {
     } else {
         (1u8, &first)
     };
-    out.push(order);
+    let bits = widest(residuals);
+    out.push((bits as u8) << 1 | (order - 1));
     if let Some(&head) = ints.first() {
         put_varint(out, zigzag(head));
     }
     if order == 2 {
         put_varint(out, zigzag(deltas[0]));
     }
-    let bits = widest(residuals);
-    out.push(bits as u8);
     put_packed(out, residuals, bits);
 }
 
@@ -225,14 +232,23 @@ pub(super) struct Ints<'a> {
 }
 
 impl<'a> Ints<'a> {
-    pub fn read(reader: &mut Reader<'a>, count: usize) -> Result<Self, StoreError> {
-        let order = reader.byte()?;
+    /// Reads the header of integers written by format `version`.
+    pub fn read(reader: &mut Reader<'a>, count: usize, version: u8) -> Result<Self, StoreError> {
+        let head = reader.byte()?;
+        let (order, bits) = if version == 1 {
+            (head, None)
+        } else {
+            (1 + (head & 1), Some(u32::from(head >> 1)))
+        };
         if order != 1 && order != 2 {
             return Err(reader.error());
         }
         let first = if count > 0 { reader.signed()? } else { 0 };
         let delta = if order == 2 { reader.signed()? } else { 0 };
-        let bits = u32::from(reader.byte()?);
+        let bits = match bits {
+            Some(bits) => bits,
+            None => u32::from(reader.byte()?),
+        };
         if bits > 64 {
             return Err(reader.error());
         }
@@ -281,19 +297,32 @@ pub(super) enum Values<'a> {
 }
 
 impl<'a> Values<'a> {
-    /// Reads the column's header; `count` values follow.
-    pub fn read(reader: &mut Reader<'a>, count: usize, limit: usize) -> Result<Self, StoreError> {
-        match reader.byte()? {
+    /// Reads the header of a column written by format `version`; `count`
+    /// values follow.
+    pub fn read(
+        reader: &mut Reader<'a>,
+        count: usize,
+        limit: usize,
+        version: u8,
+    ) -> Result<Self, StoreError> {
+        let head = reader.byte()?;
+        let (kind, digits) = match version {
+            1 if head == SCALED => (SCALED, Some(reader.byte()?)),
+            1 => (head, None),
+            _ => (head & 1, Some(head >> 1)),
+        };
+        match kind {
             SCALED => {
-                let digits = reader.byte()?;
+                let digits = digits.unwrap_or(u8::MAX);
                 if digits > MAX_DECIMALS {
                     return Err(reader.error());
                 }
                 Ok(Values::Scaled {
                     scale: scale(digits),
-                    ints: Ints::read(reader, count)?,
+                    ints: Ints::read(reader, count, version)?,
                 })
             }
+            XOR if version > 1 && head != XOR => Err(reader.error()),
             XOR => {
                 let len = reader.count(limit)?;
                 Ok(Values::Xor {
@@ -359,15 +388,20 @@ impl<'a> BlockReader<'a> {
     /// by [`BlockReader::next_sample`].
     pub fn new(bytes: &'a [u8]) -> Result<Self, StoreError> {
         let mut reader = Reader::new(bytes, "block");
-        if reader.byte()? != VERSION {
+        let version = reader.byte()?;
+        if !(FIRST_VERSION..=VERSION).contains(&version) {
             return Err(reader.error());
         }
         let count = reader.count(MAX_SAMPLES)?;
-        let stamps = Ints::read(&mut reader, count)?;
+        let stamps = Ints::read(&mut reader, count, version)?;
         let fields = reader.count(bytes.len())?;
         let mut columns = Vec::with_capacity(fields);
         for _ in 0..fields {
-            let name = reader.str()?;
+            let name = if version == 1 {
+                reader.str()?
+            } else {
+                reader.name()?
+            };
             let present = match reader.byte()? {
                 ALL_PRESENT => None,
                 BITMAP => Some(reader.take(count.div_ceil(8))?),
@@ -377,7 +411,7 @@ impl<'a> BlockReader<'a> {
                 None => count,
                 Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
             };
-            let values = Values::read(&mut reader, values_count, bytes.len())?;
+            let values = Values::read(&mut reader, values_count, bytes.len(), version)?;
             columns.push(Column {
                 name,
                 present,
@@ -473,7 +507,7 @@ impl<'a> BlockReader<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn round_trip(samples: &[Sample]) -> Vec<u8> {
@@ -558,5 +592,109 @@ mod tests {
                 let _ = BlockReader::new(&damaged).and_then(|reader| reader.samples("h"));
             }
         }
+    }
+
+    /// The samples the version-1 fixtures below were written from.
+    pub(crate) fn fixture_samples() -> Vec<Sample> {
+        vec![
+            Sample::new(
+                "h",
+                1_700_000_000_000,
+                &[("cpu.usage", 12.5), ("custom.x", 0.1 + 0.2)],
+            ),
+            Sample::new(
+                "h",
+                1_700_000_010_000,
+                &[("cpu.usage", 13.25), ("errors.count", 2.0)],
+            ),
+            Sample::new(
+                "h",
+                1_700_000_020_000,
+                &[
+                    ("cpu.usage", 11.0),
+                    ("custom.x", -4.0),
+                    ("errors.count", 3.0),
+                ],
+            ),
+        ]
+    }
+
+    pub(crate) fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A block written by version 1 (before names became codes) still
+    /// reads back exactly; the same samples now take fewer bytes.
+    #[test]
+    fn version_1_blocks_still_read_back() {
+        let written_by_version_1 = hex(
+            "01030280a0abfef962a09c010003096370752e757361676500000201c4130996820308637573746f6d2e78\
+             0105011200343333333333d33f00343333333333c3ff0c6572726f72732e636f756e740106000001040202",
+        );
+        let samples = fixture_samples();
+        let back = BlockReader::new(&written_by_version_1)
+            .unwrap()
+            .samples("h")
+            .unwrap();
+        assert_eq!(back.len(), samples.len());
+        for (a, b) in samples.iter().zip(&back) {
+            assert_eq!((a.ts, &a.metrics), (b.ts, &b.metrics));
+        }
+        let now = round_trip(&samples);
+        assert_eq!(now[0], VERSION);
+        assert!(
+            now.len() < written_by_version_1.len() - 20,
+            "{} bytes",
+            now.len()
+        );
+    }
+
+    /// Ten built-in fields cost a byte each for their names: a steady
+    /// minute of them is a few bytes a field, header and all.
+    #[test]
+    fn built_in_names_take_one_byte() {
+        let samples: Vec<Sample> = (0..6)
+            .map(|i| {
+                let fields: Vec<(&str, f64)> = crate::field::BUILT_IN_FIELDS
+                    .iter()
+                    .map(|name| (*name, 1.0))
+                    .collect();
+                Sample::new("h", 1_700_000_000_000 + i * 10_000, &fields)
+            })
+            .collect();
+        let bytes = round_trip(&samples);
+        // The header and timestamps about 14 bytes; per field: name,
+        // presence, kind, ints head, first value (version 1: 27 bytes for
+        // "requests.latency_sum").
+        assert!(bytes.len() <= 16 + 10 * 5, "{} bytes", bytes.len());
+    }
+
+    /// Every known name and custom names of every length read back; a
+    /// code past the known names is an error.
+    #[test]
+    fn names_round_trip_as_codes_or_bytes() {
+        let custom: Vec<String> = (0..130).map(|len| "n".repeat(len)).collect();
+        let names = super::super::bytes::KNOWN_NAMES
+            .iter()
+            .copied()
+            .chain(custom.iter().map(String::as_str))
+            .chain(["cpu.usage.p99", "Cpu.usage"]);
+        let mut out = Vec::new();
+        let names: Vec<&str> = names.collect();
+        for name in &names {
+            super::super::bytes::put_name(&mut out, name);
+        }
+        let mut reader = Reader::new(&out, "block");
+        for name in &names {
+            assert_eq!(reader.name().unwrap(), *name);
+        }
+        assert!(reader.is_empty());
+        let past = super::super::bytes::KNOWN_NAMES.len() as u64 * 2 + 1;
+        let mut out = Vec::new();
+        put_varint(&mut out, past);
+        assert!(Reader::new(&out, "block").name().is_err());
     }
 }

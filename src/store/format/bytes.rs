@@ -33,6 +33,37 @@ pub(crate) fn put_str(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// Field names that version 2 of the block and rollup formats writes as a
+/// number: the built-in fields and the Botpress feed's criticals, which
+/// nearly every block holds. Frozen: a name's place here is its code in
+/// every row stored since, so names are only ever added at the end.
+pub(crate) const KNOWN_NAMES: [&str; 11] = [
+    "cpu.usage",
+    "mem.usage",
+    "mem.free",
+    "requests.count",
+    "requests.latency_sum",
+    "requests.latency_avg",
+    "eventsIn.count",
+    "eventsOut.count",
+    "warnings.count",
+    "errors.count",
+    "criticals.count",
+];
+
+/// Appends a field name (format version 2): one varint, odd for the
+/// [`KNOWN_NAMES`] entry `(code - 1) / 2`, even for `2 * len` followed by
+/// the name's bytes.
+pub(crate) fn put_name(out: &mut Vec<u8>, name: &str) {
+    match KNOWN_NAMES.iter().position(|known| *known == name) {
+        Some(place) => put_varint(out, place as u64 * 2 + 1),
+        None => {
+            put_varint(out, name.len() as u64 * 2);
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+}
+
 /// The bits needed for `value` (0 for 0).
 pub(crate) fn width(value: u64) -> u32 {
     64 - value.leading_zeros()
@@ -178,6 +209,24 @@ impl<'a> Reader<'a> {
 
     pub fn str(&mut self) -> Result<&'a str, StoreError> {
         let len = self.count(self.bytes.len())?;
+        self.utf8(len)
+    }
+
+    /// A field name written by [`put_name`].
+    pub fn name(&mut self) -> Result<&'a str, StoreError> {
+        let code = self.varint()?;
+        if code % 2 == 1 {
+            return usize::try_from(code / 2)
+                .ok()
+                .and_then(|place| KNOWN_NAMES.get(place))
+                .copied()
+                .ok_or_else(|| self.error());
+        }
+        let len = usize::try_from(code / 2).map_err(|_| self.error())?;
+        self.utf8(len)
+    }
+
+    fn utf8(&mut self, len: usize) -> Result<&'a str, StoreError> {
         let bytes = self.take(len)?;
         std::str::from_utf8(bytes).map_err(|_| self.error())
     }

@@ -174,23 +174,22 @@ pub fn roll_up<'a>(samples: impl IntoIterator<Item = &'a Sample>, step: Step) ->
     points
 }
 
-const VERSION: u8 = 1;
-
 /// Encodes points (in time order, at most [`block::MAX_SAMPLES`]):
 ///
 /// ```text
 /// rollup = version:u8 count:varint ints(ts) ints(samples) fields:varint field*
-/// field  = name:str presence:u8 [bitmap] ints(count) values(sum) values(min)
+/// field  = name presence:u8 [bitmap] ints(count) values(sum) values(min)
 ///          values(max) values(last) ints(time of last)
 /// ```
 ///
-/// with the column encodings of the [`block`] format.
+/// with the column encodings of the [`block`] format, of the same version
+/// (version 1 is still read).
 pub fn encode(points: &[Point]) -> Option<Vec<u8>> {
     if points.is_empty() || points.len() > block::MAX_SAMPLES {
         return None;
     }
     let mut out = Vec::with_capacity(64 + points.len() * 48);
-    out.push(VERSION);
+    out.push(block::VERSION);
     put_varint(&mut out, points.len() as u64);
     let stamps: Vec<i64> = points.iter().map(|point| point.ts).collect();
     block::put_ints(&mut out, &stamps);
@@ -232,10 +231,18 @@ pub fn encode(points: &[Point]) -> Option<Vec<u8>> {
 /// How many points encoded `bytes` hold, without decoding them.
 pub fn point_count(bytes: &[u8]) -> Result<usize, StoreError> {
     let mut reader = Reader::new(bytes, "rollup");
-    if reader.byte()? != VERSION {
-        return Err(reader.error());
-    }
+    read_version(&mut reader)?;
     reader.count(block::MAX_SAMPLES)
+}
+
+/// The format version of a row, checked.
+fn read_version(reader: &mut Reader<'_>) -> Result<u8, StoreError> {
+    let version = reader.byte()?;
+    if (block::FIRST_VERSION..=block::VERSION).contains(&version) {
+        Ok(version)
+    } else {
+        Err(reader.error())
+    }
 }
 
 /// One field's columns while decoding.
@@ -285,16 +292,18 @@ fn decode_into(
     points: &mut Vec<Point>,
 ) -> Result<(), StoreError> {
     let mut reader = Reader::new(bytes, "rollup");
-    if reader.byte()? != VERSION {
-        return Err(reader.error());
-    }
+    let version = read_version(&mut reader)?;
     let count = reader.count(block::MAX_SAMPLES)?;
-    let mut stamps = Ints::read(&mut reader, count)?;
-    let mut samples = Ints::read(&mut reader, count)?;
+    let mut stamps = Ints::read(&mut reader, count, version)?;
+    let mut samples = Ints::read(&mut reader, count, version)?;
     let fields = reader.count(bytes.len())?;
     let mut columns = Vec::with_capacity(fields);
     for _ in 0..fields {
-        let name: Arc<str> = Arc::from(reader.str()?);
+        let name: Arc<str> = Arc::from(if version == 1 {
+            reader.str()?
+        } else {
+            reader.name()?
+        });
         let present = match reader.byte()? {
             block::ALL_PRESENT => None,
             block::BITMAP => Some(reader.take(count.div_ceil(8))?),
@@ -305,14 +314,14 @@ fn decode_into(
             Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
         };
         let limit = bytes.len();
-        let count = Ints::read(&mut reader, values)?;
+        let count = Ints::read(&mut reader, values, version)?;
         let parts = [
-            Values::read(&mut reader, values, limit)?,
-            Values::read(&mut reader, values, limit)?,
-            Values::read(&mut reader, values, limit)?,
-            Values::read(&mut reader, values, limit)?,
+            Values::read(&mut reader, values, limit, version)?,
+            Values::read(&mut reader, values, limit, version)?,
+            Values::read(&mut reader, values, limit, version)?,
+            Values::read(&mut reader, values, limit, version)?,
         ];
-        let last_ts = Ints::read(&mut reader, values)?;
+        let last_ts = Ints::read(&mut reader, values, version)?;
         if wanted.is_some_and(|wanted| !wanted.iter().any(|field| **field == *name)) {
             continue;
         }
@@ -423,5 +432,26 @@ mod tests {
             roll_up(&samples, Step::TenMinutes)
         );
         assert_eq!(decode(&encode(&points).unwrap()).unwrap(), points);
+    }
+
+    /// A rollup row written by version 1 still reads back exactly.
+    #[test]
+    fn version_1_rows_still_read_back() {
+        let written_by_version_1 = crate::store::block::tests::hex(
+            "010101c0e7a8fef9620001060003096370752e757361676500010600000201b63900000001160000020\
+             1da1400000001160001c0d8adfef9620008637573746f6d2e780001040000010149000000010700010\
+             900343333333333d33f000001070001c0d8adfef962000c6572726f72732e636f756e7400010400000\
+             0010a0000000104000000010600000001060001c0d8adfef96200",
+        );
+        let samples = crate::store::block::tests::fixture_samples();
+        let points = roll_up(samples.iter(), Step::Minute);
+        assert_eq!(decode(&written_by_version_1).unwrap(), points);
+        let now = encode(&points).unwrap();
+        assert_eq!(decode(&now).unwrap(), points);
+        assert!(
+            now.len() < written_by_version_1.len(),
+            "{} bytes",
+            now.len()
+        );
     }
 }

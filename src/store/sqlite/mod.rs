@@ -23,8 +23,10 @@ use super::{SampleCursor, StoreError};
 
 /// Bumped whenever the schema changes; a newer file is refused. Version 3
 /// added the rollups of [`ALL_HOSTS`](crate::store::ALL_HOSTS), version 4
-/// the hour rollups.
-const SCHEMA_VERSION: i64 = 4;
+/// the hour rollups, version 5 blocks and rollup rows of format version 2
+/// (which an older alertd cannot read; rows of version 1 stay as they are
+/// and are still read).
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (

@@ -24,7 +24,7 @@ use crate::store::damage::or_skip;
 use crate::store::fold::{trim_batch, trim_block};
 use crate::store::{
     Appended, BLOCK_PERIOD, HostSeen, Once, SampleCursor, SampleVisitor, StoreError,
-    decode_metrics, encode_metrics, visit_sample,
+    decode_metrics, encode_metrics,
 };
 
 /// A host's latest sample, its fields encoded by [`encode_metrics`].
@@ -512,13 +512,15 @@ impl SqliteStore {
             while let Some(row) = rows.next()? {
                 let host = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let samples = BlockReader::new(data).and_then(|block| block.samples(host));
-                for sample in or_skip(samples, || block_row(host))?.unwrap_or_default() {
-                    if sample.ts < from || sample.ts > to {
-                        continue;
-                    }
-                    visit_sample(visitor, &sample, &mut values);
-                }
+                // Decoded straight into the visitor, without a sample's
+                // strings: a block damaged part-way hands over what is
+                // before the damage.
+                let Some(block) = or_skip(BlockReader::new(data), || block_row(host))? else {
+                    continue;
+                };
+                or_skip(block.visit(host, (from, to), visitor, &mut values), || {
+                    block_row(host)
+                })?;
             }
             let mut recent = snapshot.prepare_cached(
                 "SELECT seq, data FROM recent WHERE max_ts >= ?1 AND min_ts <= ?2",
