@@ -49,6 +49,7 @@ pub mod replay;
 pub mod ruletest;
 pub mod sample;
 pub mod service;
+pub mod silence;
 pub mod stats;
 pub mod store;
 pub mod view;

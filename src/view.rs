@@ -169,6 +169,9 @@ pub struct PendingView {
     pub failed_attempts: u32,
     pub next_attempt: Millis,
     pub dead: bool,
+    /// The silences holding it back (their ids), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
 }
 
 impl From<&Delivery> for PendingView {
@@ -179,6 +182,7 @@ impl From<&Delivery> for PendingView {
             failed_attempts: delivery.attempts,
             next_attempt: delivery.next_attempt,
             dead: delivery.dead,
+            held_by: delivery.held_by.clone(),
         }
     }
 }

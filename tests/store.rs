@@ -933,6 +933,101 @@ pub fn each_transition_goes_to_its_own_targets(store: &dyn Store) {
     assert_eq!(store.pending_deliveries().unwrap(), 4);
 }
 
+pub fn a_held_delivery_waits_without_a_call(store: &dyn Store) {
+    let hooks = targets(&["notify:ops"]);
+    store
+        .record(&[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    store
+        .record(&[opened("i2", "r", "h2", 100)], &hooks)
+        .unwrap();
+    let due = store.due(1000, 10).unwrap();
+    assert_eq!(due.len(), 2);
+    assert!(due.iter().all(|delivery| delivery.held_by.is_none()));
+    store.hold_delivery(due[0].id, 50_000, "s1, s2").unwrap();
+    let undelivered = store.undelivered().unwrap();
+    assert_eq!(undelivered.get("i1"), Some(&Undelivered::Held));
+    assert_eq!(undelivered.get("i2"), Some(&Undelivered::Waiting));
+    // Its claim is freed, it is due again at the time given, no call is
+    // recorded and no attempt counted.
+    let again = store.due(49_999, 10).unwrap();
+    assert_eq!(again.iter().map(|d| d.id).collect::<Vec<_>>(), [due[1].id]);
+    // The other one is claimed (for ten minutes): the held one is next.
+    assert_eq!(store.next_delivery_time().unwrap(), Some(50_000));
+    let detail = store.incident("i1").unwrap().unwrap();
+    assert!(detail.calls.is_empty());
+    assert_eq!(
+        (
+            detail.pending[0].attempts,
+            detail.pending[0].held_by.as_deref()
+        ),
+        (0, Some("s1, s2"))
+    );
+    let later = store.due(50_000, 10).unwrap();
+    assert!(
+        later
+            .iter()
+            .any(|d| d.id == due[0].id && d.held_by.as_deref() == Some("s1, s2"))
+    );
+    // Held again, then released early: due at once, still marked held.
+    store.hold_delivery(due[0].id, 90_000, "s1").unwrap();
+    assert_eq!(store.release_held(60_000).unwrap(), 1);
+    assert_eq!(store.release_held(60_000).unwrap(), 0, "already due");
+    let released = store.due(60_000, 10).unwrap();
+    let held = released.iter().find(|d| d.id == due[0].id).expect("due");
+    assert_eq!(held.held_by.as_deref(), Some("s1"));
+    // Sent: gone, with its mark.
+    store
+        .finish_delivery(
+            held.id,
+            &call("i1", "notify:ops", TransitionKind::Opened, true),
+            None,
+        )
+        .unwrap();
+    assert_eq!(store.undelivered().unwrap().get("i1"), None);
+    assert_eq!(store.release_held(70_000).unwrap(), 0);
+    // A delivery finished meanwhile is left alone.
+    store.hold_delivery(held.id, 80_000, "s1").unwrap();
+    assert!(store.incident("i1").unwrap().unwrap().pending.is_empty());
+}
+
+pub fn silences_are_kept_changed_and_deleted(store: &dyn Store) {
+    use alertd::silence::{Matchers, Silence};
+    let silence = |id: &str, ends_at: i64| Silence {
+        id: id.to_string(),
+        matchers: Matchers {
+            host: Some("web-*".to_string()),
+            labels: [("team".to_string(), "ops".to_string())].into(),
+            ..Default::default()
+        },
+        starts_at: 1000,
+        ends_at,
+        comment: "deploy \"v2\" \u{e9}".to_string(),
+        created_by: "ana".to_string(),
+        created_at: 900,
+        expired_at: None,
+    };
+    assert!(store.silences().unwrap().is_empty());
+    store.put_silence(&silence("s1", 5000)).unwrap();
+    store.put_silence(&silence("s2", 9000)).unwrap();
+    let mut kept = store.silences().unwrap();
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(kept, [silence("s1", 5000), silence("s2", 9000)]);
+    // Expired early: stored in place.
+    let expired = Silence {
+        ends_at: 3000,
+        expired_at: Some(3000),
+        ..silence("s2", 9000)
+    };
+    store.put_silence(&expired).unwrap();
+    let mut kept = store.silences().unwrap();
+    kept.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(kept, [silence("s1", 5000), expired.clone()]);
+    assert_eq!(store.delete_silences_ended_before(3000).unwrap(), 0);
+    assert_eq!(store.delete_silences_ended_before(3001).unwrap(), 1);
+    assert_eq!(store.silences().unwrap(), [silence("s1", 5000)]);
+}
+
 pub fn a_dead_delivery_waits_to_be_retried(store: &dyn Store) {
     let hooks = targets(&["notify:ops"]);
     store
@@ -1931,6 +2026,8 @@ macro_rules! conformance {
                 pair_states_and_incident_details_are_kept,
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
+                a_held_delivery_waits_without_a_call,
+                silences_are_kept_changed_and_deleted,
                 sessions_expire_and_end,
                 incident_ranges_include_touching_incidents,
                 deliveries_keep_opened_before_resolved,

@@ -255,6 +255,7 @@ fn delivery_state(pending: &[crate::view::PendingView]) -> Option<crate::store::
         .iter()
         .map(|delivery| match (delivery.dead, delivery.failed_attempts) {
             (true, _) => Undelivered::Dead,
+            (false, 0) if delivery.held_by.is_some() => Undelivered::Held,
             (false, 0) => Undelivered::Waiting,
             (false, _) => Undelivered::Failing,
         })

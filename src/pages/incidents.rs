@@ -295,6 +295,7 @@ fn pager(params: &IncidentsParams, label: &str, shown: &Pages, list: List) -> Ma
 /// What the incident lists and the timeline need to put an incident in context.
 /// Whether an incident reached its hooks, as a badge: `delivered` (every
 /// hook called, or none to call), `waiting` (a call not made yet),
+/// `silenced` (a silence holds a call back),
 /// `failing` (a call failed and will be tried again) or `not delivered`
 /// (given up on: on-call was not paged).
 pub(super) fn delivery_badge(state: Option<Undelivered>) -> Markup {
@@ -305,6 +306,11 @@ pub(super) fn delivery_badge(state: Option<Undelivered>) -> Markup {
             "Every hook was called (or there was none to call)",
         ),
         Some(Undelivered::Waiting) => ("nodata", "waiting", "A hook call is not made yet"),
+        Some(Undelivered::Held) => (
+            "nodata",
+            "silenced",
+            "A silence holds its hook calls back: see the incident",
+        ),
         Some(Undelivered::Failing) => (
             "cooldown",
             "failing",
@@ -362,7 +368,7 @@ impl Listing<'_> {
         match self.undelivered.get(&*incident.id)? {
             Undelivered::Dead => Some("not delivered"),
             Undelivered::Failing => Some("delivery failing"),
-            Undelivered::Waiting => None,
+            Undelivered::Waiting | Undelivered::Held => None,
         }
     }
 

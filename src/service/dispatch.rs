@@ -414,6 +414,7 @@ mod tests {
             attempts: 0,
             next_attempt: 0,
             dead: false,
+            held_by: None,
         }
     }
 

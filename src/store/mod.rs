@@ -46,6 +46,7 @@ use std::collections::BTreeMap;
 use crate::duration::Millis;
 use crate::incident::{Incident, PairChange, PairRecord, Transition, TransitionKind};
 use crate::sample::Sample;
+use crate::silence::Silence;
 use rollup::{Point, Step};
 
 /// An error from a backend's own library (SQLite, Redis), kept whole so that
@@ -325,6 +326,10 @@ pub struct Delivery {
     /// unless asked ([`IncidentLog::retry_dead`]), and holding back the later
     /// deliveries of its incident to its target.
     pub dead: bool,
+    /// Held back by silences (their ids, or a maintenance window's name):
+    /// see [`IncidentLog::hold_delivery`]. Kept once it is due again, so
+    /// that the dispatcher knows it was held.
+    pub held_by: Option<String>,
 }
 
 /// The record of one hook call.
@@ -623,6 +628,15 @@ pub trait IncidentLog: Send + Sync {
     /// stays, marked dead, until [`IncidentLog::retry_dead`] brings it back.
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
 
+    /// Holds a delivery back until `until` without calling its target (a
+    /// silence matches its incident): its claim freed, its attempts kept,
+    /// marked held by `by`. Leaves a delivery already finished alone.
+    fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError>;
+
+    /// Makes every held delivery that is not dead due at `now` (a silence
+    /// ended early). Returns how many were waiting past it.
+    fn release_held(&self, now: Millis) -> Result<u64, StoreError>;
+
     /// Brings back every dead delivery of the incident `id`, due at `now`,
     /// with its count of attempts kept. Returns how many.
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
@@ -747,6 +761,8 @@ pub trait Coordination: Send + Sync {
 pub enum Undelivered {
     /// A delivery not tried yet.
     Waiting,
+    /// A delivery held back by a silence.
+    Held,
     /// A delivery failed and waits to be tried again.
     Failing,
     /// A delivery was given up on: kept as dead until retried on demand.
@@ -961,6 +977,18 @@ pub struct Condition {
     pub memory: Option<(u64, u64)>,
 }
 
+/// The silences (docs/notifications.md), shared by every node.
+pub trait SilenceStore: Send + Sync {
+    /// Stores `silence`, in place of the one of its id if any.
+    fn put_silence(&self, silence: &Silence) -> Result<(), StoreError>;
+
+    /// Every silence kept, in no particular order.
+    fn silences(&self) -> Result<Vec<Silence>, StoreError>;
+
+    /// Deletes the silences that ended before `before`; returns how many.
+    fn delete_silences_ended_before(&self, before: Millis) -> Result<u64, StoreError>;
+}
+
 /// The sign-in sessions of the pages, by the hash of their id.
 pub trait Sessions: Send + Sync {
     /// Keeps a sign-in session of the pages until `expires`, by `key` (a
@@ -980,9 +1008,9 @@ pub trait Sessions: Send + Sync {
 /// The durable state of the service: every capability of one backend.
 /// Every method is atomic: it either happens whole or fails changing
 /// nothing.
-pub trait Store: SampleStore + IncidentLog + Coordination + Sessions {}
+pub trait Store: SampleStore + IncidentLog + Coordination + Sessions + SilenceStore {}
 
-impl<T: SampleStore + IncidentLog + Coordination + Sessions + ?Sized> Store for T {}
+impl<T: SampleStore + IncidentLog + Coordination + Sessions + SilenceStore + ?Sized> Store for T {}
 
 /// Encodes a sample's metrics compactly: per metric, the name's length (one
 /// byte), the name, and the value as 8 little-endian bytes.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{
     Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog, Incidents,
-    Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions, Store,
-    StoreError,
+    Lease, LeaseHolder, NodeStatus, SampleCursor, SampleStore, SampleVisitor, Sessions,
+    SilenceStore, Store, StoreError,
 };
 use crate::duration::Millis;
 use crate::incident::PairRecord;
@@ -131,6 +131,8 @@ observed!(IncidentLog {
     fn next_delivery_time(&self) -> Result<Option<Millis>, StoreError>;
     fn finish_delivery(&self, delivery: i64, call: &HookCall, retry_at: Option<Millis>) -> Result<(), StoreError>;
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
+    fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError>;
+    fn release_held(&self, now: Millis) -> Result<u64, StoreError>;
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
     fn undelivered(&self) -> Result<std::collections::BTreeMap<String, crate::store::Undelivered>, StoreError>;
@@ -169,6 +171,12 @@ observed!(Coordination {
         self.call("acknowledge_loss", |store| store.acknowledge_loss())
     }
 );
+
+observed!(SilenceStore {
+    fn put_silence(&self, silence: &crate::silence::Silence) -> Result<(), StoreError>;
+    fn silences(&self) -> Result<Vec<crate::silence::Silence>, StoreError>;
+    fn delete_silences_ended_before(&self, before: Millis) -> Result<u64, StoreError>;
+});
 
 observed!(Sessions {
     fn put_session(&self, key: &str, expires: Millis) -> Result<(), StoreError>;

@@ -419,6 +419,30 @@ pub(super) fn bury_delivery(
     finish(store, delivery, call, "dead".to_string())
 }
 
+pub(super) fn hold_delivery(
+    store: &RedisStore,
+    delivery: i64,
+    until: Millis,
+    by: &str,
+) -> Result<(), StoreError> {
+    let mut invocation = store.script(
+        &SCRIPTS.hold,
+        &["outbox", "outbox_next", "claims", "outbox_held"],
+    );
+    invocation.arg(delivery).arg(until).arg(by);
+    store.invoke::<Value>(invocation)?;
+    Ok(())
+}
+
+pub(super) fn release_held(store: &RedisStore, now: Millis) -> Result<u64, StoreError> {
+    let mut invocation = store.script(
+        &SCRIPTS.release_held,
+        &["outbox_held", "outbox_next", "outbox_dead"],
+    );
+    invocation.arg(now);
+    store.invoke(invocation)
+}
+
 pub(super) fn retry_dead(store: &RedisStore, id: &str, now: Millis) -> Result<u64, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.retry_dead,
@@ -436,22 +460,25 @@ pub(super) fn pending_deliveries(store: &RedisStore) -> Result<u64, StoreError> 
 pub(super) fn undelivered(
     store: &RedisStore,
 ) -> Result<std::collections::BTreeMap<String, Undelivered>, StoreError> {
-    let (key, attempts, dead) = (
+    let (key, attempts, dead, held) = (
         store.key("outbox_key"),
         store.key("outbox_attempts"),
         store.key("outbox_dead"),
+        store.key("outbox_held"),
     );
     type Found = (
         std::collections::HashMap<i64, Vec<u8>>,
         std::collections::HashMap<i64, u32>,
         std::collections::HashMap<i64, u8>,
+        std::collections::HashMap<i64, Vec<u8>>,
     );
-    let (keys, tries, deaths): Found = store.run(move |mut c| async move {
+    let (keys, tries, deaths, holds): Found = store.run(move |mut c| async move {
         redis::pipe()
             .atomic()
             .hgetall(key)
             .hgetall(attempts)
             .hgetall(dead)
+            .hgetall(held)
             .query_async(&mut c)
             .await
     })?;
@@ -461,6 +488,8 @@ pub(super) fn undelivered(
             Undelivered::Dead
         } else if tries.get(&delivery).copied().unwrap_or(0) > 0 {
             Undelivered::Failing
+        } else if holds.contains_key(&delivery) {
+            Undelivered::Held
         } else {
             Undelivered::Waiting
         };
@@ -517,6 +546,7 @@ fn finish(
             "claims",
             "pending",
             "outbox_dead",
+            "outbox_held",
         ],
     );
     invocation
@@ -534,11 +564,12 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
         return Ok(Vec::new());
     }
     ids.sort_unstable();
-    let (outbox, next, attempts, dead) = (
+    let (outbox, next, attempts, dead, held) = (
         store.key("outbox"),
         store.key("outbox_next"),
         store.key("outbox_attempts"),
         store.key("outbox_dead"),
+        store.key("outbox_held"),
     );
     let wanted = ids.clone();
     type Found = (
@@ -546,20 +577,27 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
         Vec<Option<Millis>>,
         Vec<Option<u32>>,
         Vec<Option<u8>>,
+        Vec<Option<String>>,
     );
-    let (payloads, nexts, tries, deaths): Found = store.run(move |mut c| async move {
+    let (payloads, nexts, tries, deaths, holds): Found = store.run(move |mut c| async move {
         redis::pipe()
             .atomic()
             .hmget(outbox, &wanted)
             .hmget(next, &wanted)
             .hmget(attempts, &wanted)
             .hmget(dead, &wanted)
+            .hmget(held, &wanted)
             .query_async(&mut c)
             .await
     })?;
     let mut deliveries = Vec::with_capacity(ids.len());
-    let found = payloads.into_iter().zip(nexts).zip(tries).zip(deaths);
-    for (id, (((payload, next), tries), dead)) in ids.into_iter().zip(found) {
+    let found = payloads
+        .into_iter()
+        .zip(nexts)
+        .zip(tries)
+        .zip(deaths)
+        .zip(holds);
+    for (id, ((((payload, next), tries), dead), held_by)) in ids.into_iter().zip(found) {
         let (Some(payload), Some(next)) = (payload, next) else {
             continue;
         };
@@ -576,6 +614,7 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
             attempts: tries.unwrap_or(0),
             next_attempt: next,
             dead: dead.is_some(),
+            held_by,
         });
     }
     Ok(deliveries)

@@ -17,7 +17,8 @@
 //! | `open`, `last_end` | hashes | per (rule, host): the open incident's id; the last resolution |
 //! | `pair_states` | hash | per (rule, host) of a rule with options: `PENDING CLEAR`, its `pendingSince` and `clearSince` (empty for none) |
 //! | `resolved` | sorted set | resolved incident ids by end time |
-//! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on), their claims, per incident how many wait |
+//! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on; `outbox_held`: those held back by silences, and by which), their claims, per incident how many wait |
+//! | `silences` | hash | per silence id: the silence (JSON) |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000, 3600000), host and row: the points; the rows by start; host `""` aggregates every host's |
@@ -60,11 +61,12 @@ use super::rollup::{Point, Step};
 use super::{
     Appended, Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog,
     Incidents, Lease, LeaseHolder, NodeStatus, Once, RollupQuery, SampleCursor, SampleStore,
-    Sessions, StoreError, decode_metrics, encode_metrics,
+    Sessions, SilenceStore, StoreError, decode_metrics, encode_metrics,
 };
 use crate::duration::Millis;
 use crate::incident::{PairRecord, Transition};
 use crate::sample::Sample;
+use crate::silence::Silence;
 use scripts::Scripts;
 
 /// The scripts, made once: invocations borrow them for as long as a call runs.
@@ -690,6 +692,14 @@ impl IncidentLog for RedisStore {
         incidents::bury_delivery(self, delivery, call)
     }
 
+    fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError> {
+        incidents::hold_delivery(self, delivery, until, by)
+    }
+
+    fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
+        incidents::release_held(self, now)
+    }
+
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
         incidents::retry_dead(self, id, now)
     }
@@ -911,6 +921,47 @@ impl Coordination for RedisStore {
     fn forget_node(&self, name: &str) -> Result<(), StoreError> {
         let (nodes, node) = (self.key("nodes"), name.to_string());
         self.run(move |mut c| async move { c.hdel::<_, _, ()>(nodes, node).await })
+    }
+}
+
+impl SilenceStore for RedisStore {
+    fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let data = serde_json::to_string(silence)
+            .map_err(|error| corrupt(&format!("a silence: {error}")))?;
+        let (silences, id) = (self.key("silences"), silence.id.clone());
+        self.run(move |mut c| async move { c.hset::<_, _, _, ()>(silences, id, data).await })
+    }
+
+    fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        let silences = self.key("silences");
+        let all: std::collections::BTreeMap<String, String> =
+            self.run(move |mut c| async move { c.hgetall(silences).await })?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(id, data)| match serde_json::from_str(&data) {
+                Ok(silence) => Some(silence),
+                Err(error) => {
+                    // Silences nothing: paging is better than holding
+                    // every delivery back.
+                    tracing::error!(id, %error, "a stored silence cannot be read");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn delete_silences_ended_before(&self, before: Millis) -> Result<u64, StoreError> {
+        let ended: Vec<String> = self
+            .silences()?
+            .into_iter()
+            .filter(|silence| silence.ends_at < before)
+            .map(|silence| silence.id)
+            .collect();
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let silences = self.key("silences");
+        self.run(move |mut c| async move { c.hdel(silences, ended).await })
     }
 }
 

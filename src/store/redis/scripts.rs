@@ -460,7 +460,7 @@ return false
 /// Records a hook call and removes its delivery, or schedules its retry.
 ///
 /// KEYS: calls, outbox, outbox_key, outbox_next, outbox_attempts,
-/// outbox_ids, claims, pending, outbox_dead.
+/// outbox_ids, claims, pending, outbox_dead, outbox_held.
 /// ARGV: delivery, incident id, the call's record, then what becomes of
 /// the delivery: empty (done: removed), `dead` (given up on), or the time
 /// of its next try.
@@ -479,6 +479,7 @@ if redis.call('HEXISTS', KEYS[2], d) == 1 then
     redis.call('HSET', KEYS[4], d, ARGV[4])
   else
     redis.call('HDEL', KEYS[9], d)
+    redis.call('HDEL', KEYS[10], d)
     redis.call('HDEL', KEYS[2], d)
     redis.call('HDEL', KEYS[3], d)
     redis.call('HDEL', KEYS[4], d)
@@ -488,6 +489,39 @@ if redis.call('HEXISTS', KEYS[2], d) == 1 then
   end
 end
 return 1
+";
+
+/// Holds a delivery back without a call: due again at a time, its claim
+/// freed, marked held (by silences).
+///
+/// KEYS: outbox, outbox_next, claims, outbox_held. ARGV: delivery, the
+/// time it is due again, what holds it.
+pub const HOLD: &str = r"
+local d = ARGV[1]
+if redis.call('HEXISTS', KEYS[1], d) == 1 then
+  redis.call('HSET', KEYS[2], d, ARGV[2])
+  redis.call('HSET', KEYS[4], d, ARGV[3])
+  redis.call('HDEL', KEYS[3], d)
+end
+return 1
+";
+
+/// Makes every held delivery that is not dead due now. Returns how many
+/// were waiting past it.
+///
+/// KEYS: outbox_held, outbox_next, outbox_dead. ARGV: now.
+pub const RELEASE_HELD: &str = r"
+local now, released = tonumber(ARGV[1]), 0
+for _, d in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local at = redis.call('HGET', KEYS[2], d)
+  if not at then
+    redis.call('HDEL', KEYS[1], d)
+  elseif redis.call('HEXISTS', KEYS[3], d) == 0 and tonumber(at) > now then
+    redis.call('HSET', KEYS[2], d, ARGV[1])
+    released = released + 1
+  end
+end
+return released
 ";
 
 /// Brings back an incident's dead deliveries, due now. Returns how many.
@@ -544,6 +578,8 @@ pub struct Scripts {
     pub finish: Script,
     pub retry_dead: Script,
     pub delete_incidents: Script,
+    pub hold: Script,
+    pub release_held: Script,
 }
 
 impl Scripts {
@@ -565,6 +601,8 @@ impl Scripts {
             finish: Script::new(FINISH),
             retry_dead: Script::new(RETRY_DEAD),
             delete_incidents: Script::new(DELETE_INCIDENTS),
+            hold: Script::new(HOLD),
+            release_held: Script::new(RELEASE_HELD),
         }
     }
 }

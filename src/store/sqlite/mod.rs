@@ -115,6 +115,11 @@ CREATE TABLE IF NOT EXISTS lease (
     token INTEGER NOT NULL,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS silences (
+    id TEXT PRIMARY KEY,
+    ends_at INTEGER NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sessions (
     key TEXT PRIMARY KEY,
     expires INTEGER NOT NULL
@@ -593,6 +598,13 @@ fn prepare(connection: &Connection) -> Result<(), StoreError> {
     if !has_dead {
         transaction
             .execute_batch("ALTER TABLE outbox ADD COLUMN dead INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // Added with silences (issue 28): who holds a delivery back.
+    let has_held: bool = transaction
+        .prepare("SELECT 1 FROM pragma_table_info('outbox') WHERE name = 'held_by'")?
+        .exists([])?;
+    if !has_held {
+        transaction.execute_batch("ALTER TABLE outbox ADD COLUMN held_by TEXT")?;
     }
     // Added in 0.1 (issue 26): what incidents carry beyond the original's
     // fields (see `Extra`).

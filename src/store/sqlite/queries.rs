@@ -11,12 +11,13 @@ use crate::duration::Millis;
 use crate::incident::{Incident, PairChange, Transition, TransitionKind};
 use crate::incident::{PairRecord, PairRecords};
 use crate::sample::Sample;
+use crate::silence::Silence;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
     Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen, IncidentDetail,
     IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor, SampleStore,
-    SampleVisitor, Sessions, StoreError, Undelivered,
+    SampleVisitor, Sessions, SilenceStore, StoreError, Undelivered,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -121,7 +122,7 @@ fn incident_at(row: &Row<'_>, first: usize, extra: usize) -> rusqlite::Result<In
 const INCIDENT_COLUMNS: &str = "id, rule, host, start_time, end_time, trigger_value, extra";
 
 const DELIVERY_COLUMNS: &str = "id, target, kind, attempts, next_attempt, \
-     incident_id, rule, host, start_time, end_time, trigger_value, dead, extra";
+     incident_id, rule, host, start_time, end_time, trigger_value, dead, extra, held_by";
 
 /// A trigger value as SQLite keeps it: no value (NaN) as 0, said in `extra`.
 fn stored_value(value: f64) -> f64 {
@@ -163,6 +164,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         next_attempt: row.get(4)?,
         incident: incident_at(row, 5, 12)?,
         dead: row.get(11)?,
+        held_by: row.get(13)?,
     })
 }
 
@@ -608,6 +610,30 @@ impl IncidentLog for SqliteStore {
         })
     }
 
+    fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
+            transaction.execute(
+                "UPDATE outbox SET next_attempt = ?2, held_by = ?3 WHERE id = ?1",
+                params![delivery, until, by],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let released = connection.execute(
+                "UPDATE outbox SET next_attempt = ?1 \
+                 WHERE held_by IS NOT NULL AND dead = 0 AND next_attempt > ?1",
+                [now],
+            )?;
+            Ok(released as u64)
+        })
+    }
+
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {
         self.write(|connection| {
             let revived = connection.execute(
@@ -629,13 +655,18 @@ impl IncidentLog for SqliteStore {
     fn undelivered(&self) -> Result<BTreeMap<String, Undelivered>, StoreError> {
         self.read(|connection| {
             let mut statement = connection.prepare(
-                "SELECT incident_id, max(dead), max(attempts > 0) FROM outbox \
-                 GROUP BY incident_id",
+                "SELECT incident_id, max(dead), max(attempts > 0), max(held_by IS NOT NULL) \
+                 FROM outbox GROUP BY incident_id",
             )?;
             let rows = statement.query_map([], |row| {
-                let state = match (row.get::<_, i64>(1)?, row.get::<_, i64>(2)?) {
-                    (0, 0) => Undelivered::Waiting,
-                    (0, _) => Undelivered::Failing,
+                let state = match (
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ) {
+                    (0, 0, 0) => Undelivered::Waiting,
+                    (0, 0, _) => Undelivered::Held,
+                    (0, _, _) => Undelivered::Failing,
                     _ => Undelivered::Dead,
                 };
                 Ok((row.get(0)?, state))
@@ -808,6 +839,47 @@ impl Coordination for SqliteStore {
         self.write(|connection| {
             connection.execute("DELETE FROM nodes WHERE node = ?1", [name])?;
             Ok(())
+        })
+    }
+}
+
+impl SilenceStore for SqliteStore {
+    fn put_silence(&self, silence: &Silence) -> Result<(), StoreError> {
+        let data = serde_json::to_string(silence)
+            .map_err(|error| StoreError::Corrupt(format!("a silence: {error}")))?;
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO silences (id, ends_at, data) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (id) DO UPDATE SET ends_at = excluded.ends_at, data = excluded.data",
+                params![silence.id, silence.ends_at, data],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn silences(&self) -> Result<Vec<Silence>, StoreError> {
+        self.read(|connection| {
+            let mut statement = connection.prepare_cached("SELECT id, data FROM silences")?;
+            let mut rows = statement.query([])?;
+            let mut silences = Vec::new();
+            while let Some(row) = rows.next()? {
+                let (id, data): (String, String) = (row.get(0)?, row.get(1)?);
+                // A damaged silence silences nothing: paging is better
+                // than holding every delivery back.
+                match serde_json::from_str(&data) {
+                    Ok(silence) => silences.push(silence),
+                    Err(error) => tracing::error!(id, %error, "a stored silence cannot be read"),
+                }
+            }
+            Ok(silences)
+        })
+    }
+
+    fn delete_silences_ended_before(&self, before: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let deleted =
+                connection.execute("DELETE FROM silences WHERE ends_at < ?1", [before])?;
+            Ok(deleted as u64)
         })
     }
 }
