@@ -8,6 +8,7 @@
 pub mod guard;
 mod push;
 pub mod serve;
+mod silences;
 
 use std::fmt;
 use std::sync::Arc;
@@ -41,6 +42,11 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/loss/acknowledge", post(acknowledge_loss))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/silences", get(silences::list).post(silences::add))
+        .route(
+            "/api/v1/silences/{id}",
+            get(silences::one).delete(silences::expire),
+        )
         .route_layer(middleware::from_fn_with_state(service.clone(), authorize));
     Router::new()
         .merge(api)

@@ -24,6 +24,7 @@ use tracing::{error, info, warn};
 
 use super::Service;
 use crate::notify::{Called, Event, Notification, Retry, TargetId};
+use crate::silence::{Decision, NOT_SENT};
 use crate::store::{Delivery, HookCall};
 
 /// How long a claim outlasts the longest a call may take: past it, another
@@ -212,8 +213,13 @@ fn then(called: &Called, now: i64, give_up_at: i64, backoff_at: i64) -> Then {
     }
 }
 
-/// Calls the target of one delivery and records the call.
+/// Calls the target of one delivery and records the call; or, while a
+/// silence matches its incident, holds it back or drops it
+/// ([`crate::silence::decide`]).
 async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) {
+    if !unsilenced(service, &delivery).await {
+        return;
+    }
     let started = service.now();
     let called = call(service, &delivery).await;
     let attempt = delivery.attempts + 1;
@@ -288,6 +294,72 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
         // The delivery stays in the outbox: it is called again.
         Ok(Err(error)) => error!(%error, "cannot record a delivery's call"),
         Err(error) => error!(%error, "recording a delivery's call panicked"),
+    }
+}
+
+/// Whether `delivery` is to be sent now; if not, it is held back or
+/// dropped here (a delivery the silences cannot be read for waits for its
+/// claim to run out, and is looked at again).
+async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> bool {
+    let store = service.store.clone();
+    let now = service.now();
+    let asked = delivery.clone();
+    let decided = tokio::task::spawn_blocking(move || {
+        let decision = super::silencing::decision(store.as_ref(), &asked, now)?;
+        match &decision {
+            Decision::Send => {}
+            Decision::Hold { until, by } => store.hold_delivery(asked.id, *until, by)?,
+            Decision::Drop { why } => {
+                let record = HookCall {
+                    incident_id: asked.incident.id.clone(),
+                    target: asked.target.clone(),
+                    kind: asked.kind,
+                    attempt: asked.attempts,
+                    started: now,
+                    duration_ms: 0,
+                    outcome: format!("{NOT_SENT}{why}"),
+                    succeeded: false,
+                    stdout: String::new(),
+                    stderr: String::new(),
+                };
+                store.finish_delivery(asked.id, &record, None)?;
+            }
+        }
+        Ok::<_, crate::store::StoreError>(decision)
+    })
+    .await;
+    let (target, event, id) = (
+        &delivery.target,
+        delivery.kind.as_str(),
+        &delivery.incident.id,
+    );
+    match decided {
+        Ok(Ok(Decision::Send)) => true,
+        Ok(Ok(Decision::Hold { until, by })) => {
+            info!(
+                target,
+                event,
+                id,
+                until,
+                silences = by,
+                "delivery held by silences"
+            );
+            service.metrics.delivery_silenced("held");
+            false
+        }
+        Ok(Ok(Decision::Drop { why })) => {
+            info!(target, event, id, why, "delivery not sent");
+            service.metrics.delivery_silenced("dropped");
+            false
+        }
+        Ok(Err(error)) => {
+            error!(%error, target, event, id, "cannot read the silences: tried again later");
+            false
+        }
+        Err(error) => {
+            error!(%error, "reading the silences panicked");
+            false
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! The janitor: deletes samples older than `monitoring.retentionPeriod` and
-//! resolved incidents older than `alerting.retentionPeriod`, each at its own
-//! interval, and once at start; deletes rolled-up series older than their
+//! resolved incidents and ended silences older than `alerting.retentionPeriod`,
+//! each at its own interval, and once at start; deletes rolled-up series older than their
 //! own retention (`monitoring.minuteRollupRetention`,
 //! `monitoring.tenMinuteRollupRetention`, `monitoring.hourRollupRetention`); and every minute compacts the samples that
 //! no rule window can see any more (older than the longest timeframe and a
@@ -45,6 +45,12 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             step: |service, before| service.store.delete_incidents_resolved_before(before),
         },
         Chore {
+            what: "ended silences",
+            done: "deleted",
+            next: start,
+            step: |service, before| service.store.delete_silences_ended_before(before),
+        },
+        Chore {
             what: "old per-minute rollups",
             done: "deleted",
             next: start,
@@ -85,6 +91,11 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
                 config.monitoring.retention_period,
                 config.monitoring.janitor_interval,
             ),
+            (
+                config.alerting.retention_period,
+                config.alerting.janitor_interval,
+            ),
+            // Ended silences, as long as the incidents they held.
             (
                 config.alerting.retention_period,
                 config.alerting.janitor_interval,

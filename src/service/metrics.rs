@@ -32,6 +32,8 @@ pub struct Metrics {
     pending_deliveries: AtomicU64,
     leader: AtomicU64,
     deliveries_dead: AtomicU64,
+    deliveries_held: AtomicU64,
+    deliveries_not_sent: AtomicU64,
     lease_changes: AtomicU64,
     /// This node's clock minus the shared store's, in ms, as an `i64`'s
     /// bits; `u64::MAX` until compared (or with a store of its own).
@@ -122,6 +124,14 @@ impl Metrics {
         self.deliveries_dead.fetch_add(1, Relaxed);
     }
 
+    /// A silence held a delivery back (`held`) or it was not sent at all.
+    pub fn delivery_silenced(&self, what: &str) {
+        match what {
+            "held" => self.deliveries_held.fetch_add(1, Relaxed),
+            _ => self.deliveries_not_sent.fetch_add(1, Relaxed),
+        };
+    }
+
     /// This node took (`true`) or lost the lease.
     pub fn leading(&self, leading: bool) {
         self.leader.store(u64::from(leading), Relaxed);
@@ -186,6 +196,15 @@ impl Metrics {
             "counter",
             "Deliveries this node gave up on (kept as dead; retried on demand).",
             &[("", get(&self.deliveries_dead))],
+        );
+        metric(
+            "alertd_deliveries_silenced_total",
+            "counter",
+            "Deliveries this node held back for a silence, or did not send at all.",
+            &[
+                ("{what=\"held\"}", get(&self.deliveries_held)),
+                ("{what=\"not_sent\"}", get(&self.deliveries_not_sent)),
+            ],
         );
         metric(
             "alertd_leader",

@@ -52,6 +52,7 @@ mod janitor;
 mod leadership;
 mod metrics;
 mod published;
+mod silencing;
 mod topology;
 mod watcher;
 
@@ -77,6 +78,7 @@ pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use ingest::{HostLimit, HostLimitError};
 pub use leadership::{ClockCheck, ClusterRead};
 pub use metrics::Metrics;
+pub use silencing::Refused;
 pub use topology::Topology;
 
 /// Why the service could not start or stopped with an error.

@@ -245,6 +245,18 @@ impl Alertd {
         (status, response.body_mut().read_to_string().unwrap())
     }
 
+    pub fn delete(&self, path: &str) -> (u16, String) {
+        let mut request = self.agent.delete(self.url(path));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request
+            .call()
+            .unwrap_or_else(|e| panic!("DELETE {path}: {e}"));
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    }
+
     /// A figure from `/metrics` (name with its labels, if any).
     pub fn metric(&self, name: &str) -> f64 {
         let (_, text) = self.get("/metrics");

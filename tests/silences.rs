@@ -1,0 +1,304 @@
+//! Silences (docs/notifications.md) with the real binary and a real HTTP
+//! receiver: what they hold back is recorded and shown, sent when they end
+//! if its incident is still open, and never lost.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use serde_json::{Value, json};
+use support::receiver::start_receiver;
+use support::{Alertd, now, wait_for};
+
+fn config(receiver: SocketAddr) -> String {
+    let url = |name: &str| format!("http://{receiver}/hook/{name}");
+    json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": [
+                {"name": "ops", "type": "webhook", "url": url("ops")},
+                {"name": "closings", "type": "webhook", "url": url("closings"),
+                 "events": ["resolved"]}
+            ]
+        },
+        "hooks": {"timeout": "5s"}
+    })
+    .to_string()
+}
+
+/// The events the receiver got at `name`, as `event host`.
+fn events(receiver: &support::receiver::Receiver, name: &str) -> Vec<String> {
+    receiver
+        .got(name)
+        .iter()
+        .map(|got| {
+            let body: Value = serde_json::from_str(&got.body).unwrap();
+            format!(
+                "{} {}",
+                body["event"].as_str().unwrap(),
+                body["incident"]["hostName"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn push(alertd: &Alertd, host: &str, x: f64) {
+    let (status, body) = alertd.push(json!([{"host": host, "ts": now(), "metrics": {"x": x}}]));
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_silence_holds_back_what_it_matches_and_sends_it_when_it_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let alertd = Alertd::start(dir.path(), &config(address));
+    // Bad silences are refused, saying what is wrong; nothing is stored.
+    for (body, problem) in [
+        (json!({"matchers": {}, "duration": "1h"}), "none given"),
+        (json!({"matchers": {"host": "web-*"}}), "endsAt or duration"),
+        (
+            json!({"matchers": {"hots": "web-*"}, "duration": "1h"}),
+            "unknown field",
+        ),
+    ] {
+        let (status, answer) =
+            alertd.post("/api/v1/silences", "application/json", body.to_string());
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer.contains(problem), "{answer}");
+    }
+    let (status, answer) = alertd.post("/api/v1/silences", "application/json", "{");
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(alertd.get_json("/api/v1/silences")["silences"], json!([]));
+
+    let (status, answer) = alertd.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"host": "web-*"}, "duration": "1h",
+               "comment": "deploying web", "createdBy": "ana"})
+        .to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let silence: Value = serde_json::from_str(&answer).unwrap();
+    let id = silence["id"].as_str().unwrap().to_string();
+    assert_eq!(silence["state"], "active");
+    assert_eq!(silence["matchers"], json!({"host": "web-*"}));
+
+    // web-1 and web-2 open, are recorded, and are held; db-1 is sent.
+    for host in ["web-1", "web-2", "db-1"] {
+        push(&alertd, host, 50.0);
+    }
+    wait_for("db-1's opening", 10, || {
+        events(&receiver, "ops")
+            .contains(&"opened db-1".to_string())
+            .then_some(())
+    });
+    let active = wait_for("three open incidents", 10, || {
+        let active = alertd.active();
+        (active.len() == 3).then_some(active)
+    });
+    let incident_of = |host: &str| {
+        active
+            .iter()
+            .find(|incident| incident["hostName"] == host)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let held = |incident: &str| {
+        let view = alertd.get_json(&format!("/api/v1/incidents/{incident}"));
+        view["pendingHooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|pending| pending["heldBy"] == id.as_str())
+            .count()
+    };
+    wait_for("web-1's opening held", 10, || {
+        (held(&incident_of("web-1")) == 1).then_some(())
+    });
+    wait_for("web-2's opening held", 10, || {
+        (held(&incident_of("web-2")) == 1).then_some(())
+    });
+    // web-2 resolves while silenced: its opening was never sent, so its
+    // resolution is not either; "closings" (resolutions only) is silenced
+    // too. db-1 resolves: sent to both.
+    push(&alertd, "web-2", 1.0);
+    push(&alertd, "db-1", 1.0);
+    wait_for("db-1's resolution", 10, || {
+        let ops = events(&receiver, "ops");
+        let closings = events(&receiver, "closings");
+        (ops.contains(&"resolved db-1".to_string())
+            && closings.contains(&"resolved db-1".to_string()))
+        .then_some(())
+    });
+    let web2 = incident_of("web-2");
+    wait_for("web-2 resolved", 10, || {
+        let view = alertd.get_json(&format!("/api/v1/incidents/{web2}"));
+        view["incident"]["endTime"].is_string().then_some(())
+    });
+    // Still held: the silence lasts an hour.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(events(&receiver, "ops"), ["opened db-1", "resolved db-1"]);
+    assert_eq!(events(&receiver, "closings"), ["resolved db-1"]);
+
+    // Expired early: web-1, still open, is sent; web-2 never is.
+    let (status, answer) = alertd.delete(&format!("/api/v1/silences/{id}"));
+    assert_eq!(status, 200, "{answer}");
+    let expired: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(expired["state"], "expired");
+    assert!(expired["expiredAt"].is_i64());
+    wait_for("web-1's opening, once the silence ended", 10, || {
+        events(&receiver, "ops")
+            .contains(&"opened web-1".to_string())
+            .then_some(())
+    });
+    let web2_calls = wait_for("web-2's deliveries done", 10, || {
+        let view = alertd.get_json(&format!("/api/v1/incidents/{web2}"));
+        view["pendingHooks"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+            .then_some(view["hookCalls"].clone())
+    });
+    let outcomes: Vec<String> = web2_calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|call| format!("{} {} {}", call["target"], call["kind"], call["outcome"]))
+        .collect();
+    assert_eq!(outcomes.len(), 3, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|outcome| outcome.contains("not sent: ")),
+        "{outcomes:?}"
+    );
+    // web-1 resolves: sent, to both targets ("closings" was never told
+    // it opened, and no silence matches any more).
+    push(&alertd, "web-1", 1.0);
+    wait_for("web-1's resolution", 10, || {
+        let ops = events(&receiver, "ops");
+        (ops.contains(&"resolved web-1".to_string())
+            && events(&receiver, "closings").contains(&"resolved web-1".to_string()))
+        .then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut ops = events(&receiver, "ops");
+    ops.sort();
+    assert_eq!(
+        ops,
+        [
+            "opened db-1",
+            "opened web-1",
+            "resolved db-1",
+            "resolved web-1"
+        ],
+        "each once; nothing of web-2"
+    );
+    // Listed, ended; unknown ones are 404.
+    let listed = alertd.get_json("/api/v1/silences");
+    assert_eq!(listed["silences"][0]["id"], id.as_str());
+    assert_eq!(listed["silences"][0]["state"], "expired");
+    assert_eq!(alertd.delete("/api/v1/silences/nope").0, 404);
+    assert_eq!(alertd.get("/api/v1/silences/nope").0, 404);
+    assert!(alertd.metric("alertd_deliveries_silenced_total{what=\"not_sent\"}") >= 3.0);
+}
+
+/// A resolution whose opening was sent goes out, silenced or not: nobody
+/// is left believing an incident is still open.
+#[test]
+fn a_resolution_is_sent_when_its_opening_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let alertd = Alertd::start(dir.path(), &config(address));
+    push(&alertd, "web-1", 50.0);
+    wait_for("web-1's opening", 10, || {
+        (events(&receiver, "ops") == ["opened web-1"]).then_some(())
+    });
+    let (status, answer) = alertd.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"rule": "x *"}, "duration": "1h"}).to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    push(&alertd, "web-1", 1.0);
+    wait_for("web-1's resolution", 10, || {
+        (events(&receiver, "ops") == ["opened web-1", "resolved web-1"]).then_some(())
+    });
+    // The target that takes only resolutions was never told of the
+    // opening: silenced, it is not told of the resolution either.
+    let id = alertd.get_json("/api/v1/incidents?from=0")["resolved"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let calls = wait_for("the closings target's call recorded", 10, || {
+        let view = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        let calls = view["hookCalls"].as_array().unwrap().clone();
+        calls
+            .iter()
+            .any(|call| call["target"] == "notify:closings")
+            .then_some(calls)
+    });
+    assert!(events(&receiver, "closings").is_empty());
+    let closing = calls
+        .iter()
+        .find(|call| call["target"] == "notify:closings")
+        .unwrap();
+    assert!(
+        closing["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("not sent: silenced by")
+    );
+}
+
+/// A silence and what it holds are in the store: a SIGKILL and a restart
+/// lose neither, and what it held is sent once when it ends.
+#[test]
+fn a_silence_and_what_it_holds_survive_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let mut alertd = Alertd::start(dir.path(), &config(address));
+    let (status, answer) = alertd.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"host": "web-1"}, "duration": "1h"}).to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    push(&alertd, "web-1", 50.0);
+    let incident = wait_for("web-1's opening held", 10, || {
+        let active = alertd.active();
+        let incident = active.first()?["id"].as_str()?.to_string();
+        let view = alertd.get_json(&format!("/api/v1/incidents/{incident}"));
+        (view["pendingHooks"][0]["heldBy"] == id.as_str()).then_some(incident)
+    });
+    alertd.signal("KILL");
+    alertd.wait_exit(10);
+    let alertd = Alertd::start_existing(dir.path());
+    let listed = alertd.get_json("/api/v1/silences");
+    assert_eq!(listed["silences"][0]["id"], id.as_str());
+    assert_eq!(listed["silences"][0]["state"], "active");
+    let view = alertd.get_json(&format!("/api/v1/incidents/{incident}"));
+    assert_eq!(view["pendingHooks"][0]["heldBy"], id.as_str(), "{view}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        events(&receiver, "ops").is_empty(),
+        "still held after the restart"
+    );
+    assert_eq!(alertd.delete(&format!("/api/v1/silences/{id}")).0, 200);
+    wait_for("web-1's opening, once the silence ended", 10, || {
+        (events(&receiver, "ops") == ["opened web-1"]).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(events(&receiver, "ops"), ["opened web-1"], "once");
+}
