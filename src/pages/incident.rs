@@ -52,6 +52,8 @@ pub(super) async fn detail(
                         (super::incidents::delivery_badge(delivery_state(&detail.pending_hooks)))
                         @if detail.pending_hooks.iter().any(|delivery| delivery.dead) {
                             " given up: on-call was not paged by every hook (below: try again)"
+                        } @else if let Some(silences) = detail.pending_hooks.iter().find_map(|delivery| delivery.held_by.as_deref()) {
+                            " held back by silence " code { (silences) } " (below)"
                         }
                     }
                     dt { "Start" } dd { (format::time(incident.start_time)) " UTC" }
@@ -138,6 +140,8 @@ pub(super) async fn detail(
                                                 td data-label="Waits for" { b { "nothing: given up" } " after " (delivery.failed_attempts) " attempt" @if delivery.failed_attempts != 1 { "s" } }
                                             } @else if let Some(ahead) = ahead {
                                                 td data-label="Waits for" { "the " (ahead.event) " call to this hook, first" }
+                                            } @else if let Some(silences) = delivery.held_by.as_deref().filter(|_| delivery.next_attempt > now) {
+                                                td.time data-label="Waits for" { "silence " code { (silences) } " to end, " (format::time(delivery.next_attempt)) " UTC" }
                                             } @else {
                                                 td.time data-label="Waits for" { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
                                             }

@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::Service;
+use crate::duration::Millis;
 use crate::notify::{Called, Event, Notification, Retry, TargetId};
 use crate::silence::{Decision, NOT_SENT};
 use crate::store::{Delivery, HookCall};
@@ -233,6 +234,12 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
             incident.end_time.unwrap_or(incident.start_time)
         }
     };
+    // A delivery a silence held back counts from its first call: waiting
+    // for a silence to end is not failing.
+    let since = match (&delivery.held_by, called.succeeded) {
+        (Some(_), false) => first_call(service, &delivery).await.unwrap_or(started),
+        _ => since,
+    };
     let give_up_at = since.saturating_add(service.read_config(|c| c.hooks.give_up_after));
     let then = then(&called, now, give_up_at, backoff_at());
     if called.succeeded {
@@ -295,6 +302,28 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
         Ok(Err(error)) => error!(%error, "cannot record a delivery's call"),
         Err(error) => error!(%error, "recording a delivery's call panicked"),
     }
+}
+
+/// When the first call of `delivery` (its target and event) was made, as
+/// its incident's calls say; `None` for none, or a store that cannot say.
+async fn first_call(service: &Arc<Service>, delivery: &Delivery) -> Option<Millis> {
+    let store = service.store.clone();
+    let (id, target, kind) = (
+        delivery.incident.id.clone(),
+        delivery.target.clone(),
+        delivery.kind,
+    );
+    let detail = tokio::task::spawn_blocking(move || store.incident(&id))
+        .await
+        .ok()?
+        .ok()??;
+    detail
+        .calls
+        .iter()
+        .filter(|call| call.target == target && call.kind == kind)
+        .filter(|call| !call.outcome.starts_with(NOT_SENT))
+        .map(|call| call.started)
+        .min()
 }
 
 /// Whether `delivery` is to be sent now; if not, it is held back or
