@@ -11,6 +11,7 @@ use alertd::incident::UlidIds;
 use alertd::replay::{ReplayError, ReplayOptions, replay_path};
 
 mod run;
+mod silence_cli;
 
 /// mimalloc instead of the system's allocator: parsing a batch allocates per
 /// sample from several threads at once, where glibc's malloc and free took
@@ -94,6 +95,19 @@ enum Command {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// Make, list and end silences on a running alertd (docs/notifications.md).
+    Silence {
+        #[command(subcommand)]
+        action: silence_cli::Action,
+        /// The service's address; the API token, if it needs one, from ALERTD_TOKEN.
+        #[arg(
+            long,
+            global = true,
+            value_name = "URL",
+            default_value = "http://127.0.0.1:7373"
+        )]
+        url: String,
+    },
     /// Validate a configuration and print one line per rule.
     Check {
         /// Configuration file (native, or a botpress.config.json).
@@ -124,6 +138,7 @@ fn main() -> ExitCode {
             json_logs: log_format == LogFormat::Json,
         }),
         Command::Check { config } => check(&config),
+        Command::Silence { action, url } => silence_cli::silence(action, &url),
         Command::Test { files } => test(&files),
         Command::Export {
             config,

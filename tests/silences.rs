@@ -302,3 +302,74 @@ fn a_silence_and_what_it_holds_survive_a_kill() {
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(events(&receiver, "ops"), ["opened web-1"], "once");
 }
+
+/// `alertd silence add|list|expire` against the running service.
+#[test]
+fn the_command_line_adds_lists_and_expires_silences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_receiver, address) = start_receiver();
+    let alertd = Alertd::start(dir.path(), &config(address));
+    let url = alertd.url("");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+            .arg("silence")
+            .args(args)
+            .args(["--url", &url])
+            .env_remove("ALERTD_TOKEN")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8(output.stdout).unwrap(),
+            String::from_utf8(output.stderr).unwrap(),
+        )
+    };
+    let (code, out, err) = run(&[
+        "add",
+        "--match",
+        "host=web-*",
+        "--match",
+        "label.team=ops",
+        "--duration",
+        "2h",
+        "--comment",
+        "deploy",
+        "--by",
+        "ana",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let id = out.split_whitespace().next().unwrap().to_string();
+    assert!(out.contains("active") && out.contains("deploy"), "{out}");
+    let stored = alertd.get_json(&format!("/api/v1/silences/{id}"));
+    assert_eq!(
+        stored["matchers"],
+        json!({"host": "web-*", "labels": {"team": "ops"}})
+    );
+    assert_eq!(stored["createdBy"], "ana");
+    let (code, out, _) = run(&["list"]);
+    assert_eq!(code, Some(0));
+    assert!(out.starts_with(&id), "{out}");
+    let (code, out, _) = run(&["expire", &id]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("expired"), "{out}");
+    // Bad input: said, exit 2, nothing stored.
+    let (code, _, err) = run(&["add", "--match", "hostweb"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("expected NAME=VALUE"), "{err}");
+    let (code, _, err) = run(&["add", "--match", "host=x", "--duration", "0s"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("HTTP 400") && err.contains("duration"),
+        "{err}"
+    );
+    let (code, _, err) = run(&["expire", "nope"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("404"), "{err}");
+    assert_eq!(
+        alertd.get_json("/api/v1/silences")["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
