@@ -1587,3 +1587,72 @@ fn a_pending_pair_opens_on_time_through_a_takeover() {
         "{opened}"
     );
 }
+
+/// A silence made through the follower holds on the whole cluster: the
+/// leader records the incident, no node calls the hook for it; expired
+/// through the other node, what it held is called once.
+#[test]
+fn a_silence_made_on_one_node_holds_on_every_node() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let nodes = two_nodes(root.path(), &redis, &calls);
+    let leading = leader(&nodes);
+    let (leader_node, follower) = (
+        nodes[leading].as_ref().unwrap(),
+        nodes[1 - leading].as_ref().unwrap(),
+    );
+    let (status, answer) = follower.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"host": "web-*"}, "duration": "1h"}).to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        leader_node.get_json(&format!("/api/v1/silences/{id}"))["state"],
+        "active"
+    );
+    let at = now();
+    let high = json!([{"host": "web-1", "ts": at, "metrics": {"x": 50}},
+                      {"host": "db-1", "ts": at, "metrics": {"x": 50}}]);
+    assert!(push(&nodes, 0, &high));
+    let called = |host: &str| {
+        lines(&calls)
+            .iter()
+            .filter(|line| line.contains(&format!("|{host}|")))
+            .count()
+    };
+    wait_for("db-1's hook call", 15, || {
+        (called("db-1") == 1).then_some(())
+    });
+    let web = wait_for("web-1's incident, held", 15, || {
+        let active = leader_node.active();
+        let web = active
+            .iter()
+            .find(|incident| incident["hostName"] == "web-1")?;
+        let id = web["id"].as_str()?.to_string();
+        let view = follower.get_json(&format!("/api/v1/incidents/{id}"));
+        view["pendingHooks"][0]["heldBy"].is_string().then_some(id)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(called("web-1"), 0, "no node called the hook for web-1");
+    // Expired through the leader: called once, by whichever node.
+    assert_eq!(leader_node.delete(&format!("/api/v1/silences/{id}")).0, 200);
+    wait_for("web-1's hook call, once the silence ended", 15, || {
+        (called("web-1") == 1).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(called("web-1"), 1, "once: {:?}", lines(&calls));
+    let view = follower.get_json(&format!("/api/v1/incidents/{web}"));
+    assert!(
+        view["pendingHooks"].as_array().unwrap().is_empty(),
+        "{view}"
+    );
+}
