@@ -5,7 +5,7 @@ use crate::duration::HumanDuration;
 
 /// The lines `alertd check` prints for a valid configuration: a settings
 /// line, then one line per rule.
-pub fn summary(loaded: &Loaded) -> Vec<String> {
+pub fn summary(loaded: &Loaded, now: crate::duration::Millis) -> Vec<String> {
     let Config {
         shape,
         monitoring,
@@ -31,5 +31,18 @@ pub fn summary(loaded: &Loaded) -> Vec<String> {
         if alerting.rules.len() == 1 { "" } else { "s" },
     )];
     lines.extend(alerting.rules.iter().map(|rule| format!("  {rule}")));
+    for window in &alerting.maintenance {
+        let matchers = serde_json::to_string(&window.matchers).unwrap_or_default();
+        let when = match (window.active_until(now), window.next_start(now)) {
+            (Some(end), _) => format!("active now, until {}", crate::incident::rfc3339(end)),
+            (None, Some(start)) => format!("next starts {}", crate::incident::rfc3339(start)),
+            (None, None) => "never starts".to_string(),
+        };
+        lines.push(format!(
+            "  maintenance {}: {}, silencing {matchers}; {when}",
+            window.name,
+            window.summary()
+        ));
+    }
     lines
 }

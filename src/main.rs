@@ -242,7 +242,8 @@ fn check(path: &Path) -> ExitCode {
         Err(code) => return code,
     };
     let mut stdout = std::io::stdout().lock();
-    for line in alertd::check::summary(&loaded) {
+    let now = alertd::clock::Clock::now(&alertd::clock::SystemClock);
+    for line in alertd::check::summary(&loaded, now) {
         if writeln!(stdout, "{line}").is_err() {
             return ExitCode::from(IO_FAILURE);
         }

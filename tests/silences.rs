@@ -373,3 +373,108 @@ fn the_command_line_adds_lists_and_expires_silences() {
         1
     );
 }
+
+/// A maintenance window that starts a few seconds after the service does
+/// (in a time zone half an hour off UTC's hours; the service's clock set by
+/// libfaketime just before a whole minute): what opens before it is sent,
+/// what opens inside it is held, and sent once it ends.
+#[test]
+fn a_maintenance_window_holds_what_opens_inside_it() {
+    if !support::programs::needed("faketime") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    // The service's clock: 12 s before the next whole minute, B.
+    let real = now();
+    let boundary = (real / 60_000 + 2) * 60_000;
+    let skew = std::cell::Cell::new(boundary - 12_000 - real);
+    let offset = dir.path().join("offset");
+    let write_skew =
+        |skew: i64| std::fs::write(&offset, format!("{:+}\n", skew as f64 / 1000.0)).unwrap();
+    write_skew(skew.get());
+    let zone = jiff::tz::TimeZone::get("Asia/Kolkata").unwrap();
+    let local = |at: i64| {
+        let zoned = jiff::Timestamp::from_millisecond(at)
+            .unwrap()
+            .to_zoned(zone.clone());
+        (
+            format!("{:02}:{:02}", zoned.hour(), zoned.minute()),
+            zoned.weekday(),
+        )
+    };
+    let (start, weekday) = local(boundary);
+    let (end, _) = local(boundary + 60_000);
+    let day =
+        ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][weekday.to_monday_zero_offset() as usize];
+    let mut config: Value = serde_json::from_str(&config(address)).unwrap();
+    config["alerting"]["maintenance"] = json!([{
+        "name": "deploys", "weekdays": [day], "times": [format!("{start}-{end}")],
+        "timezone": "Asia/Kolkata", "matchers": {"host": "web-*"}
+    }]);
+    std::fs::write(dir.path().join("alertd.json"), config.to_string()).unwrap();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_alertd"))
+        .args(["check", "--config"])
+        .arg(dir.path().join("alertd.json"))
+        .env("LD_PRELOAD", support::FAKETIME_LIBRARY)
+        .env("FAKETIME_TIMESTAMP_FILE", &offset)
+        .output()
+        .unwrap();
+    let said = String::from_utf8(check.stdout).unwrap();
+    assert!(
+        said.contains(&format!(
+            "maintenance deploys: {day} {start}-{end} Asia/Kolkata, silencing {{\"host\":\"web-*\"}}; next starts {}",
+            alertd::incident::rfc3339(boundary)
+        )),
+        "{said}"
+    );
+    let alertd = Alertd::start_node_with_clock(dir.path(), "node-under-test", &offset);
+    let fake_now = || now() + skew.get();
+    let push_at = |host: &str, x: f64| {
+        let samples = json!([{"host": host, "ts": fake_now(), "metrics": {"x": x}}]);
+        let (status, body) = alertd.push(samples);
+        assert_eq!(status, 200, "{body}");
+    };
+    // Before the window: sent.
+    push_at("web-1", 50.0);
+    wait_for("web-1's opening, before the window", 10, || {
+        events(&receiver, "ops")
+            .contains(&"opened web-1".to_string())
+            .then_some(())
+    });
+    assert!(fake_now() < boundary, "the test was too slow to start");
+    // Inside it: held, and the pages say the window is on.
+    wait_for("the window to start", 15, || {
+        (fake_now() >= boundary + 500).then_some(())
+    });
+    push_at("web-2", 50.0);
+    wait_for("web-2's opening held", 10, || {
+        let active = alertd.active();
+        let web2 = active
+            .iter()
+            .find(|incident| incident["hostName"] == "web-2")?;
+        let id = web2["id"].as_str()?;
+        let view = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+        (view["pendingHooks"][0]["heldBy"] == "maintenance:deploys").then_some(())
+    });
+    let (_, page) = alertd.get("/");
+    assert!(
+        page.contains("Maintenance window &quot;deploys&quot; is on until"),
+        "{page}"
+    );
+    // Past its end (the clock moved on a minute): sent, once a transition
+    // wakes the dispatcher (db-1 opening).
+    skew.set(skew.get() + 60_000);
+    write_skew(skew.get());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    push_at("db-1", 50.0);
+    wait_for("web-2's opening, once the window ended", 15, || {
+        let ops = events(&receiver, "ops");
+        (ops.contains(&"opened web-2".to_string()) && ops.contains(&"opened db-1".to_string()))
+            .then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut ops = events(&receiver, "ops");
+    ops.sort();
+    assert_eq!(ops, ["opened db-1", "opened web-1", "opened web-2"]);
+}

@@ -6,6 +6,7 @@
 //! returns either a `Config` with its warnings, or every problem of the file,
 //! each naming its place (`alerting.rules[2] "High CPU": timeframe "2x": ...`).
 
+pub mod maintenance;
 pub mod notify;
 pub mod raw;
 mod validate;
@@ -242,6 +243,8 @@ pub struct Alerting {
     pub rules: Vec<Rule>,
     /// `alerting.notify`: targets besides the hooks folder.
     pub notify: Vec<notify::Target>,
+    /// `alerting.maintenance`: recurring windows that silence what they match.
+    pub maintenance: Vec<maintenance::Window>,
 }
 
 /// An incident rule (docs/engine.md, Incident rules).

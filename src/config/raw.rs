@@ -77,6 +77,8 @@ pub struct RawAlerting {
     pub rules: Raw<Vec<Value>>,
     #[serde(default)]
     pub notify: Option<Value>,
+    #[serde(default)]
+    pub maintenance: Option<Value>,
     #[serde(flatten)]
     pub unknown: BTreeMap<String, Value>,
 }
@@ -89,6 +91,7 @@ impl RawAlerting {
         "janitorInterval",
         "rules",
         "notify",
+        "maintenance",
     ];
 }
 

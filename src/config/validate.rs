@@ -470,8 +470,20 @@ impl Checker {
                 targets
             }
         };
+        let maintenance = match &raw.maintenance {
+            None => Vec::new(),
+            Some(value) => {
+                let (windows, problems) =
+                    super::maintenance::windows(&format!("{place}.maintenance"), value);
+                for (at, message) in problems {
+                    self.problem(&at, message);
+                }
+                windows
+            }
+        };
         Alerting {
             notify,
+            maintenance,
             enabled: self.boolean(place, "enabled", raw.enabled, false),
             watcher_interval: self.interval(place, "watcherInterval", &raw.watcher_interval, "10s"),
             retention_period: self.interval(place, "retentionPeriod", &raw.retention_period, "10d"),

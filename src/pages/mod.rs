@@ -83,6 +83,8 @@ struct Chrome<'a> {
     refresh: Option<u32>,
     /// What an operator must know whatever the page ([`Service::warnings`]).
     warnings: Vec<String>,
+    /// What holds notifications back now: the maintenance windows on.
+    notices: Vec<String>,
 }
 
 fn layout(chrome: &Chrome, content: Markup) -> Markup {
@@ -125,12 +127,35 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
                     @for warning in &chrome.warnings {
                         p.banner role="alert" { (warning) }
                     }
+                    @for notice in &chrome.notices {
+                        p.banner.notice role="status" { (notice) }
+                    }
                     h1 { (chrome.title) }
                     (content)
                 }
             }
         }
     }
+}
+
+/// One line per maintenance window on now: which, until when, what it
+/// holds back.
+fn maintenance_notices(service: &Service) -> Vec<String> {
+    let now = service.now();
+    service.read_config(|config| {
+        (config.alerting.maintenance.iter())
+            .filter_map(|window| {
+                let until = window.active_until(now)?;
+                let matchers = serde_json::to_string(&window.matchers).unwrap_or_default();
+                Some(format!(
+                    "Maintenance window {:?} is on until {} UTC: incidents matching {matchers} \
+                     are recorded and shown, but no hook is called for them until it ends",
+                    window.name,
+                    format::time(until)
+                ))
+            })
+            .collect()
+    })
 }
 
 /// "leads a cluster of 3", "follows n1 (token 7)", or what went wrong; `None`
@@ -175,6 +200,7 @@ impl PageContext {
             signed_in: self.signed_in,
             refresh,
             warnings: self.service.warnings(),
+            notices: maintenance_notices(&self.service),
         };
         Html(layout(&chrome, content).into_string())
     }

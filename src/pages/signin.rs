@@ -119,6 +119,7 @@ fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
         refresh: None,
         // Nothing about the store before signing in.
         warnings: Vec::new(),
+        notices: Vec::new(),
     };
     Html(layout(&chrome, content).into_string())
 }

@@ -333,8 +333,14 @@ async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> bool {
     let store = service.store.clone();
     let now = service.now();
     let asked = delivery.clone();
+    let windows = service.read_config(|config| {
+        let windows = config.alerting.maintenance.iter();
+        windows
+            .filter_map(|window| window.as_silence(now))
+            .collect()
+    });
     let decided = tokio::task::spawn_blocking(move || {
-        let decision = super::silencing::decision(store.as_ref(), &asked, now)?;
+        let decision = super::silencing::decision(store.as_ref(), &asked, now, windows)?;
         match &decision {
             Decision::Send => {}
             Decision::Hold { until, by } => store.hold_delivery(asked.id, *until, by)?,

@@ -71,15 +71,18 @@ impl Service {
     }
 }
 
-/// What to do with `delivery`, due at `now`, given the stored silences.
-/// Blocking. Reads the incident's calls only when a silence is stored or
-/// the delivery was held.
+/// What to do with `delivery`, due at `now`, given the stored silences and
+/// `windows` (the maintenance windows active now, as silences). Blocking.
+/// Reads the incident's calls only when a silence is stored or a window
+/// active, or the delivery was held.
 pub(super) fn decision(
     store: &dyn Store,
     delivery: &Delivery,
     now: Millis,
+    windows: Vec<Silence>,
 ) -> Result<Decision, StoreError> {
-    let silences = store.silences()?;
+    let mut silences = store.silences()?;
+    silences.extend(windows);
     let held = delivery.held_by.is_some();
     if silences.is_empty() && !held {
         return Ok(Decision::Send);
