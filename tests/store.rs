@@ -933,6 +933,101 @@ pub fn each_transition_goes_to_its_own_targets(store: &dyn Store) {
     assert_eq!(store.pending_deliveries().unwrap(), 4);
 }
 
+pub fn a_target_s_deliveries_are_claimed_together_and_postponed(store: &dyn Store) {
+    let hooks = targets(&["notify:ops", "notify:chat"]);
+    for i in 0..12 {
+        store
+            .record(
+                &[opened(&format!("i{i:02}"), "r", &format!("h{i:02}"), 100)],
+                &hooks,
+            )
+            .unwrap();
+    }
+    store
+        .record(&[resolved("i00", "r", "h00", 100, 200)], &hooks)
+        .unwrap();
+    let claim = Claim {
+        node: "n1",
+        lasts: 60_000,
+    };
+    // Every due one of the target, but the resolution behind its opening.
+    let ops = store.claim_target("notify:ops", 1000, &claim).unwrap();
+    assert_eq!(ops.len(), 12);
+    assert!(
+        ops.iter()
+            .all(|d| d.target == "notify:ops" && d.kind == TransitionKind::Opened)
+    );
+    // Claimed: another node gets none of them, nor through a general claim.
+    let other = Claim {
+        node: "n2",
+        lasts: 60_000,
+    };
+    assert!(
+        store
+            .claim_target("notify:ops", 1000, &other)
+            .unwrap()
+            .is_empty()
+    );
+    let general = store.claim_deliveries(1000, &other, 100).unwrap();
+    assert!(
+        general.iter().all(|d| d.target == "notify:chat"),
+        "{general:?}"
+    );
+    // Postponed: not due before, no mark, no attempt, no call.
+    for delivery in &ops[..6] {
+        store.postpone_delivery(delivery.id, 5000).unwrap();
+    }
+    let again = store.claim_target("notify:ops", 4999, &other).unwrap();
+    assert!(again.is_empty(), "the rest is still n1's");
+    let later = store.claim_target("notify:ops", 5000, &other).unwrap();
+    assert_eq!(later.len(), 6);
+    assert!(later.iter().all(|d| d.held_by.is_none() && d.attempts == 0));
+    // Finished at once: the opening of i00 sent, the resolution comes next.
+    let finished: Vec<(i64, HookCall)> = later
+        .iter()
+        .map(|d| {
+            (
+                d.id,
+                call(&d.incident.id, "notify:ops", TransitionKind::Opened, true),
+            )
+        })
+        .collect();
+    store.finish_deliveries(&finished, None).unwrap();
+    let rest = store.claim_target("notify:ops", 200_000, &claim).unwrap();
+    assert_eq!(rest.len(), 6 + 1, "{rest:?}");
+    assert!(rest.iter().any(|d| d.kind == TransitionKind::Resolved));
+    let failed: Vec<(i64, HookCall)> = rest
+        .iter()
+        .map(|d| (d.id, call(&d.incident.id, "notify:ops", d.kind, false)))
+        .collect();
+    store.finish_deliveries(&failed, Some(300_000)).unwrap();
+    let retried = store.claim_target("notify:ops", 300_000, &claim).unwrap();
+    assert_eq!(retried.len(), 7);
+    assert!(retried.iter().all(|d| d.attempts == 1));
+    // When a group was last sent: the latest kept, old ones forgotten.
+    assert_eq!(
+        store.group_sent("notify:ops", "{\"rule\":\"r\"}").unwrap(),
+        None
+    );
+    store
+        .set_group_sent("notify:ops", "{\"rule\":\"r\"}", 5000)
+        .unwrap();
+    store
+        .set_group_sent("notify:ops", "{\"rule\":\"r\"}", 4000)
+        .unwrap();
+    store.set_group_sent("notify:chat", "{}", 100).unwrap();
+    assert_eq!(
+        store.group_sent("notify:ops", "{\"rule\":\"r\"}").unwrap(),
+        Some(5000)
+    );
+    assert_eq!(store.delete_groups_sent_before(1000).unwrap(), 1);
+    assert_eq!(store.group_sent("notify:chat", "{}").unwrap(), None);
+    assert_eq!(
+        store.group_sent("notify:ops", "{\"rule\":\"r\"}").unwrap(),
+        Some(5000)
+    );
+}
+
 pub fn a_held_delivery_waits_without_a_call(store: &dyn Store) {
     let hooks = targets(&["notify:ops"]);
     store
@@ -2027,6 +2122,7 @@ macro_rules! conformance {
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 a_held_delivery_waits_without_a_call,
+                a_target_s_deliveries_are_claimed_together_and_postponed,
                 silences_are_kept_changed_and_deleted,
                 sessions_expire_and_end,
                 incident_ranges_include_touching_incidents,

@@ -26,6 +26,44 @@ pub struct Target {
     pub rules: Option<Vec<String>>,
     /// Only these transitions; both when `None`.
     pub events: Option<Vec<TransitionKind>>,
+    /// One message per group of transitions (`groupBy`); one per transition
+    /// when `None`.
+    pub group: Option<Grouping>,
+}
+
+/// How a target groups its transitions (docs/notifications.md, Grouping).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grouping {
+    /// What makes a group: `rule`, `host`, `severity` or a label's name;
+    /// none at all: one group.
+    pub by: Vec<String>,
+    /// How long the first transition of a group waits for others.
+    pub wait: crate::duration::Millis,
+    /// The least time between two messages of a group.
+    pub interval: crate::duration::Millis,
+}
+
+impl Grouping {
+    /// The group of `incident`: each `by` with the incident's value (empty
+    /// for a severity or label it has not).
+    pub fn group_of(
+        &self,
+        incident: &crate::incident::Incident,
+    ) -> std::collections::BTreeMap<String, String> {
+        let details = incident.details.as_deref();
+        self.by
+            .iter()
+            .map(|by| {
+                let value = match by.as_str() {
+                    "rule" => Some(incident.rule_name.to_string()),
+                    "host" => Some(incident.host_name.to_string()),
+                    "severity" => details.and_then(|details| details.severity.clone()),
+                    label => details.and_then(|details| details.labels.get(label).cloned()),
+                };
+                (by.clone(), value.unwrap_or_default())
+            })
+            .collect()
+    }
 }
 
 /// What a target is.
@@ -58,6 +96,7 @@ impl std::fmt::Debug for Target {
             .field("kind", &kind)
             .field("rules", &self.rules)
             .field("events", &self.events)
+            .field("group", &self.group)
             .finish()
     }
 }
@@ -147,8 +186,63 @@ fn http_url(object: &serde_json::Map<String, Value>) -> Result<String, String> {
 }
 
 const KEYS: &[&str] = &[
-    "name", "type", "rules", "events", "url", "headers", "secret", "path", "args",
+    "name",
+    "type",
+    "rules",
+    "events",
+    "url",
+    "headers",
+    "secret",
+    "path",
+    "args",
+    "groupBy",
+    "groupWait",
+    "groupInterval",
 ];
+
+/// `groupBy`, `groupWait` (30 s by default), `groupInterval` (5 min).
+fn grouping(
+    object: &serde_json::Map<String, Value>,
+    kind_name: &str,
+) -> Result<Option<Grouping>, String> {
+    let Some(by) = texts(object, "groupBy")? else {
+        for key in ["groupWait", "groupInterval"] {
+            if object.contains_key(key) {
+                return Err(format!("{key} needs groupBy (use [] for one group)"));
+            }
+        }
+        return Ok(None);
+    };
+    if kind_name == "exec" {
+        return Err("groupBy: only webhook and slack targets send grouped messages".to_string());
+    }
+    if let Some(empty) = by.iter().find(|by| by.trim().is_empty()) {
+        return Err(format!("groupBy: {empty:?} is empty"));
+    }
+    let duration = |key: &str, default: crate::duration::Millis, least: &str| match object.get(key)
+    {
+        None => Ok(default),
+        Some(Value::String(text)) => match crate::duration::parse_duration(text) {
+            Ok(millis)
+                if millis >= crate::duration::parse_duration(least).unwrap_or(0)
+                    && millis <= 7 * 86_400_000 =>
+            {
+                Ok(millis)
+            }
+            _ => Err(format!(
+                "{key} {text:?}: expected a duration from {least} to 7d"
+            )),
+        },
+        Some(other) => Err(format!(
+            "{key} {other}: expected a duration such as \"30s\""
+        )),
+    };
+    Ok(Some(Grouping {
+        by,
+        wait: duration("groupWait", 30_000, "0s")?,
+        interval: duration("groupInterval", 300_000, "1s")?,
+    }))
+}
 
 fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> {
     let object = item
@@ -241,10 +335,12 @@ fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> 
         Some(name) => name,
         None => format!("{kind_name}-{}", index + 1),
     };
+    let group = grouping(object, &kind_name)?;
     Ok(Target {
         name,
         kind,
         rules: wanted,
         events,
+        group,
     })
 }

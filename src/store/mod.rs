@@ -633,6 +633,42 @@ pub trait IncidentLog: Send + Sync {
     /// marked held by `by`. Leaves a delivery already finished alone.
     fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError>;
 
+    /// Moves a delivery's next attempt to `until` without a call or a mark
+    /// (a grouped target's message is not due yet): its claim freed, its
+    /// attempts kept.
+    fn postpone_delivery(&self, delivery: i64, until: Millis) -> Result<(), StoreError>;
+
+    /// Claims for `claim.node` every delivery of `target` that
+    /// [`IncidentLog::claim_deliveries`] would give, with no limit: the
+    /// transitions of a grouped target's messages.
+    fn claim_target(
+        &self,
+        target: &str,
+        now: Millis,
+        claim: &Claim<'_>,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// [`IncidentLog::finish_delivery`] for each of `finished`, at once.
+    fn finish_deliveries(
+        &self,
+        finished: &[(i64, HookCall)],
+        retry_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        for (delivery, call) in finished {
+            self.finish_delivery(*delivery, call, retry_at)?;
+        }
+        Ok(())
+    }
+
+    /// When `target` last sent a message of group `key`.
+    fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError>;
+
+    /// Records that `target` sent a message of group `key` at `at`.
+    fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError>;
+
+    /// Forgets the groups last sent before `before`; returns how many.
+    fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError>;
+
     /// Makes every held delivery that is not dead due at `now` (a silence
     /// ended early). Returns how many were waiting past it.
     fn release_held(&self, now: Millis) -> Result<u64, StoreError>;

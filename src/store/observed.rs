@@ -133,6 +133,12 @@ observed!(IncidentLog {
     fn bury_delivery(&self, delivery: i64, call: &HookCall) -> Result<(), StoreError>;
     fn hold_delivery(&self, delivery: i64, until: Millis, by: &str) -> Result<(), StoreError>;
     fn release_held(&self, now: Millis) -> Result<u64, StoreError>;
+    fn postpone_delivery(&self, delivery: i64, until: Millis) -> Result<(), StoreError>;
+    fn claim_target(&self, target: &str, now: Millis, claim: &Claim<'_>) -> Result<Vec<Delivery>, StoreError>;
+    fn finish_deliveries(&self, finished: &[(i64, HookCall)], retry_at: Option<Millis>) -> Result<(), StoreError>;
+    fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError>;
+    fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError>;
+    fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError>;
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
     fn undelivered(&self) -> Result<std::collections::BTreeMap<String, crate::store::Undelivered>, StoreError>;

@@ -434,6 +434,73 @@ pub(super) fn hold_delivery(
     Ok(())
 }
 
+pub(super) fn claim_target(
+    store: &RedisStore,
+    target: &str,
+    now: Millis,
+    claim: &Claim<'_>,
+) -> Result<Vec<Delivery>, StoreError> {
+    let mut invocation = store.script(
+        &SCRIPTS.claim,
+        &[
+            "outbox_ids",
+            "outbox_key",
+            "outbox_next",
+            "claims",
+            "outbox_dead",
+        ],
+    );
+    invocation
+        .arg(now)
+        .arg(claim.node)
+        .arg(claim.lasts)
+        .arg(i64::MAX)
+        .arg(target);
+    let claimed: Vec<i64> = store.invoke(invocation)?;
+    deliveries(store, claimed)
+}
+
+pub(super) fn group_sent(
+    store: &RedisStore,
+    target: &str,
+    key: &str,
+) -> Result<Option<Millis>, StoreError> {
+    let (sent, field) = (store.key("group_sent"), format!("{target}\0{key}"));
+    store.run(move |mut c| async move { c.hget(sent, field).await })
+}
+
+pub(super) fn set_group_sent(
+    store: &RedisStore,
+    target: &str,
+    key: &str,
+    at: Millis,
+) -> Result<(), StoreError> {
+    let mut invocation = store.script(&SCRIPTS.group_sent, &["group_sent"]);
+    invocation.arg(format!("{target}\0{key}")).arg(at);
+    store.invoke::<Value>(invocation)?;
+    Ok(())
+}
+
+pub(super) fn delete_groups_sent_before(
+    store: &RedisStore,
+    before: Millis,
+) -> Result<u64, StoreError> {
+    let sent = store.key("group_sent");
+    let all: std::collections::HashMap<String, Millis> = {
+        let sent = sent.clone();
+        store.run(move |mut c| async move { c.hgetall(sent).await })?
+    };
+    let old: Vec<String> = all
+        .into_iter()
+        .filter(|(_, at)| *at < before)
+        .map(|(field, _)| field)
+        .collect();
+    if old.is_empty() {
+        return Ok(0);
+    }
+    store.run(move |mut c| async move { c.hdel(sent, old).await })
+}
+
 pub(super) fn release_held(store: &RedisStore, now: Millis) -> Result<u64, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.release_held,

@@ -19,6 +19,7 @@
 //! | `resolved` | sorted set | resolved incident ids by end time |
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on; `outbox_held`: those held back by silences, and by which), their claims, per incident how many wait |
 //! | `silences` | hash | per silence id: the silence (JSON) |
+//! | `group_sent` | hash | per grouped target and group (`target\0key`): when its last message was sent |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
 //! | `rollup:STEP`, `rollup_by_start:STEP` | hash, sorted set | per step (in ms: 60000, 600000, 3600000), host and row: the points; the rows by start; host `""` aggregates every host's |
@@ -698,6 +699,31 @@ impl IncidentLog for RedisStore {
 
     fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
         incidents::release_held(self, now)
+    }
+
+    fn postpone_delivery(&self, delivery: i64, until: Millis) -> Result<(), StoreError> {
+        incidents::hold_delivery(self, delivery, until, "")
+    }
+
+    fn claim_target(
+        &self,
+        target: &str,
+        now: Millis,
+        claim: &Claim<'_>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        incidents::claim_target(self, target, now, claim)
+    }
+
+    fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError> {
+        incidents::group_sent(self, target, key)
+    }
+
+    fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError> {
+        incidents::set_group_sent(self, target, key, at)
+    }
+
+    fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError> {
+        incidents::delete_groups_sent_before(self, before)
     }
 
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError> {

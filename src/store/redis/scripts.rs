@@ -395,7 +395,8 @@ return {'ok'}
 ///
 /// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
 /// ARGV: now (the caller's clock), node, how long the claim lasts (ms),
-/// the most to claim per target.
+/// the most to claim per target, and optionally the one target to claim
+/// for (empty or absent: every target).
 /// Returns the claimed deliveries' ids. Dead deliveries are not claimed,
 /// and hold back the later ones of their incident and target.
 pub const CLAIM: &str = r"
@@ -403,6 +404,7 @@ if redis.replicate_commands then redis.replicate_commands() end
 local time = redis.call('TIME')
 local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local now, node, per_target = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
+local only = ARGV[5] or ''
 local till = string.format('%d', clock + tonumber(ARGV[3]))
 local claimed, seen, taken = {}, {}, {}
 if per_target == 0 then return claimed end
@@ -411,7 +413,8 @@ for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local target = string.sub(key, string.find(key, '\0', 1, true) + 1)
   if not seen[key] then
     seen[key] = true
-    if (taken[target] or 0) < per_target and redis.call('HEXISTS', KEYS[5], d) == 0
+    if (only == '' or only == target) and (taken[target] or 0) < per_target
+        and redis.call('HEXISTS', KEYS[5], d) == 0
         and tonumber(redis.call('HGET', KEYS[3], d)) <= now then
       local claim = redis.call('HGET', KEYS[4], d)
       local free = true
@@ -492,7 +495,8 @@ return 1
 ";
 
 /// Holds a delivery back without a call: due again at a time, its claim
-/// freed, marked held (by silences).
+/// freed, marked held (by silences), or not marked for an empty mark (a
+/// grouped message not due yet).
 ///
 /// KEYS: outbox, outbox_next, claims, outbox_held. ARGV: delivery, the
 /// time it is due again, what holds it.
@@ -500,8 +504,19 @@ pub const HOLD: &str = r"
 local d = ARGV[1]
 if redis.call('HEXISTS', KEYS[1], d) == 1 then
   redis.call('HSET', KEYS[2], d, ARGV[2])
-  redis.call('HSET', KEYS[4], d, ARGV[3])
+  if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], d, ARGV[3]) end
   redis.call('HDEL', KEYS[3], d)
+end
+return 1
+";
+
+/// Records when a group was last sent, keeping the latest.
+///
+/// KEYS: group_sent. ARGV: target NUL key, the time.
+pub const GROUP_SENT: &str = r"
+local known = redis.call('HGET', KEYS[1], ARGV[1])
+if (not known) or tonumber(known) < tonumber(ARGV[2]) then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 return 1
 ";
@@ -580,6 +595,7 @@ pub struct Scripts {
     pub delete_incidents: Script,
     pub hold: Script,
     pub release_held: Script,
+    pub group_sent: Script,
 }
 
 impl Scripts {
@@ -603,6 +619,7 @@ impl Scripts {
             delete_incidents: Script::new(DELETE_INCIDENTS),
             hold: Script::new(HOLD),
             release_held: Script::new(RELEASE_HELD),
+            group_sent: Script::new(GROUP_SENT),
         }
     }
 }

@@ -115,6 +115,12 @@ CREATE TABLE IF NOT EXISTS lease (
     token INTEGER NOT NULL,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS groups_sent (
+    target TEXT NOT NULL,
+    key TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (target, key)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS silences (
     id TEXT PRIMARY KEY,
     ends_at INTEGER NOT NULL,

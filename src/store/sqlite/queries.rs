@@ -623,6 +623,111 @@ impl IncidentLog for SqliteStore {
         })
     }
 
+    fn postpone_delivery(&self, delivery: i64, until: Millis) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
+            transaction.execute(
+                "UPDATE outbox SET next_attempt = ?2 WHERE id = ?1",
+                [delivery, until],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn claim_target(
+        &self,
+        target: &str,
+        now: Millis,
+        claim: &Claim<'_>,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            let claimed: Vec<Delivery> = {
+                let mut query = transaction.prepare_cached(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM outbox o \
+                     WHERE target = ?3 AND next_attempt <= ?1 AND dead = 0 AND {UNBLOCKED} \
+                     AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.delivery = o.id \
+                     AND c.node != ?2 AND c.until > ?1) ORDER BY id"
+                ))?;
+                let rows = query.query_map(params![now, claim.node, target], delivery)?;
+                rows.collect::<Result<_, _>>()?
+            };
+            {
+                let mut take = transaction.prepare_cached(
+                    "INSERT INTO claims (delivery, node, until) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (delivery) DO UPDATE SET node = excluded.node, \
+                     until = excluded.until",
+                )?;
+                for delivery in &claimed {
+                    take.execute(params![
+                        delivery.id,
+                        claim.node,
+                        now.saturating_add(claim.lasts)
+                    ])?;
+                }
+            }
+            transaction.commit()?;
+            Ok(claimed)
+        })
+    }
+
+    fn finish_deliveries(
+        &self,
+        finished: &[(i64, HookCall)],
+        retry_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            for (delivery, call) in finished {
+                insert_call(&transaction, call)?;
+                transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
+                match retry_at {
+                    None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
+                    Some(at) => transaction.execute(
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 \
+                         WHERE id = ?1",
+                        [*delivery, at],
+                    )?,
+                };
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError> {
+        self.read(|connection| {
+            Ok(connection
+                .query_row(
+                    "SELECT sent FROM groups_sent WHERE target = ?1 AND key = ?2",
+                    [target, key],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+    }
+
+    fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError> {
+        self.write(|connection| {
+            connection.execute(
+                "INSERT INTO groups_sent (target, key, sent) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (target, key) DO UPDATE SET sent = max(sent, excluded.sent)",
+                params![target, key, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError> {
+        self.write(|connection| {
+            let deleted =
+                connection.execute("DELETE FROM groups_sent WHERE sent < ?1", [before])?;
+            Ok(deleted as u64)
+        })
+    }
+
     fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
         self.write(|connection| {
             let released = connection.execute(
