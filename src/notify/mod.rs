@@ -114,6 +114,50 @@ impl Notification<'_> {
     }
 }
 
+/// What a grouped target is told: the transitions of one group since its
+/// last message (docs/notifications.md, Grouping).
+pub struct GroupNotification<'a> {
+    /// Each `groupBy` with the group's value.
+    pub group: &'a std::collections::BTreeMap<String, String>,
+    /// The group, stable across messages: the group as JSON.
+    pub key: &'a str,
+    /// The transitions, oldest first.
+    pub events: Vec<Event<'a>>,
+    /// The group's incidents open now.
+    pub firing: &'a [Incident],
+    /// `server.publicUrl`, for a link to the incidents page of the group.
+    pub public_url: Option<&'a str>,
+    pub timeout: Duration,
+    /// The message's id: the same for every try of the same transitions.
+    pub id: String,
+}
+
+impl GroupNotification<'_> {
+    /// The incidents page filtered to the group (its rule, host and
+    /// severity, those it is grouped by), when the public URL is known.
+    pub fn link(&self) -> Option<String> {
+        let base = self.public_url?.trim_end_matches('/');
+        let filters: Vec<(&str, &str)> = ["rule", "host", "severity"]
+            .into_iter()
+            .filter_map(|name| Some((name, self.group.get(name)?.as_str())))
+            .filter(|(_, value)| !value.is_empty())
+            .collect();
+        let query = serde_urlencoded::to_string(&filters).unwrap_or_default();
+        Some(match query.is_empty() {
+            true => format!("{base}/"),
+            false => format!("{base}/?{query}"),
+        })
+    }
+
+    /// How many of the events opened and resolved an incident.
+    pub fn counts(&self) -> (usize, usize) {
+        let opened = (self.events.iter())
+            .filter(|event| event.kind == TransitionKind::Opened)
+            .count();
+        (opened, self.events.len() - opened)
+    }
+}
+
 /// A boxed future of a call.
 pub type Calling<'a> = Pin<Box<dyn Future<Output = Called> + Send + 'a>>;
 
@@ -121,6 +165,21 @@ pub type Calling<'a> = Pin<Box<dyn Future<Output = Called> + Send + 'a>>;
 pub trait Notifier: Send + Sync {
     /// Makes the call; never fails, but says how it went.
     fn notify<'a>(&'a self, notification: &'a Notification<'a>) -> Calling<'a>;
+
+    /// Sends a group's message; a kind of target that does not group
+    /// refuses it for good.
+    fn notify_group<'a>(&'a self, _group: &'a GroupNotification<'a>) -> Calling<'a> {
+        Box::pin(async {
+            Called {
+                outcome: "this kind of target does not send grouped messages".to_string(),
+                succeeded: false,
+                retry: Retry::Never,
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            }
+        })
+    }
 }
 
 /// What calls need that outlives one call: the HTTP client.

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::http::send;
-use super::{Calling, Notification, Notifier};
+use super::{Calling, GroupNotification, Notification, Notifier};
 use crate::duration::HumanDuration;
 use crate::incident::{JsonNumber, TransitionKind, rfc3339};
 
@@ -72,17 +72,75 @@ pub fn text(notification: &Notification<'_>) -> String {
     lines.join("\n")
 }
 
+/// The most hosts a group's message names; the rest are counted.
+const HOSTS_NAMED: usize = 7;
+
+/// A group's message: `High CPU: 37 opened, 2 resolved; 37 firing on
+/// web-1, web-2, ... (+30)`, and a link to the incidents page of the group.
+pub fn group_text(group: &GroupNotification<'_>) -> String {
+    let (opened, resolved) = group.counts();
+    let mut rules: Vec<&str> = (group.events.iter())
+        .map(|event| &*event.incident.rule_name)
+        .chain(group.firing.iter().map(|incident| &*incident.rule_name))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    let what = match rules.as_slice() {
+        [rule] => rule.to_string(),
+        rules => format!("{} rules", rules.len()),
+    };
+    let mut done = Vec::new();
+    if opened > 0 {
+        done.push(format!("{opened} opened"));
+    }
+    if resolved > 0 {
+        done.push(format!("{resolved} resolved"));
+    }
+    let mut hosts: Vec<&str> = group.firing.iter().map(|i| &*i.host_name).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let firing = match hosts.len() {
+        0 => "nothing firing".to_string(),
+        count => {
+            let mut named = hosts[..count.min(HOSTS_NAMED)].join(", ");
+            if count > HOSTS_NAMED {
+                named.push_str(&format!(", ... (+{})", count - HOSTS_NAMED));
+            }
+            let host_word = if count == 1 { "host" } else { "hosts" };
+            format!("firing on {count} {host_word}: {named}")
+        }
+    };
+    let icon = if group.firing.is_empty() {
+        ":white_check_mark:"
+    } else {
+        ":rotating_light:"
+    };
+    let mut lines = vec![format!("{icon} *{what}*: {}; {firing}", done.join(", "))];
+    if let Some(link) = group.link() {
+        lines.push(format!("<{link}|Open the incidents>"));
+    }
+    lines.join("\n")
+}
+
+impl SlackNotifier {
+    async fn post(&self, text: String, timeout: std::time::Duration) -> super::Called {
+        let payload = json!({ "text": text });
+        let request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(payload.to_string());
+        send(request, timeout).await
+    }
+}
+
 impl Notifier for SlackNotifier {
     fn notify<'a>(&'a self, notification: &'a Notification<'a>) -> Calling<'a> {
-        Box::pin(async move {
-            let payload = json!({ "text": text(notification) });
-            let request = self
-                .client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(payload.to_string());
-            send(request, notification.timeout).await
-        })
+        Box::pin(async move { self.post(text(notification), notification.timeout).await })
+    }
+
+    fn notify_group<'a>(&'a self, group: &'a GroupNotification<'a>) -> Calling<'a> {
+        Box::pin(async move { self.post(group_text(group), group.timeout).await })
     }
 }
 

@@ -7,7 +7,7 @@ use hmac::{KeyInit, Mac};
 use serde_json::json;
 
 use super::http::send;
-use super::{Calling, Notification, Notifier};
+use super::{Calling, GroupNotification, Notification, Notifier};
 
 pub struct WebhookNotifier {
     pub client: reqwest::Client,
@@ -38,6 +38,25 @@ pub fn message_id(notification: &Notification<'_>) -> String {
     format!("{}.{}", event.incident.id, event.kind.as_str())
 }
 
+/// A group's body: the group, its transitions since the last message
+/// (each as `{"event", "incident"}`), its incidents open now, the counts,
+/// and a link to the incidents page of the group.
+pub fn group_body(group: &GroupNotification<'_>) -> serde_json::Value {
+    let (opened, resolved) = group.counts();
+    let events: Vec<serde_json::Value> = (group.events.iter())
+        .map(|event| json!({"event": event.kind.as_str(), "incident": event.incident}))
+        .collect();
+    json!({
+        "type": "group",
+        "groupKey": group.key,
+        "group": group.group,
+        "events": events,
+        "firing": group.firing,
+        "counts": {"opened": opened, "resolved": resolved, "firing": group.firing.len()},
+        "url": group.link(),
+    })
+}
+
 /// `v1,BASE64(HMAC-SHA256(key, "ID.TIMESTAMP.BODY"))`.
 pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     // HMAC takes keys of any length.
@@ -52,30 +71,46 @@ pub fn signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
+impl WebhookNotifier {
+    /// POSTs `payload` as message `id`, signed when the target has a secret.
+    async fn post(
+        &self,
+        id: &str,
+        payload: Vec<u8>,
+        timeout: std::time::Duration,
+    ) -> super::Called {
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs() as i64);
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string());
+        if let Some(key) = &self.secret {
+            request = request.header("webhook-signature", signature(key, id, timestamp, &payload));
+        }
+        for (name, value) in &self.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        send(request.body(payload), timeout).await
+    }
+}
+
 impl Notifier for WebhookNotifier {
     fn notify<'a>(&'a self, notification: &'a Notification<'a>) -> Calling<'a> {
         Box::pin(async move {
             let payload = serde_json::to_vec(&body(notification)).unwrap_or_default();
-            let id = message_id(notification);
-            let timestamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |elapsed| elapsed.as_secs() as i64);
-            let mut request = self
-                .client
-                .post(&self.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header("webhook-id", &id)
-                .header("webhook-timestamp", timestamp.to_string());
-            if let Some(key) = &self.secret {
-                request = request.header(
-                    "webhook-signature",
-                    signature(key, &id, timestamp, &payload),
-                );
-            }
-            for (name, value) in &self.headers {
-                request = request.header(name.as_str(), value.as_str());
-            }
-            send(request.body(payload), notification.timeout).await
+            self.post(&message_id(notification), payload, notification.timeout)
+                .await
+        })
+    }
+
+    fn notify_group<'a>(&'a self, group: &'a GroupNotification<'a>) -> Calling<'a> {
+        Box::pin(async move {
+            let payload = serde_json::to_vec(&group_body(group)).unwrap_or_default();
+            self.post(&group.id, payload, group.timeout).await
         })
     }
 }

@@ -30,7 +30,7 @@ use crate::store::{Delivery, HookCall};
 
 /// How long a claim outlasts the longest a call may take: past it, another
 /// node may claim the delivery.
-const CLAIM_MARGIN: i64 = 10_000;
+pub(super) const CLAIM_MARGIN: i64 = 10_000;
 /// The longest the dispatcher sleeps without looking at the outbox, in ms.
 const IDLE: i64 = 60_000;
 /// How long to wait before reading the outbox again after a failed read.
@@ -76,19 +76,42 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
                     info!(failures, lasted = ?lasted, "the outbox can be read again");
                 }
                 service.metrics.pending_deliveries(pending);
+                let grouped = grouped_targets(&service);
                 let new = slots_free(due, calling.values(), per_target);
-                if !new.is_empty() {
-                    for delivery in new {
+                let mut spawned = false;
+                for delivery in new {
+                    if grouped.contains(&delivery.target) {
+                        // One task sends a grouped target's messages, with
+                        // every delivery of it that is due.
+                        if calling
+                            .values()
+                            .any(|call| call.delivery == GROUP && call.target == delivery.target)
+                        {
+                            continue;
+                        }
                         let called = Calling {
-                            delivery: delivery.id,
+                            delivery: GROUP,
                             target: delivery.target.clone(),
                         };
-                        let worker = service.clone();
-                        let task = running.spawn(async move {
-                            deliver(&worker, delivery, &backoff).await;
-                        });
+                        let (worker, target) = (service.clone(), delivery.target);
+                        let task =
+                            running.spawn(super::grouping::send_groups(worker, target, backoff));
                         calling.insert(task.id(), called);
+                        spawned = true;
+                        continue;
                     }
+                    let called = Calling {
+                        delivery: delivery.id,
+                        target: delivery.target.clone(),
+                    };
+                    let worker = service.clone();
+                    let task = running.spawn(async move {
+                        deliver(&worker, delivery, &backoff).await;
+                    });
+                    calling.insert(task.id(), called);
+                    spawned = true;
+                }
+                if spawned {
                     continue;
                 }
                 match next {
@@ -153,6 +176,20 @@ impl Service {
     }
 }
 
+/// What [`Calling::delivery`] says for a task sending a grouped target's
+/// messages.
+const GROUP: i64 = i64::MIN;
+
+/// The targets (as deliveries name them) that group their transitions.
+fn grouped_targets(service: &Service) -> std::collections::HashSet<String> {
+    service.read_config(|config| {
+        (config.alerting.notify.iter())
+            .filter(|target| target.group.is_some())
+            .map(|target| TargetId::Configured(target.name.clone()).to_string())
+            .collect()
+    })
+}
+
 /// A delivery whose call is under way.
 struct Calling {
     delivery: i64,
@@ -187,7 +224,7 @@ fn slots_free<'a>(
 
 /// What becomes of a delivery after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Then {
+pub(super) enum Then {
     /// Done (delivered, or dropped): it leaves the outbox.
     Done,
     /// Tried again at this time.
@@ -201,7 +238,7 @@ enum Then {
 /// [`Retry::Later`] before: see [`missing`]); dead when the target refused
 /// for good or the transition is older than `give_up_at`; else tried again
 /// at `backoff_at`, or later if the target asked for a longer wait.
-fn then(called: &Called, now: i64, give_up_at: i64, backoff_at: i64) -> Then {
+pub(super) fn then(called: &Called, now: i64, give_up_at: i64, backoff_at: i64) -> Then {
     match called.retry {
         _ if called.succeeded => Then::Done,
         Retry::Missing => Then::Done,
@@ -329,7 +366,7 @@ async fn first_call(service: &Arc<Service>, delivery: &Delivery) -> Option<Milli
 /// Whether `delivery` is to be sent now; if not, it is held back or
 /// dropped here (a delivery the silences cannot be read for waits for its
 /// claim to run out, and is looked at again).
-async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> bool {
+pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> bool {
     let store = service.store.clone();
     let now = service.now();
     let asked = delivery.clone();

@@ -46,6 +46,7 @@
 mod collector;
 pub mod data_dir;
 mod dispatch;
+mod grouping;
 mod identity;
 mod ingest;
 mod janitor;
