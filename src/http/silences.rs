@@ -89,8 +89,10 @@ pub(super) async fn expire(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     super::blocking(move || {
+        let expired = service.expire_silence(&id)?;
+        // After it ended, so that it shows as ended.
         let now = service.now();
-        match service.expire_silence(&id)? {
+        match expired {
             Some(silence) => Ok(shown(silence, now)),
             None => Err(no_silence(&id)),
         }

@@ -51,6 +51,12 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             step: |service, before| service.store.delete_silences_ended_before(before),
         },
         Chore {
+            what: "groups last sent long ago",
+            done: "forgotten",
+            next: start,
+            step: |service, before| service.store.delete_groups_sent_before(before),
+        },
+        Chore {
             what: "old per-minute rollups",
             done: "deleted",
             next: start,
@@ -96,6 +102,11 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
                 config.alerting.janitor_interval,
             ),
             // Ended silences, as long as the incidents they held.
+            (
+                config.alerting.retention_period,
+                config.alerting.janitor_interval,
+            ),
+            // When groups last sent: as long as incidents are kept.
             (
                 config.alerting.retention_period,
                 config.alerting.janitor_interval,
