@@ -478,3 +478,69 @@ fn a_maintenance_window_holds_what_opens_inside_it() {
     ops.sort();
     assert_eq!(ops, ["opened db-1", "opened web-1", "opened web-2"]);
 }
+
+/// The silences page: pre-filled from a link, makes a silence from its
+/// form, lists it, ends it with its button; bad input is said.
+#[test]
+fn the_silences_page_makes_lists_and_ends_silences() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_receiver, address) = start_receiver();
+    let alertd = Alertd::start(dir.path(), &config(address));
+    let (status, page) = alertd.get("/silences?rule=x+high&host=web-1");
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"name="rule" value="x high""#), "{page}");
+    assert!(page.contains(r#"name="host" value="web-1""#), "{page}");
+    assert!(page.contains("No silence."));
+    let form = "rule=x+high&host=web-*&severity=&label=team%3Dops&duration=30m&comment=deploy&created_by=ana";
+    let (status, page) = alertd.post("/silences", "application/x-www-form-urlencoded", form);
+    assert!(status == 200 || status == 303, "{status} {page}");
+    let listed = alertd.get_json("/api/v1/silences");
+    let silence = &listed["silences"][0];
+    assert_eq!(
+        silence["matchers"],
+        json!({"rule": "x high", "host": "web-*", "labels": {"team": "ops"}})
+    );
+    assert_eq!(silence["comment"], "deploy");
+    assert_eq!(
+        silence["endsAt"].as_i64().unwrap() - silence["startsAt"].as_i64().unwrap(),
+        1_800_000
+    );
+    let id = silence["id"].as_str().unwrap().to_string();
+    let (_, page) = alertd.get("/silences");
+    assert!(
+        page.contains(&format!(r#"action="/silences/{id}/expire""#)),
+        "{page}"
+    );
+    let (status, _) = alertd.post(
+        &format!("/silences/{id}/expire"),
+        "application/x-www-form-urlencoded",
+        "",
+    );
+    assert!(status == 200 || status == 303, "{status}");
+    assert_eq!(
+        alertd.get_json("/api/v1/silences")["silences"][0]["state"],
+        "expired"
+    );
+    // Bad input: the reason, nothing made.
+    let (status, page) = alertd.post(
+        "/silences",
+        "application/x-www-form-urlencoded",
+        "duration=1h",
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("none given"), "{page}");
+    let (status, page) = alertd.post(
+        "/silences",
+        "application/x-www-form-urlencoded",
+        "host=a&label=team",
+    );
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("expected NAME=VALUE"), "{page}");
+    assert_eq!(
+        alertd.get_json("/api/v1/silences")["silences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}

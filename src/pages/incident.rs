@@ -47,7 +47,13 @@ pub(super) async fn detail(
                         None => (incident.rule_name),
                     } }
                     dt { "Host" } dd { (host_link(&incident.host_name, None)) }
-                    dt { "State" } dd { @if incident.is_open() { (badge("firing")) } @else { (badge("resolved")) } }
+                    dt { "State" } dd {
+                        @if incident.is_open() { (badge("firing")) } @else { (badge("resolved")) }
+                        " "
+                        a href={ "/silences?" (serde_urlencoded::to_string([("rule", &*incident.rule_name), ("host", &*incident.host_name)]).unwrap_or_default()) } {
+                            "Silence this rule on this host"
+                        }
+                    }
                     dt { "Hooks" } dd {
                         (super::incidents::delivery_badge(delivery_state(&detail.pending_hooks)))
                         @if detail.pending_hooks.iter().any(|delivery| delivery.dead) {

@@ -19,6 +19,7 @@ mod incidents;
 mod monitoring;
 mod rules;
 mod signin;
+mod silences;
 pub(crate) mod timeline;
 
 use std::sync::Arc;
@@ -51,6 +52,11 @@ pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
         )
         .route("/monitoring", get(monitoring::page))
         .route("/rules", get(rules::page))
+        .route("/silences", get(silences::page).post(silences::add))
+        .route(
+            "/silences/{id}/expire",
+            axum::routing::post(silences::expire),
+        )
         .route_layer(middleware::from_fn_with_state(
             service,
             signin::require_session,
@@ -68,6 +74,7 @@ enum Nav {
     Incidents,
     Monitoring,
     Rules,
+    Silences,
     None,
 }
 
@@ -110,6 +117,7 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
                         (link(Nav::Incidents, "/", "Incidents"))
                         (link(Nav::Monitoring, "/monitoring", "Monitoring"))
                         (link(Nav::Rules, "/rules", "Rules"))
+                        (link(Nav::Silences, "/silences", "Silences"))
                     }
                     div.node {
                         span title="This node's host name" { (chrome.node) }
