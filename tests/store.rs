@@ -1028,6 +1028,46 @@ pub fn a_target_s_deliveries_are_claimed_together_and_postponed(store: &dyn Stor
     );
 }
 
+pub fn an_incident_is_acknowledged_once(store: &dyn Store) {
+    use alertd::store::Ack;
+    let hooks = targets(&["exec:a"]);
+    store
+        .record(&[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    let ack = |by: &str, at: i64| Ack {
+        by: by.to_string(),
+        comment: "on it".to_string(),
+        at,
+    };
+    assert_eq!(store.acknowledge("nope", &ack("ana", 200)).unwrap(), None);
+    assert!(store.acknowledgements(&["i1", "nope"]).unwrap().is_empty());
+    assert_eq!(
+        store.acknowledge("i1", &ack("ana", 200)).unwrap(),
+        Some(ack("ana", 200))
+    );
+    // The first one stays.
+    assert_eq!(
+        store.acknowledge("i1", &ack("bob", 300)).unwrap(),
+        Some(ack("ana", 200))
+    );
+    let found = store.acknowledgements(&["i1", "nope"]).unwrap();
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        [("i1".to_string(), ack("ana", 200))]
+    );
+    // Deleted with its incident.
+    store
+        .record(&[resolved("i1", "r", "h", 100, 400)], &hooks)
+        .unwrap();
+    while let Some(due) = store.due(1000, 10).unwrap().first().cloned() {
+        store
+            .finish_delivery(due.id, &call("i1", "exec:a", due.kind, true), None)
+            .unwrap();
+    }
+    assert_eq!(store.delete_incidents_resolved_before(500).unwrap(), 1);
+    assert!(store.acknowledgements(&["i1"]).unwrap().is_empty());
+}
+
 pub fn a_held_delivery_waits_without_a_call(store: &dyn Store) {
     let hooks = targets(&["notify:ops"]);
     store
@@ -2122,6 +2162,7 @@ macro_rules! conformance {
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 a_held_delivery_waits_without_a_call,
+                an_incident_is_acknowledged_once,
                 a_target_s_deliveries_are_claimed_together_and_postponed,
                 silences_are_kept_changed_and_deleted,
                 sessions_expire_and_end,

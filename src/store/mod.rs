@@ -332,6 +332,16 @@ pub struct Delivery {
     pub held_by: Option<String>,
 }
 
+/// Someone said they handle an incident (`POST /api/v1/incidents/{id}/ack`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ack {
+    pub by: String,
+    #[serde(default)]
+    pub comment: String,
+    pub at: Millis,
+}
+
 /// The record of one hook call.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -684,6 +694,13 @@ pub trait IncidentLog: Send + Sync {
     /// the worst of its waiting deliveries: not tried yet, failed at least
     /// once and waiting to be tried again, or given up on.
     fn undelivered(&self) -> Result<BTreeMap<String, Undelivered>, StoreError>;
+
+    /// Records `ack` for the incident `id` unless it has one already; the
+    /// incident's acknowledgement after it (`None`: no such incident).
+    fn acknowledge(&self, id: &str, ack: &Ack) -> Result<Option<Ack>, StoreError>;
+
+    /// The acknowledgement of each of `ids` that has one.
+    fn acknowledgements(&self, ids: &[&str]) -> Result<BTreeMap<String, Ack>, StoreError>;
 
     /// Deletes resolved incidents with `endTime < before` whose deliveries are
     /// all done, with their hook calls. Returns how many were deleted.

@@ -139,6 +139,8 @@ observed!(IncidentLog {
     fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError>;
     fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError>;
     fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError>;
+    fn acknowledge(&self, id: &str, ack: &super::Ack) -> Result<Option<super::Ack>, StoreError>;
+    fn acknowledgements(&self, ids: &[&str]) -> Result<std::collections::BTreeMap<String, super::Ack>, StoreError>;
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
     fn undelivered(&self) -> Result<std::collections::BTreeMap<String, crate::store::Undelivered>, StoreError>;

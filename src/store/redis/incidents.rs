@@ -501,6 +501,42 @@ pub(super) fn delete_groups_sent_before(
     store.run(move |mut c| async move { c.hdel(sent, old).await })
 }
 
+pub(super) fn acknowledge(
+    store: &RedisStore,
+    id: &str,
+    ack: &crate::store::Ack,
+) -> Result<Option<crate::store::Ack>, StoreError> {
+    let data = serde_json::to_string(ack)
+        .map_err(|error| corrupt(&format!("an acknowledgement: {error}")))?;
+    let mut invocation = store.script(&SCRIPTS.acknowledge, &["incident", "acks"]);
+    invocation.arg(id).arg(data);
+    let kept: Option<String> = store.invoke(invocation)?;
+    kept.map(|kept| {
+        serde_json::from_str(&kept)
+            .map_err(|error| corrupt(&format!("an acknowledgement: {error}")))
+    })
+    .transpose()
+}
+
+pub(super) fn acknowledgements(
+    store: &RedisStore,
+    ids: &[&str],
+) -> Result<std::collections::BTreeMap<String, crate::store::Ack>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let acks = store.key("acks");
+    let wanted: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    let asked = wanted.clone();
+    let found: Vec<Option<String>> =
+        store.run(move |mut c| async move { c.hmget(acks, asked).await })?;
+    Ok(wanted
+        .into_iter()
+        .zip(found)
+        .filter_map(|(id, data)| Some((id, serde_json::from_str(&data?).ok()?)))
+        .collect())
+}
+
 pub(super) fn release_held(store: &RedisStore, now: Millis) -> Result<u64, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.release_held,
@@ -575,7 +611,7 @@ pub(super) fn delete_incidents_resolved_before(
 ) -> Result<u64, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.delete_incidents,
-        &["resolved", "incident", "calls", "pending"],
+        &["resolved", "incident", "calls", "pending", "acks"],
     );
     invocation.arg(before);
     store.invoke(invocation)

@@ -19,6 +19,7 @@
 //! | `resolved` | sorted set | resolved incident ids by end time |
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on; `outbox_held`: those held back by silences, and by which), their claims, per incident how many wait |
 //! | `silences` | hash | per silence id: the silence (JSON) |
+//! | `acks` | hash | per incident id: its acknowledgement (JSON) |
 //! | `group_sent` | hash | per grouped target and group (`target\0key`): when its last message was sent |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
@@ -699,6 +700,21 @@ impl IncidentLog for RedisStore {
 
     fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
         incidents::release_held(self, now)
+    }
+
+    fn acknowledge(
+        &self,
+        id: &str,
+        ack: &crate::store::Ack,
+    ) -> Result<Option<crate::store::Ack>, StoreError> {
+        incidents::acknowledge(self, id, ack)
+    }
+
+    fn acknowledgements(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::BTreeMap<String, crate::store::Ack>, StoreError> {
+        incidents::acknowledgements(self, ids)
     }
 
     fn postpone_delivery(&self, delivery: i64, until: Millis) -> Result<(), StoreError> {

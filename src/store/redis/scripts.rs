@@ -510,6 +510,16 @@ end
 return 1
 ";
 
+/// Records an incident's acknowledgement unless it has one; returns the
+/// one kept, or false for no such incident.
+///
+/// KEYS: incident, acks. ARGV: the incident id, the acknowledgement (JSON).
+pub const ACKNOWLEDGE: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[2], ARGV[1])
+";
+
 /// Records when a group was last sent, keeping the latest.
 ///
 /// KEYS: group_sent. ARGV: target NUL key, the time.
@@ -560,7 +570,7 @@ return revived
 /// Deletes resolved incidents that ended before a time and have no
 /// delivery waiting, with their hook calls. Returns how many.
 ///
-/// KEYS: resolved, incident, calls, pending. ARGV: the time.
+/// KEYS: resolved, incident, calls, pending, acks. ARGV: the time.
 pub const DELETE_INCIDENTS: &str = r"
 local deleted = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])) do
@@ -568,6 +578,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
     redis.call('HDEL', KEYS[3], id)
+    redis.call('HDEL', KEYS[5], id)
     deleted = deleted + 1
   end
 end
@@ -596,6 +607,7 @@ pub struct Scripts {
     pub hold: Script,
     pub release_held: Script,
     pub group_sent: Script,
+    pub acknowledge: Script,
 }
 
 impl Scripts {
@@ -620,6 +632,7 @@ impl Scripts {
             hold: Script::new(HOLD),
             release_held: Script::new(RELEASE_HELD),
             group_sent: Script::new(GROUP_SENT),
+            acknowledge: Script::new(ACKNOWLEDGE),
         }
     }
 }

@@ -115,6 +115,10 @@ CREATE TABLE IF NOT EXISTS lease (
     token INTEGER NOT NULL,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS acks (
+    incident_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS groups_sent (
     target TEXT NOT NULL,
     key TEXT NOT NULL,

@@ -15,9 +15,9 @@ use crate::silence::Silence;
 use crate::store::RollupQuery;
 use crate::store::rollup::{Point, Step};
 use crate::store::{
-    Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen, IncidentDetail,
-    IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor, SampleStore,
-    SampleVisitor, Sessions, SilenceStore, StoreError, Undelivered,
+    Ack, Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen,
+    IncidentDetail, IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor,
+    SampleStore, SampleVisitor, Sessions, SilenceStore, StoreError, Undelivered,
 };
 
 /// The time on this machine's clock, in ms since the epoch: what the lease
@@ -780,6 +780,49 @@ impl IncidentLog for SqliteStore {
         })
     }
 
+    fn acknowledge(&self, id: &str, ack: &Ack) -> Result<Option<Ack>, StoreError> {
+        let data = serde_json::to_string(ack)
+            .map_err(|error| StoreError::Corrupt(format!("an acknowledgement: {error}")))?;
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            let known: bool = transaction
+                .prepare_cached("SELECT 1 FROM incidents WHERE id = ?1")?
+                .exists([id])?;
+            if !known {
+                return Ok(None);
+            }
+            transaction.execute(
+                "INSERT INTO acks (incident_id, data) VALUES (?1, ?2) \
+                 ON CONFLICT (incident_id) DO NOTHING",
+                [id, &data],
+            )?;
+            let kept: String = transaction.query_row(
+                "SELECT data FROM acks WHERE incident_id = ?1",
+                [id],
+                |row| row.get(0),
+            )?;
+            transaction.commit()?;
+            let ack = serde_json::from_str(&kept)
+                .map_err(|error| StoreError::Corrupt(format!("an acknowledgement: {error}")))?;
+            Ok(Some(ack))
+        })
+    }
+
+    fn acknowledgements(&self, ids: &[&str]) -> Result<BTreeMap<String, Ack>, StoreError> {
+        self.read(|connection| {
+            let mut query =
+                connection.prepare_cached("SELECT data FROM acks WHERE incident_id = ?1")?;
+            let mut found = BTreeMap::new();
+            for id in ids {
+                let data: Option<String> = query.query_row([id], |row| row.get(0)).optional()?;
+                if let Some(ack) = data.and_then(|data| serde_json::from_str(&data).ok()) {
+                    found.insert(id.to_string(), ack);
+                }
+            }
+            Ok(found)
+        })
+    }
+
     fn delete_incidents_resolved_before(&self, before: Millis) -> Result<u64, StoreError> {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
@@ -788,6 +831,13 @@ impl IncidentLog for SqliteStore {
             transaction.execute(
                 &format!(
                     "DELETE FROM hook_calls WHERE incident_id IN \
+                 (SELECT id FROM incidents WHERE {condition})"
+                ),
+                [before],
+            )?;
+            transaction.execute(
+                &format!(
+                    "DELETE FROM acks WHERE incident_id IN \
                  (SELECT id FROM incidents WHERE {condition})"
                 ),
                 [before],
