@@ -902,6 +902,7 @@ async fn a_token_asks_for_sign_in_and_thousands_of_incidents_page() {
         let claim = Claim {
             node: "seed",
             lasts: 86_400_000,
+            skip: &[],
         };
         let delivery = &store.claim_deliveries(now(), &claim, 10).unwrap()[0];
         let call = HookCall {

@@ -544,3 +544,52 @@ fn the_silences_page_makes_lists_and_ends_silences() {
         1
     );
 }
+
+/// An opening a silence held, then sent and failing, is tried again as any
+/// delivery is when its incident resolves meanwhile: once called, it is no
+/// longer "held", and its resolution follows it.
+#[test]
+fn a_held_opening_that_fails_once_sent_is_tried_again_and_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    receiver.plan("ops", &[(503, None), (503, None)]);
+    let alertd = Alertd::start(dir.path(), &config(address));
+    let (status, answer) = alertd.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"host": "web-1"}, "duration": "1h"}).to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    push(&alertd, "web-1", 50.0);
+    wait_for("web-1's opening held", 10, || {
+        let active = alertd.active();
+        let incident = active.first()?["id"].as_str()?.to_string();
+        let view = alertd.get_json(&format!("/api/v1/incidents/{incident}"));
+        (view["pendingHooks"][0]["heldBy"] == id.as_str()).then_some(())
+    });
+    assert_eq!(alertd.delete(&format!("/api/v1/silences/{id}")).0, 200);
+    wait_for("the first try of web-1's opening", 10, || {
+        (!receiver.got("ops").is_empty()).then_some(())
+    });
+    push(&alertd, "web-1", 1.0);
+    wait_for("web-1's resolution, after its opening", 20, || {
+        events(&receiver, "ops")
+            .contains(&"resolved web-1".to_string())
+            .then_some(())
+    });
+    let ops = events(&receiver, "ops");
+    assert_eq!(
+        ops,
+        [
+            "opened web-1",
+            "opened web-1",
+            "opened web-1",
+            "resolved web-1"
+        ],
+        "two failed tries, then the opening, then the resolution"
+    );
+}

@@ -50,6 +50,7 @@ impl Lead for dyn Store + '_ {
             &Claim {
                 node: "caller",
                 lasts: 600_000,
+                skip: &[],
             },
             limit,
         )
@@ -949,6 +950,7 @@ pub fn a_target_s_deliveries_are_claimed_together_and_postponed(store: &dyn Stor
     let claim = Claim {
         node: "n1",
         lasts: 60_000,
+        skip: &[],
     };
     // Every due one of the target, but the resolution behind its opening.
     let ops = store.claim_target("notify:ops", 1000, &claim).unwrap();
@@ -961,6 +963,7 @@ pub fn a_target_s_deliveries_are_claimed_together_and_postponed(store: &dyn Stor
     let other = Claim {
         node: "n2",
         lasts: 60_000,
+        skip: &[],
     };
     assert!(
         store
@@ -1622,7 +1625,11 @@ pub fn one_delivery_is_claimed_by_one_node_at_a_time(nodes: [&dyn Store; 2]) {
             .unwrap()
             .as_millis() as i64
     };
-    let by = |node, lasts| Claim { node, lasts };
+    let by = |node, lasts| Claim {
+        node,
+        lasts,
+        skip: &[],
+    };
     let start = wall();
     let claimed = x.claim_deliveries(start, &by("x", 400), 10).unwrap();
     assert_eq!(claimed.len(), 1, "the resolution waits behind the opening");
@@ -1905,6 +1912,7 @@ pub fn claims_take_at_most_so_many_per_target(store: &dyn Store) {
     let claim = Claim {
         node: "x",
         lasts: 600_000,
+        skip: &[],
     };
     let first = store.claim_deliveries(1000, &claim, 2).unwrap();
     let of = |deliveries: &[Delivery]| -> Vec<(String, String)> {

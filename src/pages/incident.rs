@@ -147,7 +147,7 @@ pub(super) async fn detail(
                                             } @else if let Some(ahead) = ahead {
                                                 td data-label="Waits for" { "the " (ahead.event) " call to this hook, first" }
                                             } @else if let Some(silences) = delivery.held_by.as_deref().filter(|_| delivery.next_attempt > now) {
-                                                td.time data-label="Waits for" { "silence " code { (silences) } " to end, " (format::time(delivery.next_attempt)) " UTC" }
+                                                td.time data-label="Waits for" { "silence " code { (silences) } " to end (looked at again " (format::time(delivery.next_attempt)) " UTC)" }
                                             } @else {
                                                 td.time data-label="Waits for" { "its next attempt, " (format::time(delivery.next_attempt)) " UTC" }
                                             }

@@ -31,6 +31,9 @@ use crate::store::{Delivery, HookCall};
 /// How long a claim outlasts the longest a call may take: past it, another
 /// node may claim the delivery.
 pub(super) const CLAIM_MARGIN: i64 = 10_000;
+/// The longest a silence holds a delivery before it is looked at again, in
+/// ms.
+const RECHECK: i64 = 60_000;
 /// The longest the dispatcher sleeps without looking at the outbox, in ms.
 const IDLE: i64 = 60_000;
 /// How long to wait before reading the outbox again after a failed read.
@@ -62,8 +65,20 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
         let store = service.store.clone();
         let node = service.host_name().to_string();
         let lasts = timeout + CLAIM_MARGIN;
+        // Grouped messages are the leader's to send: a node that does not
+        // lead leaves their deliveries alone.
+        let grouped = grouped_targets(&service);
+        let leads = !service.topology.others_may_lead() || service.is_leading();
+        let skip: Vec<String> = match leads {
+            true => Vec::new(),
+            false => grouped.iter().cloned().collect(),
+        };
         let due = tokio::task::spawn_blocking(move || {
-            let claim = crate::store::Claim { node: &node, lasts };
+            let claim = crate::store::Claim {
+                node: &node,
+                lasts,
+                skip: &skip,
+            };
             let due = store.claim_deliveries(now, &claim, per_target)?;
             let next = store.next_delivery_time()?;
             let pending = store.pending_deliveries()?;
@@ -76,7 +91,6 @@ pub(super) async fn dispatcher(service: Arc<Service>, mut stop: watch::Receiver<
                     info!(failures, lasted = ?lasted, "the outbox can be read again");
                 }
                 service.metrics.pending_deliveries(pending);
-                let grouped = grouped_targets(&service);
                 let new = slots_free(due, calling.values(), per_target);
                 let mut spawned = false;
                 for delivery in new {
@@ -271,11 +285,11 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
             incident.end_time.unwrap_or(incident.start_time)
         }
     };
-    // A delivery a silence held back counts from its first call: waiting
-    // for a silence to end is not failing.
-    let since = match (&delivery.held_by, called.succeeded) {
-        (Some(_), false) => first_call(service, &delivery).await.unwrap_or(started),
-        _ => since,
+    // Giving up counts from the first call, not from a transition a silence
+    // held back: waiting for a silence to end is not failing.
+    let since = match called.succeeded {
+        false => since.max(first_call(service, &delivery).await.unwrap_or(started)),
+        true => since,
     };
     let give_up_at = since.saturating_add(service.read_config(|c| c.hooks.give_up_after));
     let then = then(&called, now, give_up_at, backoff_at());
@@ -343,7 +357,7 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
 
 /// When the first call of `delivery` (its target and event) was made, as
 /// its incident's calls say; `None` for none, or a store that cannot say.
-async fn first_call(service: &Arc<Service>, delivery: &Delivery) -> Option<Millis> {
+pub(super) async fn first_call(service: &Arc<Service>, delivery: &Delivery) -> Option<Millis> {
     let store = service.store.clone();
     let (id, target, kind) = (
         delivery.incident.id.clone(),
@@ -377,16 +391,28 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
             .collect()
     });
     let decided = tokio::task::spawn_blocking(move || {
-        let decision = super::silencing::decision(store.as_ref(), &asked, now, windows)?;
+        let decision = match super::silencing::decision(store.as_ref(), &asked, now, windows) {
+            Ok(decision) => decision,
+            Err(error) => {
+                // Paging is better than holding a delivery back on a
+                // silence that cannot be read.
+                warn!(%error, id = asked.incident.id, "cannot tell whether a silence matches: sent");
+                return Ok((Decision::Send, 0));
+            }
+        };
         match &decision {
             Decision::Send => {}
-            Decision::Hold { until, by } => store.hold_delivery(asked.id, *until, by)?,
+            // Looked at again at least every minute: a silence ended early
+            // while this one was decided is not waited for to its end.
+            Decision::Hold { until, by } => {
+                store.hold_delivery(asked.id, (*until).min(now.saturating_add(RECHECK)), by)?
+            }
             Decision::Drop { why } => {
-                let record = HookCall {
-                    incident_id: asked.incident.id.clone(),
-                    target: asked.target.clone(),
-                    kind: asked.kind,
-                    attempt: asked.attempts,
+                let record = |delivery: &Delivery, why: &str| HookCall {
+                    incident_id: delivery.incident.id.clone(),
+                    target: delivery.target.clone(),
+                    kind: delivery.kind,
+                    attempt: delivery.attempts,
                     started: now,
                     duration_ms: 0,
                     outcome: format!("{NOT_SENT}{why}"),
@@ -394,10 +420,22 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
                     stdout: String::new(),
                     stderr: String::new(),
                 };
-                store.finish_delivery(asked.id, &record, None)?;
+                let mut dropped = vec![(asked.id, record(&asked, why))];
+                if asked.kind == crate::incident::TransitionKind::Opened {
+                    // An opening not sent takes the resolution behind it
+                    // along, in the same step.
+                    let behind = store.incident(&asked.incident.id)?.into_iter().flat_map(|d| d.pending);
+                    dropped.extend(
+                        behind
+                            .filter(|later| later.target == asked.target && later.id > asked.id)
+                            .map(|later| (later.id, record(&later, "its opening was not sent"))),
+                    );
+                }
+                store.finish_deliveries(&dropped, None)?;
+                return Ok((decision, dropped.len() as u64));
             }
         }
-        Ok::<_, crate::store::StoreError>(decision)
+        Ok::<_, crate::store::StoreError>((decision, 0))
     })
     .await;
     let (target, event, id) = (
@@ -406,8 +444,8 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
         &delivery.incident.id,
     );
     match decided {
-        Ok(Ok(Decision::Send)) => true,
-        Ok(Ok(Decision::Hold { until, by })) => {
+        Ok(Ok((Decision::Send, _))) => true,
+        Ok(Ok((Decision::Hold { until, by }, _))) => {
             info!(
                 target,
                 event,
@@ -416,12 +454,12 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
                 silences = by,
                 "delivery held by silences"
             );
-            service.metrics.delivery_silenced("held");
+            service.metrics.delivery_silenced("held", 1);
             false
         }
-        Ok(Ok(Decision::Drop { why })) => {
+        Ok(Ok((Decision::Drop { why }, dropped))) => {
             info!(target, event, id, why, "delivery not sent");
-            service.metrics.delivery_silenced("dropped");
+            service.metrics.delivery_silenced("dropped", dropped);
             false
         }
         Ok(Err(error)) => {

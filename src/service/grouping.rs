@@ -16,12 +16,17 @@ use sha2::Digest;
 use tracing::{error, info, warn};
 
 use super::Service;
-use super::dispatch::{Backoff, CLAIM_MARGIN, Then, then, unsilenced};
+use super::dispatch::{Backoff, CLAIM_MARGIN, Then, first_call, then, unsilenced};
 use crate::config::notify::Grouping;
 use crate::duration::Millis;
 use crate::incident::{Incident, TransitionKind};
 use crate::notify::{Event, GroupNotification, TargetId};
+use crate::silence::{Silence, silencing};
 use crate::store::{Claim, Delivery, HookCall, StoreError};
+
+/// The most open incidents a group's message lists (its counts count
+/// them all).
+const MOST_FIRING: usize = 1_000;
 
 /// The time of a delivery's transition.
 fn transition_time(delivery: &Delivery) -> Millis {
@@ -65,62 +70,66 @@ fn message_id(target: &str, key: &str, deliveries: &[Delivery]) -> String {
 }
 
 /// Sends what is due of `target`'s groups, and postpones the rest to when
-/// it is due.
+/// it is due. After a failure, waits a second: the deliveries it leaves
+/// stay claimed and due, and are not to be taken again at once.
 pub(super) async fn send_groups(service: Arc<Service>, target: String, backoff: Backoff) {
-    let Some(grouping) = service.read_config(|config| {
-        let found = config.alerting.notify.iter();
-        found
-            .filter(|configured| {
-                TargetId::Configured(configured.name.clone()).to_string() == target
-            })
-            .find_map(|configured| configured.group.clone())
-    }) else {
-        return;
+    if !send_due_groups(&service, &target, backoff).await {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// [`send_groups`]; false when something failed.
+async fn send_due_groups(service: &Arc<Service>, target: &str, backoff: Backoff) -> bool {
+    let found = service.read_config(|config| {
+        let mut configured = config.alerting.notify.iter();
+        configured
+            .find(|configured| TargetId::Configured(configured.name.clone()).to_string() == target)
+            .and_then(|configured| Some((configured.group.clone()?, configured.rules.clone())))
+    });
+    let Some((grouping, rules)) = found else {
+        return false;
     };
     let now = service.now();
     let timeout = service.read_config(|config| config.hooks.timeout);
     let (store, node, name) = (
         service.store.clone(),
         service.host_name().to_string(),
-        target.clone(),
+        target.to_string(),
     );
     let claimed = tokio::task::spawn_blocking(move || {
         let claim = Claim {
             node: &node,
             lasts: timeout + CLAIM_MARGIN,
+            skip: &[],
         };
-        store.claim_target(&name, now, &claim)
+        let claimed = store.claim_target(&name, now, &claim)?;
+        Ok::<_, StoreError>((claimed, store.silences()?))
     })
     .await;
-    let claimed = match claimed {
+    let (claimed, stored) = match claimed {
         Ok(Ok(claimed)) => claimed,
         Ok(Err(error)) => {
             error!(%error, target, "cannot claim a grouped target's deliveries");
-            return;
+            return false;
         }
         Err(error) => {
             error!(%error, "claiming a grouped target's deliveries panicked");
-            return;
+            return false;
         }
     };
     // Silences first: what they hold or drop is in no message. Without a
     // silence or window, and nothing held before, nothing to ask.
-    let quiet = {
-        let windows_on = service.read_config(|config| {
-            let mut windows = config.alerting.maintenance.iter();
-            windows.any(|window| window.active_until(now).is_some())
-        });
-        let read = service.store.clone();
-        let none_stored = tokio::task::spawn_blocking(move || read.silences())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .is_some_and(|silences| silences.is_empty());
-        !windows_on && none_stored && claimed.iter().all(|d| d.held_by.is_none())
-    };
+    let mut silences: Vec<Silence> = service.read_config(|config| {
+        let windows = config.alerting.maintenance.iter();
+        windows
+            .filter_map(|window| window.as_silence(now))
+            .collect()
+    });
+    silences.extend(stored);
+    let quiet = silences.is_empty() && claimed.iter().all(|d| d.held_by.is_none());
     let mut groups: BTreeMap<String, (BTreeMap<String, String>, Vec<Delivery>)> = BTreeMap::new();
     for delivery in claimed {
-        if !quiet && !unsilenced(&service, &delivery).await {
+        if !quiet && !unsilenced(service, &delivery).await {
             continue;
         }
         let group = grouping.group_of(&delivery.incident);
@@ -131,73 +140,95 @@ pub(super) async fn send_groups(service: Arc<Service>, target: String, backoff: 
             .1
             .push(delivery);
     }
+    let mut fine = true;
     for (key, (group, deliveries)) in groups {
-        if let Err(error) = send_group(
-            &service,
-            &target,
-            &grouping,
-            (&key, &group),
-            deliveries,
-            &backoff,
-        )
-        .await
-        {
+        let said = Said {
+            group: (&key, &group),
+            rules: rules.as_deref(),
+            silences: &silences,
+        };
+        let sent = send_group(service, target, &grouping, said, deliveries, &backoff).await;
+        if let Err(error) = sent {
             error!(%error, target, group = key, "a group's message could not be recorded: it is sent again");
+            fine = false;
         }
     }
+    fine
+}
+
+/// What a group's message may say: its group, and of its open incidents
+/// those of the target's rules that no silence holds back.
+struct Said<'a> {
+    group: (&'a str, &'a BTreeMap<String, String>),
+    rules: Option<&'a [String]>,
+    silences: &'a [Silence],
+}
+
+/// Postpones `deliveries` to `until`.
+async fn postpone(
+    service: &Service,
+    deliveries: &[Delivery],
+    until: Millis,
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = deliveries.iter().map(|delivery| delivery.id).collect();
+    let store = service.store.clone();
+    tokio::task::spawn_blocking(move || {
+        ids.iter()
+            .try_for_each(|id| store.postpone_delivery(*id, until))
+    })
+    .await
+    .map_err(|error| StoreError::Corrupt(error.to_string()))?
 }
 
 async fn send_group(
     service: &Arc<Service>,
     target: &str,
     grouping: &Grouping,
-    (key, group): (&str, &BTreeMap<String, String>),
+    said: Said<'_>,
     deliveries: Vec<Delivery>,
     backoff: &Backoff,
 ) -> Result<(), StoreError> {
+    let (key, group) = said.group;
     let now = service.now();
     let store = service.store.clone();
     let first = deliveries.iter().map(transition_time).min().unwrap_or(now);
     let (asked_target, asked_key) = (target.to_string(), key.to_string());
     let read = store.clone();
-    let (last_sent, open) = tokio::task::spawn_blocking(move || {
-        let last = read.group_sent(&asked_target, &asked_key)?;
-        let open = read.incidents(now, now)?.active;
-        Ok::<_, StoreError>((last, open))
-    })
-    .await
-    .map_err(|error| StoreError::Corrupt(error.to_string()))??;
-    let due = due_at(grouping, first, last_sent);
-    if now < due {
-        let ids: Vec<i64> = deliveries.iter().map(|delivery| delivery.id).collect();
-        let postpone = store.clone();
-        tokio::task::spawn_blocking(move || {
-            ids.iter()
-                .try_for_each(|id| postpone.postpone_delivery(*id, due))
-        })
+    let last_sent = tokio::task::spawn_blocking(move || read.group_sent(&asked_target, &asked_key))
         .await
         .map_err(|error| StoreError::Corrupt(error.to_string()))??;
-        return Ok(());
+    let due = due_at(grouping, first, last_sent);
+    if now < due {
+        return postpone(service, &deliveries, due).await;
     }
+    let read = store.clone();
+    let open = tokio::task::spawn_blocking(move || read.incidents(now, now))
+        .await
+        .map_err(|error| StoreError::Corrupt(error.to_string()))??
+        .active;
     let firing: Vec<Incident> = open
         .into_iter()
         .filter(|incident| grouping.group_of(incident) == *group)
+        .filter(|incident| {
+            said.rules
+                .is_none_or(|rules| rules.iter().any(|rule| **rule == *incident.rule_name))
+        })
+        .filter(|incident| silencing(said.silences, incident, now).next().is_none())
+        .take(MOST_FIRING)
         .collect();
     let config = service.config();
-    let notifier = match service.dispatch.notifiers.notifier_for(
-        &TargetId::Configured(target.strip_prefix("notify:").unwrap_or(target).to_string()),
-        &config,
-        &service.hook_dir(),
-    ) {
-        Ok(notifier) => notifier,
-        Err(why) => {
-            warn!(
-                target,
-                why, "a grouped target is missing: tried again later"
-            );
-            return Ok(());
-        }
-    };
+    let named = TargetId::Configured(target.strip_prefix("notify:").unwrap_or(target).to_string());
+    let notifier =
+        match (service.dispatch.notifiers).notifier_for(&named, &config, &service.hook_dir()) {
+            Ok(notifier) => notifier,
+            Err(why) => {
+                warn!(
+                    target,
+                    why, "a grouped target is missing: tried again in a minute"
+                );
+                return postpone(service, &deliveries, now.saturating_add(60_000)).await;
+            }
+        };
     let notification = GroupNotification {
         group,
         key,
@@ -223,8 +254,14 @@ async fn send_group(
         .max()
         .unwrap_or(0)
         + 1;
+    // Giving up counts from the message's first try: a transition may
+    // have waited long for its group, or for a silence to end.
+    let since = match deliveries.iter().find(|delivery| delivery.attempts > 0) {
+        Some(tried) => first_call(service, tried).await.unwrap_or(started),
+        None => started,
+    };
     let give_up_after = service.read_config(|config| config.hooks.give_up_after);
-    let give_up_at = first.saturating_add(give_up_after);
+    let give_up_at = since.saturating_add(give_up_after);
     let backoff_at = now + backoff.jittered(attempt).as_millis() as i64;
     let next = then(&called, now, give_up_at, backoff_at);
     let (opened, resolved) =

@@ -125,10 +125,10 @@ impl Metrics {
     }
 
     /// A silence held a delivery back (`held`) or it was not sent at all.
-    pub fn delivery_silenced(&self, what: &str) {
+    pub fn delivery_silenced(&self, what: &str, count: u64) {
         match what {
-            "held" => self.deliveries_held.fetch_add(1, Relaxed),
-            _ => self.deliveries_not_sent.fetch_add(1, Relaxed),
+            "held" => self.deliveries_held.fetch_add(count, Relaxed),
+            _ => self.deliveries_not_sent.fetch_add(count, Relaxed),
         };
     }
 

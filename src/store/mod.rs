@@ -216,6 +216,9 @@ pub struct NodeStatus {
 pub struct Claim<'a> {
     /// The claiming node.
     pub node: &'a str,
+    /// Targets whose deliveries are not claimed (a grouped target's, on a
+    /// node that does not lead: the leader sends grouped messages).
+    pub skip: &'a [String],
     /// How long the claim holds, in ms, on the store's clock: after it
     /// another node may claim what this one claimed and has not finished.
     /// A shared store counts it on its own clock (Redis `TIME`), so that no

@@ -377,7 +377,9 @@ pub(super) fn claim_deliveries(
         .arg(now)
         .arg(claim.node)
         .arg(claim.lasts)
-        .arg(per_target);
+        .arg(per_target)
+        .arg("")
+        .arg(claim.skip.join("\n"));
     let claimed: Vec<i64> = store.invoke(invocation)?;
     deliveries(store, claimed)
 }

@@ -395,8 +395,9 @@ return {'ok'}
 ///
 /// KEYS: outbox_ids, outbox_key, outbox_next, claims, outbox_dead.
 /// ARGV: now (the caller's clock), node, how long the claim lasts (ms),
-/// the most to claim per target, and optionally the one target to claim
-/// for (empty or absent: every target).
+/// the most to claim per target, optionally the one target to claim for
+/// (empty or absent: every target), and the targets not to claim for (one
+/// per line).
 /// Returns the claimed deliveries' ids. Dead deliveries are not claimed,
 /// and hold back the later ones of their incident and target.
 pub const CLAIM: &str = r"
@@ -405,6 +406,8 @@ local time = redis.call('TIME')
 local clock = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local now, node, per_target = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[4])
 local only = ARGV[5] or ''
+local skip = {}
+for name in string.gmatch(ARGV[6] or '', '[^\n]+') do skip[name] = true end
 local till = string.format('%d', clock + tonumber(ARGV[3]))
 local claimed, seen, taken = {}, {}, {}
 if per_target == 0 then return claimed end
@@ -413,7 +416,7 @@ for _, d in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local target = string.sub(key, string.find(key, '\0', 1, true) + 1)
   if not seen[key] then
     seen[key] = true
-    if (only == '' or only == target) and (taken[target] or 0) < per_target
+    if (only == '' or only == target) and not skip[target] and (taken[target] or 0) < per_target
         and redis.call('HEXISTS', KEYS[5], d) == 0
         and tonumber(redis.call('HGET', KEYS[3], d)) <= now then
       local claim = redis.call('HGET', KEYS[4], d)
@@ -474,6 +477,8 @@ if calls then calls = calls .. '\n' .. ARGV[3] else calls = ARGV[3] end
 redis.call('HSET', KEYS[1], id, calls)
 redis.call('HDEL', KEYS[7], d)
 if redis.call('HEXISTS', KEYS[2], d) == 1 then
+  -- Called: no longer held by a silence.
+  redis.call('HDEL', KEYS[10], d)
   if ARGV[4] == 'dead' then
     redis.call('HINCRBY', KEYS[5], d, 1)
     redis.call('HSET', KEYS[9], d, 1)

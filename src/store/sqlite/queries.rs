@@ -535,11 +535,13 @@ impl IncidentLog for SqliteStore {
                     "SELECT {DELIVERY_COLUMNS} FROM (SELECT o.*, ROW_NUMBER() OVER \
                      (PARTITION BY target ORDER BY id) AS place FROM outbox o \
                      WHERE next_attempt <= ?1 AND dead = 0 AND {UNBLOCKED} \
+                     AND target NOT IN (SELECT value FROM json_each(?4)) \
                      AND NOT EXISTS (SELECT 1 FROM claims c WHERE c.delivery = o.id \
                      AND c.node != ?2 AND c.until > ?1)) WHERE place <= ?3 ORDER BY id"
                 ))?;
                 let per_target = i64::try_from(per_target).unwrap_or(i64::MAX);
-                let rows = query.query_map(params![now, claim.node, per_target], delivery)?;
+                let skip = serde_json::to_string(claim.skip).unwrap_or_else(|_| "[]".into());
+                let rows = query.query_map(params![now, claim.node, per_target, skip], delivery)?;
                 rows.collect::<Result<_, _>>()?
             };
             {
@@ -587,7 +589,8 @@ impl IncidentLog for SqliteStore {
             match retry_at {
                 None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
                 Some(at) => transaction.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 WHERE id = ?1",
+                    "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, held_by = NULL \
+                     WHERE id = ?1",
                     [delivery, at],
                 )?,
             };
@@ -602,7 +605,7 @@ impl IncidentLog for SqliteStore {
             insert_call(&transaction, call)?;
             transaction.execute("DELETE FROM claims WHERE delivery = ?1", [delivery])?;
             transaction.execute(
-                "UPDATE outbox SET dead = 1, attempts = attempts + 1 WHERE id = ?1",
+                "UPDATE outbox SET dead = 1, attempts = attempts + 1, held_by = NULL WHERE id = ?1",
                 [delivery],
             )?;
             transaction.commit()?;
@@ -686,8 +689,8 @@ impl IncidentLog for SqliteStore {
                 match retry_at {
                     None => transaction.execute("DELETE FROM outbox WHERE id = ?1", [delivery])?,
                     Some(at) => transaction.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2 \
-                         WHERE id = ?1",
+                        "UPDATE outbox SET attempts = attempts + 1, next_attempt = ?2, \
+                         held_by = NULL WHERE id = ?1",
                         [*delivery, at],
                     )?,
                 };
