@@ -77,10 +77,12 @@ impl Queries<'_> {
         let Some(detail) = self.service.store().incident(id)? else {
             return Ok(None);
         };
+        let acknowledged = self.service.store().acknowledgements(&[id])?.remove(id);
         Ok(Some(IncidentView {
             pending_hooks: detail.pending.iter().map(PendingView::from).collect(),
             incident: detail.incident,
             hook_calls: detail.calls,
+            acknowledged,
         }))
     }
 

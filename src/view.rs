@@ -157,6 +157,8 @@ pub struct IncidentView {
     pub incident: Incident,
     pub hook_calls: Vec<HookCall>,
     pub pending_hooks: Vec<PendingView>,
+    /// Who said they handle it, when, and why (`null` for no one yet).
+    pub acknowledged: Option<crate::store::Ack>,
 }
 
 /// A delivery not made yet.

@@ -593,3 +593,81 @@ fn a_held_opening_that_fails_once_sent_is_tried_again_and_followed() {
         "two failed tries, then the opening, then the resolution"
     );
 }
+
+/// `POST /api/v1/incidents/{id}/ack` and the incident page's button: who
+/// handles an open incident, the first one kept; bad input said.
+#[test]
+fn an_open_incident_is_acknowledged_through_the_api_or_its_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_receiver, address) = start_receiver();
+    let alertd = Alertd::start(dir.path(), &config(address));
+    push(&alertd, "web-1", 50.0);
+    push(&alertd, "web-2", 50.0);
+    let active = wait_for("two open incidents", 10, || {
+        let active = alertd.active();
+        (active.len() == 2).then_some(active)
+    });
+    let id_of = |host: &str| {
+        active
+            .iter()
+            .find(|incident| incident["hostName"] == host)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (web1, web2) = (id_of("web-1"), id_of("web-2"));
+    let ack = |id: &str, body: Value| {
+        alertd.post(
+            &format!("/api/v1/incidents/{id}/ack"),
+            "application/json",
+            body.to_string(),
+        )
+    };
+    let (status, answer) = ack(&web1, json!({"by": "ana", "comment": "on it"}));
+    assert_eq!(status, 200, "{answer}");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["acknowledged"]["by"], "ana");
+    let (status, answer) = ack(&web1, json!({"by": "bob"}));
+    assert_eq!(status, 200);
+    assert!(answer.contains("\"ana\""), "the first one stays: {answer}");
+    let view = alertd.get_json(&format!("/api/v1/incidents/{web1}"));
+    assert_eq!(view["acknowledged"]["comment"], "on it");
+    for (id, body, status) in [
+        ("nope", json!({"by": "ana"}), 404),
+        (web2.as_str(), json!({"by": " "}), 400),
+        (web2.as_str(), json!({"who": "ana"}), 400),
+    ] {
+        assert_eq!(ack(id, body.clone()).0, status, "{id} {body}");
+    }
+    // The page: a form while nobody did, then who did.
+    let (_, page) = alertd.get(&format!("/incidents/{web2}"));
+    assert!(
+        page.contains(&format!(r#"action="/incidents/{web2}/ack""#)),
+        "{page}"
+    );
+    let (status, _) = alertd.post(
+        &format!("/incidents/{web2}/ack"),
+        "application/x-www-form-urlencoded",
+        "by=carl&comment=looking",
+    );
+    assert!(status == 200 || status == 303, "{status}");
+    let (_, page) = alertd.get(&format!("/incidents/{web2}"));
+    assert!(
+        page.contains("<b>carl</b>") && page.contains("looking"),
+        "{page}"
+    );
+    // Resolved: nothing to acknowledge.
+    push(&alertd, "web-1", 1.0);
+    wait_for("web-1 resolved", 10, || {
+        let view = alertd.get_json(&format!("/api/v1/incidents/{web1}"));
+        view["incident"]["endTime"].is_string().then_some(())
+    });
+    let resolved_id = web1.clone();
+    let (status, answer) = alertd.post(
+        &format!("/api/v1/incidents/{resolved_id}/ack"),
+        "application/json",
+        json!({"by": "dan"}).to_string(),
+    );
+    assert_eq!(status, 409, "{answer}");
+}

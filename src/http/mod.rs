@@ -37,6 +37,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/retry", post(retry_dead))
+        .route("/api/v1/incidents/{id}/ack", post(silences::acknowledge))
         .route("/api/v1/rules", get(rules))
         .route("/api/v1/hosts", get(hosts))
         .route("/api/v1/cluster", get(cluster))

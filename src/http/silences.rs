@@ -1,4 +1,5 @@
-//! `/api/v1/silences`: make, list and expire silences (docs/notifications.md).
+//! `/api/v1/silences`: make, list and expire silences; and
+//! `/api/v1/incidents/{id}/ack` (docs/notifications.md).
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::{ApiError, ApiResult};
-use crate::service::{Refused, Service};
+use crate::service::{NotAcknowledged, Refused, Service};
 use crate::silence::{NewSilence, Silence, State as SilenceState};
 
 /// A silence and where it stands now.
@@ -102,4 +103,47 @@ pub(super) async fn expire(
 
 fn no_silence(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id:?}"))
+}
+
+/// `POST /api/v1/incidents/{id}/ack`: `{"by": "ana", "comment": "on it"}`;
+/// answers the acknowledgement kept (the first one, if there was one).
+pub(super) async fn acknowledge(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Asked {
+        by: String,
+        #[serde(default)]
+        comment: String,
+    }
+    let body = body?;
+    let asked: Asked = serde_json::from_slice(&body)
+        .map_err(|error| ApiError::bad_request(format!("acknowledgement: {error}")))?;
+    let asked_id = id.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        service.acknowledge(&asked_id, &asked.by, &asked.comment)
+    })
+    .await?;
+    #[derive(Serialize)]
+    struct Acknowledged {
+        acknowledged: crate::store::Ack,
+    }
+    match done {
+        Ok(acknowledged) => Ok(axum::Json(Acknowledged { acknowledged }).into_response()),
+        Err(NotAcknowledged::Unknown) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no incident {id:?}"),
+        )),
+        Err(NotAcknowledged::Resolved) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("incident {id:?} is resolved: nothing to acknowledge"),
+        )),
+        Err(NotAcknowledged::Invalid(problem)) => {
+            Err(ApiError::bad_request(format!("acknowledgement: {problem}")))
+        }
+        Err(NotAcknowledged::Store(error)) => Err(error.into()),
+    }
 }

@@ -54,6 +54,22 @@ pub(super) async fn detail(
                             "Silence this rule on this host"
                         }
                     }
+                    dt { "Acknowledged" } dd {
+                        @if let Some(ack) = &detail.acknowledged {
+                            "by " b { (ack.by) } " at " (format::time(ack.at)) " UTC"
+                            @if !ack.comment.is_empty() { ": " (ack.comment) }
+                        } @else if incident.is_open() {
+                            form.inline method="post" action={ "/incidents/" (incident.id) "/ack" } {
+                                input type="text" name="by" placeholder="your name" required size="12";
+                                " "
+                                input type="text" name="comment" placeholder="comment" size="16";
+                                " "
+                                button type="submit" { "Acknowledge" }
+                            }
+                        } @else {
+                            "no"
+                        }
+                    }
                     dt { "Hooks" } dd {
                         (super::incidents::delivery_badge(delivery_state(&detail.pending_hooks)))
                         @if detail.pending_hooks.iter().any(|delivery| delivery.dead) {
@@ -270,4 +286,48 @@ fn delivery_state(pending: &[crate::view::PendingView]) -> Option<crate::store::
             (false, _) => Undelivered::Failing,
         })
         .max()
+}
+
+/// `POST /incidents/{id}/ack`: the form's acknowledgement.
+pub(super) async fn acknowledge(
+    State(service): State<Arc<Service>>,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<AckForm>,
+) -> Response {
+    use crate::service::NotAcknowledged;
+    let context = PageContext::new(service.clone());
+    let asked = id.clone();
+    let done =
+        tokio::task::spawn_blocking(move || service.acknowledge(&asked, &form.by, &form.comment))
+            .await;
+    let page = format!(
+        "/incidents/{}",
+        serde_urlencoded::to_string([("", &id)])
+            .unwrap_or_default()
+            .trim_start_matches('=')
+    );
+    match done {
+        Ok(Ok(_)) => axum::response::Redirect::to(&page).into_response(),
+        Ok(Err(NotAcknowledged::Unknown)) => context.error(super::PageError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("There is no incident {id:?}."),
+        }),
+        Ok(Err(NotAcknowledged::Resolved)) => context.error(super::PageError::bad_request(
+            "This incident is resolved: there is nothing to acknowledge.",
+        )),
+        Ok(Err(NotAcknowledged::Invalid(problem))) => context.error(super::PageError::bad_request(
+            format!("Not acknowledged: {problem}."),
+        )),
+        Ok(Err(NotAcknowledged::Store(error))) => context.error(super::PageError::from(error)),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// What the acknowledgement form sends.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct AckForm {
+    #[serde(default)]
+    by: String,
+    #[serde(default)]
+    comment: String,
 }

@@ -50,6 +50,10 @@ pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
             "/incidents/{id}/retry",
             axum::routing::post(incident::retry_dead),
         )
+        .route(
+            "/incidents/{id}/ack",
+            axum::routing::post(incident::acknowledge),
+        )
         .route("/monitoring", get(monitoring::page))
         .route("/rules", get(rules::page))
         .route("/silences", get(silences::page).post(silences::add))

@@ -79,7 +79,7 @@ pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use ingest::{HostLimit, HostLimitError};
 pub use leadership::{ClockCheck, ClusterRead};
 pub use metrics::Metrics;
-pub use silencing::Refused;
+pub use silencing::{NotAcknowledged, Refused};
 pub use topology::Topology;
 
 /// Why the service could not start or stopped with an error.

@@ -71,6 +71,61 @@ impl Service {
     }
 }
 
+/// Why an incident was not acknowledged.
+#[derive(Debug)]
+pub enum NotAcknowledged {
+    Unknown,
+    /// Resolved already: nobody needs to handle it.
+    Resolved,
+    /// What is wrong with what was asked.
+    Invalid(String),
+    Store(StoreError),
+}
+
+impl From<StoreError> for NotAcknowledged {
+    fn from(error: StoreError) -> Self {
+        NotAcknowledged::Store(error)
+    }
+}
+
+impl Service {
+    /// Records that `by` handles the open incident `id`; the
+    /// acknowledgement kept (the first one, if it had one). Blocking.
+    pub fn acknowledge(
+        &self,
+        id: &str,
+        by: &str,
+        comment: &str,
+    ) -> Result<crate::store::Ack, NotAcknowledged> {
+        let by = by.trim();
+        if by.is_empty() || by.len() > 200 {
+            return Err(NotAcknowledged::Invalid(
+                "by: who acknowledges, 1 to 200 bytes".to_string(),
+            ));
+        }
+        if comment.len() > 1_000 {
+            return Err(NotAcknowledged::Invalid(
+                "comment: longer than 1000 bytes".to_string(),
+            ));
+        }
+        let detail = self.store.incident(id)?.ok_or(NotAcknowledged::Unknown)?;
+        if !detail.incident.is_open() {
+            return Err(NotAcknowledged::Resolved);
+        }
+        let ack = crate::store::Ack {
+            by: by.to_string(),
+            comment: comment.trim().to_string(),
+            at: self.now(),
+        };
+        let kept = self
+            .store
+            .acknowledge(id, &ack)?
+            .ok_or(NotAcknowledged::Unknown)?;
+        info!(id, by = kept.by, "incident acknowledged");
+        Ok(kept)
+    }
+}
+
 /// What to do with `delivery`, due at `now`, given the stored silences and
 /// `windows` (the maintenance windows active now, as silences). Blocking.
 /// Reads the incident's calls only when a silence is stored or a window
