@@ -1656,3 +1656,60 @@ fn a_silence_made_on_one_node_holds_on_every_node() {
         "{view}"
     );
 }
+
+/// A grouped target in a cluster: the leader sends the group's message,
+/// once, whichever node took the samples; the other node leaves grouped
+/// deliveries alone.
+#[test]
+fn a_group_is_sent_once_by_the_cluster() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let (receiver, address) = support::receiver::start_receiver();
+    let mut config: Value = serde_json::from_str(&config(&redis.url(), "2s")).unwrap();
+    config["alerting"]["notify"] = json!([
+        {"name": "grouped", "type": "webhook", "url": format!("http://{address}/hook/grouped"),
+         "groupBy": ["rule"], "groupWait": "2s", "groupInterval": "1h"}
+    ]);
+    let config = config.to_string();
+    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
+        .iter()
+        .map(|name| {
+            Some(Alertd::start_node(
+                &node_dir(root.path(), name, &config, &calls),
+                name,
+            ))
+        })
+        .collect();
+    leader(&nodes);
+    let at = now();
+    let high: Vec<Value> = (0..10)
+        .map(|host| json!({"host": format!("web-{host}"), "ts": at, "metrics": {"x": 50}}))
+        .collect();
+    // Half through each node.
+    assert!(push(&nodes, 0, &Value::Array(high[..5].to_vec())));
+    assert!(push(&nodes, 1, &Value::Array(high[5..].to_vec())));
+    let message = wait_for("the group's message", 20, || {
+        receiver.got("grouped").first().cloned()
+    });
+    let body: Value = serde_json::from_str(&message.body).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let got = receiver.got("grouped");
+    let carried: usize = got
+        .iter()
+        .map(|got| {
+            let body: Value = serde_json::from_str(&got.body).unwrap();
+            body["events"].as_array().unwrap().len()
+        })
+        .sum();
+    assert_eq!(
+        carried,
+        10,
+        "every opening once: {} messages, first {body}",
+        got.len()
+    );
+    assert_eq!(got.len(), 1, "one message for the group");
+}
