@@ -701,6 +701,20 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     );
     browser.screenshot_for_docs("rules", 1280, "rules").await;
 
+    // The silences page, with one silence: its form and its list.
+    let (status, answer) = alertd.post(
+        "/api/v1/silences",
+        "application/json",
+        json!({"matchers": {"host": "web-*", "severity": "warning"}, "duration": "2h",
+               "comment": "deploying web", "createdBy": "ana"})
+        .to_string(),
+    );
+    assert_eq!(status, 201, "{answer}");
+    browser.goto(&format!("{base}/silences")).await;
+    browser
+        .screenshot_for_docs("silences", 1280, "silences")
+        .await;
+
     // A desktop, up to a wide screen: every chart fits its column, "now" included.
     for width in [1440, 1920, 2560] {
         browser.client.set_window_size(width, 900).await.unwrap();
@@ -726,7 +740,13 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
     // the window, and a chart too wide for its column opens at its newest end.
     for width in [1024, 360] {
         browser.client.set_window_size(width, 900).await.unwrap();
-        for page in ["/", incident_page.as_str(), "/monitoring", "/rules"] {
+        for page in [
+            "/",
+            incident_page.as_str(),
+            "/monitoring",
+            "/rules",
+            "/silences",
+        ] {
             browser.goto(&format!("{base}{page}")).await;
             assert!(
                 browser.fits_width().await,
@@ -746,6 +766,7 @@ async fn the_pages_show_incidents_metrics_and_rules_in_a_browser() {
         (incident_page.as_str(), "incident"),
         ("/monitoring", "monitoring"),
         ("/rules", "rules"),
+        ("/silences", "silences"),
     ] {
         browser.client.set_window_size(390, 844).await.unwrap();
         browser.goto(&format!("{base}{page}")).await;

@@ -47,6 +47,16 @@ fn events(receiver: &support::receiver::Receiver, name: &str) -> Vec<String> {
         .collect()
 }
 
+/// Makes a silence through the API; its id.
+fn add_silence(alertd: &Alertd, silence: Value) -> String {
+    let (status, answer) = alertd.post("/api/v1/silences", "application/json", silence.to_string());
+    assert_eq!(status, 201, "{answer}");
+    serde_json::from_str::<Value>(&answer).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn push(alertd: &Alertd, host: &str, x: f64) {
     let (status, body) = alertd.push(json!([{"host": host, "ts": now(), "metrics": {"x": x}}]));
     assert_eq!(status, 200, "{body}");
@@ -265,16 +275,10 @@ fn a_silence_and_what_it_holds_survive_a_kill() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, address) = start_receiver();
     let mut alertd = Alertd::start(dir.path(), &config(address));
-    let (status, answer) = alertd.post(
-        "/api/v1/silences",
-        "application/json",
-        json!({"matchers": {"host": "web-1"}, "duration": "1h"}).to_string(),
+    let id = add_silence(
+        &alertd,
+        json!({"matchers": {"host": "web-1"}, "duration": "1h"}),
     );
-    assert_eq!(status, 201, "{answer}");
-    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     push(&alertd, "web-1", 50.0);
     let incident = wait_for("web-1's opening held", 10, || {
         let active = alertd.active();
@@ -554,16 +558,10 @@ fn a_held_opening_that_fails_once_sent_is_tried_again_and_followed() {
     let (receiver, address) = start_receiver();
     receiver.plan("ops", &[(503, None), (503, None)]);
     let alertd = Alertd::start(dir.path(), &config(address));
-    let (status, answer) = alertd.post(
-        "/api/v1/silences",
-        "application/json",
-        json!({"matchers": {"host": "web-1"}, "duration": "1h"}).to_string(),
+    let id = add_silence(
+        &alertd,
+        json!({"matchers": {"host": "web-1"}, "duration": "1h"}),
     );
-    assert_eq!(status, 201, "{answer}");
-    let id = serde_json::from_str::<Value>(&answer).unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     push(&alertd, "web-1", 50.0);
     wait_for("web-1's opening held", 10, || {
         let active = alertd.active();

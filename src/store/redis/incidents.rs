@@ -363,6 +363,24 @@ pub(super) fn claim_deliveries(
     claim: &Claim<'_>,
     per_target: usize,
 ) -> Result<Vec<Delivery>, StoreError> {
+    claim_for(
+        store,
+        now,
+        claim,
+        i64::try_from(per_target).unwrap_or(i64::MAX),
+        "",
+    )
+}
+
+/// Runs `CLAIM`: at most `per_target` deliveries of each target (of `only`
+/// when not empty) but those `claim.skip` names.
+fn claim_for(
+    store: &RedisStore,
+    now: Millis,
+    claim: &Claim<'_>,
+    per_target: i64,
+    only: &str,
+) -> Result<Vec<Delivery>, StoreError> {
     let mut invocation = store.script(
         &SCRIPTS.claim,
         &[
@@ -378,7 +396,7 @@ pub(super) fn claim_deliveries(
         .arg(claim.node)
         .arg(claim.lasts)
         .arg(per_target)
-        .arg("")
+        .arg(only)
         .arg(claim.skip.join("\n"));
     let claimed: Vec<i64> = store.invoke(invocation)?;
     deliveries(store, claimed)
@@ -442,24 +460,7 @@ pub(super) fn claim_target(
     now: Millis,
     claim: &Claim<'_>,
 ) -> Result<Vec<Delivery>, StoreError> {
-    let mut invocation = store.script(
-        &SCRIPTS.claim,
-        &[
-            "outbox_ids",
-            "outbox_key",
-            "outbox_next",
-            "claims",
-            "outbox_dead",
-        ],
-    );
-    invocation
-        .arg(now)
-        .arg(claim.node)
-        .arg(claim.lasts)
-        .arg(i64::MAX)
-        .arg(target);
-    let claimed: Vec<i64> = store.invoke(invocation)?;
-    deliveries(store, claimed)
+    claim_for(store, now, claim, i64::MAX, target)
 }
 
 pub(super) fn group_sent(

@@ -155,6 +155,28 @@ fn insert_call(connection: &rusqlite::Connection, call: &HookCall) -> rusqlite::
     Ok(())
 }
 
+/// Claims `claimed` for `claim.node` until `now + claim.lasts`, in the
+/// caller's transaction.
+fn take_claims(
+    transaction: &rusqlite::Transaction<'_>,
+    claimed: &[Delivery],
+    claim: &Claim<'_>,
+    now: Millis,
+) -> rusqlite::Result<()> {
+    let mut take = transaction.prepare_cached(
+        "INSERT INTO claims (delivery, node, until) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (delivery) DO UPDATE SET node = excluded.node, until = excluded.until",
+    )?;
+    for delivery in claimed {
+        take.execute(params![
+            delivery.id,
+            claim.node,
+            now.saturating_add(claim.lasts)
+        ])?;
+    }
+    Ok(())
+}
+
 fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
         id: row.get(0)?,
@@ -544,20 +566,7 @@ impl IncidentLog for SqliteStore {
                 let rows = query.query_map(params![now, claim.node, per_target, skip], delivery)?;
                 rows.collect::<Result<_, _>>()?
             };
-            {
-                let mut take = transaction.prepare_cached(
-                    "INSERT INTO claims (delivery, node, until) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (delivery) DO UPDATE SET node = excluded.node, \
-                     until = excluded.until",
-                )?;
-                for delivery in &claimed {
-                    take.execute(params![
-                        delivery.id,
-                        claim.node,
-                        now.saturating_add(claim.lasts)
-                    ])?;
-                }
-            }
+            take_claims(&transaction, &claimed, claim, now)?;
             transaction.commit()?;
             Ok(claimed)
         })
@@ -657,20 +666,7 @@ impl IncidentLog for SqliteStore {
                 let rows = query.query_map(params![now, claim.node, target], delivery)?;
                 rows.collect::<Result<_, _>>()?
             };
-            {
-                let mut take = transaction.prepare_cached(
-                    "INSERT INTO claims (delivery, node, until) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (delivery) DO UPDATE SET node = excluded.node, \
-                     until = excluded.until",
-                )?;
-                for delivery in &claimed {
-                    take.execute(params![
-                        delivery.id,
-                        claim.node,
-                        now.saturating_add(claim.lasts)
-                    ])?;
-                }
-            }
+            take_claims(&transaction, &claimed, claim, now)?;
             transaction.commit()?;
             Ok(claimed)
         })
