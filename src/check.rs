@@ -31,6 +31,25 @@ pub fn summary(loaded: &Loaded, now: crate::duration::Millis) -> Vec<String> {
         if alerting.rules.len() == 1 { "" } else { "s" },
     )];
     lines.extend(alerting.rules.iter().map(|rule| format!("  {rule}")));
+    for target in &alerting.notify {
+        let group = match &target.group {
+            None => "one message per transition".to_string(),
+            Some(group) => format!(
+                "grouped by {}, waits {}, then at most every {}",
+                match group.by.is_empty() {
+                    true => "nothing (one group)".to_string(),
+                    false => group.by.join(", "),
+                },
+                HumanDuration(group.wait),
+                HumanDuration(group.interval),
+            ),
+        };
+        lines.push(format!(
+            "  notify {} ({}): {group}",
+            target.name,
+            target.type_name()
+        ));
+    }
     for window in &alerting.maintenance {
         let matchers = serde_json::to_string(&window.matchers).unwrap_or_default();
         let when = match (window.active_until(now), window.next_start(now)) {

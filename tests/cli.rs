@@ -662,3 +662,61 @@ fn replay_prints_what_rule_options_add() {
     assert_eq!(silent["at"], 50_000);
     assert_eq!(silent["incident"]["triggerValue"], Value::Null);
 }
+
+#[test]
+fn check_prints_targets_grouping_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, notify: serde_json::Value| {
+        let path = dir.path().join(name);
+        let config = serde_json::json!({
+            "alerting": {"enabled": true, "rules": [
+                {"name": "r", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"}
+            ], "notify": notify}
+        });
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    };
+    let good = write(
+        "good.json",
+        serde_json::json!([
+            {"name": "ops", "type": "webhook", "url": "http://127.0.0.1:1/x", "groupBy": ["rule"]},
+            {"name": "chat", "type": "slack", "url": "http://127.0.0.1:1/y",
+             "groupBy": [], "groupWait": "0s", "groupInterval": "10m"},
+            {"name": "pager", "type": "exec", "path": "/bin/true"}
+        ]),
+    );
+    let output = alertd(&["check", "--config", good.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    for line in [
+        "  notify ops (webhook): grouped by rule, waits 30s, then at most every 5m\n",
+        "  notify chat (slack): grouped by nothing (one group), waits 0s, then at most every 10m\n",
+        "  notify pager (exec): one message per transition\n",
+    ] {
+        assert!(stdout.contains(line), "{stdout}");
+    }
+    for (notify, problem) in [
+        (
+            serde_json::json!([{"type": "exec", "path": "/bin/true", "groupBy": ["rule"]}]),
+            "alerting.notify[0]: groupBy: only webhook and slack targets send grouped messages",
+        ),
+        (
+            serde_json::json!([{"type": "slack", "url": "http://a/b", "groupWait": "1s"}]),
+            "groupWait needs groupBy",
+        ),
+        (
+            serde_json::json!([{"type": "slack", "url": "http://a/b", "groupBy": [], "groupInterval": "0s"}]),
+            "groupInterval \"0s\": expected a duration from 1s to 7d",
+        ),
+    ] {
+        let bad = write("bad.json", notify);
+        let output = alertd(&["check", "--config", bad.to_str().unwrap()], None);
+        assert_eq!(output.status.code(), Some(2));
+        assert!(
+            text(&output.stderr).contains(problem),
+            "{}",
+            text(&output.stderr)
+        );
+    }
+}
