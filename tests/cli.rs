@@ -706,6 +706,14 @@ fn check_prints_targets_grouping_and_refuses_a_bad_one() {
             "groupWait needs groupBy",
         ),
         (
+            serde_json::json!([{"type": "exec", "path": "/bin/true", "repeatInterval": "1h"}]),
+            "repeatInterval: only webhook and slack targets send reminders",
+        ),
+        (
+            serde_json::json!([{"type": "slack", "url": "http://a/b", "repeatInterval": "0s"}]),
+            "repeatInterval \"0s\": expected a duration from 1s to 7d",
+        ),
+        (
             serde_json::json!([{"type": "slack", "url": "http://a/b", "groupBy": [], "groupInterval": "0s"}]),
             "groupInterval \"0s\": expected a duration from 1s to 7d",
         ),

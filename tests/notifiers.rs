@@ -179,6 +179,7 @@ async fn call(notifiers: &Notifiers, target: &TargetId, config: &Config, hooks: 
         event: Event {
             incident: &incident,
             kind: TransitionKind::Opened,
+            reminder: None,
         },
         rule: None,
         public_url: None,

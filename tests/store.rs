@@ -1071,6 +1071,49 @@ pub fn an_incident_is_acknowledged_once(store: &dyn Store) {
     assert!(store.acknowledgements(&["i1"]).unwrap().is_empty());
 }
 
+pub fn reminders_are_queued_with_their_next_time(store: &dyn Store) {
+    let hooks = targets(&["notify:ops"]);
+    store
+        .record(&[opened("i1", "r", "h", 100)], &hooks)
+        .unwrap();
+    let incident = store.incident("i1").unwrap().unwrap().incident;
+    assert!(store.reminder_times().unwrap().is_empty());
+    store
+        .enqueue_reminder(&incident, "notify:ops", 5000, 9000)
+        .unwrap();
+    let times = store.reminder_times().unwrap();
+    assert_eq!(
+        times.into_iter().collect::<Vec<_>>(),
+        [(("i1".to_string(), "notify:ops".to_string()), 9000)]
+    );
+    // Behind the opening, a reminder: an opening marked as one.
+    let due = store.due(6000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(!due[0].reminder);
+    store
+        .finish_delivery(
+            due[0].id,
+            &call("i1", "notify:ops", TransitionKind::Opened, true),
+            None,
+        )
+        .unwrap();
+    let due = store.due(6000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(due[0].reminder && due[0].kind == TransitionKind::Opened);
+    assert_eq!(due[0].incident.id, "i1");
+    store
+        .enqueue_reminder(&incident, "notify:ops", 9000, 13000)
+        .unwrap();
+    assert_eq!(
+        store.reminder_times().unwrap()[&("i1".to_string(), "notify:ops".to_string())],
+        13000
+    );
+    store
+        .forget_reminders(&[("i1".to_string(), "notify:ops".to_string())])
+        .unwrap();
+    assert!(store.reminder_times().unwrap().is_empty());
+}
+
 pub fn a_held_delivery_waits_without_a_call(store: &dyn Store) {
     let hooks = targets(&["notify:ops"]);
     store
@@ -2170,6 +2213,7 @@ macro_rules! conformance {
                 each_transition_goes_to_its_own_targets,
                 a_dead_delivery_waits_to_be_retried,
                 a_held_delivery_waits_without_a_call,
+                reminders_are_queued_with_their_next_time,
                 an_incident_is_acknowledged_once,
                 a_target_s_deliveries_are_claimed_together_and_postponed,
                 silences_are_kept_changed_and_deleted,

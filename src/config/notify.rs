@@ -29,6 +29,9 @@ pub struct Target {
     /// One message per group of transitions (`groupBy`); one per transition
     /// when `None`.
     pub group: Option<Grouping>,
+    /// `repeatInterval`: while an incident stays open and unacknowledged,
+    /// a reminder this often.
+    pub repeat: Option<crate::duration::Millis>,
 }
 
 /// How a target groups its transitions (docs/notifications.md, Grouping).
@@ -97,6 +100,7 @@ impl std::fmt::Debug for Target {
             .field("rules", &self.rules)
             .field("events", &self.events)
             .field("group", &self.group)
+            .field("repeat", &self.repeat)
             .finish()
     }
 }
@@ -198,7 +202,39 @@ const KEYS: &[&str] = &[
     "groupBy",
     "groupWait",
     "groupInterval",
+    "repeatInterval",
 ];
+
+/// `repeatInterval`: 1 s to 7 days, on webhook and Slack targets that do
+/// not group.
+fn repeat(
+    object: &serde_json::Map<String, Value>,
+    kind_name: &str,
+    grouped: bool,
+) -> Result<Option<crate::duration::Millis>, String> {
+    let Some(value) = object.get("repeatInterval") else {
+        return Ok(None);
+    };
+    if kind_name == "exec" {
+        return Err("repeatInterval: only webhook and slack targets send reminders".to_string());
+    }
+    if grouped {
+        return Err(
+            "repeatInterval: not with groupBy yet (reminders are per incident)".to_string(),
+        );
+    }
+    match value {
+        Value::String(text) => match crate::duration::parse_duration(text) {
+            Ok(millis) if (1_000..=7 * 86_400_000).contains(&millis) => Ok(Some(millis)),
+            _ => Err(format!(
+                "repeatInterval {text:?}: expected a duration from 1s to 7d"
+            )),
+        },
+        other => Err(format!(
+            "repeatInterval {other}: expected a duration such as \"4h\""
+        )),
+    }
+}
 
 /// `groupBy`, `groupWait` (30 s by default), `groupInterval` (5 min).
 fn grouping(
@@ -336,11 +372,13 @@ fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> 
         None => format!("{kind_name}-{}", index + 1),
     };
     let group = grouping(object, &kind_name)?;
+    let repeat = repeat(object, &kind_name, group.is_some())?;
     Ok(Target {
         name,
         kind,
         rules: wanted,
         events,
         group,
+        repeat,
     })
 }

@@ -88,6 +88,9 @@ impl Called {
 pub struct Event<'a> {
     pub incident: &'a Incident,
     pub kind: TransitionKind,
+    /// A reminder that the incident is still open (an `Opened` kind), and
+    /// when it was due: part of its message id.
+    pub reminder: Option<crate::duration::Millis>,
 }
 
 /// What a notifier is told of a delivery.

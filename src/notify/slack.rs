@@ -27,6 +27,10 @@ pub fn text(notification: &Notification<'_>) -> String {
         .map(|severity| format!(" [{severity}]"))
         .unwrap_or_default();
     let mut lines = vec![match event.kind {
+        TransitionKind::Opened if event.reminder.is_some() => format!(
+            ":bell: *Still open*{severity}: {} on {}, not acknowledged",
+            incident.rule_name, incident.host_name
+        ),
         TransitionKind::Opened => format!(
             ":rotating_light: *Opened*{severity}: {} on {}",
             incident.rule_name, incident.host_name
@@ -173,6 +177,7 @@ mod tests {
             event: Event {
                 incident: &incident,
                 kind: TransitionKind::Opened,
+                reminder: None,
             },
             rule: None,
             public_url: None,

@@ -22,9 +22,13 @@ pub struct WebhookNotifier {
 /// link when the public URL is known.
 pub fn body(notification: &Notification<'_>) -> serde_json::Value {
     let event = notification.event;
+    let name = match event.reminder {
+        Some(_) => "reminder",
+        None => event.kind.as_str(),
+    };
     json!({
-        "type": format!("incident.{}", event.kind.as_str()),
-        "event": event.kind.as_str(),
+        "type": format!("incident.{name}"),
+        "event": name,
         "incident": event.incident,
         "rule": notification.rule.map(crate::view::RuleView::from),
         "url": notification.link(),
@@ -35,7 +39,10 @@ pub fn body(notification: &Notification<'_>) -> serde_json::Value {
 /// so that a receiver can drop what it saw already.
 pub fn message_id(notification: &Notification<'_>) -> String {
     let event = notification.event;
-    format!("{}.{}", event.incident.id, event.kind.as_str())
+    match event.reminder {
+        Some(due) => format!("{}.reminder.{due}", event.incident.id),
+        None => format!("{}.{}", event.incident.id, event.kind.as_str()),
+    }
 }
 
 /// A group's body: the group, its transitions since the last message

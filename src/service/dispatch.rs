@@ -292,7 +292,12 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
         true => since,
     };
     let give_up_at = since.saturating_add(service.read_config(|c| c.hooks.give_up_after));
-    let then = then(&called, now, give_up_at, backoff_at());
+    // A reminder that fails is not tried again (the next one comes), nor
+    // kept as dead, which would hold back the incident's resolution.
+    let then = match delivery.reminder {
+        true => Then::Done,
+        false => then(&called, now, give_up_at, backoff_at()),
+    };
     if called.succeeded {
         info!(
             target = delivery.target,
@@ -421,7 +426,7 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
                     stderr: String::new(),
                 };
                 let mut dropped = vec![(asked.id, record(&asked, why))];
-                if asked.kind == crate::incident::TransitionKind::Opened {
+                if asked.kind == crate::incident::TransitionKind::Opened && !asked.reminder {
                     // An opening not sent takes the resolution behind it
                     // along, in the same step.
                     let behind = store.incident(&asked.incident.id)?.into_iter().flat_map(|d| d.pending);
@@ -490,6 +495,7 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         event: Event {
             incident: &delivery.incident,
             kind: delivery.kind,
+            reminder: delivery.reminder.then_some(delivery.next_attempt),
         },
         rule: config
             .alerting
@@ -597,6 +603,7 @@ mod tests {
             next_attempt: 0,
             dead: false,
             held_by: None,
+            reminder: false,
         }
     }
 

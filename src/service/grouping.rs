@@ -237,6 +237,7 @@ async fn send_group(
             .map(|delivery| Event {
                 incident: &delivery.incident,
                 kind: delivery.kind,
+                reminder: None,
             })
             .collect(),
         firing: &firing,

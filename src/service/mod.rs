@@ -53,6 +53,7 @@ mod janitor;
 mod leadership;
 mod metrics;
 mod published;
+mod reminders;
 mod silencing;
 mod topology;
 mod watcher;
@@ -488,6 +489,7 @@ pub async fn run<F>(
         tokio::spawn(dispatch::dispatcher(service.clone(), stop.clone())),
         tokio::spawn(collector::collector(service.clone(), stop.clone())),
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
+        tokio::spawn(reminders::reminders(service.clone(), stop.clone())),
         tokio::spawn(leadership::leadership(service.clone(), stop.clone())),
         tokio::spawn(data_dir::watch_files(service.clone(), stop.clone())),
     ];

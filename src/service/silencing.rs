@@ -138,6 +138,28 @@ pub(super) fn decision(
 ) -> Result<Decision, StoreError> {
     let mut silences = store.silences()?;
     silences.extend(windows);
+    if delivery.reminder {
+        // A reminder is for an incident still open that nobody handles,
+        // and is not worth holding back.
+        let id = &delivery.incident.id;
+        let open = store
+            .incident(id)?
+            .is_some_and(|detail| detail.incident.is_open());
+        let why = if !open {
+            Some("resolved since".to_string())
+        } else if !store.acknowledgements(&[id])?.is_empty() {
+            Some("acknowledged since".to_string())
+        } else {
+            let names: Vec<&str> = silencing(&silences, &delivery.incident, now)
+                .map(|silence| silence.id.as_str())
+                .collect();
+            (!names.is_empty()).then(|| format!("silenced by {}", names.join(", ")))
+        };
+        return Ok(match why {
+            Some(why) => Decision::Drop { why },
+            None => Decision::Send,
+        });
+    }
     let held = delivery.held_by.is_some();
     if silences.is_empty() && !held {
         return Ok(Decision::Send);

@@ -333,6 +333,10 @@ pub struct Delivery {
     /// see [`IncidentLog::hold_delivery`]. Kept once it is due again, so
     /// that the dispatcher knows it was held.
     pub held_by: Option<String>,
+    /// A reminder that the incident is still open (`kind` is `Opened`),
+    /// queued by [`IncidentLog::enqueue_reminder`]; stored as the kind
+    /// `reminder`.
+    pub reminder: bool,
 }
 
 /// Someone said they handle an incident (`POST /api/v1/incidents/{id}/ack`).
@@ -697,6 +701,24 @@ pub trait IncidentLog: Send + Sync {
     /// the worst of its waiting deliveries: not tried yet, failed at least
     /// once and waiting to be tried again, or given up on.
     fn undelivered(&self) -> Result<BTreeMap<String, Undelivered>, StoreError>;
+
+    /// When each (incident, target) with reminders is next reminded (set by
+    /// [`IncidentLog::enqueue_reminder`]).
+    fn reminder_times(&self) -> Result<BTreeMap<(String, String), Millis>, StoreError>;
+
+    /// Forgets the reminder times of `pairs` (incident id, target): their
+    /// incidents are resolved.
+    fn forget_reminders(&self, pairs: &[(String, String)]) -> Result<(), StoreError>;
+
+    /// Queues a reminder of the open `incident` for `target`, due at `now`,
+    /// and sets its next one at `next`, at once.
+    fn enqueue_reminder(
+        &self,
+        incident: &Incident,
+        target: &str,
+        now: Millis,
+        next: Millis,
+    ) -> Result<(), StoreError>;
 
     /// Records `ack` for the incident `id` unless it has one already; the
     /// incident's acknowledgement after it (`None`: no such incident).

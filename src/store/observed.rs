@@ -141,6 +141,9 @@ observed!(IncidentLog {
     fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError>;
     fn acknowledge(&self, id: &str, ack: &super::Ack) -> Result<Option<super::Ack>, StoreError>;
     fn acknowledgements(&self, ids: &[&str]) -> Result<std::collections::BTreeMap<String, super::Ack>, StoreError>;
+    fn reminder_times(&self) -> Result<std::collections::BTreeMap<(String, String), Millis>, StoreError>;
+    fn enqueue_reminder(&self, incident: &crate::incident::Incident, target: &str, now: Millis, next: Millis) -> Result<(), StoreError>;
+    fn forget_reminders(&self, pairs: &[(String, String)]) -> Result<(), StoreError>;
     fn retry_dead(&self, id: &str, now: Millis) -> Result<u64, StoreError>;
     fn pending_deliveries(&self) -> Result<u64, StoreError>;
     fn undelivered(&self) -> Result<std::collections::BTreeMap<String, crate::store::Undelivered>, StoreError>;

@@ -100,7 +100,7 @@ struct CallRecord {
 
 fn kind_from(text: &str) -> Result<TransitionKind, StoreError> {
     match text {
-        "opened" => Ok(TransitionKind::Opened),
+        "opened" | "reminder" => Ok(TransitionKind::Opened),
         "resolved" => Ok(TransitionKind::Resolved),
         other => Err(corrupt(&format!("unknown transition kind {other:?}"))),
     }
@@ -504,6 +504,50 @@ pub(super) fn delete_groups_sent_before(
     store.run(move |mut c| async move { c.hdel(sent, old).await })
 }
 
+pub(super) fn reminder_times(
+    store: &RedisStore,
+) -> Result<std::collections::BTreeMap<(String, String), Millis>, StoreError> {
+    let reminders = store.key("reminders");
+    let all: std::collections::HashMap<String, Millis> =
+        store.run(move |mut c| async move { c.hgetall(reminders).await })?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(field, at)| {
+            let (id, target) = field.split_once('\0')?;
+            Some(((id.to_string(), target.to_string()), at))
+        })
+        .collect())
+}
+
+pub(super) fn enqueue_reminder(
+    store: &RedisStore,
+    incident: &Incident,
+    target: &str,
+    now: Millis,
+    next: Millis,
+) -> Result<(), StoreError> {
+    let mut invocation = store.script(
+        &SCRIPTS.remind,
+        &[
+            "outbox_seq",
+            "outbox",
+            "outbox_key",
+            "outbox_next",
+            "outbox_ids",
+            "pending",
+            "reminders",
+        ],
+    );
+    invocation
+        .arg(&incident.id)
+        .arg(target)
+        .arg(incident_json(incident))
+        .arg(now)
+        .arg(next);
+    store.invoke::<Value>(invocation)?;
+    Ok(())
+}
+
 pub(super) fn acknowledge(
     store: &RedisStore,
     id: &str,
@@ -721,6 +765,7 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
             next_attempt: next,
             dead: dead.is_some(),
             held_by,
+            reminder: kind == b"reminder",
         });
     }
     Ok(deliveries)

@@ -20,6 +20,7 @@
 //! | `outbox*`, `claims`, `pending` | hashes, sorted set, counter | deliveries waiting for hooks (`outbox_dead`: those given up on; `outbox_held`: those held back by silences, and by which), their claims, per incident how many wait |
 //! | `silences` | hash | per silence id: the silence (JSON) |
 //! | `acks` | hash | per incident id: its acknowledgement (JSON) |
+//! | `reminders` | hash | per incident and target (`id\0target`): when its next reminder is due |
 //! | `group_sent` | hash | per grouped target and group (`target\0key`): when its last message was sent |
 //! | `calls` | hash | per incident: its hook calls (JSON lines) |
 //! | `block`, `block_meta`, `block_by_start` | hashes, sorted set | per host and period (`start\0host`): the block, `min_ts max_ts count max_seq`; the blocks by period |
@@ -700,6 +701,34 @@ impl IncidentLog for RedisStore {
 
     fn release_held(&self, now: Millis) -> Result<u64, StoreError> {
         incidents::release_held(self, now)
+    }
+
+    fn reminder_times(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, String), Millis>, StoreError> {
+        incidents::reminder_times(self)
+    }
+
+    fn forget_reminders(&self, pairs: &[(String, String)]) -> Result<(), StoreError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let reminders = self.key("reminders");
+        let fields: Vec<String> = pairs
+            .iter()
+            .map(|(id, target)| format!("{id}\0{target}"))
+            .collect();
+        self.run(move |mut c| async move { c.hdel::<_, _, ()>(reminders, fields).await })
+    }
+
+    fn enqueue_reminder(
+        &self,
+        incident: &crate::incident::Incident,
+        target: &str,
+        now: Millis,
+        next: Millis,
+    ) -> Result<(), StoreError> {
+        incidents::enqueue_reminder(self, incident, target, now, next)
     }
 
     fn acknowledge(

@@ -525,6 +525,23 @@ redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[2], ARGV[1])
 ";
 
+/// Queues a reminder of an incident for a target, due now, and sets its
+/// next one.
+///
+/// KEYS: outbox_seq, outbox, outbox_key, outbox_next, outbox_ids, pending,
+/// reminders. ARGV: incident id, target, the incident's record, now, the
+/// next reminder's time.
+pub const REMIND: &str = r"
+local d = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[2], d, 'reminder\0' .. ARGV[2] .. '\0' .. ARGV[3])
+redis.call('HSET', KEYS[3], d, ARGV[1] .. '\0' .. ARGV[2])
+redis.call('HSET', KEYS[4], d, ARGV[4])
+redis.call('ZADD', KEYS[5], d, d)
+redis.call('HINCRBY', KEYS[6], ARGV[1], 1)
+redis.call('HSET', KEYS[7], ARGV[1] .. '\0' .. ARGV[2], ARGV[5])
+return 1
+";
+
 /// Records when a group was last sent, keeping the latest.
 ///
 /// KEYS: group_sent. ARGV: target NUL key, the time.
@@ -613,6 +630,7 @@ pub struct Scripts {
     pub release_held: Script,
     pub group_sent: Script,
     pub acknowledge: Script,
+    pub remind: Script,
 }
 
 impl Scripts {
@@ -638,6 +656,7 @@ impl Scripts {
             release_held: Script::new(RELEASE_HELD),
             group_sent: Script::new(GROUP_SENT),
             acknowledge: Script::new(ACKNOWLEDGE),
+            remind: Script::new(REMIND),
         }
     }
 }

@@ -115,6 +115,12 @@ CREATE TABLE IF NOT EXISTS lease (
     token INTEGER NOT NULL,
     expires INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS reminders (
+    incident_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    next_at INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, target)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS acks (
     incident_id TEXT PRIMARY KEY,
     data TEXT NOT NULL

@@ -83,7 +83,7 @@ fn advance_tick(
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     match text {
-        "opened" => Ok(TransitionKind::Opened),
+        "opened" | "reminder" => Ok(TransitionKind::Opened),
         "resolved" => Ok(TransitionKind::Resolved),
         other => Err(rusqlite::Error::FromSqlConversionFailure(
             0,
@@ -187,6 +187,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         incident: incident_at(row, 5, 12)?,
         dead: row.get(11)?,
         held_by: row.get(13)?,
+        reminder: row.get::<_, String>(2)? == "reminder",
     })
 }
 
@@ -779,6 +780,64 @@ impl IncidentLog for SqliteStore {
         })
     }
 
+    fn reminder_times(&self) -> Result<BTreeMap<(String, String), Millis>, StoreError> {
+        self.read(|connection| {
+            let mut query =
+                connection.prepare_cached("SELECT incident_id, target, next_at FROM reminders")?;
+            let rows = query.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+    }
+
+    fn forget_reminders(&self, pairs: &[(String, String)]) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            for (id, target) in pairs {
+                transaction.execute(
+                    "DELETE FROM reminders WHERE incident_id = ?1 AND target = ?2",
+                    [id, target],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
+    fn enqueue_reminder(
+        &self,
+        i: &Incident,
+        target: &str,
+        now: Millis,
+        next: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(|connection| {
+            let transaction = begin_write(connection)?;
+            transaction.execute(
+                "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
+                 end_time, trigger_value, next_attempt, extra) \
+                 VALUES (?1, 'reminder', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    target,
+                    i.id,
+                    &*i.rule_name,
+                    &*i.host_name,
+                    i.start_time,
+                    i.end_time,
+                    stored_value(i.trigger_value),
+                    now,
+                    Extra::encode(i),
+                ],
+            )?;
+            transaction.execute(
+                "INSERT INTO reminders (incident_id, target, next_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (incident_id, target) DO UPDATE SET next_at = excluded.next_at",
+                params![i.id, target, next],
+            )?;
+            transaction.commit()?;
+            Ok(())
+        })
+    }
+
     fn acknowledge(&self, id: &str, ack: &Ack) -> Result<Option<Ack>, StoreError> {
         let data = serde_json::to_string(ack)
             .map_err(|error| StoreError::Corrupt(format!("an acknowledgement: {error}")))?;
@@ -834,13 +893,15 @@ impl IncidentLog for SqliteStore {
                 ),
                 [before],
             )?;
-            transaction.execute(
-                &format!(
-                    "DELETE FROM acks WHERE incident_id IN \
-                 (SELECT id FROM incidents WHERE {condition})"
-                ),
-                [before],
-            )?;
+            for table in ["acks", "reminders"] {
+                transaction.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE incident_id IN \
+                     (SELECT id FROM incidents WHERE {condition})"
+                    ),
+                    [before],
+                )?;
+            }
             let deleted = transaction.execute(
                 &format!("DELETE FROM incidents WHERE {condition}"),
                 [before],
