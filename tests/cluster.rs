@@ -1713,3 +1713,87 @@ fn a_group_is_sent_once_by_the_cluster() {
     );
     assert_eq!(got.len(), 1, "one message for the group");
 }
+
+/// Reminders in a cluster: the leader sends them every `repeatInterval`; a
+/// SIGKILLed leader's successor goes on without reminding twice at once;
+/// an acknowledgement through a follower (the killed node, back) stops them.
+#[test]
+fn reminders_survive_a_takeover_and_stop_on_an_acknowledgement_anywhere() {
+    if !support::programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = RedisServer::start(&root.path().join("redis"));
+    let calls = root.path().join("calls.log");
+    let (receiver, address) = support::receiver::start_receiver();
+    let mut config: Value = serde_json::from_str(&config(&redis.url(), "2s")).unwrap();
+    config["alerting"]["notify"] = json!([
+        {"name": "ops", "type": "webhook", "url": format!("http://{address}/hook/ops"),
+         "repeatInterval": "3s"}
+    ]);
+    let config = config.to_string();
+    let mut nodes: Vec<Option<Alertd>> = ["n0", "n1"]
+        .iter()
+        .map(|name| {
+            Some(Alertd::start_node(
+                &node_dir(root.path(), name, &config, &calls),
+                name,
+            ))
+        })
+        .collect();
+    let first = leader(&nodes);
+    let at = now();
+    assert!(push(
+        &nodes,
+        0,
+        &json!([{"host": "web-1", "ts": at, "metrics": {"x": 50}}])
+    ));
+    let reminders = |receiver: &support::receiver::Receiver| -> Vec<std::time::Instant> {
+        receiver
+            .got("ops")
+            .iter()
+            .filter(|got| got.body.contains("\"event\":\"reminder\""))
+            .map(|got| got.at)
+            .collect()
+    };
+    wait_for("a first reminder", 20, || {
+        (!reminders(&receiver).is_empty()).then_some(())
+    });
+    // The leader dies; the other node takes over and goes on.
+    let mut killed = nodes[first].take().unwrap();
+    killed.signal("KILL");
+    killed.wait_exit(10);
+    let before = reminders(&receiver).len();
+    wait_for("reminders from the new leader", 30, || {
+        (reminders(&receiver).len() >= before + 2).then_some(())
+    });
+    let times = reminders(&receiver);
+    for pair in times.windows(2) {
+        let between = pair[1].duration_since(pair[0]);
+        assert!(
+            between >= Duration::from_millis(2_000),
+            "two reminders {between:?} apart: {times:?}"
+        );
+    }
+    // The killed node comes back, and follows: acknowledged through it, the
+    // leader sends no more.
+    let name = ["n0", "n1"][first];
+    nodes[first] = Some(Alertd::start_node(&root.path().join(name), name));
+    let node = nodes[first].as_ref().unwrap();
+    assert_eq!(leads(node), Some(false), "{name} follows");
+    let id = node.active()[0]["id"].as_str().unwrap().to_string();
+    let (status, answer) = node.post(
+        &format!("/api/v1/incidents/{id}/ack"),
+        "application/json",
+        json!({"by": "ana"}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = reminders(&receiver).len();
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        reminders(&receiver).len(),
+        after,
+        "stopped by the acknowledgement"
+    );
+}
