@@ -179,7 +179,7 @@ async fn call(notifiers: &Notifiers, target: &TargetId, config: &Config, hooks: 
         event: Event {
             incident: &incident,
             kind: TransitionKind::Opened,
-            reminder: None,
+            note: None,
         },
         rule: None,
         public_url: None,

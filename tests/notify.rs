@@ -314,7 +314,7 @@ fn a_bad_target_is_refused_with_where_and_what() {
         "alerting.notify[3]",
         "type \"pager\": expected exec, webhook or slack",
         "alerting.notify[5]",
-        "\"closed\" is not opened or resolved",
+        "\"closed\" is not opened, resolved or acknowledged",
     ] {
         assert!(
             text.contains(expected),

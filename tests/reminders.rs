@@ -87,3 +87,66 @@ fn reminders_come_until_an_acknowledgement() {
             .then_some(())
     });
 }
+
+/// A target whose `events` ask for `acknowledged` is told of an
+/// acknowledgement; the others are not.
+#[test]
+fn an_acknowledgement_is_told_to_the_targets_that_ask() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let url = |name: &str| format!("http://{address}/hook/{name}");
+    let config = json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": [
+                {"name": "asks", "type": "webhook", "url": url("asks"),
+                 "events": ["opened", "acknowledged", "resolved"]},
+                {"name": "only", "type": "slack", "url": url("only"), "events": ["acknowledged"]},
+                {"name": "plain", "type": "webhook", "url": url("plain")}
+            ]
+        },
+        "hooks": {"timeout": "5s"}
+    });
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let (status, body) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 50}}]));
+    assert_eq!(status, 200, "{body}");
+    let id = wait_for("web-1's opening", 10, || {
+        let got = receiver.got("asks");
+        let body: Value = serde_json::from_str(&got.first()?.body).ok()?;
+        Some(body["incident"]["id"].as_str()?.to_string())
+    });
+    let (status, answer) = alertd.post(
+        &format!("/api/v1/incidents/{id}/ack"),
+        "application/json",
+        json!({"by": "ana", "comment": "on it"}).to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let acknowledged = wait_for("the acknowledged event", 10, || {
+        let got = receiver.got("asks");
+        (got.len() == 2).then(|| got[1].clone())
+    });
+    let body: Value = serde_json::from_str(&acknowledged.body).unwrap();
+    assert_eq!(body["type"], "incident.acknowledged");
+    assert_eq!(
+        acknowledged.headers["webhook-id"],
+        format!("{id}.acknowledged")
+    );
+    let slack = wait_for("the Slack note", 10, || {
+        receiver.got("only").first().cloned()
+    });
+    assert!(
+        slack
+            .body
+            .contains(":eyes: *Acknowledged*: x high on web-1"),
+        "{}",
+        slack.body
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(receiver.got("plain").len(), 1, "the opening only");
+    assert_eq!(receiver.got("only").len(), 1, "the acknowledgement only");
+}

@@ -1042,17 +1042,36 @@ pub fn an_incident_is_acknowledged_once(store: &dyn Store) {
         comment: "on it".to_string(),
         at,
     };
-    assert_eq!(store.acknowledge("nope", &ack("ana", 200)).unwrap(), None);
+    let told = targets(&["notify:chat"]);
+    assert_eq!(
+        store.acknowledge("nope", &ack("ana", 200), &told).unwrap(),
+        None
+    );
     assert!(store.acknowledgements(&["i1", "nope"]).unwrap().is_empty());
     assert_eq!(
-        store.acknowledge("i1", &ack("ana", 200)).unwrap(),
+        store.acknowledge("i1", &ack("ana", 200), &told).unwrap(),
         Some(ack("ana", 200))
     );
     // The first one stays.
     assert_eq!(
-        store.acknowledge("i1", &ack("bob", 300)).unwrap(),
+        store.acknowledge("i1", &ack("bob", 300), &told).unwrap(),
         Some(ack("ana", 200))
     );
+    // The first one queued an "acknowledged" delivery for the target told;
+    // the second, nothing.
+    let queued: Vec<_> = store
+        .incident("i1")
+        .unwrap()
+        .unwrap()
+        .pending
+        .into_iter()
+        .filter(|d| d.target == "notify:chat")
+        .collect();
+    assert_eq!(queued.len(), 1, "{queued:?}");
+    assert_eq!(queued[0].note, Some(alertd::store::Note::Acknowledged));
+    assert_eq!(queued[0].kind, TransitionKind::Opened);
+    assert_eq!(queued[0].next_attempt, 200);
+    assert_eq!(&*queued[0].incident.host_name, "h");
     let found = store.acknowledgements(&["i1", "nope"]).unwrap();
     assert_eq!(
         found.into_iter().collect::<Vec<_>>(),
@@ -1089,7 +1108,7 @@ pub fn reminders_are_queued_with_their_next_time(store: &dyn Store) {
     // Behind the opening, a reminder: an opening marked as one.
     let due = store.due(6000, 10).unwrap();
     assert_eq!(due.len(), 1);
-    assert!(!due[0].reminder);
+    assert_eq!(due[0].note, None);
     store
         .finish_delivery(
             due[0].id,
@@ -1099,7 +1118,8 @@ pub fn reminders_are_queued_with_their_next_time(store: &dyn Store) {
         .unwrap();
     let due = store.due(6000, 10).unwrap();
     assert_eq!(due.len(), 1);
-    assert!(due[0].reminder && due[0].kind == TransitionKind::Opened);
+    assert_eq!(due[0].note, Some(alertd::store::Note::Reminder));
+    assert_eq!(due[0].kind, TransitionKind::Opened);
     assert_eq!(due[0].incident.id, "i1");
     store
         .enqueue_reminder(&incident, "notify:ops", 9000, 13000)

@@ -26,6 +26,9 @@ pub struct Target {
     pub rules: Option<Vec<String>>,
     /// Only these transitions; both when `None`.
     pub events: Option<Vec<TransitionKind>>,
+    /// Whether `events` asks for `acknowledged`: told when someone
+    /// acknowledges an incident.
+    pub acknowledged: bool,
     /// One message per group of transitions (`groupBy`); one per transition
     /// when `None`.
     pub group: Option<Grouping>,
@@ -99,6 +102,7 @@ impl std::fmt::Debug for Target {
             .field("kind", &kind)
             .field("rules", &self.rules)
             .field("events", &self.events)
+            .field("acknowledged", &self.acknowledged)
             .field("group", &self.group)
             .field("repeat", &self.repeat)
             .finish()
@@ -352,14 +356,19 @@ fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> 
     {
         return Err(format!("rules: no rule is named {unknown:?}"));
     }
-    let events = texts(object, "events")?
+    let named = texts(object, "events")?;
+    let acknowledged = named.iter().flatten().any(|event| event == "acknowledged");
+    let events = named
         .map(|events| {
             events
                 .iter()
+                .filter(|event| *event != "acknowledged")
                 .map(|event| match event.as_str() {
                     "opened" => Ok(TransitionKind::Opened),
                     "resolved" => Ok(TransitionKind::Resolved),
-                    other => Err(format!("events: {other:?} is not opened or resolved")),
+                    other => Err(format!(
+                        "events: {other:?} is not opened, resolved or acknowledged"
+                    )),
                 })
                 .collect::<Result<Vec<_>, _>>()
         })
@@ -378,6 +387,7 @@ fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> 
         kind,
         rules: wanted,
         events,
+        acknowledged,
         group,
         repeat,
     })

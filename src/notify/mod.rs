@@ -88,9 +88,10 @@ impl Called {
 pub struct Event<'a> {
     pub incident: &'a Incident,
     pub kind: TransitionKind,
-    /// A reminder that the incident is still open (an `Opened` kind), and
-    /// when it was due: part of its message id.
-    pub reminder: Option<crate::duration::Millis>,
+    /// Not a transition but a note on the open incident (an `Opened`
+    /// kind): a reminder or its acknowledgement, and when it was due (part
+    /// of a reminder's message id).
+    pub note: Option<(crate::store::Note, crate::duration::Millis)>,
 }
 
 /// What a notifier is told of a delivery.

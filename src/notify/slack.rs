@@ -6,6 +6,7 @@ use super::http::send;
 use super::{Calling, GroupNotification, Notification, Notifier};
 use crate::duration::HumanDuration;
 use crate::incident::{JsonNumber, TransitionKind, rfc3339};
+use crate::store::Note;
 
 pub struct SlackNotifier {
     pub client: reqwest::Client,
@@ -27,8 +28,14 @@ pub fn text(notification: &Notification<'_>) -> String {
         .map(|severity| format!(" [{severity}]"))
         .unwrap_or_default();
     let mut lines = vec![match event.kind {
-        TransitionKind::Opened if event.reminder.is_some() => format!(
-            ":bell: *Still open*{severity}: {} on {}, not acknowledged",
+        TransitionKind::Opened if event.note.is_some_and(|(note, _)| note == Note::Reminder) => {
+            format!(
+                ":bell: *Still open*{severity}: {} on {}, not acknowledged",
+                incident.rule_name, incident.host_name
+            )
+        }
+        TransitionKind::Opened if event.note.is_some() => format!(
+            ":eyes: *Acknowledged*{severity}: {} on {}",
             incident.rule_name, incident.host_name
         ),
         TransitionKind::Opened => format!(
@@ -177,7 +184,7 @@ mod tests {
             event: Event {
                 incident: &incident,
                 kind: TransitionKind::Opened,
-                reminder: None,
+                note: None,
             },
             rule: None,
             public_url: None,

@@ -22,8 +22,8 @@ pub struct WebhookNotifier {
 /// link when the public URL is known.
 pub fn body(notification: &Notification<'_>) -> serde_json::Value {
     let event = notification.event;
-    let name = match event.reminder {
-        Some(_) => "reminder",
+    let name = match event.note {
+        Some((note, _)) => note.as_str(),
         None => event.kind.as_str(),
     };
     json!({
@@ -39,8 +39,11 @@ pub fn body(notification: &Notification<'_>) -> serde_json::Value {
 /// so that a receiver can drop what it saw already.
 pub fn message_id(notification: &Notification<'_>) -> String {
     let event = notification.event;
-    match event.reminder {
-        Some(due) => format!("{}.reminder.{due}", event.incident.id),
+    match event.note {
+        Some((crate::store::Note::Reminder, due)) => {
+            format!("{}.reminder.{due}", event.incident.id)
+        }
+        Some((note, _)) => format!("{}.{}", event.incident.id, note.as_str()),
         None => format!("{}.{}", event.incident.id, event.kind.as_str()),
     }
 }

@@ -294,9 +294,9 @@ async fn deliver(service: &Arc<Service>, delivery: Delivery, backoff: &Backoff) 
     let give_up_at = since.saturating_add(service.read_config(|c| c.hooks.give_up_after));
     // A reminder that fails is not tried again (the next one comes), nor
     // kept as dead, which would hold back the incident's resolution.
-    let then = match delivery.reminder {
-        true => Then::Done,
-        false => then(&called, now, give_up_at, backoff_at()),
+    let then = match delivery.note {
+        Some(crate::store::Note::Reminder) => Then::Done,
+        _ => then(&called, now, give_up_at, backoff_at()),
     };
     if called.succeeded {
         info!(
@@ -426,7 +426,7 @@ pub(super) async fn unsilenced(service: &Arc<Service>, delivery: &Delivery) -> b
                     stderr: String::new(),
                 };
                 let mut dropped = vec![(asked.id, record(&asked, why))];
-                if asked.kind == crate::incident::TransitionKind::Opened && !asked.reminder {
+                if asked.kind == crate::incident::TransitionKind::Opened && asked.note.is_none() {
                     // An opening not sent takes the resolution behind it
                     // along, in the same step.
                     let behind = store.incident(&asked.incident.id)?.into_iter().flat_map(|d| d.pending);
@@ -495,7 +495,7 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
         event: Event {
             incident: &delivery.incident,
             kind: delivery.kind,
-            reminder: delivery.reminder.then_some(delivery.next_attempt),
+            note: delivery.note.map(|note| (note, delivery.next_attempt)),
         },
         rule: config
             .alerting
@@ -603,7 +603,7 @@ mod tests {
             next_attempt: 0,
             dead: false,
             held_by: None,
-            reminder: false,
+            note: None,
         }
     }
 

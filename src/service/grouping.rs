@@ -237,7 +237,7 @@ async fn send_group(
             .map(|delivery| Event {
                 incident: &delivery.incident,
                 kind: delivery.kind,
-                reminder: None,
+                note: None,
             })
             .collect(),
         firing: &firing,

@@ -117,10 +117,28 @@ impl Service {
             comment: comment.trim().to_string(),
             at: self.now(),
         };
+        // The targets that asked to be told of acknowledgements, and whose
+        // rules take the incident.
+        let targets: Vec<String> = self.read_config(|config| {
+            (config.alerting.notify.iter())
+                .filter(|target| target.acknowledged)
+                .filter(|target| {
+                    target.rules.as_ref().is_none_or(|rules| {
+                        rules
+                            .iter()
+                            .any(|rule| **rule == *detail.incident.rule_name)
+                    })
+                })
+                .map(|target| crate::notify::TargetId::Configured(target.name.clone()).to_string())
+                .collect()
+        });
         let kept = self
             .store
-            .acknowledge(id, &ack)?
+            .acknowledge(id, &ack, &targets)?
             .ok_or(NotAcknowledged::Unknown)?;
+        if !targets.is_empty() {
+            self.dispatch.outbox.notify_one();
+        }
         info!(id, by = kept.by, "incident acknowledged");
         Ok(kept)
     }
@@ -138,7 +156,7 @@ pub(super) fn decision(
 ) -> Result<Decision, StoreError> {
     let mut silences = store.silences()?;
     silences.extend(windows);
-    if delivery.reminder {
+    if delivery.note == Some(crate::store::Note::Reminder) {
         // A reminder is for an incident still open that nobody handles,
         // and is not worth holding back.
         let id = &delivery.incident.id;

@@ -333,10 +333,37 @@ pub struct Delivery {
     /// see [`IncidentLog::hold_delivery`]. Kept once it is due again, so
     /// that the dispatcher knows it was held.
     pub held_by: Option<String>,
-    /// A reminder that the incident is still open (`kind` is `Opened`),
-    /// queued by [`IncidentLog::enqueue_reminder`]; stored as the kind
-    /// `reminder`.
-    pub reminder: bool,
+    /// Not a transition but a note on the open incident (`kind` is
+    /// `Opened`): a reminder ([`IncidentLog::enqueue_reminder`]) or its
+    /// acknowledgement ([`IncidentLog::acknowledge`]); stored as the kind
+    /// `reminder` or `acknowledged`.
+    pub note: Option<Note>,
+}
+
+/// What a delivery that is not a transition tells of an open incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Note {
+    Reminder,
+    Acknowledged,
+}
+
+impl Note {
+    /// The outbox's kind, and the event's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Note::Reminder => "reminder",
+            Note::Acknowledged => "acknowledged",
+        }
+    }
+
+    /// The note an outbox kind names, if any.
+    pub fn of_kind(kind: &[u8]) -> Option<Note> {
+        match kind {
+            b"reminder" => Some(Note::Reminder),
+            b"acknowledged" => Some(Note::Acknowledged),
+            _ => None,
+        }
+    }
 }
 
 /// Someone said they handle an incident (`POST /api/v1/incidents/{id}/ack`).
@@ -720,9 +747,16 @@ pub trait IncidentLog: Send + Sync {
         next: Millis,
     ) -> Result<(), StoreError>;
 
-    /// Records `ack` for the incident `id` unless it has one already; the
-    /// incident's acknowledgement after it (`None`: no such incident).
-    fn acknowledge(&self, id: &str, ack: &Ack) -> Result<Option<Ack>, StoreError>;
+    /// Records `ack` for the incident `id` unless it has one already, and
+    /// then, at once, queues an `acknowledged` delivery for each of
+    /// `targets`, due at `ack.at`; the incident's acknowledgement after it
+    /// (`None`: no such incident).
+    fn acknowledge(
+        &self,
+        id: &str,
+        ack: &Ack,
+        targets: &[String],
+    ) -> Result<Option<Ack>, StoreError>;
 
     /// The acknowledgement of each of `ids` that has one.
     fn acknowledgements(&self, ids: &[&str]) -> Result<BTreeMap<String, Ack>, StoreError>;

@@ -139,7 +139,7 @@ observed!(IncidentLog {
     fn group_sent(&self, target: &str, key: &str) -> Result<Option<Millis>, StoreError>;
     fn set_group_sent(&self, target: &str, key: &str, at: Millis) -> Result<(), StoreError>;
     fn delete_groups_sent_before(&self, before: Millis) -> Result<u64, StoreError>;
-    fn acknowledge(&self, id: &str, ack: &super::Ack) -> Result<Option<super::Ack>, StoreError>;
+    fn acknowledge(&self, id: &str, ack: &super::Ack, targets: &[String]) -> Result<Option<super::Ack>, StoreError>;
     fn acknowledgements(&self, ids: &[&str]) -> Result<std::collections::BTreeMap<String, super::Ack>, StoreError>;
     fn reminder_times(&self) -> Result<std::collections::BTreeMap<(String, String), Millis>, StoreError>;
     fn enqueue_reminder(&self, incident: &crate::incident::Incident, target: &str, now: Millis, next: Millis) -> Result<(), StoreError>;

@@ -100,7 +100,7 @@ struct CallRecord {
 
 fn kind_from(text: &str) -> Result<TransitionKind, StoreError> {
     match text {
-        "opened" | "reminder" => Ok(TransitionKind::Opened),
+        "opened" | "reminder" | "acknowledged" => Ok(TransitionKind::Opened),
         "resolved" => Ok(TransitionKind::Resolved),
         other => Err(corrupt(&format!("unknown transition kind {other:?}"))),
     }
@@ -552,11 +552,27 @@ pub(super) fn acknowledge(
     store: &RedisStore,
     id: &str,
     ack: &crate::store::Ack,
+    targets: &[String],
 ) -> Result<Option<crate::store::Ack>, StoreError> {
     let data = serde_json::to_string(ack)
         .map_err(|error| corrupt(&format!("an acknowledgement: {error}")))?;
-    let mut invocation = store.script(&SCRIPTS.acknowledge, &["incident", "acks"]);
-    invocation.arg(id).arg(data);
+    let mut invocation = store.script(
+        &SCRIPTS.acknowledge,
+        &[
+            "incident",
+            "acks",
+            "outbox_seq",
+            "outbox",
+            "outbox_key",
+            "outbox_next",
+            "outbox_ids",
+            "pending",
+        ],
+    );
+    invocation.arg(id).arg(data).arg(ack.at).arg(targets.len());
+    for target in targets {
+        invocation.arg(target);
+    }
     let kept: Option<String> = store.invoke(invocation)?;
     kept.map(|kept| {
         serde_json::from_str(&kept)
@@ -765,7 +781,7 @@ fn deliveries(store: &RedisStore, mut ids: Vec<i64>) -> Result<Vec<Delivery>, St
             next_attempt: next,
             dead: dead.is_some(),
             held_by,
-            reminder: kind == b"reminder",
+            note: crate::store::Note::of_kind(kind),
         });
     }
     Ok(deliveries)

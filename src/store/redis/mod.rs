@@ -735,8 +735,9 @@ impl IncidentLog for RedisStore {
         &self,
         id: &str,
         ack: &crate::store::Ack,
+        targets: &[String],
     ) -> Result<Option<crate::store::Ack>, StoreError> {
-        incidents::acknowledge(self, id, ack)
+        incidents::acknowledge(self, id, ack, targets)
     }
 
     fn acknowledgements(

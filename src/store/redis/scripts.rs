@@ -515,13 +515,27 @@ end
 return 1
 ";
 
-/// Records an incident's acknowledgement unless it has one; returns the
-/// one kept, or false for no such incident.
+/// Records an incident's acknowledgement unless it has one and, when it
+/// is the first, queues an `acknowledged` delivery for each target given;
+/// returns the one kept, or false for no such incident.
 ///
-/// KEYS: incident, acks. ARGV: the incident id, the acknowledgement (JSON).
+/// KEYS: incident, acks, outbox_seq, outbox, outbox_key, outbox_next,
+/// outbox_ids, pending. ARGV: the incident id, the acknowledgement (JSON),
+/// its time, the number of targets and their names.
 pub const ACKNOWLEDGE: &str = r"
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
-redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2])
+local record = redis.call('HGET', KEYS[1], ARGV[1])
+if not record then return false end
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
+  for k = 1, tonumber(ARGV[4]) do
+    local target = ARGV[4 + k]
+    local d = redis.call('INCR', KEYS[3])
+    redis.call('HSET', KEYS[4], d, 'acknowledged\0' .. target .. '\0' .. record)
+    redis.call('HSET', KEYS[5], d, ARGV[1] .. '\0' .. target)
+    redis.call('HSET', KEYS[6], d, ARGV[3])
+    redis.call('ZADD', KEYS[7], d, d)
+    redis.call('HINCRBY', KEYS[8], ARGV[1], 1)
+  end
+end
 return redis.call('HGET', KEYS[2], ARGV[1])
 ";
 

@@ -83,7 +83,7 @@ fn advance_tick(
 
 fn kind_from(text: &str) -> Result<TransitionKind, rusqlite::Error> {
     match text {
-        "opened" | "reminder" => Ok(TransitionKind::Opened),
+        "opened" | "reminder" | "acknowledged" => Ok(TransitionKind::Opened),
         "resolved" => Ok(TransitionKind::Resolved),
         other => Err(rusqlite::Error::FromSqlConversionFailure(
             0,
@@ -187,7 +187,7 @@ fn delivery(row: &Row<'_>) -> rusqlite::Result<Delivery> {
         incident: incident_at(row, 5, 12)?,
         dead: row.get(11)?,
         held_by: row.get(13)?,
-        reminder: row.get::<_, String>(2)? == "reminder",
+        note: crate::store::Note::of_kind(row.get::<_, String>(2)?.as_bytes()),
     })
 }
 
@@ -838,7 +838,12 @@ impl IncidentLog for SqliteStore {
         })
     }
 
-    fn acknowledge(&self, id: &str, ack: &Ack) -> Result<Option<Ack>, StoreError> {
+    fn acknowledge(
+        &self,
+        id: &str,
+        ack: &Ack,
+        targets: &[String],
+    ) -> Result<Option<Ack>, StoreError> {
         let data = serde_json::to_string(ack)
             .map_err(|error| StoreError::Corrupt(format!("an acknowledgement: {error}")))?;
         self.write(|connection| {
@@ -849,11 +854,23 @@ impl IncidentLog for SqliteStore {
             if !known {
                 return Ok(None);
             }
-            transaction.execute(
+            let first = transaction.execute(
                 "INSERT INTO acks (incident_id, data) VALUES (?1, ?2) \
                  ON CONFLICT (incident_id) DO NOTHING",
                 [id, &data],
-            )?;
+            )? == 1;
+            if first && !targets.is_empty() {
+                // The incident as it is, for the targets told of it.
+                for target in targets {
+                    transaction.execute(
+                        "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
+                         end_time, trigger_value, next_attempt, extra) \
+                         SELECT ?1, 'acknowledged', id, rule, host, start_time, end_time, \
+                         trigger_value, ?2, extra FROM incidents WHERE id = ?3",
+                        params![target, ack.at, id],
+                    )?;
+                }
+            }
             let kept: String = transaction.query_row(
                 "SELECT data FROM acks WHERE incident_id = ?1",
                 [id],
