@@ -183,6 +183,7 @@ async fn call(notifiers: &Notifiers, target: &TargetId, config: &Config, hooks: 
         },
         rule: None,
         public_url: None,
+        token: None,
         timeout: TIMEOUT,
     };
     notifier.notify(&notification).await

@@ -150,3 +150,80 @@ fn an_acknowledgement_is_told_to_the_targets_that_ask() {
     assert_eq!(receiver.got("plain").len(), 1, "the opening only");
     assert_eq!(receiver.got("only").len(), 1, "the acknowledgement only");
 }
+
+/// The Slack message's acknowledgement link: signed with the server's
+/// token, it works without signing in, by a button (opening it changes
+/// nothing); a tampered or expired link is refused.
+#[test]
+fn a_message_s_signed_link_acknowledges_without_signing_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let config = json!({
+        "server": {"token": "a-token-only-this-test-knows-1234", "publicUrl": "https://alerts.example.com/"},
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": [{"name": "chat", "type": "slack", "url": format!("http://{address}/hook/chat")}]
+        },
+        "hooks": {"timeout": "5s"}
+    });
+    let mut alertd = Alertd::start(dir.path(), &config.to_string());
+    alertd.token = Some("a-token-only-this-test-knows-1234".to_string());
+    let (status, body) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 50}}]));
+    assert_eq!(status, 200, "{body}");
+    let text = wait_for("the Slack message", 10, || {
+        let got = receiver.got("chat");
+        let body: Value = serde_json::from_str(&got.first()?.body).ok()?;
+        Some(body["text"].as_str()?.to_string())
+    });
+    let link = text
+        .split("<https://alerts.example.com/ack/")
+        .nth(1)
+        .and_then(|rest| rest.split('|').next())
+        .unwrap_or_else(|| panic!("no acknowledgement link in {text}"));
+    let path = format!("/ack/{link}");
+    let id = link.split('?').next().unwrap().to_string();
+    // Without the token: the page, then the button.
+    let anonymous = |method: &str, path: &str, body: &str| {
+        let agent = &alertd.agent;
+        let response = match method {
+            "GET" => agent.get(alertd.url(path)).call(),
+            _ => agent
+                .post(alertd.url(path))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .send(body),
+        };
+        let mut response = response.unwrap();
+        let status = response.status().as_u16();
+        (status, response.body_mut().read_to_string().unwrap())
+    };
+    let (status, page) = anonymous("GET", &path, "");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("x high on web-1"), "{page}");
+    assert!(alertd.get_json(&format!("/api/v1/incidents/{id}"))["acknowledged"].is_null());
+    let tampered = path.replace("sig=", "sig=0");
+    assert_eq!(anonymous("POST", &tampered, "by=eve").0, 403);
+    let expired = path.replace("expires=", "expires=1");
+    assert_eq!(
+        anonymous("GET", &expired, "").0,
+        403,
+        "another time is another signature"
+    );
+    let (status, page) = anonymous("POST", &path, "by=ana");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Acknowledged by <b>ana</b>"), "{page}");
+    let view = alertd.get_json(&format!("/api/v1/incidents/{id}"));
+    assert_eq!(view["acknowledged"]["by"], "ana");
+    // The API still wants the token.
+    let refused = alertd
+        .agent
+        .post(alertd.url(&format!("/api/v1/incidents/{id}/ack")))
+        .header("Content-Type", "application/json")
+        .send(r#"{"by": "eve"}"#)
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 401);
+}

@@ -102,11 +102,44 @@ pub struct Notification<'a> {
     pub rule: Option<&'a Rule>,
     /// `server.publicUrl`, for links to the incident's page.
     pub public_url: Option<&'a str>,
+    /// The API token (`server.token`), which signs acknowledgement links.
+    pub token: Option<&'a str>,
     /// The longest a call may take.
     pub timeout: Duration,
 }
 
+/// How long an acknowledgement link in a message works: a day.
+pub const ACK_LINK_LIFE: crate::duration::Millis = 86_400_000;
+
+/// The signature of an acknowledgement link of incident `id` that works
+/// until `expires`: HMAC-SHA256 with the API token, hex; empty without a
+/// token (then the API itself asks for nothing).
+pub fn ack_signature(token: Option<&str>, id: &str, expires: crate::duration::Millis) -> String {
+    use hmac::{KeyInit, Mac};
+    let Some(token) = token else {
+        return String::new();
+    };
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(format!("acknowledge\0{id}\0{expires}").as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 impl Notification<'_> {
+    /// A link that acknowledges the incident without signing in, for a
+    /// day from `now`, when the public URL is known.
+    pub fn ack_link(&self, now: crate::duration::Millis) -> Option<String> {
+        let base = self.public_url?.trim_end_matches('/');
+        let id = &self.event.incident.id;
+        let expires = now.saturating_add(ACK_LINK_LIFE);
+        let signature = ack_signature(self.token, id, expires);
+        Some(format!("{base}/ack/{id}?expires={expires}&sig={signature}"))
+    }
+
     /// The incident's page, when the public URL is known.
     pub fn link(&self) -> Option<String> {
         let base = self.public_url?;

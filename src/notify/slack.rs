@@ -78,7 +78,19 @@ pub fn text(notification: &Notification<'_>) -> String {
     }
     lines.push(when);
     if let Some(link) = notification.link() {
-        lines.push(format!("<{link}|Open the incident>"));
+        let mut links = format!("<{link}|Open the incident>");
+        // Someone to handle it: acknowledging stops the reminders.
+        if event.kind == TransitionKind::Opened
+            && event.note.is_none_or(|(note, _)| note == Note::Reminder)
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |elapsed| elapsed.as_millis() as i64);
+            if let Some(ack) = notification.ack_link(now) {
+                links.push_str(&format!(" · <{ack}|Acknowledge>"));
+            }
+        }
+        lines.push(links);
     }
     lines.join("\n")
 }
@@ -188,6 +200,7 @@ mod tests {
             },
             rule: None,
             public_url: None,
+            token: None,
             timeout: Duration::from_secs(1),
         });
         let lines: Vec<&str> = text.lines().collect();

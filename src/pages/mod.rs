@@ -11,6 +11,7 @@
 //! the pages only: the API still wants the bearer token, so that no other
 //! site can make a browser push samples.
 
+mod ack;
 mod bots;
 pub(crate) mod chart;
 mod format;
@@ -68,6 +69,7 @@ pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
     Router::new()
         .merge(pages)
         .route("/login", get(signin::login_form).post(signin::login))
+        .route("/ack/{id}", get(ack::confirm).post(ack::acknowledge))
         .route("/logout", axum::routing::post(signin::logout))
         .route("/static/alertd.css", get(stylesheet))
 }

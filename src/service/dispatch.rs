@@ -503,6 +503,7 @@ async fn call(service: &Service, delivery: &Delivery) -> Called {
             .iter()
             .find(|rule| *rule.name == *delivery.incident.rule_name),
         public_url: config.server.public_url.as_deref(),
+        token: service.token(),
         timeout: Duration::from_millis(config.hooks.timeout.max(0) as u64),
     };
     let called = notifier.notify(&notification).await;
