@@ -227,3 +227,73 @@ fn a_message_s_signed_link_acknowledges_without_signing_in() {
         .unwrap();
     assert_eq!(refused.status().as_u16(), 401);
 }
+
+/// A grouped target with `repeatInterval` is reminded per group, after
+/// the group's first message, until its incidents are acknowledged.
+#[test]
+fn a_group_is_reminded_until_its_incidents_are_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (receiver, address) = start_receiver();
+    let config = json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": [
+                {"name": "grouped", "type": "webhook", "url": format!("http://{address}/hook/grouped"),
+                 "groupBy": ["rule"], "groupWait": "0s", "groupInterval": "1h",
+                 "repeatInterval": "2s"}
+            ]
+        },
+        "hooks": {"timeout": "5s"}
+    });
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let at = now();
+    let samples: Vec<Value> = (0..3)
+        .map(|host| json!({"host": format!("web-{host}"), "ts": at, "metrics": {"x": 50}}))
+        .collect();
+    let (status, body) = alertd.push(Value::Array(samples));
+    assert_eq!(status, 200, "{body}");
+    let bodies = |receiver: &support::receiver::Receiver| -> Vec<Value> {
+        receiver
+            .got("grouped")
+            .iter()
+            .map(|got| serde_json::from_str(&got.body).unwrap())
+            .collect()
+    };
+    let got = wait_for("the group's message and two reminders", 20, || {
+        let got = bodies(&receiver);
+        (got.iter()
+            .filter(|body| body["type"] == "group.reminder")
+            .count()
+            >= 2)
+            .then_some(got)
+    });
+    assert_eq!(got[0]["type"], "group");
+    let reminder = got
+        .iter()
+        .find(|body| body["type"] == "group.reminder")
+        .unwrap();
+    assert_eq!(reminder["counts"]["firing"], 3);
+    assert_eq!(reminder["events"], json!([]));
+    for incident in alertd.active() {
+        let id = incident["id"].as_str().unwrap();
+        let (status, answer) = alertd.post(
+            &format!("/api/v1/incidents/{id}/ack"),
+            "application/json",
+            json!({"by": "ana"}).to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = receiver.got("grouped").len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        receiver.got("grouped").len(),
+        after,
+        "no reminder once acknowledged"
+    );
+}

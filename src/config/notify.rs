@@ -209,23 +209,16 @@ const KEYS: &[&str] = &[
     "repeatInterval",
 ];
 
-/// `repeatInterval`: 1 s to 7 days, on webhook and Slack targets that do
-/// not group.
+/// `repeatInterval`: 1 s to 7 days, on webhook and Slack targets.
 fn repeat(
     object: &serde_json::Map<String, Value>,
     kind_name: &str,
-    grouped: bool,
 ) -> Result<Option<crate::duration::Millis>, String> {
     let Some(value) = object.get("repeatInterval") else {
         return Ok(None);
     };
     if kind_name == "exec" {
         return Err("repeatInterval: only webhook and slack targets send reminders".to_string());
-    }
-    if grouped {
-        return Err(
-            "repeatInterval: not with groupBy yet (reminders are per incident)".to_string(),
-        );
     }
     match value {
         Value::String(text) => match crate::duration::parse_duration(text) {
@@ -381,7 +374,7 @@ fn target(item: &Value, index: usize, rules: &[&str]) -> Result<Target, String> 
         None => format!("{kind_name}-{}", index + 1),
     };
     let group = grouping(object, &kind_name)?;
-    let repeat = repeat(object, &kind_name, group.is_some())?;
+    let repeat = repeat(object, &kind_name)?;
     Ok(Target {
         name,
         kind,

@@ -167,6 +167,8 @@ pub struct GroupNotification<'a> {
     pub timeout: Duration,
     /// The message's id: the same for every try of the same transitions.
     pub id: String,
+    /// A reminder that the group's incidents are still open (no events).
+    pub reminder: bool,
 }
 
 impl GroupNotification<'_> {

@@ -138,7 +138,10 @@ pub fn group_text(group: &GroupNotification<'_>) -> String {
     } else {
         ":rotating_light:"
     };
-    let mut lines = vec![format!("{icon} *{what}*: {}; {firing}", done.join(", "))];
+    let mut lines = vec![match group.reminder {
+        true => format!(":bell: *Still open*: *{what}*, not acknowledged; {firing}"),
+        false => format!("{icon} *{what}*: {}; {firing}", done.join(", ")),
+    }];
     if let Some(link) = group.link() {
         lines.push(format!("<{link}|Open the incidents>"));
     }

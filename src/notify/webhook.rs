@@ -57,7 +57,7 @@ pub fn group_body(group: &GroupNotification<'_>) -> serde_json::Value {
         .map(|event| json!({"event": event.kind.as_str(), "incident": event.incident}))
         .collect();
     json!({
-        "type": "group",
+        "type": if group.reminder { "group.reminder" } else { "group" },
         "groupKey": group.key,
         "group": group.group,
         "events": events,

@@ -244,6 +244,7 @@ async fn send_group(
         public_url: config.server.public_url.as_deref(),
         timeout: Duration::from_millis(config.hooks.timeout.max(0) as u64),
         id: message_id(target, key, &deliveries),
+        reminder: false,
     };
     let started = service.now();
     let called = notifier.notify_group(&notification).await;
