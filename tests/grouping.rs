@@ -13,26 +13,15 @@ use support::{Alertd, now, wait_for};
 
 fn config(receiver: SocketAddr, wait: &str, interval: &str) -> String {
     let url = |name: &str| format!("http://{receiver}/hook/{name}");
-    json!({
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [
-                {"name": "grouped", "type": "webhook", "url": url("grouped"),
-                 "groupBy": ["rule"], "groupWait": wait, "groupInterval": interval},
-                {"name": "chat", "type": "slack", "url": url("chat"),
-                 "groupBy": [], "groupWait": wait, "groupInterval": interval},
-                {"name": "each", "type": "webhook", "url": url("each")}
-            ]
-        },
-        "server": {"publicUrl": "https://alerts.example.com/"},
-        "hooks": {"timeout": "5s"}
-    })
-    .to_string()
+    let mut config = support::x_high_with(json!([
+        {"name": "grouped", "type": "webhook", "url": url("grouped"),
+         "groupBy": ["rule"], "groupWait": wait, "groupInterval": interval},
+        {"name": "chat", "type": "slack", "url": url("chat"),
+         "groupBy": [], "groupWait": wait, "groupInterval": interval},
+        {"name": "each", "type": "webhook", "url": url("each")}
+    ]));
+    config["server"] = json!({"publicUrl": "https://alerts.example.com/"});
+    config.to_string()
 }
 
 fn push_all(alertd: &Alertd, hosts: usize, x: f64) {

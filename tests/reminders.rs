@@ -28,21 +28,10 @@ fn reminders_come_until_an_acknowledgement() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, address) = start_receiver();
     let url = |name: &str| format!("http://{address}/hook/{name}");
-    let config = json!({
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [
-                {"name": "ops", "type": "webhook", "url": url("ops"), "repeatInterval": "2s"},
-                {"name": "quiet", "type": "webhook", "url": url("quiet")}
-            ]
-        },
-        "hooks": {"timeout": "5s"}
-    });
+    let config = support::x_high_with(json!([
+        {"name": "ops", "type": "webhook", "url": url("ops"), "repeatInterval": "2s"},
+        {"name": "quiet", "type": "webhook", "url": url("quiet")}
+    ]));
     let alertd = Alertd::start(dir.path(), &config.to_string());
     let push = |x: f64| {
         let (status, body) =
@@ -95,23 +84,12 @@ fn an_acknowledgement_is_told_to_the_targets_that_ask() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, address) = start_receiver();
     let url = |name: &str| format!("http://{address}/hook/{name}");
-    let config = json!({
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [
-                {"name": "asks", "type": "webhook", "url": url("asks"),
-                 "events": ["opened", "acknowledged", "resolved"]},
-                {"name": "only", "type": "slack", "url": url("only"), "events": ["acknowledged"]},
-                {"name": "plain", "type": "webhook", "url": url("plain")}
-            ]
-        },
-        "hooks": {"timeout": "5s"}
-    });
+    let config = support::x_high_with(json!([
+        {"name": "asks", "type": "webhook", "url": url("asks"),
+         "events": ["opened", "acknowledged", "resolved"]},
+        {"name": "only", "type": "slack", "url": url("only"), "events": ["acknowledged"]},
+        {"name": "plain", "type": "webhook", "url": url("plain")}
+    ]));
     let alertd = Alertd::start(dir.path(), &config.to_string());
     let (status, body) = alertd.push(json!([{"host": "web-1", "ts": now(), "metrics": {"x": 50}}]));
     assert_eq!(status, 200, "{body}");
@@ -158,18 +136,12 @@ fn an_acknowledgement_is_told_to_the_targets_that_ask() {
 fn a_message_s_signed_link_acknowledges_without_signing_in() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, address) = start_receiver();
-    let config = json!({
-        "server": {"token": "a-token-only-this-test-knows-1234", "publicUrl": "https://alerts.example.com/"},
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [{"name": "chat", "type": "slack", "url": format!("http://{address}/hook/chat")}]
-        },
-        "hooks": {"timeout": "5s"}
+    let mut config = support::x_high_with(json!([
+        {"name": "chat", "type": "slack", "url": format!("http://{address}/hook/chat")}
+    ]));
+    config["server"] = json!({
+        "token": "a-token-only-this-test-knows-1234",
+        "publicUrl": "https://alerts.example.com/"
     });
     let mut alertd = Alertd::start(dir.path(), &config.to_string());
     alertd.token = Some("a-token-only-this-test-knows-1234".to_string());
@@ -234,22 +206,11 @@ fn a_message_s_signed_link_acknowledges_without_signing_in() {
 fn a_group_is_reminded_until_its_incidents_are_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let (receiver, address) = start_receiver();
-    let config = json!({
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [
-                {"name": "grouped", "type": "webhook", "url": format!("http://{address}/hook/grouped"),
-                 "groupBy": ["rule"], "groupWait": "0s", "groupInterval": "1h",
-                 "repeatInterval": "2s"}
-            ]
-        },
-        "hooks": {"timeout": "5s"}
-    });
+    let config = support::x_high_with(json!([
+        {"name": "grouped", "type": "webhook", "url": format!("http://{address}/hook/grouped"),
+         "groupBy": ["rule"], "groupWait": "0s", "groupInterval": "1h",
+         "repeatInterval": "2s"}
+    ]));
     let alertd = Alertd::start(dir.path(), &config.to_string());
     let at = now();
     let samples: Vec<Value> = (0..3)

@@ -12,22 +12,11 @@ use support::{Alertd, now, wait_for};
 
 fn config(receiver: SocketAddr) -> String {
     let url = |name: &str| format!("http://{receiver}/hook/{name}");
-    json!({
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "x high", "field": "x", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
-            ],
-            "notify": [
-                {"name": "ops", "type": "webhook", "url": url("ops")},
-                {"name": "closings", "type": "webhook", "url": url("closings"),
-                 "events": ["resolved"]}
-            ]
-        },
-        "hooks": {"timeout": "5s"}
-    })
+    support::x_high_with(json!([
+        {"name": "ops", "type": "webhook", "url": url("ops")},
+        {"name": "closings", "type": "webhook", "url": url("closings"),
+         "events": ["resolved"]}
+    ]))
     .to_string()
 }
 

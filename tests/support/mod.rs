@@ -17,6 +17,24 @@ use serde_json::Value;
 /// libfaketime, from Debian's `libfaketime` (the `faketime` package).
 pub const FAKETIME_LIBRARY: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
+/// A configuration for the notification tests: one rule, `x high` (the
+/// last `x` >= 10 over 2 s), ticks every second, hooks given 5 s, and the
+/// targets `notify`.
+pub fn x_high_with(notify: Value) -> Value {
+    serde_json::json!({
+        "alerting": {
+            "enabled": true,
+            "watcherInterval": "1s",
+            "rules": [
+                {"name": "x high", "field": "x", "aggregation": "last",
+                 "operand": "equalOrMoreThan", "value": 10, "timeframe": "2s"}
+            ],
+            "notify": notify
+        },
+        "hooks": {"timeout": "5s"}
+    })
+}
+
 /// Every rolled-up point of `step`, with its host: `host`'s, or each
 /// host's for `None`.
 pub fn rollups(
