@@ -91,6 +91,21 @@ fn two_nodes(root: &Path, redis: &RedisServer, calls: &Path) -> Vec<Option<Alert
     nodes
 }
 
+/// Nodes named `names` on one configuration, once one leads.
+fn nodes_with(root: &Path, names: &[&str], config: &str, calls: &Path) -> Vec<Option<Alertd>> {
+    let nodes: Vec<Option<Alertd>> = names
+        .iter()
+        .map(|name| {
+            Some(Alertd::start_node(
+                &node_dir(root, name, config, calls),
+                name,
+            ))
+        })
+        .collect();
+    leader(&nodes);
+    nodes
+}
+
 /// Pushes one sample per host to the first node (from `start`) that
 /// acknowledges it; returns whether one did.
 fn push(nodes: &[Option<Alertd>], start: usize, samples: &Value) -> bool {
@@ -1588,9 +1603,9 @@ fn a_pending_pair_opens_on_time_through_a_takeover() {
     );
 }
 
-/// A silence made through the follower holds on the whole cluster: the
-/// leader records the incident, no node calls the hook for it; expired
-/// through the other node, what it held is called once.
+/// Three nodes: a silence made through a follower holds on the whole
+/// cluster: the leader records the incident, no node calls the hook for
+/// it; expired through the leader, what it held is called once.
 #[test]
 fn a_silence_made_on_one_node_holds_on_every_node() {
     if !support::programs::needed("redis-server") {
@@ -1599,11 +1614,16 @@ fn a_silence_made_on_one_node_holds_on_every_node() {
     let root = tempfile::tempdir().unwrap();
     let redis = RedisServer::start(&root.path().join("redis"));
     let calls = root.path().join("calls.log");
-    let nodes = two_nodes(root.path(), &redis, &calls);
+    let nodes = nodes_with(
+        root.path(),
+        &["n0", "n1", "n2"],
+        &config(&redis.url(), "2s"),
+        &calls,
+    );
     let leading = leader(&nodes);
     let (leader_node, follower) = (
         nodes[leading].as_ref().unwrap(),
-        nodes[1 - leading].as_ref().unwrap(),
+        nodes[(leading + 1) % 3].as_ref().unwrap(),
     );
     let (status, answer) = follower.post(
         "/api/v1/silences",
@@ -1674,24 +1694,20 @@ fn a_group_is_sent_once_by_the_cluster() {
         {"name": "grouped", "type": "webhook", "url": format!("http://{address}/hook/grouped"),
          "groupBy": ["rule"], "groupWait": "2s", "groupInterval": "1h"}
     ]);
-    let config = config.to_string();
-    let nodes: Vec<Option<Alertd>> = ["n0", "n1"]
-        .iter()
-        .map(|name| {
-            Some(Alertd::start_node(
-                &node_dir(root.path(), name, &config, &calls),
-                name,
-            ))
-        })
-        .collect();
-    leader(&nodes);
+    let nodes = nodes_with(
+        root.path(),
+        &["n0", "n1", "n2"],
+        &config.to_string(),
+        &calls,
+    );
     let at = now();
     let high: Vec<Value> = (0..10)
         .map(|host| json!({"host": format!("web-{host}"), "ts": at, "metrics": {"x": 50}}))
         .collect();
-    // Half through each node.
-    assert!(push(&nodes, 0, &Value::Array(high[..5].to_vec())));
-    assert!(push(&nodes, 1, &Value::Array(high[5..].to_vec())));
+    // Through each node.
+    assert!(push(&nodes, 0, &Value::Array(high[..3].to_vec())));
+    assert!(push(&nodes, 1, &Value::Array(high[3..6].to_vec())));
+    assert!(push(&nodes, 2, &Value::Array(high[6..].to_vec())));
     let message = wait_for("the group's message", 20, || {
         receiver.got("grouped").first().cloned()
     });
@@ -1716,7 +1732,7 @@ fn a_group_is_sent_once_by_the_cluster() {
 
 /// Reminders in a cluster: the leader sends them every `repeatInterval`; a
 /// SIGKILLed leader's successor goes on without reminding twice at once;
-/// an acknowledgement through a follower (the killed node, back) stops them.
+/// an acknowledgement through a follower stops them. Three nodes.
 #[test]
 fn reminders_survive_a_takeover_and_stop_on_an_acknowledgement_anywhere() {
     if !support::programs::needed("redis-server") {
@@ -1731,16 +1747,12 @@ fn reminders_survive_a_takeover_and_stop_on_an_acknowledgement_anywhere() {
         {"name": "ops", "type": "webhook", "url": format!("http://{address}/hook/ops"),
          "repeatInterval": "3s"}
     ]);
-    let config = config.to_string();
-    let mut nodes: Vec<Option<Alertd>> = ["n0", "n1"]
-        .iter()
-        .map(|name| {
-            Some(Alertd::start_node(
-                &node_dir(root.path(), name, &config, &calls),
-                name,
-            ))
-        })
-        .collect();
+    let mut nodes = nodes_with(
+        root.path(),
+        &["n0", "n1", "n2"],
+        &config.to_string(),
+        &calls,
+    );
     let first = leader(&nodes);
     let at = now();
     assert!(push(
@@ -1775,12 +1787,15 @@ fn reminders_survive_a_takeover_and_stop_on_an_acknowledgement_anywhere() {
             "two reminders {between:?} apart: {times:?}"
         );
     }
-    // The killed node comes back, and follows: acknowledged through it, the
-    // leader sends no more.
-    let name = ["n0", "n1"][first];
-    nodes[first] = Some(Alertd::start_node(&root.path().join(name), name));
-    let node = nodes[first].as_ref().unwrap();
-    assert_eq!(leads(node), Some(false), "{name} follows");
+    // Acknowledged through the node that follows the new leader: no more.
+    let second = leader(&nodes);
+    let node = nodes
+        .iter()
+        .enumerate()
+        .find(|(index, node)| *index != second && node.is_some())
+        .and_then(|(_, node)| node.as_ref())
+        .unwrap();
+    assert_eq!(leads(node), Some(false), "a follower");
     let id = node.active()[0]["id"].as_str().unwrap().to_string();
     let (status, answer) = node.post(
         &format!("/api/v1/incidents/{id}/ack"),

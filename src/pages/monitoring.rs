@@ -446,7 +446,10 @@ fn render(context: &PageContext, params: &MonitoringParams) -> Result<Html<Strin
         p.range {
             "From " (format::time(frame.from)) " to " (format::time(frame.to)) " UTC, one point per "
             (HumanDuration(resolution))
-            @if let Some(host) = host_filter { ", host " b { (host) } }
+            @if let Some(host) = host_filter {
+                ", host " b { (host) } " · "
+                a href={ "/silences?" (serde_urlencoded::to_string([("host", host)]).unwrap_or_default()) } { "Silence this host" }
+            }
             @if asked != resolution {
                 " (" (HumanDuration(asked)) " is not offered for a frame of " (HumanDuration(span)) ")"
             }
