@@ -445,12 +445,52 @@ async fn stats(
             hosts: &by_host,
         };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let body = answer
-            .to_json(threads)
+        let parts = answer
+            .to_json_parts(threads)
             .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error))?;
+        let body = axum::body::Body::new(Parts::new(parts));
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })
     .await?
+}
+
+/// A body sent in the parts it was written in, its length known.
+struct Parts {
+    parts: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl Parts {
+    fn new(parts: Vec<Vec<u8>>) -> Self {
+        let parts: std::collections::VecDeque<bytes::Bytes> =
+            parts.into_iter().map(bytes::Bytes::from).collect();
+        let left = parts.iter().map(|part| part.len() as u64).sum();
+        Parts { parts, left }
+    }
+}
+
+impl http_body::Body for Parts {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let part = self.parts.pop_front();
+        if let Some(part) = &part {
+            self.left -= part.len() as u64;
+        }
+        std::task::Poll::Ready(part.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// `GET /metrics`: the service's own figures for Prometheus.
