@@ -268,6 +268,24 @@ return 1
 /// `tick token`) when `tick` may not be recorded under `lease` (`token
 /// node`): only a later tick, or the same under the same lease (a retry),
 /// may; `false` otherwise. `record_tick(key, tick, lease)` records it.
+/// `queue(keys, kind, target, record, id, due)`: adds one delivery to the
+/// outbox; `keys` are outbox_seq, outbox, outbox_key, outbox_next,
+/// outbox_ids and pending.
+macro_rules! queue_function {
+    () => {
+        r"
+local function queue(keys, kind, target, record, id, due)
+  local d = redis.call('INCR', keys[1])
+  redis.call('HSET', keys[2], d, kind .. '\0' .. target .. '\0' .. record)
+  redis.call('HSET', keys[3], d, id .. '\0' .. target)
+  redis.call('HSET', keys[4], d, due)
+  redis.call('ZADD', keys[5], d, d)
+  redis.call('HINCRBY', keys[6], id, 1)
+end
+"
+    };
+}
+
 macro_rules! tick_functions {
     () => {
         r"
@@ -320,6 +338,7 @@ return {'ok'}
 /// one of its pair.
 pub const RECORD: &str = concat!(
     tick_functions!(),
+    queue_function!(),
     r"
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'fenced'} end
 local transitions = {}
@@ -367,12 +386,7 @@ for _, t in ipairs(transitions) do
       redis.call('ZADD', KEYS[5], t.ending, t.id)
     end
     for _, target in ipairs(t.targets) do
-      local d = redis.call('INCR', KEYS[6])
-      redis.call('HSET', KEYS[7], d, t.kind .. '\0' .. target .. '\0' .. t.record)
-      redis.call('HSET', KEYS[8], d, t.id .. '\0' .. target)
-      redis.call('HSET', KEYS[9], d, t.tick)
-      redis.call('ZADD', KEYS[10], d, d)
-      redis.call('HINCRBY', KEYS[11], t.id, 1)
+      queue({KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]}, t.kind, target, t.record, t.id, t.tick)
     end
   end
 end
@@ -522,22 +536,19 @@ return 1
 /// KEYS: incident, acks, outbox_seq, outbox, outbox_key, outbox_next,
 /// outbox_ids, pending. ARGV: the incident id, the acknowledgement (JSON),
 /// its time, the number of targets and their names.
-pub const ACKNOWLEDGE: &str = r"
+pub const ACKNOWLEDGE: &str = concat!(
+    queue_function!(),
+    r"
 local record = redis.call('HGET', KEYS[1], ARGV[1])
 if not record then return false end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[2]) == 1 then
   for k = 1, tonumber(ARGV[4]) do
-    local target = ARGV[4 + k]
-    local d = redis.call('INCR', KEYS[3])
-    redis.call('HSET', KEYS[4], d, 'acknowledged\0' .. target .. '\0' .. record)
-    redis.call('HSET', KEYS[5], d, ARGV[1] .. '\0' .. target)
-    redis.call('HSET', KEYS[6], d, ARGV[3])
-    redis.call('ZADD', KEYS[7], d, d)
-    redis.call('HINCRBY', KEYS[8], ARGV[1], 1)
+    queue({KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]}, 'acknowledged', ARGV[4 + k], record, ARGV[1], ARGV[3])
   end
 end
 return redis.call('HGET', KEYS[2], ARGV[1])
-";
+"
+);
 
 /// Queues a reminder of an incident for a target, due now, and sets its
 /// next one.
@@ -545,16 +556,14 @@ return redis.call('HGET', KEYS[2], ARGV[1])
 /// KEYS: outbox_seq, outbox, outbox_key, outbox_next, outbox_ids, pending,
 /// reminders. ARGV: incident id, target, the incident's record, now, the
 /// next reminder's time.
-pub const REMIND: &str = r"
-local d = redis.call('INCR', KEYS[1])
-redis.call('HSET', KEYS[2], d, 'reminder\0' .. ARGV[2] .. '\0' .. ARGV[3])
-redis.call('HSET', KEYS[3], d, ARGV[1] .. '\0' .. ARGV[2])
-redis.call('HSET', KEYS[4], d, ARGV[4])
-redis.call('ZADD', KEYS[5], d, d)
-redis.call('HINCRBY', KEYS[6], ARGV[1], 1)
+pub const REMIND: &str = concat!(
+    queue_function!(),
+    r"
+queue(KEYS, 'reminder', ARGV[2], ARGV[3], ARGV[1], ARGV[4])
 redis.call('HSET', KEYS[7], ARGV[1] .. '\0' .. ARGV[2], ARGV[5])
 return 1
-";
+"
+);
 
 /// Records when a group was last sent, keeping the latest.
 ///

@@ -155,6 +155,37 @@ fn insert_call(connection: &rusqlite::Connection, call: &HookCall) -> rusqlite::
     Ok(())
 }
 
+/// Adds a delivery of `incident` to `target` to the outbox, due at `due`,
+/// in the caller's transaction.
+fn queue(
+    transaction: &rusqlite::Transaction<'_>,
+    target: &str,
+    kind: &str,
+    incident: &Incident,
+    due: Millis,
+    extra: Option<&str>,
+) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
+             end_time, trigger_value, next_attempt, extra) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            target,
+            kind,
+            incident.id,
+            &*incident.rule_name,
+            &*incident.host_name,
+            incident.start_time,
+            incident.end_time,
+            stored_value(incident.trigger_value),
+            due,
+            extra,
+        ])?;
+    Ok(())
+}
+
 /// Claims `claimed` for `claim.node` until `now + claim.lasts`, in the
 /// caller's transaction.
 fn take_claims(
@@ -373,11 +404,6 @@ impl IncidentLog for SqliteStore {
                     "INSERT INTO pairs (rule, host, last_end) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (rule, host) DO UPDATE SET last_end = excluded.last_end",
                 )?;
-                let mut outbox = transaction.prepare_cached(
-                    "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
-                 end_time, trigger_value, next_attempt, extra) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                )?;
                 for (index, transition) in transitions.iter().enumerate() {
                     let targets = targets.get(index).map_or(&[][..], Vec::as_slice);
                     let i = &transition.incident;
@@ -418,18 +444,15 @@ impl IncidentLog for SqliteStore {
                         pair.execute(params![rule, host, end])?;
                     }
                     for target in targets {
-                        outbox.execute(params![
+                        let kind = transition.kind.as_str();
+                        queue(
+                            &transaction,
                             target,
-                            transition.kind.as_str(),
-                            i.id,
-                            rule,
-                            host,
-                            i.start_time,
-                            i.end_time,
-                            stored_value(i.trigger_value),
+                            kind,
+                            i,
                             transition.at,
-                            extra,
-                        ])?;
+                            extra.as_deref(),
+                        )?;
                     }
                 }
             }
@@ -812,22 +835,8 @@ impl IncidentLog for SqliteStore {
     ) -> Result<(), StoreError> {
         self.write(|connection| {
             let transaction = begin_write(connection)?;
-            transaction.execute(
-                "INSERT INTO outbox (target, kind, incident_id, rule, host, start_time, \
-                 end_time, trigger_value, next_attempt, extra) \
-                 VALUES (?1, 'reminder', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    target,
-                    i.id,
-                    &*i.rule_name,
-                    &*i.host_name,
-                    i.start_time,
-                    i.end_time,
-                    stored_value(i.trigger_value),
-                    now,
-                    Extra::encode(i),
-                ],
-            )?;
+            let extra = Extra::encode(i);
+            queue(&transaction, target, "reminder", i, now, extra.as_deref())?;
             transaction.execute(
                 "INSERT INTO reminders (incident_id, target, next_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (incident_id, target) DO UPDATE SET next_at = excluded.next_at",
