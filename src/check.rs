@@ -13,6 +13,7 @@ pub fn summary(loaded: &Loaded, now: crate::duration::Millis) -> Vec<String> {
         server: _,
         storage: _,
         hooks: _,
+        ingest,
     } = &loaded.config;
     let on = |enabled: bool| if enabled { "enabled" } else { "disabled" };
     let mut lines = vec![format!(
@@ -61,6 +62,15 @@ pub fn summary(loaded: &Loaded, now: crate::duration::Millis) -> Vec<String> {
             "  maintenance {}: {}, silencing {matchers}; {when}",
             window.name,
             window.summary()
+        ));
+    }
+    for target in &ingest.scrape {
+        lines.push(format!(
+            "  scrape {} as host {:?}: every {}, timeout {}",
+            target.url,
+            target.host,
+            HumanDuration(target.interval),
+            HumanDuration(target.timeout)
         ));
     }
     lines

@@ -8,6 +8,8 @@
 //! - [`config`]: the configuration file, parsed and then validated into a [`config::Config`].
 //! - [`field`]: built-in and custom metric field names.
 //! - [`sample`]: samples, parsed and checked without allocating per sample.
+//! - [`series`]: points from standard senders (OTLP, Prometheus remote write, scraped
+//!   pages) made into samples.
 //! - [`engine`]: the incremental rule engine. No I/O, no clock: it takes samples and
 //!   an evaluation time and returns [`incident::Transition`]s.
 //! - [`incident`]: incident objects and their JSON form.
@@ -48,6 +50,7 @@ pub mod query;
 pub mod replay;
 pub mod ruletest;
 pub mod sample;
+pub mod series;
 pub mod service;
 pub mod silence;
 pub mod stats;

@@ -6,6 +6,7 @@
 //! returns either a `Config` with its warnings, or every problem of the file,
 //! each naming its place (`alerting.rules[2] "High CPU": timeframe "2x": ...`).
 
+pub mod ingest;
 pub mod maintenance;
 pub mod notify;
 pub mod raw;
@@ -31,6 +32,9 @@ pub struct Config {
     pub server: Server,
     pub storage: Storage,
     pub hooks: Hooks,
+    /// `ingest`: series from standard senders, and scrape targets; its
+    /// defaults in a Botpress-shaped file.
+    pub ingest: ingest::Ingest,
 }
 
 /// `server`: how `alertd run` serves HTTP (not in the original product).
@@ -195,7 +199,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:7373";
 /// The default request body limit: 16 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// The native shape's top-level keys.
-pub const TOP_LEVEL_KEYS: &[&str] = &["monitoring", "alerting", "server", "storage", "hooks"];
+pub const TOP_LEVEL_KEYS: &[&str] = &[
+    "monitoring",
+    "alerting",
+    "server",
+    "storage",
+    "hooks",
+    "ingest",
+];
 
 /// Which of the two accepted file shapes a configuration was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -43,6 +43,16 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
         Shape::Botpress => "pro.",
     };
     let monitoring = check.monitoring(&format!("{prefix}monitoring"), monitoring);
+    let mut ingest = super::ingest::Ingest::default();
+    ingest.mapping.interval = monitoring.collection_interval;
+    if let (Shape::Native, Some(section)) = (shape, top.get("ingest")) {
+        let (found, problems) =
+            super::ingest::ingest("ingest", section, monitoring.collection_interval);
+        for (place, message) in problems {
+            check.problem(&place, message);
+        }
+        ingest = found;
+    }
     let alerting = check.alerting(&format!("{prefix}alerting"), alerting, &monitoring);
     if check.problems.is_empty() {
         Ok(Loaded {
@@ -53,6 +63,7 @@ pub fn validate(file: &Value) -> Result<Loaded, Vec<Problem>> {
                 server,
                 storage,
                 hooks,
+                ingest,
             },
             warnings: check.warnings,
         })

@@ -9,6 +9,7 @@ pub mod guard;
 mod push;
 pub mod serve;
 mod silences;
+mod standard;
 
 use std::fmt;
 use std::sync::Arc;
@@ -34,6 +35,8 @@ pub fn router(service: Arc<Service>) -> Router {
     let api = Router::new()
         .route("/api/v1/metrics", post(push::metrics))
         .route("/api/v1/samples", post(push::samples))
+        .route("/api/v1/write", post(standard::remote_write))
+        .route("/v1/metrics", post(standard::otlp))
         .route("/api/v1/incidents", get(incidents))
         .route("/api/v1/incidents/{id}", get(incident))
         .route("/api/v1/incidents/{id}/retry", post(retry_dead))

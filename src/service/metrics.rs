@@ -35,6 +35,11 @@ pub struct Metrics {
     deliveries_held: AtomicU64,
     deliveries_not_sent: AtomicU64,
     lease_changes: AtomicU64,
+    /// Points from standard senders by way in (`Via` order): taken,
+    /// refused, skipped.
+    points: [[AtomicU64; 3]; 3],
+    /// Scrapes that succeeded, failed.
+    scrapes: [AtomicU64; 2],
     /// This node's clock minus the shared store's, in ms, as an `i64`'s
     /// bits; `u64::MAX` until compared (or with a store of its own).
     clock_skew: AtomicU64,
@@ -66,6 +71,19 @@ impl Metrics {
     /// `server.maxNewHostsPerBatch`).
     pub fn hosts_refused(&self, total: bool) {
         self.hosts_refused[usize::from(total)].fetch_add(1, Relaxed);
+    }
+
+    /// Points that came `via` a standard sender.
+    pub fn points(&self, via: super::Via, taken: u64, refused: u64, skipped: u64) {
+        let row = &self.points[via as usize];
+        row[0].fetch_add(taken, Relaxed);
+        row[1].fetch_add(refused, Relaxed);
+        row[2].fetch_add(skipped, Relaxed);
+    }
+
+    /// A scrape that succeeded (or not).
+    pub fn scrape(&self, succeeded: bool) {
+        self.scrapes[usize::from(!succeeded)].fetch_add(1, Relaxed);
     }
 
     /// This node's clock minus the shared store's, as last compared.
@@ -160,6 +178,37 @@ impl Metrics {
             "counter",
             "Samples in rejected batches.",
             &[("", get(&self.samples_rejected))],
+        );
+        let mut points = Vec::new();
+        for via in super::Via::ALL {
+            for (outcome, counter) in ["taken", "refused", "skipped"]
+                .iter()
+                .zip(&self.points[via as usize])
+            {
+                points.push((
+                    format!("{{via=\"{}\",outcome=\"{outcome}\"}}", via.name()),
+                    get(counter),
+                ));
+            }
+        }
+        let points: Vec<(&str, String)> = points
+            .iter()
+            .map(|(labels, value)| (labels.as_str(), value.clone()))
+            .collect();
+        metric(
+            "alertd_points_total",
+            "counter",
+            "Points from OTLP, remote write and scrapes: taken, refused, skipped.",
+            &points,
+        );
+        metric(
+            "alertd_scrapes_total",
+            "counter",
+            "Scrapes of ingest.scrape targets, by outcome.",
+            &[
+                ("{outcome=\"ok\"}", get(&self.scrapes[0])),
+                ("{outcome=\"failed\"}", get(&self.scrapes[1])),
+            ],
         );
         metric(
             "alertd_batches_rejected_total",

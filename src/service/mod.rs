@@ -30,15 +30,18 @@
 //!    reload; held across store writes.
 //! 2. `evaluation.compaction`: a compaction, or a reload from reading the
 //!    store's sample cursor until its engine is built.
-//! 3. `ingest.commit`: the one caller that commits a group of batches;
+//! 3. `points.translator`: the standard senders' points, from their
+//!    translation until their samples are stored ([`points`]).
+//! 4. `ingest.commit`: the one caller that commits a group of batches;
 //!    held across the store write. A reload holds it only to read the
 //!    cursor and, at the end, to add the samples committed meanwhile and
 //!    swap the engine: pushes go on while it rebuilds.
-//! 4. `evaluation.engine`: memory work only (taken before `ingest.commit`
+//! 5. `evaluation.engine`: memory work only (taken before `ingest.commit`
 //!    is released, hand over hand, so that groups enter the engine in the
 //!    order they were committed).
 //!
-//! The others (`ingest.group`, `evaluation.rebuilding`, `leadership.lease`,
+//! The others (`ingest.group`, `points.families`, `scrapes.statuses`,
+//! `evaluation.rebuilding`, `leadership.lease`,
 //! `leadership.tail`, `leadership.cluster`, the configuration) guard memory
 //! only, are held for a few instructions, and no other lock is taken while
 //! one of them is held.
@@ -52,8 +55,10 @@ mod ingest;
 mod janitor;
 mod leadership;
 mod metrics;
+mod points;
 mod published;
 mod reminders;
+mod scrape;
 mod silencing;
 mod topology;
 mod watcher;
@@ -80,6 +85,8 @@ pub use data_dir::{DataDirError, DataDirLock, data_dir};
 pub use ingest::{HostLimit, HostLimitError};
 pub use leadership::{ClockCheck, ClusterRead};
 pub use metrics::Metrics;
+pub use points::{PointsError, Taken, Via};
+pub use scrape::TargetStatus;
 pub use silencing::{NotAcknowledged, Refused};
 pub use topology::Topology;
 
@@ -128,6 +135,10 @@ pub struct Service {
     evaluation: watcher::Evaluation,
     /// Samples and counters on their way in ([`ingest`]).
     ingest: ingest::Ingest,
+    /// Points from standard senders on their way in ([`points`]).
+    points: points::Points,
+    /// How this node's scrapes went ([`scrape`]).
+    scrapes: scrape::Scrapes,
     /// The lease and the cluster as seen from here ([`leadership`]).
     leadership: leadership::Leadership,
     /// Hook and target calls from the outbox ([`dispatch`]).
@@ -216,6 +227,8 @@ impl Service {
                 ids: UlidIds,
             }),
             ingest: ingest::Ingest::default(),
+            points: points::Points::default(),
+            scrapes: scrape::Scrapes::default(),
             leadership: leadership::Leadership::default(),
             dispatch: dispatch::Dispatch::default(),
             token_guesses: crate::auth::TokenThrottle::default(),
@@ -488,6 +501,7 @@ pub async fn run<F>(
         tokio::spawn(watcher::watcher(service.clone(), stop.clone())),
         tokio::spawn(dispatch::dispatcher(service.clone(), stop.clone())),
         tokio::spawn(collector::collector(service.clone(), stop.clone())),
+        tokio::spawn(scrape::scraper(service.clone(), stop.clone())),
         tokio::spawn(janitor::janitor(service.clone(), stop.clone())),
         tokio::spawn(reminders::reminders(service.clone(), stop.clone())),
         tokio::spawn(leadership::leadership(service.clone(), stop.clone())),

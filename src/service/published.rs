@@ -20,6 +20,10 @@ struct Published {
     evaluated: Option<Millis>,
     rules: Vec<String>,
     hosts: Vec<(String, Vec<Status>)>,
+    /// How the leader's scrapes went (absent from what an earlier version
+    /// published).
+    #[serde(default)]
+    scrapes: Vec<super::TargetStatus>,
 }
 
 /// One pair: state, aggregate, samples, open incident (id, start, trigger
@@ -48,8 +52,9 @@ fn state_named(name: &str) -> PairState {
 }
 
 /// Encodes `states` for the other nodes.
-pub(super) fn encode(states: &RuleStates) -> Vec<u8> {
+pub(super) fn encode(states: &RuleStates, scrapes: Vec<super::TargetStatus>) -> Vec<u8> {
     let published = Published {
+        scrapes,
         evaluated: states.evaluated,
         rules: states.rules.iter().map(|rule| rule.name.clone()).collect(),
         hosts: states
@@ -160,11 +165,26 @@ impl Service {
         let Some(lease) = self.lease() else {
             return;
         };
-        let encoded = encode(&self.engine_states());
+        let encoded = encode(&self.engine_states(), self.own_scrape_statuses());
         match self.store.publish_states(&lease, at, &encoded) {
             Ok(()) => {}
             Err(StoreError::StaleTick { tick, last }) => self.behind_recorded_tick(tick, last),
             Err(error) => warn!(%error, "cannot publish the rules' states for the other nodes"),
+        }
+    }
+
+    /// How the leader's scrapes went, as it last published them.
+    pub(super) fn published_scrapes(&self) -> Vec<super::TargetStatus> {
+        #[derive(Deserialize)]
+        struct Scrapes {
+            #[serde(default)]
+            scrapes: Vec<super::TargetStatus>,
+        }
+        match self.store.published_states() {
+            Ok(Some(bytes)) => serde_json::from_slice::<Scrapes>(&bytes)
+                .map(|published| published.scrapes)
+                .unwrap_or_default(),
+            _ => Vec::new(),
         }
     }
 

@@ -1,0 +1,361 @@
+//! The standard ways in: OTLP/HTTP metrics (`POST /v1/metrics`) and
+//! Prometheus remote write 1.0 (`POST /api/v1/write`). Each answers as its
+//! specification says: what a sender must not send again is a 4xx, what it
+//! should retry (a store that cannot write now) a 5xx.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::series::{Batch, otlp, remote_write};
+use crate::service::{HostLimit, HostLimitError, PointsError, Service, Taken, Via};
+
+/// How much bigger than `server.bodyLimit` a body may grow once
+/// uncompressed.
+const INFLATION: usize = 8;
+
+/// A refusal: a status and why.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+/// The lowercased media type of `Content-Type`, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
+    match headers.get(header::CONTENT_ENCODING) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|value| Some(value.trim().to_ascii_lowercase()))
+            .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "Content-Encoding is not text")),
+    }
+}
+
+/// A body too big for `server.bodyLimit`, or cut short.
+fn body_refusal(rejection: BytesRejection) -> Refusal {
+    let status = rejection.status();
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "the body is larger than server.bodyLimit: send smaller batches".to_string()
+    } else {
+        format!("the body could not be read: {rejection}")
+    };
+    Refusal::new(status, message)
+}
+
+/// Inflates a gzip body, refusing one that grows past `limit` bytes.
+fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Refusal> {
+    let mut inflated = Vec::new();
+    let read = flate2::read::GzDecoder::new(body)
+        .take(limit as u64 + 1)
+        .read_to_end(&mut inflated);
+    match read {
+        Err(error) => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not valid gzip: {error}"),
+        )),
+        Ok(_) if inflated.len() > limit => Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body inflates to more than {limit} bytes: send smaller batches"),
+        )),
+        Ok(_) => Ok(inflated),
+    }
+}
+
+/// A batch the service did not store: a status for each reason.
+fn not_stored(error: PointsError) -> Refusal {
+    match error {
+        PointsError::Hosts(HostLimitError::Limit(limit @ HostLimit::PerBatch { .. })) => {
+            Refusal::new(StatusCode::BAD_REQUEST, limit.to_string())
+        }
+        PointsError::Hosts(HostLimitError::Limit(limit @ HostLimit::Total { .. })) => {
+            Refusal::new(StatusCode::TOO_MANY_REQUESTS, limit.to_string())
+        }
+        PointsError::Hosts(HostLimitError::Store(error)) | PointsError::Store(error) => {
+            if let crate::store::StoreError::Unstorable(_) = error {
+                return Refusal::new(StatusCode::BAD_REQUEST, error.to_string());
+            }
+            tracing::error!(%error, "store failed a request");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store cannot take the points now ({error}): send them again"),
+            )
+        }
+    }
+}
+
+/// Stores `batch` off the async threads.
+async fn store(service: &Arc<Service>, via: Via, batch: Batch) -> Result<Taken, Refusal> {
+    let worker = service.clone();
+    match tokio::task::spawn_blocking(move || worker.ingest_points(via, batch)).await {
+        Ok(Ok(taken)) => Ok(taken),
+        Ok(Err(error)) => Err(not_stored(error)),
+        Err(error) => Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("storing failed: {error}"),
+        )),
+    }
+}
+
+/// `POST /v1/metrics`: an OTLP `ExportMetricsServiceRequest`.
+pub(super) async fn otlp(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let encoding = match media_type(&headers).as_deref() {
+        Some("application/x-protobuf" | "application/protobuf") => otlp::Encoding::Protobuf,
+        Some("application/json") => otlp::Encoding::Json,
+        other => {
+            let message = format!(
+                "Content-Type {}: OTLP/HTTP is application/x-protobuf or application/json",
+                other.unwrap_or("(none)")
+            );
+            return otlp_error(
+                Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
+                otlp::Encoding::Json,
+            );
+        }
+    };
+    match otlp_export(&service, &headers, body, encoding).await {
+        Ok(answer) => answer,
+        Err(refusal) => {
+            if refusal.status.is_client_error() {
+                service.metrics().batch_rejected(0);
+            }
+            otlp_error(refusal, encoding)
+        }
+    }
+}
+
+async fn otlp_export(
+    service: &Arc<Service>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    encoding: otlp::Encoding,
+) -> Result<Response, Refusal> {
+    let body = body.map_err(body_refusal)?;
+    let config = service.config();
+    let limit = config.server.body_limit.saturating_mul(INFLATION);
+    let body: Vec<u8> = match content_encoding(headers)?.as_deref() {
+        None | Some("identity") => body.to_vec(),
+        Some("gzip") => gunzip(&body, limit)?,
+        Some(other) => {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?}: alertd takes gzip or none"),
+            ));
+        }
+    };
+    let request = otlp::decode(&body, encoding)
+        .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+    let count = otlp::count_points(&request);
+    if count > config.ingest.max_points {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{count} data points in one request, more than ingest.maxPointsPerRequest ({}): \
+                 send smaller batches (the Collector's batch processor: send_batch_max_size)",
+                config.ingest.max_points
+            ),
+        ));
+    }
+    let decoded = otlp::points(request);
+    let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+    if refused_before > 0 {
+        service.points_refused(Via::Otlp, refused_before);
+    }
+    let taken = store(
+        service,
+        Via::Otlp,
+        Batch {
+            points: decoded.points,
+            host: None,
+        },
+    )
+    .await?;
+    let mut reasons: Vec<String> = decoded
+        .refused
+        .iter()
+        .map(|(reason, count)| format!("{count} point(s): {reason}"))
+        .collect();
+    if taken.refused.count() > 0 {
+        reasons.push(taken.refused.summary());
+    }
+    let refused = refused_before + taken.refused.count();
+    let body = otlp::response(refused, &reasons.join("; "), encoding);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, content_type(encoding))],
+        body,
+    )
+        .into_response())
+}
+
+fn content_type(encoding: otlp::Encoding) -> &'static str {
+    match encoding {
+        otlp::Encoding::Protobuf => "application/x-protobuf",
+        otlp::Encoding::Json => "application/json",
+    }
+}
+
+/// An OTLP error answer: its status, and a `google.rpc.Status` body.
+fn otlp_error(refusal: Refusal, encoding: otlp::Encoding) -> Response {
+    // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL.
+    let code = match refusal.status {
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => 8,
+        StatusCode::SERVICE_UNAVAILABLE => 14,
+        status if status.is_server_error() => 13,
+        _ => 3,
+    };
+    let body = otlp::status(code, &refusal.message, encoding);
+    let mut response = (
+        refusal.status,
+        [(header::CONTENT_TYPE, content_type(encoding))],
+        body,
+    )
+        .into_response();
+    if refusal.status == StatusCode::SERVICE_UNAVAILABLE
+        || refusal.status == StatusCode::TOO_MANY_REQUESTS
+    {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("5"),
+        );
+    }
+    response
+}
+
+/// `POST /api/v1/write`: a Prometheus remote write 1.0 `WriteRequest`.
+pub(super) async fn remote_write(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match write(&service, &headers, body).await {
+        Ok(taken) if taken.refused.count() == 0 => StatusCode::NO_CONTENT.into_response(),
+        // Remote write 1.0 has no partial success: a 2xx with why, for
+        // whoever reads it (the refused points are in the metrics too).
+        Ok(taken) => (
+            StatusCode::OK,
+            format!(
+                "{} point(s) refused: {}\n",
+                taken.refused.count(),
+                taken.refused.summary()
+            ),
+        )
+            .into_response(),
+        Err(refusal) => {
+            if refusal.status.is_client_error() {
+                service.metrics().batch_rejected(0);
+            }
+            let mut response = (refusal.status, format!("{}\n", refusal.message)).into_response();
+            if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    axum::http::HeaderValue::from_static("5"),
+                );
+            }
+            response
+        }
+    }
+}
+
+async fn write(
+    service: &Arc<Service>,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Taken, Refusal> {
+    let body = body.map_err(body_refusal)?;
+    if let Some(value) = headers.get(header::CONTENT_TYPE) {
+        let value = value.to_str().unwrap_or("").to_ascii_lowercase();
+        if value.contains("io.prometheus.write.v2") {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "remote write 2.0 is not taken: set protobuf_message: prometheus.WriteRequest \
+                 (remote write 1.0)",
+            ));
+        }
+        if !value.starts_with("application/x-protobuf") {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type {value:?}: remote write is application/x-protobuf"),
+            ));
+        }
+    }
+    match content_encoding(headers)?.as_deref() {
+        None | Some("snappy") => {}
+        Some(other) => {
+            return Err(Refusal::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding {other:?}: remote write is snappy-compressed"),
+            ));
+        }
+    }
+    let config = service.config();
+    let limit = config.server.body_limit.saturating_mul(INFLATION);
+    let request = remote_write::decode(&body, limit).map_err(|error| {
+        let status = match error {
+            remote_write::RemoteWriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Refusal::new(status, error.to_string())
+    })?;
+    let count: usize = request
+        .timeseries
+        .iter()
+        .map(|series| series.samples.len())
+        .sum();
+    if count > config.ingest.max_points {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{count} samples in one request, more than ingest.maxPointsPerRequest ({}): \
+                 lower queue_config.max_samples_per_send",
+                config.ingest.max_points
+            ),
+        ));
+    }
+    service.learn_families(
+        request
+            .metadata
+            .iter()
+            .map(|metadata| (metadata.metric_family_name.clone(), metadata.family())),
+    );
+    let decoded = remote_write::points(request, |name| service.family_of(name));
+    let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+    if refused_before > 0 {
+        service.points_refused(Via::RemoteWrite, refused_before);
+    }
+    let mut taken = store(
+        service,
+        Via::RemoteWrite,
+        Batch {
+            points: decoded.points,
+            host: None,
+        },
+    )
+    .await?;
+    for (reason, count) in decoded.refused {
+        taken.refused.reasons.push((reason, count));
+    }
+    Ok(taken)
+}
