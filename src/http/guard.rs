@@ -10,9 +10,9 @@
 //!   send `Origin` on every cross-site POST, so a page elsewhere cannot
 //!   forge one; tools such as curl send none and are not concerned.
 //! - A POST to the API must say it is JSON (`application/json`, or NDJSON
-//!   with `application/x-ndjson`): 415 otherwise. A browser can send a
-//!   cross-site form or `text/plain` body without asking first, never a JSON
-//!   one.
+//!   with `application/x-ndjson`), or protobuf (`application/x-protobuf`,
+//!   remote write): 415 otherwise. A browser can send a cross-site form or
+//!   `text/plain` body without asking first, never a JSON or protobuf one.
 //! - The `Host` must be one this server answers to ([`AllowedHosts`]): 421
 //!   otherwise.
 
@@ -114,13 +114,17 @@ fn check(allowed: &AllowedHosts, request: &Request) -> Result<(), ApiError> {
             .to_ascii_lowercase();
         if !matches!(
             essence.as_str(),
-            "application/json" | "application/x-ndjson" | "application/jsonl"
+            "application/json"
+                | "application/x-ndjson"
+                | "application/jsonl"
+                | "application/x-protobuf"
+                | "application/protobuf"
         ) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
                     "Content-Type {content_type:?}: send application/json (or \
-                     application/x-ndjson for NDJSON)"
+                     application/x-ndjson for NDJSON; application/x-protobuf for remote write)"
                 ),
             ));
         }

@@ -46,6 +46,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/cluster", get(cluster))
         .route("/api/v1/cluster/loss/acknowledge", post(acknowledge_loss))
         .route("/api/v1/stats", get(stats))
+        .route("/api/v1/scrape", get(scrape_targets))
         .route("/api/v1/silences", get(silences::list).post(silences::add))
         .route(
             "/api/v1/silences/{id}",
@@ -363,6 +364,19 @@ struct StatsParams {
     fields: Option<String>,
     /// `hosts`: every host's samples in the same buckets.
     across: Option<String>,
+}
+
+/// `GET /api/v1/scrape`: each scrape target's last scrape.
+async fn scrape_targets(State(service): State<Arc<Service>>) -> Response {
+    #[derive(Serialize)]
+    struct Targets {
+        targets: Vec<crate::service::TargetStatus>,
+    }
+    let worker = service.clone();
+    match tokio::task::spawn_blocking(move || worker.scrape_statuses()).await {
+        Ok(targets) => axum::Json(Targets { targets }).into_response(),
+        Err(error) => ApiError::from(error).into_response(),
+    }
 }
 
 /// `GET /api/v1/stats?from=MS&to=MS&resolution=1m`: samples per host,

@@ -6,9 +6,8 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -50,15 +49,37 @@ fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
     }
 }
 
-/// A body too big for `server.bodyLimit`, or cut short.
-fn body_refusal(rejection: BytesRejection) -> Refusal {
-    let status = rejection.status();
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        "the body is larger than server.bodyLimit: send smaller batches".to_string()
-    } else {
-        format!("the body could not be read: {rejection}")
+/// Reads a body of at most `server.bodyLimit` bytes. One whose
+/// `Content-Length` says it is bigger is refused before it is read (a client
+/// that waits for `100 Continue` sends nothing).
+async fn read_body(service: &Service, headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
+    let limit = service.read_config(|config| config.server.body_limit);
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than server.bodyLimit ({limit} bytes): send smaller batches"
+            ),
+        )
     };
-    Refusal::new(status, message)
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let error = error.into_inner();
+        if error.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            Refusal::new(
+                StatusCode::BAD_REQUEST,
+                format!("the body could not be read: {error}"),
+            )
+        }
+    })
 }
 
 /// Inflates a gzip body, refusing one that grows past `limit` bytes.
@@ -119,7 +140,7 @@ async fn store(service: &Arc<Service>, via: Via, batch: Batch) -> Result<Taken, 
 pub(super) async fn otlp(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let encoding = match media_type(&headers).as_deref() {
         Some("application/x-protobuf" | "application/protobuf") => otlp::Encoding::Protobuf,
@@ -149,10 +170,10 @@ pub(super) async fn otlp(
 async fn otlp_export(
     service: &Arc<Service>,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
     encoding: otlp::Encoding,
 ) -> Result<Response, Refusal> {
-    let body = body.map_err(body_refusal)?;
+    let body = read_body(service, headers, body).await?;
     let config = service.config();
     let limit = config.server.body_limit.saturating_mul(INFLATION);
     let body: Vec<u8> = match content_encoding(headers)?.as_deref() {
@@ -248,7 +269,7 @@ fn otlp_error(refusal: Refusal, encoding: otlp::Encoding) -> Response {
 pub(super) async fn remote_write(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     match write(&service, &headers, body).await {
         Ok(taken) if taken.refused.count() == 0 => StatusCode::NO_CONTENT.into_response(),
@@ -279,12 +300,7 @@ pub(super) async fn remote_write(
     }
 }
 
-async fn write(
-    service: &Arc<Service>,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Taken, Refusal> {
-    let body = body.map_err(body_refusal)?;
+async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Result<Taken, Refusal> {
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
         let value = value.to_str().unwrap_or("").to_ascii_lowercase();
         if value.contains("io.prometheus.write.v2") {
@@ -310,15 +326,20 @@ async fn write(
             ));
         }
     }
+    let body = read_body(service, headers, body).await?;
     let config = service.config();
     let limit = config.server.body_limit.saturating_mul(INFLATION);
-    let request = remote_write::decode(&body, limit).map_err(|error| {
-        let status = match error {
-            remote_write::RemoteWriteError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Refusal::new(status, error.to_string())
-    })?;
+    let request =
+        remote_write::decode(&body, limit, config.ingest.max_points).map_err(|error| {
+            let status = match error {
+                remote_write::RemoteWriteError::TooLarge { .. }
+                | remote_write::RemoteWriteError::TooManySeries { .. } => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Refusal::new(status, error.to_string())
+        })?;
     let count: usize = request
         .timeseries
         .iter()

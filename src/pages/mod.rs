@@ -19,6 +19,7 @@ mod incident;
 mod incidents;
 mod monitoring;
 mod rules;
+mod scrape;
 mod signin;
 mod silences;
 pub(crate) mod timeline;
@@ -57,6 +58,7 @@ pub(super) fn router(service: Arc<Service>) -> Router<Arc<Service>> {
         )
         .route("/monitoring", get(monitoring::page))
         .route("/rules", get(rules::page))
+        .route("/scrape", get(scrape::page))
         .route("/silences", get(silences::page).post(silences::add))
         .route(
             "/silences/{id}/expire",

@@ -275,7 +275,6 @@ struct FieldState {
     combine: Combine,
 }
 
-
 /// Turns points into samples, remembering counters' totals and which
 /// intervals are done (module docs).
 #[derive(Debug, Default)]

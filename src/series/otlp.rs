@@ -328,6 +328,8 @@ pub fn response(refused: u64, message: &str, encoding: Encoding) -> Vec<u8> {
     };
     match encoding {
         Encoding::Protobuf => answer.encode_to_vec(),
+        // All taken: `{}`, not `{"partialSuccess": null}`.
+        Encoding::Json if answer.partial_success.is_none() => b"{}".to_vec(),
         Encoding::Json => serde_json::to_vec(&answer).unwrap_or_else(|_| b"{}".to_vec()),
     }
 }

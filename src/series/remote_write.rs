@@ -80,11 +80,22 @@ pub enum RemoteWriteError {
     TooLarge { size: usize, limit: usize },
     #[error("not a remote write WriteRequest in protobuf: {0}")]
     Protobuf(String),
+    #[error(
+        "{series} series in one request, more than ingest.maxPointsPerRequest ({most}): \
+         lower queue_config.max_samples_per_send"
+    )]
+    TooManySeries { series: usize, most: usize },
 }
 
 /// Uncompresses and decodes a body, refusing one that would uncompress to
-/// more than `limit` bytes before uncompressing it.
-pub fn decode(body: &[u8], limit: usize) -> Result<WriteRequest, RemoteWriteError> {
+/// more than `limit` bytes before uncompressing it, and one of more than
+/// `most_series` series before decoding them (a series is far bigger once
+/// decoded than on the wire).
+pub fn decode(
+    body: &[u8],
+    limit: usize,
+    most_series: usize,
+) -> Result<WriteRequest, RemoteWriteError> {
     let size = snap::raw::decompress_len(body)
         .map_err(|error| RemoteWriteError::Snappy(error.to_string()))?;
     if size > limit {
@@ -93,8 +104,48 @@ pub fn decode(body: &[u8], limit: usize) -> Result<WriteRequest, RemoteWriteErro
     let raw = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(|error| RemoteWriteError::Snappy(error.to_string()))?;
+    let series = count_series(&raw).map_err(RemoteWriteError::Protobuf)?;
+    if series > most_series {
+        return Err(RemoteWriteError::TooManySeries {
+            series,
+            most: most_series,
+        });
+    }
     WriteRequest::decode(raw.as_slice())
         .map_err(|error| RemoteWriteError::Protobuf(error.to_string()))
+}
+
+/// How many `timeseries` (field 1) a `WriteRequest` holds, read from the
+/// wire without decoding them.
+fn count_series(mut raw: &[u8]) -> Result<usize, String> {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let mut series = 0;
+    while !raw.is_empty() {
+        let (tag, wire_type) = decode_key(&mut raw).map_err(|error| error.to_string())?;
+        let skip = match wire_type {
+            WireType::Varint => {
+                decode_varint(&mut raw).map_err(|error| error.to_string())?;
+                0
+            }
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::LengthDelimited => {
+                let length = decode_varint(&mut raw).map_err(|error| error.to_string())?;
+                usize::try_from(length).map_err(|_| "a field longer than memory".to_string())?
+            }
+            WireType::StartGroup | WireType::EndGroup => {
+                return Err("groups are not part of a WriteRequest".to_string());
+            }
+        };
+        if skip > raw.len() {
+            return Err("the message is cut short".to_string());
+        }
+        raw = &raw[skip..];
+        if tag == 1 && wire_type == WireType::LengthDelimited {
+            series += 1;
+        }
+    }
+    Ok(series)
 }
 
 /// What a request's series held.

@@ -263,6 +263,39 @@ impl Alertd {
         (status, response.body_mut().read_to_string().unwrap())
     }
 
+    /// A POST with `headers`, its answer's status, `Content-Type` and bytes.
+    pub fn post_raw(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl AsRef<[u8]>,
+    ) -> (u16, String, Vec<u8>) {
+        let mut request = self.agent.post(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let mut response = request
+            .send(body.as_ref())
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap();
+        (status, content_type, bytes)
+    }
+
     pub fn delete(&self, path: &str) -> (u16, String) {
         let mut request = self.agent.delete(self.url(path));
         if let Some(token) = &self.token {
