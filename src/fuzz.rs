@@ -250,3 +250,102 @@ pub fn stored(data: &[u8]) {
         }
     }
 }
+
+/// Translates `batch` with the default mapping at a fixed time: every point
+/// is counted once (taken, refused or skipped), and every sample made holds
+/// valid field names and finite values.
+fn translated(batch: &crate::series::Batch) {
+    use crate::series::{Mapping, Translator};
+    let mut translator = Translator::default();
+    let now = 1_800_000_000_000;
+    let mut translation = translator.translate(&Mapping::default(), batch, now, 300_000);
+    let counted = translation.taken + translation.skipped + translation.refused.count();
+    assert_eq!(
+        counted,
+        batch.points.len() as u64,
+        "every point counted once"
+    );
+    for sample in &translation.samples {
+        assert!(!sample.host.is_empty() && sample.host.len() <= crate::sample::MAX_HOST_NAME_LEN);
+        for (field, value) in &sample.metrics {
+            assert!(crate::field::is_valid_field_name(field), "field {field:?}");
+            assert!(value.is_finite(), "{field} = {value}");
+        }
+    }
+    translator.rollback(&mut translation);
+}
+
+/// Any bytes as an OTLP request (the first byte picks protobuf or JSON):
+/// decoded into points or refused, never a panic; see [`translated`].
+pub fn otlp(data: &[u8]) {
+    use crate::series::otlp;
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let encoding = if first % 2 == 0 {
+        otlp::Encoding::Protobuf
+    } else {
+        otlp::Encoding::Json
+    };
+    let Ok(request) = otlp::decode(body, encoding) else {
+        return;
+    };
+    let count = otlp::count_points(&request);
+    let decoded = otlp::points(request);
+    let refused: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+    // A histogram's point gives two (count and sum); a point without a
+    // value or marked "no recorded value" none.
+    assert!(decoded.points.len() as u64 + refused <= 2 * count as u64);
+    translated(&crate::series::Batch {
+        points: decoded.points,
+        host: None,
+    });
+}
+
+/// Any bytes as a remote write body: snappy-compressed as they are (the
+/// first byte odd), or compressed here first; decoded into points or
+/// refused, never a panic; see [`translated`].
+pub fn remote_write(data: &[u8]) {
+    use crate::series::remote_write;
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let compressed;
+    let body = if first % 2 == 1 {
+        body
+    } else {
+        compressed = snap::raw::Encoder::new()
+            .compress_vec(body)
+            .unwrap_or_default();
+        &compressed
+    };
+    let Ok(request) = remote_write::decode(body, 1 << 24, 100_000) else {
+        return;
+    };
+    let decoded = remote_write::points(request, |_| None);
+    translated(&crate::series::Batch {
+        points: decoded.points,
+        host: None,
+    });
+}
+
+/// Any text as a scraped page: read into points or refused with a line
+/// number inside the page, never a panic; see [`translated`].
+pub fn exposition(data: &[u8]) {
+    use crate::series::exposition;
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match exposition::parse(text, 1_800_000_000_000) {
+        Ok(points) => translated(&crate::series::Batch {
+            points,
+            host: Some("target".to_string()),
+        }),
+        Err(error) => assert!(
+            error.line >= 1 && error.line <= text.lines().count().max(1),
+            "line {} of {}",
+            error.line,
+            text.lines().count()
+        ),
+    }
+}

@@ -157,3 +157,18 @@ fn pushes_inputs() {
         runtime.block_on(pushes::check(&service, bytes))
     });
 }
+
+#[test]
+fn otlp_inputs() {
+    run("otlp", 5_000, alertd::fuzz::otlp);
+}
+
+#[test]
+fn remote_write_inputs() {
+    run("remote_write", 5_000, alertd::fuzz::remote_write);
+}
+
+#[test]
+fn exposition_inputs() {
+    run("exposition", 5_000, alertd::fuzz::exposition);
+}
