@@ -9,6 +9,8 @@ mod support;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
@@ -550,10 +552,13 @@ impl Drop for Running {
     }
 }
 
-/// Serves `body` as a `/metrics` page on a free port until the test ends.
-fn exporter(body: &'static str) -> u16 {
+/// Serves `body` as a `/metrics` page on a free port until the test ends;
+/// counts the requests it answered.
+fn exporter(body: &'static str) -> (u16, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -564,9 +569,10 @@ fn exporter(body: &'static str) -> u16 {
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
+            count.fetch_add(1, Ordering::SeqCst);
         }
     });
-    port
+    (port, served)
 }
 
 #[test]
@@ -576,7 +582,7 @@ fn a_real_prometheus_remote_writes_what_it_scrapes() {
     }
     let dir = tempfile::tempdir().unwrap();
     let alertd = Alertd::start(dir.path(), &config(json!({})));
-    let page = exporter(
+    let (page, _) = exporter(
         "# TYPE queue_depth gauge\nqueue_depth{host=\"prom-app\"} 43\n\
          # TYPE jobs_total counter\njobs_total{host=\"prom-app\"} 12\n",
     );
@@ -720,4 +726,103 @@ fn the_opentelemetry_sdk_s_exporters_open_an_incident() {
         !done.is_empty() && done.iter().all(|v| *v > 0.0 && v % 5.0 == 0.0),
         "{done:?}"
     );
+}
+
+/// Whether a node leads, by its `/metrics`.
+fn leads(node: &Alertd) -> bool {
+    node.try_get("/metrics").is_some_and(|(status, text)| {
+        status == 200 && text.lines().any(|line| line == "alertd_leader 1")
+    })
+}
+
+#[test]
+fn a_cluster_takes_every_way_in_and_scrapes_each_target_once() {
+    if !programs::needed("redis-server") {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let redis = support::redis::RedisServer::start(&root.path().join("redis"));
+    let (page, served) = exporter("# TYPE queue_depth gauge\nqueue_depth 42\n");
+    let mut config: Value = serde_json::from_str(&config(json!({"scrape": [
+        {"url": format!("http://127.0.0.1:{page}/metrics"), "host": "scraped", "interval": "1s"}
+    ]})))
+    .unwrap();
+    config["storage"] =
+        json!({"backend": "redis", "redisUrl": redis.url(), "cluster": "ingest", "lease": "2s"});
+    let mut nodes: Vec<Option<Alertd>> = ["n0", "n1", "n2"]
+        .iter()
+        .map(|name| {
+            let dir = root.path().join(name);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("alertd.json"), config.to_string()).unwrap();
+            Some(Alertd::start_node(&dir, name))
+        })
+        .collect();
+    let leader = |nodes: &[Option<Alertd>]| {
+        wait_for("one leader", 30, || {
+            let leading: Vec<usize> = (0..nodes.len())
+                .filter(|&i| nodes[i].as_ref().is_some_and(leads))
+                .collect();
+            (leading.len() == 1).then(|| leading[0])
+        })
+    };
+    let first = leader(&nodes);
+    let followers: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+    let node = |i: usize| nodes[i].as_ref().unwrap();
+    // OTLP to one follower, remote write to the other: any node takes points.
+    let t = now() - 2_000;
+    let otlp = request("otlp-c", vec![gauge("queue.depth", vec![number(41.0, t)])]);
+    let (status, _, _) =
+        node(followers[0]).post_raw("/v1/metrics", &[PROTOBUF], otlp.encode_to_vec());
+    assert_eq!(status, 200);
+    let write = WriteRequest {
+        timeseries: vec![series(
+            &[("__name__", "queue_depth"), ("instance", "rw-c")],
+            &[(45.0, t)],
+        )],
+        metadata: vec![],
+    };
+    let (status, _, _) =
+        node(followers[1]).post_raw("/api/v1/write", &REMOTE_WRITE, snappy(&write));
+    assert_eq!(status, 204);
+    wait_for("every way in's incident", 30, || {
+        let open = (
+            open_for(node(first), "queue deep"),
+            open_for(node(first), "depth deep"),
+        );
+        (open
+            == (
+                vec!["otlp-c".to_string()],
+                vec!["rw-c".to_string(), "scraped".to_string()],
+            ))
+            .then_some(())
+    });
+    // Exactly one node scrapes: the leader.
+    let scrapes = |node: &Alertd| node.metric("alertd_scrapes_total{outcome=\"ok\"}");
+    let before = served.load(Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let hits = served.load(Ordering::SeqCst) - before;
+    let seconds = started.elapsed().as_secs_f64();
+    assert!(
+        (hits as f64) <= seconds + 1.0,
+        "{hits} scrapes in {seconds:.1} s at 1 s: a target read by more than one node"
+    );
+    assert!(scrapes(node(first)) > 0.0);
+    for &i in &followers {
+        assert_eq!(scrapes(node(i)), 0.0, "node {i} scraped while not leading");
+    }
+    // Every node shows the leader's scrape status.
+    let shown = node(followers[0]).get_json("/api/v1/scrape");
+    assert_eq!(shown["targets"][0]["up"], true, "{shown}");
+    // The leader dies: another takes the scrapes over.
+    nodes[first].as_mut().unwrap().child.kill().unwrap();
+    nodes[first] = None;
+    let second = leader(&nodes);
+    wait_for("the new leader's scrapes", 30, || {
+        (nodes[second]
+            .as_ref()
+            .is_some_and(|node| scrapes(node) > 0.0))
+        .then_some(())
+    });
 }

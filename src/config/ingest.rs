@@ -217,6 +217,7 @@ fn mapping(item: &Value) -> Result<Derived, String> {
         field,
         inputs: vec![Selector { metric, matchers }],
         combine: Combine::Sum,
+        preset: false,
     })
 }
 

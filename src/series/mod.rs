@@ -130,6 +130,10 @@ pub struct Derived {
     pub field: String,
     pub inputs: Vec<Selector>,
     pub combine: Combine,
+    /// A preset's field: a host that sends a metric of that very name gets
+    /// its own values instead. (An explicit mapping wins over a metric of
+    /// its name.)
+    pub preset: bool,
 }
 
 /// How points become fields (`ingest` in the configuration, validated).
@@ -273,6 +277,9 @@ struct FieldState {
     seen: Millis,
     /// How its value is made (presets for one field differ by sender).
     combine: Combine,
+    /// The host sends a metric of the field's name: presets no longer
+    /// feed it.
+    own: bool,
 }
 
 /// Turns points into samples, remembering counters' totals and which
@@ -507,6 +514,19 @@ impl Translator {
                 self.save_field(&mut out.undo, &key);
                 let state = self.fields.entry(key.clone()).or_default();
                 state.seen = state.seen.max(now);
+                match feed {
+                    Feeds::Derived(derived, _) if derived.preset && state.own => continue,
+                    Feeds::Own if !state.own => {
+                        // The host's own values replace a preset's from now on.
+                        state.own = true;
+                        if state.combine != Combine::Sum {
+                            state.pending.clear();
+                            state.expected.clear();
+                            state.combine = Combine::Sum;
+                        }
+                    }
+                    _ => {}
+                }
                 if state.done.is_some_and(|done| bucket <= done) {
                     continue;
                 }
@@ -624,7 +644,7 @@ fn feeds<'m>(mapping: &'m Mapping, point: &Point) -> Vec<Feeds<'m>> {
         && !mapping
             .derived
             .iter()
-            .any(|derived| derived.field == point.metric);
+            .any(|derived| !derived.preset && derived.field == point.metric);
     if own {
         found.push(Feeds::Own);
     }

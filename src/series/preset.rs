@@ -48,6 +48,7 @@ fn derived(field: &str, inputs: Vec<Selector>, combine: Combine) -> Derived {
         field: field.to_string(),
         inputs,
         combine,
+        preset: true,
     }
 }
 

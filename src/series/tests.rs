@@ -392,6 +392,7 @@ fn explicit_mappings_pick_series_by_label() {
             }],
         }],
         combine: Combine::Sum,
+        preset: false,
     });
     mapping.keep = vec![];
     let mut translator = Translator::default();
@@ -532,4 +533,43 @@ fn globs() {
     assert!(!glob("a*b*c", "a-x-c-y-b"));
     assert!(glob("exact", "exact"));
     assert!(!glob("exact", "exactly"));
+}
+
+#[test]
+fn a_host_s_own_metric_of_a_preset_s_name_wins() {
+    let mapping = Mapping::default();
+    let mut translator = Translator::default();
+    let h = [("host", "h")];
+    let cpu = |mode: &'static str, value: f64, ts: Millis| {
+        point(
+            "node_cpu_seconds_total",
+            &[("host", "h"), ("mode", mode)],
+            counter(),
+            value,
+            ts,
+        )
+    };
+    run(
+        &mut translator,
+        &mapping,
+        vec![cpu("idle", 10.0, T0), cpu("user", 10.0, T0)],
+    );
+    // The host also sends cpu.usage itself: its value, not the preset's.
+    let out = run(
+        &mut translator,
+        &mapping,
+        vec![
+            cpu("idle", 15.0, T0 + 10_000),
+            cpu("user", 20.0, T0 + 10_000),
+            point("cpu.usage", &h, Kind::Gauge, 12.5, T0 + 10_000),
+        ],
+    );
+    let value = |name: &str| {
+        out.samples[0]
+            .metrics
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, v)| *v)
+    };
+    assert_eq!(value("cpu.usage"), Some(12.5));
 }
