@@ -1,6 +1,7 @@
 //! The translator, stepped through batches from a fixed epoch.
 
 use super::*;
+use crate::sample::Sample;
 
 const T0: Millis = 1_700_000_000_000;
 

@@ -1,0 +1,570 @@
+//! The [`Translator`]: points in, samples out, with what it must remember
+//! between batches (counters' last totals, which intervals are stored) kept
+//! so that a batch the store refused can be undone (module docs of
+//! [`super`]).
+
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use std::hash::{Hash, Hasher};
+
+use super::{Batch, Combine, Derived, Kind, Mapping, Point, glob};
+use crate::duration::Millis;
+use crate::field::is_valid_field_name;
+use crate::sample::{MAX_HOST_NAME_LEN, MAX_TIMESTAMP, Sample};
+
+/// The earliest timestamp a pushed sample may carry (2001-09-09).
+const MIN_TS: Millis = 1_000_000_000_000;
+
+/// Points a translation did not take, by reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Refusals {
+    /// Each reason (the first example of it) with how many points it refused.
+    pub reasons: Vec<(String, u64)>,
+}
+
+impl Refusals {
+    /// How many points were refused.
+    pub fn count(&self) -> u64 {
+        self.reasons.iter().map(|(_, count)| count).sum()
+    }
+
+    fn add(&mut self, reason: impl FnOnce() -> String, kind: &'static str) {
+        // One entry per kind of reason, keeping the first example's words.
+        if let Some(entry) = self
+            .reasons
+            .iter_mut()
+            .find(|(text, _)| text.starts_with(kind))
+        {
+            entry.1 += 1;
+        } else {
+            self.reasons.push((format!("{kind}{}", reason()), 1));
+        }
+    }
+
+    /// One line for an answer or a log: every reason with its count.
+    pub fn summary(&self) -> String {
+        self.reasons
+            .iter()
+            .map(|(reason, count)| format!("{count} point(s): {reason}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// What a batch became.
+#[derive(Debug, Default)]
+pub struct Translation {
+    /// One per host and interval that has a field done.
+    pub samples: Vec<Sample>,
+    pub refused: Refusals,
+    /// Points left out on purpose: NaN staleness markers, histogram
+    /// buckets, a value of an interval already stored.
+    pub skipped: u64,
+    /// Points taken (they fed a field, now or in a sample to come).
+    pub taken: u64,
+    undo: Undo,
+}
+
+/// What to put back if the samples are not stored.
+#[derive(Debug, Default)]
+struct Undo {
+    totals: Vec<(u64, Option<Total>)>,
+    fields: Vec<(FieldKey, Option<FieldState>)>,
+    seen_totals: FxHashSet<u64>,
+    seen_fields: FxHashSet<FieldKey>,
+}
+
+/// A counter's last total.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Total {
+    value: f64,
+    start: Option<Millis>,
+    ts: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct FieldKey {
+    host: String,
+    field: String,
+}
+
+/// One host's one field: the interval being gathered and what the last
+/// stored interval was made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FieldState {
+    /// The interval being gathered (its start), if any.
+    bucket: Option<Millis>,
+    /// Its series so far: which selector each fed and its value (`None`:
+    /// a counter's first total, which has no increase yet).
+    pending: FxHashMap<u64, (u8, Option<f64>)>,
+    /// The last interval stored.
+    done: Option<Millis>,
+    /// The series that made it: the next interval is complete once they
+    /// are all in.
+    expected: FxHashSet<u64>,
+    /// When a point last came (for forgetting the state of series gone).
+    seen: Millis,
+    /// How its value is made (presets for one field differ by sender).
+    combine: Combine,
+    /// The host sends a metric of the field's name: presets no longer
+    /// feed it.
+    own: bool,
+}
+
+/// Turns points into samples, remembering counters' totals and which
+/// intervals are done (module docs).
+#[derive(Debug, Default)]
+pub struct Translator {
+    totals: FxHashMap<u64, Total>,
+    fields: FxHashMap<FieldKey, FieldState>,
+}
+
+/// A field a point feeds: by name (passed through) or a derived field.
+enum Feeds<'m> {
+    Own,
+    Derived(&'m Derived, u8),
+}
+
+impl Feeds<'_> {
+    fn field<'a>(&'a self, point: &'a Point) -> &'a str {
+        match self {
+            Feeds::Own => &point.metric,
+            Feeds::Derived(derived, _) => &derived.field,
+        }
+    }
+}
+
+/// How long the state of a series or field that no point came for is kept.
+pub const FORGET_AFTER: Millis = 3_600_000;
+
+impl Translator {
+    /// How many counters' totals are remembered.
+    pub fn series(&self) -> usize {
+        self.totals.len()
+    }
+
+    /// Translates `batch` at `now`: samples to store, and the state to
+    /// [`commit`](Self::commit) once they are stored, or
+    /// [`rollback`](Self::rollback) if they are not. `max_future` is how far
+    /// ahead of `now` a point may be.
+    pub fn translate(
+        &mut self,
+        mapping: &Mapping,
+        batch: &Batch,
+        now: Millis,
+        max_future: Millis,
+    ) -> Translation {
+        let mut out = Translation::default();
+        let interval = mapping.interval.max(1);
+        // Oldest first, so that totals and intervals move forward.
+        let mut order: Vec<&Point> = batch.points.iter().collect();
+        order.sort_by_key(|point| point.ts);
+        let mut touched: Vec<FieldKey> = Vec::new();
+        let mut touched_set: FxHashSet<FieldKey> = FxHashSet::default();
+        let mut emitted: Vec<(String, Millis, String, f64)> = Vec::new();
+        for point in order {
+            if is_stale_marker(point.value) {
+                out.skipped += 1;
+                continue;
+            }
+            let host = match &batch.host {
+                Some(host) => host.as_str(),
+                None => match mapping
+                    .host_labels
+                    .iter()
+                    .find_map(|name| point.label(name).filter(|value| !value.is_empty()))
+                {
+                    Some(host) => host,
+                    None => {
+                        out.refused.add(
+                            || {
+                                format!(
+                                    " (metric {:?}): none of the labels {:?} names a host",
+                                    point.metric, mapping.host_labels
+                                )
+                            },
+                            "no host",
+                        );
+                        continue;
+                    }
+                },
+            };
+            if host.len() > MAX_HOST_NAME_LEN {
+                out.refused.add(
+                    || format!(" ({} bytes): at most {MAX_HOST_NAME_LEN}", host.len()),
+                    "host name too long",
+                );
+                continue;
+            }
+            if !point.value.is_finite() {
+                out.refused.add(
+                    || format!(" (metric {:?}, {})", point.metric, point.value),
+                    "not a finite number",
+                );
+                continue;
+            }
+            if point.ts < MIN_TS || point.ts > MAX_TIMESTAMP {
+                out.refused.add(
+                    || {
+                        format!(
+                            " (metric {:?}, {} ms): before 2001-09-09 or past year 9999",
+                            point.metric, point.ts
+                        )
+                    },
+                    "timestamp out of range",
+                );
+                continue;
+            }
+            if point.ts > now.saturating_add(max_future) {
+                out.refused.add(
+                    || {
+                        format!(
+                            " (metric {:?}): {} ms ahead of this node's clock, more than \
+                             server.maxFutureSkew",
+                            point.metric,
+                            point.ts - now
+                        )
+                    },
+                    "timestamp in the future",
+                );
+                continue;
+            }
+            let feeds = feeds(mapping, point);
+            if feeds.is_empty() {
+                out.skipped += 1;
+                continue;
+            }
+            if let Some(Feeds::Own) = feeds.first()
+                && !is_valid_field_name(&point.metric)
+            {
+                out.refused.add(
+                    || {
+                        format!(
+                            " {:?}: a field name is 1 to 128 of A-Z a-z 0-9 _ . : - (map it to \
+                             a valid name with ingest.fields)",
+                            point.metric
+                        )
+                    },
+                    "not a valid field name",
+                );
+                continue;
+            }
+            let series = series_id(host, point);
+            let bucket = point.ts - point.ts.rem_euclid(interval);
+            let late = feeds.iter().all(|feed| {
+                let field = feed.field(point);
+                self.fields
+                    .get(&FieldKey {
+                        host: host.to_string(),
+                        field: field.to_string(),
+                    })
+                    .is_some_and(|state| state.done.is_some_and(|done| bucket <= done))
+            });
+            if late {
+                // Every field it feeds has this interval stored: a late part
+                // of it only tells which series make the field next time. A
+                // counter's total stays, so that its increase goes to the
+                // next interval.
+                for feed in &feeds {
+                    let key = FieldKey {
+                        host: host.to_string(),
+                        field: feed.field(point).to_string(),
+                    };
+                    if self
+                        .fields
+                        .get(&key)
+                        .is_some_and(|state| state.done == Some(bucket))
+                    {
+                        self.save_field(&mut out.undo, &key);
+                        if let Some(state) = self.fields.get_mut(&key) {
+                            state.expected.insert(series);
+                        }
+                    }
+                }
+                out.skipped += 1;
+                continue;
+            }
+            // The value this point adds: a counter's increase, if known.
+            let value = match point.kind {
+                Kind::Gauge | Kind::Delta => Some(point.value),
+                Kind::Cumulative { start } => {
+                    let before = self.totals.get(&series).copied();
+                    if before.is_none() && self.totals.len() >= mapping.max_series {
+                        out.refused.add(
+                            || {
+                                format!(
+                                    " ({}): alertd remembers the totals of {} counters \
+                                     (ingest.maxSeries)",
+                                    point.metric, mapping.max_series
+                                )
+                            },
+                            "too many series",
+                        );
+                        continue;
+                    }
+                    if before.is_some_and(|before| point.ts <= before.ts) {
+                        // Sent again, or out of order: counted already.
+                        out.skipped += 1;
+                        continue;
+                    }
+                    let increase = before.map(|before| {
+                        let restarted = point.value < before.value
+                            || (start.is_some() && start != before.start);
+                        if restarted {
+                            // A reset: the counter counted from zero since.
+                            point.value
+                        } else {
+                            point.value - before.value
+                        }
+                    });
+                    self.save_total(&mut out.undo, series);
+                    self.totals.insert(
+                        series,
+                        Total {
+                            value: point.value,
+                            start,
+                            ts: point.ts,
+                        },
+                    );
+                    increase
+                }
+            };
+            for feed in feeds {
+                let (field, role, combine) = match feed {
+                    Feeds::Own => (point.metric.as_str(), 0, Combine::Sum),
+                    Feeds::Derived(derived, role) => {
+                        (derived.field.as_str(), role, derived.combine)
+                    }
+                };
+                let key = FieldKey {
+                    host: host.to_string(),
+                    field: field.to_string(),
+                };
+                self.save_field(&mut out.undo, &key);
+                let state = self.fields.entry(key.clone()).or_default();
+                state.seen = state.seen.max(now);
+                match feed {
+                    Feeds::Derived(derived, _) if derived.preset && state.own => continue,
+                    Feeds::Own if !state.own => {
+                        // The host's own values replace a preset's from now on.
+                        state.own = true;
+                        if state.combine != Combine::Sum {
+                            state.pending.clear();
+                            state.expected.clear();
+                            state.combine = Combine::Sum;
+                        }
+                    }
+                    _ => {}
+                }
+                if state.done.is_some_and(|done| bucket <= done) {
+                    continue;
+                }
+                if let Some(open) = state.bucket.filter(|&open| open < bucket) {
+                    // A newer interval begins: the one gathered is as
+                    // complete as it will be.
+                    if let Some(value) = finish(state) {
+                        emitted.push((key.host.clone(), open, key.field.clone(), value));
+                    }
+                }
+                if state.bucket.is_none() {
+                    state.bucket = Some(bucket);
+                    state.combine = combine;
+                }
+                if state.bucket != Some(bucket) {
+                    continue;
+                }
+                let entry = state.pending.entry(series).or_insert((role, None));
+                entry.1 = match (entry.1, value) {
+                    // Two points of one series in one interval: a gauge's
+                    // latest counts, increases add up.
+                    (Some(old), Some(new)) if point.kind != Kind::Gauge => Some(old + new),
+                    (old, None) => old,
+                    (_, new) => new,
+                };
+                if touched_set.insert(key.clone()) {
+                    touched.push(key);
+                }
+            }
+            out.taken += 1;
+        }
+        // Intervals now complete: every series of the last stored one is in.
+        for key in touched {
+            let Some(state) = self.fields.get_mut(&key) else {
+                continue;
+            };
+            let complete = state
+                .expected
+                .iter()
+                .all(|series| state.pending.contains_key(series));
+            if state.bucket.is_some() && complete {
+                let bucket = state.bucket.unwrap_or_default();
+                if let Some(value) = finish(state) {
+                    emitted.push((key.host.clone(), bucket, key.field.clone(), value));
+                }
+            }
+        }
+        out.samples = samples_of(emitted);
+        out
+    }
+
+    /// Keeps what `translation` changed: its samples are stored.
+    pub fn commit(&mut self, translation: &mut Translation, now: Millis) {
+        translation.undo = Undo::default();
+        self.forget_before(now - FORGET_AFTER);
+    }
+
+    /// Puts back what `translation` changed: its samples were not stored.
+    pub fn rollback(&mut self, translation: &mut Translation) {
+        let undo = std::mem::take(&mut translation.undo);
+        for (series, before) in undo.totals {
+            match before {
+                Some(total) => self.totals.insert(series, total),
+                None => self.totals.remove(&series),
+            };
+        }
+        for (key, before) in undo.fields {
+            match before {
+                Some(state) => self.fields.insert(key, state),
+                None => self.fields.remove(&key),
+            };
+        }
+    }
+
+    /// Forgets the counters and fields no point came for since `before`.
+    fn forget_before(&mut self, before: Millis) {
+        // Cheap enough at most once per batch: only when the state is big.
+        if self.fields.len() < 4096 && self.totals.len() < 4096 {
+            return;
+        }
+        self.totals.retain(|_, total| total.ts >= before);
+        self.fields.retain(|_, state| state.seen >= before);
+    }
+
+    fn save_total(&self, undo: &mut Undo, series: u64) {
+        if undo.seen_totals.insert(series) {
+            undo.totals
+                .push((series, self.totals.get(&series).copied()));
+        }
+    }
+
+    fn save_field(&self, undo: &mut Undo, key: &FieldKey) {
+        if !undo.seen_fields.contains(key) {
+            undo.seen_fields.insert(key.clone());
+            undo.fields
+                .push((key.clone(), self.fields.get(key).cloned()));
+        }
+    }
+}
+
+/// Prometheus marks a series that ended with this NaN.
+fn is_stale_marker(value: f64) -> bool {
+    value.to_bits() == 0x7ff0_0000_0000_0002
+}
+
+/// The fields `point` feeds: its own name (if kept and no derived field is
+/// so named), and each derived field whose selectors take it.
+fn feeds<'m>(mapping: &'m Mapping, point: &Point) -> Vec<Feeds<'m>> {
+    let mut found = Vec::new();
+    let own = !is_bucket(point)
+        && mapping
+            .keep
+            .iter()
+            .any(|pattern| glob(pattern, &point.metric))
+        && !mapping
+            .derived
+            .iter()
+            .any(|derived| !derived.preset && derived.field == point.metric);
+    if own {
+        found.push(Feeds::Own);
+    }
+    for derived in &mapping.derived {
+        if let Some(role) = derived.inputs.iter().position(|input| input.matches(point)) {
+            found.push(Feeds::Derived(derived, role as u8));
+        }
+    }
+    found
+}
+
+/// A histogram bucket's count (`_bucket` with `le`): meaningless summed over
+/// its buckets, so never passed through as it is.
+fn is_bucket(point: &Point) -> bool {
+    point.metric.ends_with("_bucket") && point.label("le").is_some()
+}
+
+/// Closes the interval gathered in `state`: its value, if it has one.
+fn finish(state: &mut FieldState) -> Option<f64> {
+    let bucket = state.bucket.take()?;
+    let pending = std::mem::take(&mut state.pending);
+    state.done = Some(bucket);
+    state.expected = pending.keys().copied().collect();
+    let mut sums = [0.0f64; 2];
+    let mut any = false;
+    for (role, value) in pending.values() {
+        if let Some(value) = value {
+            any = true;
+            if let Some(sum) = sums.get_mut(usize::from(*role).min(1)) {
+                *sum += value;
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    let total: f64 = pending.values().filter_map(|(_, value)| *value).sum();
+    let value = match state.combine {
+        Combine::Sum => total,
+        Combine::BusyPercent => {
+            let whole = sums[0] + sums[1];
+            if whole <= 0.0 {
+                return None;
+            }
+            two_decimals(100.0 * (1.0 - sums[0] / whole))
+        }
+        Combine::UsedPercent => {
+            if sums[1] <= 0.0 {
+                return None;
+            }
+            two_decimals(100.0 * (1.0 - sums[0] / sums[1]))
+        }
+        Combine::Kibibytes => (sums[0] / 1024.0).round(),
+    };
+    value.is_finite().then_some(value)
+}
+
+fn two_decimals(value: f64) -> f64 {
+    (value.clamp(0.0, 100.0) * 100.0).round() / 100.0
+}
+
+/// A series' identity: its host, metric and labels, in any order.
+fn series_id(host: &str, point: &Point) -> u64 {
+    let mut labels: Vec<&(String, String)> = point.labels.iter().collect();
+    labels.sort();
+    labels.dedup_by(|a, b| a.0 == b.0);
+    let mut hasher = FxHasher::default();
+    host.hash(&mut hasher);
+    point.metric.hash(&mut hasher);
+    labels.hash(&mut hasher);
+    // FxHash alone is weak on long similar keys: mix once more.
+    let mut strong = std::collections::hash_map::DefaultHasher::new();
+    hasher.finish().hash(&mut strong);
+    host.hash(&mut strong);
+    point.metric.hash(&mut strong);
+    labels.hash(&mut strong);
+    strong.finish()
+}
+
+/// The fields done, one sample per host and interval.
+fn samples_of(mut emitted: Vec<(String, Millis, String, f64)>) -> Vec<Sample> {
+    emitted.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut samples: Vec<Sample> = Vec::new();
+    for (host, ts, field, value) in emitted {
+        match samples.last_mut() {
+            Some(last) if last.host == host && last.ts == ts => last.metrics.push((field, value)),
+            _ => samples.push(Sample {
+                host,
+                ts,
+                metrics: vec![(field, value)],
+            }),
+        }
+    }
+    samples
+}
