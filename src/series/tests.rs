@@ -574,3 +574,26 @@ fn a_host_s_own_metric_of_a_preset_s_name_wins() {
     };
     assert_eq!(value("cpu.usage"), Some(12.5));
 }
+
+#[test]
+fn the_state_of_series_gone_for_an_hour_is_forgotten() {
+    let mapping = Mapping::default();
+    let mut translator = Translator::default();
+    let mut first = translator.translate(
+        &mapping,
+        &batch(vec![point("c_total", &[("host", "h")], counter(), 1.0, T0)]),
+        T0,
+        300_000,
+    );
+    translator.commit(&mut first, T0);
+    assert_eq!(translator.series(), 1);
+    let later = T0 + 2 * 3_600_000;
+    let mut other = translator.translate(
+        &mapping,
+        &batch(vec![point("g", &[("host", "k")], Kind::Gauge, 1.0, later)]),
+        later,
+        300_000,
+    );
+    translator.commit(&mut other, later);
+    assert_eq!(translator.series(), 0, "the counter no point came for in two hours");
+}

@@ -79,6 +79,8 @@ struct Total {
     value: f64,
     start: Option<Millis>,
     ts: Millis,
+    /// When it came, by the node's clock.
+    seen: Millis,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -116,6 +118,8 @@ struct FieldState {
 pub struct Translator {
     totals: FxHashMap<u64, Total>,
     fields: FxHashMap<FieldKey, FieldState>,
+    /// When the state of series gone was last forgotten.
+    forgotten_at: Millis,
 }
 
 /// A field a point feeds: by name (passed through) or a derived field.
@@ -135,6 +139,9 @@ impl Feeds<'_> {
 
 /// How long the state of a series or field that no point came for is kept.
 pub const FORGET_AFTER: Millis = 3_600_000;
+
+/// How often that state is looked through (a pass over all of it).
+const FORGET_EVERY: Millis = 60_000;
 
 impl Translator {
     /// How many counters' totals are remembered.
@@ -323,6 +330,7 @@ impl Translator {
                             value: point.value,
                             start,
                             ts: point.ts,
+                            seen: now,
                         },
                     );
                     increase
@@ -409,7 +417,10 @@ impl Translator {
     /// Keeps what `translation` changed: its samples are stored.
     pub fn commit(&mut self, translation: &mut Translation, now: Millis) {
         translation.undo = Undo::default();
-        self.forget_before(now - FORGET_AFTER);
+        if now - self.forgotten_at >= FORGET_EVERY {
+            self.forgotten_at = now;
+            self.forget_before(now - FORGET_AFTER);
+        }
     }
 
     /// Puts back what `translation` changed: its samples were not stored.
@@ -431,11 +442,7 @@ impl Translator {
 
     /// Forgets the counters and fields no point came for since `before`.
     fn forget_before(&mut self, before: Millis) {
-        // Cheap enough at most once per batch: only when the state is big.
-        if self.fields.len() < 4096 && self.totals.len() < 4096 {
-            return;
-        }
-        self.totals.retain(|_, total| total.ts >= before);
+        self.totals.retain(|_, total| total.seen >= before);
         self.fields.retain(|_, state| state.seen >= before);
     }
 
