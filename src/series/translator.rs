@@ -3,8 +3,9 @@
 //! so that a batch the store refused can be undone (module docs of
 //! [`super`]).
 
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHasher};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use super::{Batch, Combine, Derived, Kind, Mapping, Point, glob};
 use crate::duration::Millis;
@@ -64,14 +65,16 @@ pub struct Translation {
     undo: Undo,
 }
 
-/// What to put back if the samples are not stored.
+/// What to put back if the samples are not stored: each total and field a
+/// batch changed, as it was before (`None`: it did not exist).
 #[derive(Debug, Default)]
 struct Undo {
     totals: Vec<(u64, Option<Total>)>,
-    fields: Vec<(FieldKey, Option<FieldState>)>,
-    seen_totals: FxHashSet<u64>,
-    seen_fields: FxHashSet<FieldKey>,
+    fields: Vec<(Name, Name, Option<FieldState>)>,
 }
+
+/// A host's or field's name, shared by the state that holds it.
+type Name = Arc<str>;
 
 /// A counter's last total.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,18 +84,22 @@ struct Total {
     ts: Millis,
     /// When it came, by the node's clock.
     seen: Millis,
+    /// The batch that last changed it (see [`Translator::batch`]).
+    batch: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct FieldKey {
-    host: String,
-    field: String,
+/// One host's fields.
+#[derive(Debug)]
+struct HostFields {
+    name: Name,
+    fields: FxHashMap<Name, FieldState>,
 }
 
 /// One host's one field: the interval being gathered and what the last
 /// stored interval was made of.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct FieldState {
+    field: Name,
     /// The interval being gathered (its start), if any.
     bucket: Option<Millis>,
     /// Its series so far: which selector each fed and its value (`None`:
@@ -100,9 +107,9 @@ struct FieldState {
     pending: FxHashMap<u64, (u8, Option<f64>)>,
     /// The last interval stored.
     done: Option<Millis>,
-    /// The series that made it: the next interval is complete once they
-    /// are all in.
-    expected: FxHashSet<u64>,
+    /// The series that made it, in order: the next interval is complete
+    /// once they are all in.
+    expected: Vec<u64>,
     /// When a point last came (for forgetting the state of series gone).
     seen: Millis,
     /// How its value is made (presets for one field differ by sender).
@@ -110,6 +117,24 @@ struct FieldState {
     /// The host sends a metric of the field's name: presets no longer
     /// feed it.
     own: bool,
+    /// The batch that last changed it.
+    batch: u64,
+}
+
+impl FieldState {
+    fn new(field: Name) -> Self {
+        FieldState {
+            field,
+            bucket: None,
+            pending: FxHashMap::default(),
+            done: None,
+            expected: Vec::new(),
+            seen: 0,
+            combine: Combine::Sum,
+            own: false,
+            batch: 0,
+        }
+    }
 }
 
 /// Turns points into samples, remembering counters' totals and which
@@ -117,9 +142,12 @@ struct FieldState {
 #[derive(Debug, Default)]
 pub struct Translator {
     totals: FxHashMap<u64, Total>,
-    fields: FxHashMap<FieldKey, FieldState>,
+    hosts: FxHashMap<Name, HostFields>,
     /// When the state of series gone was last forgotten.
     forgotten_at: Millis,
+    /// Counts the batches: a total or field whose `batch` is this one was
+    /// saved for its undo already.
+    batch: u64,
 }
 
 /// A field a point feeds: by name (passed through) or a derived field.
@@ -162,12 +190,13 @@ impl Translator {
     ) -> Translation {
         let mut out = Translation::default();
         let interval = mapping.interval.max(1);
+        self.batch += 1;
+        let batch_number = self.batch;
         // Oldest first, so that totals and intervals move forward.
         let mut order: Vec<&Point> = batch.points.iter().collect();
         order.sort_by_key(|point| point.ts);
-        let mut touched: Vec<FieldKey> = Vec::new();
-        let mut touched_set: FxHashSet<FieldKey> = FxHashSet::default();
-        let mut emitted: Vec<(String, Millis, String, f64)> = Vec::new();
+        let mut emitted: Vec<(Name, Millis, Name, f64)> = Vec::new();
+        let mut feeds: Vec<Feeds> = Vec::new();
         for point in order {
             if is_stale_marker(point.value) {
                 out.skipped += 1;
@@ -195,47 +224,11 @@ impl Translator {
                     }
                 },
             };
-            if host.len() > MAX_HOST_NAME_LEN {
-                out.refused.add(
-                    || format!(" ({} bytes): at most {MAX_HOST_NAME_LEN}", host.len()),
-                    "host name too long",
-                );
+            if let Err((kind, reason)) = check(point, host, now, max_future) {
+                out.refused.add(|| reason, kind);
                 continue;
             }
-            if !point.value.is_finite() {
-                out.refused.add(
-                    || format!(" (metric {:?}, {})", point.metric, point.value),
-                    "not a finite number",
-                );
-                continue;
-            }
-            if point.ts < MIN_TS || point.ts > MAX_TIMESTAMP {
-                out.refused.add(
-                    || {
-                        format!(
-                            " (metric {:?}, {} ms): before 2001-09-09 or past year 9999",
-                            point.metric, point.ts
-                        )
-                    },
-                    "timestamp out of range",
-                );
-                continue;
-            }
-            if point.ts > now.saturating_add(max_future) {
-                out.refused.add(
-                    || {
-                        format!(
-                            " (metric {:?}): {} ms ahead of this node's clock, more than \
-                             server.maxFutureSkew",
-                            point.metric,
-                            point.ts - now
-                        )
-                    },
-                    "timestamp in the future",
-                );
-                continue;
-            }
-            let feeds = feeds(mapping, point);
+            feeds_of(mapping, point, &mut feeds);
             if feeds.is_empty() {
                 out.skipped += 1;
                 continue;
@@ -257,14 +250,13 @@ impl Translator {
             }
             let series = series_id(host, point);
             let bucket = point.ts - point.ts.rem_euclid(interval);
-            let late = feeds.iter().all(|feed| {
-                let field = feed.field(point);
-                self.fields
-                    .get(&FieldKey {
-                        host: host.to_string(),
-                        field: field.to_string(),
-                    })
-                    .is_some_and(|state| state.done.is_some_and(|done| bucket <= done))
+            let late = self.hosts.get(host).is_some_and(|fields| {
+                feeds.iter().all(|feed| {
+                    fields
+                        .fields
+                        .get(feed.field(point))
+                        .is_some_and(|state| state.done.is_some_and(|done| bucket <= done))
+                })
             });
             if late {
                 // Every field it feeds has this interval stored: a late part
@@ -272,18 +264,17 @@ impl Translator {
                 // counter's total stays, so that its increase goes to the
                 // next interval.
                 for feed in &feeds {
-                    let key = FieldKey {
-                        host: host.to_string(),
-                        field: feed.field(point).to_string(),
-                    };
-                    if self
-                        .fields
-                        .get(&key)
-                        .is_some_and(|state| state.done == Some(bucket))
-                    {
-                        self.save_field(&mut out.undo, &key);
-                        if let Some(state) = self.fields.get_mut(&key) {
-                            state.expected.insert(series);
+                    let field = feed.field(point);
+                    let stored = self.hosts.get(host).is_some_and(|fields| {
+                        fields
+                            .fields
+                            .get(field)
+                            .is_some_and(|state| state.done == Some(bucket))
+                    });
+                    if stored {
+                        let state = self.field_state(&mut out.undo, host, field);
+                        if let Err(at) = state.expected.binary_search(&series) {
+                            state.expected.insert(at, series);
                         }
                     }
                 }
@@ -323,7 +314,9 @@ impl Translator {
                             point.value - before.value
                         }
                     });
-                    self.save_total(&mut out.undo, series);
+                    if before.is_none_or(|before| before.batch != batch_number) {
+                        out.undo.totals.push((series, before));
+                    }
                     self.totals.insert(
                         series,
                         Total {
@@ -331,24 +324,21 @@ impl Translator {
                             start,
                             ts: point.ts,
                             seen: now,
+                            batch: batch_number,
                         },
                     );
                     increase
                 }
             };
-            for feed in feeds {
-                let (field, role, combine) = match feed {
+            for feed in &feeds {
+                let (field, role, combine) = match *feed {
                     Feeds::Own => (point.metric.as_str(), 0, Combine::Sum),
                     Feeds::Derived(derived, role) => {
                         (derived.field.as_str(), role, derived.combine)
                     }
                 };
-                let key = FieldKey {
-                    host: host.to_string(),
-                    field: field.to_string(),
-                };
-                self.save_field(&mut out.undo, &key);
-                let state = self.fields.entry(key.clone()).or_default();
+                let host_name = self.host_name(host);
+                let state = self.field_state(&mut out.undo, host, field);
                 state.seen = state.seen.max(now);
                 match feed {
                     Feeds::Derived(derived, _) if derived.preset && state.own => continue,
@@ -370,7 +360,7 @@ impl Translator {
                     // A newer interval begins: the one gathered is as
                     // complete as it will be.
                     if let Some(value) = finish(state) {
-                        emitted.push((key.host.clone(), open, key.field.clone(), value));
+                        emitted.push((host_name.clone(), open, state.field.clone(), value));
                     }
                 }
                 if state.bucket.is_none() {
@@ -388,30 +378,75 @@ impl Translator {
                     (old, None) => old,
                     (_, new) => new,
                 };
-                if touched_set.insert(key.clone()) {
-                    touched.push(key);
-                }
             }
             out.taken += 1;
         }
         // Intervals now complete: every series of the last stored one is in.
-        for key in touched {
-            let Some(state) = self.fields.get_mut(&key) else {
+        for (host, field, _) in &out.undo.fields {
+            let Some(state) = self
+                .hosts
+                .get_mut(host)
+                .and_then(|fields| fields.fields.get_mut(field))
+            else {
+                continue;
+            };
+            let Some(bucket) = state.bucket else {
                 continue;
             };
             let complete = state
                 .expected
                 .iter()
                 .all(|series| state.pending.contains_key(series));
-            if state.bucket.is_some() && complete {
-                let bucket = state.bucket.unwrap_or_default();
-                if let Some(value) = finish(state) {
-                    emitted.push((key.host.clone(), bucket, key.field.clone(), value));
-                }
+            if complete && let Some(value) = finish(state) {
+                emitted.push((host.clone(), bucket, field.clone(), value));
             }
         }
         out.samples = samples_of(emitted);
         out
+    }
+
+    /// The name of `host`, which the state holds (made if new).
+    fn host_name(&mut self, host: &str) -> Name {
+        match self.hosts.get(host) {
+            Some(fields) => fields.name.clone(),
+            None => {
+                let name: Name = host.into();
+                self.hosts.insert(
+                    name.clone(),
+                    HostFields {
+                        name: name.clone(),
+                        fields: FxHashMap::default(),
+                    },
+                );
+                name
+            }
+        }
+    }
+
+    /// `host`'s `field`, made if new; saved for the batch's undo the first
+    /// time the batch touches it.
+    fn field_state(&mut self, undo: &mut Undo, host: &str, field: &str) -> &mut FieldState {
+        let host_name = self.host_name(host);
+        let batch = self.batch;
+        let fields = &mut self
+            .hosts
+            .get_mut(host)
+            .expect("host_name made the host")
+            .fields;
+        if !fields.contains_key(field) {
+            let name: Name = field.into();
+            undo.fields.push((host_name, name.clone(), None));
+            let mut state = FieldState::new(name.clone());
+            state.batch = batch;
+            fields.insert(name, state);
+        } else if let Some(state) = fields.get_mut(field)
+            && state.batch != batch
+        {
+            undo.fields
+                .push((host_name, state.field.clone(), Some(state.clone())));
+            state.batch = batch;
+        }
+        fields.get_mut(field).expect("made above")
     }
 
     /// Keeps what `translation` changed: its samples are stored.
@@ -432,34 +467,75 @@ impl Translator {
                 None => self.totals.remove(&series),
             };
         }
-        for (key, before) in undo.fields {
-            match before {
-                Some(state) => self.fields.insert(key, state),
-                None => self.fields.remove(&key),
+        for (host, field, before) in undo.fields {
+            let Some(fields) = self.hosts.get_mut(&host) else {
+                continue;
             };
+            match before {
+                Some(state) => {
+                    fields.fields.insert(field, state);
+                }
+                None => {
+                    fields.fields.remove(&field);
+                    if fields.fields.is_empty() {
+                        self.hosts.remove(&host);
+                    }
+                }
+            }
         }
     }
 
     /// Forgets the counters and fields no point came for since `before`.
     fn forget_before(&mut self, before: Millis) {
         self.totals.retain(|_, total| total.seen >= before);
-        self.fields.retain(|_, state| state.seen >= before);
+        self.hosts.retain(|_, host| {
+            host.fields.retain(|_, state| state.seen >= before);
+            !host.fields.is_empty()
+        });
     }
+}
 
-    fn save_total(&self, undo: &mut Undo, series: u64) {
-        if undo.seen_totals.insert(series) {
-            undo.totals
-                .push((series, self.totals.get(&series).copied()));
-        }
+/// Why `point` (of `host`) cannot be taken at `now`: the kind of reason
+/// and its details.
+fn check(
+    point: &Point,
+    host: &str,
+    now: Millis,
+    max_future: Millis,
+) -> Result<(), (&'static str, String)> {
+    if host.len() > MAX_HOST_NAME_LEN {
+        return Err((
+            "host name too long",
+            format!(" ({} bytes): at most {MAX_HOST_NAME_LEN}", host.len()),
+        ));
     }
-
-    fn save_field(&self, undo: &mut Undo, key: &FieldKey) {
-        if !undo.seen_fields.contains(key) {
-            undo.seen_fields.insert(key.clone());
-            undo.fields
-                .push((key.clone(), self.fields.get(key).cloned()));
-        }
+    if !point.value.is_finite() {
+        return Err((
+            "not a finite number",
+            format!(" (metric {:?}, {})", point.metric, point.value),
+        ));
     }
+    if point.ts < MIN_TS || point.ts > MAX_TIMESTAMP {
+        return Err((
+            "timestamp out of range",
+            format!(
+                " (metric {:?}, {} ms): before 2001-09-09 or past year 9999",
+                point.metric, point.ts
+            ),
+        ));
+    }
+    if point.ts > now.saturating_add(max_future) {
+        return Err((
+            "timestamp in the future",
+            format!(
+                " (metric {:?}): {} ms ahead of this node's clock, more than \
+                 server.maxFutureSkew",
+                point.metric,
+                point.ts - now
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Prometheus marks a series that ended with this NaN.
@@ -469,8 +545,8 @@ fn is_stale_marker(value: f64) -> bool {
 
 /// The fields `point` feeds: its own name (if kept and no derived field is
 /// so named), and each derived field whose selectors take it.
-fn feeds<'m>(mapping: &'m Mapping, point: &Point) -> Vec<Feeds<'m>> {
-    let mut found = Vec::new();
+fn feeds_of<'m>(mapping: &'m Mapping, point: &Point, found: &mut Vec<Feeds<'m>>) {
+    found.clear();
     let own = !is_bucket(point)
         && mapping
             .keep
@@ -488,7 +564,6 @@ fn feeds<'m>(mapping: &'m Mapping, point: &Point) -> Vec<Feeds<'m>> {
             found.push(Feeds::Derived(derived, role as u8));
         }
     }
-    found
 }
 
 /// A histogram bucket's count (`_bucket` with `le`): meaningless summed over
@@ -503,6 +578,7 @@ fn finish(state: &mut FieldState) -> Option<f64> {
     let pending = std::mem::take(&mut state.pending);
     state.done = Some(bucket);
     state.expected = pending.keys().copied().collect();
+    state.expected.sort_unstable();
     let mut sums = [0.0f64; 2];
     let mut any = false;
     for (role, value) in pending.values() {
@@ -543,33 +619,43 @@ fn two_decimals(value: f64) -> f64 {
 
 /// A series' identity: its host, metric and labels, in any order.
 fn series_id(host: &str, point: &Point) -> u64 {
-    let mut labels: Vec<&(String, String)> = point.labels.iter().collect();
-    labels.sort();
-    labels.dedup_by(|a, b| a.0 == b.0);
+    // Each label hashed on its own and the hashes added: the order of the
+    // labels makes no difference, and nothing is allocated.
+    let labels = point.labels.iter().fold(0u64, |sum, (name, value)| {
+        let mut hasher = FxHasher::default();
+        name.hash(&mut hasher);
+        value.hash(&mut hasher);
+        sum.wrapping_add(mix(hasher.finish()))
+    });
     let mut hasher = FxHasher::default();
     host.hash(&mut hasher);
     point.metric.hash(&mut hasher);
     labels.hash(&mut hasher);
-    // FxHash alone is weak on long similar keys: mix once more.
-    let mut strong = std::collections::hash_map::DefaultHasher::new();
-    hasher.finish().hash(&mut strong);
-    host.hash(&mut strong);
-    point.metric.hash(&mut strong);
-    labels.hash(&mut strong);
-    strong.finish()
+    mix(hasher.finish())
+}
+
+/// A 64-bit finalizer (SplitMix64's): every bit of the input moves every
+/// bit of the output, which FxHash alone does not do.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// The fields done, one sample per host and interval.
-fn samples_of(mut emitted: Vec<(String, Millis, String, f64)>) -> Vec<Sample> {
+fn samples_of(mut emitted: Vec<(Name, Millis, Name, f64)>) -> Vec<Sample> {
+    // Stable: a host's fields stay in the order they were done.
     emitted.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let mut samples: Vec<Sample> = Vec::new();
     for (host, ts, field, value) in emitted {
         match samples.last_mut() {
-            Some(last) if last.host == host && last.ts == ts => last.metrics.push((field, value)),
+            Some(last) if *last.host == *host && last.ts == ts => {
+                last.metrics.push((field.to_string(), value))
+            }
             _ => samples.push(Sample {
-                host,
+                host: host.to_string(),
                 ts,
-                metrics: vec![(field, value)],
+                metrics: vec![(field.to_string(), value)],
             }),
         }
     }
