@@ -83,6 +83,7 @@ enum Nav {
     Monitoring,
     Rules,
     Silences,
+    Scrape,
     None,
 }
 
@@ -100,6 +101,8 @@ struct Chrome<'a> {
     warnings: Vec<String>,
     /// What holds notifications back now: the maintenance windows on.
     notices: Vec<String>,
+    /// Whether `ingest.scrape` lists targets: the menu links their page.
+    scrapes: bool,
 }
 
 fn layout(chrome: &Chrome, content: Markup) -> Markup {
@@ -126,6 +129,9 @@ fn layout(chrome: &Chrome, content: Markup) -> Markup {
                         (link(Nav::Monitoring, "/monitoring", "Monitoring"))
                         (link(Nav::Rules, "/rules", "Rules"))
                         (link(Nav::Silences, "/silences", "Silences"))
+                        @if chrome.scrapes {
+                            (link(Nav::Scrape, "/scrape", "Scrape"))
+                        }
                     }
                     div.node {
                         span title="This node's host name" { (chrome.node) }
@@ -217,6 +223,7 @@ impl PageContext {
             refresh,
             warnings: self.service.warnings(),
             notices: maintenance_notices(&self.service),
+            scrapes: !self.service.config().ingest.scrape.is_empty(),
         };
         Html(layout(&chrome, content).into_string())
     }

@@ -16,7 +16,7 @@ pub(super) async fn page(State(service): State<Arc<Service>>) -> Response {
     PageContext::new(service)
         .respond(move |context| {
             let targets = context.service.scrape_statuses();
-            Ok(context.render("Scrape targets", Nav::None, None, content(&targets)))
+            Ok(context.render("Scrape targets", Nav::Scrape, None, content(&targets)))
         })
         .await
 }

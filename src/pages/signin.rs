@@ -120,6 +120,7 @@ fn login_page(context: &PageContext, next: &str, failed: bool) -> Html<String> {
         // Nothing about the store before signing in.
         warnings: Vec::new(),
         notices: Vec::new(),
+        scrapes: false,
     };
     Html(layout(&chrome, content).into_string())
 }

@@ -595,5 +595,9 @@ fn the_state_of_series_gone_for_an_hour_is_forgotten() {
         300_000,
     );
     translator.commit(&mut other, later);
-    assert_eq!(translator.series(), 0, "the counter no point came for in two hours");
+    assert_eq!(
+        translator.series(),
+        0,
+        "the counter no point came for in two hours"
+    );
 }
