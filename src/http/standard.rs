@@ -123,17 +123,24 @@ fn not_stored(error: PointsError) -> Refusal {
     }
 }
 
-/// Stores `batch` off the async threads.
-async fn store(service: &Arc<Service>, via: Via, batch: Batch) -> Result<Taken, Refusal> {
-    let worker = service.clone();
-    match tokio::task::spawn_blocking(move || worker.ingest_points(via, batch)).await {
-        Ok(Ok(taken)) => Ok(taken),
-        Ok(Err(error)) => Err(not_stored(error)),
-        Err(error) => Err(Refusal::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("storing failed: {error}"),
-        )),
-    }
+/// Stores `batch`. Blocking.
+fn store(service: &Service, via: Via, batch: Batch) -> Result<Taken, Refusal> {
+    service.ingest_points(via, batch).map_err(not_stored)
+}
+
+/// Runs `work` (inflating, decoding, translating, storing: CPU and disk)
+/// off the async threads, which every request goes through.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| {
+            Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the request failed: {error}"),
+            ))
+        })
 }
 
 /// `POST /v1/metrics`: an OTLP `ExportMetricsServiceRequest`.
@@ -173,12 +180,9 @@ async fn otlp_export(
     body: Body,
     encoding: otlp::Encoding,
 ) -> Result<Response, Refusal> {
-    let body = read_body(service, headers, body).await?;
-    let config = service.config();
-    let limit = config.server.body_limit.saturating_mul(INFLATION);
-    let body: Vec<u8> = match content_encoding(headers)?.as_deref() {
-        None | Some("identity") => body.to_vec(),
-        Some("gzip") => gunzip(&body, limit)?,
+    let gzipped = match content_encoding(headers)?.as_deref() {
+        None | Some("identity") => false,
+        Some("gzip") => true,
         Some(other) => {
             return Err(Refusal::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -186,47 +190,58 @@ async fn otlp_export(
             ));
         }
     };
-    let request = otlp::decode(&body, encoding)
-        .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
-    let count = otlp::count_points(&request);
-    if count > config.ingest.max_points {
-        return Err(Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{count} data points in one request, more than ingest.maxPointsPerRequest ({}): \
-                 send smaller batches (the Collector's batch processor: send_batch_max_size)",
-                config.ingest.max_points
-            ),
-        ));
-    }
-    let decoded = otlp::points(request);
-    let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
-    if refused_before > 0 {
-        service.points_refused(Via::Otlp, refused_before);
-    }
-    let taken = store(
-        service,
-        Via::Otlp,
-        Batch {
+    let body = read_body(service, headers, body).await?;
+    let service = service.clone();
+    let answer = blocking(move || {
+        let config = service.config();
+        let limit = config.server.body_limit.saturating_mul(INFLATION);
+        let inflated;
+        let body: &[u8] = if gzipped {
+            inflated = gunzip(&body, limit)?;
+            &inflated
+        } else {
+            &body
+        };
+        let request = otlp::decode(body, encoding)
+            .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        let count = otlp::count_points(&request);
+        if count > config.ingest.max_points {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{count} data points in one request, more than ingest.maxPointsPerRequest \
+                     ({}): send smaller batches (the Collector's batch processor: \
+                     send_batch_max_size)",
+                    config.ingest.max_points
+                ),
+            ));
+        }
+        let decoded = otlp::points(request);
+        let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+        if refused_before > 0 {
+            service.points_refused(Via::Otlp, refused_before);
+        }
+        let batch = Batch {
             points: decoded.points,
             host: None,
-        },
-    )
+        };
+        let taken = store(&service, Via::Otlp, batch)?;
+        let mut reasons: Vec<String> = decoded
+            .refused
+            .iter()
+            .map(|(reason, count)| format!("{count} point(s): {reason}"))
+            .collect();
+        if taken.refused.count() > 0 {
+            reasons.push(taken.refused.summary());
+        }
+        let refused = refused_before + taken.refused.count();
+        Ok(otlp::response(refused, &reasons.join("; "), encoding))
+    })
     .await?;
-    let mut reasons: Vec<String> = decoded
-        .refused
-        .iter()
-        .map(|(reason, count)| format!("{count} point(s): {reason}"))
-        .collect();
-    if taken.refused.count() > 0 {
-        reasons.push(taken.refused.summary());
-    }
-    let refused = refused_before + taken.refused.count();
-    let body = otlp::response(refused, &reasons.join("; "), encoding);
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type(encoding))],
-        body,
+        answer,
     )
         .into_response())
 }
@@ -327,56 +342,56 @@ async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Resul
         }
     }
     let body = read_body(service, headers, body).await?;
-    let config = service.config();
-    let limit = config.server.body_limit.saturating_mul(INFLATION);
-    let request =
-        remote_write::decode(&body, limit, config.ingest.max_points).map_err(|error| {
-            let status = match error {
-                remote_write::RemoteWriteError::TooLarge { .. }
-                | remote_write::RemoteWriteError::TooManySeries { .. } => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
-                _ => StatusCode::BAD_REQUEST,
-            };
-            Refusal::new(status, error.to_string())
-        })?;
-    let count: usize = request
-        .timeseries
-        .iter()
-        .map(|series| series.samples.len())
-        .sum();
-    if count > config.ingest.max_points {
-        return Err(Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "{count} samples in one request, more than ingest.maxPointsPerRequest ({}): \
-                 lower queue_config.max_samples_per_send",
-                config.ingest.max_points
-            ),
-        ));
-    }
-    service.learn_families(
-        request
-            .metadata
+    let service = service.clone();
+    blocking(move || {
+        let config = service.config();
+        let limit = config.server.body_limit.saturating_mul(INFLATION);
+        let request =
+            remote_write::decode(&body, limit, config.ingest.max_points).map_err(|error| {
+                let status = match error {
+                    remote_write::RemoteWriteError::TooLarge { .. }
+                    | remote_write::RemoteWriteError::TooManySeries { .. } => {
+                        StatusCode::PAYLOAD_TOO_LARGE
+                    }
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                Refusal::new(status, error.to_string())
+            })?;
+        let count: usize = request
+            .timeseries
             .iter()
-            .map(|metadata| (metadata.metric_family_name.clone(), metadata.family())),
-    );
-    let decoded = remote_write::points(request, |name| service.family_of(name));
-    let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
-    if refused_before > 0 {
-        service.points_refused(Via::RemoteWrite, refused_before);
-    }
-    let mut taken = store(
-        service,
-        Via::RemoteWrite,
-        Batch {
+            .map(|series| series.samples.len())
+            .sum();
+        if count > config.ingest.max_points {
+            return Err(Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{count} samples in one request, more than ingest.maxPointsPerRequest ({}): \
+                     lower queue_config.max_samples_per_send",
+                    config.ingest.max_points
+                ),
+            ));
+        }
+        service.learn_families(
+            request
+                .metadata
+                .iter()
+                .map(|metadata| (metadata.metric_family_name.clone(), metadata.family())),
+        );
+        let decoded = remote_write::points(request, |name| service.family_of(name));
+        let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+        if refused_before > 0 {
+            service.points_refused(Via::RemoteWrite, refused_before);
+        }
+        let batch = Batch {
             points: decoded.points,
             host: None,
-        },
-    )
-    .await?;
-    for (reason, count) in decoded.refused {
-        taken.refused.reasons.push((reason, count));
-    }
-    Ok(taken)
+        };
+        let mut taken = store(&service, Via::RemoteWrite, batch)?;
+        for (reason, count) in decoded.refused {
+            taken.refused.reasons.push((reason, count));
+        }
+        Ok(taken)
+    })
+    .await
 }

@@ -276,7 +276,9 @@ pub(super) async fn scraper(service: Arc<Service>, mut stop: watch::Receiver<boo
             );
         }
     }
+    // A scrape in flight is dropped rather than waited for (up to its
+    // timeout); what it was storing is stored or not, whole.
     for (_, task) in running {
-        let _ = task.await;
+        task.abort();
     }
 }
