@@ -67,7 +67,7 @@ pub fn summary(loaded: &Loaded, now: crate::duration::Millis) -> Vec<String> {
     for target in &ingest.scrape {
         lines.push(format!(
             "  scrape {} as host {:?}: every {}, timeout {}",
-            target.url,
+            target.shown_url(),
             target.host,
             HumanDuration(target.interval),
             HumanDuration(target.timeout)

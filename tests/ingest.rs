@@ -324,6 +324,48 @@ fn bad_otlp_requests_are_refused_and_nothing_of_them_stored() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("server.bodyLimit"), "{answer}");
 
+    // A metric whose data does not read as OTLP JSON (a negative time):
+    // refused, not taken as a metric without data.
+    let nanos = (t * 1_000_000).to_string();
+    let malformed = json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": "refused-host"}}]},
+        "scopeMetrics": [{"metrics": [{"name": "queue.depth", "gauge": {"dataPoints": [
+            {"asDouble": 50, "timeUnixNano": nanos},
+            {"asDouble": 51, "timeUnixNano": "-5"}
+        ]}}]}]
+    }]});
+    let (status, _, answer) = alertd.post_raw("/v1/metrics", &[JSON], malformed.to_string());
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&answer));
+    let refusal: Value = serde_json::from_slice(&answer).unwrap();
+    let message = refusal["message"].as_str().unwrap();
+    assert!(
+        message.contains("metrics[0] (\"queue.depth\"): its gauge could not be read"),
+        "{message}"
+    );
+    // Millions of empty messages in a small gzipped body: refused before
+    // they are decoded (each would be a struct of a hundred bytes).
+    let mut empty_metrics = Vec::new();
+    for _ in 0..4_000_000 {
+        empty_metrics.extend_from_slice(b"\x12\x00");
+    }
+    let mut scope = vec![0x12];
+    prost::encoding::encode_varint(empty_metrics.len() as u64, &mut scope);
+    scope.extend_from_slice(&empty_metrics);
+    let mut resource = vec![0x12];
+    prost::encoding::encode_varint(scope.len() as u64, &mut resource);
+    resource.extend_from_slice(&scope);
+    let mut flood = vec![0x0a];
+    prost::encoding::encode_varint(resource.len() as u64, &mut flood);
+    flood.extend_from_slice(&resource);
+    let (status, _, answer) = alertd.post_raw(
+        "/v1/metrics",
+        &[PROTOBUF, ("Content-Encoding", "gzip")],
+        gzip(&flood),
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("256 MiB once decoded"), "{text}");
+
     // More points than ingest.maxPointsPerRequest.
     let many: Vec<NumberDataPoint> = (0..1001).map(|i| number(f64::from(i), t)).collect();
     let (status, _, answer) = alertd.post_raw(
@@ -507,6 +549,16 @@ fn remote_write_requests_are_taken_and_bad_ones_refused() {
             "WriteRequest",
         ),
     ];
+    // Millions of empty metadata entries: refused before they are decoded.
+    let metadata_flood = b"\x1a\x00".repeat(4_000_000);
+    cases.push((
+        REMOTE_WRITE.to_vec(),
+        snap::raw::Encoder::new()
+            .compress_vec(&metadata_flood)
+            .unwrap(),
+        413,
+        "256 MiB once decoded",
+    ));
     // A million series: more than ingest.maxPointsPerRequest, refused whole.
     let million = WriteRequest {
         timeseries: (0..1_000_000)

@@ -53,9 +53,25 @@ pub struct ScrapeTarget {
 }
 
 impl ScrapeTarget {
-    /// The target's name on pages and in logs: its host and URL.
+    /// The target's name on pages and in logs: its host and URL, without
+    /// the password a URL may carry.
     pub fn name(&self) -> String {
-        format!("{} {}", self.host, self.url)
+        format!("{} {}", self.host, self.shown_url())
+    }
+
+    /// The URL without its user and password (`http://user:secret@host/`
+    /// shows as `http://…@host/`).
+    pub fn shown_url(&self) -> String {
+        match self.url.split_once("://") {
+            Some((scheme, rest)) => {
+                let authority_end = rest.find('/').unwrap_or(rest.len());
+                match rest[..authority_end].rfind('@') {
+                    Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
+                    None => self.url.clone(),
+                }
+            }
+            None => self.url.clone(),
+        }
     }
 }
 
@@ -324,6 +340,24 @@ mod tests {
             .into_iter()
             .map(|(place, message)| format!("{place}: {message}"))
             .collect()
+    }
+
+    #[test]
+    fn a_url_s_password_is_not_shown() {
+        let target = |url: &str| ScrapeTarget {
+            url: url.to_string(),
+            host: "h".into(),
+            interval: 1_000,
+            timeout: 1_000,
+        };
+        assert_eq!(
+            target("http://scraper:s3cret@10.0.0.5:9100/metrics").name(),
+            "h http://…@10.0.0.5:9100/metrics"
+        );
+        assert_eq!(
+            target("http://10.0.0.5/a@b").shown_url(),
+            "http://10.0.0.5/a@b"
+        );
     }
 
     #[test]

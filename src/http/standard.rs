@@ -202,8 +202,13 @@ async fn otlp_export(
         } else {
             &body
         };
-        let request = otlp::decode(body, encoding)
-            .map_err(|error| Refusal::new(StatusCode::BAD_REQUEST, error.to_string()))?;
+        let request = otlp::decode(body, encoding).map_err(|error| {
+            let status = match error {
+                otlp::OtlpError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            Refusal::new(status, error.to_string())
+        })?;
         let count = otlp::count_points(&request);
         if count > config.ingest.max_points {
             return Err(Refusal::new(
@@ -216,8 +221,13 @@ async fn otlp_export(
                 ),
             ));
         }
+        if encoding == otlp::Encoding::Json
+            && let Some(problem) = otlp::unreadable_data(&request, body)
+        {
+            return Err(Refusal::new(StatusCode::BAD_REQUEST, problem));
+        }
         let decoded = otlp::points(request);
-        let refused_before: u64 = decoded.refused.iter().map(|(_, count)| count).sum();
+        let refused_before = decoded.refused.count();
         if refused_before > 0 {
             service.points_refused(Via::Otlp, refused_before);
         }
@@ -226,11 +236,10 @@ async fn otlp_export(
             host: None,
         };
         let taken = store(&service, Via::Otlp, batch)?;
-        let mut reasons: Vec<String> = decoded
-            .refused
-            .iter()
-            .map(|(reason, count)| format!("{count} point(s): {reason}"))
-            .collect();
+        let mut reasons: Vec<String> = Vec::new();
+        if refused_before > 0 {
+            reasons.push(decoded.refused.summary());
+        }
         if taken.refused.count() > 0 {
             reasons.push(taken.refused.summary());
         }
@@ -304,7 +313,9 @@ pub(super) async fn remote_write(
                 service.metrics().batch_rejected(0);
             }
             let mut response = (refusal.status, format!("{}\n", refusal.message)).into_response();
-            if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+            if refusal.status == StatusCode::SERVICE_UNAVAILABLE
+                || refusal.status == StatusCode::TOO_MANY_REQUESTS
+            {
                 response.headers_mut().insert(
                     header::RETRY_AFTER,
                     axum::http::HeaderValue::from_static("5"),
@@ -350,6 +361,7 @@ async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Resul
             remote_write::decode(&body, limit, config.ingest.max_points).map_err(|error| {
                 let status = match error {
                     remote_write::RemoteWriteError::TooLarge { .. }
+                    | remote_write::RemoteWriteError::TooManyMessages
                     | remote_write::RemoteWriteError::TooManySeries { .. } => {
                         StatusCode::PAYLOAD_TOO_LARGE
                     }

@@ -6,7 +6,7 @@
 //! grammar engine in for a line format. This one names the line and column
 //! of what it refuses, and refuses the whole page.
 
-use super::{Kind, Point};
+use super::{Kind, Labels, Point};
 use crate::duration::Millis;
 
 /// A page that could not be read: where and why.
@@ -74,8 +74,8 @@ pub fn kind_of(name: &str, family: Option<(&str, Family)>) -> Option<Kind> {
 /// page gives are kept), or the first problem.
 pub fn parse(text: &str, now: Millis) -> Result<Vec<Point>, ExpositionError> {
     let mut points = Vec::new();
-    // The families declared so far (name, type); a page has few.
-    let mut families: Vec<(String, Family)> = Vec::new();
+    // The families declared so far, by name.
+    let mut families: rustc_hash::FxHashMap<String, Family> = Default::default();
     let mut open_metrics_end = false;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
@@ -106,7 +106,7 @@ pub fn parse(text: &str, now: Millis) -> Result<Vec<Point>, ExpositionError> {
                              summary, untyped, unknown, info, stateset or gaugehistogram"
                         ))
                     })?;
-                    families.push((name.to_string(), family));
+                    families.insert(name.to_string(), family);
                 }
                 Some("EOF") => open_metrics_end = true,
                 _ => {} // HELP, UNIT and comments
@@ -133,17 +133,13 @@ pub fn parse(text: &str, now: Millis) -> Result<Vec<Point>, ExpositionError> {
                 "{name}: unexpected {extra:?} after the timestamp"
             )));
         }
-        let family = families
-            .iter()
-            .rev()
-            .find(|(family, _)| of_family(name, family))
-            .map(|(family, declared)| (family.as_str(), *declared));
+        let family = family_of(&families, name);
         let Some(kind) = kind_of(name, family) else {
             continue;
         };
         points.push(Point {
-            metric: name.to_string(),
-            labels,
+            metric: name.into(),
+            labels: Labels::of(labels),
             kind,
             value,
             ts,
@@ -245,13 +241,21 @@ fn sample_head(line: &str) -> Result<Head<'_>, (usize, String)> {
     Ok((name, labels, &line[at..]))
 }
 
-/// Whether the sample `name` belongs to the family `family`.
-fn of_family(name: &str, family: &str) -> bool {
-    name.strip_prefix(family).is_some_and(|suffix| {
-        [
-            "", "_total", "_count", "_sum", "_bucket", "_created", "_info",
-        ]
-        .contains(&suffix)
+/// The declared family the sample `name` belongs to: the family so named,
+/// or the one it is a `_total`, `_count`, ... of.
+fn family_of<'a>(
+    families: &'a rustc_hash::FxHashMap<String, Family>,
+    name: &'a str,
+) -> Option<(&'a str, Family)> {
+    [
+        "", "_total", "_count", "_sum", "_bucket", "_created", "_info",
+    ]
+    .iter()
+    .filter_map(|suffix| name.strip_suffix(suffix))
+    .find_map(|family| {
+        families
+            .get_key_value(family)
+            .map(|(family, declared)| (family.as_str(), *declared))
     })
 }
 

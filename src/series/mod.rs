@@ -22,16 +22,17 @@ mod translator;
 
 pub use translator::{FORGET_AFTER, Refusals, Translation, Translator};
 
+use std::sync::Arc;
+
 use crate::duration::Millis;
 
 /// One value of one series at one time, as a sender gave it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Point {
-    /// The metric's name (`node_load1`, `system.cpu.time`).
-    pub metric: String,
-    /// Its labels (Prometheus) or attributes (OTLP, the resource's first):
-    /// where a name is repeated, the last one counts.
-    pub labels: Vec<(String, String)>,
+    /// The metric's name (`node_load1`, `system.cpu.time`), shared by the
+    /// points of one metric or series.
+    pub metric: Arc<str>,
+    pub labels: Labels,
     pub kind: Kind,
     pub value: f64,
     /// Milliseconds since the Unix epoch.
@@ -41,11 +42,41 @@ pub struct Point {
 impl Point {
     /// The value of label `name`, if the point has it.
     pub fn label(&self, name: &str) -> Option<&str> {
-        self.labels
+        self.labels.get(name)
+    }
+}
+
+/// A point's labels (Prometheus) or attributes (OTLP): those it shares with
+/// the other points of its resource or series, kept once whatever the number
+/// of points, then its own. Where a name is repeated, the last one counts.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Labels {
+    pub shared: Arc<[(String, String)]>,
+    pub own: Arc<[(String, String)]>,
+}
+
+impl Labels {
+    /// Labels of one point alone.
+    pub fn of(labels: Vec<(String, String)>) -> Self {
+        Labels {
+            shared: Arc::from([]),
+            own: labels.into(),
+        }
+    }
+
+    /// The value of label `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.own
             .iter()
             .rev()
+            .chain(self.shared.iter().rev())
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
+    }
+
+    /// Every label, the shared ones first.
+    pub fn iter(&self) -> impl Iterator<Item = &(String, String)> {
+        self.shared.iter().chain(self.own.iter())
     }
 }
 
@@ -89,7 +120,7 @@ pub struct Matcher {
 
 impl Selector {
     fn matches(&self, point: &Point) -> bool {
-        point.metric == self.metric
+        *point.metric == *self.metric
             && self.matchers.iter().all(|matcher| {
                 matcher
                     .names
@@ -183,3 +214,79 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The most memory a request's decoded form may take, as
+/// [`decoded_size`] estimates it; a bigger one is refused before decoding.
+pub const DECODED_BUDGET: usize = 256 << 20;
+
+/// An upper estimate of the memory a protobuf message takes once decoded:
+/// every submessage counted at 128 bytes (the size of the biggest structs
+/// it can become), every other field at 24 bytes and its length. A few
+/// bytes on the wire can be a struct of a hundred (an empty message is two
+/// bytes): the body's size alone does not bound the memory. Read from the
+/// wire without decoding; a length-delimited field is taken for a message
+/// when its bytes read as one. Stops counting past `limit`.
+pub fn decoded_size(raw: &[u8], limit: usize) -> usize {
+    let mut size = 0;
+    walk(raw, 0, &mut size, limit);
+    size
+}
+
+/// Adds `raw`'s fields to `size`; false (and nothing added) when `raw` is
+/// not a message.
+fn walk(mut raw: &[u8], depth: u32, size: &mut usize, limit: usize) -> bool {
+    use prost::encoding::{WireType, decode_key, decode_varint};
+    let before = *size;
+    while !raw.is_empty() {
+        if *size > limit {
+            return true;
+        }
+        let Ok((_, wire_type)) = decode_key(&mut raw) else {
+            *size = before;
+            return false;
+        };
+        let skip = match wire_type {
+            WireType::Varint => match decode_varint(&mut raw) {
+                Ok(_) => 0,
+                Err(_) => {
+                    *size = before;
+                    return false;
+                }
+            },
+            WireType::SixtyFourBit => 8,
+            WireType::ThirtyTwoBit => 4,
+            WireType::LengthDelimited => match decode_varint(&mut raw)
+                .ok()
+                .and_then(|length| usize::try_from(length).ok())
+            {
+                Some(length) => length,
+                None => {
+                    *size = before;
+                    return false;
+                }
+            },
+            WireType::StartGroup | WireType::EndGroup => {
+                *size = before;
+                return false;
+            }
+        };
+        let Some(payload) = raw.get(..skip) else {
+            *size = before;
+            return false;
+        };
+        raw = &raw[skip..];
+        let message = wire_type == WireType::LengthDelimited
+            && depth < 16
+            && (payload.is_empty() || walk(payload, depth + 1, size, limit));
+        *size += if message { 128 } else { 24 + payload.len() };
+    }
+    true
+}
+
+/// [`decoded_size`] for a JSON body: every object at 128 bytes, every other
+/// value (each comma) at 24, and the text itself.
+pub fn json_decoded_size(body: &[u8]) -> usize {
+    let objects = memchr::memchr_iter(b'{', body).count();
+    let values = memchr::memchr_iter(b',', body).count();
+    objects * 128 + values * 24 + body.len()
+}

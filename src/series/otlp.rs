@@ -16,7 +16,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use prost::Message;
 
-use super::{Kind, Point};
+use std::sync::Arc;
+
+use super::{Kind, Labels, Point, Refusals};
 use crate::duration::Millis;
 
 /// The encodings of a request (and of its answer).
@@ -36,27 +38,30 @@ pub enum OtlpError {
     Protobuf(String),
     #[error("not an OTLP ExportMetricsServiceRequest in JSON: {0}")]
     Json(String),
+    #[error(
+        "the request would take more than 256 MiB once decoded (many small messages): send \
+         smaller batches"
+    )]
+    TooLarge,
 }
 
 /// What a request held: its points, and those refused while reading it.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub points: Vec<Point>,
-    /// Each reason with how many data points it refused.
-    pub refused: Vec<(String, u64)>,
-}
-
-impl Decoded {
-    fn refuse(&mut self, reason: String) {
-        match self.refused.iter_mut().find(|(text, _)| *text == reason) {
-            Some(entry) => entry.1 += 1,
-            None => self.refused.push((reason, 1)),
-        }
-    }
+    /// Points refused, by kind of reason.
+    pub refused: Refusals,
 }
 
 /// Decodes a request's body.
 pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceRequest, OtlpError> {
+    let size = match encoding {
+        Encoding::Protobuf => super::decoded_size(body, super::DECODED_BUDGET),
+        Encoding::Json => super::json_decoded_size(body),
+    };
+    if size > super::DECODED_BUDGET {
+        return Err(OtlpError::TooLarge);
+    }
     match encoding {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(body)
             .map_err(|error| OtlpError::Protobuf(error.to_string())),
@@ -66,8 +71,9 @@ pub fn decode(body: &[u8], encoding: Encoding) -> Result<ExportMetricsServiceReq
     }
 }
 
-/// How many data points `request` holds, read before anything else so that
-/// too big a request is refused at once.
+/// How many points `request` gives (a histogram's or summary's data point
+/// gives two, its count and sum), read before anything else so that too
+/// big a request is refused at once.
 pub fn count_points(request: &ExportMetricsServiceRequest) -> usize {
     request
         .resource_metrics
@@ -77,59 +83,110 @@ pub fn count_points(request: &ExportMetricsServiceRequest) -> usize {
         .map(|metric| match &metric.data {
             Some(Data::Gauge(gauge)) => gauge.data_points.len(),
             Some(Data::Sum(sum)) => sum.data_points.len(),
-            Some(Data::Histogram(histogram)) => histogram.data_points.len(),
-            Some(Data::ExponentialHistogram(histogram)) => histogram.data_points.len(),
-            Some(Data::Summary(summary)) => summary.data_points.len(),
+            Some(Data::Histogram(histogram)) => 2 * histogram.data_points.len(),
+            Some(Data::ExponentialHistogram(histogram)) => 2 * histogram.data_points.len(),
+            Some(Data::Summary(summary)) => 2 * summary.data_points.len(),
             None => 0,
         })
         .sum()
 }
 
-/// The points of `request`.
+/// Where, in a JSON request, a metric's data could not be read: the
+/// opentelemetry-proto types read a malformed `gauge`, `sum`, ... as no data
+/// at all, which would drop its points without a word. `None` when every
+/// metric without data really has none.
+pub fn unreadable_data(request: &ExportMetricsServiceRequest, body: &[u8]) -> Option<String> {
+    let empty = request
+        .resource_metrics
+        .iter()
+        .enumerate()
+        .find_map(|(r, resource)| {
+            resource
+                .scope_metrics
+                .iter()
+                .enumerate()
+                .find_map(|(s, scope)| {
+                    scope
+                        .metrics
+                        .iter()
+                        .enumerate()
+                        .find_map(|(m, metric)| metric.data.is_none().then_some((r, s, m)))
+                })
+        });
+    empty?;
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+    const DATA: [&str; 5] = [
+        "gauge",
+        "sum",
+        "histogram",
+        "exponentialHistogram",
+        "summary",
+    ];
+    for (r, resource) in request.resource_metrics.iter().enumerate() {
+        for (s, scope) in resource.scope_metrics.iter().enumerate() {
+            for (m, metric) in scope.metrics.iter().enumerate() {
+                if metric.data.is_some() {
+                    continue;
+                }
+                let written = &json["resourceMetrics"][r]["scopeMetrics"][s]["metrics"][m];
+                if let Some(key) = DATA.iter().find(|key| !written[**key].is_null()) {
+                    return Some(format!(
+                        "resourceMetrics[{r}].scopeMetrics[{s}].metrics[{m}] ({:?}): its {key} \
+                         could not be read as OTLP (a data point's times are unsigned nanoseconds, \
+                         dataPoints an array of objects)",
+                        metric.name
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The points of `request`. A resource's attributes are kept once, shared
+/// by its points.
 pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
     let mut out = Decoded::default();
     for resource_metrics in request.resource_metrics {
-        let resource: Vec<(String, String)> = resource_metrics
+        let resource: Arc<[(String, String)]> = resource_metrics
             .resource
             .map(|resource| labels(&resource.attributes))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into();
         for scope in resource_metrics.scope_metrics {
             for metric in scope.metrics {
-                let name = metric.name;
                 // A metric without data has no data point to take or refuse.
                 let Some(data) = metric.data else {
                     continue;
                 };
-                let with = |attributes: &[KeyValue]| {
-                    let mut all = resource.clone();
-                    all.extend(labels(attributes));
-                    all
+                let name: Arc<str> = metric.name.into();
+                let with = |attributes: &[KeyValue]| Labels {
+                    shared: resource.clone(),
+                    own: labels(attributes).into(),
                 };
                 match data {
                     Data::Gauge(gauge) => {
                         for point in gauge.data_points {
-                            number(
-                                &mut out,
-                                &name,
-                                Kind::Gauge,
-                                &with(&point.attributes),
-                                point,
-                            );
+                            let labels = with(&point.attributes);
+                            number(&mut out, &name, Kind::Gauge, labels, point);
                         }
                     }
                     Data::Sum(sum) => {
                         let temporality = sum.aggregation_temporality;
                         for point in sum.data_points {
                             let Some(kind) = sum_kind(temporality, sum.is_monotonic, &point) else {
-                                out.refuse(format!(
-                                    "metric {name:?}: a sum without its aggregation temporality"
-                                ));
+                                out.refused.add(
+                                    || format!(" (metric {name:?})"),
+                                    "a sum without its aggregation temporality",
+                                );
                                 continue;
                             };
-                            number(&mut out, &name, kind, &with(&point.attributes), point);
+                            let labels = with(&point.attributes);
+                            number(&mut out, &name, kind, labels, point);
                         }
                     }
                     Data::Histogram(histogram) => {
+                        let names = counted_names(&name);
                         let temporality = histogram.aggregation_temporality;
                         for point in histogram.data_points {
                             let parts = HistogramParts {
@@ -139,16 +196,12 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                                 time: point.time_unix_nano,
                                 flags: point.flags,
                             };
-                            histogram_points(
-                                &mut out,
-                                &name,
-                                temporality,
-                                &with(&point.attributes),
-                                parts,
-                            );
+                            let labels = with(&point.attributes);
+                            histogram_points(&mut out, &names, temporality, labels, parts);
                         }
                     }
                     Data::ExponentialHistogram(histogram) => {
+                        let names = counted_names(&name);
                         let temporality = histogram.aggregation_temporality;
                         for point in histogram.data_points {
                             let parts = HistogramParts {
@@ -158,16 +211,12 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                                 time: point.time_unix_nano,
                                 flags: point.flags,
                             };
-                            histogram_points(
-                                &mut out,
-                                &name,
-                                temporality,
-                                &with(&point.attributes),
-                                parts,
-                            );
+                            let labels = with(&point.attributes);
+                            histogram_points(&mut out, &names, temporality, labels, parts);
                         }
                     }
                     Data::Summary(summary) => {
+                        let names = counted_names(&name);
                         for point in summary.data_points {
                             let parts = HistogramParts {
                                 count: point.count,
@@ -176,11 +225,12 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                                 time: point.time_unix_nano,
                                 flags: point.flags,
                             };
+                            let labels = with(&point.attributes);
                             histogram_points(
                                 &mut out,
-                                &name,
+                                &names,
                                 AggregationTemporality::Cumulative as i32,
-                                &with(&point.attributes),
+                                labels,
                                 parts,
                             );
                         }
@@ -190,6 +240,11 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
         }
     }
     out
+}
+
+/// A histogram's `NAME.count` and `NAME.sum`.
+fn counted_names(name: &str) -> [Arc<str>; 2] {
+    [format!("{name}.count").into(), format!("{name}.sum").into()]
 }
 
 /// A sum's points: counters, increases or gauges.
@@ -210,9 +265,9 @@ fn sum_kind(
 
 fn number(
     out: &mut Decoded,
-    name: &str,
+    name: &Arc<str>,
     kind: Kind,
-    labels: &[(String, String)],
+    labels: Labels,
     point: opentelemetry_proto::tonic::metrics::v1::NumberDataPoint,
 ) {
     if point.flags & NO_RECORDED_VALUE != 0 {
@@ -222,19 +277,23 @@ fn number(
         Some(number_data_point::Value::AsDouble(value)) => value,
         Some(number_data_point::Value::AsInt(value)) => value as f64,
         None => {
-            out.refuse(format!("metric {name:?}: a data point without a value"));
+            out.refused.add(
+                || format!(" (metric {name:?}): asDouble or asInt, as a number"),
+                "a data point without a value",
+            );
             return;
         }
     };
     let Some(ts) = millis(point.time_unix_nano) else {
-        out.refuse(format!(
-            "metric {name:?}: a data point without timeUnixNano"
-        ));
+        out.refused.add(
+            || format!(" (metric {name:?})"),
+            "a data point without timeUnixNano",
+        );
         return;
     };
     out.points.push(Point {
-        metric: name.to_string(),
-        labels: labels.to_vec(),
+        metric: name.clone(),
+        labels,
         kind,
         value,
         ts,
@@ -252,9 +311,9 @@ struct HistogramParts {
 
 fn histogram_points(
     out: &mut Decoded,
-    name: &str,
+    names: &[Arc<str>; 2],
     temporality: i32,
-    labels: &[(String, String)],
+    labels: Labels,
     parts: HistogramParts,
 ) {
     if parts.flags & NO_RECORDED_VALUE != 0 {
@@ -266,24 +325,26 @@ fn histogram_points(
         },
         Ok(AggregationTemporality::Delta) => Kind::Delta,
         _ => {
-            out.refuse(format!(
-                "metric {name:?}: a histogram without its aggregation temporality"
-            ));
+            out.refused.add(
+                || format!(" (metric {:?})", names[0]),
+                "a histogram without its aggregation temporality",
+            );
             return;
         }
     };
     let Some(ts) = millis(parts.time) else {
-        out.refuse(format!(
-            "metric {name:?}: a data point without timeUnixNano"
-        ));
+        out.refused.add(
+            || format!(" (metric {:?})", names[0]),
+            "a data point without timeUnixNano",
+        );
         return;
     };
     let count = Some(parts.count as f64);
-    for (suffix, value) in [(".count", count), (".sum", parts.sum)] {
+    for (name, value) in names.iter().zip([count, parts.sum]) {
         if let Some(value) = value {
             out.points.push(Point {
-                metric: format!("{name}{suffix}"),
-                labels: labels.to_vec(),
+                metric: name.clone(),
+                labels: labels.clone(),
                 kind,
                 value,
                 ts,

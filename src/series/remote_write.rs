@@ -9,7 +9,7 @@
 use prost::Message;
 
 use super::exposition::{Family, kind_of};
-use super::{Kind, Point};
+use super::{Labels, Point};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, Message)]
@@ -85,6 +85,11 @@ pub enum RemoteWriteError {
          lower queue_config.max_samples_per_send"
     )]
     TooManySeries { series: usize, most: usize },
+    #[error(
+        "the request would take more than 256 MiB once decoded (many small messages): send \
+         smaller batches"
+    )]
+    TooManyMessages,
 }
 
 /// Uncompresses and decodes a body, refusing one that would uncompress to
@@ -110,6 +115,9 @@ pub fn decode(
             series,
             most: most_series,
         });
+    }
+    if super::decoded_size(&raw, super::DECODED_BUDGET) > super::DECODED_BUDGET {
+        return Err(RemoteWriteError::TooManyMessages);
     }
     WriteRequest::decode(raw.as_slice())
         .map_err(|error| RemoteWriteError::Protobuf(error.to_string()))
@@ -157,7 +165,8 @@ pub struct Decoded {
 }
 
 /// The points of `request`'s series; `family` gives the type a family's
-/// metadata declared, if any was seen.
+/// metadata declared, if any was seen. A series' name and labels are kept
+/// once, shared by its points.
 pub fn points(request: WriteRequest, family: impl Fn(&str) -> Option<(String, Family)>) -> Decoded {
     let mut out = Decoded::default();
     for series in request.timeseries {
@@ -188,14 +197,16 @@ pub fn points(request: WriteRequest, family: impl Fn(&str) -> Option<(String, Fa
         ) else {
             continue;
         };
+        let metric: std::sync::Arc<str> = name.into();
+        let labels = Labels {
+            shared: labels.into(),
+            own: std::sync::Arc::from([]),
+        };
         for sample in series.samples {
             out.points.push(Point {
-                metric: name.clone(),
+                metric: metric.clone(),
                 labels: labels.clone(),
-                kind: match kind {
-                    Kind::Cumulative { .. } => Kind::Cumulative { start: None },
-                    other => other,
-                },
+                kind,
                 value: sample.value,
                 ts: sample.timestamp,
             });

@@ -7,11 +7,13 @@ const T0: Millis = 1_700_000_000_000;
 
 fn point(metric: &str, labels: &[(&str, &str)], kind: Kind, value: f64, ts: Millis) -> Point {
     Point {
-        metric: metric.to_string(),
-        labels: labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
+        metric: metric.into(),
+        labels: Labels::of(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         kind,
         value,
         ts,
@@ -600,4 +602,139 @@ fn the_state_of_series_gone_for_an_hour_is_forgotten() {
         0,
         "the counter no point came for in two hours"
     );
+}
+
+/// The sum of every value of `field` stored over `batches`, run one after another.
+fn stored_sum(mapping: &Mapping, batches: Vec<Vec<Point>>, field: &str) -> f64 {
+    let mut translator = Translator::default();
+    batches
+        .into_iter()
+        .flat_map(|points| run(&mut translator, mapping, points).samples)
+        .flat_map(|sample| sample.metrics)
+        .filter(|(name, _)| name == field)
+        .map(|(_, value)| value)
+        .sum()
+}
+
+#[test]
+fn no_increase_is_lost_whatever_order_the_series_come_in() {
+    let series = |code: &'static str, value: f64, ts: Millis| {
+        point(
+            "req_total",
+            &[("host", "h"), ("code", code)],
+            counter(),
+            value,
+            ts,
+        )
+    };
+    let a = |step: i64| series("200", 100.0 + 10.0 * step as f64, T0 + step * 10_000);
+    let b = |step: i64| series("500", 200.0 + 10.0 * step as f64, T0 + step * 10_000);
+    let mut mapping = Mapping::default();
+    mapping.derived.push(Derived {
+        field: "err500".into(),
+        inputs: vec![Selector {
+            metric: "req_total".into(),
+            matchers: vec![Matcher {
+                names: vec!["code".into()],
+                values: vec!["500".into()],
+            }],
+        }],
+        combine: Combine::Sum,
+        preset: false,
+    });
+    // One field ahead of another: A's later intervals come before B's.
+    let orders = [
+        vec![
+            vec![a(0), b(0)],
+            vec![a(1), b(1)],
+            vec![a(2)],
+            vec![a(3)],
+            vec![b(2)],
+            vec![b(3)],
+            vec![a(4), b(4)],
+        ],
+        // A skips an interval (a slower sender) and runs ahead.
+        vec![
+            vec![a(0), b(0)],
+            vec![a(1), b(1)],
+            vec![a(3)],
+            vec![b(2)],
+            vec![b(3)],
+            vec![a(4), b(4)],
+        ],
+        // Everything in one request, shuffled.
+        vec![vec![
+            b(4),
+            a(2),
+            b(0),
+            a(0),
+            a(4),
+            b(2),
+            a(1),
+            b(1),
+            a(3),
+            b(3),
+        ]],
+    ];
+    for (index, batches) in orders.into_iter().enumerate() {
+        assert_eq!(
+            stored_sum(&mapping, batches.clone(), "req_total"),
+            80.0,
+            "order {index}"
+        );
+        assert_eq!(
+            stored_sum(&mapping, batches, "err500"),
+            40.0,
+            "order {index}"
+        );
+    }
+}
+
+#[test]
+fn deltas_faster_than_the_interval_all_count() {
+    let mapping = Mapping::default();
+    // Every 5 s with 10 s intervals: the second of each interval is carried
+    // to the next one.
+    let batches = (0..7)
+        .map(|i| {
+            vec![point(
+                "jobs",
+                &[("host", "h")],
+                Kind::Delta,
+                1.0,
+                T0 + i * 5_000,
+            )]
+        })
+        .collect();
+    assert_eq!(stored_sum(&mapping, batches, "jobs"), 7.0);
+}
+
+#[test]
+fn hosts_with_control_characters_and_summary_quantiles_are_not_taken() {
+    let mapping = Mapping::default();
+    let mut translator = Translator::default();
+    let out = run(
+        &mut translator,
+        &mapping,
+        vec![
+            point("g", &[("host", "bad\nhost")], Kind::Gauge, 1.0, T0),
+            point(
+                "rpc_seconds",
+                &[("host", "h"), ("quantile", "0.5")],
+                Kind::Gauge,
+                1.0,
+                T0,
+            ),
+            point(
+                "rpc_seconds",
+                &[("host", "h"), ("quantile", "0.99")],
+                Kind::Gauge,
+                5.0,
+                T0,
+            ),
+        ],
+    );
+    assert!(out.samples.is_empty(), "{:?}", out.samples);
+    assert_eq!((out.refused.count(), out.skipped), (1, 2));
+    assert!(out.refused.summary().contains("control characters"));
 }

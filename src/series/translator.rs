@@ -28,7 +28,9 @@ impl Refusals {
         self.reasons.iter().map(|(_, count)| count).sum()
     }
 
-    fn add(&mut self, reason: impl FnOnce() -> String, kind: &'static str) {
+    /// Counts a point refused for `kind` (the start of its reason); the
+    /// first of a kind gives the details.
+    pub(crate) fn add(&mut self, reason: impl FnOnce() -> String, kind: &'static str) {
         // One entry per kind of reason, keeping the first example's words.
         if let Some(entry) = self
             .reasons
@@ -119,6 +121,10 @@ struct FieldState {
     own: bool,
     /// The batch that last changed it.
     batch: u64,
+    /// Increases that came for an interval already stored, by selector
+    /// (0, and 1 for the rest): added to the next interval stored.
+    carry: [f64; 2],
+    carried: bool,
 }
 
 impl FieldState {
@@ -133,6 +139,8 @@ impl FieldState {
             combine: Combine::Sum,
             own: false,
             batch: 0,
+            carry: [0.0; 2],
+            carried: false,
         }
     }
 }
@@ -258,11 +266,11 @@ impl Translator {
                         .is_some_and(|state| state.done.is_some_and(|done| bucket <= done))
                 })
             });
-            if late {
+            if late && point.kind != Kind::Delta {
                 // Every field it feeds has this interval stored: a late part
                 // of it only tells which series make the field next time. A
                 // counter's total stays, so that its increase goes to the
-                // next interval.
+                // next interval. (A delta is carried there below.)
                 for feed in &feeds {
                     let field = feed.field(point);
                     let stored = self.hosts.get(host).is_some_and(|fields| {
@@ -330,9 +338,13 @@ impl Translator {
                     increase
                 }
             };
+            let increase = point.kind != Kind::Gauge;
+            // A counter's first total sets its baseline: taken, though it
+            // adds nothing yet.
+            let mut took = increase && value.is_none();
             for feed in &feeds {
                 let (field, role, combine) = match *feed {
-                    Feeds::Own => (point.metric.as_str(), 0, Combine::Sum),
+                    Feeds::Own => (&*point.metric, 0, Combine::Sum),
                     Feeds::Derived(derived, role) => {
                         (derived.field.as_str(), role, derived.combine)
                     }
@@ -353,7 +365,28 @@ impl Translator {
                     }
                     _ => {}
                 }
+                if let Feeds::Derived(derived, _) = feed
+                    && derived.preset
+                    && state.bucket.is_some()
+                    && state.combine != derived.combine
+                {
+                    // Two presets make this field for one host (node_exporter
+                    // and the Collector both): the interval's first one does.
+                    continue;
+                }
                 if state.done.is_some_and(|done| bucket <= done) {
+                    // This field has the interval stored: the series makes it
+                    // next time, and an increase goes to the next interval.
+                    if state.done == Some(bucket)
+                        && let Err(at) = state.expected.binary_search(&series)
+                    {
+                        state.expected.insert(at, series);
+                    }
+                    if increase && let Some(value) = value {
+                        state.carry[usize::from(role).min(1)] += value;
+                        state.carried = true;
+                        took = true;
+                    }
                     continue;
                 }
                 if let Some(open) = state.bucket.filter(|&open| open < bucket) {
@@ -367,9 +400,18 @@ impl Translator {
                     state.bucket = Some(bucket);
                     state.combine = combine;
                 }
-                if state.bucket != Some(bucket) {
+                if state.bucket.is_some_and(|open| open > bucket) {
+                    // Older than the interval being gathered (another
+                    // series is ahead): an increase joins that interval, a
+                    // gauge's value is too late.
+                    if increase && let Some(value) = value {
+                        let entry = state.pending.entry(series).or_insert((role, None));
+                        entry.1 = Some(entry.1.unwrap_or(0.0) + value);
+                        took = true;
+                    }
                     continue;
                 }
+                took = true;
                 let entry = state.pending.entry(series).or_insert((role, None));
                 entry.1 = match (entry.1, value) {
                     // Two points of one series in one interval: a gauge's
@@ -379,7 +421,11 @@ impl Translator {
                     (_, new) => new,
                 };
             }
-            out.taken += 1;
+            if took {
+                out.taken += 1;
+            } else {
+                out.skipped += 1;
+            }
         }
         // Intervals now complete: every series of the last stored one is in.
         for (host, field, _) in &out.undo.fields {
@@ -509,6 +555,12 @@ fn check(
             format!(" ({} bytes): at most {MAX_HOST_NAME_LEN}", host.len()),
         ));
     }
+    if host.chars().any(char::is_control) {
+        return Err((
+            "host name with control characters",
+            format!(" ({host:?}): a host name has none"),
+        ));
+    }
     if !point.value.is_finite() {
         return Err((
             "not a finite number",
@@ -547,7 +599,7 @@ fn is_stale_marker(value: f64) -> bool {
 /// so named), and each derived field whose selectors take it.
 fn feeds_of<'m>(mapping: &'m Mapping, point: &Point, found: &mut Vec<Feeds<'m>>) {
     found.clear();
-    let own = !is_bucket(point)
+    let own = !is_distribution_part(point)
         && mapping
             .keep
             .iter()
@@ -555,7 +607,7 @@ fn feeds_of<'m>(mapping: &'m Mapping, point: &Point, found: &mut Vec<Feeds<'m>>)
         && !mapping
             .derived
             .iter()
-            .any(|derived| !derived.preset && derived.field == point.metric);
+            .any(|derived| !derived.preset && *derived.field == *point.metric);
     if own {
         found.push(Feeds::Own);
     }
@@ -566,10 +618,12 @@ fn feeds_of<'m>(mapping: &'m Mapping, point: &Point, found: &mut Vec<Feeds<'m>>)
     }
 }
 
-/// A histogram bucket's count (`_bucket` with `le`): meaningless summed over
-/// its buckets, so never passed through as it is.
-fn is_bucket(point: &Point) -> bool {
-    point.metric.ends_with("_bucket") && point.label("le").is_some()
+/// A histogram bucket's count (`_bucket` with `le`) or a summary's quantile
+/// (with `quantile`): meaningless summed over their buckets or quantiles,
+/// so never passed through as they are.
+fn is_distribution_part(point: &Point) -> bool {
+    point.label("quantile").is_some()
+        || (point.metric.ends_with("_bucket") && point.label("le").is_some())
 }
 
 /// Closes the interval gathered in `state`: its value, if it has one.
@@ -579,8 +633,8 @@ fn finish(state: &mut FieldState) -> Option<f64> {
     state.done = Some(bucket);
     state.expected = pending.keys().copied().collect();
     state.expected.sort_unstable();
-    let mut sums = [0.0f64; 2];
-    let mut any = false;
+    let mut sums = std::mem::take(&mut state.carry);
+    let mut any = std::mem::take(&mut state.carried);
     for (role, value) in pending.values() {
         if let Some(value) = value {
             any = true;
@@ -592,9 +646,8 @@ fn finish(state: &mut FieldState) -> Option<f64> {
     if !any {
         return None;
     }
-    let total: f64 = pending.values().filter_map(|(_, value)| *value).sum();
     let value = match state.combine {
-        Combine::Sum => total,
+        Combine::Sum => sums[0] + sums[1],
         Combine::BusyPercent => {
             let whole = sums[0] + sums[1];
             if whole <= 0.0 {

@@ -52,7 +52,7 @@ pub struct TargetStatus {
 impl TargetStatus {
     fn new(target: &ScrapeTarget) -> Self {
         TargetStatus {
-            url: target.url.clone(),
+            url: target.shown_url(),
             host: target.host.clone(),
             interval: target.interval,
             last_scrape: None,
@@ -187,24 +187,38 @@ impl Service {
                 crate::duration::HumanDuration(target.timeout)
             )
         })??;
-        let text = String::from_utf8(body).map_err(|error| {
-            format!(
-                "the page is not UTF-8 (byte {})",
-                error.utf8_error().valid_up_to()
-            )
-        })?;
-        let points = exposition::parse(&text, at).map_err(|error| format!("the page: {error}"))?;
-        let count = points.len() as u64;
-        let batch = Batch {
-            points,
-            host: Some(target.host.clone()),
-        };
         let worker = self.clone();
-        let taken = tokio::task::spawn_blocking(move || worker.ingest_points(Via::Scrape, batch))
-            .await
-            .map_err(|error| format!("storing: {error}"))?
-            .map_err(|error| format!("storing: {error}"))?;
-        Ok((count, taken))
+        let host = target.host.clone();
+        // Reading the page and storing it are CPU and disk work: off the
+        // async threads.
+        tokio::task::spawn_blocking(move || {
+            let text = String::from_utf8(body).map_err(|error| {
+                format!(
+                    "the page is not UTF-8 (byte {})",
+                    error.utf8_error().valid_up_to()
+                )
+            })?;
+            let points =
+                exposition::parse(&text, at).map_err(|error| format!("the page: {error}"))?;
+            let most = worker.config().ingest.max_points;
+            if points.len() > most {
+                return Err(format!(
+                    "the page has {} points, more than ingest.maxPointsPerRequest ({most})",
+                    points.len()
+                ));
+            }
+            let count = points.len() as u64;
+            let batch = Batch {
+                points,
+                host: Some(host),
+            };
+            let taken = worker
+                .ingest_points(Via::Scrape, batch)
+                .map_err(|error| format!("storing: {error}"))?;
+            Ok((count, taken))
+        })
+        .await
+        .map_err(|error| format!("reading the page: {error}"))?
     }
 }
 
