@@ -31,6 +31,11 @@ impl Refusal {
             message: message.into(),
         }
     }
+
+    /// A media type or encoding this endpoint does not take (415).
+    fn unsupported(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message)
+    }
 }
 
 /// The lowercased media type of `Content-Type`, without parameters.
@@ -157,10 +162,7 @@ pub(super) async fn otlp(
                 "Content-Type {}: OTLP/HTTP is application/x-protobuf or application/json",
                 other.unwrap_or("(none)")
             );
-            return otlp_error(
-                Refusal::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message),
-                otlp::Encoding::Json,
-            );
+            return otlp_error(Refusal::unsupported(message), otlp::Encoding::Json);
         }
     };
     match otlp_export(&service, &headers, body, encoding).await {
@@ -184,10 +186,9 @@ async fn otlp_export(
         None | Some("identity") => false,
         Some("gzip") => true,
         Some(other) => {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding {other:?}: alertd takes gzip or none"),
-            ));
+            return Err(Refusal::unsupported(format!(
+                "Content-Encoding {other:?}: alertd takes gzip or none"
+            )));
         }
     };
     let body = read_body(service, headers, body).await?;
@@ -330,26 +331,23 @@ async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Resul
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
         let value = value.to_str().unwrap_or("").to_ascii_lowercase();
         if value.contains("io.prometheus.write.v2") {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            return Err(Refusal::unsupported(
                 "remote write 2.0 is not taken: set protobuf_message: prometheus.WriteRequest \
                  (remote write 1.0)",
             ));
         }
         if !value.starts_with("application/x-protobuf") {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Type {value:?}: remote write is application/x-protobuf"),
-            ));
+            return Err(Refusal::unsupported(format!(
+                "Content-Type {value:?}: remote write is application/x-protobuf"
+            )));
         }
     }
     match content_encoding(headers)?.as_deref() {
         None | Some("snappy") => {}
         Some(other) => {
-            return Err(Refusal::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding {other:?}: remote write is snappy-compressed"),
-            ));
+            return Err(Refusal::unsupported(format!(
+                "Content-Encoding {other:?}: remote write is snappy-compressed"
+            )));
         }
     }
     let body = read_body(service, headers, body).await?;

@@ -12,7 +12,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, metric::Data, number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, metric::Data,
+    number_data_point,
 };
 use prost::Message;
 
@@ -189,14 +190,8 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                         let names = counted_names(&name);
                         let temporality = histogram.aggregation_temporality;
                         for point in histogram.data_points {
-                            let parts = HistogramParts {
-                                count: point.count,
-                                sum: point.sum,
-                                start: point.start_time_unix_nano,
-                                time: point.time_unix_nano,
-                                flags: point.flags,
-                            };
                             let labels = with(&point.attributes);
+                            let parts = HistogramParts::from(&point);
                             histogram_points(&mut out, &names, temporality, labels, parts);
                         }
                     }
@@ -204,14 +199,8 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                         let names = counted_names(&name);
                         let temporality = histogram.aggregation_temporality;
                         for point in histogram.data_points {
-                            let parts = HistogramParts {
-                                count: point.count,
-                                sum: point.sum,
-                                start: point.start_time_unix_nano,
-                                time: point.time_unix_nano,
-                                flags: point.flags,
-                            };
                             let labels = with(&point.attributes);
+                            let parts = HistogramParts::from(&point);
                             histogram_points(&mut out, &names, temporality, labels, parts);
                         }
                     }
@@ -307,6 +296,30 @@ struct HistogramParts {
     start: u64,
     time: u64,
     flags: u32,
+}
+
+impl From<&HistogramDataPoint> for HistogramParts {
+    fn from(point: &HistogramDataPoint) -> Self {
+        HistogramParts {
+            count: point.count,
+            sum: point.sum,
+            start: point.start_time_unix_nano,
+            time: point.time_unix_nano,
+            flags: point.flags,
+        }
+    }
+}
+
+impl From<&ExponentialHistogramDataPoint> for HistogramParts {
+    fn from(point: &ExponentialHistogramDataPoint) -> Self {
+        HistogramParts {
+            count: point.count,
+            sum: point.sum,
+            start: point.start_time_unix_nano,
+            time: point.time_unix_nano,
+            flags: point.flags,
+        }
+    }
 }
 
 fn histogram_points(

@@ -249,18 +249,8 @@ impl Alertd {
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: impl AsRef<[u8]>) -> (u16, String) {
-        let mut request = self
-            .agent
-            .post(self.url(path))
-            .header("Content-Type", content_type);
-        if let Some(token) = &self.token {
-            request = request.header("Authorization", format!("Bearer {token}"));
-        }
-        let mut response = request
-            .send(body.as_ref())
-            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
-        let status = response.status().as_u16();
-        (status, response.body_mut().read_to_string().unwrap())
+        let (status, _, bytes) = self.post_raw(path, &[("Content-Type", content_type)], body);
+        (status, String::from_utf8(bytes).unwrap())
     }
 
     /// A POST with `headers`, its answer's status, `Content-Type` and bytes.
