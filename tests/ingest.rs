@@ -414,6 +414,82 @@ fn bad_otlp_requests_are_refused_and_nothing_of_them_stored() {
     assert_eq!(hosts(&alertd), ["partial-host"]);
 }
 
+#[test]
+fn past_the_host_limit_the_known_hosts_are_still_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Value = serde_json::from_str(&config(json!({}))).unwrap();
+    config["server"]["maxHosts"] = json!(2);
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let t = now() - 2_000;
+    let gauges = |hosts: &[&str], value: f64| WriteRequest {
+        timeseries: hosts
+            .iter()
+            .map(|host| {
+                series(
+                    &[("__name__", "queue_depth"), ("instance", host)],
+                    &[(value, t)],
+                )
+            })
+            .collect(),
+        metadata: vec![],
+    };
+    let (status, _, _) = alertd.post_raw(
+        "/api/v1/write",
+        &REMOTE_WRITE,
+        snappy(&gauges(&["a", "b"], 41.0)),
+    );
+    assert_eq!(status, 204);
+    // A third host: its points refused with the reason, the others' taken
+    // (Prometheus would send the whole batch again after a 429, forever).
+    let body = request(
+        "c",
+        vec![gauge("queue.depth", vec![number(50.0, t + 1_000)])],
+    );
+    let (status, _, answer) = alertd.post_raw("/v1/metrics", &[PROTOBUF], body.encode_to_vec());
+    assert_eq!(status, 200);
+    let partial = ExportMetricsServiceResponse::decode(answer.as_slice())
+        .unwrap()
+        .partial_success
+        .expect("a partial success");
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("server.maxHosts"),
+        "{}",
+        partial.error_message
+    );
+    let (status, _, answer) = alertd.post_raw(
+        "/api/v1/write",
+        &REMOTE_WRITE,
+        snappy(&WriteRequest {
+            timeseries: vec![
+                series(
+                    &[("__name__", "queue_depth"), ("instance", "a")],
+                    &[(42.0, t + 1_000)],
+                ),
+                series(
+                    &[("__name__", "queue_depth"), ("instance", "d")],
+                    &[(42.0, t + 1_000)],
+                ),
+            ],
+            metadata: vec![],
+        }),
+    );
+    let text = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("1 point(s) refused") && text.contains("server.maxHosts"),
+        "{text}"
+    );
+    let mut known = hosts(&alertd);
+    known.sort();
+    assert_eq!(known, ["a", "b"]);
+    assert_eq!(
+        values(&alertd, "a", "queue_depth").len(),
+        2,
+        "a's second interval taken"
+    );
+}
+
 fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
     TimeSeries {
         labels: labels

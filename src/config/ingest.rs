@@ -159,6 +159,25 @@ pub fn ingest(place: &str, value: &Value, interval: Millis) -> (Ingest, Vec<(Str
         Ok(None) => derived.extend(preset::all()),
         Err(message) => problem(place.to_string(), message),
     }
+    for (index, mapped) in derived.iter().enumerate() {
+        if mapped.preset.is_some() {
+            continue;
+        }
+        if let Some(preset) = derived
+            .iter()
+            .filter(|other| other.field == mapped.field)
+            .find_map(|other| other.preset)
+        {
+            problem(
+                format!("{place}.fields[{index}]"),
+                format!(
+                    "field {:?} is made by the preset {preset}: name the mapping otherwise, or \
+                     leave {preset} out of ingest.presets",
+                    mapped.field
+                ),
+            );
+        }
+    }
     found.mapping.derived = derived;
     match count(object, "maxSeries", 1..=100_000_000) {
         Ok(Some(most)) => found.mapping.max_series = most,
@@ -233,7 +252,7 @@ fn mapping(item: &Value) -> Result<Derived, String> {
         field,
         inputs: vec![Selector { metric, matchers }],
         combine: Combine::Sum,
-        preset: false,
+        preset: None,
     })
 }
 
@@ -246,12 +265,24 @@ fn target(item: &Value, collection_interval: Millis) -> Result<ScrapeTarget, Str
     if !url.starts_with("http://") && !url.starts_with("https://")
         || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(format!("url {url:?}: expected an http:// or https:// URL"));
+        // Without what may be a password.
+        let shown: String = match url.split_once('@') {
+            Some((_, after)) => format!("…@{after}"),
+            None => url.clone(),
+        };
+        return Err(format!(
+            "url {shown:?}: expected an http:// or https:// URL"
+        ));
     }
     let host = text(object, "host")?
         .ok_or("host is missing: name the host this target's samples are of (\"db-1\")")?;
     if host.len() > MAX_HOST_NAME_LEN {
         return Err(format!("host: at most {MAX_HOST_NAME_LEN} bytes"));
+    }
+    if host.chars().any(char::is_control) {
+        return Err(format!(
+            "host {host:?}: a host name has no control characters"
+        ));
     }
     let interval = duration(object, "interval")?.unwrap_or(collection_interval);
     let timeout = duration(object, "timeout")?.unwrap_or(interval.min(10_000));
@@ -422,6 +453,10 @@ mod tests {
             (
                 json!({"fields": [{"field": "a", "metric": "m"}, {"field": "a", "metric": "n"}]}),
                 "ingest.fields[1]: field \"a\" is mapped twice",
+            ),
+            (
+                json!({"fields": [{"field": "mem.free", "metric": "m"}]}),
+                "ingest.fields[0]: field \"mem.free\" is made by the preset node_exporter",
             ),
             (
                 json!({"fields": [{"field": "a", "metric": "m", "labels": {"x": 1}}]}),

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::series::{Batch, otlp, remote_write};
-use crate::service::{HostLimit, HostLimitError, PointsError, Service, Taken, Via};
+use crate::service::{PointsError, Service, Taken, Via};
 
 /// How much bigger than `server.bodyLimit` a body may grow once
 /// uncompressed.
@@ -90,7 +90,7 @@ async fn read_body(service: &Service, headers: &HeaderMap, body: Body) -> Result
 /// Inflates a gzip body, refusing one that grows past `limit` bytes.
 fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Refusal> {
     let mut inflated = Vec::new();
-    let read = flate2::read::GzDecoder::new(body)
+    let read = flate2::read::MultiGzDecoder::new(body)
         .take(limit as u64 + 1)
         .read_to_end(&mut inflated);
     match read {
@@ -106,26 +106,18 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, Refusal> {
     }
 }
 
-/// A batch the service did not store: a status for each reason.
+/// A batch the service did not store: the store failed (a sender should
+/// send it again), or could not take it at all.
 fn not_stored(error: PointsError) -> Refusal {
-    match error {
-        PointsError::Hosts(HostLimitError::Limit(limit @ HostLimit::PerBatch { .. })) => {
-            Refusal::new(StatusCode::BAD_REQUEST, limit.to_string())
-        }
-        PointsError::Hosts(HostLimitError::Limit(limit @ HostLimit::Total { .. })) => {
-            Refusal::new(StatusCode::TOO_MANY_REQUESTS, limit.to_string())
-        }
-        PointsError::Hosts(HostLimitError::Store(error)) | PointsError::Store(error) => {
-            if let crate::store::StoreError::Unstorable(_) = error {
-                return Refusal::new(StatusCode::BAD_REQUEST, error.to_string());
-            }
-            tracing::error!(%error, "store failed a request");
-            Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("the store cannot take the points now ({error}): send them again"),
-            )
-        }
+    let PointsError::Store(error) = error;
+    if let crate::store::StoreError::Unstorable(_) = error {
+        return Refusal::new(StatusCode::BAD_REQUEST, error.to_string());
     }
+    tracing::error!(%error, "store failed a request");
+    Refusal::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("the store cannot take the points now ({error}): send them again"),
+    )
 }
 
 /// Stores `batch`. Blocking.

@@ -156,10 +156,11 @@ pub struct Derived {
     pub field: String,
     pub inputs: Vec<Selector>,
     pub combine: Combine,
-    /// A preset's field: a host that sends a metric of that very name gets
-    /// its own values instead. (An explicit mapping wins over a metric of
-    /// its name.)
-    pub preset: bool,
+    /// The preset it is a field of, if any. A host that sends a metric of
+    /// that very name gets its own values instead, and where two presets
+    /// make one field for a host, the first to make it keeps it. (An
+    /// explicit mapping wins over a metric of its name.)
+    pub preset: Option<&'static str>,
 }
 
 /// How points become fields (`ingest` in the configuration, validated).

@@ -14,11 +14,21 @@ pub const NAMES: &[&str] = &["node_exporter", "otel_hostmetrics"];
 
 /// The fields of the preset `name`, if there is one so named.
 pub fn fields(name: &str) -> Option<Vec<Derived>> {
-    match name {
-        "node_exporter" => Some(node_exporter()),
-        "otel_hostmetrics" => Some(otel_hostmetrics()),
-        _ => None,
-    }
+    let fields = match name {
+        "node_exporter" => node_exporter(),
+        "otel_hostmetrics" => otel_hostmetrics(),
+        _ => return None,
+    };
+    let name = NAMES.iter().find(|known| **known == name)?;
+    Some(
+        fields
+            .into_iter()
+            .map(|field| Derived {
+                preset: Some(name),
+                ..field
+            })
+            .collect(),
+    )
 }
 
 /// Every preset's fields (the default: each reads only its own metrics).
@@ -48,7 +58,7 @@ fn derived(field: &str, inputs: Vec<Selector>, combine: Combine) -> Derived {
         field: field.to_string(),
         inputs,
         combine,
-        preset: true,
+        preset: None,
     }
 }
 

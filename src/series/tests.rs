@@ -395,7 +395,7 @@ fn explicit_mappings_pick_series_by_label() {
             }],
         }],
         combine: Combine::Sum,
-        preset: false,
+        preset: None,
     });
     mapping.keep = vec![];
     let mut translator = Translator::default();
@@ -640,7 +640,7 @@ fn no_increase_is_lost_whatever_order_the_series_come_in() {
             }],
         }],
         combine: Combine::Sum,
-        preset: false,
+        preset: None,
     });
     // One field ahead of another: A's later intervals come before B's.
     let orders = [
@@ -737,4 +737,127 @@ fn hosts_with_control_characters_and_summary_quantiles_are_not_taken() {
     assert!(out.samples.is_empty(), "{:?}", out.samples);
     assert_eq!((out.refused.count(), out.skipped), (1, 2));
     assert!(out.refused.summary().contains("control characters"));
+}
+
+#[test]
+fn two_presets_on_one_host_do_not_mix() {
+    let mapping = Mapping::default();
+    let mut translator = Translator::default();
+    let node = |ts: Millis| {
+        vec![
+            point(
+                "node_memory_MemAvailable_bytes",
+                &[("host", "db")],
+                Kind::Gauge,
+                1024.0 * 100.0,
+                ts,
+            ),
+            point(
+                "node_memory_MemTotal_bytes",
+                &[("host", "db")],
+                Kind::Gauge,
+                1024.0 * 400.0,
+                ts,
+            ),
+        ]
+    };
+    let otel = |ts: Millis| {
+        vec![
+            point(
+                "system.memory.usage",
+                &[("host", "db"), ("state", "free")],
+                Kind::Gauge,
+                1024.0 * 900.0,
+                ts,
+            ),
+            point(
+                "system.memory.usage",
+                &[("host", "db"), ("state", "used")],
+                Kind::Gauge,
+                1024.0 * 100.0,
+                ts,
+            ),
+        ]
+    };
+    for step in 0..3 {
+        let ts = T0 + step * 10_000;
+        let mut points = node(ts);
+        points.extend(otel(ts));
+        let out = run(&mut translator, &mapping, points);
+        let value = |name: &str| {
+            out.samples
+                .iter()
+                .flat_map(|sample| &sample.metrics)
+                .find(|(field, _)| field == name)
+                .map(|(_, v)| *v)
+        };
+        // node_exporter came first: its values, never a mix.
+        assert_eq!(value("mem.free"), Some(100.0), "step {step}");
+        assert_eq!(value("mem.usage"), Some(75.0), "step {step}");
+    }
+}
+
+#[test]
+fn a_counter_first_seen_late_is_its_baseline() {
+    let mapping = Mapping::default();
+    let a = |value: f64, ts: Millis| {
+        point(
+            "req_total",
+            &[("host", "h"), ("s", "a")],
+            counter(),
+            value,
+            ts,
+        )
+    };
+    let b = |value: f64, ts: Millis| {
+        point(
+            "req_total",
+            &[("host", "h"), ("s", "b")],
+            counter(),
+            value,
+            ts,
+        )
+    };
+    let batches = vec![
+        vec![a(100.0, T0)],
+        vec![a(110.0, T0 + 10_000)],
+        // B appears in an interval already stored: its baseline.
+        vec![b(50.0, T0 + 15_000)],
+        vec![a(120.0, T0 + 20_000), b(60.0, T0 + 20_000)],
+    ];
+    assert_eq!(
+        stored_sum(&mapping, batches, "req_total"),
+        30.0,
+        "10 + 10 of A, 10 of B"
+    );
+}
+
+#[test]
+fn scraped_totals_are_forgotten_when_another_node_scraped_meanwhile() {
+    let mapping = Mapping::default();
+    let mut translator = Translator::default();
+    let scrape = |translator: &mut Translator, value: f64, ts: Millis| {
+        let batch = Batch {
+            points: vec![point("jobs_total", &[], counter(), value, ts)],
+            host: Some("target".into()),
+        };
+        let mut out = translator.translate(&mapping, &batch, T0 + 3_600_000, 300_000);
+        translator.commit(&mut out, T0);
+        out.samples
+    };
+    scrape(&mut translator, 10.0, T0);
+    assert_eq!(
+        fields(&scrape(&mut translator, 15.0, T0 + 10_000)[0]),
+        vec![("jobs_total", 5.0)]
+    );
+    // Another node led from here and stored the increases up to 40.
+    translator.forget_scraped();
+    assert!(
+        scrape(&mut translator, 45.0, T0 + 60_000).is_empty(),
+        "a new baseline"
+    );
+    assert_eq!(
+        fields(&scrape(&mut translator, 47.0, T0 + 70_000)[0]),
+        vec![("jobs_total", 2.0)]
+    );
 }

@@ -88,6 +88,8 @@ struct Total {
     seen: Millis,
     /// The batch that last changed it (see [`Translator::batch`]).
     batch: u64,
+    /// It came from a scrape (a batch with its host given).
+    scraped: bool,
 }
 
 /// One host's fields.
@@ -116,9 +118,9 @@ struct FieldState {
     seen: Millis,
     /// How its value is made (presets for one field differ by sender).
     combine: Combine,
-    /// The host sends a metric of the field's name: presets no longer
-    /// feed it.
-    own: bool,
+    /// What makes the field for this host: a metric of its name (which no
+    /// preset then feeds), or a preset (which another no longer feeds).
+    maker: Option<Maker>,
     /// The batch that last changed it.
     batch: u64,
     /// Increases that came for an interval already stored, by selector
@@ -137,12 +139,19 @@ impl FieldState {
             expected: Vec::new(),
             seen: 0,
             combine: Combine::Sum,
-            own: false,
+            maker: None,
             batch: 0,
             carry: [0.0; 2],
             carried: false,
         }
     }
+}
+
+/// What makes a field for a host, when a metric and presets could.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Maker {
+    Own,
+    Preset(&'static str),
 }
 
 /// Turns points into samples, remembering counters' totals and which
@@ -159,6 +168,7 @@ pub struct Translator {
 }
 
 /// A field a point feeds: by name (passed through) or a derived field.
+#[derive(Clone, Copy)]
 enum Feeds<'m> {
     Own,
     Derived(&'m Derived, u8),
@@ -270,7 +280,25 @@ impl Translator {
                 // Every field it feeds has this interval stored: a late part
                 // of it only tells which series make the field next time. A
                 // counter's total stays, so that its increase goes to the
-                // next interval. (A delta is carried there below.)
+                // next interval (a delta is carried there below); a counter
+                // seen for the first time takes it as its baseline.
+                if let Kind::Cumulative { start } = point.kind
+                    && !self.totals.contains_key(&series)
+                    && self.totals.len() < mapping.max_series
+                {
+                    out.undo.totals.push((series, None));
+                    self.totals.insert(
+                        series,
+                        Total {
+                            value: point.value,
+                            start,
+                            ts: point.ts,
+                            seen: now,
+                            batch: batch_number,
+                            scraped: batch.host.is_some(),
+                        },
+                    );
+                }
                 for feed in &feeds {
                     let field = feed.field(point);
                     let stored = self.hosts.get(host).is_some_and(|fields| {
@@ -333,6 +361,7 @@ impl Translator {
                             ts: point.ts,
                             seen: now,
                             batch: batch_number,
+                            scraped: batch.host.is_some(),
                         },
                     );
                     increase
@@ -351,29 +380,31 @@ impl Translator {
                 };
                 let host_name = self.host_name(host);
                 let state = self.field_state(&mut out.undo, host, field);
-                state.seen = state.seen.max(now);
-                match feed {
-                    Feeds::Derived(derived, _) if derived.preset && state.own => continue,
-                    Feeds::Own if !state.own => {
-                        // The host's own values replace a preset's from now on.
-                        state.own = true;
-                        if state.combine != Combine::Sum {
-                            state.pending.clear();
-                            state.expected.clear();
-                            state.combine = Combine::Sum;
-                        }
+                match (*feed, state.maker) {
+                    // The host's own values, or the first preset's, make it.
+                    (Feeds::Derived(_, _), Some(Maker::Own)) => continue,
+                    (Feeds::Derived(derived, _), Some(Maker::Preset(first)))
+                        if derived.preset != Some(first) =>
+                    {
+                        continue;
                     }
+                    (Feeds::Derived(derived, _), None) => {
+                        state.maker = derived.preset.map(Maker::Preset);
+                    }
+                    (Feeds::Own, Some(Maker::Preset(_))) => {
+                        // The host's own values replace a preset's from now on.
+                        state.maker = Some(Maker::Own);
+                        state.pending.clear();
+                        state.expected.clear();
+                        state.carry = [0.0; 2];
+                        state.carried = false;
+                        state.bucket = None;
+                        state.combine = Combine::Sum;
+                    }
+                    (Feeds::Own, _) => state.maker = Some(Maker::Own),
                     _ => {}
                 }
-                if let Feeds::Derived(derived, _) = feed
-                    && derived.preset
-                    && state.bucket.is_some()
-                    && state.combine != derived.combine
-                {
-                    // Two presets make this field for one host (node_exporter
-                    // and the Collector both): the interval's first one does.
-                    continue;
-                }
+                state.seen = state.seen.max(now);
                 if state.done.is_some_and(|done| bucket <= done) {
                     // This field has the interval stored: the series makes it
                     // next time, and an increase goes to the next interval.
@@ -504,6 +535,13 @@ impl Translator {
         }
     }
 
+    /// Forgets the totals of scraped counters: another node scraped them
+    /// meanwhile (and stored their increases), so that the next scrape of
+    /// each is a new baseline rather than an increase counted twice.
+    pub fn forget_scraped(&mut self) {
+        self.totals.retain(|_, total| !total.scraped);
+    }
+
     /// Puts back what `translation` changed: its samples were not stored.
     pub fn rollback(&mut self, translation: &mut Translation) {
         let undo = std::mem::take(&mut translation.undo);
@@ -607,7 +645,7 @@ fn feeds_of<'m>(mapping: &'m Mapping, point: &Point, found: &mut Vec<Feeds<'m>>)
         && !mapping
             .derived
             .iter()
-            .any(|derived| !derived.preset && *derived.field == *point.metric);
+            .any(|derived| derived.preset.is_none() && *derived.field == *point.metric);
     if own {
         found.push(Feeds::Own);
     }
@@ -633,8 +671,27 @@ fn finish(state: &mut FieldState) -> Option<f64> {
     state.done = Some(bucket);
     state.expected = pending.keys().copied().collect();
     state.expected.sort_unstable();
-    let mut sums = std::mem::take(&mut state.carry);
-    let mut any = std::mem::take(&mut state.carried);
+    let carry = std::mem::take(&mut state.carry);
+    let carried = std::mem::take(&mut state.carried);
+    let value = combine(state.combine, &pending, carry, carried);
+    if value.is_none() {
+        // Nothing to store for this interval: what was carried waits for
+        // the next one.
+        state.carry = carry;
+        state.carried = carried;
+    }
+    value
+}
+
+/// An interval's value from its series and what was carried into it.
+fn combine(
+    how: Combine,
+    pending: &FxHashMap<u64, (u8, Option<f64>)>,
+    carry: [f64; 2],
+    carried: bool,
+) -> Option<f64> {
+    let mut sums = carry;
+    let mut any = carried;
     for (role, value) in pending.values() {
         if let Some(value) = value {
             any = true;
@@ -646,7 +703,7 @@ fn finish(state: &mut FieldState) -> Option<f64> {
     if !any {
         return None;
     }
-    let value = match state.combine {
+    let value = match how {
         Combine::Sum => sums[0] + sums[1],
         Combine::BusyPercent => {
             let whole = sums[0] + sums[1];

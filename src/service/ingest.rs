@@ -57,6 +57,10 @@ pub enum HostLimit {
     },
 }
 
+/// A batch admitted in part: the samples kept, those of hosts kept out,
+/// and the limit that kept them out.
+pub(super) type Admitted = (Vec<Sample>, Vec<Sample>, Option<HostLimit>);
+
 /// Why [`Service::admit_hosts`] refused a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum HostLimitError {
@@ -95,6 +99,35 @@ impl Service {
     /// the store's hosts. This node's own samples are not pushed and never
     /// refused.
     pub fn admit_hosts(&self, samples: &[Sample]) -> Result<(), HostLimitError> {
+        match self.admit(samples, false)? {
+            None => Ok(()),
+            Some(refused) => {
+                self.metrics.batch_rejected(samples.len());
+                Err(HostLimitError::Limit(refused))
+            }
+        }
+    }
+
+    /// [`Service::admit_hosts`] for a batch that may be taken in part (the
+    /// standard senders'): as many new hosts as the limits let in, in the
+    /// order they come; the samples of the others are returned apart, with
+    /// the limit that kept them out.
+    pub(super) fn admit_hosts_partly(&self, samples: Vec<Sample>) -> Result<Admitted, StoreError> {
+        let refused = self.admit(&samples, true)?;
+        if refused.is_none() {
+            return Ok((samples, Vec::new(), None));
+        }
+        let known = lock(&self.ingest.known);
+        let (kept, out): (Vec<Sample>, Vec<Sample>) = samples
+            .into_iter()
+            .partition(|sample| known.names.contains(&sample.host));
+        Ok((kept, out, refused))
+    }
+
+    /// Counts `samples`' new hosts known, all of them, or with `partly` as
+    /// many as the limits let in (in the order they come); says which limit
+    /// kept hosts out, if one did (and counts it).
+    fn admit(&self, samples: &[Sample], partly: bool) -> Result<Option<HostLimit>, StoreError> {
         let (per_batch, most) = self.read_config(|config| {
             (
                 config.server.max_new_hosts_per_batch,
@@ -103,18 +136,16 @@ impl Service {
         });
         let mut known = lock(&self.ingest.known);
         let unknown = |known: &KnownHosts| {
-            let mut new: Vec<&str> = samples
+            let mut seen = rustc_hash::FxHashSet::default();
+            samples
                 .iter()
                 .map(|sample| sample.host.as_str())
-                .filter(|host| !known.names.contains(*host))
-                .collect();
-            new.sort_unstable();
-            new.dedup();
-            new
+                .filter(|host| !known.names.contains(*host) && seen.insert(*host))
+                .collect::<Vec<&str>>()
         };
         let mut new = unknown(&known);
         if new.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if known
             .read_at
@@ -139,15 +170,18 @@ impl Service {
         } else {
             None
         };
-        if let Some(refused) = refused {
+        let room = match refused {
+            None => new.len(),
+            Some(_) if partly => per_batch.min(most.saturating_sub(known.names.len())),
+            Some(_) => 0,
+        };
+        if let Some(refused) = &refused {
             self.metrics
                 .hosts_refused(matches!(refused, HostLimit::Total { .. }));
-            self.metrics.batch_rejected(samples.len());
-            return Err(HostLimitError::Limit(refused));
         }
-        let new: Vec<String> = new.into_iter().map(str::to_string).collect();
-        known.names.extend(new);
-        Ok(())
+        let admitted: Vec<String> = new.into_iter().take(room).map(str::to_string).collect();
+        known.names.extend(admitted);
+        Ok(refused)
     }
 
     /// Stores valid samples, then hands them to the engine. Blocking.

@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use rustc_hash::FxHashMap;
 use tracing::debug;
 
-use super::{HostLimitError, Service, lock};
+use super::{Service, lock};
 use crate::series::exposition::Family;
 use crate::series::{Batch, Refusals, Translator};
 use crate::store::StoreError;
@@ -66,8 +66,6 @@ pub struct Taken {
 /// Why a batch of points was not stored: nothing of it was.
 #[derive(Debug, thiserror::Error)]
 pub enum PointsError {
-    #[error(transparent)]
-    Hosts(#[from] HostLimitError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
 }
@@ -82,20 +80,29 @@ impl Service {
         let mut translation =
             translator.translate(mapping, &batch, now, config.server.max_future_skew);
         let samples = std::mem::take(&mut translation.samples);
-        let count = samples.len();
-        if !samples.is_empty() {
-            let stored = self
-                .admit_hosts(&samples)
-                .map_err(PointsError::from)
-                .and_then(|()| self.ingest(samples).map_err(PointsError::from));
-            if let Err(error) = stored {
+        let (samples, refused, limit) = match self.admit_hosts_partly(samples) {
+            Ok(admitted) => admitted,
+            Err(error) => {
                 translator.rollback(&mut translation);
-                if let PointsError::Hosts(HostLimitError::Limit(limit)) = &error {
-                    self.metrics
-                        .hosts_refused(matches!(limit, super::HostLimit::Total { .. }));
-                }
-                return Err(error);
+                return Err(PointsError::Store(error));
             }
+        };
+        if let Some(limit) = limit {
+            // The new hosts past the limits: their points are refused, the
+            // others' stored (a sender would send the whole batch again).
+            let message = limit.to_string();
+            for (field, _) in refused.iter().flat_map(|sample| &sample.metrics) {
+                translation
+                    .refused
+                    .add(|| format!(" ({field} and others): {message}"), "host limit");
+            }
+        }
+        let count = samples.len();
+        if !samples.is_empty()
+            && let Err(error) = self.ingest(samples)
+        {
+            translator.rollback(&mut translation);
+            return Err(PointsError::Store(error));
         }
         translator.commit(&mut translation, now);
         drop(translator);
@@ -119,6 +126,12 @@ impl Service {
             skipped: translation.skipped,
             samples: count,
         })
+    }
+
+    /// Forgets the scraped counters' totals: this node starts scraping
+    /// after another did ([`crate::series::Translator::forget_scraped`]).
+    pub(super) fn forget_scraped_totals(&self) {
+        lock(&self.points.translator).forget_scraped();
     }
 
     /// Counts points refused before translation (undecodable, no name).

@@ -249,6 +249,7 @@ pub(super) async fn scraper(service: Arc<Service>, mut stop: watch::Receiver<boo
     // When each target is next due, by name.
     let mut due: BTreeMap<String, Millis> = BTreeMap::new();
     let mut running: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    let mut scraping = false;
     loop {
         let targets = service.config().ingest.scrape.clone();
         let now = service.now();
@@ -270,13 +271,21 @@ pub(super) async fn scraper(service: Arc<Service>, mut stop: watch::Receiver<boo
             Woke::Time => {}
         }
         let now = service.now();
+        let here = service.scrapes_here();
+        if here && !scraping {
+            // Another node may have scraped meanwhile: counters start again
+            // from a baseline instead of counting its increases twice.
+            let worker = service.clone();
+            let _ = tokio::task::spawn_blocking(move || worker.forget_scraped_totals()).await;
+        }
+        scraping = here;
         for target in &targets {
             let name = target.name();
             let Some(at) = due.get(&name).copied().filter(|&at| at <= now) else {
                 continue;
             };
             due.insert(name.clone(), super::next_multiple(now, target.interval));
-            if !service.scrapes_here() || running.contains_key(&name) {
+            if !here || running.contains_key(&name) {
                 // Another node scrapes, or the last scrape still runs (it
                 // ends at its timeout, shorter than the interval).
                 continue;
