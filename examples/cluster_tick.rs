@@ -75,6 +75,7 @@ fn main() {
         data_dir: dir.path().to_path_buf(),
         host_name: "bench".to_string(),
         token: None,
+        url: None,
     };
     let memory_before = redis_memory(&url);
     let service = Service::new(options, config, clock.clone(), store.clone()).expect("service");

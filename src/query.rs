@@ -230,6 +230,7 @@ impl Queries<'_> {
                     .as_ref()
                     .is_some_and(|rules| *rules != node.rules),
                 leads: leads(&node.node),
+                url: node.url.clone(),
             })
             .collect();
         ClusterView {

@@ -100,11 +100,16 @@ pub fn run(args: RunArgs) -> ExitCode {
             info!(cluster, "state shared through Redis");
         }
         let store = store::open(&config.storage.backend, &data_dir, Access::ReadWrite)?;
+        let url = public_url.clone().or_else(|| {
+            let address = listener.local_addr().ok()?;
+            (!address.ip().is_unspecified()).then(|| format!("http://{address}"))
+        });
         let options = Options {
             config_path: args.config.clone(),
             data_dir,
             host_name,
             token,
+            url,
         };
         let service = Service::new(options, config, Arc::new(SystemClock), store)?;
         service.hold_lock(lock);

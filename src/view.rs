@@ -262,4 +262,8 @@ pub struct NodeView {
     /// differently once it leads).
     pub rules_differ_from_leader: bool,
     pub leads: bool,
+    /// How the other nodes reach it (where the standard senders' points
+    /// are sent on to, when it leads), if they can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }

@@ -55,6 +55,7 @@ impl Clocked {
             data_dir: dir.join("data"),
             host_name: "node".to_string(),
             token: None,
+            url: None,
         };
         let service = Service::new(options, config, clock.clone(), store).unwrap();
         let (stop, stopped) = oneshot::channel();

@@ -68,6 +68,7 @@ fn options(dir: &Path) -> Options {
         data_dir: dir.to_path_buf(),
         host_name: "test".to_string(),
         token: None,
+        url: None,
     }
 }
 

@@ -940,6 +940,44 @@ fn a_cluster_takes_every_way_in_and_scrapes_each_target_once() {
             ))
             .then_some(())
     });
+    // A counter whose points reach the followers in turn (a load balancer)
+    // is counted once: they send them on to the leader.
+    for &i in &followers {
+        wait_for("the leader's address, as the followers see it", 30, || {
+            let cluster = node(i).get_json("/api/v1/cluster");
+            cluster["nodes"]
+                .as_array()?
+                .iter()
+                .any(|n| n["leads"] == true && n["url"].is_string())
+                .then_some(())
+        });
+    }
+    let counter_at = |value: f64, at: i64| {
+        let sum = Metric {
+            name: "jobs.done".into(),
+            data: Some(Data::Sum(Sum {
+                data_points: vec![number(value, at)],
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        request("balanced", vec![sum]).encode_to_vec()
+    };
+    let t = now() - 20_000;
+    for (step, value) in [100.0, 110.0, 120.0, 130.0, 140.0].into_iter().enumerate() {
+        let via = node(followers[step % 2]);
+        let body = counter_at(value, t + step as i64 * 1_000);
+        let (status, _, answer) = via.post_raw("/v1/metrics", &[PROTOBUF], body);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    }
+    let stored = values(node(first), "balanced", "jobs.done");
+    assert_eq!(
+        stored.iter().sum::<f64>(),
+        40.0,
+        "increases {stored:?}: 140 - 100, once"
+    );
+
     // Exactly one node scrapes: the leader.
     let scrapes = |node: &Alertd| node.metric("alertd_scrapes_total{outcome=\"ok\"}");
     let before = served.load(Ordering::SeqCst);

@@ -52,6 +52,7 @@ fn pushes_go_on_during_a_reload_and_count_once() {
         data_dir: dir.path().to_path_buf(),
         host_name: "test".to_string(),
         token: None,
+        url: None,
     };
     let service = Service::new(options, loaded, clock.clone(), Arc::new(store)).unwrap();
     let push = |service: &Service, from: i64, count: i64| {

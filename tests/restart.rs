@@ -27,6 +27,7 @@ fn service_with(dir: &Path, now: i64, config: &str) -> Arc<Service> {
         data_dir: dir.to_path_buf(),
         host_name: "test".to_string(),
         token: None,
+        url: None,
     };
     Service::new(options, config, Arc::new(ManualClock::new(now)), store).unwrap()
 }

@@ -233,6 +233,7 @@ pub fn nodes_report_and_are_forgotten(stores: [&dyn Store; 2]) {
         started: 5,
         rules: format!("rules of {node}"),
         version: "0.1.0".to_string(),
+        url: (node == "a").then(|| "http://10.0.0.5:7373".to_string()),
     };
     assert_eq!(one.nodes().unwrap(), []);
     two.heartbeat(&status("b", 20)).unwrap();

@@ -54,6 +54,84 @@ fn content_encoding(headers: &HeaderMap) -> Result<Option<String>, Refusal> {
     }
 }
 
+/// The header of a request one node sent on to the leader: it is taken
+/// where it arrives, never sent on again.
+const FORWARDED: &str = "x-alertd-forwarded";
+
+/// The client that sends requests on to the leader.
+fn forwarding_client() -> &'static reqwest::Client {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .unwrap_or_default()
+    })
+}
+
+/// In a cluster this node does not lead, sends the request on to the
+/// leader and gives its answer back: one node translates every standard
+/// sender's points, so that a counter whose points reach several nodes in
+/// turn (a load balancer) is counted once. `None`: the request is taken
+/// here (this node leads, no leader is known or reachable, or the request
+/// was sent on already).
+async fn forward(
+    service: &Service,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Bytes,
+) -> Option<Response> {
+    if headers.contains_key(FORWARDED) {
+        return None;
+    }
+    let leader = service.leader_url()?;
+    let mut request = forwarding_client()
+        .post(format!("{}{path}", leader.trim_end_matches('/')))
+        .header(FORWARDED, "1")
+        .body(body.clone());
+    for name in [
+        header::CONTENT_TYPE,
+        header::CONTENT_ENCODING,
+        header::AUTHORIZATION,
+    ] {
+        if let Some(value) = headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(
+                %leader,
+                error = %error.without_url(),
+                "cannot send points on to the leader: taking them here"
+            );
+            return None;
+        }
+    };
+    let status = response.status();
+    let mut answer = Response::builder().status(status.as_u16());
+    for name in [header::CONTENT_TYPE, header::RETRY_AFTER] {
+        if let Some(value) = response.headers().get(&name) {
+            answer = answer.header(name, value);
+        }
+    }
+    let bytes = match response.bytes().await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            tracing::warn!(%leader, error = %error.without_url(), "the leader's answer broke off");
+            return Some(
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "the leader's answer broke off: send the points again\n",
+                )
+                    .into_response(),
+            );
+        }
+    };
+    answer.body(Body::from(bytes)).ok()
+}
+
 /// Reads a body of at most `server.bodyLimit` bytes. One whose
 /// `Content-Length` says it is bigger is refused before it is read (a client
 /// that waits for `100 Continue` sends nothing).
@@ -157,6 +235,13 @@ pub(super) async fn otlp(
             return otlp_error(Refusal::unsupported(message), otlp::Encoding::Json);
         }
     };
+    let body = match read_body(&service, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return otlp_error(refusal, encoding),
+    };
+    if let Some(answer) = forward(&service, &headers, "/v1/metrics", &body).await {
+        return answer;
+    }
     match otlp_export(&service, &headers, body, encoding).await {
         Ok(answer) => answer,
         Err(refusal) => {
@@ -171,7 +256,7 @@ pub(super) async fn otlp(
 async fn otlp_export(
     service: &Arc<Service>,
     headers: &HeaderMap,
-    body: Body,
+    body: Bytes,
     encoding: otlp::Encoding,
 ) -> Result<Response, Refusal> {
     let gzipped = match content_encoding(headers)?.as_deref() {
@@ -183,7 +268,6 @@ async fn otlp_export(
             )));
         }
     };
-    let body = read_body(service, headers, body).await?;
     let service = service.clone();
     let answer = blocking(move || {
         let config = service.config();
@@ -288,6 +372,13 @@ pub(super) async fn remote_write(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let body = match read_body(&service, &headers, body).await {
+        Ok(body) => body,
+        Err(refusal) => return (refusal.status, format!("{}\n", refusal.message)).into_response(),
+    };
+    if let Some(answer) = forward(&service, &headers, "/api/v1/write", &body).await {
+        return answer;
+    }
     match write(&service, &headers, body).await {
         Ok(taken) if taken.refused.count() == 0 => StatusCode::NO_CONTENT.into_response(),
         // Remote write 1.0 has no partial success: a 2xx with why, for
@@ -319,7 +410,7 @@ pub(super) async fn remote_write(
     }
 }
 
-async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Result<Taken, Refusal> {
+async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Bytes) -> Result<Taken, Refusal> {
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
         let value = value.to_str().unwrap_or("").to_ascii_lowercase();
         if value.contains("io.prometheus.write.v2") {
@@ -342,7 +433,6 @@ async fn write(service: &Arc<Service>, headers: &HeaderMap, body: Body) -> Resul
             )));
         }
     }
-    let body = read_body(service, headers, body).await?;
     let service = service.clone();
     blocking(move || {
         let config = service.config();

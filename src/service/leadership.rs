@@ -148,6 +148,7 @@ impl Service {
             started: self.built_at,
             rules: rules.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            url: self.options.url.clone(),
         })?;
         let leader = self.store.lease_holder()?;
         let mut nodes = self.store.nodes()?;

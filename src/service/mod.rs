@@ -115,6 +115,10 @@ pub struct Options {
     pub host_name: String,
     /// The bearer token for `/api`, if any.
     pub token: Option<String>,
+    /// How the other nodes of a cluster reach this one
+    /// (`http://10.0.0.5:7373`), if they can: `server.publicUrl`, or the
+    /// address it listens on unless that is every interface.
+    pub url: Option<String>,
 }
 
 /// The state shared by the service's tasks.

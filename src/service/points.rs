@@ -128,6 +128,26 @@ impl Service {
         })
     }
 
+    /// Where the standard senders' points go instead of here: the leader's
+    /// address, in a cluster this node does not lead (as last read), so that
+    /// one node translates them all and a counter sent to several nodes in
+    /// turn is counted once. `None`: take them here.
+    pub fn leader_url(&self) -> Option<String> {
+        if !self.topology.is_cluster() || self.is_leading() {
+            return None;
+        }
+        let cluster = self.cluster();
+        let leader = cluster.leader?.node;
+        if leader == self.host_name() {
+            return None;
+        }
+        cluster
+            .nodes
+            .into_iter()
+            .find(|node| node.node == leader)
+            .and_then(|node| node.url)
+    }
+
     /// Forgets the scraped counters' totals: this node starts scraping
     /// after another did ([`crate::series::Translator::forget_scraped`]).
     pub(super) fn forget_scraped_totals(&self) {

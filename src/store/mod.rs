@@ -209,6 +209,10 @@ pub struct NodeStatus {
     pub rules: String,
     /// The alertd version it runs.
     pub version: String,
+    /// How the other nodes reach it, if they can (absent from what an
+    /// earlier version reported).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// A delivery claimed by a node (see [`IncidentLog::claim_deliveries`]).

@@ -44,6 +44,7 @@ pub fn service(dir: &Path, config: &str) -> Arc<Service> {
         data_dir: dir.to_path_buf(),
         host_name: "fixture".to_string(),
         token: None,
+        url: None,
     };
     Service::new(options, config, Arc::new(SystemClock), store).expect("a service")
 }
