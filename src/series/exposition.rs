@@ -283,3 +283,130 @@ fn parse_timestamp(text: &str) -> Option<Millis> {
     let millis = (seconds * 1000.0).round();
     (millis.is_finite() && millis.abs() < 9.0e15).then_some(millis as Millis)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = 1_800_000_000_000;
+
+    fn labels(point: &Point) -> Vec<(&str, &str)> {
+        point
+            .labels
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_page_reads_with_its_types_labels_and_times() {
+        let page = "# HELP http_requests_total Requests.\n\
+            # TYPE http_requests_total counter\n\
+            http_requests_total{code=\"200\",path=\"/a \\\"b\\\"\\\\c\\nd\"} 1027 1700000000123\n\
+            # TYPE temperature gauge\n\
+            temperature -3.5e1\n\
+            # TYPE rpc_seconds summary\n\
+            rpc_seconds{quantile=\"0.5\"} 0.2\n\
+            rpc_seconds_sum 8.5\n\
+            rpc_seconds_count 40\n\
+            untyped_total 3\n\
+            created_total_created 1.5e9\n\
+            inf_value +Inf\n";
+        let points = parse(page, NOW).unwrap();
+        let got: Vec<(&str, Kind, f64, Millis)> = points
+            .iter()
+            .map(|point| (&*point.metric, point.kind, point.value, point.ts))
+            .collect();
+        let counter = Kind::Cumulative { start: None };
+        assert_eq!(
+            got[..6],
+            [
+                ("http_requests_total", counter, 1027.0, 1_700_000_000_123),
+                ("temperature", Kind::Gauge, -35.0, NOW),
+                ("rpc_seconds", Kind::Gauge, 0.2, NOW),
+                ("rpc_seconds_sum", counter, 8.5, NOW),
+                ("rpc_seconds_count", counter, 40.0, NOW),
+                ("untyped_total", counter, 3.0, NOW),
+            ]
+        );
+        assert_eq!(
+            labels(&points[0]),
+            [("code", "200"), ("path", "/a \"b\"\\c\nd")]
+        );
+        // `_created` is a time, not a value: left out.
+        assert_eq!(points.len(), 7);
+        assert_eq!(&*points[6].metric, "inf_value");
+        assert!(points[6].value.is_infinite());
+    }
+
+    #[test]
+    fn open_metrics_reads_seconds_exemplars_and_the_end() {
+        let page = "# TYPE foo counter\n\
+            foo_total 17.0 1520879607.789 # {id=\"x\"} 5\n\
+            foo_created 1520872607.123\n\
+            # EOF\n";
+        let points = parse(page, NOW).unwrap();
+        assert_eq!(points.len(), 1);
+        assert_eq!(
+            (&*points[0].metric, points[0].value, points[0].ts),
+            ("foo_total", 17.0, 1_520_879_607_789)
+        );
+        let error = parse("# EOF\nfoo 1\n", NOW).unwrap_err();
+        assert_eq!(error.to_string(), "line 2: text after \"# EOF\"");
+    }
+
+    #[test]
+    fn a_bad_page_says_the_line_and_column() {
+        let cases = [
+            ("ok 1\nbad\n", "line 2: bad: no value"),
+            (
+                "x{a=\"1\" 2\n",
+                "line 1: column 9: expected , or } after a label",
+            ),
+            ("x{a=1} 2\n", "line 1: column 4: label a: expected =\""),
+            (
+                "x{a=\"\\q\"} 2\n",
+                "line 1: column 6: label a: unknown escape",
+            ),
+            (
+                "x 1 2 3\n",
+                "line 1: x: unexpected \"3\" after the timestamp",
+            ),
+            ("x one\n", "line 1: x: \"one\" is not a number"),
+            (
+                "# TYPE x widget\n",
+                "line 1: # TYPE x \"widget\": expected counter",
+            ),
+            ("9x 1\n", "line 1: column 1: expected a metric name"),
+        ];
+        for (page, expected) in cases {
+            let error = parse(page, NOW).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{page:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn kinds_follow_the_declared_family_else_the_name() {
+        let counter = Some(Kind::Cumulative { start: None });
+        assert_eq!(
+            kind_of("req_total", Some(("req", Family::Counter))),
+            counter
+        );
+        assert_eq!(kind_of("req_created", Some(("req", Family::Counter))), None);
+        assert_eq!(
+            kind_of("lat_bucket", Some(("lat", Family::Histogram))),
+            counter
+        );
+        assert_eq!(
+            kind_of("lat", Some(("lat", Family::Summary))),
+            Some(Kind::Gauge)
+        );
+        assert_eq!(
+            kind_of("bytes_total", Some(("bytes_total", Family::Gauge))),
+            Some(Kind::Gauge)
+        );
+        assert_eq!(kind_of("jobs_total", None), counter);
+        assert_eq!(kind_of("jobs_created", None), None);
+        assert_eq!(kind_of("load1", None), Some(Kind::Gauge));
+    }
+}
