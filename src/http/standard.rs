@@ -349,15 +349,18 @@ fn otlp_error(refusal: Refusal, encoding: otlp::Encoding) -> Response {
         _ => 3,
     };
     let body = otlp::status(code, &refusal.message, encoding);
-    let mut response = (
+    let response = (
         refusal.status,
         [(header::CONTENT_TYPE, content_type(encoding))],
         body,
     )
         .into_response();
-    if refusal.status == StatusCode::SERVICE_UNAVAILABLE
-        || refusal.status == StatusCode::TOO_MANY_REQUESTS
-    {
+    retry_later(refusal.status, response)
+}
+
+/// Says when to send again, on an answer a sender should retry.
+fn retry_later(status: StatusCode, mut response: Response) -> Response {
+    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
         response.headers_mut().insert(
             header::RETRY_AFTER,
             axum::http::HeaderValue::from_static("5"),
@@ -396,16 +399,8 @@ pub(super) async fn remote_write(
             if refusal.status.is_client_error() {
                 service.metrics().batch_rejected(0);
             }
-            let mut response = (refusal.status, format!("{}\n", refusal.message)).into_response();
-            if refusal.status == StatusCode::SERVICE_UNAVAILABLE
-                || refusal.status == StatusCode::TOO_MANY_REQUESTS
-            {
-                response.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    axum::http::HeaderValue::from_static("5"),
-                );
-            }
-            response
+            let response = (refusal.status, format!("{}\n", refusal.message)).into_response();
+            retry_later(refusal.status, response)
         }
     }
 }

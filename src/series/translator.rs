@@ -92,6 +92,20 @@ struct Total {
     scraped: bool,
 }
 
+impl Total {
+    /// `point`'s total, as batch `number` of `batch` brings it at `now`.
+    fn of(point: &Point, start: Option<Millis>, now: Millis, number: u64, batch: &Batch) -> Self {
+        Total {
+            value: point.value,
+            start,
+            ts: point.ts,
+            seen: now,
+            batch: number,
+            scraped: batch.host.is_some(),
+        }
+    }
+}
+
 /// One host's fields.
 #[derive(Debug)]
 struct HostFields {
@@ -287,17 +301,8 @@ impl Translator {
                     && self.totals.len() < mapping.max_series
                 {
                     out.undo.totals.push((series, None));
-                    self.totals.insert(
-                        series,
-                        Total {
-                            value: point.value,
-                            start,
-                            ts: point.ts,
-                            seen: now,
-                            batch: batch_number,
-                            scraped: batch.host.is_some(),
-                        },
-                    );
+                    let total = Total::of(point, start, now, batch_number, batch);
+                    self.totals.insert(series, total);
                 }
                 for feed in &feeds {
                     let field = feed.field(point);
@@ -353,17 +358,8 @@ impl Translator {
                     if before.is_none_or(|before| before.batch != batch_number) {
                         out.undo.totals.push((series, before));
                     }
-                    self.totals.insert(
-                        series,
-                        Total {
-                            value: point.value,
-                            start,
-                            ts: point.ts,
-                            seen: now,
-                            batch: batch_number,
-                            scraped: batch.host.is_some(),
-                        },
-                    );
+                    let total = Total::of(point, start, now, batch_number, batch);
+                    self.totals.insert(series, total);
                     increase
                 }
             };
