@@ -1,156 +1,22 @@
-//! The standard ways in, through the real binary: OTLP/HTTP (built
-//! messages, the specification's JSON example, the OpenTelemetry JavaScript
-//! SDK's own exporters), Prometheus remote write (built requests, and a real
-//! Prometheus), and scraping (a real node_exporter). Each sees its points
-//! reach the rules as an incident, and bad input refused with nothing stored.
+//! The standard ways in, through the real binary, with requests built by the senders'
+//! own message types: OTLP/HTTP (protobuf, gzip, the OTLP specification's JSON example)
+//! and Prometheus remote write. Each sees its points reach the rules as an incident, and
+//! bad input refused with nothing stored. The real senders are in tests/senders.rs.
 
 mod support;
 
 use std::io::Write;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum,
-    metric::Data, number_data_point,
+    AggregationTemporality, Metric, NumberDataPoint, Sum, metric::Data,
 };
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde_json::{Value, json};
 
-use alertd::series::remote_write::{Label, MetricMetadata, TimeSeries, WriteRequest, WriteSample};
-use support::{Alertd, free_port, now, programs, wait_for};
-
-/// Ticks every second, one sample per host per second, and rules on what
-/// the senders below send.
-fn config(ingest: Value) -> String {
-    config_with(ingest, 1_048_576)
-}
-
-fn config_with(ingest: Value, body_limit: u64) -> String {
-    json!({
-        "monitoring": {"enabled": false, "collectionInterval": "1s"},
-        "alerting": {
-            "enabled": true,
-            "watcherInterval": "1s",
-            "rules": [
-                {"name": "queue deep", "field": "queue.depth", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 40, "timeframe": "1m"},
-                {"name": "depth deep", "field": "queue_depth", "aggregation": "last",
-                 "operand": "equalOrMoreThan", "value": 40, "timeframe": "1m"},
-                {"name": "cpu measured", "field": "cpu.usage", "aggregation": "count",
-                 "operand": "equalOrMoreThan", "value": 1, "timeframe": "1m"}
-            ]
-        },
-        "server": {"bodyLimit": body_limit},
-        "ingest": ingest
-    })
-    .to_string()
-}
-
-fn attribute(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.to_string())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn number(value: f64, time: i64) -> NumberDataPoint {
-    NumberDataPoint {
-        time_unix_nano: (time * 1_000_000) as u64,
-        value: Some(number_data_point::Value::AsDouble(value)),
-        ..Default::default()
-    }
-}
-
-fn gauge(name: &str, points: Vec<NumberDataPoint>) -> Metric {
-    Metric {
-        name: name.to_string(),
-        data: Some(Data::Gauge(Gauge {
-            data_points: points,
-        })),
-        ..Default::default()
-    }
-}
-
-fn request(host: &str, metrics: Vec<Metric>) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![attribute("host.name", host)],
-                ..Default::default()
-            }),
-            scope_metrics: vec![ScopeMetrics {
-                metrics,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
-}
-
-/// A request that must be refused: its headers, its body, the status it
-/// gets, and words its answer says.
-type Case = (
-    Vec<(&'static str, &'static str)>,
-    Vec<u8>,
-    u16,
-    &'static str,
-);
-
-const PROTOBUF: (&str, &str) = ("Content-Type", "application/x-protobuf");
-const JSON: (&str, &str) = ("Content-Type", "application/json");
-
-/// The values of `field` the store holds for `host`, oldest first.
-fn values(alertd: &Alertd, host: &str, field: &str) -> Vec<f64> {
-    let from = now() - 600_000;
-    let stats = alertd.get_json(&format!("/api/v1/stats?from={from}&resolution=1s"));
-    stats["hosts"][host]
-        .as_array()
-        .map(|buckets| {
-            buckets
-                .iter()
-                .filter_map(|bucket| bucket["sum"][field].as_f64())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The hosts with an open incident of `rule`.
-fn open_for(alertd: &Alertd, rule: &str) -> Vec<String> {
-    let mut hosts: Vec<String> = alertd
-        .active()
-        .iter()
-        .filter(|incident| incident["ruleName"] == rule)
-        .map(|incident| incident["hostName"].as_str().unwrap().to_string())
-        .collect();
-    hosts.sort();
-    hosts
-}
-
-fn hosts(alertd: &Alertd) -> Vec<String> {
-    alertd.get_json("/api/v1/hosts")["hosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|host| host["host"].as_str().unwrap().to_string())
-        .collect()
-}
+use alertd::series::remote_write::{MetricMetadata, WriteRequest};
+use support::ingest::*;
+use support::{Alertd, now, wait_for};
 
 #[test]
 fn otlp_protobuf_gzip_and_the_specification_s_json_reach_the_rules() {
@@ -366,6 +232,33 @@ fn bad_otlp_requests_are_refused_and_nothing_of_them_stored() {
     assert_eq!(status, 413, "{text}");
     assert!(text.contains("256 MiB once decoded"), "{text}");
 
+    // Doubles written as strings, as the protobuf JSON mapping allows:
+    // read, and "NaN" refused for what it is.
+    let strings = json!({"resourceMetrics": [{
+        "resource": {"attributes": [{"key": "host.name", "value": {"stringValue": "strings-host"}}]},
+        "scopeMetrics": [{"metrics": [{"name": "str.gauge", "gauge": {"dataPoints": [
+            {"asDouble": "47.5", "timeUnixNano": nanos},
+        ]}}, {"name": "nan.gauge", "gauge": {"dataPoints": [
+            {"asDouble": "NaN", "timeUnixNano": nanos},
+        ]}}]}]
+    }]});
+    let (status, _, answer) = alertd.post_raw("/v1/metrics", &[JSON], strings.to_string());
+    let answer: Value = serde_json::from_slice(&answer).unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["partialSuccess"]["rejectedDataPoints"], 1,
+        "{answer}"
+    );
+    assert!(
+        answer["partialSuccess"]["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("not a finite number")
+    );
+    wait_for("the string's value", 20, || {
+        (values(&alertd, "strings-host", "str.gauge") == [47.5]).then_some(())
+    });
+
     // More points than ingest.maxPointsPerRequest.
     let many: Vec<NumberDataPoint> = (0..1001).map(|i| number(f64::from(i), t)).collect();
     let (status, _, answer) = alertd.post_raw(
@@ -375,8 +268,9 @@ fn bad_otlp_requests_are_refused_and_nothing_of_them_stored() {
     );
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(&answer));
     assert!(String::from_utf8_lossy(&answer).contains("ingest.maxPointsPerRequest"));
-    assert!(
-        hosts(&alertd).is_empty(),
+    assert_eq!(
+        hosts(&alertd),
+        ["strings-host"],
         "nothing of a refused request is stored"
     );
 
@@ -411,7 +305,9 @@ fn bad_otlp_requests_are_refused_and_nothing_of_them_stored() {
     wait_for("the good point's incident", 20, || {
         (open_for(&alertd, "queue deep") == ["partial-host"]).then_some(())
     });
-    assert_eq!(hosts(&alertd), ["partial-host"]);
+    let mut known = hosts(&alertd);
+    known.sort();
+    assert_eq!(known, ["partial-host", "strings-host"]);
 }
 
 #[test]
@@ -490,33 +386,36 @@ fn past_the_host_limit_the_known_hosts_are_still_taken() {
     );
 }
 
-fn series(labels: &[(&str, &str)], samples: &[(f64, i64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(name, value)| Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(value, timestamp)| WriteSample { value, timestamp })
-            .collect(),
+#[test]
+fn an_otlp_sender_without_the_token_is_told_in_a_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: Value = serde_json::from_str(&config(json!({}))).unwrap();
+    config["server"]["token"] = json!("s3cret");
+    let alertd = Alertd::start(dir.path(), &config.to_string());
+    let body = request("h", vec![gauge("queue.depth", vec![number(1.0, now())])]);
+    let (status, content_type, answer) =
+        alertd.post_raw("/v1/metrics", &[PROTOBUF], body.encode_to_vec());
+    assert_eq!(
+        (status, content_type.as_str()),
+        (401, "application/x-protobuf")
+    );
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Status {
+        #[prost(int32, tag = "1")]
+        code: i32,
+        #[prost(string, tag = "2")]
+        message: String,
     }
+    let refusal = Status::decode(answer.as_slice()).unwrap();
+    assert_eq!(refusal.code, 16, "UNAUTHENTICATED: {}", refusal.message);
+    assert!(refusal.message.contains("Authorization: Bearer"));
+    let (status, _, _) = alertd.post_raw(
+        "/v1/metrics",
+        &[PROTOBUF, ("Authorization", "Bearer s3cret")],
+        body.encode_to_vec(),
+    );
+    assert_eq!(status, 200);
 }
-
-fn snappy(request: &WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new()
-        .compress_vec(&request.encode_to_vec())
-        .unwrap()
-}
-
-const REMOTE_WRITE: [(&str, &str); 3] = [
-    ("Content-Type", "application/x-protobuf"),
-    ("Content-Encoding", "snappy"),
-    ("X-Prometheus-Remote-Write-Version", "0.1.0"),
-];
 
 #[test]
 fn remote_write_requests_are_taken_and_bad_ones_refused() {
@@ -668,342 +567,4 @@ fn remote_write_requests_are_taken_and_bad_ones_refused() {
         ["rw-host:9100"],
         "nothing of a refused request is stored"
     );
-}
-
-/// A program of the tests' own, stopped when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Serves `body` as a `/metrics` page on a free port until the test ends;
-/// counts the requests it answered.
-fn exporter(body: &'static str) -> (u16, Arc<AtomicUsize>) {
-    exporter_of(move |_| body.to_string())
-}
-
-/// Serves the page `page(n)` to the n-th request (from 0).
-fn exporter_of(page: impl Fn(usize) -> String + Send + 'static) -> (u16, Arc<AtomicUsize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 4096];
-            let _ = std::io::Read::read(&mut stream, &mut request);
-            let body = page(count.load(Ordering::SeqCst));
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            count.fetch_add(1, Ordering::SeqCst);
-        }
-    });
-    (port, served)
-}
-
-#[test]
-fn a_real_prometheus_remote_writes_what_it_scrapes() {
-    if !programs::needed("prometheus") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let alertd = Alertd::start(dir.path(), &config(json!({})));
-    // A counter that grows by 7 at each scrape.
-    let (page, served) = exporter_of(|n| {
-        format!(
-            "# TYPE queue_depth gauge\nqueue_depth{{host=\"prom-app\"}} 43\n\
-             # TYPE jobs_total counter\njobs_total{{host=\"prom-app\"}} {}\n",
-            12 + 7 * n
-        )
-    });
-    let prometheus_config = format!(
-        "global:\n  scrape_interval: 1s\n\
-         scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['127.0.0.1:{page}']\n\
-         remote_write:\n  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 1s\n",
-        alertd.port
-    );
-    std::fs::write(dir.path().join("prometheus.yml"), prometheus_config).unwrap();
-    let _prometheus = Running(
-        Command::new("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for("Prometheus's samples and their incident", 60, || {
-        (open_for(&alertd, "depth deep") == ["prom-app"]).then_some(())
-    });
-    // The counter's increases: multiples of 7, never more in all than the
-    // page grew (a doubled increase would pass it).
-    wait_for("a counter's increase", 30, || {
-        (values(&alertd, "prom-app", "jobs_total")
-            .iter()
-            .sum::<f64>()
-            > 0.0)
-            .then_some(())
-    });
-    let increases = values(&alertd, "prom-app", "jobs_total");
-    assert!(increases.iter().all(|v| v % 7.0 == 0.0), "{increases:?}");
-    let grown = 7.0 * served.load(Ordering::SeqCst) as f64;
-    assert!(
-        increases.iter().sum::<f64>() <= grown,
-        "{increases:?}, grown {grown}"
-    );
-    assert!(alertd.metric("alertd_points_total{via=\"remote_write\",outcome=\"taken\"}") > 0.0);
-}
-
-#[test]
-fn node_exporter_scraped_fills_the_built_in_fields() {
-    if !programs::needed("prometheus-node-exporter") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _exporter = Running(
-        Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let dead = free_port();
-    let alertd = Alertd::start(
-        dir.path(),
-        &config(json!({"scrape": [
-            {"url": format!("http://127.0.0.1:{port}/metrics"), "host": "node-1", "interval": "1s"},
-            {"url": format!("http://127.0.0.1:{dead}/metrics"), "host": "gone", "interval": "1s"}
-        ]})),
-    );
-    // cpu.usage needs two scrapes (an increase of CPU time): the rule that
-    // counts its values opens once there is one.
-    wait_for("cpu.usage from node_exporter", 60, || {
-        (open_for(&alertd, "cpu measured") == ["node-1"]).then_some(())
-    });
-    let cpu = values(&alertd, "node-1", "cpu.usage");
-    assert!(cpu.iter().all(|v| (0.0..=100.0).contains(v)), "{cpu:?}");
-    let memory = values(&alertd, "node-1", "mem.usage");
-    assert!(
-        !memory.is_empty() && memory.iter().all(|v| *v > 0.0 && *v < 100.0),
-        "{memory:?}"
-    );
-    let free = values(&alertd, "node-1", "mem.free");
-    assert!(
-        !free.is_empty() && free.iter().all(|v| *v > 1024.0 && v.fract() == 0.0),
-        "{free:?}"
-    );
-    // Each target's last scrape, in the API and on its page.
-    let targets = alertd.get_json("/api/v1/scrape");
-    let targets = targets["targets"].as_array().unwrap();
-    let up = targets.iter().find(|t| t["host"] == "node-1").unwrap();
-    assert_eq!(up["up"], true, "{up}");
-    assert!(up["lastScrape"].as_i64().is_some() && up["durationMs"].as_u64().is_some());
-    let down = targets.iter().find(|t| t["host"] == "gone").unwrap();
-    assert_eq!(down["up"], false);
-    assert!(
-        down["error"].as_str().unwrap().contains("cannot reach it"),
-        "{down}"
-    );
-    let (status, page) = alertd.get("/scrape");
-    assert_eq!(status, 200);
-    assert!(
-        page.contains("node-1") && page.contains("cannot reach it"),
-        "{page}"
-    );
-}
-
-/// The OpenTelemetry JavaScript SDK, installed by `./test` from npm.
-fn otlp_client() -> Option<&'static Path> {
-    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/otlp-client"));
-    if dir.join("node_modules/@opentelemetry/sdk-metrics").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        !programs::required(),
-        "tests/otlp-client is not installed (run ./test)"
-    );
-    programs::skipped("tests/otlp-client is not installed (run ./test)");
-    None
-}
-
-#[test]
-fn the_opentelemetry_sdk_s_exporters_open_an_incident() {
-    if !programs::needed("node") {
-        return;
-    }
-    let Some(client) = otlp_client() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let alertd = Alertd::start(dir.path(), &config(json!({})));
-    for (host, protocol) in [("sdk-proto", "protobuf"), ("sdk-json", "json")] {
-        let status = Command::new("node")
-            .arg(client.join("send.js"))
-            .arg(alertd.url("/v1/metrics"))
-            .args([host, protocol, "3"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "{protocol}: {status}");
-    }
-    wait_for("the SDK's incidents", 20, || {
-        (open_for(&alertd, "queue deep") == ["sdk-json", "sdk-proto"]).then_some(())
-    });
-    // Its counter is cumulative: 5 a second, stored as increases.
-    let done = values(&alertd, "sdk-proto", "jobs.done");
-    assert!(
-        !done.is_empty() && done.iter().all(|v| *v > 0.0 && v % 5.0 == 0.0),
-        "{done:?}"
-    );
-}
-
-/// Whether a node leads, by its `/metrics`.
-fn leads(node: &Alertd) -> bool {
-    node.try_get("/metrics").is_some_and(|(status, text)| {
-        status == 200 && text.lines().any(|line| line == "alertd_leader 1")
-    })
-}
-
-#[test]
-fn a_cluster_takes_every_way_in_and_scrapes_each_target_once() {
-    if !programs::needed("redis-server") {
-        return;
-    }
-    let root = tempfile::tempdir().unwrap();
-    let redis = support::redis::RedisServer::start(&root.path().join("redis"));
-    let (page, served) = exporter("# TYPE queue_depth gauge\nqueue_depth 42\n");
-    let mut config: Value = serde_json::from_str(&config(json!({"scrape": [
-        {"url": format!("http://127.0.0.1:{page}/metrics"), "host": "scraped", "interval": "1s"}
-    ]})))
-    .unwrap();
-    config["storage"] =
-        json!({"backend": "redis", "redisUrl": redis.url(), "cluster": "ingest", "lease": "2s"});
-    let mut nodes: Vec<Option<Alertd>> = ["n0", "n1", "n2"]
-        .iter()
-        .map(|name| {
-            let dir = root.path().join(name);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join("alertd.json"), config.to_string()).unwrap();
-            Some(Alertd::start_node(&dir, name))
-        })
-        .collect();
-    let leader = |nodes: &[Option<Alertd>]| {
-        wait_for("one leader", 30, || {
-            let leading: Vec<usize> = (0..nodes.len())
-                .filter(|&i| nodes[i].as_ref().is_some_and(leads))
-                .collect();
-            (leading.len() == 1).then(|| leading[0])
-        })
-    };
-    let first = leader(&nodes);
-    let followers: Vec<usize> = (0..3).filter(|&i| i != first).collect();
-    let node = |i: usize| nodes[i].as_ref().unwrap();
-    // OTLP to one follower, remote write to the other: any node takes points.
-    let t = now() - 2_000;
-    let otlp = request("otlp-c", vec![gauge("queue.depth", vec![number(41.0, t)])]);
-    let (status, _, _) =
-        node(followers[0]).post_raw("/v1/metrics", &[PROTOBUF], otlp.encode_to_vec());
-    assert_eq!(status, 200);
-    let write = WriteRequest {
-        timeseries: vec![series(
-            &[("__name__", "queue_depth"), ("instance", "rw-c")],
-            &[(45.0, t)],
-        )],
-        metadata: vec![],
-    };
-    let (status, _, _) =
-        node(followers[1]).post_raw("/api/v1/write", &REMOTE_WRITE, snappy(&write));
-    assert_eq!(status, 204);
-    wait_for("every way in's incident", 30, || {
-        let open = (
-            open_for(node(first), "queue deep"),
-            open_for(node(first), "depth deep"),
-        );
-        (open
-            == (
-                vec!["otlp-c".to_string()],
-                vec!["rw-c".to_string(), "scraped".to_string()],
-            ))
-            .then_some(())
-    });
-    // A counter whose points reach the followers in turn (a load balancer)
-    // is counted once: they send them on to the leader.
-    for &i in &followers {
-        wait_for("the leader's address, as the followers see it", 30, || {
-            let cluster = node(i).get_json("/api/v1/cluster");
-            cluster["nodes"]
-                .as_array()?
-                .iter()
-                .any(|n| n["leads"] == true && n["url"].is_string())
-                .then_some(())
-        });
-    }
-    let counter_at = |value: f64, at: i64| {
-        let sum = Metric {
-            name: "jobs.done".into(),
-            data: Some(Data::Sum(Sum {
-                data_points: vec![number(value, at)],
-                aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                is_monotonic: true,
-            })),
-            ..Default::default()
-        };
-        request("balanced", vec![sum]).encode_to_vec()
-    };
-    let t = now() - 20_000;
-    for (step, value) in [100.0, 110.0, 120.0, 130.0, 140.0].into_iter().enumerate() {
-        let via = node(followers[step % 2]);
-        let body = counter_at(value, t + step as i64 * 1_000);
-        let (status, _, answer) = via.post_raw("/v1/metrics", &[PROTOBUF], body);
-        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
-    }
-    let stored = values(node(first), "balanced", "jobs.done");
-    assert_eq!(
-        stored.iter().sum::<f64>(),
-        40.0,
-        "increases {stored:?}: 140 - 100, once"
-    );
-
-    // Exactly one node scrapes: the leader.
-    let scrapes = |node: &Alertd| node.metric("alertd_scrapes_total{outcome=\"ok\"}");
-    let before = served.load(Ordering::SeqCst);
-    let started = std::time::Instant::now();
-    std::thread::sleep(std::time::Duration::from_secs(5));
-    let hits = served.load(Ordering::SeqCst) - before;
-    let seconds = started.elapsed().as_secs_f64();
-    assert!(
-        (hits as f64) <= seconds + 1.0,
-        "{hits} scrapes in {seconds:.1} s at 1 s: a target read by more than one node"
-    );
-    assert!(scrapes(node(first)) > 0.0);
-    for &i in &followers {
-        assert_eq!(scrapes(node(i)), 0.0, "node {i} scraped while not leading");
-    }
-    // Every node shows the leader's scrape status.
-    let shown = node(followers[0]).get_json("/api/v1/scrape");
-    assert_eq!(shown["targets"][0]["up"], true, "{shown}");
-    // The leader dies: another takes the scrapes over.
-    nodes[first].as_mut().unwrap().child.kill().unwrap();
-    nodes[first] = None;
-    let second = leader(&nodes);
-    wait_for("the new leader's scrapes", 30, || {
-        (nodes[second]
-            .as_ref()
-            .is_some_and(|node| scrapes(node) > 0.0))
-        .then_some(())
-    });
 }

@@ -205,6 +205,15 @@ async fn acknowledge_loss(State(service): State<Arc<Service>>) -> ApiResult<Resp
 /// form) gets 429 until the minute is over, whatever it sends; a request
 /// without a token guesses nothing and is not counted.
 async fn authorize(State(service): State<Arc<Service>>, request: Request, next: Next) -> Response {
+    // OTLP senders read a refusal as a google.rpc.Status.
+    let otlp = request.uri().path() == "/v1/metrics";
+    let refuse = |status: StatusCode, message: String| {
+        if otlp {
+            standard::otlp_refusal(status, message, request.headers())
+        } else {
+            ApiError::new(status, message).into_response()
+        }
+    };
     if let Some(token) = service.token() {
         let given = request
             .headers()
@@ -218,14 +227,13 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
         {
             service.metrics().wrong_token();
             tracing::warn!(%client, "API request refused: too many wrong tokens from this address");
-            let mut response = ApiError::new(
+            let mut response = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 format!(
                     "too many wrong tokens from {client}: try again in {} s",
                     wait.as_secs().max(1)
                 ),
-            )
-            .into_response();
+            );
             response.headers_mut().insert(
                 header::RETRY_AFTER,
                 wait.as_secs().max(1).to_string().parse().expect("digits"),
@@ -238,11 +246,11 @@ async fn authorize(State(service): State<Arc<Service>>, request: Request, next: 
                 service.metrics().wrong_token();
                 tracing::warn!(%client, "an API request gave a wrong token");
             }
-            let mut response = ApiError::new(
+            let mut response = refuse(
                 StatusCode::UNAUTHORIZED,
-                "this server needs \"Authorization: Bearer <token>\" (server.token or ALERTD_TOKEN)",
-            )
-            .into_response();
+                "this server needs \"Authorization: Bearer <token>\" (server.token or ALERTD_TOKEN)"
+                    .to_string(),
+            );
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));

@@ -279,7 +279,7 @@ async fn otlp_export(
         } else {
             &body
         };
-        let request = otlp::decode(body, encoding).map_err(|error| {
+        let mut request = otlp::decode(body, encoding).map_err(|error| {
             let status = match error {
                 otlp::OtlpError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 _ => StatusCode::BAD_REQUEST,
@@ -302,6 +302,9 @@ async fn otlp_export(
             && let Some(problem) = otlp::unreadable_data(&request, body)
         {
             return Err(Refusal::new(StatusCode::BAD_REQUEST, problem));
+        }
+        if encoding == otlp::Encoding::Json {
+            otlp::read_string_values(&mut request, body);
         }
         let decoded = otlp::points(request);
         let refused_before = decoded.refused.count();
@@ -339,10 +342,23 @@ fn content_type(encoding: otlp::Encoding) -> &'static str {
     }
 }
 
+/// A refusal of `/v1/metrics` made before its handler (a missing token),
+/// as an OTLP sender reads one: a `google.rpc.Status` in the request's
+/// encoding.
+pub(super) fn otlp_refusal(status: StatusCode, message: String, headers: &HeaderMap) -> Response {
+    let encoding = match media_type(headers).as_deref() {
+        Some("application/json") => otlp::Encoding::Json,
+        _ => otlp::Encoding::Protobuf,
+    };
+    otlp_error(Refusal::new(status, message), encoding)
+}
+
 /// An OTLP error answer: its status, and a `google.rpc.Status` body.
 fn otlp_error(refusal: Refusal, encoding: otlp::Encoding) -> Response {
-    // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL.
+    // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL,
+    // UNAUTHENTICATED.
     let code = match refusal.status {
+        StatusCode::UNAUTHORIZED => 16,
         StatusCode::TOO_MANY_REQUESTS | StatusCode::PAYLOAD_TOO_LARGE => 8,
         StatusCode::SERVICE_UNAVAILABLE => 14,
         status if status.is_server_error() => 13,

@@ -144,6 +144,59 @@ pub fn unreadable_data(request: &ExportMetricsServiceRequest, body: &[u8]) -> Op
     None
 }
 
+/// Reads the values written as strings in a JSON request (`"asDouble":
+/// "1.5"`, `"NaN"`, `"Infinity"`, as the protobuf JSON mapping allows),
+/// which the opentelemetry-proto types leave unread. Only when a number
+/// data point has no value: the body is read again as JSON then.
+pub fn read_string_values(request: &mut ExportMetricsServiceRequest, body: &[u8]) {
+    let number_points = |metric: &opentelemetry_proto::tonic::metrics::v1::Metric| {
+        match &metric.data {
+            Some(Data::Gauge(gauge)) => Some(&gauge.data_points),
+            Some(Data::Sum(sum)) => Some(&sum.data_points),
+            _ => None,
+        }
+        .is_some_and(|points| points.iter().any(|point| point.value.is_none()))
+    };
+    let unread = request
+        .resource_metrics
+        .iter()
+        .flat_map(|resource| &resource.scope_metrics)
+        .flat_map(|scope| &scope.metrics)
+        .any(number_points);
+    if !unread {
+        return;
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    for (r, resource) in request.resource_metrics.iter_mut().enumerate() {
+        for (s, scope) in resource.scope_metrics.iter_mut().enumerate() {
+            for (m, metric) in scope.metrics.iter_mut().enumerate() {
+                let written = &json["resourceMetrics"][r]["scopeMetrics"][s]["metrics"][m];
+                let (points, key) = match &mut metric.data {
+                    Some(Data::Gauge(gauge)) => (&mut gauge.data_points, "gauge"),
+                    Some(Data::Sum(sum)) => (&mut sum.data_points, "sum"),
+                    _ => continue,
+                };
+                for (p, point) in points.iter_mut().enumerate() {
+                    if point.value.is_some() {
+                        continue;
+                    }
+                    let text = written[key]["dataPoints"][p]["asDouble"].as_str();
+                    let value = match text {
+                        Some("NaN") => Some(f64::NAN),
+                        Some("Infinity") => Some(f64::INFINITY),
+                        Some("-Infinity") => Some(f64::NEG_INFINITY),
+                        Some(text) => text.parse::<f64>().ok(),
+                        None => None,
+                    };
+                    point.value = value.map(number_data_point::Value::AsDouble);
+                }
+            }
+        }
+    }
+}
+
 /// The points of `request`. A resource's attributes are kept once, shared
 /// by its points.
 pub fn points(request: ExportMetricsServiceRequest) -> Decoded {

@@ -2,6 +2,7 @@
 //! temporary directory, talking to it over HTTP, installing hooks.
 #![allow(dead_code)] // each test file uses a part
 
+pub mod ingest;
 pub mod programs;
 pub mod pushes;
 pub mod queries;
