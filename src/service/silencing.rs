@@ -160,11 +160,23 @@ pub(super) fn decision(
         // A reminder is for an incident still open that nobody handles,
         // and is not worth holding back.
         let id = &delivery.incident.id;
-        let open = store
-            .incident(id)?
+        let detail = store.incident(id)?;
+        let open = detail
+            .as_ref()
             .is_some_and(|detail| detail.incident.is_open());
+        // Reminders queued behind one that could not be sent (a claim of a
+        // node that died runs out first) are one reminder, not a burst.
+        let superseded = detail.as_ref().is_some_and(|detail| {
+            detail.pending.iter().any(|later| {
+                later.id > delivery.id
+                    && later.target == delivery.target
+                    && later.note == Some(crate::store::Note::Reminder)
+            })
+        });
         let why = if !open {
             Some("resolved since".to_string())
+        } else if superseded {
+            Some("a later reminder replaces it".to_string())
         } else if !store.acknowledgements(&[id])?.is_empty() {
             Some("acknowledged since".to_string())
         } else {
