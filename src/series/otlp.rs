@@ -12,8 +12,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, metric::Data,
-    number_data_point,
+    AggregationTemporality, ExponentialHistogramDataPoint, HistogramDataPoint, SummaryDataPoint,
+    metric::Data, number_data_point,
 };
 use prost::Message;
 
@@ -239,44 +239,36 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
                             number(&mut out, &name, kind, labels, point);
                         }
                     }
-                    Data::Histogram(histogram) => {
-                        let names = counted_names(&name);
-                        let temporality = histogram.aggregation_temporality;
-                        for point in histogram.data_points {
-                            let labels = with(&point.attributes);
-                            let parts = HistogramParts::from(&point);
-                            histogram_points(&mut out, &names, temporality, labels, parts);
-                        }
-                    }
-                    Data::ExponentialHistogram(histogram) => {
-                        let names = counted_names(&name);
-                        let temporality = histogram.aggregation_temporality;
-                        for point in histogram.data_points {
-                            let labels = with(&point.attributes);
-                            let parts = HistogramParts::from(&point);
-                            histogram_points(&mut out, &names, temporality, labels, parts);
-                        }
-                    }
-                    Data::Summary(summary) => {
-                        let names = counted_names(&name);
-                        for point in summary.data_points {
-                            let parts = HistogramParts {
-                                count: point.count,
-                                sum: Some(point.sum),
-                                start: point.start_time_unix_nano,
-                                time: point.time_unix_nano,
-                                flags: point.flags,
-                            };
-                            let labels = with(&point.attributes);
-                            histogram_points(
-                                &mut out,
-                                &names,
-                                AggregationTemporality::Cumulative as i32,
-                                labels,
-                                parts,
-                            );
-                        }
-                    }
+                    Data::Histogram(histogram) => counted(
+                        &mut out,
+                        &name,
+                        histogram.aggregation_temporality,
+                        histogram
+                            .data_points
+                            .iter()
+                            .map(|p| (&p.attributes[..], p.into())),
+                        &with,
+                    ),
+                    Data::ExponentialHistogram(histogram) => counted(
+                        &mut out,
+                        &name,
+                        histogram.aggregation_temporality,
+                        histogram
+                            .data_points
+                            .iter()
+                            .map(|p| (&p.attributes[..], p.into())),
+                        &with,
+                    ),
+                    Data::Summary(summary) => counted(
+                        &mut out,
+                        &name,
+                        AggregationTemporality::Cumulative as i32,
+                        summary
+                            .data_points
+                            .iter()
+                            .map(|p| (&p.attributes[..], p.into())),
+                        &with,
+                    ),
                 }
             }
         }
@@ -284,9 +276,19 @@ pub fn points(request: ExportMetricsServiceRequest) -> Decoded {
     out
 }
 
-/// A histogram's `NAME.count` and `NAME.sum`.
-fn counted_names(name: &str) -> [Arc<str>; 2] {
-    [format!("{name}.count").into(), format!("{name}.sum").into()]
+/// The points of a histogram's, exponential histogram's or summary's data
+/// points: `NAME.count` and `NAME.sum` of each.
+fn counted<'a>(
+    out: &mut Decoded,
+    name: &str,
+    temporality: i32,
+    points: impl Iterator<Item = (&'a [KeyValue], HistogramParts)>,
+    with: &impl Fn(&[KeyValue]) -> Labels,
+) {
+    let names: [Arc<str>; 2] = [format!("{name}.count").into(), format!("{name}.sum").into()];
+    for (attributes, parts) in points {
+        histogram_points(out, &names, temporality, with(attributes), parts);
+    }
 }
 
 /// A sum's points: counters, increases or gauges.
@@ -356,6 +358,18 @@ impl From<&HistogramDataPoint> for HistogramParts {
         HistogramParts {
             count: point.count,
             sum: point.sum,
+            start: point.start_time_unix_nano,
+            time: point.time_unix_nano,
+            flags: point.flags,
+        }
+    }
+}
+
+impl From<&SummaryDataPoint> for HistogramParts {
+    fn from(point: &SummaryDataPoint) -> Self {
+        HistogramParts {
+            count: point.count,
+            sum: Some(point.sum),
             start: point.start_time_unix_nano,
             time: point.time_unix_nano,
             flags: point.flags,
