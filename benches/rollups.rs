@@ -5,7 +5,9 @@
 //! 10 built-in fields, as compaction writes it. `full`: every aggregate of
 //! six fields, a new list of points per row (as a read did before);
 //! `totals_into`: count, sum and maximum only, into points used again (as
-//! the monitoring page's fleet read does now). Throughput in points.
+//! the monitoring page's fleet read does now); `totals_columns`: the same
+//! figures column by column into [`rollup::Totals`] (as `/api/v1/stats`
+//! reads them). Throughput in points.
 
 use std::hint::black_box;
 
@@ -64,6 +66,15 @@ fn decode(c: &mut Criterion) {
         b.iter(|| {
             rollup::decode_fields_into(black_box(&row), Some(&wanted), true, &mut points).unwrap();
             points.len()
+        })
+    });
+    let mut totals = rollup::Totals::default();
+    group.bench_function("totals_columns", |b| {
+        b.iter(|| {
+            totals
+                .decode(black_box(&row), Some(&wanted), (i64::MIN, i64::MAX))
+                .unwrap();
+            totals.stamps.len()
         })
     });
     group.finish();

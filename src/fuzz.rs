@@ -165,6 +165,40 @@ pub fn stored(data: &[u8]) {
     }
     let _ = rollup::decode(data);
     let _ = rollup::point_count(data);
+    // Column by column, the same counts, sums and maxima as point by point
+    // (with totals only), or an error for both.
+    let mut points = Vec::new();
+    let by_points = rollup::decode_fields_into(data, None, true, &mut points);
+    let mut totals = rollup::Totals::default();
+    match (by_points, totals.decode(data, None, (i64::MIN, i64::MAX))) {
+        (Ok(()), Ok(())) => {
+            // Each point's fields in the row's order, from the columns.
+            let mut by_columns: Vec<Vec<(&str, u64, u64, u64)>> = vec![Vec::new(); points.len()];
+            for column in totals.columns() {
+                for (i, at) in column.at.iter().enumerate() {
+                    by_columns[*at as usize].push((
+                        &column.name,
+                        column.count[i],
+                        column.sum[i].to_bits(),
+                        column.max[i].to_bits(),
+                    ));
+                }
+            }
+            for (point, columns) in points.iter().zip(&by_columns) {
+                let fields = point.fields.iter().map(|(name, aggregate)| {
+                    let (sum, max) = (aggregate.sum.to_bits(), aggregate.max.to_bits());
+                    (&**name, aggregate.count, sum, max)
+                });
+                assert_eq!(fields.collect::<Vec<_>>(), *columns);
+            }
+            assert_eq!(
+                totals.stamps,
+                points.iter().map(|p| p.ts).collect::<Vec<_>>()
+            );
+        }
+        (Err(_), Err(_)) => {}
+        (by_points, by_columns) => panic!("by points: {by_points:?}; by columns: {by_columns:?}"),
+    }
     // As samples of one host: 10 bytes each, a field mask, a time step and
     // a value's bits.
     let mut ts = 0i64;

@@ -2,11 +2,10 @@
 //! `/api/v1/stats` answers and what the monitoring page draws.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::duration::Millis;
 use crate::sample::Sample;
-use crate::store::rollup::{Point, Step};
+use crate::store::rollup::{Step, Totals};
 use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
 /// The most buckets one query may have per host.
@@ -353,7 +352,7 @@ impl StatsQuery {
             fields: self.fields.as_deref(),
             totals_only: true,
         };
-        store.scan_rollups(&query, &mut |host, point| sink.point(host, point))
+        store.scan_rollup_totals(&query, &mut |host, totals| sink.totals(host, totals))
     }
 
     /// Adds to `sink` the samples that came after their time was rolled up
@@ -496,29 +495,40 @@ impl StatsQuery {
         }
     }
 
-    /// Adds a rolled-up point (already narrowed to the wanted fields).
-    fn add_point(&self, hosts: &mut HostBuckets, host: &str, point: &Point) {
-        let start = self.bucket_start(point.ts);
-        let bucket = self.buckets_of(hosts, host).entry(start).or_default();
-        bucket.samples += u32::try_from(point.samples).unwrap_or(u32::MAX);
-        for (field, aggregate) in &point.fields {
-            let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-            let stats = match bucket.fields.get_mut(&**field) {
-                Some(stats) => stats,
-                None => bucket
-                    .fields
-                    .entry(field.to_string())
-                    .or_insert(FieldStats::EMPTY),
-            };
-            stats.add(count, aggregate.sum, aggregate.max);
+    /// Adds a row's rolled-up points (already narrowed to the wanted
+    /// fields).
+    fn add_totals(&self, hosts: &mut HostBuckets, host: &str, totals: &Totals) {
+        let buckets = self.buckets_of(hosts, host);
+        let starts: Vec<Millis> = totals
+            .stamps
+            .iter()
+            .map(|ts| self.bucket_start(*ts))
+            .collect();
+        for (start, samples) in starts.iter().zip(&totals.samples) {
+            let bucket = buckets.entry(*start).or_default();
+            bucket.samples += u32::try_from(*samples).unwrap_or(u32::MAX);
+        }
+        for column in totals.columns() {
+            for i in 0..column.at.len() {
+                let bucket = buckets.entry(starts[column.at[i] as usize]).or_default();
+                let count = u32::try_from(column.count[i]).unwrap_or(u32::MAX);
+                let stats = match bucket.fields.get_mut(&column.name) {
+                    Some(stats) => stats,
+                    None => bucket
+                        .fields
+                        .entry(column.name.clone())
+                        .or_insert(FieldStats::EMPTY),
+                };
+                stats.add(count, column.sum[i], column.max[i]);
+            }
         }
     }
 }
 
 /// What a query's reads are added to.
 trait Sink {
-    /// A rolled-up point of `host`, narrowed to the wanted fields.
-    fn point(&mut self, host: &str, point: &Point);
+    /// A row of rolled-up points of `host`, narrowed to the wanted fields.
+    fn totals(&mut self, host: &str, totals: &Totals);
     /// A sample as it lies.
     fn sample(&mut self, sample: Sample);
 }
@@ -530,8 +540,8 @@ struct Buckets<'a> {
 }
 
 impl Sink for Buckets<'_> {
-    fn point(&mut self, host: &str, point: &Point) {
-        self.query.add_point(self.hosts, host, point);
+    fn totals(&mut self, host: &str, totals: &Totals) {
+        self.query.add_totals(self.hosts, host, totals);
     }
 
     fn sample(&mut self, sample: Sample) {
@@ -602,8 +612,8 @@ impl<'q> ByHost<'q> {
 }
 
 impl Sink for ByHost<'_> {
-    fn point(&mut self, host: &str, point: &Point) {
-        self.series(host).add_point(point);
+    fn totals(&mut self, host: &str, totals: &Totals) {
+        self.series(host).add_totals(totals);
     }
 
     fn sample(&mut self, sample: Sample) {
@@ -683,68 +693,108 @@ impl ByHostAnswer<'_> {
     }
 }
 
-/// The entries `"host":[bucket, ...]` of `hosts`, comma-separated.
+/// The entries `"host":[bucket, ...]` of `hosts`, comma-separated, written
+/// by hand byte for byte as serde_json writes [`StatsAnswer`]: each field's
+/// key is escaped once per host, not once per figure (30 per bucket).
 fn write_hosts(hosts: &[(&String, &Together<'_>)]) -> Result<Vec<u8>, serde_json::Error> {
     let size = hosts
         .iter()
         .map(|(host, series)| series.json_size(host))
         .sum();
     let mut out = Vec::with_capacity(size);
+    let mut number = Numbers::default();
     for (i, (host, series)) in hosts.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         serde_json::to_writer(&mut out, host)?;
         out.push(b':');
-        // The fields in name order, as a map gives them.
+        // The fields in name order, as a map gives them, each with its key.
         let mut order: Vec<usize> = (0..series.fields.len()).collect();
         order.sort_by(|a, b| series.fields[*a].cmp(&series.fields[*b]));
-        let buckets = series.starts.iter().map(|(start, place)| SeriesBucket {
-            t: *start,
-            samples: series.buckets[*place].0,
-            figures: &series.buckets[*place].1,
-            names: &series.fields,
-            order: &order,
-        });
-        serde_json::to_writer(&mut out, &Seq(std::cell::Cell::new(Some(buckets))))?;
+        let mut keys = Vec::with_capacity(order.len());
+        for &place in &order {
+            let mut key = serde_json::to_vec(&series.fields[place])?;
+            key.push(b':');
+            keys.push((place, key));
+        }
+        out.push(b'[');
+        for (n, (start, place)) in series.starts.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            let (samples, figures) = &series.buckets[*place];
+            out.extend_from_slice(b"{\"avg\":");
+            number.figures(&mut out, figures, &keys, FieldStats::avg);
+            out.extend_from_slice(b",\"max\":");
+            number.figures(&mut out, figures, &keys, |stats| stats.max);
+            out.extend_from_slice(b",\"samples\":");
+            number.int(&mut out, *samples);
+            out.extend_from_slice(b",\"sum\":");
+            number.figures(&mut out, figures, &keys, |stats| stats.sum);
+            out.extend_from_slice(b",\"t\":");
+            number.int(&mut out, *start);
+            out.push(b'}');
+        }
+        out.push(b']');
     }
     Ok(out)
 }
 
-/// One bucket of a host's series.
-struct SeriesBucket<'a> {
-    t: Millis,
-    samples: u32,
-    figures: &'a [FieldStats],
-    names: &'a [String],
-    /// The places of the fields in name order.
-    order: &'a [usize],
+const NEGATIVE_ZERO: u64 = 0x8000_0000_0000_0000;
+
+/// Writes numbers as serde_json does.
+#[derive(Default)]
+struct Numbers {
+    ints: itoa::Buffer,
+    floats: zmij::Buffer,
 }
 
-impl serde::Serialize for SeriesBucket<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let figure = |pick: fn(&FieldStats) -> f64| SeriesFigures(self, pick);
-        let mut point = serializer.serialize_map(Some(5))?;
-        point.serialize_entry("avg", &figure(FieldStats::avg))?;
-        point.serialize_entry("max", &figure(|stats| stats.max))?;
-        point.serialize_entry("samples", &self.samples)?;
-        point.serialize_entry("sum", &figure(|stats| stats.sum))?;
-        point.serialize_entry("t", &self.t)?;
-        point.end()
+impl Numbers {
+    fn int<I: itoa::Integer>(&mut self, out: &mut Vec<u8>, value: I) {
+        out.extend_from_slice(self.ints.format(value).as_bytes());
     }
-}
 
-struct SeriesFigures<'a>(&'a SeriesBucket<'a>, fn(&FieldStats) -> f64);
+    /// `value` as serde_json writes an `f64`: `null` when not finite, a
+    /// whole number below 10^15 as its digits and `.0` (what the shortest
+    /// form gives, reached faster), any other as its shortest form.
+    fn float(&mut self, out: &mut Vec<u8>, value: f64) {
+        if !value.is_finite() {
+            out.extend_from_slice(b"null");
+        } else if let Some(whole) = Some(value as i64)
+            .filter(|whole| *whole as f64 == value && whole.unsigned_abs() < 1_000_000_000_000_000)
+            && value.to_bits() != NEGATIVE_ZERO
+        {
+            self.int(out, whole);
+            out.extend_from_slice(b".0");
+        } else {
+            out.extend_from_slice(self.floats.format_finite(value).as_bytes());
+        }
+    }
 
-impl serde::Serialize for SeriesFigures<'_> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let bucket = self.0;
-        let present = bucket.order.iter().filter_map(|&place| {
-            let stats = bucket.figures.get(place).filter(|stats| stats.count > 0)?;
-            Some((&bucket.names[place], (self.1)(stats)))
-        });
-        serializer.collect_map(present)
+    /// A map of the fields of `keys` (place, `"name":`) present in
+    /// `figures`, each with the figure `pick` takes.
+    fn figures(
+        &mut self,
+        out: &mut Vec<u8>,
+        figures: &[FieldStats],
+        keys: &[(usize, Vec<u8>)],
+        pick: fn(&FieldStats) -> f64,
+    ) {
+        out.push(b'{');
+        let mut first = true;
+        for (place, key) in keys {
+            let Some(stats) = figures.get(*place).filter(|stats| stats.count > 0) else {
+                continue;
+            };
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(key);
+            self.float(out, pick(stats));
+        }
+        out.push(b'}');
     }
 }
 
@@ -758,10 +808,8 @@ pub(crate) struct Together<'q> {
     /// For each of the current names, its place in `fields` (`None`: not
     /// wanted).
     places: Vec<Option<usize>>,
-    /// The names of the last rolled-up point and their places: the points
-    /// of a row name their fields alike.
-    point_names: Vec<Arc<str>>,
-    point_places: Vec<Option<usize>>,
+    /// Room for the bucket of each point of a row of rollups.
+    point_buckets: Vec<usize>,
     /// Per bucket: how many samples, and per place in `fields` its figures.
     buckets: Vec<(u32, Vec<FieldStats>)>,
     /// Bucket start: its place in `buckets`.
@@ -777,8 +825,7 @@ impl<'q> Together<'q> {
             query,
             fields: Vec::new(),
             places: Vec::new(),
-            point_names: Vec::new(),
-            point_places: Vec::new(),
+            point_buckets: Vec::new(),
             buckets: Vec::new(),
             starts: BTreeMap::new(),
             last: None,
@@ -822,36 +869,31 @@ impl<'q> Together<'q> {
         }
     }
 
-    /// Adds a rolled-up point.
-    fn add_point(&mut self, point: &Point) {
-        let same = self.point_names.len() == point.fields.len()
-            && self
-                .point_names
-                .iter()
-                .zip(&point.fields)
-                .all(|(known, (name, _))| Arc::ptr_eq(known, name) || known == name);
-        if !same {
-            let places = point
-                .fields
-                .iter()
-                .map(|(name, _)| self.place_of(name))
-                .collect();
-            self.point_places = places;
-            self.point_names = point.fields.iter().map(|(name, _)| name.clone()).collect();
+    /// Adds a row's rolled-up points.
+    fn add_totals(&mut self, totals: &Totals) {
+        // Each point's bucket, found once for all its fields.
+        let mut at = std::mem::take(&mut self.point_buckets);
+        at.clear();
+        for (&ts, &samples) in totals.stamps.iter().zip(&totals.samples) {
+            let bucket = self.bucket(ts);
+            let count = &mut self.buckets[bucket].0;
+            *count = count.saturating_add(u32::try_from(samples).unwrap_or(u32::MAX));
+            at.push(bucket);
         }
-        let bucket = self.bucket(point.ts);
-        let (samples, figures) = &mut self.buckets[bucket];
-        *samples = samples.saturating_add(u32::try_from(point.samples).unwrap_or(u32::MAX));
-        for ((_, aggregate), place) in point.fields.iter().zip(&self.point_places) {
-            let Some(place) = *place else {
+        for column in totals.columns() {
+            let Some(place) = self.place_of(&column.name) else {
                 continue;
             };
-            if figures.len() <= place {
-                figures.resize(place + 1, FieldStats::EMPTY);
+            for (i, point) in column.at.iter().enumerate() {
+                let figures = &mut self.buckets[at[*point as usize]].1;
+                if figures.len() <= place {
+                    figures.resize(place + 1, FieldStats::EMPTY);
+                }
+                let count = u32::try_from(column.count[i]).unwrap_or(u32::MAX);
+                figures[place].add(count, column.sum[i], column.max[i]);
             }
-            let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-            figures[place].add(count, aggregate.sum, aggregate.max);
         }
+        self.point_buckets = at;
     }
 
     /// Adds a sample as it lies.
@@ -943,6 +985,53 @@ mod tests {
     use super::*;
     use crate::store::SampleStore;
     use crate::store::SqliteStore;
+
+    /// Numbers are written as serde_json writes them, whole ones by the
+    /// short way included.
+    #[test]
+    fn numbers_are_written_as_serde_json_writes_them() {
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1e15 - 1.0,
+            1e15,
+            -(1e15 - 1.0),
+            1e16,
+            123_456_789_012_345.0,
+            9_007_199_254_740_993.0,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            77.75000000000003,
+        ];
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for exponent in 0..16 {
+            let power = 10f64.powi(exponent);
+            values.extend([power, power - 1.0, power + 1.0, -power, power / 3.0]);
+        }
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let whole = (x % 2_000_000_000_000_000) as f64 - 1e15;
+            values.extend([whole, f64::from_bits(x), whole / 100.0]);
+        }
+        let mut numbers = Numbers::default();
+        for value in values {
+            let mut out = Vec::new();
+            numbers.float(&mut out, value);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "{value:?}"
+            );
+        }
+    }
 
     /// The same samples in two stores, one compacted (so rolled up), one
     /// not: every query gives the same buckets.

@@ -241,6 +241,10 @@ pub const BLOCK_PERIOD: Millis = 10 * 60 * 1000;
 /// a host name is never empty.
 pub const ALL_HOSTS: &str = "";
 
+/// What [`SampleStore::scan_rollup_rows`] hands each stored row to: its
+/// host and its bytes.
+pub type RowVisitor<'v> = dyn FnMut(&str, &[u8]) -> Result<(), StoreError> + 'v;
+
 /// Which rolled-up points to read (see [`SampleStore::scan_rollups`]).
 #[derive(Debug, Clone, Copy)]
 pub struct RollupQuery<'a> {
@@ -559,17 +563,74 @@ pub trait SampleStore: Send + Sync {
     /// were compacted after the cursor was read.
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
 
+    /// Calls `visit` with each stored rollup row (encoded by
+    /// [`rollup::encode`]) of the query's step and host that may hold
+    /// points of `[from, to]`: hosts in name order, a host's rows in time
+    /// order. The query's fields and `totals_only` are for the decoding
+    /// ([`SampleStore::scan_rollups`]); an error of `visit` ends the scan.
+    fn scan_rollup_rows(
+        &self,
+        query: &RollupQuery<'_>,
+        visit: &mut RowVisitor<'_>,
+    ) -> Result<(), StoreError>;
+
     /// Calls `visit` with the rolled-up points the query asks for, a host's
     /// points in time order. Each (host, step) has one point, made from its
     /// samples when they were compacted: the rollups cover samples before
     /// [`SampleStore::rolled_up_until`], and a sample that came later than that
     /// for an earlier time once the next compaction ran. The points of
-    /// [`ALL_HOSTS`] aggregate every host's of the same step.
+    /// [`ALL_HOSTS`] aggregate every host's of the same step. A row that
+    /// cannot be decoded is left out, logged and counted.
     fn scan_rollups(
         &self,
         query: &RollupQuery<'_>,
         visit: &mut dyn FnMut(&str, &Point),
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let (from, to) = (query.from, query.to);
+        if from > to {
+            return Ok(());
+        }
+        let mut points = Vec::new();
+        self.scan_rollup_rows(query, &mut |host, row| {
+            let decoded = damage::or_skip(
+                rollup::decode_fields_into(row, query.fields, query.totals_only, &mut points),
+                || format!("a rollup row of host {host:?}"),
+            )?;
+            if decoded.is_some() {
+                for point in points
+                    .iter()
+                    .filter(|point| point.ts >= from && point.ts <= to)
+                {
+                    visit(host, point);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// [`SampleStore::scan_rollups`] with each aggregate's count, sum and
+    /// maximum only, a row at a time, column by column: `visit` is handed
+    /// each row's points within `[from, to]` as [`rollup::Totals`].
+    fn scan_rollup_totals(
+        &self,
+        query: &RollupQuery<'_>,
+        visit: &mut dyn FnMut(&str, &rollup::Totals),
+    ) -> Result<(), StoreError> {
+        if query.from > query.to {
+            return Ok(());
+        }
+        let mut totals = rollup::Totals::default();
+        self.scan_rollup_rows(query, &mut |host, row| {
+            let decoded = damage::or_skip(
+                totals.decode(row, query.fields, (query.from, query.to)),
+                || format!("a rollup row of host {host:?}"),
+            )?;
+            if decoded.is_some() && !totals.stamps.is_empty() {
+                visit(host, &totals);
+            }
+            Ok(())
+        })
+    }
 
     /// The time before which samples are rolled up (the start of time when
     /// none is).

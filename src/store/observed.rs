@@ -16,7 +16,7 @@ use crate::incident::PairRecord;
 use crate::incident::Transition;
 use crate::sample::Sample;
 use crate::store::RollupQuery;
-use crate::store::rollup::{Point, Step};
+use crate::store::rollup::Step;
 
 /// What runs before each call, given the method's name; an error fails the
 /// call without it reaching the store.
@@ -116,7 +116,7 @@ observed!(SampleStore {
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
     fn scan_unrolled(&self, from: Millis, to: Millis, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
     fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
-    fn scan_rollups(&self, query: &RollupQuery<'_>, visit: &mut dyn FnMut(&str, &Point)) -> Result<(), StoreError>;
+    fn scan_rollup_rows(&self, query: &RollupQuery<'_>, visit: &mut crate::store::RowVisitor<'_>) -> Result<(), StoreError>;
     fn rolled_up_until(&self) -> Result<Millis, StoreError>;
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError>;
 });

@@ -265,6 +265,7 @@ impl<'a> Ints<'a> {
         })
     }
 
+    #[inline]
     pub fn next(&mut self) -> Result<i64, StoreError> {
         if self.left == 0 {
             return Err(super::bytes::corrupt("block"));
@@ -286,6 +287,36 @@ impl<'a> Ints<'a> {
             }
         }
         Ok(self.previous)
+    }
+}
+
+impl Ints<'_> {
+    /// Appends every value still to read to `out`, as [`Ints::next`]
+    /// would give them one by one, in one loop.
+    pub fn fill(&mut self, out: &mut Vec<i64>) -> Result<(), StoreError> {
+        out.reserve(self.left);
+        // The values with nothing packed: the first, and the second of
+        // second order.
+        while self.left > 0 && self.read < usize::from(self.order) {
+            out.push(self.next()?);
+        }
+        let (mut previous, mut delta) = (self.previous, self.delta);
+        if self.order == 1 {
+            self.residuals.each(self.left, |residual| {
+                previous = previous.wrapping_add(super::bytes::unzigzag(residual));
+                out.push(previous);
+            })?;
+        } else {
+            self.residuals.each(self.left, |residual| {
+                delta = delta.wrapping_add(super::bytes::unzigzag(residual));
+                previous = previous.wrapping_add(delta);
+                out.push(previous);
+            })?;
+        }
+        self.read += self.left;
+        self.left = 0;
+        (self.previous, self.delta) = (previous, delta);
+        Ok(())
     }
 }
 
@@ -334,6 +365,7 @@ impl<'a> Values<'a> {
         }
     }
 
+    #[inline]
     pub fn next(&mut self) -> Result<f64, StoreError> {
         let value = match self {
             Values::Scaled { ints, scale } => ints.next()? as f64 / *scale,
@@ -359,6 +391,40 @@ impl<'a> Values<'a> {
             Ok(value)
         } else {
             Err(super::bytes::corrupt("block"))
+        }
+    }
+}
+
+impl Values<'_> {
+    /// Appends the next `count` values to `out`, as [`Values::next`] would
+    /// give them one by one; `scratch` is room for a scaled column's
+    /// integers.
+    pub fn fill(
+        &mut self,
+        count: usize,
+        out: &mut Vec<f64>,
+        scratch: &mut Vec<i64>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Values::Scaled { ints, scale } if ints.left == count => {
+                scratch.clear();
+                ints.fill(scratch)?;
+                let scale = *scale;
+                let start = out.len();
+                out.extend(scratch.iter().map(|&int| int as f64 / scale));
+                if out[start..].iter().all(|value| value.is_finite()) {
+                    Ok(())
+                } else {
+                    Err(super::bytes::corrupt("block"))
+                }
+            }
+            _ => {
+                out.reserve(count);
+                for _ in 0..count {
+                    out.push(self.next()?);
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -117,8 +117,35 @@ impl<'a> Packed<'a> {
         }
     }
 
+    #[inline]
     pub fn next(&mut self) -> Result<u64, StoreError> {
         let width = self.width as usize;
+        if width == 0 {
+            return Ok(0);
+        }
+        let (at, offset) = (self.bit / 8, self.bit % 8);
+        if offset + width <= 64 {
+            // One little-endian word from the value's first byte holds it
+            // all: loaded at once (zeros past the end), not bit by bit.
+            if (self.bit + width).div_ceil(8) > self.bytes.len() {
+                return Err(corrupt("column"));
+            }
+            let word = match self.bytes.get(at..at + 8) {
+                Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+                None => {
+                    let mut eight = [0u8; 8];
+                    let rest = self.bytes.get(at..).unwrap_or_default();
+                    eight[..rest.len()].copy_from_slice(rest);
+                    u64::from_le_bytes(eight)
+                }
+            };
+            self.bit += width;
+            let value = word >> offset;
+            return Ok(match width {
+                64 => value,
+                _ => value & ((1u64 << width) - 1),
+            });
+        }
         let mut value = 0u64;
         let mut got = 0usize;
         while got < width {
@@ -132,6 +159,55 @@ impl<'a> Packed<'a> {
         }
         self.bit += width;
         Ok(value)
+    }
+}
+
+impl Packed<'_> {
+    /// Hands `each` the next `count` values, as [`Packed::next`] would give
+    /// them, the length checked once for all.
+    #[inline]
+    pub fn each(&mut self, count: usize, mut each: impl FnMut(u64)) -> Result<(), StoreError> {
+        let width = self.width as usize;
+        let end = count
+            .checked_mul(width)
+            .and_then(|bits| bits.checked_add(self.bit))
+            .ok_or_else(|| corrupt("column"))?;
+        if end.div_ceil(8) > self.bytes.len() {
+            return Err(corrupt("column"));
+        }
+        if width == 0 {
+            for _ in 0..count {
+                each(0);
+            }
+            return Ok(());
+        }
+        if width > 57 {
+            for _ in 0..count {
+                each(self.next()?);
+            }
+            return Ok(());
+        }
+        // A value of at most 57 bits, starting within its first byte, is in
+        // the little-endian word loaded from that byte (zeros past the end).
+        let mask = (1u64 << width) - 1;
+        let bytes = self.bytes;
+        let mut bit = self.bit;
+        for _ in 0..count {
+            let at = bit / 8;
+            let word = match bytes.get(at..at + 8) {
+                Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+                None => {
+                    let mut eight = [0u8; 8];
+                    let rest = bytes.get(at..).unwrap_or_default();
+                    eight[..rest.len()].copy_from_slice(rest);
+                    u64::from_le_bytes(eight)
+                }
+            };
+            each((word >> (bit % 8)) & mask);
+            bit += width;
+        }
+        self.bit = bit;
+        Ok(())
     }
 }
 

@@ -60,7 +60,7 @@ use redis::{
 };
 
 use super::batch::Encoded;
-use super::rollup::{Point, Step};
+use super::rollup::Step;
 use super::{
     Appended, Claim, Coordination, Delivery, HookCall, HostSeen, IncidentDetail, IncidentLog,
     Incidents, Lease, LeaseHolder, NodeStatus, Once, RollupQuery, SampleCursor, SampleStore,
@@ -626,12 +626,12 @@ impl SampleStore for RedisStore {
         self.compact(before)
     }
 
-    fn scan_rollups(
+    fn scan_rollup_rows(
         &self,
         query: &RollupQuery<'_>,
-        visit: &mut dyn FnMut(&str, &Point),
+        visit: &mut crate::store::RowVisitor<'_>,
     ) -> Result<(), StoreError> {
-        self.rollups(query, visit)
+        self.rollup_rows(query, visit)
     }
 
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {

@@ -16,7 +16,7 @@ use crate::store::batch::{self, BatchReader, Sequenced};
 use crate::store::block::BlockReader;
 use crate::store::damage::or_skip;
 use crate::store::fold::{self, Stored, merged_points, period_of, trim_batch, trim_block};
-use crate::store::rollup::{self, Point, Step};
+use crate::store::rollup::{self, Step};
 use crate::store::{ALL_HOSTS, BLOCK_PERIOD, RollupQuery, SampleCursor, StoreError};
 
 /// The most samples one compaction folds.
@@ -765,20 +765,19 @@ impl RedisStore {
         Ok(done.unwrap_or(0))
     }
 
-    /// Calls `visit` with the rolled-up points `query` asks for, a host's
-    /// points in time order.
-    pub(super) fn rollups(
+    /// Calls `visit` with the rollup rows `query` asks for, by host, then
+    /// time ([`SampleStore::scan_rollup_rows`]).
+    pub(super) fn rollup_rows(
         &self,
         query: &RollupQuery<'_>,
-        visit: &mut dyn FnMut(&str, &Point),
+        visit: &mut crate::store::RowVisitor<'_>,
     ) -> Result<(), StoreError> {
         let RollupQuery {
             step,
             from,
             to,
             host,
-            fields,
-            totals_only,
+            ..
         } = *query;
         if from > to {
             return Ok(());
@@ -808,20 +807,9 @@ impl RedisStore {
         }
         let names: Vec<String> = wanted.values().cloned().collect();
         let data: Values = self.run(move |mut c| async move { c.hmget(rows, names).await })?;
-        let mut points = Vec::new();
         for (((row_host, _), _), data) in wanted.into_iter().zip(data) {
-            let Some(data) = data else { continue };
-            let decoded = or_skip(
-                rollup::decode_fields_into(&data, fields, totals_only, &mut points),
-                || format!("a rollup row of host {row_host:?}"),
-            )?;
-            if decoded.is_none() {
-                continue;
-            }
-            for point in &points {
-                if point.ts >= from && point.ts <= to {
-                    visit(&row_host, point);
-                }
+            if let Some(data) = data {
+                visit(&row_host, &data)?;
             }
         }
         Ok(())

@@ -13,7 +13,7 @@ use crate::incident::{PairRecord, PairRecords};
 use crate::sample::Sample;
 use crate::silence::Silence;
 use crate::store::RollupQuery;
-use crate::store::rollup::{Point, Step};
+use crate::store::rollup::Step;
 use crate::store::{
     Ack, Appended, Claim, Condition, Coordination, Delivery, Extra, HookCall, HostSeen,
     IncidentDetail, IncidentLog, Incidents, Lease, LeaseHolder, NodeStatus, Once, SampleCursor,
@@ -327,12 +327,12 @@ impl SampleStore for SqliteStore {
         self.compact(before)
     }
 
-    fn scan_rollups(
+    fn scan_rollup_rows(
         &self,
         query: &RollupQuery<'_>,
-        visit: &mut dyn FnMut(&str, &Point),
+        visit: &mut crate::store::RowVisitor<'_>,
     ) -> Result<(), StoreError> {
-        self.rollups(query, visit)
+        self.rollup_rows(query, visit)
     }
 
     fn rolled_up_until(&self) -> Result<Millis, StoreError> {

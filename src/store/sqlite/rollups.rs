@@ -152,18 +152,17 @@ pub(super) fn add_hour_rows(connection: &Connection) -> Result<u64, StoreError> 
 }
 
 impl SqliteStore {
-    pub(super) fn rollups(
+    pub(super) fn rollup_rows(
         &self,
         query: &RollupQuery<'_>,
-        visit: &mut dyn FnMut(&str, &Point),
+        visit: &mut crate::store::RowVisitor<'_>,
     ) -> Result<(), StoreError> {
         let RollupQuery {
             step,
             from,
             to,
             host,
-            fields,
-            totals_only,
+            ..
         } = *query;
         if from > to {
             return Ok(());
@@ -185,22 +184,10 @@ impl SqliteStore {
                 }
             })?;
             let mut rows = query.query(params![step.id(), first, to, host])?;
-            let mut points = Vec::new();
             while let Some(row) = rows.next()? {
                 let host = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
                 let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let decoded = or_skip(
-                    rollup::decode_fields_into(data, fields, totals_only, &mut points),
-                    || format!("a rollup row of host {host:?}"),
-                )?;
-                if decoded.is_none() {
-                    continue;
-                }
-                for point in &points {
-                    if point.ts >= from && point.ts <= to {
-                        visit(host, point);
-                    }
-                }
+                visit(host, data)?;
             }
             Ok(())
         })
