@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::duration::Millis;
 use crate::sample::Sample;
+use crate::store::damage::or_skip;
 use crate::store::rollup::{Step, Totals};
 use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
@@ -293,12 +294,71 @@ impl StatsQuery {
         Ok((hosts, raw_from))
     }
 
-    /// [`StatsQuery::run`] for every host (or the one asked for), each
-    /// host's buckets kept as figures by field place: what the per-host
-    /// answer of `/api/v1/stats` is written from. Blocking.
-    pub(crate) fn run_by_host(&self, store: &dyn Store) -> Result<ByHost<'_>, StoreError> {
-        let mut by_host = ByHost::new(self);
-        let raw_from = self.roll_into_by_host(store, &mut by_host)?;
+    /// The per-host answer's entries (`"host":[bucket, ...]`), in host
+    /// name order: [`StatsQuery::run`] for every host (or the one asked
+    /// for), each host's buckets kept as figures by field place and written
+    /// as [`StatsAnswer`] writes them. Each host falls to one of `threads`
+    /// threads by its name; a thread reads its hosts' rollups, their samples
+    /// not yet rolled up and their samples, and writes them, at once with
+    /// the others (no host's figures are added up in two places). Blocking.
+    pub(crate) fn host_entries(
+        &self,
+        store: &dyn Store,
+        threads: usize,
+    ) -> Result<Vec<HostEntry>, AnswerError> {
+        let threads = threads.max(1);
+        let plan = self.rolled_plan(store)?;
+        let plan = &plan;
+        let written: Vec<Result<Vec<HostEntry>, AnswerError>> = std::thread::scope(|scope| {
+            let writers: Vec<_> = (0..threads)
+                .map(|me| {
+                    scope.spawn(move || {
+                        let mine = move |host: &str| threads == 1 || share(host, threads) == me;
+                        let hosts = self.read_by_host(store, plan, &mine)?;
+                        let mut entries = Vec::with_capacity(hosts.hosts.len());
+                        for (host, series) in &hosts.hosts {
+                            entries.push((host.clone(), write_host(host, series)?));
+                        }
+                        Ok(entries)
+                    })
+                })
+                .collect();
+            writers
+                .into_iter()
+                .map(|writer| {
+                    writer.join().unwrap_or_else(|_| {
+                        Err(AnswerError::Store(StoreError::Corrupt(
+                            "a reader of the answer failed".to_string(),
+                        )))
+                    })
+                })
+                .collect()
+        });
+        let mut entries = Vec::new();
+        for part in written {
+            entries.extend(part?);
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(entries)
+    }
+
+    /// The buckets of the hosts `mine` takes, read as planned.
+    fn read_by_host<'q>(
+        &'q self,
+        store: &dyn Store,
+        plan: &Option<(Vec<RollupRead>, Millis)>,
+        mine: &'q dyn Fn(&str) -> bool,
+    ) -> Result<ByHost<'q>, StoreError> {
+        let mut by_host = ByHost::new(self, mine);
+        let raw_from = match plan {
+            Some((parts, raw)) => {
+                for part in parts {
+                    self.scan_part(store, *part, mine, &mut by_host)?;
+                }
+                self.unrolled_into(store, *raw, &mut by_host)?
+            }
+            None => self.from,
+        };
         let mut add = |sample| by_host.sample(sample);
         match &self.host {
             Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
@@ -334,11 +394,13 @@ impl StatsQuery {
         Ok(Some((parts, raw)))
     }
 
-    /// Adds the rolled-up points of `[from, to]` of `step` to `sink`.
+    /// Adds the rolled-up points of `[from, to]` of `step` of the hosts
+    /// `mine` takes to `sink` (the others' rows are not decoded).
     fn scan_part(
         &self,
         store: &dyn Store,
         (step, from, to): (Step, Millis, Millis),
+        mine: &dyn Fn(&str) -> bool,
         sink: &mut dyn Sink,
     ) -> Result<(), StoreError> {
         let query = RollupQuery {
@@ -352,7 +414,19 @@ impl StatsQuery {
             fields: self.fields.as_deref(),
             totals_only: true,
         };
-        store.scan_rollup_totals(&query, &mut |host, totals| sink.totals(host, totals))
+        let mut totals = Totals::default();
+        store.scan_rollup_rows(&query, &mut |host, row| {
+            if !mine(host) {
+                return Ok(());
+            }
+            let decoded = or_skip(totals.decode(row, query.fields, (from, to)), || {
+                format!("a rollup row of host {host:?}")
+            })?;
+            if decoded.is_some() && !totals.stamps.is_empty() {
+                sink.totals(host, &totals);
+            }
+            Ok(())
+        })
     }
 
     /// Adds to `sink` the samples that came after their time was rolled up
@@ -378,73 +452,9 @@ impl StatsQuery {
             return Ok(self.from);
         };
         for part in parts {
-            self.scan_part(store, part, sink)?;
+            self.scan_part(store, part, &|_| true, sink)?;
         }
         self.unrolled_into(store, raw, sink)
-    }
-
-    /// [`StatsQuery::roll_into`] for every host, each rollup read cut at
-    /// bucket starts into a part per core, decoded at once, and added up.
-    fn roll_into_by_host<'q>(
-        &'q self,
-        store: &dyn Store,
-        by_host: &mut ByHost<'q>,
-    ) -> Result<Millis, StoreError> {
-        let Some((parts, raw)) = self.rolled_plan(store)? else {
-            return Ok(self.from);
-        };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        // Each part cut at bucket starts: no bucket is in two pieces.
-        let mut pieces: Vec<Vec<(Step, Millis, Millis)>> = vec![Vec::new(); threads];
-        for (step, from, to) in parts {
-            let buckets = (to.saturating_sub(from) / self.resolution.max(1)).saturating_add(1);
-            let per = (buckets as usize).div_ceil(threads).max(1) as i64;
-            let mut start = from;
-            for piece in pieces.iter_mut() {
-                if start > to {
-                    break;
-                }
-                let end = self
-                    .bucket_start(start)
-                    .saturating_add(per.saturating_mul(self.resolution))
-                    .saturating_sub(1)
-                    .min(to);
-                piece.push((step, start, end));
-                start = end.saturating_add(1);
-            }
-            if start <= to {
-                // A part that does not start at a bucket: the rest, last.
-                pieces[threads - 1].push((step, start, to));
-            }
-        }
-        let read: Vec<Result<ByHost<'q>, StoreError>> = std::thread::scope(|scope| {
-            let readers: Vec<_> = pieces
-                .into_iter()
-                .filter(|piece| !piece.is_empty())
-                .map(|piece| {
-                    scope.spawn(move || {
-                        let mut part = ByHost::new(self);
-                        for read in piece {
-                            self.scan_part(store, read, &mut part)?;
-                        }
-                        part.put_back();
-                        Ok(part)
-                    })
-                })
-                .collect();
-            readers
-                .into_iter()
-                .map(|reader| {
-                    reader.join().unwrap_or_else(|_| {
-                        Err(StoreError::Corrupt("a rollup reader failed".to_string()))
-                    })
-                })
-                .collect()
-        });
-        for part in read {
-            by_host.absorb(part?);
-        }
-        self.unrolled_into(store, raw, by_host)
     }
 
     /// Adds up the samples it is handed, every host's in the same buckets
@@ -557,10 +567,12 @@ impl Sink for Buckets<'_> {
 }
 
 /// Each host's buckets of one query, as figures by field place
-/// ([`StatsQuery::run_by_host`]); written to JSON as the per-host answer
+/// ([`StatsQuery::host_entries`]); written to JSON as the per-host answer
 /// of `/api/v1/stats`, without a map of field names per bucket.
 pub(crate) struct ByHost<'q> {
     query: &'q StatsQuery,
+    /// The hosts taken; the others' samples are passed over.
+    mine: &'q dyn Fn(&str) -> bool,
     hosts: BTreeMap<String, Together<'q>>,
     /// The host added to last and its series, out of `hosts` until another
     /// host's come (rollups come host by host).
@@ -568,27 +580,12 @@ pub(crate) struct ByHost<'q> {
 }
 
 impl<'q> ByHost<'q> {
-    fn new(query: &'q StatsQuery) -> Self {
+    fn new(query: &'q StatsQuery, mine: &'q dyn Fn(&str) -> bool) -> Self {
         ByHost {
             query,
+            mine,
             hosts: BTreeMap::new(),
             current: None,
-        }
-    }
-
-    /// Adds the buckets of `other` (of the same query).
-    fn absorb(&mut self, mut other: ByHost<'q>) {
-        self.put_back();
-        other.put_back();
-        for (host, series) in other.hosts {
-            match self.hosts.entry(host) {
-                std::collections::btree_map::Entry::Vacant(entry) => {
-                    entry.insert(series);
-                }
-                std::collections::btree_map::Entry::Occupied(mut entry) => {
-                    entry.get_mut().absorb(series);
-                }
-            }
         }
     }
 
@@ -622,6 +619,7 @@ impl Sink for ByHost<'_> {
             .host
             .as_ref()
             .is_some_and(|host| *host != sample.host)
+            || !(self.mine)(&sample.host)
         {
             return;
         }
@@ -629,115 +627,91 @@ impl Sink for ByHost<'_> {
     }
 }
 
-/// The per-host answer of `/api/v1/stats`, written as [`StatsAnswer`]
-/// writes it.
-pub(crate) struct ByHostAnswer<'a> {
-    pub from: Millis,
-    pub to: Millis,
-    pub resolution: Millis,
-    pub hosts: &'a ByHost<'a>,
+/// A host's name and its entry in the per-host answer, as JSON.
+pub(crate) type HostEntry = (String, Vec<u8>);
+
+/// Why the per-host answer could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum AnswerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the answer could not be written: {0}")]
+    Write(#[from] serde_json::Error),
 }
 
-impl ByHostAnswer<'_> {
-    /// The answer as JSON, as [`StatsAnswer`] writes it; the hosts are cut
-    /// into `threads` runs written at once (24 MB for 100 hosts over a day
-    /// at 5 m: writing it is half of the answer's time).
-    #[cfg(test)]
-    pub(crate) fn to_json(&self, threads: usize) -> Result<Vec<u8>, serde_json::Error> {
-        Ok(self.to_json_parts(threads)?.concat())
-    }
-
-    /// [`ByHostAnswer::to_json`] in the parts it is written in, to be sent
-    /// one after the other (not joined: 24 MB copied and faulted in again).
-    pub(crate) fn to_json_parts(&self, threads: usize) -> Result<Vec<Vec<u8>>, serde_json::Error> {
-        let hosts: Vec<(&String, &Together<'_>)> = self.hosts.hosts.iter().collect();
-        let run = hosts.len().div_ceil(threads.max(1)).max(1);
-        let parts: Vec<Result<Vec<u8>, serde_json::Error>> = std::thread::scope(|scope| {
-            let writers: Vec<_> = hosts
-                .chunks(run)
-                .map(|hosts| scope.spawn(move || write_hosts(hosts)))
-                .collect();
-            writers
-                .into_iter()
-                .map(|writer| {
-                    writer.join().unwrap_or_else(|_| {
-                        Err(serde::ser::Error::custom("a writer of the answer failed"))
-                    })
-                })
-                .collect()
-        });
-        let mut out = Vec::new();
-        let mut head = b"{\"from\":".to_vec();
-        serde_json::to_writer(&mut head, &self.from)?;
-        head.extend_from_slice(b",\"hosts\":{");
-        out.push(head);
-        let mut first = true;
-        for part in parts {
-            let part = part?;
-            if part.is_empty() {
-                continue;
-            }
-            if !first {
-                out.push(b",".to_vec());
-            }
-            first = false;
-            out.push(part);
-        }
-        let mut tail = b"},\"resolution\":".to_vec();
-        serde_json::to_writer(&mut tail, &self.resolution)?;
-        tail.extend_from_slice(b",\"to\":");
-        serde_json::to_writer(&mut tail, &self.to)?;
-        tail.push(b'}');
-        out.push(tail);
-        Ok(out)
-    }
+/// Which of `threads` threads takes `host`: by its name, so that every
+/// read of the query gives the host to the same one.
+fn share(host: &str, threads: usize) -> usize {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    let hash = BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(host);
+    (hash % threads as u64) as usize
 }
 
-/// The entries `"host":[bucket, ...]` of `hosts`, comma-separated, written
-/// by hand byte for byte as serde_json writes [`StatsAnswer`]: each field's
-/// key is escaped once per host, not once per figure (30 per bucket).
-fn write_hosts(hosts: &[(&String, &Together<'_>)]) -> Result<Vec<u8>, serde_json::Error> {
-    let size = hosts
-        .iter()
-        .map(|(host, series)| series.json_size(host))
-        .sum();
-    let mut out = Vec::with_capacity(size);
+/// The per-host answer of `/api/v1/stats` in parts (`entries` from
+/// [`StatsQuery::host_entries`]), written as [`StatsAnswer`] writes it: to
+/// be sent one after the other, not joined (24 MB copied and faulted in
+/// again for 100 hosts over a day at 5 m).
+pub(crate) fn by_host_parts(
+    (from, to, resolution): (Millis, Millis, Millis),
+    entries: Vec<HostEntry>,
+) -> Vec<Vec<u8>> {
+    let mut parts = Vec::with_capacity(entries.len() * 2 + 2);
     let mut number = Numbers::default();
-    for (i, (host, series)) in hosts.iter().enumerate() {
+    let mut head = b"{\"from\":".to_vec();
+    number.int(&mut head, from);
+    head.extend_from_slice(b",\"hosts\":{");
+    parts.push(head);
+    for (i, (_, entry)) in entries.into_iter().enumerate() {
         if i > 0 {
+            parts.push(b",".to_vec());
+        }
+        parts.push(entry);
+    }
+    let mut tail = b"},\"resolution\":".to_vec();
+    number.int(&mut tail, resolution);
+    tail.extend_from_slice(b",\"to\":");
+    number.int(&mut tail, to);
+    tail.push(b'}');
+    parts.push(tail);
+    parts
+}
+
+/// The entry `"host":[bucket, ...]` of one host's series, written by hand
+/// byte for byte as serde_json writes [`StatsAnswer`]: each field's key is
+/// escaped once, not once per figure (30 per bucket).
+fn write_host(host: &str, series: &Together<'_>) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(series.json_size(host));
+    let mut number = Numbers::default();
+    serde_json::to_writer(&mut out, host)?;
+    out.push(b':');
+    // The fields in name order, as a map gives them, each with its key.
+    let mut order: Vec<usize> = (0..series.fields.len()).collect();
+    order.sort_by(|a, b| series.fields[*a].cmp(&series.fields[*b]));
+    let mut keys = Vec::with_capacity(order.len());
+    for &place in &order {
+        let mut key = serde_json::to_vec(&series.fields[place])?;
+        key.push(b':');
+        keys.push((place, key));
+    }
+    out.push(b'[');
+    for (n, (start, place)) in series.starts.iter().enumerate() {
+        if n > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, host)?;
-        out.push(b':');
-        // The fields in name order, as a map gives them, each with its key.
-        let mut order: Vec<usize> = (0..series.fields.len()).collect();
-        order.sort_by(|a, b| series.fields[*a].cmp(&series.fields[*b]));
-        let mut keys = Vec::with_capacity(order.len());
-        for &place in &order {
-            let mut key = serde_json::to_vec(&series.fields[place])?;
-            key.push(b':');
-            keys.push((place, key));
-        }
-        out.push(b'[');
-        for (n, (start, place)) in series.starts.iter().enumerate() {
-            if n > 0 {
-                out.push(b',');
-            }
-            let (samples, figures) = &series.buckets[*place];
-            out.extend_from_slice(b"{\"avg\":");
-            number.figures(&mut out, figures, &keys, FieldStats::avg);
-            out.extend_from_slice(b",\"max\":");
-            number.figures(&mut out, figures, &keys, |stats| stats.max);
-            out.extend_from_slice(b",\"samples\":");
-            number.int(&mut out, *samples);
-            out.extend_from_slice(b",\"sum\":");
-            number.figures(&mut out, figures, &keys, |stats| stats.sum);
-            out.extend_from_slice(b",\"t\":");
-            number.int(&mut out, *start);
-            out.push(b'}');
-        }
-        out.push(b']');
+        let (samples, figures) = &series.buckets[*place];
+        out.extend_from_slice(b"{\"avg\":");
+        number.figures(&mut out, figures, &keys, FieldStats::avg);
+        out.extend_from_slice(b",\"max\":");
+        number.figures(&mut out, figures, &keys, |stats| stats.max);
+        out.extend_from_slice(b",\"samples\":");
+        number.int(&mut out, *samples);
+        out.extend_from_slice(b",\"sum\":");
+        number.figures(&mut out, figures, &keys, |stats| stats.sum);
+        out.extend_from_slice(b",\"t\":");
+        number.int(&mut out, *start);
+        out.push(b'}');
     }
+    out.push(b']');
     Ok(out)
 }
 
@@ -808,8 +782,10 @@ pub(crate) struct Together<'q> {
     /// For each of the current names, its place in `fields` (`None`: not
     /// wanted).
     places: Vec<Option<usize>>,
-    /// Room for the bucket of each point of a row of rollups.
+    /// Room for the bucket of each point of a row of rollups, and the
+    /// place of each of its columns.
     point_buckets: Vec<usize>,
+    column_places: Vec<Option<usize>>,
     /// Per bucket: how many samples, and per place in `fields` its figures.
     buckets: Vec<(u32, Vec<FieldStats>)>,
     /// Bucket start: its place in `buckets`.
@@ -826,6 +802,7 @@ impl<'q> Together<'q> {
             fields: Vec::new(),
             places: Vec::new(),
             point_buckets: Vec::new(),
+            column_places: Vec::new(),
             buckets: Vec::new(),
             starts: BTreeMap::new(),
             last: None,
@@ -871,29 +848,36 @@ impl<'q> Together<'q> {
 
     /// Adds a row's rolled-up points.
     fn add_totals(&mut self, totals: &Totals) {
-        // Each point's bucket, found once for all its fields.
+        let mut places = std::mem::take(&mut self.column_places);
+        places.clear();
+        for column in totals.columns() {
+            places.push(self.place_of(&column.name));
+        }
+        // Each point's bucket, found once for all its fields, with room for
+        // every field met so far.
+        let width = self.fields.len();
         let mut at = std::mem::take(&mut self.point_buckets);
         at.clear();
         for (&ts, &samples) in totals.stamps.iter().zip(&totals.samples) {
             let bucket = self.bucket(ts);
-            let count = &mut self.buckets[bucket].0;
+            let (count, figures) = &mut self.buckets[bucket];
             *count = count.saturating_add(u32::try_from(samples).unwrap_or(u32::MAX));
+            if figures.len() < width {
+                figures.resize(width, FieldStats::EMPTY);
+            }
             at.push(bucket);
         }
-        for column in totals.columns() {
-            let Some(place) = self.place_of(&column.name) else {
+        for (column, place) in totals.columns().iter().zip(&places) {
+            let Some(place) = *place else {
                 continue;
             };
             for (i, point) in column.at.iter().enumerate() {
-                let figures = &mut self.buckets[at[*point as usize]].1;
-                if figures.len() <= place {
-                    figures.resize(place + 1, FieldStats::EMPTY);
-                }
                 let count = u32::try_from(column.count[i]).unwrap_or(u32::MAX);
-                figures[place].add(count, column.sum[i], column.max[i]);
+                self.buckets[at[*point as usize]].1[place].add(count, column.sum[i], column.max[i]);
             }
         }
         self.point_buckets = at;
+        self.column_places = places;
     }
 
     /// Adds a sample as it lies.
@@ -910,29 +894,6 @@ impl<'q> Together<'q> {
                 figures.resize(place + 1, FieldStats::EMPTY);
             }
             figures[place].add(1, *value, *value);
-        }
-    }
-
-    /// Adds the buckets of `other` (of the same query) to these.
-    fn absorb(&mut self, mut other: Together<'_>) {
-        for (start, place) in std::mem::take(&mut other.starts) {
-            let (samples, figures) = std::mem::take(&mut other.buckets[place]);
-            let mine = self.bucket(start);
-            let bucket = &mut self.buckets[mine].0;
-            *bucket = bucket.saturating_add(samples);
-            for (theirs, stats) in figures.iter().enumerate() {
-                if stats.count == 0 {
-                    continue;
-                }
-                let Some(place) = self.place_of(&other.fields[theirs]) else {
-                    continue;
-                };
-                let figures = &mut self.buckets[mine].1;
-                if figures.len() <= place {
-                    figures.resize(place + 1, FieldStats::EMPTY);
-                }
-                figures[place].add(stats.count, stats.sum, stats.max);
-            }
         }
     }
 
@@ -1098,17 +1059,12 @@ mod tests {
                         hosts: query.run(store).unwrap(),
                         across_hosts: false,
                     };
-                    let by_host = query.run_by_host(store).unwrap();
-                    let by_host = ByHostAnswer {
-                        from,
-                        to: end + 1,
-                        resolution,
-                        hosts: &by_host,
-                    };
                     let x = serde_json::to_string(&buckets).unwrap();
                     assert!(x.len() > 100, "{x}");
                     for threads in [1, 2, 3] {
-                        let y = String::from_utf8(by_host.to_json(threads).unwrap()).unwrap();
+                        let entries = query.host_entries(store, threads).unwrap();
+                        let parts = by_host_parts((from, end + 1, resolution), entries);
+                        let y = String::from_utf8(parts.concat()).unwrap();
                         assert_eq!(x, y, "{resolution}, {threads} threads");
                     }
                 }

@@ -462,17 +462,13 @@ async fn stats(
     // names per bucket (24 MB of JSON for 100 hosts over a day at 5 m).
     tokio::task::spawn_blocking(move || {
         let query = service.queries().kept(&query);
-        let by_host = query.run_by_host(service.store())?;
-        let answer = crate::stats::ByHostAnswer {
-            from,
-            to,
-            resolution,
-            hosts: &by_host,
-        };
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let parts = answer
-            .to_json_parts(threads)
-            .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error))?;
+        let entries = match query.host_entries(service.store(), threads) {
+            Ok(entries) => entries,
+            Err(crate::stats::AnswerError::Store(error)) => return Err(error.into()),
+            Err(error) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error)),
+        };
+        let parts = crate::stats::by_host_parts((from, to, resolution), entries);
         let body = axum::body::Body::new(Parts::new(parts));
         Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
     })

@@ -608,30 +608,6 @@ pub trait SampleStore: Send + Sync {
         })
     }
 
-    /// [`SampleStore::scan_rollups`] with each aggregate's count, sum and
-    /// maximum only, a row at a time, column by column: `visit` is handed
-    /// each row's points within `[from, to]` as [`rollup::Totals`].
-    fn scan_rollup_totals(
-        &self,
-        query: &RollupQuery<'_>,
-        visit: &mut dyn FnMut(&str, &rollup::Totals),
-    ) -> Result<(), StoreError> {
-        if query.from > query.to {
-            return Ok(());
-        }
-        let mut totals = rollup::Totals::default();
-        self.scan_rollup_rows(query, &mut |host, row| {
-            let decoded = damage::or_skip(
-                totals.decode(row, query.fields, (query.from, query.to)),
-                || format!("a rollup row of host {host:?}"),
-            )?;
-            if decoded.is_some() && !totals.stamps.is_empty() {
-                visit(host, &totals);
-            }
-            Ok(())
-        })
-    }
-
     /// The time before which samples are rolled up (the start of time when
     /// none is).
     fn rolled_up_until(&self) -> Result<Millis, StoreError>;
