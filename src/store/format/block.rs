@@ -429,6 +429,31 @@ impl Values<'_> {
     }
 }
 
+/// A column's head, as written by format `version` for `count` samples:
+/// its field's name, the bitmap of the samples that have it (`None`: all
+/// do), and how many values follow.
+pub(super) fn column_head<'a>(
+    reader: &mut Reader<'a>,
+    count: usize,
+    version: u8,
+) -> Result<(&'a str, Option<&'a [u8]>, usize), StoreError> {
+    let name = if version == 1 {
+        reader.str()?
+    } else {
+        reader.name()?
+    };
+    let present = match reader.byte()? {
+        ALL_PRESENT => None,
+        BITMAP => Some(reader.take(count.div_ceil(8))?),
+        _ => return Err(reader.error()),
+    };
+    let values = match present {
+        None => count,
+        Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
+    };
+    Ok((name, present, values))
+}
+
 #[derive(Debug, Clone)]
 struct Column<'a> {
     name: &'a str,
@@ -463,20 +488,7 @@ impl<'a> BlockReader<'a> {
         let fields = reader.count(bytes.len())?;
         let mut columns = Vec::with_capacity(fields);
         for _ in 0..fields {
-            let name = if version == 1 {
-                reader.str()?
-            } else {
-                reader.name()?
-            };
-            let present = match reader.byte()? {
-                ALL_PRESENT => None,
-                BITMAP => Some(reader.take(count.div_ceil(8))?),
-                _ => return Err(reader.error()),
-            };
-            let values_count = match present {
-                None => count,
-                Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
-            };
+            let (name, present, values_count) = column_head(&mut reader, count, version)?;
             let values = Values::read(&mut reader, values_count, bytes.len(), version)?;
             columns.push(Column {
                 name,

@@ -299,20 +299,8 @@ fn decode_into(
     let fields = reader.count(bytes.len())?;
     let mut columns = Vec::with_capacity(fields);
     for _ in 0..fields {
-        let name: Arc<str> = Arc::from(if version == 1 {
-            reader.str()?
-        } else {
-            reader.name()?
-        });
-        let present = match reader.byte()? {
-            block::ALL_PRESENT => None,
-            block::BITMAP => Some(reader.take(count.div_ceil(8))?),
-            _ => return Err(reader.error()),
-        };
-        let values = match present {
-            None => count,
-            Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
-        };
+        let (name, present, values) = block::column_head(&mut reader, count, version)?;
+        let name: Arc<str> = Arc::from(name);
         let limit = bytes.len();
         let count = Ints::read(&mut reader, values, version)?;
         let parts = [
@@ -482,20 +470,7 @@ impl Totals {
         let fields = reader.count(bytes.len())?;
         self.len = 0;
         for _ in 0..fields {
-            let name = if version == 1 {
-                reader.str()?
-            } else {
-                reader.name()?
-            };
-            let present = match reader.byte()? {
-                block::ALL_PRESENT => None,
-                block::BITMAP => Some(reader.take(count.div_ceil(8))?),
-                _ => return Err(reader.error()),
-            };
-            let values = match present {
-                None => count,
-                Some(bitmap) => bitmap.iter().map(|byte| byte.count_ones() as usize).sum(),
-            };
+            let (name, present, values) = block::column_head(&mut reader, count, version)?;
             let limit = bytes.len();
             let mut counts = Ints::read(&mut reader, values, version)?;
             let mut sum = Values::read(&mut reader, values, limit, version)?;
