@@ -297,65 +297,43 @@ impl StatsQuery {
     /// The per-host answer's entries (`"host":[bucket, ...]`), in host
     /// name order: [`StatsQuery::run`] for every host (or the one asked
     /// for), each host's buckets kept as figures by field place and written
-    /// as [`StatsAnswer`] writes them. Each host falls to one of `threads`
-    /// threads by its name; a thread reads its hosts' rollups, their samples
-    /// not yet rolled up and their samples, and writes them, at once with
-    /// the others (no host's figures are added up in two places). Blocking.
+    /// as [`StatsAnswer`] writes them. On `threads` threads at once: each
+    /// reads the rollups of the hosts that fall to it by name (no host's
+    /// figures are added up in two places); then the samples not yet rolled
+    /// up and the samples are read once and added, after the rollups as
+    /// [`StatsQuery::run`] adds them (the same sums, bit for bit); then
+    /// each thread writes a run of hosts. Blocking.
     pub(crate) fn host_entries(
         &self,
         store: &dyn Store,
         threads: usize,
     ) -> Result<Vec<HostEntry>, AnswerError> {
         let threads = threads.max(1);
-        let plan = self.rolled_plan(store)?;
-        let plan = &plan;
-        let written: Vec<Result<Vec<HostEntry>, AnswerError>> = std::thread::scope(|scope| {
-            let writers: Vec<_> = (0..threads)
-                .map(|me| {
-                    scope.spawn(move || {
-                        let mine = move |host: &str| threads == 1 || share(host, threads) == me;
-                        let hosts = self.read_by_host(store, plan, &mine)?;
-                        let mut entries = Vec::with_capacity(hosts.hosts.len());
-                        for (host, series) in &hosts.hosts {
-                            entries.push((host.clone(), write_host(host, series)?));
-                        }
-                        Ok(entries)
-                    })
-                })
-                .collect();
-            writers
-                .into_iter()
-                .map(|writer| {
-                    writer.join().unwrap_or_else(|_| {
-                        Err(AnswerError::Store(StoreError::Corrupt(
-                            "a reader of the answer failed".to_string(),
-                        )))
-                    })
-                })
-                .collect()
-        });
-        let mut entries = Vec::new();
-        for part in written {
-            entries.extend(part?);
-        }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        Ok(entries)
-    }
-
-    /// The buckets of the hosts `mine` takes, read as planned.
-    fn read_by_host<'q>(
-        &'q self,
-        store: &dyn Store,
-        plan: &Option<(Vec<RollupRead>, Millis)>,
-        mine: &'q dyn Fn(&str) -> bool,
-    ) -> Result<ByHost<'q>, StoreError> {
-        let mut by_host = ByHost::new(self, mine);
-        let raw_from = match plan {
+        let mut by_host = ByHost::new(self);
+        let raw_from = match self.rolled_plan(store)? {
             Some((parts, raw)) => {
-                for part in parts {
-                    self.scan_part(store, *part, mine, &mut by_host)?;
+                let parts = &parts;
+                let read: Vec<Result<ByHost<'_>, StoreError>> = std::thread::scope(|scope| {
+                    let readers: Vec<_> = (0..threads)
+                        .map(|me| {
+                            scope.spawn(move || {
+                                let mine = move |host: &str| share(host, threads) == me;
+                                let mut hosts = ByHost::new(self);
+                                for part in parts {
+                                    self.scan_part(store, *part, &mine, &mut hosts)?;
+                                }
+                                hosts.put_back();
+                                Ok(hosts)
+                            })
+                        })
+                        .collect();
+                    readers.into_iter().map(joined).collect()
+                });
+                for hosts in read {
+                    // Each host is in one of them only.
+                    by_host.hosts.extend(hosts?.hosts);
                 }
-                self.unrolled_into(store, *raw, &mut by_host)?
+                self.unrolled_into(store, raw, &mut by_host)?
             }
             None => self.from,
         };
@@ -365,7 +343,28 @@ impl StatsQuery {
             None => store.scan_samples(raw_from, self.to, &mut add)?,
         }
         by_host.put_back();
-        Ok(by_host)
+        let hosts: Vec<(&String, &Together<'_>)> = by_host.hosts.iter().collect();
+        let run = hosts.len().div_ceil(threads).max(1);
+        let written: Vec<Result<Vec<HostEntry>, AnswerError>> = std::thread::scope(|scope| {
+            let writers: Vec<_> = hosts
+                .chunks(run)
+                .map(|hosts| {
+                    scope.spawn(move || {
+                        let mut entries = Vec::with_capacity(hosts.len());
+                        for (host, series) in hosts {
+                            entries.push(((*host).clone(), write_host(host, series)?));
+                        }
+                        Ok(entries)
+                    })
+                })
+                .collect();
+            writers.into_iter().map(joined).collect()
+        });
+        let mut entries = Vec::with_capacity(hosts.len());
+        for part in written {
+            entries.extend(part?);
+        }
+        Ok(entries)
     }
 
     /// The rollup reads that answer the query (step, from, to), and the
@@ -516,7 +515,9 @@ impl StatsQuery {
             .collect();
         for (start, samples) in starts.iter().zip(&totals.samples) {
             let bucket = buckets.entry(*start).or_default();
-            bucket.samples += u32::try_from(*samples).unwrap_or(u32::MAX);
+            bucket.samples = bucket
+                .samples
+                .saturating_add(u32::try_from(*samples).unwrap_or(u32::MAX));
         }
         for column in totals.columns() {
             for i in 0..column.at.len() {
@@ -571,8 +572,6 @@ impl Sink for Buckets<'_> {
 /// of `/api/v1/stats`, without a map of field names per bucket.
 pub(crate) struct ByHost<'q> {
     query: &'q StatsQuery,
-    /// The hosts taken; the others' samples are passed over.
-    mine: &'q dyn Fn(&str) -> bool,
     hosts: BTreeMap<String, Together<'q>>,
     /// The host added to last and its series, out of `hosts` until another
     /// host's come (rollups come host by host).
@@ -580,10 +579,9 @@ pub(crate) struct ByHost<'q> {
 }
 
 impl<'q> ByHost<'q> {
-    fn new(query: &'q StatsQuery, mine: &'q dyn Fn(&str) -> bool) -> Self {
+    fn new(query: &'q StatsQuery) -> Self {
         ByHost {
             query,
-            mine,
             hosts: BTreeMap::new(),
             current: None,
         }
@@ -619,7 +617,6 @@ impl Sink for ByHost<'_> {
             .host
             .as_ref()
             .is_some_and(|host| *host != sample.host)
-            || !(self.mine)(&sample.host)
         {
             return;
         }
@@ -637,6 +634,15 @@ pub(crate) enum AnswerError {
     Store(#[from] StoreError),
     #[error("the answer could not be written: {0}")]
     Write(#[from] serde_json::Error),
+}
+
+/// What a scoped thread gave, or an error if it panicked.
+fn joined<T, E: From<StoreError>>(
+    thread: std::thread::ScopedJoinHandle<'_, Result<T, E>>,
+) -> Result<T, E> {
+    thread.join().unwrap_or_else(|_| {
+        Err(StoreError::Corrupt("a thread of the stats answer failed".to_string()).into())
+    })
 }
 
 /// Which of `threads` threads takes `host`: by its name, so that every

@@ -291,30 +291,35 @@ impl<'a> Ints<'a> {
 }
 
 impl Ints<'_> {
-    /// Appends every value still to read to `out`, as [`Ints::next`]
-    /// would give them one by one, in one loop.
-    pub fn fill(&mut self, out: &mut Vec<i64>) -> Result<(), StoreError> {
-        out.reserve(self.left);
+    /// Appends the next `count` values to `out`, as [`Ints::next`] would
+    /// give them one by one, in one loop.
+    pub fn fill(&mut self, count: usize, out: &mut Vec<i64>) -> Result<(), StoreError> {
+        if count > self.left {
+            return Err(super::bytes::corrupt("block"));
+        }
+        out.reserve(count);
         // The values with nothing packed: the first, and the second of
         // second order.
-        while self.left > 0 && self.read < usize::from(self.order) {
+        let mut left = count;
+        while left > 0 && self.read < usize::from(self.order) {
             out.push(self.next()?);
+            left -= 1;
         }
         let (mut previous, mut delta) = (self.previous, self.delta);
         if self.order == 1 {
-            self.residuals.each(self.left, |residual| {
+            self.residuals.each(left, |residual| {
                 previous = previous.wrapping_add(super::bytes::unzigzag(residual));
                 out.push(previous);
             })?;
         } else {
-            self.residuals.each(self.left, |residual| {
+            self.residuals.each(left, |residual| {
                 delta = delta.wrapping_add(super::bytes::unzigzag(residual));
                 previous = previous.wrapping_add(delta);
                 out.push(previous);
             })?;
         }
-        self.read += self.left;
-        self.left = 0;
+        self.read += left;
+        self.left -= left;
         (self.previous, self.delta) = (previous, delta);
         Ok(())
     }
@@ -406,9 +411,9 @@ impl Values<'_> {
         scratch: &mut Vec<i64>,
     ) -> Result<(), StoreError> {
         match self {
-            Values::Scaled { ints, scale } if ints.left == count => {
+            Values::Scaled { ints, scale } => {
                 scratch.clear();
-                ints.fill(scratch)?;
+                ints.fill(count, scratch)?;
                 let scale = *scale;
                 let start = out.len();
                 out.extend(scratch.iter().map(|&int| int as f64 / scale));
@@ -427,6 +432,12 @@ impl Values<'_> {
             }
         }
     }
+}
+
+/// Whether `names` are all different (sorts them).
+pub(super) fn distinct(names: &mut [&str]) -> bool {
+    names.sort_unstable();
+    names.windows(2).all(|pair| pair[0] != pair[1])
 }
 
 /// A column's head, as written by format `version` for `count` samples:

@@ -298,8 +298,10 @@ fn decode_into(
     let mut samples = Ints::read(&mut reader, count, version)?;
     let fields = reader.count(bytes.len())?;
     let mut columns = Vec::with_capacity(fields);
+    let mut names = Vec::with_capacity(fields);
     for _ in 0..fields {
         let (name, present, values) = block::column_head(&mut reader, count, version)?;
+        names.push(name);
         let name: Arc<str> = Arc::from(name);
         let limit = bytes.len();
         let count = Ints::read(&mut reader, values, version)?;
@@ -321,7 +323,8 @@ fn decode_into(
             last_ts,
         });
     }
-    if !reader.is_empty() {
+    // A field twice in a row is damage: rows are written with each once.
+    if !reader.is_empty() || !block::distinct(&mut names) {
         return Err(reader.error());
     }
     points.truncate(count);
@@ -446,7 +449,7 @@ impl Totals {
         let version = read_version(&mut reader)?;
         let count = reader.count(block::MAX_SAMPLES)?;
         self.ints.clear();
-        Ints::read(&mut reader, count, version)?.fill(&mut self.ints)?;
+        Ints::read(&mut reader, count, version)?.fill(count, &mut self.ints)?;
         // Each point's place among those kept (`u32::MAX`: out of range).
         self.kept.clear();
         self.stamps.clear();
@@ -460,7 +463,7 @@ impl Totals {
             }
         }
         self.ints.clear();
-        Ints::read(&mut reader, count, version)?.fill(&mut self.ints)?;
+        Ints::read(&mut reader, count, version)?.fill(count, &mut self.ints)?;
         self.samples.clear();
         for (&samples, &kept) in self.ints.iter().zip(&self.kept) {
             if kept != u32::MAX {
@@ -469,8 +472,10 @@ impl Totals {
         }
         let fields = reader.count(bytes.len())?;
         self.len = 0;
+        let mut names = Vec::with_capacity(fields);
         for _ in 0..fields {
             let (name, present, values) = block::column_head(&mut reader, count, version)?;
+            names.push(name);
             let limit = bytes.len();
             let mut counts = Ints::read(&mut reader, values, version)?;
             let mut sum = Values::read(&mut reader, values, limit, version)?;
@@ -500,16 +505,19 @@ impl Totals {
                         .map(|(_, &kept)| kept),
                 ),
             }
+            // The values of the points (a bitmap's bits past the last point
+            // stand for nothing and are not read).
+            let read = column.at.len();
             self.ints.clear();
-            counts.fill(&mut self.ints)?;
+            counts.fill(read, &mut self.ints)?;
             column.count.clear();
             column
                 .count
                 .extend(self.ints.iter().map(|&count| count.max(0) as u64));
             column.sum.clear();
-            sum.fill(values, &mut column.sum, &mut self.ints)?;
+            sum.fill(read, &mut column.sum, &mut self.ints)?;
             column.max.clear();
-            max.fill(values, &mut column.max, &mut self.ints)?;
+            max.fill(read, &mut column.max, &mut self.ints)?;
             // Only the points kept.
             if column.at.contains(&u32::MAX) {
                 let mut place = 0;
@@ -528,7 +536,9 @@ impl Totals {
                 column.max.truncate(place);
             }
         }
-        if !reader.is_empty() {
+        // A field twice in a row is damage (rows are written with each
+        // once), as in [`decode_fields_into`].
+        if !reader.is_empty() || !block::distinct(&mut names) {
             return Err(reader.error());
         }
         Ok(())
@@ -655,30 +665,91 @@ mod tests {
                 let expected = points_as_totals(&decode_fields(&row, fields).unwrap(), (from, to));
                 assert_eq!(totals_as_points(&totals), expected, "round {round}");
             }
-            // Damaged: cut short, or a byte changed (the minima and last
-            // values are not read, as with `totals_only`).
-            let mut damaged = row.clone();
-            let at = (random() % row.len() as u64) as usize;
-            if round % 2 == 0 {
-                damaged.truncate(at);
-            } else {
-                damaged[at] ^= 1 << (random() % 8);
-            }
-            let mut by_points = Vec::new();
-            let by_points =
-                decode_fields_into(&damaged, None, true, &mut by_points).map(|()| by_points);
-            let by_columns = totals.decode(&damaged, None, (Millis::MIN, Millis::MAX));
-            match (by_points, by_columns) {
-                (Err(_), Err(_)) => {
-                    assert!(totals.stamps.is_empty() && totals.columns().is_empty())
+            // Damaged: cut short, or a bit changed (the minima and last
+            // values are not read, as with `totals_only`); every bit of the
+            // first rows, one at random of the others.
+            let mut damaged: Vec<Vec<u8>> = Vec::new();
+            if round < 30 && row.len() < 2_000 {
+                for at in 0..row.len() {
+                    for bit in 0..8 {
+                        let mut flipped = row.clone();
+                        flipped[at] ^= 1 << bit;
+                        damaged.push(flipped);
+                    }
                 }
-                (Ok(points), Ok(())) => assert_eq!(
-                    totals_as_points(&totals),
-                    points_as_totals(&points, (Millis::MIN, Millis::MAX))
-                ),
-                (points, columns) => panic!("round {round}: {points:?} but {columns:?}"),
+            }
+            let at = (random() % row.len() as u64) as usize;
+            damaged.push(row[..at].to_vec());
+            for damaged in damaged {
+                let mut by_points = Vec::new();
+                let by_points =
+                    decode_fields_into(&damaged, None, true, &mut by_points).map(|()| by_points);
+                let by_columns = totals.decode(&damaged, None, (Millis::MIN, Millis::MAX));
+                match (by_points, by_columns) {
+                    (Err(_), Err(_)) => {
+                        assert!(totals.stamps.is_empty() && totals.columns().is_empty())
+                    }
+                    (Ok(points), Ok(())) => assert_eq!(
+                        totals_as_points(&totals),
+                        points_as_totals(&points, (Millis::MIN, Millis::MAX))
+                    ),
+                    (points, columns) => panic!("round {round}: {points:?} but {columns:?}"),
+                }
             }
         }
+    }
+
+    /// The bits of a bitmap past the last point stand for nothing: set by
+    /// damage, they are not read as values either way.
+    #[test]
+    fn a_bitmaps_bits_past_the_points_are_not_read() {
+        let samples: Vec<Sample> = (0..5i64)
+            .map(|i| {
+                let x = [1.0 / 3.0, 0.0, 1.0 / 5.0, 0.0, 1.0 / 7.0][i as usize];
+                match i % 2 {
+                    0 => Sample::new("h", i * 60_000, &[("y", 1.0), ("x", x)]),
+                    _ => Sample::new("h", i * 60_000, &[("y", 1.0)]),
+                }
+            })
+            .collect();
+        let points = roll_up(&samples, Step::Minute);
+        let row = encode(&points).unwrap();
+        let at = row.windows(2).position(|pair| pair == [2, b'x']).unwrap() + 3;
+        assert_eq!(row[at], 0b10101, "the bitmap of x");
+        let mut totals = Totals::default();
+        for bit in 5..8 {
+            let mut damaged = row.clone();
+            damaged[at] |= 1 << bit;
+            let expected = decode_fields(&damaged, None).unwrap();
+            assert_eq!(expected, points);
+            totals
+                .decode(&damaged, None, (Millis::MIN, Millis::MAX))
+                .unwrap();
+            assert_eq!(
+                totals_as_points(&totals),
+                points_as_totals(&points, (Millis::MIN, Millis::MAX))
+            );
+        }
+    }
+
+    /// A row that names a field twice is damaged, whichever way it is read.
+    #[test]
+    fn a_row_with_a_field_twice_is_refused() {
+        let samples = [
+            Sample::new("h", 0, &[("a", 1.0), ("b", 2.0)]),
+            Sample::new("h", 60_000, &[("a", 3.0), ("b", 4.0)]),
+        ];
+        let mut row = encode(&roll_up(&samples, Step::Minute)).unwrap();
+        // Name "b" made "a": the names are written as a length and bytes.
+        let at = row.windows(2).position(|pair| pair == [2, b'b']).unwrap();
+        row[at + 1] = b'a';
+        assert!(decode(&row).is_err());
+        let mut totals = Totals::default();
+        assert!(
+            totals
+                .decode(&row, None, (Millis::MIN, Millis::MAX))
+                .is_err()
+        );
     }
 
     /// A rollup row written by version 1 still reads back exactly.
