@@ -294,20 +294,19 @@ impl StatsQuery {
         Ok((hosts, raw_from))
     }
 
-    /// The per-host answer's entries (`"host":[bucket, ...]`), in host
-    /// name order: [`StatsQuery::run`] for every host (or the one asked
-    /// for), each host's buckets kept as figures by field place and written
-    /// as [`StatsAnswer`] writes them. On `threads` threads at once: each
-    /// reads the rollups of the hosts that fall to it by name (no host's
-    /// figures are added up in two places); then the samples not yet rolled
-    /// up and the samples are read once and added, after the rollups as
-    /// [`StatsQuery::run`] adds them (the same sums, bit for bit); then
-    /// each thread writes a run of hosts. Blocking.
-    pub(crate) fn host_entries(
+    /// Every host's buckets (or the one asked for's): [`StatsQuery::run`],
+    /// each host's kept as figures by field place, to be written as the
+    /// per-host answer ([`ByHost::write_entries`]). On `threads` threads at
+    /// once: each reads the rollups of the hosts that fall to it by name (no
+    /// host's figures are added up in two places); then the samples not yet
+    /// rolled up and the samples are read once and added, after the rollups
+    /// as [`StatsQuery::run`] adds them (the same sums, bit for bit).
+    /// Blocking.
+    pub(crate) fn read_hosts(
         &self,
         store: &dyn Store,
         threads: usize,
-    ) -> Result<Vec<HostEntry>, AnswerError> {
+    ) -> Result<ByHost<'_>, StoreError> {
         let threads = threads.max(1);
         let mut by_host = ByHost::new(self);
         let raw_from = match self.rolled_plan(store)? {
@@ -343,28 +342,41 @@ impl StatsQuery {
             None => store.scan_samples(raw_from, self.to, &mut add)?,
         }
         by_host.put_back();
-        let hosts: Vec<(&String, &Together<'_>)> = by_host.hosts.iter().collect();
-        let run = hosts.len().div_ceil(threads).max(1);
-        let written: Vec<Result<Vec<HostEntry>, AnswerError>> = std::thread::scope(|scope| {
-            let writers: Vec<_> = hosts
-                .chunks(run)
-                .map(|hosts| {
-                    scope.spawn(move || {
-                        let mut entries = Vec::with_capacity(hosts.len());
-                        for (host, series) in hosts {
-                            entries.push(((*host).clone(), write_host(host, series)?));
-                        }
-                        Ok(entries)
-                    })
-                })
-                .collect();
-            writers.into_iter().map(joined).collect()
+        Ok(by_host)
+    }
+
+    /// The whole per-host answer as [`StatsAnswer`] writes it, byte for
+    /// byte, read and written on `threads` threads ([`StatsQuery::read_hosts`],
+    /// [`ByHost::write_entries`]), as the tests read it. Blocking.
+    #[cfg(test)]
+    pub(crate) fn answer(
+        &self,
+        store: &dyn Store,
+        threads: usize,
+        (from, to, resolution): (Millis, Millis, Millis),
+    ) -> Result<Vec<u8>, AnswerError> {
+        let by_host = self.read_hosts(store, threads)?;
+        let entries: Vec<std::sync::Mutex<Option<Entry>>> =
+            (0..by_host.len()).map(|_| Default::default()).collect();
+        by_host.write_entries(threads, &|k, entry| {
+            *entries[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(entry);
+            true
         });
-        let mut entries = Vec::with_capacity(hosts.len());
-        for part in written {
-            entries.extend(part?);
+        let (head, tail) = answer_ends((from, to, resolution));
+        let mut answer = head;
+        for entry in entries {
+            match entry.into_inner().unwrap_or_else(|e| e.into_inner()) {
+                Some(entry) => answer.extend_from_slice(&entry?),
+                None => {
+                    return Err(StoreError::Corrupt(
+                        "a thread of the stats answer failed".to_string(),
+                    )
+                    .into());
+                }
+            }
         }
-        Ok(entries)
+        answer.extend_from_slice(&tail);
+        Ok(answer)
     }
 
     /// The rollup reads that answer the query (step, from, to), and the
@@ -568,7 +580,7 @@ impl Sink for Buckets<'_> {
 }
 
 /// Each host's buckets of one query, as figures by field place
-/// ([`StatsQuery::host_entries`]); written to JSON as the per-host answer
+/// ([`StatsQuery::read_hosts`]); written to JSON as the per-host answer
 /// of `/api/v1/stats`, without a map of field names per bucket.
 pub(crate) struct ByHost<'q> {
     query: &'q StatsQuery,
@@ -604,6 +616,39 @@ impl<'q> ByHost<'q> {
             self.hosts.insert(host, series);
         }
     }
+
+    /// How many hosts have an entry.
+    pub(crate) fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Writes each host's entry of the answer (`"host":[bucket, ...]`, after
+    /// a comma but for the first) on `threads` threads and hands it to
+    /// `put` with its place in host name order: the `k`-th by the thread
+    /// `k % threads`, so that the entries come about in order, to be sent
+    /// as soon as written. A thread stops when `put` returns `false` (no
+    /// one waits for the answer any more). Blocking.
+    pub(crate) fn write_entries(
+        &self,
+        threads: usize,
+        put: &(dyn Fn(usize, Entry) -> bool + Sync),
+    ) {
+        let threads = threads.max(1);
+        let hosts: Vec<(&String, &Together<'_>)> = self.hosts.iter().collect();
+        let hosts = &hosts;
+        std::thread::scope(|scope| {
+            for me in 0..threads {
+                scope.spawn(move || {
+                    for k in (me..hosts.len()).step_by(threads) {
+                        let (host, series) = hosts[k];
+                        if !put(k, write_host(k > 0, host, series)) {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
 }
 
 impl Sink for ByHost<'_> {
@@ -624,10 +669,11 @@ impl Sink for ByHost<'_> {
     }
 }
 
-/// A host's name and its entry in the per-host answer, as JSON.
-pub(crate) type HostEntry = (String, Vec<u8>);
+/// A host's entry in the per-host answer, as JSON ([`ByHost::write_entries`]).
+pub(crate) type Entry = Result<Vec<u8>, serde_json::Error>;
 
 /// Why the per-host answer could not be made.
+#[cfg(test)]
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AnswerError {
     #[error(transparent)]
@@ -653,40 +699,33 @@ fn share(host: &str, threads: usize) -> usize {
     (hash % threads as u64) as usize
 }
 
-/// The per-host answer of `/api/v1/stats` in parts (`entries` from
-/// [`StatsQuery::host_entries`]), written as [`StatsAnswer`] writes it: to
-/// be sent one after the other, not joined (24 MB copied and faulted in
-/// again for 100 hosts over a day at 5 m).
-pub(crate) fn by_host_parts(
-    (from, to, resolution): (Millis, Millis, Millis),
-    entries: Vec<HostEntry>,
-) -> Vec<Vec<u8>> {
-    let mut parts = Vec::with_capacity(entries.len() * 2 + 2);
+/// What comes before the hosts' entries in the per-host answer of
+/// `/api/v1/stats`, and what after, as [`StatsAnswer`] writes them.
+pub(crate) fn answer_ends((from, to, resolution): (Millis, Millis, Millis)) -> (Vec<u8>, Vec<u8>) {
     let mut number = Numbers::default();
     let mut head = b"{\"from\":".to_vec();
     number.int(&mut head, from);
     head.extend_from_slice(b",\"hosts\":{");
-    parts.push(head);
-    for (i, (_, entry)) in entries.into_iter().enumerate() {
-        if i > 0 {
-            parts.push(b",".to_vec());
-        }
-        parts.push(entry);
-    }
     let mut tail = b"},\"resolution\":".to_vec();
     number.int(&mut tail, resolution);
     tail.extend_from_slice(b",\"to\":");
     number.int(&mut tail, to);
     tail.push(b'}');
-    parts.push(tail);
-    parts
+    (head, tail)
 }
 
 /// The entry `"host":[bucket, ...]` of one host's series, written by hand
 /// byte for byte as serde_json writes [`StatsAnswer`]: each field's key is
 /// escaped once, not once per figure (30 per bucket).
-fn write_host(host: &str, series: &Together<'_>) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(series.json_size(host));
+fn write_host(
+    after_another: bool,
+    host: &str,
+    series: &Together<'_>,
+) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(series.json_size(host) + 1);
+    if after_another {
+        out.push(b',');
+    }
     let mut number = Numbers::default();
     serde_json::to_writer(&mut out, host)?;
     out.push(b':');
@@ -1068,9 +1107,8 @@ mod tests {
                     let x = serde_json::to_string(&buckets).unwrap();
                     assert!(x.len() > 100, "{x}");
                     for threads in [1, 2, 3] {
-                        let entries = query.host_entries(store, threads).unwrap();
-                        let parts = by_host_parts((from, end + 1, resolution), entries);
-                        let y = String::from_utf8(parts.concat()).unwrap();
+                        let answer = query.answer(store, threads, (from, end + 1, resolution));
+                        let y = String::from_utf8(answer.unwrap()).unwrap();
                         assert_eq!(x, y, "{resolution}, {threads} threads");
                     }
                 }

@@ -336,3 +336,82 @@ fn new_hosts_are_limited_per_batch_and_in_all() {
     let (status, body) = alertd.post("/api/v1/samples", "application/json", batch("d", 1));
     assert_eq!(status, 429, "{body}");
 }
+
+#[test]
+fn a_stats_answer_nobody_reads_keeps_no_page_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let alertd = Alertd::start(dir.path(), &config("{}"));
+    // 4 hosts x 5,000 seconds x 20 fields: about 14 MB of answer at 1 s,
+    // far more than the sockets between hold.
+    let start = now() - 6_000_000;
+    for chunk in (0..5_000).collect::<Vec<i64>>().chunks(500) {
+        let samples: Vec<_> = chunk
+            .iter()
+            .flat_map(|second| {
+                (0..4).map(move |host| {
+                    let metrics: serde_json::Map<String, serde_json::Value> = (0..20)
+                        .map(|field| (format!("field.{field}"), json!(second * 7 + field)))
+                        .collect();
+                    json!({"host": format!("h-{host}"), "ts": start + second * 1000, "metrics": metrics})
+                })
+            })
+            .collect();
+        let (status, body) = alertd.post(
+            "/api/v1/samples",
+            "application/json",
+            serde_json::to_string(&samples).unwrap(),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let port = alertd.port;
+    let held = {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.set_recv_buffer_size(4096).unwrap();
+            let stream = socket
+                .connect(SocketAddr::from(([127, 0, 0, 1], port)))
+                .await
+                .unwrap();
+            let stream = stream.into_std().unwrap();
+            stream.set_nonblocking(false).unwrap();
+            stream
+        })
+    };
+    let mut held = held;
+    let path = format!(
+        "/api/v1/stats?from={start}&to={}&resolution=1000",
+        start + 5_000_000
+    );
+    held.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    // Its head comes once every host's figures are read.
+    let mut head = [0u8; 12];
+    held.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    held.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    // Nothing more is read from it; the pages, which take the same turns as
+    // the stats, are still served (on two cores there is one such turn).
+    for page in ["/monitoring", "/rules", "/monitoring?frame=1h"] {
+        let (status, body) = alertd.get(page);
+        assert_eq!(status, 200, "{page}: {body}");
+    }
+    // And the held answer is whole when read at last.
+    let mut rest = Vec::new();
+    held.read_to_end(&mut rest).unwrap();
+    let rest = String::from_utf8(rest).unwrap();
+    assert!(rest.len() > 12_000_000, "{}", rest.len());
+    assert!(rest.contains("\"h-3\":[{"), "the last host is in it");
+    assert!(
+        rest.ends_with("}\r\n0\r\n\r\n"),
+        "{}",
+        &rest[rest.len() - 100..]
+    );
+}

@@ -444,10 +444,10 @@ async fn stats(
             "{buckets} buckets per host: at most {MAX_BUCKETS}; choose a coarser resolution"
         )));
     }
-    let turns = service.clone();
-    let _turn = turns.heavy_read().await;
+    let turn = service.heavy_read().await;
     if across_hosts {
         return blocking(move || {
+            let _turn = turn;
             Ok(crate::stats::StatsAnswer {
                 from,
                 to,
@@ -458,59 +458,107 @@ async fn stats(
         })
         .await;
     }
-    // Each host's buckets written as they were added up: no map of field
-    // names per bucket (24 MB of JSON for 100 hosts over a day at 5 m).
+    // Each host's buckets written as they were added up (no map of field
+    // names per bucket: 24 MB of JSON for 100 hosts over a day at 5 m), and
+    // sent as soon as written. The answer is not sent before every host's
+    // were read, so that a store error is still an error status.
+    let (read, answer) = tokio::sync::oneshot::channel();
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         let query = service.queries().kept(&query);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let entries = match query.host_entries(service.store(), threads) {
-            Ok(entries) => entries,
-            Err(crate::stats::AnswerError::Store(error)) => return Err(error.into()),
-            Err(error) => return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error)),
+        let by_host = match query.read_hosts(service.store(), threads) {
+            Ok(by_host) => by_host,
+            Err(error) => {
+                let _ = read.send(Err(error));
+                return;
+            }
         };
-        let parts = crate::stats::by_host_parts((from, to, resolution), entries);
-        let body = axum::body::Body::new(Parts::new(parts));
-        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
-    })
-    .await?
+        // Not bounded, so that a client that reads slowly holds no turn:
+        // at worst the whole answer waits in memory, as it did when it was
+        // sent only once written.
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..threads)
+            .map(|_| tokio::sync::mpsc::unbounded_channel())
+            .unzip();
+        let hosts = by_host.len();
+        if read.send(Ok((hosts, receivers))).is_err() {
+            return;
+        }
+        by_host.write_entries(threads, &|k, entry| {
+            let entry = entry.map_err(|error| {
+                tracing::error!(%error, "the stats answer could not be written");
+                error.to_string()
+            });
+            senders[k % threads].send(entry).is_ok()
+        });
+    });
+    let (hosts, entries) = match answer.await {
+        Ok(Ok(read)) => read,
+        Ok(Err(error)) => return Err(error.into()),
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the stats answer failed",
+            ));
+        }
+    };
+    let (head, tail) = crate::stats::answer_ends((from, to, resolution));
+    let body = axum::body::Body::new(Entries {
+        head: Some(head.into()),
+        entries,
+        hosts,
+        sent: 0,
+        tail: Some(tail.into()),
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// A body sent in the parts it was written in, its length known.
-struct Parts {
-    parts: std::collections::VecDeque<bytes::Bytes>,
-    left: u64,
+/// The per-host stats answer sent as its hosts' entries are written: the
+/// `k`-th host's comes from `entries[k % entries.len()]`.
+struct Entries {
+    head: Option<bytes::Bytes>,
+    entries: Vec<tokio::sync::mpsc::UnboundedReceiver<Result<Vec<u8>, String>>>,
+    hosts: usize,
+    sent: usize,
+    tail: Option<bytes::Bytes>,
 }
 
-impl Parts {
-    fn new(parts: Vec<Vec<u8>>) -> Self {
-        let parts: std::collections::VecDeque<bytes::Bytes> =
-            parts.into_iter().map(bytes::Bytes::from).collect();
-        let left = parts.iter().map(|part| part.len() as u64).sum();
-        Parts { parts, left }
-    }
-}
-
-impl http_body::Body for Parts {
+impl http_body::Body for Entries {
     type Data = bytes::Bytes;
-    type Error = std::convert::Infallible;
+    type Error = axum::BoxError;
 
     fn poll_frame(
         mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
+        context: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let part = self.parts.pop_front();
-        if let Some(part) = &part {
-            self.left -= part.len() as u64;
+        use std::task::Poll;
+        let data = |bytes: bytes::Bytes| Poll::Ready(Some(Ok(http_body::Frame::data(bytes))));
+        if let Some(head) = self.head.take() {
+            return data(head);
         }
-        std::task::Poll::Ready(part.map(|part| Ok(http_body::Frame::data(part))))
+        if self.sent < self.hosts {
+            let from = self.sent % self.entries.len();
+            return match self.entries[from].poll_recv(context) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(entry))) => {
+                    self.sent += 1;
+                    data(entry.into())
+                }
+                // The client gets a cut answer (the connection is closed),
+                // never a whole one with a host missing.
+                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+                Poll::Ready(None) => Poll::Ready(Some(Err("the stats answer stopped".into()))),
+            };
+        }
+        Poll::Ready(
+            self.tail
+                .take()
+                .map(|tail| Ok(http_body::Frame::data(tail))),
+        )
     }
 
     fn is_end_stream(&self) -> bool {
-        self.parts.is_empty()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.left)
+        self.head.is_none() && self.sent == self.hosts && self.tail.is_none()
     }
 }
 

@@ -152,7 +152,7 @@ pub struct Service {
     metrics: Metrics,
     /// Bounds the pages and stats queries that run at once, so that they
     /// leave a core to ingestion and ticks (see [`Service::heavy_read`]).
-    heavy_reads: tokio::sync::Semaphore,
+    heavy_reads: Arc<tokio::sync::Semaphore>,
     /// Woken when the configuration changed, so that loops re-read intervals.
     reloaded: Notify,
     /// The files the service writes, checked every second ([`data_dir`]).
@@ -237,7 +237,7 @@ impl Service {
             dispatch: dispatch::Dispatch::default(),
             token_guesses: crate::auth::TokenThrottle::default(),
             metrics: Metrics::default(),
-            heavy_reads: tokio::sync::Semaphore::new(heavy_read_slots()),
+            heavy_reads: Arc::new(tokio::sync::Semaphore::new(heavy_read_slots())),
             reloaded: Notify::new(),
             files: Mutex::new(data_dir::Files::new(store_files)),
             known: identity::Known::default(),
@@ -410,11 +410,12 @@ impl Service {
     /// a stats query over many samples). Such reads run at most one fewer at
     /// once than the machine has cores, so that a burst of them cannot
     /// starve ingestion and ticks of CPU; the others wait their turn without
-    /// holding a thread.
-    pub async fn heavy_read(&self) -> tokio::sync::SemaphorePermit<'_> {
+    /// holding a thread. The turn lasts as long as the permit is held.
+    pub async fn heavy_read(&self) -> tokio::sync::OwnedSemaphorePermit {
         // The semaphore is never closed.
         self.heavy_reads
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .expect("the heavy-read semaphore is never closed")
     }
