@@ -301,6 +301,10 @@ impl SampleVisitor for Both<'_> {
         self.second.0.names(names);
     }
 
+    fn wants(&self, place: usize) -> bool {
+        self.first.0.wants(place) || self.second.0.wants(place)
+    }
+
     fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
         for (visitor, from) in [&mut self.first, &mut self.second] {
             if ts >= *from {
@@ -402,6 +406,10 @@ impl SampleVisitor for Reader<'_> {
             .iter()
             .map(|name| fields.iter().position(|field| field == name))
             .collect();
+    }
+
+    fn wants(&self, place: usize) -> bool {
+        matches!(self.places.get(place), Some(Some(_)))
     }
 
     fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {

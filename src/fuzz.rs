@@ -161,7 +161,26 @@ pub fn stored(data: &[u8]) {
         }
     }
     if let Ok(reader) = block::BlockReader::new(data) {
-        let _ = reader.samples("h");
+        // Visited column by column: the samples read one by one before the
+        // first damage, no more.
+        let mut one_by_one = Vec::new();
+        let mut next = reader.clone();
+        while let Ok(Some((ts, metrics))) = next.next_sample() {
+            let fields: Vec<(String, u64)> = metrics
+                .into_iter()
+                .map(|(name, value)| (name, value.to_bits()))
+                .collect();
+            one_by_one.push((ts, fields));
+        }
+        let mut visited = Visited::default();
+        let whole = reader.visit(
+            "h",
+            (i64::MIN, i64::MAX),
+            &mut visited,
+            &mut block::Room::default(),
+        );
+        assert_eq!(visited.samples, one_by_one);
+        assert_eq!(whole.is_ok(), one_by_one.len() == next.len());
     }
     let _ = rollup::decode(data);
     let _ = rollup::point_count(data);
@@ -380,5 +399,26 @@ pub fn exposition(data: &[u8]) {
             error.line,
             text.lines().count()
         ),
+    }
+}
+
+/// The samples a block visit hands over, each field by name.
+#[derive(Default)]
+struct Visited {
+    names: Vec<String>,
+    samples: Vec<(i64, Vec<(String, u64)>)>,
+}
+
+impl crate::store::SampleVisitor for Visited {
+    fn names(&mut self, names: &[&str]) {
+        self.names = names.iter().map(|name| name.to_string()).collect();
+    }
+
+    fn sample(&mut self, _host: &str, ts: i64, values: &[(usize, f64)]) {
+        let fields = values
+            .iter()
+            .map(|&(place, value)| (self.names[place].clone(), value.to_bits()))
+            .collect();
+        self.samples.push((ts, fields));
     }
 }

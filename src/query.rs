@@ -396,6 +396,10 @@ impl crate::store::SampleVisitor for HostHistory<'_> {
             .collect();
     }
 
+    fn wants(&self, place: usize) -> bool {
+        matches!(self.slots.get(place), Some(Some(_)))
+    }
+
     fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
         self.tick_until(ts);
         let mut row = std::mem::take(&mut self.values);

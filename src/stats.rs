@@ -970,6 +970,10 @@ impl SampleVisitor for Together<'_> {
         }
     }
 
+    fn wants(&self, place: usize) -> bool {
+        matches!(self.places.get(place), Some(Some(_)))
+    }
+
     fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
         let bucket = self.bucket(ts);
         let (samples, figures) = &mut self.buckets[bucket];

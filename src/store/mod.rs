@@ -271,6 +271,14 @@ pub trait SampleVisitor {
     /// One sample: its host, its time, and its fields (by place in the
     /// names last given) with their values.
     fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]);
+
+    /// Whether the samples that follow need the field at `place` in the
+    /// names last given: a store may leave the others out of them (and
+    /// not decode them). All of them, unless said otherwise.
+    fn wants(&self, place: usize) -> bool {
+        let _ = place;
+        true
+    }
 }
 
 /// [`SampleStore::visit_host_samples`] through

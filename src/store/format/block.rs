@@ -507,7 +507,9 @@ impl<'a> BlockReader<'a> {
                 values,
             });
         }
-        if !reader.is_empty() {
+        // A field named twice is damage: a sample would have two values of it.
+        let mut names: Vec<&str> = columns.iter().map(|column| column.name).collect();
+        if !reader.is_empty() || !distinct(&mut names) {
             return Err(reader.error());
         }
         Ok(BlockReader {
@@ -548,20 +550,73 @@ impl<'a> BlockReader<'a> {
     }
 
     /// Hands the samples of `[from, to]` to `visitor` as `host`'s, in the
-    /// block's order, the block's field names given once (`values`: room
-    /// for a sample's fields). A block damaged part-way has handed over the
-    /// samples before the damage.
+    /// block's order, the block's field names given once, and of each
+    /// sample the fields the visitor [wants](crate::store::SampleVisitor::wants)
+    /// (`room`: room to decode into, kept between blocks). A block damaged
+    /// part-way has handed over the samples before the damage; damage in a
+    /// column not wanted is not met (it is not decoded).
     pub fn visit(
-        mut self,
+        self,
         host: &str,
         (from, to): (Millis, Millis),
         visitor: &mut dyn crate::store::SampleVisitor,
-        values: &mut Vec<(usize, f64)>,
+        room: &mut Room,
     ) -> Result<(), StoreError> {
         {
             let names: Vec<&str> = self.columns.iter().map(|column| column.name).collect();
             visitor.names(&names);
         }
+        room.wanted.clear();
+        room.wanted
+            .extend((0..self.columns.len()).map(|place| visitor.wants(place)));
+        // Column by column (each a run of values decoded at once); a block
+        // that does not decode whole is read sample by sample, up to the
+        // damage.
+        match self.clone().decode_wanted(room) {
+            Ok(()) => {
+                room.visit(host, (from, to), &self, visitor);
+                Ok(())
+            }
+            Err(_) => self.visit_by_sample(host, (from, to), visitor, room),
+        }
+    }
+
+    /// Decodes the timestamps and the wanted columns into `room`.
+    fn decode_wanted(mut self, room: &mut Room) -> Result<(), StoreError> {
+        room.stamps.clear();
+        self.stamps.fill(self.count, &mut room.stamps)?;
+        room.columns.resize_with(self.columns.len(), Vec::new);
+        for ((column, out), wanted) in self
+            .columns
+            .iter_mut()
+            .zip(&mut room.columns)
+            .zip(&room.wanted)
+        {
+            out.clear();
+            if !wanted {
+                continue;
+            }
+            let count = match column.present {
+                None => self.count,
+                // The bits past the samples are not read.
+                Some(bitmap) => (0..self.count)
+                    .filter(|i| bitmap[i / 8] & (1 << (i % 8)) != 0)
+                    .count(),
+            };
+            column.values.fill(count, out, &mut room.scratch)?;
+        }
+        Ok(())
+    }
+
+    /// [`BlockReader::visit`], one sample decoded after the other.
+    fn visit_by_sample(
+        mut self,
+        host: &str,
+        (from, to): (Millis, Millis),
+        visitor: &mut dyn crate::store::SampleVisitor,
+        room: &mut Room,
+    ) -> Result<(), StoreError> {
+        let values = &mut room.values;
         for i in 0..self.count {
             let ts = self.stamps.next()?;
             values.clear();
@@ -569,7 +624,8 @@ impl<'a> BlockReader<'a> {
                 let here = column
                     .present
                     .is_none_or(|bitmap| bitmap[i / 8] & (1 << (i % 8)) != 0);
-                if here {
+                // A column not wanted is not decoded (its damage is not met).
+                if here && room.wanted[place] {
                     values.push((place, column.values.next()?));
                 }
             }
@@ -592,6 +648,57 @@ impl<'a> BlockReader<'a> {
             });
         }
         Ok(samples)
+    }
+}
+
+/// Room to decode blocks into ([`BlockReader::visit`]), kept from one
+/// block to the next so that a read of many blocks allocates once.
+#[derive(Debug, Default)]
+pub struct Room {
+    /// A sample's fields as handed to the visitor.
+    values: Vec<(usize, f64)>,
+    stamps: Vec<i64>,
+    /// Per column, its values (empty when not wanted).
+    columns: Vec<Vec<f64>>,
+    wanted: Vec<bool>,
+    /// Per column, the place of its next value.
+    cursors: Vec<usize>,
+    scratch: Vec<i64>,
+}
+
+impl Room {
+    /// Hands the decoded samples of `[from, to]` to `visitor`.
+    fn visit(
+        &mut self,
+        host: &str,
+        (from, to): (Millis, Millis),
+        block: &BlockReader<'_>,
+        visitor: &mut dyn crate::store::SampleVisitor,
+    ) {
+        let next = &mut self.cursors;
+        next.clear();
+        next.resize(block.columns.len(), 0);
+        for (i, &ts) in self.stamps.iter().enumerate() {
+            let inside = ts >= from && ts <= to;
+            self.values.clear();
+            for (place, column) in block.columns.iter().enumerate() {
+                if !self.wanted[place] {
+                    continue;
+                }
+                let here = column
+                    .present
+                    .is_none_or(|bitmap| bitmap[i / 8] & (1 << (i % 8)) != 0);
+                if here {
+                    if inside {
+                        self.values.push((place, self.columns[place][next[place]]));
+                    }
+                    next[place] += 1;
+                }
+            }
+            if inside {
+                visitor.sample(host, ts, &self.values);
+            }
+        }
     }
 }
 
@@ -681,6 +788,145 @@ pub(crate) mod tests {
                 let _ = BlockReader::new(&damaged).and_then(|reader| reader.samples("h"));
             }
         }
+    }
+
+    /// What a visit hands over: per sample its time and its fields by name.
+    #[derive(Default)]
+    struct Seen {
+        names: Vec<String>,
+        /// Which places are wanted: every `want`-th, or all when 1.
+        want: usize,
+        samples: Vec<(Millis, Vec<(String, u64)>)>,
+    }
+
+    impl crate::store::SampleVisitor for Seen {
+        fn names(&mut self, names: &[&str]) {
+            self.names = names.iter().map(|name| name.to_string()).collect();
+        }
+        fn wants(&self, place: usize) -> bool {
+            place.is_multiple_of(self.want)
+        }
+        fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
+            let fields = values
+                .iter()
+                .map(|&(place, value)| (self.names[place].clone(), value.to_bits()))
+                .collect();
+            self.samples.push((ts, fields));
+        }
+    }
+
+    /// The samples `next_sample` gives before the first error, those of
+    /// `[from, to]`, with the fields of the wanted places only.
+    fn one_by_one(bytes: &[u8], (from, to): (Millis, Millis), want: usize) -> Seen {
+        let mut seen = Seen {
+            want,
+            ..Seen::default()
+        };
+        let Ok(mut reader) = BlockReader::new(bytes) else {
+            return seen;
+        };
+        let names: Vec<&str> = reader.columns.iter().map(|column| column.name).collect();
+        crate::store::SampleVisitor::names(&mut seen, &names);
+        while let Ok(Some((ts, metrics))) = reader.next_sample() {
+            if ts < from || ts > to {
+                continue;
+            }
+            let fields = metrics
+                .into_iter()
+                .filter(|(name, _)| {
+                    names
+                        .iter()
+                        .position(|n| n == name)
+                        .unwrap()
+                        .is_multiple_of(want)
+                })
+                .map(|(name, value)| (name, value.to_bits()))
+                .collect();
+            seen.samples.push((ts, fields));
+        }
+        seen
+    }
+
+    #[test]
+    fn a_visit_hands_over_what_reading_sample_by_sample_gives() {
+        // Scaled columns, floats XORed, fields in some samples only.
+        let samples: Vec<Sample> = (0..61)
+            .map(|i| {
+                let mut fields = vec![("a", i as f64 * 1.25), ("b", (i as f64).sqrt())];
+                if i % 3 == 0 {
+                    fields.push(("c", -(i as f64)));
+                }
+                if i % 7 != 0 {
+                    fields.push(("d", 1e-9 * i as f64));
+                }
+                Sample::new("h", 1_000 + i * 10_000, &fields)
+            })
+            .collect();
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let bytes = encode(&refs).unwrap();
+        let mut room = Room::default();
+        let mut visit = |bytes: &[u8], range: (Millis, Millis), want: usize, by_sample: bool| {
+            let mut seen = Seen {
+                want,
+                ..Seen::default()
+            };
+            let result = BlockReader::new(bytes).and_then(|reader| match by_sample {
+                false => reader.visit("h", range, &mut seen, &mut room),
+                true => {
+                    let names: Vec<&str> = reader.columns.iter().map(|c| c.name).collect();
+                    crate::store::SampleVisitor::names(&mut seen, &names);
+                    room.wanted = (0..names.len())
+                        .map(|place| place.is_multiple_of(want))
+                        .collect();
+                    reader.visit_by_sample("h", range, &mut seen, &mut room)
+                }
+            });
+            (seen.samples, result.is_ok())
+        };
+        for range in [(Millis::MIN, Millis::MAX), (95_000, 301_000), (0, 0)] {
+            for want in [1, 2, 3] {
+                let (seen, whole) = visit(&bytes, range, want, false);
+                assert!(whole);
+                assert_eq!(seen, one_by_one(&bytes, range, want).samples);
+            }
+        }
+        // Damaged anywhere: the samples before the damage, as read one by
+        // one (the wanted columns only, when not all are), never more,
+        // never a panic.
+        for at in 0..bytes.len() {
+            for flip in [1u8, 0x10, 0x80, 0xff] {
+                let mut damaged = bytes.clone();
+                damaged[at] ^= flip;
+                let range = (Millis::MIN, Millis::MAX);
+                let (seen, _) = visit(&damaged, range, 1, false);
+                let expected = one_by_one(&damaged, range, 1).samples;
+                assert_eq!(seen, expected, "byte {at} ^ {flip:#x}");
+                for want in [2, 3] {
+                    let (seen, _) = visit(&damaged, range, want, false);
+                    let (expected, _) = visit(&damaged, range, want, true);
+                    assert_eq!(seen, expected, "byte {at} ^ {flip:#x}, every {want}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_block_naming_a_field_twice_is_refused() {
+        let samples = [
+            Sample::new("h", 1, &[("ab", 1.0), ("ac", 2.0)]),
+            Sample::new("h", 2, &[("ab", 3.0), ("ac", 4.0)]),
+        ];
+        let refs: Vec<&Sample> = samples.iter().collect();
+        let mut bytes = encode(&refs).unwrap();
+        assert!(BlockReader::new(&bytes).is_ok());
+        // The second name, "ac", made "ab" in place.
+        let at = bytes
+            .windows(2)
+            .rposition(|pair| pair == b"ac")
+            .expect("the names are in the block in full");
+        bytes[at + 1] = b'b';
+        let error = BlockReader::new(&bytes).unwrap_err();
+        assert!(error.to_string().contains("block"), "{error}");
     }
 
     /// The samples the version-1 fixtures below were written from.

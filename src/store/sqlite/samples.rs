@@ -474,14 +474,14 @@ impl SqliteStore {
             )?;
             let first = from.saturating_sub(BLOCK_PERIOD);
             let mut rows = blocks.query(params![first, to, from, host])?;
-            let mut values = Vec::new();
+            let mut room = crate::store::block::Room::default();
             while let Some(row) = rows.next()? {
                 let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
                 let Some(block) = or_skip(BlockReader::new(data), || block_row(host))? else {
                     continue;
                 };
                 // A block damaged part-way costs the rest of that block.
-                or_skip(block.visit(host, (from, to), visitor, &mut values), || {
+                or_skip(block.visit(host, (from, to), visitor, &mut room), || {
                     block_row(host)
                 })?;
             }
@@ -508,6 +508,7 @@ impl SqliteStore {
                  WHERE start > ?1 AND start <= ?2 AND max_ts >= ?3 AND min_ts <= ?2",
             )?;
             let mut rows = blocks.query(params![from.saturating_sub(BLOCK_PERIOD), to, from])?;
+            let mut room = crate::store::block::Room::default();
             let mut values = Vec::new();
             while let Some(row) = rows.next()? {
                 let host = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
@@ -518,7 +519,7 @@ impl SqliteStore {
                 let Some(block) = or_skip(BlockReader::new(data), || block_row(host))? else {
                     continue;
                 };
-                or_skip(block.visit(host, (from, to), visitor, &mut values), || {
+                or_skip(block.visit(host, (from, to), visitor, &mut room), || {
                     block_row(host)
                 })?;
             }
