@@ -176,7 +176,17 @@ type ApiResult<T> = Result<T, ApiError>;
 async fn blocking<T: serde::Serialize>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<Response> {
+    blocking_holding((), work).await
+}
+
+/// [`blocking`], `held` (a heavy-read turn) kept until the answer is
+/// written, whether or not the client still waits for it.
+async fn blocking_holding<T: serde::Serialize>(
+    held: impl Send + 'static,
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<Response> {
     tokio::task::spawn_blocking(move || {
+        let _held = held;
         let answer = work()?;
         let body = serde_json::to_vec(&answer)
             .map_err(|error| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error))?;
@@ -446,8 +456,7 @@ async fn stats(
     }
     let turn = service.heavy_read().await;
     if across_hosts {
-        return blocking(move || {
-            let _turn = turn;
+        return blocking_holding(turn, move || {
             Ok(crate::stats::StatsAnswer {
                 from,
                 to,

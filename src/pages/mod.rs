@@ -259,8 +259,14 @@ impl PageContext {
     ) -> Response {
         let context = Arc::new(self);
         let worker = context.clone();
-        let _turn = context.service.heavy_read().await;
-        match tokio::task::spawn_blocking(move || work(&worker)).await {
+        // Held by the work itself, so that a client gone meanwhile does not
+        // give its turn to another while the work goes on.
+        let turn = context.service.heavy_read().await;
+        let work = move || {
+            let _turn = turn;
+            work(&worker)
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(Ok(page)) => page.into_response(),
             Ok(Err(error)) => context.error(error),
             Err(error) => context.error(PageError {
