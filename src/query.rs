@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use crate::config::{Operand, Rule};
 use crate::duration::Millis;
 use crate::engine::Engine;
-use crate::incident::{SequentialIds, rfc3339};
+use crate::incident::rfc3339;
 use crate::sample::Sample;
 use crate::service::Service;
 use crate::stats::{HostBuckets, StatsQuery};
@@ -293,7 +293,8 @@ impl Queries<'_> {
 }
 
 /// One host's history being made: its samples go into an engine of the
-/// rules it is drawn for, which evaluates at every tick before each.
+/// rules it is drawn for, whose aggregates are taken at every tick before
+/// each.
 struct HostHistory<'r> {
     engine: Engine,
     rules: &'r [Rule],
@@ -304,8 +305,8 @@ struct HostHistory<'r> {
     next_tick: Millis,
     /// Per rule, its points.
     series: Vec<Vec<(Millis, f64)>>,
-    ids: SequentialIds,
-    transitions: Vec<crate::incident::Transition>,
+    /// Each rule's aggregate at the tick being drawn.
+    aggregates: Vec<Option<f64>>,
     /// For each of the current names, its slot among the engine's fields.
     slots: Vec<Option<usize>>,
     values: Vec<f64>,
@@ -332,8 +333,7 @@ impl<'r> HostHistory<'r> {
             interval,
             next_tick: frame.0.div_euclid(interval) * interval,
             series: vec![Vec::new(); rules.len()],
-            ids: SequentialIds(0),
-            transitions: Vec::new(),
+            aggregates: Vec::new(),
             slots: Vec::new(),
             values: Vec::new(),
         };
@@ -349,24 +349,24 @@ impl<'r> HostHistory<'r> {
         while self.next_tick < ts && self.next_tick <= to {
             let at = self.next_tick;
             self.next_tick += self.interval;
-            self.transitions.clear();
-            // Ticks only move forward here, the one thing evaluate checks.
+            // Ticks only move forward here, the one thing checked. The
+            // aggregates only: no incident of the history matters.
             if at < from
                 || self
                     .engine
-                    .evaluate(at, &mut self.ids, &mut self.transitions)
+                    .aggregates_at(at, self.host, &mut self.aggregates)
                     .is_err()
             {
                 continue;
             }
-            let Some(statuses) = self.engine.host_status(self.host) else {
-                continue;
-            };
             let point = from + (at - from) / self.step * self.step;
-            for ((rule, status), points) in
-                self.rules.iter().zip(&statuses).zip(self.series.iter_mut())
+            for ((rule, aggregate), points) in self
+                .rules
+                .iter()
+                .zip(&self.aggregates)
+                .zip(self.series.iter_mut())
             {
-                let Some(value) = status.aggregate else {
+                let Some(value) = *aggregate else {
                     continue;
                 };
                 match points.last_mut() {
@@ -557,7 +557,11 @@ mod tests {
             store.append_samples(batch).unwrap();
         }
         let end = base + 2_000 * 5_003;
-        while store.compact_samples(end - 1_800_000).unwrap() > 0 {}
+        while store
+            .compact_samples(end - 1_800_000, crate::store::EVERY_ROLLUP)
+            .unwrap()
+            > 0
+        {}
         let until = store.rolled_up_until().unwrap();
         assert!(until > base && until < end);
         // Late (before the compacted frontier), at the same time as another,

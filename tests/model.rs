@@ -94,6 +94,41 @@ impl Model {
         }
     }
 
+    /// Each rule's aggregate on `host` at `t`; none when the host has no
+    /// sample by `t` or is forgotten.
+    fn aggregates(&self, host: &str, t: Millis) -> Vec<Option<f64>> {
+        let newest = self
+            .samples
+            .iter()
+            .filter(|s| s.host == host && s.ts <= t)
+            .map(|s| s.ts)
+            .max();
+        if newest.is_none_or(|newest| newest <= t - self.retention) {
+            return Vec::new();
+        }
+        self.rules
+            .iter()
+            .map(|rule| {
+                let mut window: Vec<&ModelSample> = self
+                    .samples
+                    .iter()
+                    .filter(|s| s.host == host && t - rule.timeframe < s.ts && s.ts <= t)
+                    .collect();
+                window.sort_by_key(|s| s.ts);
+                let values: Vec<f64> = window
+                    .iter()
+                    .filter_map(|s| {
+                        s.metrics
+                            .iter()
+                            .find(|(f, _)| *f == rule.field)
+                            .map(|&(_, v)| v)
+                    })
+                    .collect();
+                Self::aggregate(rule, &values)
+            })
+            .collect()
+    }
+
     fn evaluate(&mut self, t: Millis) -> Vec<Event> {
         let mut events = Vec::new();
         let mut latest: BTreeMap<&str, Millis> = BTreeMap::new();
@@ -341,6 +376,9 @@ proptest! {
 fn check(rules: &[Rule], retention: Millis, trace: &[TraceStep]) -> Result<(), TestCaseError> {
     {
         let mut engine = Engine::new(rules, retention);
+        // Fed the same samples, but only asked for its aggregates, one host
+        // at a time, as a rule's chart asks.
+        let mut drawn = Engine::new(rules, retention);
         let mut model = Model {
             rules: rules.to_vec(),
             retention,
@@ -363,11 +401,13 @@ fn check(rules: &[Rule], retention: Millis, trace: &[TraceStep]) -> Result<(), T
                     ts,
                     metrics,
                 };
-                engine.ingest(&Sample {
+                let fed = Sample {
                     host: sample.host.clone(),
                     ts,
                     metrics: sample.metrics.clone(),
-                });
+                };
+                engine.ingest(&fed);
+                drawn.ingest(&fed);
                 model.samples.push(sample);
             }
             let mut out = Vec::new();
@@ -375,6 +415,19 @@ fn check(rules: &[Rule], retention: Millis, trace: &[TraceStep]) -> Result<(), T
             let got: Vec<Event> = out.iter().map(event).collect();
             let expected = model.evaluate(tick);
             prop_assert_eq!(&got, &expected, "tick {} (step {})", tick, step_index);
+            for host in ["h0", "h1", "h2"] {
+                let mut aggregates = Vec::new();
+                drawn.aggregates_at(tick, host, &mut aggregates).unwrap();
+                let expected = model.aggregates(host, tick);
+                prop_assert_eq!(
+                    &aggregates,
+                    &expected,
+                    "aggregates of {} at tick {} (step {})",
+                    host,
+                    tick,
+                    step_index
+                );
+            }
             // The state that is stored with the tick: each pair's
             // pendingSince and clearSince, as the model has them. (A rule
             // without options keeps none: with `for` 0 nothing reads it.)

@@ -515,6 +515,46 @@ impl Engine {
         self.last_tick
     }
 
+    /// Moves the windows of `host` to `at` and puts each rule's aggregate
+    /// there in `out`, in rule order, without deciding anything: no
+    /// incident opens or resolves, no other host moves (what a rule's chart
+    /// draws of one host: `query::rule_history`). `out` is left empty when
+    /// the engine does not hold `host`, or would not evaluate it at `at`:
+    /// no sample yet, or silent past the host retention (forgotten, as
+    /// [`Engine::propose`] forgets it). Not before the windows' last move
+    /// ([`EngineError::TickInPast`]).
+    pub fn aggregates_at(
+        &mut self,
+        at: Millis,
+        host: &str,
+        out: &mut Vec<Option<f64>>,
+    ) -> Result<(), EngineError> {
+        if let Some(previous) = self.windows_at
+            && at < previous
+        {
+            return Err(EngineError::TickInPast { at, previous });
+        }
+        self.windows_at = Some(at);
+        out.clear();
+        let Some(&index) = self.host_index.get(host) else {
+            return Ok(());
+        };
+        let host = &mut self.hosts[index];
+        advance_windows(&self.rules, host, at);
+        if host
+            .latest_visible
+            .is_some_and(|latest| latest > at - self.host_retention)
+        {
+            out.extend(
+                self.rules
+                    .iter()
+                    .zip(&host.windows)
+                    .map(|(rule, window)| aggregate(rule, window, &host.sums, &host.extrema)),
+            );
+        }
+        Ok(())
+    }
+
     /// The state of every rule on `host`, as of the last evaluation.
     pub fn host_status(&self, host: &str) -> Option<Vec<PairStatus>> {
         let host = &self.hosts[*self.host_index.get(host)?];
