@@ -137,7 +137,9 @@ fn main() {
     let compact_started = Instant::now();
     let mut folded = 0;
     loop {
-        let step = store.compact_samples(i64::MAX).expect("compact");
+        let step = store
+            .compact_samples(i64::MAX, alertd::store::EVERY_ROLLUP)
+            .expect("compact");
         if step == 0 {
             break;
         }

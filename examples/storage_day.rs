@@ -74,7 +74,9 @@ fn main() {
         if ts >= next_compaction {
             loop {
                 let timer = Instant::now();
-                let folded = store.compact_samples(ts - 1_200_000).unwrap();
+                let folded = store
+                    .compact_samples(ts - 1_200_000, alertd::store::EVERY_ROLLUP)
+                    .unwrap();
                 let took = timer.elapsed();
                 compaction_time += took;
                 longest_compaction = longest_compaction.max(took);

@@ -483,7 +483,11 @@ mod tests {
             }
         }
         let end = base + 3_000 * 7_001;
-        while compacted.compact_samples(end - 1_200_000).unwrap() > 0 {}
+        while compacted
+            .compact_samples(end - 1_200_000, crate::store::EVERY_ROLLUP)
+            .unwrap()
+            > 0
+        {}
         let until = compacted.rolled_up_until().unwrap();
         assert!(until > base + 3_600_000);
         let late: Vec<Sample> = (0..50i64)
@@ -579,7 +583,9 @@ mod tests {
             .map(|i| Sample::new("a", hour + i * 10_000, &[("cpu", 1.0)]))
             .collect();
         store.append_samples(&first).unwrap();
-        store.compact_samples(hour + 20 * minute).unwrap();
+        store
+            .compact_samples(hour + 20 * minute, crate::store::EVERY_ROLLUP)
+            .unwrap();
         let mut total = first.len() as u64;
         for k in 0..205i64 {
             let batch: Vec<Sample> = (0..1_000)
@@ -594,7 +600,9 @@ mod tests {
             total += batch.len() as u64;
             store.append_samples(&batch).unwrap();
         }
-        store.compact_samples(hour + 60 * minute).unwrap();
+        store
+            .compact_samples(hour + 60 * minute, crate::store::EVERY_ROLLUP)
+            .unwrap();
         let until = store.rolled_up_until().unwrap();
         assert_eq!(until, hour + 20 * minute, "the compaction was cut short");
         let to = hour + 60 * minute - 1;

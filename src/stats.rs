@@ -1069,7 +1069,11 @@ mod tests {
         }
         let end = base + 2_000 * 7_001;
         // Everything but the last ten minutes or so.
-        while compacted.compact_samples(end - 600_000).unwrap() > 0 {}
+        while compacted
+            .compact_samples(end - 600_000, crate::store::EVERY_ROLLUP)
+            .unwrap()
+            > 0
+        {}
         assert!(compacted.rolled_up_until().unwrap() > base);
         // Samples pushed after their time was rolled up (late, or with old
         // timestamps): in no rollup until the next compaction, yet every

@@ -382,7 +382,11 @@ fn export_of_stored_samples_replays_to_the_same_transitions() {
         for batch in samples.chunks(17) {
             store.append_samples(batch).unwrap();
         }
-        while store.compact_samples(middle).unwrap() > 0 {}
+        while store
+            .compact_samples(middle, alertd::store::EVERY_ROLLUP)
+            .unwrap()
+            > 0
+        {}
     }
     let data_dir = dir.path().to_str().unwrap();
     let exported = alertd(

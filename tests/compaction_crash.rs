@@ -116,7 +116,11 @@ fn child_compacts() {
     };
     let store = SqliteStore::open_dir(Path::new(&dir)).unwrap();
     println!("compacting");
-    while store.compact_samples(i64::MAX - BLOCK_PERIOD).unwrap() > 0 {}
+    while store
+        .compact_samples(i64::MAX - BLOCK_PERIOD, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     println!("done");
 }
 

@@ -1107,7 +1107,8 @@ fn a_row_that_cannot_be_decoded_costs_that_row_only() {
     assert_eq!(exported_samples(&data), 10);
     // Compaction folds the good samples and drops the damaged row.
     let store = alertd::store::SqliteStore::open_dir(&data).unwrap();
-    alertd::store::SampleStore::compact_samples(&store, i64::MAX).unwrap();
+    alertd::store::SampleStore::compact_samples(&store, i64::MAX, alertd::store::EVERY_ROLLUP)
+        .unwrap();
     drop(store);
     let connection = rusqlite::Connection::open(data.join("alertd.sqlite")).unwrap();
     let left: i64 = connection
@@ -1635,7 +1636,14 @@ fn a_damaged_history_is_reported_and_alerting_goes_on() {
             })
             .collect();
         alertd::store::SampleStore::append_samples(&store, &samples).unwrap();
-        while alertd::store::SampleStore::compact_samples(&store, now()).unwrap() > 0 {}
+        while alertd::store::SampleStore::compact_samples(
+            &store,
+            now(),
+            alertd::store::EVERY_ROLLUP,
+        )
+        .unwrap()
+            > 0
+        {}
         let rollups = support::rollups(&store, alertd::store::rollup::Step::Minute, None);
         assert!(!rollups.is_empty(), "compaction made rollups");
     }

@@ -257,7 +257,11 @@ pub fn rollups_cover_the_samples_before_rolled_up_until(store: &dyn Store) {
         .collect();
     store.append_samples(&samples).unwrap();
     let before = base + 2 * BLOCK_PERIOD + 60_000;
-    while store.compact_samples(before).unwrap() > 0 {}
+    while store
+        .compact_samples(before, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     let until = store.rolled_up_until().unwrap();
     assert!(until > base && until <= before, "{until}");
     let mut rolled = 0;
@@ -274,6 +278,39 @@ pub fn rollups_cover_the_samples_before_rolled_up_until(store: &dyn Store) {
         .unwrap();
     let expected = samples.iter().filter(|s| s.ts < until).count() as u64;
     assert_eq!(rolled, expected);
+}
+
+/// A compaction writes no rollup row of a step that ends before that step's
+/// time in `rollups_from` (the rows a retention would delete at once), and
+/// every other row as without it; the samples are all compacted alike.
+pub fn rollups_past_their_time_are_not_written(store: &dyn Store) {
+    use alertd::store::BLOCK_PERIOD;
+    let hour = 3_600_000;
+    // Three hours of one host, and a fourth host's sample in the last.
+    let base = 1_795_428_000_000;
+    let samples: Vec<Sample> = (0..3 * 360)
+        .map(|i| Sample::new("a", base + i * 10_000, &[("x", i as f64)]))
+        .chain([Sample::new("b", base + 2 * hour + 5, &[("x", 7.0)])])
+        .collect();
+    store.append_samples(&samples).unwrap();
+    // Minute rows (an hour each) from the second hour on; ten-minute and
+    // hour rows (a day each) all, as their day ends after the time given.
+    let rollups_from = [base + hour + 1, base + hour, base];
+    let before = base + 3 * hour + BLOCK_PERIOD;
+    while store.compact_samples(before, rollups_from).unwrap() > 0 {}
+    assert_eq!(scan(store, i64::MIN, i64::MAX), {
+        let mut sorted = samples.clone();
+        sorted.sort_by(|x, y| (x.ts, &x.host).cmp(&(y.ts, &y.host)));
+        sorted
+    });
+    let later: Vec<Sample> = samples
+        .iter()
+        .filter(|s| s.ts >= base + hour)
+        .cloned()
+        .collect();
+    check_rollups(store, Step::Minute, &later, "minutes from the second hour");
+    check_rollups(store, Step::TenMinutes, &samples, "ten minutes");
+    check_rollups(store, Step::Hour, &samples, "hours");
 }
 
 /// A value that could not be read back is refused before anything is
@@ -421,7 +458,9 @@ pub fn compacted_and_recent_samples_read_back_exactly(store: &dyn Store) {
     // Fold the first 20 minutes, in as many calls as it takes.
     let mut folded = 0;
     loop {
-        let step = store.compact_samples(base + 20 * MINUTE + 5).unwrap();
+        let step = store
+            .compact_samples(base + 20 * MINUTE + 5, alertd::store::EVERY_ROLLUP)
+            .unwrap();
         if step == 0 {
             break;
         }
@@ -464,7 +503,11 @@ pub fn compacted_and_recent_samples_read_back_exactly(store: &dyn Store) {
         );
     }
     // Compacting again folds the late samples into their periods' blocks.
-    while store.compact_samples(base + 40 * MINUTE).unwrap() > 0 {}
+    while store
+        .compact_samples(base + 40 * MINUTE, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     assert_eq!(
         scan_normalized(store, i64::MIN, i64::MAX),
         expected(&appended, i64::MIN, i64::MAX)
@@ -615,7 +658,11 @@ pub fn samples_match_a_model(
                 model.extend(batch);
             }
             Op::Compact(seconds) => {
-                while store.compact_samples(at(*seconds)).unwrap() > 0 {}
+                while store
+                    .compact_samples(at(*seconds), alertd::store::EVERY_ROLLUP)
+                    .unwrap()
+                    > 0
+                {}
                 let period = alertd::store::BLOCK_PERIOD;
                 let before = at(*seconds).div_euclid(period) * period;
                 let (old, kept): (Vec<Sample>, Vec<Sample>) =
@@ -1927,7 +1974,11 @@ pub fn late_samples_are_unrolled_until_compacted(store: &dyn Store) {
         .collect();
     store.append_samples(&early).unwrap();
     let end = base + 3 * BLOCK_PERIOD;
-    while store.compact_samples(end).unwrap() > 0 {}
+    while store
+        .compact_samples(end, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     let until = store.rolled_up_until().unwrap();
     assert!(until > base + 1_200_000, "rolled up: {until}");
     let unrolled = |store: &dyn Store| {
@@ -1945,7 +1996,11 @@ pub fn late_samples_are_unrolled_until_compacted(store: &dyn Store) {
         .append_samples(&[Sample::new("late", base + 5_000, &[("x", 2.0)])])
         .unwrap();
     assert_eq!(unrolled(store), [("late".to_string(), base + 5_000)]);
-    while store.compact_samples(end).unwrap() > 0 {}
+    while store
+        .compact_samples(end, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     assert_eq!(unrolled(store), [], "compacted at last");
 }
 
@@ -2220,6 +2275,7 @@ macro_rules! conformance {
                 samples_are_scanned_in_time_then_host_order,
                 a_large_batch_reads_back_whole,
                 rollups_cover_the_samples_before_rolled_up_until,
+                rollups_past_their_time_are_not_written,
                 a_value_that_cannot_be_read_back_is_refused,
                 batches_append_in_order,
                 a_cursor_splits_samples_by_append_order,
@@ -2470,7 +2526,11 @@ fn fill_and_compact(store: &dyn Store) -> [Vec<Point>; 3] {
     for batch in samples.chunks(90) {
         store.append_samples(batch).unwrap();
     }
-    while store.compact_samples(base + 6_600_000).unwrap() > 0 {}
+    while store
+        .compact_samples(base + 6_600_000, alertd::store::EVERY_ROLLUP)
+        .unwrap()
+        > 0
+    {}
     let points = Step::ALL.map(|step| all_hosts_points(store, step));
     assert_eq!(points[0].len(), 110, "110 minutes");
     assert_eq!(points[0][0].samples, 18, "3 hosts at 10 s");
@@ -2543,7 +2603,9 @@ fn redis_rolls_up_hours_of_a_store_written_before_they_were_kept() {
         "{old}:hour_rolled_up",
     ]);
     assert!(hour_points(&store).is_empty());
-    store.compact_samples(0).unwrap();
+    store
+        .compact_samples(0, alertd::store::EVERY_ROLLUP)
+        .unwrap();
     assert_eq!(hour_points(&store), hours);
 }
 
@@ -2574,7 +2636,9 @@ fn redis_rolls_up_all_hosts_of_a_store_written_before_they_were_kept() {
     server.cli(&[&["EVAL", script, "4"][..], &keys[..]].concat());
     server.cli(&["DEL", "{old}:all_hosts_rolled_up"]);
     assert!(all_hosts_points(&store, Step::Minute).is_empty());
-    store.compact_samples(0).unwrap();
+    store
+        .compact_samples(0, alertd::store::EVERY_ROLLUP)
+        .unwrap();
     assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
 
     // A row of all hosts that misses hosts (as compacted by an earlier
@@ -2589,6 +2653,8 @@ fn redis_rolls_up_all_hosts_of_a_store_written_before_they_were_kept() {
     server.cli(&["EVAL", script, "1", keys[0]]);
     assert_ne!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
     server.cli(&["DEL", "{old}:all_hosts_rolled_up"]);
-    store.compact_samples(0).unwrap();
+    store
+        .compact_samples(0, alertd::store::EVERY_ROLLUP)
+        .unwrap();
     assert_eq!(Step::ALL.map(|step| all_hosts_points(&store, step)), points);
 }

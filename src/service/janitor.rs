@@ -29,6 +29,10 @@ struct Chore {
     step: fn(&Service, Millis) -> Result<u64, StoreError>,
 }
 
+/// How long before their retention's end rollups are still written by a
+/// compaction.
+const ROLLUPS_SPARED: Millis = 3_600_000;
+
 pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let start = service.now();
     let mut chores = [
@@ -85,7 +89,14 @@ pub(super) async fn janitor(service: Arc<Service>, mut stop: watch::Receiver<boo
             step: |service, before| {
                 // Not while a reload reads samples up to a cursor.
                 let _compaction = super::lock(&service.evaluation.compaction);
-                service.store.compact_samples(before)
+                // Without the rollups past their retention, which no read
+                // uses and the janitor would delete (an hour to spare, for
+                // nodes whose clocks differ).
+                let rollups_from = service
+                    .queries()
+                    .rollups_kept_from()
+                    .map(|from| from.saturating_sub(ROLLUPS_SPARED));
+                service.store.compact_samples(before, rollups_from)
             },
         },
     ];

@@ -103,8 +103,14 @@ impl Fold {
 pub fn fold(
     batches: Vec<(i64, Vec<u8>)>,
     before: Millis,
+    rollups_from: crate::store::RollupsFrom,
     stored: &mut dyn Stored,
 ) -> Result<Fold, StoreError> {
+    // The steps whose row starting at `row` is written.
+    let kept = |(step, row): (Step, Millis)| {
+        let place = Step::ALL.iter().position(|s| *s == step).unwrap_or(0);
+        row.saturating_add(step.row_span()) > rollups_from[place]
+    };
     let mut fold = Fold::default();
     // The samples to fold, by period and host, in append order.
     let mut groups: BTreeMap<(Millis, String), Vec<(i64, Sample)>> = BTreeMap::new();
@@ -139,6 +145,7 @@ pub fn fold(
             .iter()
             .flat_map(|(start, host)| [(*start, *host), (*start, ALL_HOSTS)])
             .flat_map(|(start, host)| Step::ALL.map(|step| (step, host, step.row_of(start))))
+            .filter(|(step, _, row)| kept((*step, *row)))
             .collect();
         rows.sort_unstable();
         rows.dedup();
@@ -150,8 +157,11 @@ pub fn fold(
         // Stable: ties stay in append order.
         new.sort_by_key(|(_, sample)| sample.ts);
         for step in Step::ALL {
-            let rolled = rollup::roll_up(new.iter().map(|(_, sample)| sample), step);
             let row = step.row_of(start);
+            if !kept((step, row)) {
+                continue;
+            }
+            let rolled = rollup::roll_up(new.iter().map(|(_, sample)| sample), step);
             points
                 .entry((step, ALL_HOSTS.to_string(), row))
                 .or_default()

@@ -263,6 +263,13 @@ pub struct RollupQuery<'a> {
     pub totals_only: bool,
 }
 
+/// Per rollup step (in the order of [`Step::ALL`]), the time before which
+/// a compaction need not write its rollups ([`SampleStore::compact_samples`]).
+pub type RollupsFrom = [Millis; 3];
+
+/// Every rollup written, whatever its time.
+pub const EVERY_ROLLUP: RollupsFrom = [Millis::MIN; 3];
+
 /// What [`SampleStore::visit_samples`] hands samples to.
 pub trait SampleVisitor {
     /// The samples that follow give their fields by place in `names`.
@@ -568,8 +575,13 @@ pub trait SampleStore: Send + Sync {
     /// once none is left. A read with a cursor
     /// ([`SampleStore::scan_samples_before`]) fails with
     /// [`StoreError::CompactedAfterCursor`] if samples it should leave out
-    /// were compacted after the cursor was read.
-    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
+    /// were compacted after the cursor was read. The rollups of a step are
+    /// not written for a row that ends before its time in `rollups_from`
+    /// (the janitor would delete them and no read uses them: a backlog of a
+    /// week folds without a week of minute rollups); [`EVERY_ROLLUP`] writes
+    /// them all.
+    fn compact_samples(&self, before: Millis, rollups_from: RollupsFrom)
+    -> Result<u64, StoreError>;
 
     /// Calls `visit` with each stored rollup row (encoded by
     /// [`rollup::encode`]) of the query's step and host that may hold

@@ -115,7 +115,7 @@ observed!(SampleStore {
     fn hosts(&self) -> Result<Vec<HostSeen>, StoreError>;
     fn delete_samples_before(&self, before: Millis) -> Result<u64, StoreError>;
     fn scan_unrolled(&self, from: Millis, to: Millis, visit: &mut dyn FnMut(Sample)) -> Result<(), StoreError>;
-    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError>;
+    fn compact_samples(&self, before: Millis, rollups_from: crate::store::RollupsFrom) -> Result<u64, StoreError>;
     fn scan_rollup_rows(&self, query: &RollupQuery<'_>, visit: &mut crate::store::RowVisitor<'_>) -> Result<(), StoreError>;
     fn rolled_up_until(&self) -> Result<Millis, StoreError>;
     fn delete_rollups_before(&self, step: Step, before: Millis) -> Result<u64, StoreError>;

@@ -483,7 +483,11 @@ impl RedisStore {
 
     /// Folds batches with samples before the period that holds `before`
     /// into blocks and rollups, at most [`COMPACTION_SAMPLES`] at a time.
-    pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
+    pub(super) fn compact(
+        &self,
+        before: Millis,
+        rollups_from: crate::store::RollupsFrom,
+    ) -> Result<u64, StoreError> {
         let before = period_of(before);
         let done = self.exclusively(|| {
             self.add_all_hosts_rows()?;
@@ -504,7 +508,7 @@ impl RedisStore {
                     break;
                 }
             }
-            let fold = fold::fold(batches, before, &mut InRedis::new(self))?;
+            let fold = fold::fold(batches, before, rollups_from, &mut InRedis::new(self))?;
             if fold.folded == 0 && !complete {
                 return Ok(0);
             }

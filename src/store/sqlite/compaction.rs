@@ -11,9 +11,9 @@ use super::rollups::{put_row, stored_row};
 use super::samples::{RecentRow, save_next_seq};
 use super::{SqliteStore, begin_write};
 use crate::duration::Millis;
-use crate::store::StoreError;
 use crate::store::fold::{self, Fold, Stored, period_of};
 use crate::store::rollup::Step;
+use crate::store::{RollupsFrom, StoreError};
 
 /// The most samples one compaction folds: the work and the transaction grow
 /// with it, and a period of a large fleet takes several.
@@ -54,13 +54,17 @@ impl SqliteStore {
     /// Folds recent samples with `ts` before the period that holds `before`
     /// into blocks and rollups, at most [`COMPACTION_SAMPLES`] at a time.
     /// Returns how many samples were folded: 0 when none is left.
-    pub(super) fn compact(&self, before: Millis) -> Result<u64, StoreError> {
+    pub(super) fn compact(
+        &self,
+        before: Millis,
+        rollups_from: RollupsFrom,
+    ) -> Result<u64, StoreError> {
         let _compacting = self.compacting();
         let before = period_of(before);
         let started = std::time::Instant::now();
         let plan = self.read(|connection| {
             let snapshot = connection.unchecked_transaction()?;
-            plan(&snapshot, before)
+            plan(&snapshot, before, rollups_from)
         })?;
         if plan.fold.folded == 0 && !plan.complete {
             return Ok(0);
@@ -119,7 +123,11 @@ const FREE_PAGES_KEPT: i64 = 1024;
 const PAGES_GIVEN_BACK: i64 = 8192;
 
 /// Reads what to fold and works out every row to write.
-fn plan(connection: &Connection, before: Millis) -> Result<Plan, StoreError> {
+fn plan(
+    connection: &Connection,
+    before: Millis,
+    rollups_from: RollupsFrom,
+) -> Result<Plan, StoreError> {
     let mut rows: Vec<(i64, Vec<u8>)> = Vec::new();
     let mut complete = true;
     {
@@ -136,7 +144,7 @@ fn plan(connection: &Connection, before: Millis) -> Result<Plan, StoreError> {
             }
         }
     }
-    let fold = fold::fold(rows, before, &mut Snapshot(connection))?;
+    let fold = fold::fold(rows, before, rollups_from, &mut Snapshot(connection))?;
     Ok(Plan {
         before,
         complete,
@@ -245,7 +253,11 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(pragma("auto_vacuum"), 2, "a new file vacuums incrementally");
-        while store.compact_samples(base + 6 * BLOCK_PERIOD).unwrap() > 0 {}
+        while store
+            .compact_samples(base + 6 * BLOCK_PERIOD, crate::store::EVERY_ROLLUP)
+            .unwrap()
+            > 0
+        {}
         // Below FREE_PAGES_KEPT the pages are kept for the next appends;
         // past it (here, past none) they are given back.
         let (free, before) = (pragma("freelist_count"), pragma("page_count"));

@@ -323,8 +323,12 @@ impl SampleStore for SqliteStore {
         Ok(deleted)
     }
 
-    fn compact_samples(&self, before: Millis) -> Result<u64, StoreError> {
-        self.compact(before)
+    fn compact_samples(
+        &self,
+        before: Millis,
+        rollups_from: crate::store::RollupsFrom,
+    ) -> Result<u64, StoreError> {
+        self.compact(before, rollups_from)
     }
 
     fn scan_rollup_rows(
