@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::duration::Millis;
 use crate::stats::{Bucket, FieldStats, StatsQuery, rolled_parts};
-use crate::store::rollup::{Point, Step};
+use crate::store::damage::or_skip;
+use crate::store::rollup::{Step, Totals};
 use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
 /// One host over the frame.
@@ -181,8 +182,8 @@ impl FrameQuery {
             read: Vec::new(),
             known: HashMap::new(),
             current: None,
-            point_names: Vec::new(),
             point_places: Vec::new(),
+            point_grains: Vec::new(),
         };
         let mut raw_from = from;
         if let Some(step) = self.rolled_up {
@@ -197,7 +198,18 @@ impl FrameQuery {
                     fields: Some(&self.fields),
                     totals_only: true,
                 };
-                store.scan_rollups(&rollups, &mut |host, point| reader.point(host, point))?;
+                // Column by column, the fields asked for only.
+                let mut totals = Totals::default();
+                store.scan_rollup_rows(&rollups, &mut |host, row| {
+                    let decoded =
+                        or_skip(totals.decode(row, Some(&self.fields), (from, to)), || {
+                            format!("a rollup row of host {host:?}")
+                        })?;
+                    if decoded.is_some() && !totals.stamps.is_empty() {
+                        reader.totals(host, &totals);
+                    }
+                    Ok(())
+                })?;
             }
             let end = self.to.min(raw.saturating_sub(1));
             if from <= end {
@@ -326,10 +338,10 @@ struct Reader<'q> {
     /// The place of the host of the last point or sample: the next is most
     /// likely its.
     current: Option<usize>,
-    /// The names of the last point's fields (the points of a row share
-    /// them) and their places among the fields asked for.
-    point_names: Vec<std::sync::Arc<str>>,
+    /// Room for a rollup row: its columns' places among the fields asked
+    /// for, and its points' grains.
     point_places: Vec<Option<usize>>,
+    point_grains: Vec<Option<usize>>,
 }
 
 impl Reader<'_> {
@@ -366,36 +378,37 @@ impl Reader<'_> {
         usize::try_from((ts - self.frame.from) / self.frame.grain).ok()
     }
 
-    fn point(&mut self, host: &str, point: &Point) {
-        let grain = self.grain(point.ts);
-        let same = self.point_names.len() == point.fields.len()
-            && self
-                .point_names
+    /// Adds a row's rolled-up points (the fields asked for only).
+    fn totals(&mut self, host: &str, totals: &Totals) {
+        let fields = &self.query.fields;
+        let mut places = std::mem::take(&mut self.point_places);
+        places.clear();
+        places.extend(
+            totals
+                .columns()
                 .iter()
-                .zip(&point.fields)
-                .all(|(known, (name, _))| std::sync::Arc::ptr_eq(known, name));
-        if !same {
-            let fields = &self.query.fields;
-            self.point_names = point.fields.iter().map(|(name, _)| name.clone()).collect();
-            self.point_places = point
-                .fields
-                .iter()
-                .map(|(name, _)| fields.iter().position(|field| **field == **name))
-                .collect();
-        }
-        let places = std::mem::take(&mut self.point_places);
+                .map(|column| fields.iter().position(|field| *field == column.name)),
+        );
+        let mut grains = std::mem::take(&mut self.point_grains);
+        grains.clear();
+        grains.extend(totals.stamps.iter().map(|ts| self.grain(*ts)));
         let figures = self.host(host);
-        figures.samples += point.samples;
-        if let Some(grain) = grain {
-            figures.mark(grain);
+        figures.samples += totals.samples.iter().sum::<u64>();
+        for grain in grains.iter().flatten() {
+            figures.mark(*grain);
         }
-        for ((_, aggregate), place) in point.fields.iter().zip(&places) {
-            if let Some(place) = *place {
-                let count = u32::try_from(aggregate.count).unwrap_or(u32::MAX);
-                figures.fields[place].add(count, aggregate.sum, aggregate.max);
+        for (column, place) in totals.columns().iter().zip(&places) {
+            let Some(place) = *place else {
+                continue;
+            };
+            let stats = &mut figures.fields[place];
+            for i in 0..column.at.len() {
+                let count = u32::try_from(column.count[i]).unwrap_or(u32::MAX);
+                stats.add(count, column.sum[i], column.max[i]);
             }
         }
         self.point_places = places;
+        self.point_grains = grains;
     }
 }
 
