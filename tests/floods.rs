@@ -356,11 +356,7 @@ fn a_stats_answer_nobody_reads_keeps_no_page_waiting() {
                 })
             })
             .collect();
-        let (status, body) = alertd.post(
-            "/api/v1/samples",
-            "application/json",
-            serde_json::to_string(&samples).unwrap(),
-        );
+        let (status, body) = alertd.push(serde_json::Value::Array(samples));
         assert_eq!(status, 200, "{body}");
     }
     let port = alertd.port;

@@ -79,6 +79,25 @@ struct Model {
     pairs: BTreeMap<(usize, String), Pair>,
 }
 
+/// The values of `rule`'s field on `host` in its window at `t`, in time
+/// order (a stable sort keeps arrival order for ties).
+fn window(samples: &[ModelSample], rule: &Rule, host: &str, t: Millis) -> Vec<f64> {
+    let mut window: Vec<&ModelSample> = samples
+        .iter()
+        .filter(|s| s.host == host && t - rule.timeframe < s.ts && s.ts <= t)
+        .collect();
+    window.sort_by_key(|s| s.ts);
+    window
+        .iter()
+        .filter_map(|s| {
+            s.metrics
+                .iter()
+                .find(|(f, _)| *f == rule.field)
+                .map(|&(_, v)| v)
+        })
+        .collect()
+}
+
 impl Model {
     fn aggregate(rule: &Rule, values: &[f64]) -> Option<f64> {
         let n = values.len();
@@ -108,24 +127,7 @@ impl Model {
         }
         self.rules
             .iter()
-            .map(|rule| {
-                let mut window: Vec<&ModelSample> = self
-                    .samples
-                    .iter()
-                    .filter(|s| s.host == host && t - rule.timeframe < s.ts && s.ts <= t)
-                    .collect();
-                window.sort_by_key(|s| s.ts);
-                let values: Vec<f64> = window
-                    .iter()
-                    .filter_map(|s| {
-                        s.metrics
-                            .iter()
-                            .find(|(f, _)| *f == rule.field)
-                            .map(|&(_, v)| v)
-                    })
-                    .collect();
-                Self::aggregate(rule, &values)
-            })
+            .map(|rule| Self::aggregate(rule, &window(&self.samples, rule, host, t)))
             .collect()
     }
 
@@ -163,23 +165,7 @@ impl Model {
                     pair.pending_since = None;
                     continue;
                 }
-                // Stable sort by ts keeps arrival order for ties.
-                let mut window: Vec<&ModelSample> = self
-                    .samples
-                    .iter()
-                    .filter(|s| s.host == host && t - rule.timeframe < s.ts && s.ts <= t)
-                    .collect();
-                window.sort_by_key(|s| s.ts);
-                let values: Vec<f64> = window
-                    .iter()
-                    .filter_map(|s| {
-                        s.metrics
-                            .iter()
-                            .find(|(f, _)| *f == rule.field)
-                            .map(|&(_, v)| v)
-                    })
-                    .collect();
-                let aggregate = Self::aggregate(rule, &values);
+                let aggregate = Self::aggregate(rule, &window(&self.samples, rule, host, t));
                 let options = &rule.options;
                 let recovery = options.recovery.unwrap_or(rule.threshold);
                 let holds = match aggregate {
