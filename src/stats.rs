@@ -262,18 +262,18 @@ impl StatsQuery {
     /// series of every host together), from the samples themselves
     /// elsewhere. Blocking.
     pub fn run(&self, store: &dyn Store) -> Result<HostBuckets, StoreError> {
-        let (mut hosts, raw_from) = self.run_rolled_up(store)?;
-        if self.across_hosts {
-            let mut together = self.together();
-            store.visit_samples(raw_from, self.to, &mut together)?;
-            together.add_to(self.buckets_of(&mut hosts, ALL_HOSTS));
+        if !self.across_hosts {
+            // As the per-host answer reads them, on this thread.
+            let mut hosts = HostBuckets::new();
+            for (host, series) in self.read_hosts(store, 1)?.hosts {
+                series.add_to(hosts.entry(host).or_default());
+            }
             return Ok(hosts);
         }
-        let mut add = |sample| self.add_sample(&mut hosts, sample);
-        match &self.host {
-            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
-            None => store.scan_samples(raw_from, self.to, &mut add)?,
-        }
+        let (mut hosts, raw_from) = self.run_rolled_up(store)?;
+        let mut together = self.together();
+        store.visit_samples(raw_from, self.to, &mut together)?;
+        together.add_to(self.buckets_of(&mut hosts, ALL_HOSTS));
         Ok(hosts)
     }
 
@@ -294,14 +294,14 @@ impl StatsQuery {
         Ok((hosts, raw_from))
     }
 
-    /// Every host's buckets (or the one asked for's): [`StatsQuery::run`],
-    /// each host's kept as figures by field place, to be written as the
-    /// per-host answer ([`ByHost::write_entries`]). On `threads` threads at
-    /// once: each reads the rollups of the hosts that fall to it by name (no
-    /// host's figures are added up in two places); then the samples not yet
-    /// rolled up and the samples are read once and added, after the rollups
-    /// as [`StatsQuery::run`] adds them (the same sums, bit for bit).
-    /// Blocking.
+    /// Every host's buckets (or the one asked for's), each host's kept as
+    /// figures by field place, to be written as the per-host answer
+    /// ([`ByHost::write_entries`]). On `threads` threads at once: each reads
+    /// the rollups of the hosts that fall to it by name (no host's figures
+    /// are added up in two places); then, on this thread, the samples that
+    /// came after their time was rolled up and the samples not yet rolled
+    /// up, visited where they lie (no [`Sample`] made for each). The same
+    /// sums, bit for bit, at any number of threads. Blocking.
     pub(crate) fn read_hosts(
         &self,
         store: &dyn Store,
@@ -312,22 +312,23 @@ impl StatsQuery {
         let raw_from = match self.rolled_plan(store)? {
             Some((parts, raw)) => {
                 let parts = &parts;
-                let read: Vec<Result<ByHost<'_>, StoreError>> = std::thread::scope(|scope| {
-                    let readers: Vec<_> = (0..threads)
-                        .map(|me| {
-                            scope.spawn(move || {
-                                let mine = move |host: &str| share(host, threads) == me;
-                                let mut hosts = ByHost::new(self);
-                                for part in parts {
-                                    self.scan_part(store, *part, &mine, &mut hosts)?;
-                                }
-                                hosts.put_back();
-                                Ok(hosts)
-                            })
-                        })
-                        .collect();
-                    readers.into_iter().map(joined).collect()
-                });
+                let read_share = move |me: usize| -> Result<ByHost<'_>, StoreError> {
+                    let mine = move |host: &str| share(host, threads) == me;
+                    let mut hosts = ByHost::new(self);
+                    for part in parts {
+                        self.scan_part(store, *part, &mine, &mut hosts)?;
+                    }
+                    Ok(hosts)
+                };
+                let read: Vec<Result<ByHost<'_>, StoreError>> = match threads {
+                    1 => vec![read_share(0)],
+                    _ => std::thread::scope(|scope| {
+                        let readers: Vec<_> = (0..threads)
+                            .map(|me| scope.spawn(move || read_share(me)))
+                            .collect();
+                        readers.into_iter().map(joined).collect()
+                    }),
+                };
                 for hosts in read {
                     // Each host is in one of them only.
                     by_host.hosts.extend(hosts?.hosts);
@@ -336,12 +337,10 @@ impl StatsQuery {
             }
             None => self.from,
         };
-        let mut add = |sample| by_host.sample(sample);
         match &self.host {
-            Some(host) => store.scan_host_samples(host, raw_from, self.to, &mut add)?,
-            None => store.scan_samples(raw_from, self.to, &mut add)?,
+            Some(host) => store.visit_host_samples(host, raw_from, self.to, &mut by_host)?,
+            None => store.visit_samples(raw_from, self.to, &mut by_host)?,
         }
-        by_host.put_back();
         Ok(by_host)
     }
 
@@ -585,9 +584,13 @@ impl Sink for Buckets<'_> {
 pub(crate) struct ByHost<'q> {
     query: &'q StatsQuery,
     hosts: BTreeMap<String, Together<'q>>,
-    /// The host added to last and its series, out of `hosts` until another
-    /// host's come (rollups come host by host).
-    current: Option<(String, Together<'q>)>,
+    /// Every field name visited samples gave, each with its id (its place
+    /// here), so that each host's series looks a name up once, by id.
+    names: Vec<String>,
+    ids: rustc_hash::FxHashMap<String, usize>,
+    /// For each of the names last given to [`SampleVisitor::names`], its id
+    /// and whether the query wants it.
+    visiting: Vec<(usize, bool)>,
 }
 
 impl<'q> ByHost<'q> {
@@ -595,26 +598,19 @@ impl<'q> ByHost<'q> {
         ByHost {
             query,
             hosts: BTreeMap::new(),
-            current: None,
+            names: Vec::new(),
+            ids: Default::default(),
+            visiting: Vec::new(),
         }
     }
 
     fn series(&mut self, host: &str) -> &mut Together<'q> {
-        if self.current.as_ref().is_none_or(|(name, _)| name != host) {
-            self.put_back();
-            let series = self
-                .hosts
-                .remove(host)
-                .unwrap_or_else(|| Together::new(self.query));
-            self.current = Some((host.to_string(), series));
+        // A host's name is copied once, not once per sample.
+        if !self.hosts.contains_key(host) {
+            self.hosts
+                .insert(host.to_string(), Together::new(self.query));
         }
-        &mut self.current.as_mut().expect("set above").1
-    }
-
-    fn put_back(&mut self) {
-        if let Some((host, series)) = self.current.take() {
-            self.hosts.insert(host, series);
-        }
+        self.hosts.get_mut(host).expect("inserted above")
     }
 
     /// How many hosts have an entry.
@@ -666,6 +662,39 @@ impl Sink for ByHost<'_> {
             return;
         }
         self.series(&sample.host).add_sample(&sample);
+    }
+}
+
+impl SampleVisitor for ByHost<'_> {
+    fn names(&mut self, names: &[&str]) {
+        self.visiting.clear();
+        for name in names {
+            let id = match self.ids.get(*name) {
+                Some(id) => *id,
+                None => {
+                    self.names.push(name.to_string());
+                    self.ids.insert(name.to_string(), self.names.len() - 1);
+                    self.names.len() - 1
+                }
+            };
+            self.visiting.push((id, self.query.wanted(name)));
+        }
+    }
+
+    fn wants(&self, place: usize) -> bool {
+        self.visiting.get(place).is_some_and(|(_, wanted)| *wanted)
+    }
+
+    fn sample(&mut self, host: &str, ts: Millis, values: &[(usize, f64)]) {
+        if self.query.host.as_ref().is_some_and(|one| one != host) {
+            return;
+        }
+        // Borrowed apart from the series, which is also in `self`.
+        let visiting = std::mem::take(&mut self.visiting);
+        let names = std::mem::take(&mut self.names);
+        self.series(host).add_values(ts, values, &visiting, &names);
+        self.visiting = visiting;
+        self.names = names;
     }
 }
 
@@ -838,7 +867,13 @@ pub(crate) struct Together<'q> {
     /// The start and place of the bucket the last sample went into: the
     /// next sample most likely goes there too.
     last: Option<(Millis, usize)>,
+    /// By field id ([`ByHost`]'s names): its place in `fields`, [`UNWANTED`],
+    /// or [`UNSEEN`] before the first sample that has it.
+    id_places: Vec<u32>,
 }
+
+const UNSEEN: u32 = u32::MAX;
+const UNWANTED: u32 = u32::MAX - 1;
 
 impl<'q> Together<'q> {
     fn new(query: &'q StatsQuery) -> Self {
@@ -851,6 +886,7 @@ impl<'q> Together<'q> {
             buckets: Vec::new(),
             starts: BTreeMap::new(),
             last: None,
+            id_places: Vec::new(),
         }
     }
 
@@ -939,6 +975,52 @@ impl<'q> Together<'q> {
                 figures.resize(place + 1, FieldStats::EMPTY);
             }
             figures[place].add(1, *value, *value);
+        }
+    }
+
+    /// Adds a sample visited by a [`ByHost`]: its fields by place in
+    /// `visiting` (each name's id in `names`, and whether it is wanted).
+    fn add_values(
+        &mut self,
+        ts: Millis,
+        values: &[(usize, f64)],
+        visiting: &[(usize, bool)],
+        names: &[String],
+    ) {
+        let bucket = self.bucket(ts);
+        self.buckets[bucket].0 = self.buckets[bucket].0.saturating_add(1);
+        for &(at, value) in values {
+            let Some(&(id, true)) = visiting.get(at) else {
+                continue;
+            };
+            let Some(place) = self.place_of_id(id, &names[id]) else {
+                continue;
+            };
+            let figures = &mut self.buckets[bucket].1;
+            if figures.len() <= place {
+                figures.resize(place + 1, FieldStats::EMPTY);
+            }
+            figures[place].add(1, value, value);
+        }
+    }
+
+    /// The place in `fields` of the field of id `id`, named `name`.
+    fn place_of_id(&mut self, id: usize, name: &str) -> Option<usize> {
+        if self.id_places.len() <= id {
+            self.id_places.resize(id + 1, UNSEEN);
+        }
+        match self.id_places[id] {
+            UNWANTED => None,
+            UNSEEN => {
+                let place = self.place_of(name);
+                self.id_places[id] = match place {
+                    // Fewer fields than `UNWANTED`: each took a sample's name.
+                    Some(place) => u32::try_from(place).unwrap_or(UNWANTED),
+                    None => UNWANTED,
+                };
+                place
+            }
+            place => Some(place as usize),
         }
     }
 
@@ -1097,6 +1179,15 @@ mod tests {
             let query = StatsQuery::new(from, end + 1, resolution, host.clone(), None);
             let (a, b) = (query.run(&compacted).unwrap(), query.run(&raw).unwrap());
             assert_same_buckets(&a, &b, resolution);
+            // Both are what the samples themselves give, added up here.
+            let mut expected = HostBuckets::new();
+            for sample in samples.iter().chain(&late) {
+                if (query.from..=query.to).contains(&sample.ts) {
+                    query.add_sample(&mut expected, sample.clone());
+                }
+            }
+            assert!(!expected.is_empty());
+            assert_same_buckets(&b, &expected, resolution);
             // The per-host answer, written from each host's figures, is the
             // answer written from the buckets, byte for byte.
             let narrowed = StatsQuery {
