@@ -1288,7 +1288,18 @@ fn behind_a_proxy_the_public_url_is_this_servers_origin_and_name() {
 fn answers_are_gzipped_for_clients_that_take_it() {
     let dir = tempfile::tempdir().unwrap();
     let alertd = Alertd::start(dir.path(), &config(&[RULE_X], ""));
-    for path in ["/", "/api/v1/rules", "/static/alertd.css"] {
+    let base = (now() - 600_000) / 10_000 * 10_000;
+    let samples: Vec<Value> = (0..200)
+        .map(
+            |i| json!({"host": format!("h{}", i % 20), "ts": base + i * 1000, "metrics": {"x": i}}),
+        )
+        .collect();
+    assert_eq!(alertd.push(Value::Array(samples)).0, 200);
+    let stats = format!(
+        "/api/v1/stats?from={base}&to={}&resolution=10s",
+        base + 200_000
+    );
+    for path in ["/", "/api/v1/rules", "/static/alertd.css", &stats] {
         let mut zipped = alertd
             .agent
             .get(alertd.url(path))
@@ -1298,8 +1309,19 @@ fn answers_are_gzipped_for_clients_that_take_it() {
         assert_eq!(zipped.headers()["content-encoding"], "gzip", "{path}");
         let packed = zipped.body_mut().read_to_vec().unwrap();
         assert_eq!(&packed[..2], [0x1f, 0x8b], "{path}: a gzip stream");
-        let plain = alertd.agent.get(alertd.url(path)).call().unwrap();
+        let mut plain = alertd.agent.get(alertd.url(path)).call().unwrap();
         assert!(plain.headers().get("content-encoding").is_none(), "{path}");
+        if path != "/" {
+            // The same bytes, unpacked (the incidents page says the time).
+            let mut unpacked = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&packed[..]),
+                &mut unpacked,
+            )
+            .unwrap();
+            assert_eq!(unpacked, plain.body_mut().read_to_vec().unwrap(), "{path}");
+            assert!(path != stats || unpacked.windows(4).any(|w| w == b"\"h19"));
+        }
     }
 }
 
