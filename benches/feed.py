@@ -19,26 +19,30 @@ FIELDS = [
 ]
 
 
+def post(url, hosts, ts):
+    """One sample of each of `hosts` hosts at `ts`, in one POST."""
+    body = [
+        {
+            "host": f"node-{host:05}",
+            "ts": ts,
+            "metrics": {field: round(random.random() * 100, 2) for field in FIELDS},
+        }
+        for host in range(hosts)
+    ]
+    request = urllib.request.Request(
+        url + "/api/v1/samples",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    urllib.request.urlopen(request).read()
+
+
 def main():
     url, hosts = sys.argv[1], int(sys.argv[2])
     while True:
         started = time.time()
-        ts = int(started * 1000)
-        body = [
-            {
-                "host": f"node-{host:05}",
-                "ts": ts,
-                "metrics": {field: round(random.random() * 100, 2) for field in FIELDS},
-            }
-            for host in range(hosts)
-        ]
-        request = urllib.request.Request(
-            url + "/api/v1/samples",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
         try:
-            urllib.request.urlopen(request).read()
+            post(url, hosts, int(started * 1000))
         except OSError as error:
             # The service restarting between measurements: go on.
             print(f"feed: {error}", file=sys.stderr, flush=True)

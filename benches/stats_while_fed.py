@@ -7,18 +7,13 @@ sample by sample). See docs/performance.md, "Start-up and stats over a week".
     python3 benches/stats_while_fed.py URL DATA_DIR SECONDS > measurements.txt
 """
 
-import json
-import random
 import subprocess
 import sys
 import time
 import urllib.request
 
-FIELDS = [
-    "cpu.usage", "mem.usage", "mem.free", "requests.count", "requests.latency_sum",
-    "requests.latency_avg", "eventsIn.count", "eventsOut.count", "warnings.count",
-    "errors.count",
-]
+import feed
+
 WEEK = 7 * 86_400_000
 
 
@@ -35,20 +30,7 @@ def main():
     while time.time() < end:
         tick = time.time()
         ts = int(tick * 1000)
-        body = [
-            {
-                "host": f"node-{host:05}",
-                "ts": ts,
-                "metrics": {field: round(random.random() * 100, 2) for field in FIELDS},
-            }
-            for host in range(1000)
-        ]
-        request = urllib.request.Request(
-            url + "/api/v1/samples",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        urllib.request.urlopen(request).read()
+        feed.post(url, 1000, ts)
         if time.time() >= next_measure:
             next_measure += 60
             raw = subprocess.run(
