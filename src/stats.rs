@@ -299,9 +299,12 @@ impl StatsQuery {
     /// ([`ByHost::write_entries`]). On `threads` threads at once: each reads
     /// the rollups of the hosts that fall to it by name (no host's figures
     /// are added up in two places); then, on this thread, the samples that
-    /// came after their time was rolled up and the samples not yet rolled
-    /// up, visited where they lie (no [`Sample`] made for each). The same
-    /// sums, bit for bit, at any number of threads. Blocking.
+    /// came after their time was rolled up, and the samples not yet rolled
+    /// up visited where they lie (without a [`Sample`] made for each where
+    /// the store can: the SQLite store's, but for one host's query while its
+    /// newest samples are not yet in blocks). A host's samples are added in
+    /// the order the store hands them, not in time order. The same sums, bit
+    /// for bit, at any number of threads. Blocking.
     pub(crate) fn read_hosts(
         &self,
         store: &dyn Store,
@@ -867,13 +870,13 @@ pub(crate) struct Together<'q> {
     /// The start and place of the bucket the last sample went into: the
     /// next sample most likely goes there too.
     last: Option<(Millis, usize)>,
-    /// By field id ([`ByHost`]'s names): its place in `fields`, [`UNWANTED`],
-    /// or [`UNSEEN`] before the first sample that has it.
-    id_places: Vec<u32>,
+    /// By field id ([`ByHost`]'s names), for the ids of this series'
+    /// samples only: its place in `fields` (`None`: not wanted). A map, not
+    /// a table by id: ids count every host's names, and a fleet whose hosts
+    /// each name fields of their own would make tables as long as all of
+    /// them, per host.
+    id_places: rustc_hash::FxHashMap<usize, Option<usize>>,
 }
-
-const UNSEEN: u32 = u32::MAX;
-const UNWANTED: u32 = u32::MAX - 1;
 
 impl<'q> Together<'q> {
     fn new(query: &'q StatsQuery) -> Self {
@@ -886,7 +889,7 @@ impl<'q> Together<'q> {
             buckets: Vec::new(),
             starts: BTreeMap::new(),
             last: None,
-            id_places: Vec::new(),
+            id_places: Default::default(),
         }
     }
 
@@ -1006,22 +1009,12 @@ impl<'q> Together<'q> {
 
     /// The place in `fields` of the field of id `id`, named `name`.
     fn place_of_id(&mut self, id: usize, name: &str) -> Option<usize> {
-        if self.id_places.len() <= id {
-            self.id_places.resize(id + 1, UNSEEN);
+        if let Some(place) = self.id_places.get(&id) {
+            return *place;
         }
-        match self.id_places[id] {
-            UNWANTED => None,
-            UNSEEN => {
-                let place = self.place_of(name);
-                self.id_places[id] = match place {
-                    // Fewer fields than `UNWANTED`: each took a sample's name.
-                    Some(place) => u32::try_from(place).unwrap_or(UNWANTED),
-                    None => UNWANTED,
-                };
-                place
-            }
-            place => Some(place as usize),
-        }
+        let place = self.place_of(name);
+        self.id_places.insert(id, place);
+        place
     }
 
     /// Adds the buckets to `buckets`.
@@ -1140,6 +1133,13 @@ mod tests {
                     if i % 5 == 0 {
                         fields.push(("errors.count", (i % 3) as f64));
                     }
+                    // A field of its own, named first or last.
+                    let own = format!("{host}.own");
+                    match i % 7 {
+                        0 => fields.insert(0, (&own, i as f64)),
+                        1 => fields.push((&own, -(i as f64))),
+                        _ => {}
+                    }
                     Sample::new(host, base + i * 7_001, &fields)
                 })
             })
@@ -1179,21 +1179,26 @@ mod tests {
             let query = StatsQuery::new(from, end + 1, resolution, host.clone(), None);
             let (a, b) = (query.run(&compacted).unwrap(), query.run(&raw).unwrap());
             assert_same_buckets(&a, &b, resolution);
-            // Both are what the samples themselves give, added up here.
-            let mut expected = HostBuckets::new();
-            for sample in samples.iter().chain(&late) {
-                if (query.from..=query.to).contains(&sample.ts) {
-                    query.add_sample(&mut expected, sample.clone());
-                }
-            }
-            assert!(!expected.is_empty());
-            assert_same_buckets(&b, &expected, resolution);
-            // The per-host answer, written from each host's figures, is the
-            // answer written from the buckets, byte for byte.
             let narrowed = StatsQuery {
-                fields: Some(vec!["errors.count".to_string(), "none".to_string()]),
+                fields: Some(vec!["errors.count".to_string(), "b.own".to_string()]),
                 ..query.clone()
             };
+            // Both stores give what the samples themselves give, added up
+            // here, with every field or some.
+            for query in [&query, &narrowed] {
+                let mut expected = HostBuckets::new();
+                for sample in samples.iter().chain(&late) {
+                    if (query.from..=query.to).contains(&sample.ts) {
+                        query.add_sample(&mut expected, sample.clone());
+                    }
+                }
+                assert!(!expected.is_empty());
+                for store in [&compacted, &raw] {
+                    assert_same_buckets(&query.run(store).unwrap(), &expected, resolution);
+                }
+            }
+            // The per-host answer, written from each host's figures, is the
+            // answer written from the buckets, byte for byte.
             for store in [&compacted, &raw] {
                 for query in [&query, &narrowed] {
                     let buckets = StatsAnswer {
