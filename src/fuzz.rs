@@ -172,7 +172,7 @@ pub fn stored(data: &[u8]) {
                 .collect();
             one_by_one.push((ts, fields));
         }
-        let mut visited = Visited::default();
+        let mut visited = block::Seen::default();
         let whole = reader.visit(
             "h",
             (i64::MIN, i64::MAX),
@@ -399,26 +399,5 @@ pub fn exposition(data: &[u8]) {
             error.line,
             text.lines().count()
         ),
-    }
-}
-
-/// The samples a block visit hands over, each field by name.
-#[derive(Default)]
-struct Visited {
-    names: Vec<String>,
-    samples: Vec<(i64, Vec<(String, u64)>)>,
-}
-
-impl crate::store::SampleVisitor for Visited {
-    fn names(&mut self, names: &[&str]) {
-        self.names = names.iter().map(|name| name.to_string()).collect();
-    }
-
-    fn sample(&mut self, _host: &str, ts: i64, values: &[(usize, f64)]) {
-        let fields = values
-            .iter()
-            .map(|&(place, value)| (self.names[place].clone(), value.to_bits()))
-            .collect();
-        self.samples.push((ts, fields));
     }
 }

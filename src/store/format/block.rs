@@ -702,6 +702,35 @@ impl Room {
     }
 }
 
+/// What a visit hands over, recorded: per sample its time and its fields by
+/// name with their values' bits (the block tests and the `stored` fuzz
+/// target compare it with reading sample by sample).
+#[cfg(any(test, feature = "fuzzing"))]
+#[derive(Default)]
+pub struct Seen {
+    names: Vec<String>,
+    /// Which places are wanted: every `want`-th (all when 1 or 0).
+    pub want: usize,
+    pub samples: Vec<(Millis, Vec<(String, u64)>)>,
+}
+
+#[cfg(any(test, feature = "fuzzing"))]
+impl crate::store::SampleVisitor for Seen {
+    fn names(&mut self, names: &[&str]) {
+        self.names = names.iter().map(|name| name.to_string()).collect();
+    }
+    fn wants(&self, place: usize) -> bool {
+        place.is_multiple_of(self.want.max(1))
+    }
+    fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
+        let fields = values
+            .iter()
+            .map(|&(place, value)| (self.names[place].clone(), value.to_bits()))
+            .collect();
+        self.samples.push((ts, fields));
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -787,31 +816,6 @@ pub(crate) mod tests {
                 // Either an error or some samples: never a panic.
                 let _ = BlockReader::new(&damaged).and_then(|reader| reader.samples("h"));
             }
-        }
-    }
-
-    /// What a visit hands over: per sample its time and its fields by name.
-    #[derive(Default)]
-    struct Seen {
-        names: Vec<String>,
-        /// Which places are wanted: every `want`-th, or all when 1.
-        want: usize,
-        samples: Vec<(Millis, Vec<(String, u64)>)>,
-    }
-
-    impl crate::store::SampleVisitor for Seen {
-        fn names(&mut self, names: &[&str]) {
-            self.names = names.iter().map(|name| name.to_string()).collect();
-        }
-        fn wants(&self, place: usize) -> bool {
-            place.is_multiple_of(self.want)
-        }
-        fn sample(&mut self, _host: &str, ts: Millis, values: &[(usize, f64)]) {
-            let fields = values
-                .iter()
-                .map(|&(place, value)| (self.names[place].clone(), value.to_bits()))
-                .collect();
-            self.samples.push((ts, fields));
         }
     }
 
