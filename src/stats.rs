@@ -656,15 +656,7 @@ impl Sink for ByHost<'_> {
     }
 
     fn sample(&mut self, sample: Sample) {
-        if self
-            .query
-            .host
-            .as_ref()
-            .is_some_and(|host| *host != sample.host)
-        {
-            return;
-        }
-        self.series(&sample.host).add_sample(&sample);
+        crate::store::visit_sample(self, &sample, &mut Vec::new());
     }
 }
 
@@ -962,23 +954,6 @@ impl<'q> Together<'q> {
         }
         self.point_buckets = at;
         self.column_places = places;
-    }
-
-    /// Adds a sample as it lies.
-    fn add_sample(&mut self, sample: &Sample) {
-        let bucket = self.bucket(sample.ts);
-        let samples = &mut self.buckets[bucket].0;
-        *samples = samples.saturating_add(1);
-        for (field, value) in &sample.metrics {
-            let Some(place) = self.place_of(field) else {
-                continue;
-            };
-            let figures = &mut self.buckets[bucket].1;
-            if figures.len() <= place {
-                figures.resize(place + 1, FieldStats::EMPTY);
-            }
-            figures[place].add(1, *value, *value);
-        }
     }
 
     /// Adds a sample visited by a [`ByHost`]: its fields by place in
