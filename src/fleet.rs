@@ -14,8 +14,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::duration::Millis;
-use crate::stats::{Bucket, FieldStats, StatsQuery, rolled_parts};
-use crate::store::damage::or_skip;
+use crate::stats::{Bucket, FieldStats, StatsQuery, rolled_parts, scan_totals};
 use crate::store::rollup::{Step, Totals};
 use crate::store::{ALL_HOSTS, RollupQuery, SampleVisitor, Store, StoreError};
 
@@ -198,17 +197,8 @@ impl FrameQuery {
                     fields: Some(&self.fields),
                     totals_only: true,
                 };
-                // Column by column, the fields asked for only.
-                let mut totals = Totals::default();
-                store.scan_rollup_rows(&rollups, &mut |host, row| {
-                    let decoded =
-                        or_skip(totals.decode(row, Some(&self.fields), (from, to)), || {
-                            format!("a rollup row of host {host:?}")
-                        })?;
-                    if decoded.is_some() && !totals.stamps.is_empty() {
-                        reader.totals(host, &totals);
-                    }
-                    Ok(())
+                scan_totals(store, &rollups, &|_| true, &mut |host, totals| {
+                    reader.totals(host, totals)
                 })?;
             }
             let end = self.to.min(raw.saturating_sub(1));

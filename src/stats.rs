@@ -427,18 +427,8 @@ impl StatsQuery {
             fields: self.fields.as_deref(),
             totals_only: true,
         };
-        let mut totals = Totals::default();
-        store.scan_rollup_rows(&query, &mut |host, row| {
-            if !mine(host) {
-                return Ok(());
-            }
-            let decoded = or_skip(totals.decode(row, query.fields, (from, to)), || {
-                format!("a rollup row of host {host:?}")
-            })?;
-            if decoded.is_some() && !totals.stamps.is_empty() {
-                sink.totals(host, &totals);
-            }
-            Ok(())
+        scan_totals(store, &query, mine, &mut |host, totals| {
+            sink.totals(host, totals)
         })
     }
 
@@ -548,6 +538,32 @@ impl StatsQuery {
             }
         }
     }
+}
+
+/// Hands `visit` the rolled-up points of `query` of each row of the hosts
+/// `mine` takes (the others' rows are not decoded), column by column, the
+/// query's fields only; a row that cannot be decoded is left out (logged
+/// and counted), as damaged rows are.
+pub(crate) fn scan_totals(
+    store: &dyn Store,
+    query: &RollupQuery<'_>,
+    mine: &dyn Fn(&str) -> bool,
+    visit: &mut dyn FnMut(&str, &Totals),
+) -> Result<(), StoreError> {
+    let mut totals = Totals::default();
+    store.scan_rollup_rows(query, &mut |host, row| {
+        if !mine(host) {
+            return Ok(());
+        }
+        let decoded = or_skip(
+            totals.decode(row, query.fields, (query.from, query.to)),
+            || format!("a rollup row of host {host:?}"),
+        )?;
+        if decoded.is_some() && !totals.stamps.is_empty() {
+            visit(host, &totals);
+        }
+        Ok(())
+    })
 }
 
 /// What a query's reads are added to.
